@@ -1,0 +1,275 @@
+//! Wire types of the HTTP API under `/api/v1`, shared by the server (which documents them
+//! in its OpenAPI document) and the client.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::digest::Digest;
+use crate::lifecycle::Lifecycle;
+use crate::manifest::{ArtifactRole, FieldError, Manifest, Visibility};
+
+/// An RFC 9457 problem details document, as every API error is returned.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// Stable URI naming the kind of problem, e.g. `urn:agora:problem:not-found`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Field-level problems of the request, when there are any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One file of a release, already uploaded as a blob.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ArtifactRef {
+    /// Path inside the plugin directory, e.g. `plugin.wasm`.
+    pub path: String,
+    #[schema(value_type = String, example = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")]
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// `POST /api/v1/plugins/{publisher}/{name}/versions`: a new release.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// The manifest exactly as written in `plugin.yaml`; its sha256 is the manifest digest.
+    pub manifest: String,
+    /// Every other file of the release (module or binaries, README, ...), uploaded first.
+    pub artifacts: Vec<ArtifactRef>,
+    /// The signed release statement (a DSSE envelope). Optional until signing is enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<serde_json::Value>,
+}
+
+/// A stored artifact of a published version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Artifact {
+    pub path: String,
+    pub role: ArtifactRole,
+    #[schema(value_type = String)]
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// One published version with everything needed to install it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VersionDetail {
+    pub publisher: String,
+    pub name: String,
+    pub version: String,
+    pub state: Lifecycle,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    #[schema(value_type = String)]
+    pub manifest_digest: Digest,
+    pub manifest: Manifest,
+    pub artifacts: Vec<Artifact>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<serde_json::Value>,
+    pub downloads: u64,
+    /// RFC 3339 time of publication.
+    pub published_at: String,
+    pub published_by: String,
+}
+
+/// One line of a version history.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VersionSummary {
+    pub version: String,
+    pub state: Lifecycle,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    #[schema(value_type = String)]
+    pub manifest_digest: Digest,
+    pub downloads: u64,
+    pub published_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VersionList {
+    pub publisher: String,
+    pub name: String,
+    /// Newest first, by semantic version precedence.
+    pub versions: Vec<VersionSummary>,
+}
+
+/// A plugin as shown in listings and search results.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PluginSummary {
+    pub publisher: String,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    pub runtime: String,
+    pub visibility: Visibility,
+    /// Newest version that dependency resolution may choose, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_version: Option<String>,
+    pub tags: Vec<String>,
+    pub categories: Vec<String>,
+    pub capabilities: Vec<String>,
+    pub downloads: u64,
+    pub updated_at: String,
+}
+
+/// `GET /api/v1/plugins/{publisher}/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PluginDetail {
+    #[serde(flatten)]
+    pub summary: PluginSummary,
+    pub created_at: String,
+    /// The manifest of the latest version, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<VersionDetail>,
+    pub versions: Vec<VersionSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SearchPage {
+    pub items: Vec<PluginSummary>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `PATCH .../versions/{version}`: change a version's lifecycle state.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleRequest {
+    pub state: Lifecycle,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For deprecation: the plugin users should move to, as `publisher/name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+}
+
+/// `PATCH /api/v1/plugins/{publisher}/{name}`: plugin-level settings.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSettings {
+    pub visibility: Visibility,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublishResponse {
+    pub publisher: String,
+    pub name: String,
+    pub version: String,
+    #[schema(value_type = String)]
+    pub manifest_digest: Digest,
+    pub artifacts: Vec<Artifact>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BlobInfo {
+    #[schema(value_type = String)]
+    pub digest: Digest,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePublisher {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Publisher {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub members: Vec<Member>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Member {
+    pub username: String,
+    /// `owner` or `member`.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub username: String,
+    /// `admin`, `publisher` or `user` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub username: String,
+    pub role: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// A label for the token, e.g. `ci`.
+    pub name: String,
+    /// Space-separated scopes: `admin`, `read:private`, `publish:*`, `publish:PUBLISHER`.
+    pub scopes: String,
+    /// Lifetime in seconds; absent for a token that never expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_seconds: Option<u64>,
+    /// Create the token for this user instead of the caller (admins only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_user: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub name: String,
+    pub scopes: String,
+    pub username: String,
+    /// The first characters of the token, to recognise it.
+    pub prefix: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+}
+
+/// The answer to token creation: the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedToken {
+    pub token: String,
+    pub info: TokenInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    pub username: String,
+    pub role: String,
+    pub scopes: String,
+    pub publishers: Vec<String>,
+}

@@ -1,0 +1,19 @@
+//! Agora's pure domain: plugin names, versions and requirements, the plugin manifest
+//! (`plugin.yaml`) and its JSON Schema, content digests, lifecycle states, token scopes,
+//! and the wire types of the HTTP API shared by server and client.
+//!
+//! Architecture invariant: nothing in this crate does I/O. Callers hand it bytes and
+//! values; it hands back validated types or errors that name the field at fault.
+
+pub mod api;
+pub mod digest;
+pub mod lifecycle;
+pub mod manifest;
+pub mod name;
+pub mod scope;
+
+pub use digest::{Digest, DigestError, Sha256Hasher};
+pub use lifecycle::{Lifecycle, LifecycleError};
+pub use manifest::{FieldError, Manifest, ManifestError, Runtime, RuntimeKind, Visibility};
+pub use name::{NameError, PluginRef, Slug};
+pub use scope::{Scope, ScopeError};

@@ -1,0 +1,157 @@
+use super::*;
+
+const GOOD: &str = r#"
+api_version: agora/v1
+publisher: acme
+name: jira-ticket
+version: 1.2.0
+display_name: Jira Ticket Plugin
+description: Create and update Jira issues
+license: Apache-2.0
+homepage: https://example.com/jira
+provider: atlassian
+categories: [ticketing]
+tags: [jira, issues]
+runtime:
+  type: wasm
+  module: plugin.wasm
+entrypoints:
+  send: { path: /send, timeout_ms: 5000 }
+compatibility: { runner_api: v1, min_core: 1.2.0 }
+dependencies: { acme/http-utils: "^1.0" }
+capabilities: [outbound_http, secrets_read]
+network: { outbound_hosts: [jira.example.com] }
+resources: { memory_mb: 128, timeout_ms: 30000, max_fds: 64 }
+secrets: [JIRA_TOKEN]
+contact: { support: support@example.com }
+"#;
+
+fn errors_of(text: &str) -> Vec<FieldError> {
+    match Manifest::from_yaml(text) {
+        Err(ManifestError::Invalid(errors)) => errors,
+        other => panic!("expected field errors, got {other:?}"),
+    }
+}
+
+fn with(line_from: &str, line_to: &str) -> String {
+    assert!(GOOD.contains(line_from), "fixture lacks {line_from}");
+    GOOD.replace(line_from, line_to)
+}
+
+#[test]
+fn a_complete_manifest_parses() {
+    let m = Manifest::from_yaml(GOOD).unwrap();
+    assert_eq!(m.plugin_ref().to_string(), "acme/jira-ticket");
+    assert_eq!(m.version, semver::Version::new(1, 2, 0));
+    assert_eq!(m.runtime.kind, RuntimeKind::Wasm);
+    assert_eq!(m.visibility, Visibility::Public);
+    assert_eq!(m.parsed_dependencies().len(), 1);
+    assert_eq!(m.role_of("plugin.wasm"), Some(ArtifactRole::Module));
+    assert_eq!(m.role_of("README.md"), Some(ArtifactRole::Readme));
+    assert_eq!(m.role_of("notes.txt"), None);
+}
+
+#[test]
+fn unknown_fields_are_named() {
+    let errors = errors_of(&format!("{GOOD}\nfavourite_colour: blue\n"));
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].problem.contains("favourite_colour"), "{:?}", errors[0]);
+}
+
+#[test]
+fn an_invalid_name_names_the_field_and_the_rule() {
+    let errors = errors_of(&with("publisher: acme", "publisher: ../Acme"));
+    assert_eq!(errors[0].field, "publisher");
+    assert!(errors[0].expected.as_deref().unwrap().contains("lowercase letters"));
+}
+
+#[test]
+fn an_invalid_version_is_refused() {
+    for bad in ["1.2", "01.2.0", "v1.2.0", "latest"] {
+        let errors = errors_of(&with("version: 1.2.0", &format!("version: \"{bad}\"")));
+        assert_eq!(errors[0].field, "version", "{bad}");
+        assert!(errors[0].expected.as_deref().unwrap().contains("semantic version"));
+    }
+}
+
+#[test]
+fn a_wrong_runtime_type_lists_what_is_accepted() {
+    let errors = errors_of(&with("type: wasm", "type: python"));
+    assert_eq!(errors[0].field, "runtime.type");
+    assert!(errors[0].expected.as_deref().unwrap().contains("\"exec\""));
+}
+
+#[test]
+fn a_runtime_must_name_its_files() {
+    let errors = errors_of(&with("  module: plugin.wasm\n", ""));
+    assert!(errors.iter().any(|e| e.field == "runtime" && e.problem.contains("module")), "{errors:?}");
+}
+
+#[test]
+fn path_tricks_in_files_are_refused() {
+    for bad in ["../../etc/passwd", "/etc/passwd", "a/../../b", "a//b"] {
+        let errors = errors_of(&with("module: plugin.wasm", &format!("module: \"{bad}\"")));
+        assert_eq!(errors[0].field, "runtime.module", "{bad}: {errors:?}");
+    }
+}
+
+#[test]
+fn bad_dependency_requirements_are_named() {
+    let errors = errors_of(&with("\"^1.0\"", "\"one point oh\""));
+    assert_eq!(errors[0].field, "dependencies.acme/http-utils");
+}
+
+#[test]
+fn hosts_without_the_capability_are_refused() {
+    let errors = errors_of(&with("capabilities: [outbound_http, secrets_read]", "capabilities: [secrets_read]"));
+    assert_eq!(errors[0].field, "capabilities");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = with("publisher: acme", "publisher: ACME").replace("license: Apache-2.0\n", "");
+    let errors = errors_of(&text);
+    assert!(errors.len() >= 2, "{errors:?}");
+}
+
+#[test]
+fn oversize_manifests_are_refused_before_parsing() {
+    let text = format!("{GOOD}\n# {}\n", "x".repeat(MAX_MANIFEST_BYTES));
+    assert!(matches!(Manifest::from_yaml(&text), Err(ManifestError::TooLarge { .. })));
+}
+
+#[test]
+fn alias_bombs_are_refused() {
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 0..9u8 {
+        let prev = (b'a' + i) as char;
+        let next = (b'a' + i + 1) as char;
+        bomb.push_str(&format!("{next}: &{next} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+    }
+    assert!(matches!(Manifest::from_yaml(&bomb), Err(ManifestError::Yaml(_))));
+}
+
+#[test]
+fn malformed_yaml_and_duplicate_keys_are_refused() {
+    assert!(matches!(Manifest::from_yaml("name: [unclosed"), Err(ManifestError::Yaml(_))));
+    assert!(matches!(Manifest::from_yaml(&format!("{GOOD}\nname: other\n")), Err(ManifestError::Yaml(_))));
+    assert!(matches!(Manifest::from_yaml("- a\n- b\n"), Err(ManifestError::Invalid(_))));
+}
+
+#[test]
+fn deep_nesting_is_refused() {
+    let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
+    assert!(Manifest::from_yaml(&deep).is_err());
+}
+
+#[test]
+fn very_long_strings_are_refused_with_the_limit() {
+    let errors = errors_of(&with("description: Create and update Jira issues", &format!("description: {}", "d".repeat(5000))));
+    assert_eq!(errors[0].field, "description");
+    assert!(errors[0].expected.as_deref().unwrap().contains("1000"));
+}
+
+#[test]
+fn the_schema_is_valid_json_schema() {
+    jsonschema::meta::validate(&SCHEMA).expect("schema conforms to its meta-schema");
+}

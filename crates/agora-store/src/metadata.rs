@@ -1,0 +1,281 @@
+//! The metadata store's contract and its records.
+
+use agora_core::{Digest, Lifecycle, Manifest, Visibility, manifest::ArtifactRole};
+use async_trait::async_trait;
+
+use crate::StoreError;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Publisher,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Publisher => "publisher",
+            Role::User => "user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "publisher" => Some(Role::Publisher),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub user_id: i64,
+    pub name: String,
+    /// sha256 of the secret, hex; the secret itself is never stored.
+    pub hash: String,
+    pub prefix: String,
+    pub scopes: String,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub username: String,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublisherRecord {
+    pub id: i64,
+    pub name: String,
+    pub display_name: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberRecord {
+    pub username: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PluginRecord {
+    pub id: i64,
+    pub publisher_id: i64,
+    pub publisher: String,
+    pub name: String,
+    pub visibility: Visibility,
+    pub display_name: String,
+    pub description: String,
+    pub provider: Option<String>,
+    pub runtime: String,
+    pub latest_version: Option<String>,
+    pub downloads: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub tags: Vec<String>,
+    pub categories: Vec<String>,
+    pub capabilities: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VersionRecord {
+    pub id: i64,
+    pub plugin_id: i64,
+    pub version: String,
+    /// The validated manifest as JSON.
+    pub manifest: String,
+    pub manifest_digest: Digest,
+    pub signature: Option<String>,
+    pub state: Lifecycle,
+    pub state_reason: Option<String>,
+    pub replacement: Option<String>,
+    pub downloads: i64,
+    pub published_at: i64,
+    pub published_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactRecord {
+    pub path: String,
+    pub role: ArtifactRole,
+    pub digest: Digest,
+    pub size: i64,
+}
+
+/// Everything needed to create a version, already validated by the caller.
+#[derive(Debug, Clone)]
+pub struct NewRelease {
+    pub publisher_id: i64,
+    pub manifest: Manifest,
+    pub manifest_digest: Digest,
+    pub signature: Option<String>,
+    /// Every file of the release including the manifest itself.
+    pub artifacts: Vec<ArtifactRecord>,
+    pub published_by: i64,
+    pub actor: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LifecycleChange {
+    pub version_id: i64,
+    pub state: Lifecycle,
+    pub reason: Option<String>,
+    pub replacement: Option<String>,
+    pub actor: String,
+}
+
+/// Who is looking: decides which private plugins exist for them.
+#[derive(Debug, Clone, Default)]
+pub struct Viewer {
+    /// Sees everything.
+    pub admin: bool,
+    /// Publishers whose private plugins this viewer may see.
+    pub private_publishers: Vec<i64>,
+}
+
+impl Viewer {
+    pub fn anonymous() -> Viewer {
+        Viewer::default()
+    }
+
+    pub fn can_see(&self, plugin: &PluginRecord) -> bool {
+        self.admin
+            || plugin.visibility == Visibility::Public
+            || self.private_publishers.contains(&plugin.publisher_id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchSort {
+    Relevance,
+    Downloads,
+    Recent,
+    Name,
+}
+
+impl SearchSort {
+    pub fn parse(s: &str) -> Option<SearchSort> {
+        Some(match s {
+            "relevance" => SearchSort::Relevance,
+            "downloads" => SearchSort::Downloads,
+            "recent" => SearchSort::Recent,
+            "name" => SearchSort::Name,
+            _ => return None,
+        })
+    }
+}
+
+/// Where the previous page ended: the sort key and id of its last row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SearchCursor {
+    Relevance { score: f64, id: i64 },
+    Downloads { downloads: i64, id: i64 },
+    Recent { updated_at: i64, id: i64 },
+    Name { name: String, id: i64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    pub text: Option<String>,
+    pub tag: Option<String>,
+    pub category: Option<String>,
+    pub provider: Option<String>,
+    pub capability: Option<String>,
+    pub runtime: Option<String>,
+    pub sort: SearchSort,
+    pub after: Option<SearchCursor>,
+    pub limit: u32,
+    pub viewer: Viewer,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchResult {
+    pub plugins: Vec<PluginRecord>,
+    pub next: Option<SearchCursor>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: Option<String>,
+}
+
+/// The metadata store. Every method that changes more than one row is one transaction.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    async fn create_user(&self, username: &str, role: Role) -> Result<UserRecord>;
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>>;
+    async fn list_users(&self) -> Result<Vec<UserRecord>>;
+
+    async fn create_token(&self, token: NewToken) -> Result<TokenRecord>;
+    /// The live token with this hash and its user; expired and revoked tokens are returned
+    /// too, so the caller can say why they are refused.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenRecord, UserRecord)>>;
+    async fn list_tokens(&self, user_id: Option<i64>) -> Result<Vec<TokenRecord>>;
+    /// Revokes a token; with `owner`, only if it belongs to that user. False when no such token.
+    async fn revoke_token(&self, id: i64, owner: Option<i64>, at: i64) -> Result<bool>;
+    async fn touch_token(&self, id: i64, at: i64) -> Result<()>;
+
+    async fn create_publisher(&self, name: &str, display_name: Option<&str>, owner: &UserRecord) -> Result<PublisherRecord>;
+    async fn publisher_by_name(&self, name: &str) -> Result<Option<PublisherRecord>>;
+    async fn list_publishers(&self) -> Result<Vec<PublisherRecord>>;
+    async fn members(&self, publisher_id: i64) -> Result<Vec<MemberRecord>>;
+    async fn add_member(&self, publisher_id: i64, user: &UserRecord, role: &str, actor: &str) -> Result<()>;
+    /// Names and ids of the publishers a user belongs to.
+    async fn memberships(&self, user_id: i64) -> Result<Vec<(i64, String)>>;
+
+    async fn plugin(&self, publisher: &str, name: &str) -> Result<Option<PluginRecord>>;
+    async fn set_visibility(&self, plugin_id: i64, visibility: Visibility, actor: &str) -> Result<()>;
+    /// Every version of a plugin, newest first by semver precedence.
+    async fn versions(&self, plugin_id: i64) -> Result<Vec<VersionRecord>>;
+    async fn version(&self, plugin_id: i64, version: &str) -> Result<Option<VersionRecord>>;
+    async fn artifacts(&self, version_id: i64) -> Result<Vec<ArtifactRecord>>;
+
+    /// Creates a version (and its plugin on first publish). `Conflict` if it exists.
+    async fn publish(&self, release: NewRelease) -> Result<VersionRecord>;
+    /// Changes a version's state. For a removal, returns the digests no longer referenced
+    /// by any downloadable version, whose bytes the caller should delete.
+    async fn set_lifecycle(&self, change: LifecycleChange) -> Result<(VersionRecord, Vec<Digest>)>;
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResult>;
+
+    /// Records a blob written to the blob store (idempotent).
+    async fn record_blob(&self, digest: &Digest, size: u64, uploaded_by: i64) -> Result<()>;
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>>;
+    /// Whether some downloadable version the viewer can see refers to this blob.
+    async fn blob_readable(&self, digest: &Digest, viewer: &Viewer) -> Result<bool>;
+    /// Counts a download of a release's main artifact (module or binary).
+    async fn count_download(&self, digest: &Digest) -> Result<()>;
+
+    async fn audit_events(&self, target_prefix: Option<&str>, limit: u32) -> Result<Vec<AuditRecord>>;
+}

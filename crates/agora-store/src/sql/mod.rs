@@ -1,0 +1,700 @@
+//! [`SqlStore`]: the metadata store on SQLite or PostgreSQL through `sqlx::Any`.
+//!
+//! Queries are written once in the SQL both engines accept (`$N` placeholders, `ON
+//! CONFLICT`, `RETURNING`); what differs (schema DDL, full-text search) is chosen by
+//! [`Dialect`]. On SQLite all writes go through a pool of one connection, so writers queue
+//! instead of failing with "database is locked"; reads use their own pool (WAL mode).
+
+mod rows;
+mod search;
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use agora_core::{Digest, Lifecycle, Manifest, Visibility};
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Any, AnyPool, Row, SqlStr, Transaction};
+
+use crate::metadata::*;
+use crate::{StoreError, now_ms};
+use rows::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn of_url(url: &str) -> Result<Dialect> {
+        if url.starts_with("sqlite:") {
+            Ok(Dialect::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Dialect::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.chars().take(40).collect()))
+        }
+    }
+
+    fn migrator(self) -> Migrator {
+        let sql = match self {
+            Dialect::Sqlite => include_str!("../../migrations/sqlite/0001_init.sql"),
+            Dialect::Postgres => include_str!("../../migrations/postgres/0001_init.sql"),
+        };
+        Migrator {
+            migrations: Cow::Owned(vec![Migration::new(
+                1,
+                Cow::Borrowed("init"),
+                MigrationType::Simple,
+                SqlStr::from_static(sql),
+                false,
+            )]),
+            ..Migrator::DEFAULT
+        }
+    }
+}
+
+/// The SQL metadata store.
+#[derive(Clone)]
+pub struct SqlStore {
+    read: AnyPool,
+    write: AnyPool,
+    dialect: Dialect,
+}
+
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32000;";
+
+impl SqlStore {
+    /// Connects to `sqlite://PATH` (created if missing) or `postgres://...` and applies
+    /// pending migrations.
+    pub async fn connect(url: &str) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::of_url(url)?;
+        let store = match dialect {
+            Dialect::Sqlite => {
+                let url = if url.contains("mode=") {
+                    url.to_owned()
+                } else if url.contains('?') {
+                    format!("{url}&mode=rwc")
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                let options = || {
+                    AnyPoolOptions::new()
+                        .acquire_timeout(Duration::from_secs(30))
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
+                                Ok(())
+                            })
+                        })
+                };
+                let write = options().max_connections(1).connect(&url).await?;
+                dialect.migrator().run(&write).await?;
+                let read = options().max_connections(8).connect(&url).await?;
+                SqlStore { read, write, dialect }
+            }
+            Dialect::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?;
+                dialect.migrator().run(&pool).await?;
+                SqlStore { read: pool.clone(), write: pool, dialect }
+            }
+        };
+        Ok(store)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    async fn audit(
+        tx: &mut Transaction<'static, Any>,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: Option<String>,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO audit_events (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(now_ms())
+            .bind(actor)
+            .bind(action)
+            .bind(target)
+            .bind(detail)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Recomputes a plugin's listing fields and labels from its latest resolvable version.
+    async fn refresh_plugin(tx: &mut Transaction<'static, Any>, plugin_id: i64, now: i64) -> Result<()> {
+        let rows = sqlx::query("SELECT id, version, state FROM versions WHERE plugin_id = $1")
+            .bind(plugin_id)
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut candidates = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let version = parse_version(&row.try_get::<String, _>("version")?)?;
+            let state = parse_state(&row.try_get::<String, _>("state")?)?;
+            candidates.push((id, version, state));
+        }
+        let latest = pick_latest(&candidates);
+        // Listing fields come from the latest resolvable version, else from the newest one.
+        let source = latest.or_else(|| {
+            candidates
+                .iter()
+                .filter(|(_, _, s)| *s != Lifecycle::Removed)
+                .max_by(|a, b| a.1.cmp(&b.1))
+                .map(|c| c.0)
+        });
+        let latest_version = latest
+            .and_then(|id| candidates.iter().find(|c| c.0 == id))
+            .map(|c| c.1.to_string());
+        let Some(source) = source else {
+            sqlx::query("UPDATE plugins SET latest_version = NULL, updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(plugin_id)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("DELETE FROM plugin_labels WHERE plugin_id = $1").bind(plugin_id).execute(&mut **tx).await?;
+            return Ok(());
+        };
+        let manifest_json: String = sqlx::query_scalar("SELECT manifest FROM versions WHERE id = $1")
+            .bind(source)
+            .fetch_one(&mut **tx)
+            .await?;
+        let m: Manifest = serde_json::from_str(&manifest_json)
+            .map_err(|e| StoreError::Corrupt(format!("manifest of version row {source}: {e}")))?;
+        let keywords = m
+            .tags
+            .iter()
+            .chain(&m.categories)
+            .chain(m.provider.iter())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        sqlx::query(
+            "UPDATE plugins SET display_name = $1, description = $2, provider = $3, runtime = $4, \
+             keywords = $5, latest_version = $6, updated_at = $7 WHERE id = $8",
+        )
+        .bind(m.title())
+        .bind(&m.description)
+        .bind(m.provider.as_deref())
+        .bind(m.runtime.kind.as_str())
+        .bind(&keywords)
+        .bind(latest_version)
+        .bind(now)
+        .bind(plugin_id)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("DELETE FROM plugin_labels WHERE plugin_id = $1").bind(plugin_id).execute(&mut **tx).await?;
+        let labels = m
+            .tags
+            .iter()
+            .map(|v| ("tag", v))
+            .chain(m.categories.iter().map(|v| ("category", v)))
+            .chain(m.capabilities.iter().map(|v| ("capability", v)));
+        for (kind, value) in labels {
+            sqlx::query("INSERT INTO plugin_labels (plugin_id, kind, value) VALUES ($1, $2, $3)")
+                .bind(plugin_id)
+                .bind(kind)
+                .bind(value)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn load_labels(&self, plugins: &mut [PluginRecord]) -> Result<()> {
+        if plugins.is_empty() {
+            return Ok(());
+        }
+        let placeholders = (1..=plugins.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT plugin_id, kind, value FROM plugin_labels WHERE plugin_id IN ({placeholders}) ORDER BY value"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for p in plugins.iter() {
+            query = query.bind(p.id);
+        }
+        for row in query.fetch_all(&self.read).await? {
+            let id: i64 = row.try_get("plugin_id")?;
+            let kind: String = row.try_get("kind")?;
+            let value: String = row.try_get("value")?;
+            if let Some(p) = plugins.iter_mut().find(|p| p.id == id) {
+                match kind.as_str() {
+                    "tag" => p.tags.push(value),
+                    "category" => p.categories.push(value),
+                    _ => p.capabilities.push(value),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn version_by_id(&self, id: i64) -> Result<VersionRecord> {
+        let row = sqlx::query(version_select("v.id = $1")).bind(id).fetch_one(&self.write).await?;
+        version_from_row(&row)
+    }
+}
+
+fn version_select(condition: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(format!(
+        "SELECT v.id, v.plugin_id, v.version, v.manifest, v.manifest_digest, v.signature, v.state, \
+         v.state_reason, v.replacement, v.downloads, v.published_at, u.username AS published_by \
+         FROM versions v JOIN users u ON u.id = v.published_by WHERE {condition}"
+    ))
+}
+
+/// The newest version resolution may choose: stable releases before pre-releases.
+fn pick_latest(candidates: &[(i64, semver::Version, Lifecycle)]) -> Option<i64> {
+    let resolvable = || candidates.iter().filter(|c| c.2.resolvable());
+    resolvable()
+        .filter(|c| c.1.pre.is_empty())
+        .max_by(|a, b| a.1.cmp(&b.1))
+        .or_else(|| resolvable().max_by(|a, b| a.1.cmp(&b.1)))
+        .map(|c| c.0)
+}
+
+#[async_trait]
+impl MetadataStore for SqlStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, username: &str, role: Role) -> Result<UserRecord> {
+        let now = now_ms();
+        let id: i64 = sqlx::query_scalar("INSERT INTO users (username, role, created_at) VALUES ($1, $2, $3) RETURNING id")
+            .bind(username)
+            .bind(role.as_str())
+            .bind(now)
+            .fetch_one(&self.write)
+            .await
+            .map_err(|e| StoreError::conflict_on_unique(e, || format!("user {username} already exists")))?;
+        Ok(UserRecord { id, username: username.to_owned(), role, created_at: now })
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
+        let row = sqlx::query("SELECT id, username, role, created_at FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        let rows = sqlx::query("SELECT id, username, role, created_at FROM users ORDER BY username")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn create_token(&self, token: NewToken) -> Result<TokenRecord> {
+        let now = now_ms();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tokens (user_id, name, hash, prefix, scopes, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(token.user_id)
+        .bind(&token.name)
+        .bind(&token.hash)
+        .bind(&token.prefix)
+        .bind(&token.scopes)
+        .bind(now)
+        .bind(token.expires_at)
+        .fetch_one(&self.write)
+        .await
+        .map_err(|e| StoreError::conflict_on_unique(e, || "token already exists".into()))?;
+        let row = sqlx::query(token_select("t.id = $1")).bind(id).fetch_one(&self.write).await?;
+        token_from_row(&row)
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenRecord, UserRecord)>> {
+        let Some(row) = sqlx::query(token_select("t.hash = $1")).bind(hash).fetch_optional(&self.read).await? else {
+            return Ok(None);
+        };
+        let token = token_from_row(&row)?;
+        let user = UserRecord {
+            id: token.user_id,
+            username: token.username.clone(),
+            role: Role::parse(&row.try_get::<String, _>("user_role")?)
+                .ok_or_else(|| StoreError::Corrupt("unknown user role".into()))?,
+            created_at: row.try_get("user_created_at")?,
+        };
+        Ok(Some((token, user)))
+    }
+
+    async fn list_tokens(&self, user_id: Option<i64>) -> Result<Vec<TokenRecord>> {
+        let rows = match user_id {
+            Some(uid) => sqlx::query(token_select("t.user_id = $1 ORDER BY t.id")).bind(uid).fetch_all(&self.read).await?,
+            None => sqlx::query(token_select("1 = 1 ORDER BY t.id")).fetch_all(&self.read).await?,
+        };
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, id: i64, owner: Option<i64>, at: i64) -> Result<bool> {
+        let result = sqlx::query(
+            "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
+             AND ($3 = 0 OR user_id = $4)",
+        )
+        .bind(at)
+        .bind(id)
+        .bind(i64::from(owner.is_some()))
+        .bind(owner.unwrap_or(0))
+        .execute(&self.write)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn touch_token(&self, id: i64, at: i64) -> Result<()> {
+        sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_publisher(&self, name: &str, display_name: Option<&str>, owner: &UserRecord) -> Result<PublisherRecord> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await?;
+        let id: i64 = sqlx::query_scalar("INSERT INTO publishers (name, display_name, created_at) VALUES ($1, $2, $3) RETURNING id")
+            .bind(name)
+            .bind(display_name)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| StoreError::conflict_on_unique(e, || format!("publisher {name} already exists")))?;
+        sqlx::query("INSERT INTO publisher_members (publisher_id, user_id, role) VALUES ($1, $2, 'owner')")
+            .bind(id)
+            .bind(owner.id)
+            .execute(&mut *tx)
+            .await?;
+        Self::audit(&mut tx, &owner.username, "publisher.create", name, None).await?;
+        tx.commit().await?;
+        Ok(PublisherRecord { id, name: name.to_owned(), display_name: display_name.map(str::to_owned), created_at: now })
+    }
+
+    async fn publisher_by_name(&self, name: &str) -> Result<Option<PublisherRecord>> {
+        let row = sqlx::query("SELECT id, name, display_name, created_at FROM publishers WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(publisher_from_row).transpose()
+    }
+
+    async fn list_publishers(&self) -> Result<Vec<PublisherRecord>> {
+        let rows = sqlx::query("SELECT id, name, display_name, created_at FROM publishers ORDER BY name LIMIT 1000")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(publisher_from_row).collect()
+    }
+
+    async fn members(&self, publisher_id: i64) -> Result<Vec<MemberRecord>> {
+        let rows = sqlx::query(
+            "SELECT u.username, m.role FROM publisher_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.publisher_id = $1 ORDER BY u.username",
+        )
+        .bind(publisher_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(MemberRecord { username: r.try_get("username")?, role: r.try_get("role")? }))
+            .collect()
+    }
+
+    async fn add_member(&self, publisher_id: i64, user: &UserRecord, role: &str, actor: &str) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let name: String = sqlx::query_scalar("SELECT name FROM publishers WHERE id = $1")
+            .bind(publisher_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO publisher_members (publisher_id, user_id, role) VALUES ($1, $2, $3) \
+             ON CONFLICT (publisher_id, user_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(publisher_id)
+        .bind(user.id)
+        .bind(role)
+        .execute(&mut *tx)
+        .await?;
+        Self::audit(&mut tx, actor, "publisher.add_member", &name, Some(format!("{} as {role}", user.username))).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn memberships(&self, user_id: i64) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.name FROM publisher_members m JOIN publishers p ON p.id = m.publisher_id \
+             WHERE m.user_id = $1 ORDER BY p.name",
+        )
+        .bind(user_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("name")?))).collect()
+    }
+
+    async fn plugin(&self, publisher: &str, name: &str) -> Result<Option<PluginRecord>> {
+        let sql = format!("SELECT {PLUGIN_COLUMNS} FROM plugins p WHERE p.publisher = $1 AND p.name = $2");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(publisher).bind(name).fetch_optional(&self.read).await? else {
+            return Ok(None);
+        };
+        let mut plugins = [plugin_from_row(&row)?];
+        self.load_labels(&mut plugins).await?;
+        let [plugin] = plugins;
+        Ok(Some(plugin))
+    }
+
+    async fn set_visibility(&self, plugin_id: i64, visibility: Visibility, actor: &str) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let target: String = sqlx::query_scalar("SELECT publisher || '/' || name FROM plugins WHERE id = $1")
+            .bind(plugin_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE plugins SET visibility = $1, updated_at = $2 WHERE id = $3")
+            .bind(visibility.as_str())
+            .bind(now_ms())
+            .bind(plugin_id)
+            .execute(&mut *tx)
+            .await?;
+        Self::audit(&mut tx, actor, "plugin.visibility", &target, Some(visibility.as_str().into())).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn versions(&self, plugin_id: i64) -> Result<Vec<VersionRecord>> {
+        let rows = sqlx::query(version_select("v.plugin_id = $1")).bind(plugin_id).fetch_all(&self.read).await?;
+        let mut versions = rows.iter().map(version_from_row).collect::<Result<Vec<_>>>()?;
+        versions.sort_by_cached_key(|v| std::cmp::Reverse(semver::Version::parse(&v.version).ok()));
+        Ok(versions)
+    }
+
+    async fn version(&self, plugin_id: i64, version: &str) -> Result<Option<VersionRecord>> {
+        let row = sqlx::query(version_select("v.plugin_id = $1 AND v.version = $2"))
+            .bind(plugin_id)
+            .bind(version)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    async fn artifacts(&self, version_id: i64) -> Result<Vec<ArtifactRecord>> {
+        let rows = sqlx::query("SELECT path, role, digest, size FROM artifacts WHERE version_id = $1 ORDER BY path")
+            .bind(version_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(artifact_from_row).collect()
+    }
+
+    async fn publish(&self, release: NewRelease) -> Result<VersionRecord> {
+        let m = &release.manifest;
+        let target = format!("{}/{}@{}", m.publisher, m.name, m.version);
+        let now = now_ms();
+        let manifest_json = serde_json::to_string(m).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO plugins (publisher_id, publisher, name, visibility, display_name, description, \
+             provider, runtime, keywords, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', $9, $9) \
+             ON CONFLICT (publisher_id, name) DO NOTHING",
+        )
+        .bind(release.publisher_id)
+        .bind(m.publisher.as_str())
+        .bind(m.name.as_str())
+        .bind(m.visibility.as_str())
+        .bind(m.title())
+        .bind(&m.description)
+        .bind(m.provider.as_deref())
+        .bind(m.runtime.kind.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let plugin_id: i64 = sqlx::query_scalar("SELECT id FROM plugins WHERE publisher_id = $1 AND name = $2")
+            .bind(release.publisher_id)
+            .bind(m.name.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        // A later release can make a plugin private, never silently public again.
+        if m.visibility == Visibility::Private {
+            sqlx::query("UPDATE plugins SET visibility = 'private' WHERE id = $1").bind(plugin_id).execute(&mut *tx).await?;
+        }
+        let version_id: i64 = sqlx::query_scalar(
+            "INSERT INTO versions (plugin_id, version, manifest, manifest_digest, signature, state, \
+             published_at, published_by) VALUES ($1, $2, $3, $4, $5, 'active', $6, $7) RETURNING id",
+        )
+        .bind(plugin_id)
+        .bind(m.version.to_string())
+        .bind(&manifest_json)
+        .bind(release.manifest_digest.to_string())
+        .bind(release.signature.as_deref())
+        .bind(now)
+        .bind(release.published_by)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| StoreError::conflict_on_unique(e, || format!("{target} is already published; a published version never changes, publish a new version instead")))?;
+        for a in &release.artifacts {
+            sqlx::query("INSERT INTO artifacts (version_id, path, role, digest, size) VALUES ($1, $2, $3, $4, $5)")
+                .bind(version_id)
+                .bind(&a.path)
+                .bind(a.role.as_str())
+                .bind(a.digest.to_string())
+                .bind(a.size)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (dependency, requirement) in &m.dependencies {
+            sqlx::query("INSERT INTO dependencies (version_id, dependency, requirement) VALUES ($1, $2, $3)")
+                .bind(version_id)
+                .bind(dependency)
+                .bind(requirement)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Self::refresh_plugin(&mut tx, plugin_id, now).await?;
+        Self::audit(&mut tx, &release.actor, "version.publish", &target, Some(release.manifest_digest.to_string())).await?;
+        tx.commit().await?;
+        self.version_by_id(version_id).await
+    }
+
+    async fn set_lifecycle(&self, change: LifecycleChange) -> Result<(VersionRecord, Vec<agora_core::Digest>)> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query("SELECT v.plugin_id, v.version, p.publisher, p.name FROM versions v JOIN plugins p ON p.id = v.plugin_id WHERE v.id = $1")
+            .bind(change.version_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let plugin_id: i64 = row.try_get("plugin_id")?;
+        let target = format!(
+            "{}/{}@{}",
+            row.try_get::<String, _>("publisher")?,
+            row.try_get::<String, _>("name")?,
+            row.try_get::<String, _>("version")?
+        );
+        sqlx::query("UPDATE versions SET state = $1, state_reason = $2, replacement = $3 WHERE id = $4")
+            .bind(change.state.as_str())
+            .bind(change.reason.as_deref())
+            .bind(change.replacement.as_deref())
+            .bind(change.version_id)
+            .execute(&mut *tx)
+            .await?;
+        let mut orphaned = Vec::new();
+        if change.state == Lifecycle::Removed {
+            let rows = sqlx::query(
+                "SELECT DISTINCT a.digest FROM artifacts a WHERE a.version_id = $1 AND NOT EXISTS ( \
+                 SELECT 1 FROM artifacts b JOIN versions v ON v.id = b.version_id \
+                 WHERE b.digest = a.digest AND v.state <> 'removed')",
+            )
+            .bind(change.version_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in rows {
+                let digest: String = row.try_get("digest")?;
+                sqlx::query("DELETE FROM blobs WHERE digest = $1").bind(&digest).execute(&mut *tx).await?;
+                orphaned.push(parse_digest(&digest)?);
+            }
+        }
+        Self::refresh_plugin(&mut tx, plugin_id, now).await?;
+        let detail = serde_json::json!({ "state": change.state, "reason": change.reason, "replacement": change.replacement });
+        Self::audit(&mut tx, &change.actor, "version.lifecycle", &target, Some(detail.to_string())).await?;
+        tx.commit().await?;
+        Ok((self.version_by_id(change.version_id).await?, orphaned))
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResult> {
+        let mut result = search::run(&self.read, self.dialect, query).await?;
+        self.load_labels(&mut result.plugins).await?;
+        Ok(result)
+    }
+
+    async fn record_blob(&self, digest: &Digest, size: u64, uploaded_by: i64) -> Result<()> {
+        sqlx::query("INSERT INTO blobs (digest, size, uploaded_by, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING")
+            .bind(digest.to_string())
+            .bind(size as i64)
+            .bind(uploaded_by)
+            .bind(now_ms())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
+            .bind(digest.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(size.map(|s| s as u64))
+    }
+
+    async fn blob_readable(&self, digest: &Digest, viewer: &Viewer) -> Result<bool> {
+        let mut sql = String::from(
+            "SELECT 1 FROM artifacts a JOIN versions v ON v.id = a.version_id JOIN plugins p ON p.id = v.plugin_id \
+             WHERE a.digest = $1 AND v.state <> 'removed'",
+        );
+        if !viewer.admin {
+            sql.push_str(&search::visibility_condition(viewer, 2));
+        }
+        sql.push_str(" LIMIT 1");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(digest.to_string());
+        if !viewer.admin {
+            for id in &viewer.private_publishers {
+                q = q.bind(*id);
+            }
+        }
+        Ok(q.fetch_optional(&self.read).await?.is_some())
+    }
+
+    async fn count_download(&self, digest: &Digest) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let version: Option<(i64, i64)> = sqlx::query(
+            "SELECT v.id, v.plugin_id FROM artifacts a JOIN versions v ON v.id = a.version_id \
+             WHERE a.digest = $1 AND a.role = 'manifest' LIMIT 1",
+        )
+        .bind(digest.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r: AnyRow| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("plugin_id")?)))
+        .transpose()?;
+        if let Some((version_id, plugin_id)) = version {
+            sqlx::query("UPDATE versions SET downloads = downloads + 1 WHERE id = $1").bind(version_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE plugins SET downloads = downloads + 1 WHERE id = $1").bind(plugin_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, target_prefix: Option<&str>, limit: u32) -> Result<Vec<AuditRecord>> {
+        let pattern = format!("{}%", target_prefix.unwrap_or("").replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, target, detail FROM audit_events WHERE target LIKE $1 ESCAPE '\\' \
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(pattern)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+}

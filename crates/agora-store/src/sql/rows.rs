@@ -1,0 +1,119 @@
+//! Decoding rows into records; every stored enum is checked on the way out.
+
+use agora_core::manifest::ArtifactRole;
+use agora_core::{Digest, Lifecycle, Visibility};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::StoreError;
+use crate::metadata::*;
+
+pub(super) const PLUGIN_COLUMNS: &str = "p.id, p.publisher_id, p.publisher, p.name, p.visibility, p.display_name, \
+     p.description, p.provider, p.runtime, p.latest_version, p.downloads, p.created_at, p.updated_at";
+
+pub(super) fn token_select(condition: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(format!(
+        "SELECT t.id, t.user_id, u.username, t.name, t.prefix, t.scopes, t.created_at, t.expires_at, \
+         t.revoked_at, t.last_used_at, u.role AS user_role, u.created_at AS user_created_at \
+         FROM tokens t JOIN users u ON u.id = t.user_id WHERE {condition}"
+    ))
+}
+
+pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("unexpected {what} {value:?} in the database"))
+}
+
+pub(super) fn parse_version(s: &str) -> Result<semver::Version> {
+    semver::Version::parse(s).map_err(|_| corrupt("version", s))
+}
+
+pub(super) fn parse_state(s: &str) -> Result<Lifecycle> {
+    Lifecycle::parse(s).map_err(|_| corrupt("lifecycle state", s))
+}
+
+pub(super) fn parse_digest(s: &str) -> Result<Digest> {
+    s.parse().map_err(|_| corrupt("digest", s))
+}
+
+pub(super) fn user_from_row(row: &AnyRow) -> Result<UserRecord> {
+    let role: String = row.try_get("role")?;
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(super) fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        username: row.try_get("username")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        scopes: row.try_get("scopes")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    })
+}
+
+pub(super) fn publisher_from_row(row: &AnyRow) -> Result<PublisherRecord> {
+    Ok(PublisherRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        display_name: row.try_get("display_name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(super) fn plugin_from_row(row: &AnyRow) -> Result<PluginRecord> {
+    let visibility: String = row.try_get("visibility")?;
+    Ok(PluginRecord {
+        id: row.try_get("id")?,
+        publisher_id: row.try_get("publisher_id")?,
+        publisher: row.try_get("publisher")?,
+        name: row.try_get("name")?,
+        visibility: Visibility::parse(&visibility).ok_or_else(|| corrupt("visibility", &visibility))?,
+        display_name: row.try_get("display_name")?,
+        description: row.try_get("description")?,
+        provider: row.try_get("provider")?,
+        runtime: row.try_get("runtime")?,
+        latest_version: row.try_get("latest_version")?,
+        downloads: row.try_get("downloads")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        tags: Vec::new(),
+        categories: Vec::new(),
+        capabilities: Vec::new(),
+    })
+}
+
+pub(super) fn version_from_row(row: &AnyRow) -> Result<VersionRecord> {
+    Ok(VersionRecord {
+        id: row.try_get("id")?,
+        plugin_id: row.try_get("plugin_id")?,
+        version: row.try_get("version")?,
+        manifest: row.try_get("manifest")?,
+        manifest_digest: parse_digest(&row.try_get::<String, _>("manifest_digest")?)?,
+        signature: row.try_get("signature")?,
+        state: parse_state(&row.try_get::<String, _>("state")?)?,
+        state_reason: row.try_get("state_reason")?,
+        replacement: row.try_get("replacement")?,
+        downloads: row.try_get("downloads")?,
+        published_at: row.try_get("published_at")?,
+        published_by: row.try_get("published_by")?,
+    })
+}
+
+pub(super) fn artifact_from_row(row: &AnyRow) -> Result<ArtifactRecord> {
+    let role: String = row.try_get("role")?;
+    Ok(ArtifactRecord {
+        path: row.try_get("path")?,
+        role: ArtifactRole::parse(&role).ok_or_else(|| corrupt("artifact role", &role))?,
+        digest: parse_digest(&row.try_get::<String, _>("digest")?)?,
+        size: row.try_get("size")?,
+    })
+}
