@@ -1,1 +1,13 @@
-// placeholder
+//! The client side of Agora: a typed client of the registry API, release bundles
+//! (`agora pack`), and installation into a plugin directory with its `agora.lock`.
+//! Used by the CLI, and by tests and tools that talk to a registry.
+
+pub mod api;
+pub mod bundle;
+pub mod install;
+pub mod lockfile;
+
+pub use api::{Client, ClientError};
+pub use bundle::{BundleError, ReleaseFiles};
+pub use install::{InstallError, Installed};
+pub use lockfile::{LockEntry, Lockfile};

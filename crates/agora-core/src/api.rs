@@ -269,6 +269,8 @@ pub struct CreatedToken {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Me {
     pub username: String,
+    /// The name of the token used for this request.
+    pub token_name: String,
     pub role: String,
     pub scopes: String,
     pub publishers: Vec<String>,

@@ -1,1 +1,65 @@
-// placeholder
+//! Agora's HTTP server: the REST API under `/api/v1`, authentication and authorization,
+//! health and readiness probes, Prometheus metrics and the generated OpenAPI document.
+//!
+//! The server holds no state of its own beyond caches: everything lives in the
+//! [`MetadataStore`] and [`BlobStore`] it is given, so any number of replicas can run
+//! behind a load balancer.
+
+mod api;
+mod auth;
+mod bootstrap;
+mod error;
+mod extract;
+mod metrics;
+mod time;
+
+use std::sync::Arc;
+
+use agora_store::{BlobStore, MetadataStore};
+use tokio::net::TcpListener;
+
+pub use api::openapi;
+pub use auth::{hash_token, new_token};
+pub use bootstrap::{BootstrapError, ensure_admin};
+pub use error::ApiError;
+
+/// Limits that protect the server from abuse; all configurable.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest blob accepted by `PUT /api/v1/blobs/{digest}`.
+    pub max_blob_bytes: u64,
+    /// Most artifacts in one release.
+    pub max_artifacts: usize,
+    /// Largest page a list endpoint returns.
+    pub max_page_size: u32,
+    /// Largest JSON request body.
+    pub max_json_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_blob_bytes: 1024 * 1024 * 1024, max_artifacts: 64, max_page_size: 100, max_json_bytes: 1024 * 1024 }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub meta: Arc<dyn MetadataStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub limits: Limits,
+}
+
+/// The complete HTTP application.
+pub fn app(state: AppState) -> axum::Router {
+    api::router(state)
+}
+
+/// Serves the application on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,47 @@
+//! The audit log of changes (administrators only).
+
+use agora_store::AuditRecord;
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::time::rfc3339;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// Only events whose target starts with this, e.g. `acme/jira`.
+    target: Option<String>,
+    /// At most this many events, newest first (default 100, at most 1000).
+    limit: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditEvent {
+    id: i64,
+    at: String,
+    actor: String,
+    action: String,
+    target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+/// Who changed what, newest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "operations", params(AuditParams), security(("token" = [])),
+    responses((status = 200, body = Vec<AuditEvent>), (status = 403, body = agora_core::api::Problem)))]
+pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(params): ApiQuery<AuditParams>) -> Result<Json<Vec<AuditEvent>>, ApiError> {
+    caller.require_admin()?;
+    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
+    let events = state.meta.audit_events(params.target.as_deref(), limit).await?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|e: AuditRecord| AuditEvent { id: e.id, at: rfc3339(e.at), actor: e.actor, action: e.action, target: e.target, detail: e.detail })
+            .collect(),
+    ))
+}

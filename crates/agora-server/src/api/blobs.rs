@@ -1,0 +1,223 @@
+//! Content-addressed blobs: streamed upload with digest check, cacheable download with
+//! ranges.
+
+use agora_core::Digest;
+use agora_core::api::BlobInfo;
+use agora_store::PutOutcome;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+
+use crate::auth::{Caller, MaybeCaller};
+use crate::error::ApiError;
+use crate::{AppState, metrics};
+
+/// Immutable content: cache it forever.
+const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
+/// The header carrying the blob's digest.
+pub const DIGEST_HEADER: &str = "agora-digest";
+
+fn parse_digest(raw: &str) -> Result<Digest, ApiError> {
+    raw.parse().map_err(|e: agora_core::DigestError| {
+        ApiError::field("digest", e.to_string(), Some("sha256:<64 lowercase hex digits>"))
+    })
+}
+
+/// Upload a blob. The body is streamed to storage and hashed on the way; it becomes
+/// visible only if it matches the digest in the path.
+#[utoipa::path(put, path = "/api/v1/blobs/{digest}", tag = "blobs",
+    params(("digest" = String, Path, description = "sha256:<hex> of the content")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    security(("token" = [])),
+    responses(
+        (status = 201, description = "Stored", body = BlobInfo),
+        (status = 200, description = "Already stored; the body was not read", body = BlobInfo),
+        (status = 400, description = "The content does not match the digest, or the upload was cut off", body = agora_core::api::Problem),
+        (status = 413, description = "Larger than the server's limit", body = agora_core::api::Problem)
+    ))]
+pub async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.require_some_publish_right()?;
+    let digest = parse_digest(&raw)?;
+    let limit = state.limits.max_blob_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared
+        && len > limit
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Content too large",
+            format!("the blob is {len} bytes; this registry accepts at most {limit} bytes per blob"),
+        ));
+    }
+    if let Some(size) = state.meta.blob_size(&digest).await?
+        && state.blobs.size(&digest).await?.is_some()
+    {
+        return Ok((StatusCode::OK, Json(BlobInfo { digest, size })).into_response());
+    }
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let (outcome, size) = state.blobs.put(&digest, Box::pin(stream), limit).await?;
+    if let Some(len) = declared
+        && len != size
+        && outcome == PutOutcome::Created
+    {
+        return Err(ApiError::bad_request("size-mismatch", format!("Content-Length said {len} bytes but {size} arrived")));
+    }
+    state.meta.record_blob(&digest, size, caller.user.id).await?;
+    metrics::uploaded(size);
+    let mut response = (StatusCode::CREATED, Json(BlobInfo { digest, size })).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/blobs/{digest}")) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// A requested byte range, resolved against the blob's size.
+enum Wanted {
+    All,
+    Range { start: u64, len: u64 },
+    Unsatisfiable,
+}
+
+/// Parses a single `bytes=` range (RFC 9110 §14.1.2). Anything else (several ranges,
+/// other units, garbage) is ignored and the whole blob is sent, as the RFC allows.
+fn parse_range(value: Option<&HeaderValue>, size: u64) -> Wanted {
+    let Some(spec) = value.and_then(|v| v.to_str().ok()).and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return Wanted::All;
+    };
+    if spec.contains(',') {
+        return Wanted::All;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return Wanted::All;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    match (first.parse::<u64>(), last.parse::<u64>()) {
+        (Ok(start), _) if start >= size => Wanted::Unsatisfiable,
+        (Ok(start), Ok(end)) if end >= start => Wanted::Range { start, len: end.min(size - 1) - start + 1 },
+        (Ok(start), Err(_)) if last.is_empty() => Wanted::Range { start, len: size - start },
+        (Err(_), Ok(suffix)) if first.is_empty() && suffix > 0 => {
+            let len = suffix.min(size);
+            Wanted::Range { start: size - len, len }
+        }
+        (Err(_), Ok(0)) if first.is_empty() => Wanted::Unsatisfiable,
+        _ => Wanted::All,
+    }
+}
+
+/// Download a blob (also answers HEAD). Private plugins' blobs need a member's token.
+#[utoipa::path(get, path = "/api/v1/blobs/{digest}", tag = "blobs",
+    params(("digest" = String, Path, description = "sha256:<hex> of the content")),
+    responses(
+        (status = 200, description = "The bytes", content_type = "application/octet-stream"),
+        (status = 206, description = "The requested range"),
+        (status = 304, description = "Not modified (If-None-Match matched)"),
+        (status = 404, body = agora_core::api::Problem),
+        (status = 416, body = agora_core::api::Problem)
+    ))]
+pub async fn download(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    method: Method,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let digest = parse_digest(&raw)?;
+    let viewer = caller.viewer();
+    let readable = state.meta.blob_readable(&digest, &viewer).await?;
+    // Publishers may ask whether a blob exists (HEAD, to skip re-uploads); its bytes are
+    // only served once a version they may see refers to it.
+    let existence_check = !readable
+        && method == Method::HEAD
+        && caller.0.as_ref().is_some_and(|c| c.require_some_publish_right().is_ok())
+        && state.meta.blob_size(&digest).await?.is_some();
+    if !readable && !existence_check {
+        return Err(ApiError::not_found(format!("blob {digest} not found")));
+    }
+    let etag = format!("\"{digest}\"");
+    let mut common = HeaderMap::new();
+    common.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_FOREVER));
+    common.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        common.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&digest.to_string()) {
+        common.insert(DIGEST_HEADER, v);
+    }
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+        return Ok((StatusCode::NOT_MODIFIED, common).into_response());
+    }
+    let Some(size) = state.blobs.size(&digest).await? else {
+        tracing::error!(%digest, "metadata refers to a blob the blob store does not have");
+        return Err(ApiError::not_found(format!("blob {digest} not found")));
+    };
+    let (status, start, len) = match parse_range(headers.get(header::RANGE), size) {
+        Wanted::All => (StatusCode::OK, 0, size),
+        Wanted::Range { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
+        Wanted::Unsatisfiable => return Err(agora_store::BlobError::RangeNotSatisfiable { size }.into()),
+    };
+    common.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    common.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1))
+    {
+        common.insert(header::CONTENT_RANGE, v);
+    }
+    if method == Method::HEAD {
+        return Ok((status, common).into_response());
+    }
+    let blob = state
+        .blobs
+        .get(&digest, start, len)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("blob {digest} not found")))?;
+    if start == 0 && readable {
+        let meta = state.meta.clone();
+        tokio::spawn(async move {
+            if let Err(e) = meta.count_download(&digest).await {
+                tracing::warn!(%digest, error = %e, "could not count a download");
+            }
+        });
+    }
+    metrics::downloaded(len);
+    Ok((status, common, Body::from_stream(blob.body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(spec: &str, size: u64) -> Option<(u64, u64)> {
+        match parse_range(Some(&HeaderValue::from_str(spec).unwrap()), size) {
+            Wanted::Range { start, len } => Some((start, len)),
+            Wanted::All => None,
+            Wanted::Unsatisfiable => Some((u64::MAX, 0)),
+        }
+    }
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        assert_eq!(range("bytes=0-9", 100), Some((0, 10)));
+        assert_eq!(range("bytes=90-200", 100), Some((90, 10)));
+        assert_eq!(range("bytes=50-", 100), Some((50, 50)));
+        assert_eq!(range("bytes=-10", 100), Some((90, 10)));
+        assert_eq!(range("bytes=-500", 100), Some((0, 100)));
+        assert_eq!(range("bytes=100-", 100), Some((u64::MAX, 0)));
+        assert_eq!(range("bytes=0-1,5-6", 100), None);
+        assert_eq!(range("items=0-1", 100), None);
+        assert_eq!(range("bytes=9-3", 100), None);
+        assert_eq!(range("bytes=x-y", 100), None);
+    }
+}

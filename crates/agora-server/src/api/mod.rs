@@ -1,0 +1,97 @@
+//! The HTTP surface: routes grouped by resource, one module each. Each handler carries
+//! its OpenAPI annotation; the document at `/api/v1/openapi.json` is generated from them.
+
+mod audit;
+mod blobs;
+mod convert;
+mod cursor;
+mod health;
+mod plugins;
+mod publishers;
+mod tokens;
+mod users;
+mod versions;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::{AppState, metrics};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Agora registry API",
+        version = "1",
+        description = "Publish, find and fetch signed plugins. Errors are RFC 9457 problem details (application/problem+json) whose `type` is `urn:agora:problem:<kind>`."
+    ),
+    components(schemas(agora_core::api::Problem)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::manifest_schema))
+        .routes(routes!(plugins::search))
+        .routes(routes!(plugins::detail, plugins::update))
+        .routes(routes!(versions::list, versions::publish))
+        .routes(routes!(versions::detail, versions::change_lifecycle))
+        .routes(routes!(blobs::upload, blobs::download))
+        .routes(routes!(publishers::list, publishers::create))
+        .routes(routes!(publishers::detail))
+        .routes(routes!(publishers::members, publishers::add_member))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(tokens::me))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(audit::list))
+}
+
+/// The OpenAPI document of this server's API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+pub fn router(state: AppState) -> Router {
+    let metrics_handle = metrics::handle();
+    let json_limit = state.limits.max_json_bytes;
+    let (api, doc) = api_routes().split_for_parts();
+    let doc = Arc::new(doc.to_json().unwrap_or_default());
+    api.route("/api/v1/openapi.json", get(move || async move { json_response(doc.as_str().to_owned()) }))
+        .route("/metrics", get(move || async move { metrics_handle.render() }))
+        .fallback(|| async { ApiError::not_found("no such endpoint; the API is described at /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", "this endpoint does not accept that method")
+        })
+        .route_layer(axum::middleware::from_fn(metrics::track))
+        .layer(DefaultBodyLimit::max(json_limit))
+        .with_state(state)
+}
+
+fn json_response(body: String) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}

@@ -1,0 +1,281 @@
+//! Versions: history, details, publishing and lifecycle changes.
+
+use std::collections::HashSet;
+
+use agora_core::api::{LifecycleRequest, PublishRequest, PublishResponse, VersionDetail, VersionList};
+use agora_core::manifest::{ArtifactRole, FieldError, MANIFEST_FILE, relative_path_problem};
+use agora_core::{Digest, Lifecycle, Manifest, ManifestError, PluginRef};
+use agora_store::{ArtifactRecord, LifecycleChange, NewRelease, PutOutcome};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::plugins::visible_plugin;
+use super::{convert, publishers::publisher_or_404};
+use crate::auth::{Caller, MaybeCaller};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, PluginPath, VersionPath};
+use crate::{AppState, metrics};
+
+/// Largest signature envelope accepted.
+const MAX_SIGNATURE_BYTES: usize = 64 * 1024;
+
+/// The version history of a plugin, newest first.
+#[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}/versions", tag = "versions",
+    params(("publisher" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = VersionList), (status = 404, body = agora_core::api::Problem)))]
+pub async fn list(State(state): State<AppState>, caller: MaybeCaller, path: PluginPath) -> Result<Json<VersionList>, ApiError> {
+    let plugin = visible_plugin(&state, &caller.viewer(), path.publisher.as_str(), path.name.as_str()).await?;
+    let versions = state.meta.versions(plugin.id).await?;
+    Ok(Json(VersionList {
+        publisher: plugin.publisher,
+        name: plugin.name,
+        versions: versions.iter().map(convert::version_summary).collect(),
+    }))
+}
+
+/// One version with its manifest, artifacts and signature.
+#[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}/versions/{version}", tag = "versions",
+    params(("publisher" = String, Path), ("name" = String, Path), ("version" = String, Path)),
+    responses((status = 200, body = VersionDetail), (status = 404, body = agora_core::api::Problem)))]
+pub async fn detail(State(state): State<AppState>, caller: MaybeCaller, path: VersionPath) -> Result<Json<VersionDetail>, ApiError> {
+    let plugin = visible_plugin(&state, &caller.viewer(), path.publisher.as_str(), path.name.as_str()).await?;
+    let version = path.version.to_string();
+    let v = state
+        .meta
+        .version(plugin.id, &version)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("version {version} of {}/{} not found", plugin.publisher, plugin.name)))?;
+    let artifacts = state.meta.artifacts(v.id).await?;
+    Ok(Json(convert::version_detail(&plugin, v, artifacts)?))
+}
+
+/// Checks every artifact of a release against the manifest and the uploaded blobs.
+async fn check_artifacts(state: &AppState, manifest: &Manifest, request: &PublishRequest) -> Result<Vec<ArtifactRecord>, ApiError> {
+    let mut errors = Vec::new();
+    if request.artifacts.len() > state.limits.max_artifacts {
+        errors.push(FieldError::new(
+            "artifacts",
+            format!("{} artifacts", request.artifacts.len()),
+            Some(&format!("at most {}", state.limits.max_artifacts)),
+        ));
+        return Err(ApiError::invalid("Invalid release", errors));
+    }
+    let mut records = Vec::with_capacity(request.artifacts.len());
+    let mut seen = HashSet::new();
+    for (i, a) in request.artifacts.iter().enumerate() {
+        let field = format!("artifacts[{i}]");
+        if let Some(problem) = relative_path_problem(&a.path) {
+            errors.push(FieldError::new(format!("{field}.path"), problem, Some("a relative path inside the plugin directory")));
+            continue;
+        }
+        if !seen.insert(a.path.as_str()) {
+            errors.push(FieldError::new(format!("{field}.path"), format!("{} is listed twice", a.path), None));
+            continue;
+        }
+        let role = match manifest.role_of(&a.path) {
+            Some(ArtifactRole::Manifest) => {
+                errors.push(FieldError::new(format!("{field}.path"), "plugin.yaml travels in the manifest field, not as an artifact", None));
+                continue;
+            }
+            Some(role) => role,
+            None => {
+                errors.push(FieldError::new(
+                    format!("{field}.path"),
+                    format!("{} is not part of the release the manifest describes", a.path),
+                    Some("the runtime module or binaries, README, CHANGELOG, LICENSE or the files named by readme, changelog, license_file, sbom"),
+                ));
+                continue;
+            }
+        };
+        match state.meta.blob_size(&a.digest).await? {
+            None => errors.push(FieldError::new(
+                format!("{field}.digest"),
+                format!("blob {} has not been uploaded", a.digest),
+                Some(&format!("upload it first with PUT /api/v1/blobs/{}", a.digest)),
+            )),
+            Some(size) if size != a.size => errors.push(FieldError::new(
+                format!("{field}.size"),
+                format!("declared {} bytes but the uploaded blob has {size}", a.size),
+                None,
+            )),
+            Some(size) => records.push(ArtifactRecord { path: a.path.clone(), role, digest: a.digest, size: size as i64 }),
+        }
+    }
+    for (path, role) in manifest.required_files() {
+        if !request.artifacts.iter().any(|a| a.path == path) {
+            errors.push(FieldError::new(
+                "artifacts",
+                format!("{path} ({}) is named by the manifest but missing from the release", role.as_str()),
+                None,
+            ));
+        }
+    }
+    if errors.is_empty() { Ok(records) } else { Err(ApiError::invalid("Invalid release", errors)) }
+}
+
+/// Publish a new version. Upload every artifact with `PUT /api/v1/blobs/{digest}` first.
+#[utoipa::path(post, path = "/api/v1/plugins/{publisher}/{name}/versions", tag = "versions",
+    params(("publisher" = String, Path), ("name" = String, Path)), request_body = PublishRequest,
+    security(("token" = [])),
+    responses(
+        (status = 201, body = PublishResponse),
+        (status = 403, body = agora_core::api::Problem),
+        (status = 409, description = "The version exists already", body = agora_core::api::Problem),
+        (status = 422, description = "The manifest or an artifact is invalid", body = agora_core::api::Problem)
+    ))]
+pub async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PluginPath,
+    ApiJson(request): ApiJson<PublishRequest>,
+) -> Result<Response, ApiError> {
+    let manifest = Manifest::from_yaml(&request.manifest).map_err(|e| match e {
+        ManifestError::Invalid(errors) => ApiError::invalid("Invalid manifest", prefix_fields(errors)),
+        other => ApiError::field("manifest", other.to_string(), Some("a plugin.yaml document; see /api/v1/schema/manifest.json")),
+    })?;
+    let wanted = PluginRef { publisher: path.publisher.clone(), name: path.name.clone() };
+    if manifest.plugin_ref() != wanted {
+        return Err(ApiError::field(
+            "manifest.publisher",
+            format!("the manifest describes {} but the request is for {wanted}", manifest.plugin_ref()),
+            Some(&wanted.to_string()),
+        ));
+    }
+    let publisher = publisher_or_404(&state, path.publisher.as_str()).await?;
+    caller.require_publish(&publisher)?;
+    let target = format!("{wanted}@{}", manifest.version);
+    if let Some(plugin) = state.meta.plugin(publisher.name.as_str(), path.name.as_str()).await?
+        && state.meta.version(plugin.id, &manifest.version.to_string()).await?.is_some()
+    {
+        return Err(ApiError::conflict(format!(
+            "{target} is already published; a published version never changes, publish a new version instead"
+        )));
+    }
+    let signature = match &request.signature {
+        Some(s) => {
+            let text = s.to_string();
+            if text.len() > MAX_SIGNATURE_BYTES {
+                return Err(ApiError::field("signature", format!("{} bytes", text.len()), Some("at most 65536 bytes")));
+            }
+            Some(text)
+        }
+        None => None,
+    };
+    let mut artifacts = check_artifacts(&state, &manifest, &request).await?;
+
+    // The manifest's exact bytes are a blob too: its digest is what a signature covers.
+    let manifest_bytes = Bytes::from(request.manifest.clone().into_bytes());
+    let manifest_digest = Digest::of(&manifest_bytes);
+    let size = manifest_bytes.len() as u64;
+    let body = futures_util::stream::once(async move { Ok(manifest_bytes) }).boxed();
+    let (outcome, _) = state.blobs.put(&manifest_digest, body, size).await?;
+    if outcome == PutOutcome::Created {
+        metrics::uploaded(size);
+    }
+    state.meta.record_blob(&manifest_digest, size, caller.user.id).await?;
+    artifacts.push(ArtifactRecord { path: MANIFEST_FILE.into(), role: ArtifactRole::Manifest, digest: manifest_digest, size: size as i64 });
+
+    let version = state
+        .meta
+        .publish(NewRelease {
+            publisher_id: publisher.id,
+            manifest: manifest.clone(),
+            manifest_digest,
+            signature,
+            artifacts: artifacts.clone(),
+            published_by: caller.user.id,
+            actor: caller.user.username.clone(),
+        })
+        .await?;
+    metrics::published();
+    tracing::info!(release = %target, by = %caller.user.username, "published");
+    let location = format!("/api/v1/plugins/{}/{}/versions/{}", publisher.name, path.name, version.version);
+    let body = PublishResponse {
+        publisher: publisher.name,
+        name: path.name.to_string(),
+        version: version.version,
+        manifest_digest,
+        artifacts: artifacts.into_iter().map(convert::artifact).collect(),
+    };
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+fn prefix_fields(errors: Vec<FieldError>) -> Vec<FieldError> {
+    errors
+        .into_iter()
+        .map(|mut e| {
+            e.field = if e.field.is_empty() { "manifest".into() } else { format!("manifest.{}", e.field) };
+            e
+        })
+        .collect()
+}
+
+/// Change a version's lifecycle state: deprecate, mark insecure, yank, unyank (active),
+/// or remove (administrators only; the bytes are deleted and a tombstone stays).
+#[utoipa::path(patch, path = "/api/v1/plugins/{publisher}/{name}/versions/{version}", tag = "versions",
+    params(("publisher" = String, Path), ("name" = String, Path), ("version" = String, Path)),
+    request_body = LifecycleRequest, security(("token" = [])),
+    responses(
+        (status = 200, body = VersionDetail),
+        (status = 403, body = agora_core::api::Problem),
+        (status = 404, body = agora_core::api::Problem),
+        (status = 409, description = "The change is not allowed from the current state", body = agora_core::api::Problem)
+    ))]
+pub async fn change_lifecycle(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: VersionPath,
+    ApiJson(request): ApiJson<LifecycleRequest>,
+) -> Result<Json<VersionDetail>, ApiError> {
+    let plugin = visible_plugin(&state, &caller.viewer(), path.publisher.as_str(), path.name.as_str()).await?;
+    let publisher = publisher_or_404(&state, &plugin.publisher).await?;
+    caller.require_publish(&publisher)?;
+    let version = path.version.to_string();
+    let current = state
+        .meta
+        .version(plugin.id, &version)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("version {version} of {}/{} not found", plugin.publisher, plugin.name)))?;
+    if let Some(reason) = &request.reason
+        && reason.chars().count() > 1000
+    {
+        return Err(ApiError::field("reason", "is longer than 1000 characters", Some("at most 1000 characters")));
+    }
+    if let Some(replacement) = &request.replacement {
+        replacement.parse::<PluginRef>().map_err(|e| ApiError::field("replacement", e.to_string(), Some("publisher/name")))?;
+    }
+    current
+        .state
+        .check_transition(request.state, caller.is_admin(), request.reason.as_deref())
+        .map_err(|e| match e {
+            agora_core::LifecycleError::RemoveNeedsAdmin => ApiError::forbidden(e.to_string()),
+            agora_core::LifecycleError::ReasonRequired(_) => ApiError::field("reason", e.to_string(), Some("a short explanation for users")),
+            other => ApiError::conflict(other.to_string()),
+        })?;
+    let (updated, orphaned) = state
+        .meta
+        .set_lifecycle(LifecycleChange {
+            version_id: current.id,
+            state: request.state,
+            reason: request.reason,
+            replacement: if request.state == Lifecycle::Deprecated { request.replacement } else { None },
+            actor: caller.user.username.clone(),
+        })
+        .await?;
+    // Metadata first, bytes after: a crash here leaves orphaned bytes, never dangling rows.
+    for digest in orphaned {
+        if let Err(e) = state.blobs.delete(&digest).await {
+            tracing::warn!(%digest, error = %e, "could not delete the bytes of a removed version");
+        }
+    }
+    let artifacts = state.meta.artifacts(updated.id).await?;
+    Ok(Json(convert::version_detail(&plugin, updated, artifacts)?))
+}

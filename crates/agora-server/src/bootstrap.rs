@@ -1,0 +1,48 @@
+//! First start: the administrator account and its token.
+
+use agora_store::{MetadataStore, NewToken, Role, StoreError};
+
+use crate::auth::{hash_token, new_token, token_display_prefix};
+
+pub const ADMIN_USER: &str = "admin";
+const ADMIN_SCOPES: &str = "admin publish:* read:private";
+const MIN_TOKEN_LEN: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("AGORA_ADMIN_TOKEN is too short ({0} characters); use at least {MIN_TOKEN_LEN} random characters, e.g. from `openssl rand -hex 32`")]
+    WeakToken(usize),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Makes sure the admin account exists. With `configured_token` (from `AGORA_ADMIN_TOKEN`)
+/// that token is registered for it; otherwise, on the very first start only, a fresh token
+/// is created and returned so it can be shown once.
+pub async fn ensure_admin(meta: &dyn MetadataStore, configured_token: Option<&str>) -> Result<Option<String>, BootstrapError> {
+    if let Some(token) = configured_token
+        && token.len() < MIN_TOKEN_LEN
+    {
+        return Err(BootstrapError::WeakToken(token.len()));
+    }
+    let (admin, created) = match meta.user_by_name(ADMIN_USER).await? {
+        Some(user) => (user, false),
+        None => (meta.create_user(ADMIN_USER, Role::Admin).await?, true),
+    };
+    let (token, show) = match configured_token {
+        Some(token) if meta.token_by_hash(&hash_token(token)).await?.is_none() => (token.to_owned(), false),
+        Some(_) => return Ok(None),
+        None if created => (new_token(), true),
+        None => return Ok(None),
+    };
+    meta.create_token(NewToken {
+        user_id: admin.id,
+        name: "bootstrap".into(),
+        hash: hash_token(&token),
+        prefix: token_display_prefix(&token),
+        scopes: ADMIN_SCOPES.into(),
+        expires_at: None,
+    })
+    .await?;
+    Ok(show.then_some(token))
+}

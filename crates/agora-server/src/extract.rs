@@ -1,0 +1,91 @@
+//! Request extractors whose rejections are problem details naming what was wrong.
+
+use agora_core::name::Slug;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// `axum::Json`, rejecting bad bodies with a problem document.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let mut e = ApiError::new(status, "invalid-body", "Invalid request body", rejection.body_text());
+                if status == axum::http::StatusCode::UNPROCESSABLE_ENTITY {
+                    e.kind = "invalid-request";
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Query parameters, rejecting bad ones with a problem document.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|r| ApiError::bad_request("invalid-query", r.body_text()))
+    }
+}
+
+/// `{publisher}/{name}` from the path, both validated.
+pub struct PluginPath {
+    pub publisher: Slug,
+    pub name: Slug,
+}
+
+/// `{publisher}/{name}/versions/{version}` from the path, all validated.
+pub struct VersionPath {
+    pub publisher: Slug,
+    pub name: Slug,
+    pub version: semver::Version,
+}
+
+fn slug(field: &'static str, value: &str) -> Result<Slug, ApiError> {
+    Slug::parse(field, value).map_err(|e| ApiError::field(field, e.to_string(), Some(agora_core::name::SLUG_RULE)))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PluginPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path((publisher, name)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|r| ApiError::bad_request("invalid-path", r.body_text()))?;
+        Ok(PluginPath { publisher: slug("publisher", &publisher)?, name: slug("name", &name)? })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for VersionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path((publisher, name, version)) =
+            axum::extract::Path::<(String, String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|r| ApiError::bad_request("invalid-path", r.body_text()))?;
+        let version = semver::Version::parse(&version).map_err(|e| {
+            ApiError::field("version", format!("{:?} is not a semantic version: {e}", truncate(&version)), Some("a version such as 1.2.0"))
+        })?;
+        Ok(VersionPath { publisher: slug("publisher", &publisher)?, name: slug("name", &name)?, version })
+    }
+}
+
+pub fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}

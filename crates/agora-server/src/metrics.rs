@@ -1,0 +1,60 @@
+//! Prometheus metrics: one recorder per process, a middleware counting requests by route
+//! and status with a latency histogram, and domain counters.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// The process-wide metrics handle, installing the recorder on first use.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full("agora_http_request_duration_seconds".into()), LATENCY_BUCKETS)
+            .expect("latency buckets are valid");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may be installed already (e.g. by an embedding host); then our
+        // metrics go there and this handle renders only what it sees.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+pub async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("agora_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("agora_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+pub fn published() {
+    metrics::counter!("agora_publishes_total").increment(1);
+}
+
+pub fn downloaded(bytes: u64) {
+    metrics::counter!("agora_blob_downloads_total").increment(1);
+    metrics::counter!("agora_blob_download_bytes_total").increment(bytes);
+}
+
+pub fn uploaded(bytes: u64) {
+    metrics::counter!("agora_blob_uploads_total").increment(1);
+    metrics::counter!("agora_blob_upload_bytes_total").increment(bytes);
+}
