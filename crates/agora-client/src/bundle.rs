@@ -7,7 +7,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use agora_core::manifest::{
-    ArtifactRole, DEFAULT_CHANGELOG, DEFAULT_LICENSE, DEFAULT_README, MANIFEST_FILE, MAX_MANIFEST_BYTES, relative_path_problem,
+    ArtifactRole, DEFAULT_CHANGELOG, DEFAULT_LICENSE, DEFAULT_README, MANIFEST_FILE,
+    MAX_MANIFEST_BYTES, relative_path_problem,
 };
 use agora_core::{Digest, Manifest, ManifestError, Sha256Hasher};
 
@@ -21,7 +22,10 @@ pub enum BundleError {
     #[error("{0} has no plugin.yaml; a plugin directory needs its manifest at the top")]
     NoManifest(PathBuf),
     #[error("{path}: {source}")]
-    Manifest { path: PathBuf, source: ManifestError },
+    Manifest {
+        path: PathBuf,
+        source: ManifestError,
+    },
     #[error("{path} is named by the manifest ({role}) but does not exist")]
     Missing { path: String, role: &'static str },
     #[error("{0} is not a regular file (symbolic links and special files are not packed)")]
@@ -33,7 +37,10 @@ pub enum BundleError {
     #[error("bundle unpacks to more than {MAX_UNPACKED_BYTES} bytes")]
     TooLarge,
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BundleError {
@@ -62,11 +69,14 @@ pub struct ReleaseFiles {
 }
 
 fn hash_file(path: &Path) -> Result<(Digest, u64), BundleError> {
-    let mut file = std::fs::File::open(path).map_err(io(format!("cannot read {}", path.display())))?;
+    let mut file =
+        std::fs::File::open(path).map_err(io(format!("cannot read {}", path.display())))?;
     let mut hasher = Sha256Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = file.read(&mut buf).map_err(io(format!("cannot read {}", path.display())))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(io(format!("cannot read {}", path.display())))?;
         if n == 0 {
             break;
         }
@@ -90,21 +100,46 @@ impl ReleaseFiles {
     /// Reads and validates a plugin directory: the manifest, the files it names, and the
     /// conventional README, CHANGELOG and LICENSE when present.
     pub fn from_dir(dir: &Path) -> Result<ReleaseFiles, BundleError> {
-        let manifest_path = regular_file(dir, MANIFEST_FILE)?.ok_or_else(|| BundleError::NoManifest(dir.to_owned()))?;
-        let size = std::fs::metadata(&manifest_path).map_err(io("cannot read plugin.yaml"))?.len();
+        let manifest_path = regular_file(dir, MANIFEST_FILE)?
+            .ok_or_else(|| BundleError::NoManifest(dir.to_owned()))?;
+        let size = std::fs::metadata(&manifest_path)
+            .map_err(io("cannot read plugin.yaml"))?
+            .len();
         if size > MAX_MANIFEST_BYTES as u64 {
-            return Err(BundleError::Manifest { path: manifest_path, source: ManifestError::TooLarge { size: size as usize } });
+            return Err(BundleError::Manifest {
+                path: manifest_path,
+                source: ManifestError::TooLarge {
+                    size: size as usize,
+                },
+            });
         }
-        let manifest_text = std::fs::read_to_string(&manifest_path).map_err(io(format!("cannot read {}", manifest_path.display())))?;
-        let manifest = Manifest::from_yaml(&manifest_text).map_err(|source| BundleError::Manifest { path: manifest_path.clone(), source })?;
+        let manifest_text = std::fs::read_to_string(&manifest_path)
+            .map_err(io(format!("cannot read {}", manifest_path.display())))?;
+        let manifest =
+            Manifest::from_yaml(&manifest_text).map_err(|source| BundleError::Manifest {
+                path: manifest_path.clone(),
+                source,
+            })?;
         let mut wanted: BTreeMap<String, ArtifactRole> = BTreeMap::new();
         for (path, role) in manifest.required_files() {
             wanted.insert(path.to_owned(), role);
         }
         let defaults = [
-            (manifest.readme.is_none(), DEFAULT_README, ArtifactRole::Readme),
-            (manifest.changelog.is_none(), DEFAULT_CHANGELOG, ArtifactRole::Changelog),
-            (manifest.license_file.is_none(), DEFAULT_LICENSE, ArtifactRole::License),
+            (
+                manifest.readme.is_none(),
+                DEFAULT_README,
+                ArtifactRole::Readme,
+            ),
+            (
+                manifest.changelog.is_none(),
+                DEFAULT_CHANGELOG,
+                ArtifactRole::Changelog,
+            ),
+            (
+                manifest.license_file.is_none(),
+                DEFAULT_LICENSE,
+                ArtifactRole::License,
+            ),
         ];
         for (applies, names, role) in defaults {
             if let Some(name) = names.iter().find(|n| applies && dir.join(n).exists()) {
@@ -113,11 +148,24 @@ impl ReleaseFiles {
         }
         let mut files = Vec::new();
         for (rel, role) in wanted {
-            let source = regular_file(dir, &rel)?.ok_or_else(|| BundleError::Missing { path: rel.clone(), role: role.as_str() })?;
+            let source = regular_file(dir, &rel)?.ok_or_else(|| BundleError::Missing {
+                path: rel.clone(),
+                role: role.as_str(),
+            })?;
             let (digest, size) = hash_file(&source)?;
-            files.push(ReleaseFile { path: rel, role, source, digest, size });
+            files.push(ReleaseFile {
+                path: rel,
+                role,
+                source,
+                digest,
+                size,
+            });
         }
-        Ok(ReleaseFiles { manifest_text, manifest, files })
+        Ok(ReleaseFiles {
+            manifest_text,
+            manifest,
+            files,
+        })
     }
 
     /// The file name `agora pack` uses by default: `publisher-name-version.agora`.
@@ -128,8 +176,12 @@ impl ReleaseFiles {
 
     /// Writes the bundle to `out` (through a temporary file, so a failure leaves nothing).
     pub fn write_bundle(&self, out: &Path) -> Result<(), BundleError> {
-        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let temp = tempfile::NamedTempFile::new_in(parent).map_err(io(format!("cannot write in {}", parent.display())))?;
+        let parent = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let temp = tempfile::NamedTempFile::new_in(parent)
+            .map_err(io(format!("cannot write in {}", parent.display())))?;
         let gz = flate2::write::GzEncoder::new(temp.as_file(), flate2::Compression::default());
         let mut tar = tar::Builder::new(gz);
         tar.mode(tar::HeaderMode::Deterministic);
@@ -137,42 +189,66 @@ impl ReleaseFiles {
         header.set_size(self.manifest_text.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        tar.append_data(&mut header, MANIFEST_FILE, self.manifest_text.as_bytes()).map_err(io("cannot write the bundle"))?;
+        tar.append_data(&mut header, MANIFEST_FILE, self.manifest_text.as_bytes())
+            .map_err(io("cannot write the bundle"))?;
         for f in &self.files {
-            let mut file = std::fs::File::open(&f.source).map_err(io(format!("cannot read {}", f.source.display())))?;
+            let mut file = std::fs::File::open(&f.source)
+                .map_err(io(format!("cannot read {}", f.source.display())))?;
             let mut header = tar::Header::new_gnu();
             header.set_size(f.size);
-            header.set_mode(if f.role == ArtifactRole::Binary { 0o755 } else { 0o644 });
+            header.set_mode(if f.role == ArtifactRole::Binary {
+                0o755
+            } else {
+                0o644
+            });
             header.set_cksum();
-            tar.append_data(&mut header, &f.path, &mut file).map_err(io("cannot write the bundle"))?;
+            tar.append_data(&mut header, &f.path, &mut file)
+                .map_err(io("cannot write the bundle"))?;
         }
-        tar.into_inner().and_then(|gz| gz.finish()).map_err(io("cannot write the bundle"))?;
-        temp.as_file().sync_all().map_err(io("cannot write the bundle"))?;
-        temp.persist(out).map_err(|e| io(format!("cannot write {}", out.display()))(e.error))?;
+        tar.into_inner()
+            .and_then(|gz| gz.finish())
+            .map_err(io("cannot write the bundle"))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(io("cannot write the bundle"))?;
+        temp.persist(out)
+            .map_err(|e| io(format!("cannot write {}", out.display()))(e.error))?;
         Ok(())
     }
 
     /// Unpacks a bundle into `dest` (an empty directory) and validates it like a plugin
     /// directory. Only regular files with safe relative paths are accepted.
     pub fn from_bundle(bundle: &Path, dest: &Path) -> Result<ReleaseFiles, BundleError> {
-        let file = std::fs::File::open(bundle).map_err(io(format!("cannot open {}", bundle.display())))?;
+        let file =
+            std::fs::File::open(bundle).map_err(io(format!("cannot open {}", bundle.display())))?;
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
         let mut total = 0u64;
-        let entries = archive.entries().map_err(io(format!("{} is not a bundle", bundle.display())))?;
+        let entries = archive
+            .entries()
+            .map_err(io(format!("{} is not a bundle", bundle.display())))?;
         for (count, entry) in entries.enumerate() {
             if count >= MAX_ENTRIES {
                 return Err(BundleError::TooManyEntries);
             }
-            let mut entry = entry.map_err(io(format!("{} is not a readable bundle", bundle.display())))?;
+            let mut entry =
+                entry.map_err(io(format!("{} is not a readable bundle", bundle.display())))?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let refuse = |why: &str| BundleError::UnsafeEntry { entry: name.chars().take(200).collect(), why: why.to_owned() };
+            let refuse = |why: &str| BundleError::UnsafeEntry {
+                entry: name.chars().take(200).collect(),
+                why: why.to_owned(),
+            };
             if entry.header().entry_type() != tar::EntryType::Regular {
-                return Err(refuse("only regular files are allowed (no links, devices or directories)"));
+                return Err(refuse(
+                    "only regular files are allowed (no links, devices or directories)",
+                ));
             }
             if let Some(problem) = relative_path_problem(&name) {
                 return Err(refuse(&problem));
             }
-            let size = entry.header().size().map_err(|_| refuse("unreadable size"))?;
+            let size = entry
+                .header()
+                .size()
+                .map_err(|_| refuse("unreadable size"))?;
             total = total.saturating_add(size);
             if total > MAX_UNPACKED_BYTES {
                 return Err(BundleError::TooLarge);
@@ -182,11 +258,14 @@ impl ReleaseFiles {
                 return Err(refuse("appears twice"));
             }
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(io(format!("cannot create {}", parent.display())))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(io(format!("cannot create {}", parent.display())))?;
             }
-            let mut out = std::fs::File::create(&target).map_err(io(format!("cannot create {}", target.display())))?;
+            let mut out = std::fs::File::create(&target)
+                .map_err(io(format!("cannot create {}", target.display())))?;
             // Copy at most the declared size, whatever the stream claims.
-            let copied = std::io::copy(&mut (&mut entry).take(size), &mut out).map_err(io("cannot unpack the bundle"))?;
+            let copied = std::io::copy(&mut (&mut entry).take(size), &mut out)
+                .map_err(io("cannot unpack the bundle"))?;
             if copied != size {
                 return Err(refuse("is truncated"));
             }
@@ -215,8 +294,18 @@ mod tests {
     fn a_directory_yields_the_files_the_manifest_names_and_the_docs() {
         let dir = plugin_dir();
         let release = ReleaseFiles::from_dir(dir.path()).unwrap();
-        let paths: Vec<_> = release.files.iter().map(|f| (f.path.as_str(), f.role)).collect();
-        assert_eq!(paths, [("README.md", ArtifactRole::Readme), ("plugin.wasm", ArtifactRole::Module)]);
+        let paths: Vec<_> = release
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.role))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("README.md", ArtifactRole::Readme),
+                ("plugin.wasm", ArtifactRole::Module)
+            ]
+        );
         assert_eq!(release.files[1].digest, Digest::of(b"\0asm module"));
     }
 
@@ -225,7 +314,10 @@ mod tests {
         let dir = plugin_dir();
         std::fs::remove_file(dir.path().join("plugin.wasm")).unwrap();
         let err = ReleaseFiles::from_dir(dir.path()).unwrap_err();
-        assert!(matches!(err, BundleError::Missing { ref path, .. } if path == "plugin.wasm"), "{err}");
+        assert!(
+            matches!(err, BundleError::Missing { ref path, .. } if path == "plugin.wasm"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -233,7 +325,10 @@ mod tests {
         let dir = plugin_dir();
         std::fs::remove_file(dir.path().join("plugin.wasm")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("plugin.wasm")).unwrap();
-        assert!(matches!(ReleaseFiles::from_dir(dir.path()), Err(BundleError::NotAFile(_))));
+        assert!(matches!(
+            ReleaseFiles::from_dir(dir.path()),
+            Err(BundleError::NotAFile(_))
+        ));
     }
 
     #[test]
@@ -280,7 +375,10 @@ mod tests {
             let dest = outside.path().join("dest");
             std::fs::create_dir_all(&dest).unwrap();
             let err = ReleaseFiles::from_bundle(bundle.path(), &dest).unwrap_err();
-            assert!(matches!(err, BundleError::UnsafeEntry { .. }), "{name}: {err}");
+            assert!(
+                matches!(err, BundleError::UnsafeEntry { .. }),
+                "{name}: {err}"
+            );
             assert!(!outside.path().join("escape.txt").exists());
             std::fs::remove_dir_all(&dest).unwrap();
         }

@@ -17,13 +17,21 @@ pub enum InstallError {
     Client(#[from] ClientError),
     #[error(transparent)]
     Lockfile(#[from] LockfileError),
-    #[error("invalid version requirement {0:?}: expected e.g. ^1.2, ~1.2.3, >=1.0, <2 or =1.2.3 for an exact version")]
+    #[error(
+        "invalid version requirement {0:?}: expected e.g. ^1.2, ~1.2.3, >=1.0, <2 or =1.2.3 for an exact version"
+    )]
     Requirement(String),
     #[error("no version of {plugin} matches {requirement}{}", available_hint(.available))]
-    NoMatch { plugin: String, requirement: String, available: Vec<String> },
+    NoMatch {
+        plugin: String,
+        requirement: String,
+        available: Vec<String>,
+    },
     #[error("the registry served an unsafe artifact path {0:?}; nothing was installed")]
     UnsafePath(String),
-    #[error("the registry's manifest for {0} does not match what was asked for or is invalid: {1}; nothing was installed")]
+    #[error(
+        "the registry's manifest for {0} does not match what was asked for or is invalid: {1}; nothing was installed"
+    )]
     ManifestMismatch(String, String),
     #[error("{0} is not installed in this plugin directory")]
     NotInstalled(String),
@@ -33,7 +41,10 @@ fn available_hint(available: &[String]) -> String {
     if available.is_empty() {
         " (it has no installable version)".into()
     } else {
-        format!(" (installable: {}; yanked versions need an exact =VERSION)", available.join(", "))
+        format!(
+            " (installable: {}; yanked versions need an exact =VERSION)",
+            available.join(", ")
+        )
     }
 }
 
@@ -48,21 +59,42 @@ pub struct Installed {
 
 /// Picks the version to install: the newest resolvable one matching `requirement`, or
 /// exactly `=X.Y.Z` (which may be yanked or insecure, never removed).
-pub fn choose_version(plugin: &str, versions: &[(String, Lifecycle)], requirement: Option<&str>) -> Result<String, InstallError> {
+pub fn choose_version(
+    plugin: &str,
+    versions: &[(String, Lifecycle)],
+    requirement: Option<&str>,
+) -> Result<String, InstallError> {
     let requirement = requirement.unwrap_or("*").trim();
-    let parsed: Vec<(semver::Version, Lifecycle)> =
-        versions.iter().filter_map(|(v, s)| Some((semver::Version::parse(v).ok()?, *s))).collect();
-    if let Some(exact) = requirement.strip_prefix('=').and_then(|v| semver::Version::parse(v.trim()).ok()) {
-        if let Some((v, _)) = parsed.iter().find(|(v, s)| *v == exact && *s != Lifecycle::Removed) {
+    let parsed: Vec<(semver::Version, Lifecycle)> = versions
+        .iter()
+        .filter_map(|(v, s)| Some((semver::Version::parse(v).ok()?, *s)))
+        .collect();
+    if let Some(exact) = requirement
+        .strip_prefix('=')
+        .and_then(|v| semver::Version::parse(v.trim()).ok())
+    {
+        if let Some((v, _)) = parsed
+            .iter()
+            .find(|(v, s)| *v == exact && *s != Lifecycle::Removed)
+        {
             return Ok(v.to_string());
         }
     } else {
-        let req = semver::VersionReq::parse(requirement).map_err(|_| InstallError::Requirement(requirement.to_owned()))?;
-        if let Some((v, _)) = parsed.iter().filter(|(v, s)| s.resolvable() && req.matches(v)).max_by(|a, b| a.0.cmp(&b.0)) {
+        let req = semver::VersionReq::parse(requirement)
+            .map_err(|_| InstallError::Requirement(requirement.to_owned()))?;
+        if let Some((v, _)) = parsed
+            .iter()
+            .filter(|(v, s)| s.resolvable() && req.matches(v))
+            .max_by(|a, b| a.0.cmp(&b.0))
+        {
             return Ok(v.to_string());
         }
     }
-    let mut available: Vec<_> = parsed.iter().filter(|(_, s)| s.resolvable()).map(|(v, _)| v.clone()).collect();
+    let mut available: Vec<_> = parsed
+        .iter()
+        .filter(|(_, s)| s.resolvable())
+        .map(|(v, _)| v.clone())
+        .collect();
     available.sort();
     Err(InstallError::NoMatch {
         plugin: plugin.to_owned(),
@@ -72,21 +104,38 @@ pub fn choose_version(plugin: &str, versions: &[(String, Lifecycle)], requiremen
 }
 
 fn random_suffix() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("{}-{nanos}", std::process::id())
 }
 
 /// Installs `plugin` matching `requirement` into `dir` (e.g. `./plugins`).
-pub async fn install(client: &Client, plugin: &PluginRef, requirement: Option<&str>, dir: &Path) -> Result<Installed, InstallError> {
+pub async fn install(
+    client: &Client,
+    plugin: &PluginRef,
+    requirement: Option<&str>,
+    dir: &Path,
+) -> Result<Installed, InstallError> {
     let (publisher, name) = (plugin.publisher.as_str(), plugin.name.as_str());
     let list = client.versions(publisher, name).await?;
-    let candidates: Vec<_> = list.versions.iter().map(|v| (v.version.clone(), v.state)).collect();
+    let candidates: Vec<_> = list
+        .versions
+        .iter()
+        .map(|v| (v.version.clone(), v.state))
+        .collect();
     let version = choose_version(&plugin.to_string(), &candidates, requirement)?;
     let detail = client.version(publisher, name, &version).await?;
     install_version(client, plugin, &detail, dir).await
 }
 
-async fn install_version(client: &Client, plugin: &PluginRef, detail: &VersionDetail, dir: &Path) -> Result<Installed, InstallError> {
+async fn install_version(
+    client: &Client,
+    plugin: &PluginRef,
+    detail: &VersionDetail,
+    dir: &Path,
+) -> Result<Installed, InstallError> {
     let label = format!("{plugin}@{}", detail.version);
     for a in &detail.artifacts {
         if relative_path_problem(&a.path).is_some() {
@@ -97,26 +146,47 @@ async fn install_version(client: &Client, plugin: &PluginRef, detail: &VersionDe
         .artifacts
         .iter()
         .find(|a| a.role == ArtifactRole::Manifest)
-        .ok_or_else(|| InstallError::ManifestMismatch(label.clone(), "the release has no plugin.yaml".into()))?;
+        .ok_or_else(|| {
+            InstallError::ManifestMismatch(label.clone(), "the release has no plugin.yaml".into())
+        })?;
     if manifest_artifact.digest != detail.manifest_digest {
-        return Err(InstallError::ManifestMismatch(label, "plugin.yaml's digest differs from the release's manifest digest".into()));
+        return Err(InstallError::ManifestMismatch(
+            label,
+            "plugin.yaml's digest differs from the release's manifest digest".into(),
+        ));
     }
 
     let staging_root = dir.join(".agora-tmp");
-    let staging = staging_root.join(format!("{}-{}-{}", plugin.publisher, plugin.name, random_suffix()));
-    tokio::fs::create_dir_all(&staging).await.map_err(io_error(format!("cannot create {}", staging.display())))?;
+    let staging = staging_root.join(format!(
+        "{}-{}-{}",
+        plugin.publisher,
+        plugin.name,
+        random_suffix()
+    ));
+    tokio::fs::create_dir_all(&staging)
+        .await
+        .map_err(io_error(format!("cannot create {}", staging.display())))?;
     let result = download_all(client, detail, &staging, &label).await;
     if let Err(e) = result {
         let _ = tokio::fs::remove_dir_all(&staging).await;
         return Err(e);
     }
 
-    let target = dir.join(plugin.publisher.as_str()).join(plugin.name.as_str());
+    let target = dir
+        .join(plugin.publisher.as_str())
+        .join(plugin.name.as_str());
     let parent = target.parent().unwrap_or(dir);
-    tokio::fs::create_dir_all(parent).await.map_err(io_error(format!("cannot create {}", parent.display())))?;
+    tokio::fs::create_dir_all(parent)
+        .await
+        .map_err(io_error(format!("cannot create {}", parent.display())))?;
     let backup = staging_root.join(format!("old-{}", random_suffix()));
     let had_old = tokio::fs::rename(&target, &backup).await.is_ok();
-    tokio::fs::rename(&staging, &target).await.map_err(io_error(format!("cannot move the plugin into {}", target.display())))?;
+    tokio::fs::rename(&staging, &target)
+        .await
+        .map_err(io_error(format!(
+            "cannot move the plugin into {}",
+            target.display()
+        )))?;
     if had_old {
         let _ = tokio::fs::remove_dir_all(&backup).await;
     }
@@ -133,14 +203,25 @@ async fn install_version(client: &Client, plugin: &PluginRef, detail: &VersionDe
     let mut lock = Lockfile::load(dir)?.unwrap_or_else(|| Lockfile::new(client.registry()));
     lock.upsert(entry.clone());
     lock.save(dir)?;
-    Ok(Installed { entry, path: target, dependencies: detail.manifest.dependencies.clone().into_iter().collect() })
+    Ok(Installed {
+        entry,
+        path: target,
+        dependencies: detail.manifest.dependencies.clone().into_iter().collect(),
+    })
 }
 
-async fn download_all(client: &Client, detail: &VersionDetail, staging: &Path, label: &str) -> Result<(), InstallError> {
+async fn download_all(
+    client: &Client,
+    detail: &VersionDetail,
+    staging: &Path,
+    label: &str,
+) -> Result<(), InstallError> {
     for a in &detail.artifacts {
         let dest = staging.join(&a.path);
         if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(io_error(format!("cannot create {}", parent.display())))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(io_error(format!("cannot create {}", parent.display())))?;
         }
         client.download_blob(&a.digest, a.size, &dest).await?;
         if a.role == ArtifactRole::Binary {
@@ -149,22 +230,44 @@ async fn download_all(client: &Client, detail: &VersionDetail, staging: &Path, l
         }
     }
     // The verified manifest must describe exactly what was asked for.
-    let text = tokio::fs::read_to_string(staging.join("plugin.yaml")).await.map_err(io_error("cannot read the downloaded plugin.yaml"))?;
-    let manifest = Manifest::from_yaml(&text).map_err(|e| InstallError::ManifestMismatch(label.to_owned(), e.to_string()))?;
-    if manifest.plugin_ref().to_string() != format!("{}/{}", detail.publisher, detail.name) || manifest.version.to_string() != detail.version {
-        return Err(InstallError::ManifestMismatch(label.to_owned(), format!("it describes {}@{}", manifest.plugin_ref(), manifest.version)));
+    let text = tokio::fs::read_to_string(staging.join("plugin.yaml"))
+        .await
+        .map_err(io_error("cannot read the downloaded plugin.yaml"))?;
+    let manifest = Manifest::from_yaml(&text)
+        .map_err(|e| InstallError::ManifestMismatch(label.to_owned(), e.to_string()))?;
+    if manifest.plugin_ref().to_string() != format!("{}/{}", detail.publisher, detail.name)
+        || manifest.version.to_string() != detail.version
+    {
+        return Err(InstallError::ManifestMismatch(
+            label.to_owned(),
+            format!(
+                "it describes {}@{}",
+                manifest.plugin_ref(),
+                manifest.version
+            ),
+        ));
     }
     Ok(())
 }
 
 /// Removes an installed plugin and its lockfile entry.
 pub async fn remove(dir: &Path, plugin: &PluginRef) -> Result<LockEntry, InstallError> {
-    let mut lock = Lockfile::load(dir)?.ok_or_else(|| InstallError::NotInstalled(plugin.to_string()))?;
+    let mut lock =
+        Lockfile::load(dir)?.ok_or_else(|| InstallError::NotInstalled(plugin.to_string()))?;
     let name = plugin.to_string();
-    let entry = lock.plugins.iter().find(|p| p.name == name).cloned().ok_or_else(|| InstallError::NotInstalled(name.clone()))?;
-    let target = dir.join(plugin.publisher.as_str()).join(plugin.name.as_str());
+    let entry = lock
+        .plugins
+        .iter()
+        .find(|p| p.name == name)
+        .cloned()
+        .ok_or_else(|| InstallError::NotInstalled(name.clone()))?;
+    let target = dir
+        .join(plugin.publisher.as_str())
+        .join(plugin.name.as_str());
     match tokio::fs::remove_dir_all(&target).await {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_error(format!("cannot remove {}", target.display()))(e).into()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_error(format!("cannot remove {}", target.display()))(e).into());
+        }
         _ => {}
     }
     lock.plugins.retain(|p| p.name != name);
@@ -177,22 +280,37 @@ mod tests {
     use super::*;
 
     fn versions() -> Vec<(String, Lifecycle)> {
-        [("1.0.0", Lifecycle::Active), ("1.1.0", Lifecycle::Yanked), ("1.2.0-rc.1", Lifecycle::Active), ("2.0.0", Lifecycle::Removed), ("0.9.0", Lifecycle::Deprecated)]
-            .into_iter()
-            .map(|(v, s)| (v.to_owned(), s))
-            .collect()
+        [
+            ("1.0.0", Lifecycle::Active),
+            ("1.1.0", Lifecycle::Yanked),
+            ("1.2.0-rc.1", Lifecycle::Active),
+            ("2.0.0", Lifecycle::Removed),
+            ("0.9.0", Lifecycle::Deprecated),
+        ]
+        .into_iter()
+        .map(|(v, s)| (v.to_owned(), s))
+        .collect()
     }
 
     #[test]
     fn the_newest_resolvable_match_wins() {
         assert_eq!(choose_version("a/b", &versions(), None).unwrap(), "1.0.0");
-        assert_eq!(choose_version("a/b", &versions(), Some("<1.0")).unwrap(), "0.9.0");
+        assert_eq!(
+            choose_version("a/b", &versions(), Some("<1.0")).unwrap(),
+            "0.9.0"
+        );
     }
 
     #[test]
     fn yanked_versions_need_an_exact_pin_and_removed_ones_never_install() {
-        assert!(matches!(choose_version("a/b", &versions(), Some("~1.1")), Err(InstallError::NoMatch { .. })));
-        assert_eq!(choose_version("a/b", &versions(), Some("=1.1.0")).unwrap(), "1.1.0");
+        assert!(matches!(
+            choose_version("a/b", &versions(), Some("~1.1")),
+            Err(InstallError::NoMatch { .. })
+        ));
+        assert_eq!(
+            choose_version("a/b", &versions(), Some("=1.1.0")).unwrap(),
+            "1.1.0"
+        );
         assert!(choose_version("a/b", &versions(), Some("=2.0.0")).is_err());
     }
 

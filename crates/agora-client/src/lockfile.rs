@@ -34,18 +34,31 @@ pub struct Lockfile {
 #[derive(Debug, thiserror::Error)]
 pub enum LockfileError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid lockfile: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{path} has format {found}; this agora understands format {FORMAT_VERSION}")]
     Format { path: PathBuf, found: u32 },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Lockfile {
     pub fn new(registry: &str) -> Lockfile {
-        Lockfile { format: FORMAT_VERSION, registry: registry.to_owned(), plugins: Vec::new() }
+        Lockfile {
+            format: FORMAT_VERSION,
+            registry: registry.to_owned(),
+            plugins: Vec::new(),
+        }
     }
 
     pub fn path_in(dir: &Path) -> PathBuf {
@@ -60,9 +73,16 @@ impl Lockfile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(LockfileError::Read { path, source }),
         };
-        let lock: Lockfile = serde_json::from_slice(&text).map_err(|source| LockfileError::Parse { path: path.clone(), source })?;
+        let lock: Lockfile =
+            serde_json::from_slice(&text).map_err(|source| LockfileError::Parse {
+                path: path.clone(),
+                source,
+            })?;
         if lock.format != FORMAT_VERSION {
-            return Err(LockfileError::Format { path, found: lock.format });
+            return Err(LockfileError::Format {
+                path,
+                found: lock.format,
+            });
         }
         Ok(Some(lock))
     }
@@ -77,7 +97,10 @@ impl Lockfile {
             temp.persist(&path).map_err(|e| e.error)?;
             Ok(())
         };
-        write().map_err(|source| LockfileError::Write { path: path.clone(), source })
+        write().map_err(|source| LockfileError::Write {
+            path: path.clone(),
+            source,
+        })
     }
 
     pub fn upsert(&mut self, entry: LockEntry) {

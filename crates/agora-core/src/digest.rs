@@ -39,7 +39,11 @@ impl FromStr for Digest {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || DigestError(s.chars().take(80).collect());
         let hex_part = s.strip_prefix("sha256:").ok_or_else(bad)?;
-        if hex_part.len() != 64 || !hex_part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if hex_part.len() != 64
+            || !hex_part
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Err(bad());
         }
         let mut out = [0u8; 32];
@@ -120,7 +124,14 @@ mod tests {
         let d = Digest::of(b"agora");
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
         let upper = d.to_string().to_uppercase().replace("SHA256", "sha256");
-        for bad in ["", "sha256:", "md5:abc", &upper, &format!("{d}00"), "sha256:../../etc/passwd"] {
+        for bad in [
+            "",
+            "sha256:",
+            "md5:abc",
+            &upper,
+            &format!("{d}00"),
+            "sha256:../../etc/passwd",
+        ] {
             assert!(bad.parse::<Digest>().is_err(), "{bad} should be refused");
         }
     }

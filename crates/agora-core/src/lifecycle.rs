@@ -20,7 +20,9 @@ pub enum Lifecycle {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LifecycleError {
-    #[error("unknown lifecycle state {0:?}: expected one of active, deprecated, insecure, yanked, removed")]
+    #[error(
+        "unknown lifecycle state {0:?}: expected one of active, deprecated, insecure, yanked, removed"
+    )]
     Unknown(String),
     #[error("version was removed by an administrator; a removed version cannot change state")]
     Removed,
@@ -75,7 +77,10 @@ impl Lifecycle {
         if to == Lifecycle::Removed && !by_admin {
             return Err(LifecycleError::RemoveNeedsAdmin);
         }
-        let needs_reason = matches!(to, Lifecycle::Deprecated | Lifecycle::Insecure | Lifecycle::Removed);
+        let needs_reason = matches!(
+            to,
+            Lifecycle::Deprecated | Lifecycle::Insecure | Lifecycle::Removed
+        );
         if needs_reason && reason.is_none_or(|r| r.trim().is_empty()) {
             return Err(LifecycleError::ReasonRequired(to.as_str()));
         }
@@ -97,14 +102,30 @@ mod tests {
             Lifecycle::Active.check_transition(Lifecycle::Removed, false, Some("malware")),
             Err(LifecycleError::RemoveNeedsAdmin)
         );
-        assert!(Lifecycle::Active.check_transition(Lifecycle::Removed, true, Some("malware")).is_ok());
+        assert!(
+            Lifecycle::Active
+                .check_transition(Lifecycle::Removed, true, Some("malware"))
+                .is_ok()
+        );
     }
 
     #[test]
     fn deprecation_needs_a_reason_but_yank_does_not() {
-        assert!(Lifecycle::Active.check_transition(Lifecycle::Deprecated, false, Some(" ")).is_err());
-        assert!(Lifecycle::Active.check_transition(Lifecycle::Yanked, false, None).is_ok());
-        assert!(Lifecycle::Yanked.check_transition(Lifecycle::Active, false, None).is_ok());
+        assert!(
+            Lifecycle::Active
+                .check_transition(Lifecycle::Deprecated, false, Some(" "))
+                .is_err()
+        );
+        assert!(
+            Lifecycle::Active
+                .check_transition(Lifecycle::Yanked, false, None)
+                .is_ok()
+        );
+        assert!(
+            Lifecycle::Yanked
+                .check_transition(Lifecycle::Active, false, None)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -42,14 +42,26 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(field: impl Into<String>, problem: impl Into<String>, expected: Option<&str>) -> Self {
-        FieldError { field: field.into(), problem: problem.into(), expected: expected.map(str::to_owned) }
+    pub fn new(
+        field: impl Into<String>,
+        problem: impl Into<String>,
+        expected: Option<&str>,
+    ) -> Self {
+        FieldError {
+            field: field.into(),
+            problem: problem.into(),
+            expected: expected.map(str::to_owned),
+        }
     }
 }
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let field = if self.field.is_empty() { "(manifest)" } else { &self.field };
+        let field = if self.field.is_empty() {
+            "(manifest)"
+        } else {
+            &self.field
+        };
         write!(f, "{field}: {}", self.problem)?;
         if let Some(expected) = &self.expected {
             write!(f, " (expected {expected})")?;
@@ -79,7 +91,11 @@ impl ManifestError {
 }
 
 fn join(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -298,7 +314,8 @@ impl Manifest {
 
     /// Validates a manifest already parsed into JSON values (e.g. from the API).
     pub fn from_value(document: Value) -> Result<Manifest, ManifestError> {
-        let mut errors: Vec<FieldError> = VALIDATOR.iter_errors(&document).map(schema_error).collect();
+        let mut errors: Vec<FieldError> =
+            VALIDATOR.iter_errors(&document).map(schema_error).collect();
         if !errors.is_empty() {
             errors.sort_by(|a, b| a.field.cmp(&b.field));
             errors.dedup();
@@ -307,11 +324,18 @@ impl Manifest {
         let manifest: Manifest = serde_json::from_value(document)
             .map_err(|e| ManifestError::Invalid(vec![FieldError::new("", e.to_string(), None)]))?;
         let errors = manifest.semantic_errors();
-        if errors.is_empty() { Ok(manifest) } else { Err(ManifestError::Invalid(errors)) }
+        if errors.is_empty() {
+            Ok(manifest)
+        } else {
+            Err(ManifestError::Invalid(errors))
+        }
     }
 
     pub fn plugin_ref(&self) -> PluginRef {
-        PluginRef { publisher: self.publisher.clone(), name: self.name.clone() }
+        PluginRef {
+            publisher: self.publisher.clone(),
+            name: self.name.clone(),
+        }
     }
 
     pub fn title(&self) -> &str {
@@ -378,7 +402,11 @@ impl Manifest {
             .map(|(p, role)| (p.to_owned(), role));
         for (path, role) in relpaths {
             if let Some(problem) = relative_path_problem(&path) {
-                errors.push(FieldError::new(role_field(role), problem, Some("a relative path inside the plugin directory")));
+                errors.push(FieldError::new(
+                    role_field(role),
+                    problem,
+                    Some("a relative path inside the plugin directory"),
+                ));
             }
         }
         for (dep, req) in &self.dependencies {
@@ -390,7 +418,11 @@ impl Manifest {
                 ));
             }
             if dep == &format!("{}/{}", self.publisher, self.name) {
-                errors.push(FieldError::new(format!("dependencies.{dep}"), "a plugin cannot depend on itself", None));
+                errors.push(FieldError::new(
+                    format!("dependencies.{dep}"),
+                    "a plugin cannot depend on itself",
+                    None,
+                ));
             }
         }
         for (field, value) in [
@@ -400,7 +432,11 @@ impl Manifest {
             if let Some(v) = value
                 && semver::Version::parse(v).is_err()
             {
-                errors.push(FieldError::new(field, format!("{v:?} is not a semantic version"), Some("a version such as 1.2.0")));
+                errors.push(FieldError::new(
+                    field,
+                    format!("{v:?} is not a semantic version"),
+                    Some("a version such as 1.2.0"),
+                ));
             }
         }
         let wants_http = self.capabilities.iter().any(|c| c == "outbound_http");
@@ -456,8 +492,13 @@ pub fn relative_path_problem(path: &str) -> Option<String> {
     {
         return Some(format!("{path:?} has an empty, '.' or '..' segment"));
     }
-    if !path.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/+-".contains(&b)) {
-        return Some(format!("{path:?} has characters other than letters, digits, '.', '_', '-', '+', '/'"));
+    if !path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._/+-".contains(&b))
+    {
+        return Some(format!(
+            "{path:?} has characters other than letters, digits, '.', '_', '-', '+', '/'"
+        ));
     }
     None
 }
@@ -489,7 +530,11 @@ fn schema_error(error: jsonschema::ValidationError<'_>) -> FieldError {
         problem.truncate(300);
         problem.push('…');
     }
-    FieldError { field, problem, expected }
+    FieldError {
+        field,
+        problem,
+        expected,
+    }
 }
 
 /// `/runtime/binaries/linux-x86_64` → `runtime.binaries.linux-x86_64`; `/tags/2` → `tags[2]`.

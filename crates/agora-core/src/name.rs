@@ -13,7 +13,9 @@ pub const SLUG_RULE: &str =
 pub enum NameError {
     #[error("invalid {what} {value:?}: expected {SLUG_RULE}")]
     Invalid { what: &'static str, value: String },
-    #[error("invalid plugin reference {0:?}: expected PUBLISHER/NAME, for example acme/jira-ticket")]
+    #[error(
+        "invalid plugin reference {0:?}: expected PUBLISHER/NAME, for example acme/jira-ticket"
+    )]
     Reference(String),
 }
 
@@ -27,7 +29,10 @@ impl Slug {
         if is_slug(value) {
             Ok(Slug(value.to_owned()))
         } else {
-            Err(NameError::Invalid { what, value: truncate(value) })
+            Err(NameError::Invalid {
+                what,
+                value: truncate(value),
+            })
         }
     }
 
@@ -111,7 +116,17 @@ mod tests {
         for ok in ["a", "acme", "acme-corp", "0day", &"a".repeat(63)] {
             assert!(is_slug(ok), "{ok} should be accepted");
         }
-        for bad in ["", "-acme", "Acme", "ac_me", "ac.me", "../etc", "a/b", &"a".repeat(64), "é"] {
+        for bad in [
+            "",
+            "-acme",
+            "Acme",
+            "ac_me",
+            "ac.me",
+            "../etc",
+            "a/b",
+            &"a".repeat(64),
+            "é",
+        ] {
             assert!(!is_slug(bad), "{bad} should be refused");
         }
     }
@@ -120,7 +135,10 @@ mod tests {
     fn references_name_both_parts() {
         let r: PluginRef = "acme/jira-ticket".parse().unwrap();
         assert_eq!(r.to_string(), "acme/jira-ticket");
-        assert!(matches!("acme".parse::<PluginRef>(), Err(NameError::Reference(_))));
+        assert!(matches!(
+            "acme".parse::<PluginRef>(),
+            Err(NameError::Reference(_))
+        ));
         let err = "acme/../x".parse::<PluginRef>().unwrap_err().to_string();
         assert!(err.contains("plugin name"), "{err}");
     }

@@ -6,9 +6,7 @@ use std::str::FromStr;
 use crate::name::is_slug;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid scope {0:?}: expected admin, read:private, publish:* or publish:PUBLISHER"
-)]
+#[error("invalid scope {0:?}: expected admin, read:private, publish:* or publish:PUBLISHER")]
 pub struct ScopeError(pub String);
 
 /// One permission a token carries. A scope never grants more than the user's role and
@@ -43,7 +41,11 @@ impl Scope {
     }
 
     pub fn join(scopes: &[Scope]) -> String {
-        scopes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+        scopes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -80,7 +82,10 @@ mod tests {
     #[test]
     fn scopes_round_trip_and_reject_unknown_words() {
         let list = Scope::parse_list("publish:acme read:private,admin publish:*").unwrap();
-        assert_eq!(Scope::join(&list), "publish:acme read:private admin publish:*");
+        assert_eq!(
+            Scope::join(&list),
+            "publish:acme read:private admin publish:*"
+        );
         assert!(Scope::parse_list("publish:ACME").is_err());
         assert!(Scope::parse_list("root").is_err());
     }

@@ -54,7 +54,9 @@ impl Caller {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::forbidden("this needs an administrator's token with the admin scope"))
+            Err(ApiError::forbidden(
+                "this needs an administrator's token with the admin scope",
+            ))
         }
     }
 
@@ -73,7 +75,11 @@ impl Caller {
                 self.user.username, publisher.name, publisher.name, self.user.username
             )));
         }
-        if !self.scopes.iter().any(|s| s.allows_publish(&publisher.name)) {
+        if !self
+            .scopes
+            .iter()
+            .any(|s| s.allows_publish(&publisher.name))
+        {
             return Err(ApiError::forbidden(format!(
                 "this token's scopes ({}) do not include publish:{} or publish:*",
                 Scope::join(&self.scopes),
@@ -86,25 +92,40 @@ impl Caller {
     /// May this caller upload blobs at all (some publisher they could publish to)?
     pub fn require_some_publish_right(&self) -> Result<(), ApiError> {
         let can = self.is_admin()
-            || self.memberships.iter().any(|(_, name)| self.scopes.iter().any(|s| s.allows_publish(name)));
+            || self
+                .memberships
+                .iter()
+                .any(|(_, name)| self.scopes.iter().any(|s| s.allows_publish(name)));
         if can {
             Ok(())
         } else {
-            Err(ApiError::forbidden("uploading needs a token with a publish scope for a publisher you belong to"))
+            Err(ApiError::forbidden(
+                "uploading needs a token with a publish scope for a publisher you belong to",
+            ))
         }
     }
 
     pub fn viewer(&self) -> Viewer {
         if self.is_admin() {
-            return Viewer { admin: true, private_publishers: Vec::new() };
+            return Viewer {
+                admin: true,
+                private_publishers: Vec::new(),
+            };
         }
         let private_publishers = self
             .memberships
             .iter()
-            .filter(|(_, name)| self.scopes.iter().any(|s| *s == Scope::ReadPrivate || s.allows_publish(name)))
+            .filter(|(_, name)| {
+                self.scopes
+                    .iter()
+                    .any(|s| *s == Scope::ReadPrivate || s.allows_publish(name))
+            })
             .map(|(id, _)| *id)
             .collect();
-        Viewer { admin: false, private_publishers }
+        Viewer {
+            admin: false,
+            private_publishers,
+        }
     }
 
     /// Whether a token with `wanted` may be minted by this caller: never more than it holds.
@@ -132,7 +153,10 @@ const TOUCH_INTERVAL_MS: i64 = 60_000;
 impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(value) = parts.headers.get(AUTHORIZATION) else {
             return Ok(MaybeCaller(None));
         };
@@ -141,7 +165,9 @@ impl FromRequestParts<AppState> for MaybeCaller {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
         let Some((record, user)) = state.meta.token_by_hash(&hash_token(token)).await? else {
             return Err(ApiError::unauthorized(format!(
                 "token {}… is not known to this registry",
@@ -150,7 +176,10 @@ impl FromRequestParts<AppState> for MaybeCaller {
         };
         let now = now_ms();
         if record.revoked_at.is_some() {
-            return Err(ApiError::unauthorized(format!("token {} (id {}) was revoked", record.prefix, record.id)));
+            return Err(ApiError::unauthorized(format!(
+                "token {} (id {}) was revoked",
+                record.prefix, record.id
+            )));
         }
         if record.expires_at.is_some_and(|at| at <= now) {
             return Err(ApiError::unauthorized(format!(
@@ -160,7 +189,10 @@ impl FromRequestParts<AppState> for MaybeCaller {
                 crate::time::rfc3339(record.expires_at.unwrap_or_default())
             )));
         }
-        if record.last_used_at.is_none_or(|at| now - at > TOUCH_INTERVAL_MS) {
+        if record
+            .last_used_at
+            .is_none_or(|at| now - at > TOUCH_INTERVAL_MS)
+        {
             let meta = state.meta.clone();
             let id = record.id;
             tokio::spawn(async move {
@@ -172,17 +204,29 @@ impl FromRequestParts<AppState> for MaybeCaller {
         let scopes = Scope::parse_list(&record.scopes)
             .map_err(|e| ApiError::internal("a stored token has an unreadable scope", e))?;
         let memberships = state.meta.memberships(user.id).await?;
-        Ok(MaybeCaller(Some(Caller { user, token: record, scopes, memberships })))
+        Ok(MaybeCaller(Some(Caller {
+            user,
+            token: record,
+            scopes,
+            memberships,
+        })))
     }
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         MaybeCaller::from_request_parts(parts, state)
             .await?
             .0
-            .ok_or_else(|| ApiError::unauthorized("this needs a token: send `Authorization: Bearer <token>` (see `agora login`)"))
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "this needs a token: send `Authorization: Bearer <token>` (see `agora login`)",
+                )
+            })
     }
 }

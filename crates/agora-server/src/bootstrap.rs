@@ -10,7 +10,9 @@ const MIN_TOKEN_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
-    #[error("AGORA_ADMIN_TOKEN is too short ({0} characters); use at least {MIN_TOKEN_LEN} random characters, e.g. from `openssl rand -hex 32`")]
+    #[error(
+        "AGORA_ADMIN_TOKEN is too short ({0} characters); use at least {MIN_TOKEN_LEN} random characters, e.g. from `openssl rand -hex 32`"
+    )]
     WeakToken(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -19,7 +21,10 @@ pub enum BootstrapError {
 /// Makes sure the admin account exists. With `configured_token` (from `AGORA_ADMIN_TOKEN`)
 /// that token is registered for it; otherwise, on the very first start only, a fresh token
 /// is created and returned so it can be shown once.
-pub async fn ensure_admin(meta: &dyn MetadataStore, configured_token: Option<&str>) -> Result<Option<String>, BootstrapError> {
+pub async fn ensure_admin(
+    meta: &dyn MetadataStore,
+    configured_token: Option<&str>,
+) -> Result<Option<String>, BootstrapError> {
     if let Some(token) = configured_token
         && token.len() < MIN_TOKEN_LEN
     {
@@ -30,7 +35,9 @@ pub async fn ensure_admin(meta: &dyn MetadataStore, configured_token: Option<&st
         None => (meta.create_user(ADMIN_USER, Role::Admin).await?, true),
     };
     let (token, show) = match configured_token {
-        Some(token) if meta.token_by_hash(&hash_token(token)).await?.is_none() => (token.to_owned(), false),
+        Some(token) if meta.token_by_hash(&hash_token(token)).await?.is_none() => {
+            (token.to_owned(), false)
+        }
         Some(_) => return Ok(None),
         None if created => (new_token(), true),
         None => return Ok(None),

@@ -22,8 +22,20 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError { status, kind, title, detail: Some(detail.into()), errors: Vec::new(), headers: Vec::new() }
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            kind,
+            title,
+            detail: Some(detail.into()),
+            errors: Vec::new(),
+            headers: Vec::new(),
+        }
     }
 
     pub fn not_found(detail: impl Into<String>) -> ApiError {
@@ -36,7 +48,11 @@ impl ApiError {
 
     /// One or more fields of the request are wrong; each is named.
     pub fn invalid(title: &'static str, errors: Vec<FieldError>) -> ApiError {
-        let detail = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let detail = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             kind: "invalid-request",
@@ -48,12 +64,23 @@ impl ApiError {
     }
 
     pub fn field(field: &str, problem: impl Into<String>, expected: Option<&str>) -> ApiError {
-        ApiError::invalid("Invalid request", vec![FieldError::new(field, problem, expected)])
+        ApiError::invalid(
+            "Invalid request",
+            vec![FieldError::new(field, problem, expected)],
+        )
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> ApiError {
-        let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail);
-        e.headers.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"agora\"")));
+        let mut e = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            detail,
+        );
+        e.headers.push((
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"agora\""),
+        ));
         e
     }
 
@@ -76,7 +103,12 @@ impl ApiError {
     }
 
     pub fn unavailable(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", detail)
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            detail,
+        )
     }
 
     pub fn problem(&self) -> Problem {
@@ -95,7 +127,10 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         for (name, value) in self.headers {
             headers.insert(name, value);
         }
@@ -119,15 +154,26 @@ impl From<BlobError> for ApiError {
             BlobError::DigestMismatch { .. } => {
                 ApiError::bad_request("digest-mismatch", format!("{err}; nothing was stored"))
             }
-            BlobError::TooLarge { .. } => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Content too large", format!("{err}; nothing was stored"))
+            BlobError::TooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Content too large",
+                format!("{err}; nothing was stored"),
+            ),
+            BlobError::SizeMismatch { .. } => {
+                ApiError::bad_request("size-mismatch", err.to_string())
             }
-            BlobError::SizeMismatch { .. } => ApiError::bad_request("size-mismatch", err.to_string()),
-            BlobError::Interrupted(_) => {
-                ApiError::bad_request("upload-interrupted", format!("{err}; nothing was stored, upload again"))
-            }
+            BlobError::Interrupted(_) => ApiError::bad_request(
+                "upload-interrupted",
+                format!("{err}; nothing was stored, upload again"),
+            ),
             BlobError::RangeNotSatisfiable { size } => {
-                let mut e = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range-not-satisfiable", "Range not satisfiable", err.to_string());
+                let mut e = ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range-not-satisfiable",
+                    "Range not satisfiable",
+                    err.to_string(),
+                );
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     e.headers.push((header::CONTENT_RANGE, v));
                 }

@@ -18,7 +18,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => {
                 let status = rejection.status();
-                let mut e = ApiError::new(status, "invalid-body", "Invalid request body", rejection.body_text());
+                let mut e = ApiError::new(
+                    status,
+                    "invalid-body",
+                    "Invalid request body",
+                    rejection.body_text(),
+                );
                 if status == axum::http::StatusCode::UNPROCESSABLE_ENTITY {
                     e.kind = "invalid-request";
                 }
@@ -56,7 +61,13 @@ pub struct VersionPath {
 }
 
 fn slug(field: &'static str, value: &str) -> Result<Slug, ApiError> {
-    Slug::parse(field, value).map_err(|e| ApiError::field(field, e.to_string(), Some(agora_core::name::SLUG_RULE)))
+    Slug::parse(field, value).map_err(|_| {
+        ApiError::field(
+            field,
+            format!("{:?} is not a valid {field}", truncate(value)),
+            Some(agora_core::name::SLUG_RULE),
+        )
+    })
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for PluginPath {
@@ -67,7 +78,10 @@ impl<S: Send + Sync> FromRequestParts<S> for PluginPath {
             axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
                 .await
                 .map_err(|r| ApiError::bad_request("invalid-path", r.body_text()))?;
-        Ok(PluginPath { publisher: slug("publisher", &publisher)?, name: slug("name", &name)? })
+        Ok(PluginPath {
+            publisher: slug("publisher", &publisher)?,
+            name: slug("name", &name)?,
+        })
     }
 }
 
@@ -80,9 +94,17 @@ impl<S: Send + Sync> FromRequestParts<S> for VersionPath {
                 .await
                 .map_err(|r| ApiError::bad_request("invalid-path", r.body_text()))?;
         let version = semver::Version::parse(&version).map_err(|e| {
-            ApiError::field("version", format!("{:?} is not a semantic version: {e}", truncate(&version)), Some("a version such as 1.2.0"))
+            ApiError::field(
+                "version",
+                format!("{:?} is not a semantic version: {e}", truncate(&version)),
+                Some("a version such as 1.2.0"),
+            )
         })?;
-        Ok(VersionPath { publisher: slug("publisher", &publisher)?, name: slug("name", &name)?, version })
+        Ok(VersionPath {
+            publisher: slug("publisher", &publisher)?,
+            name: slug("name", &name)?,
+            version,
+        })
     }
 }
 

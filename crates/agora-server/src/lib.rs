@@ -38,7 +38,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_blob_bytes: 1024 * 1024 * 1024, max_artifacts: 64, max_page_size: 100, max_json_bytes: 1024 * 1024 }
+        Limits {
+            max_blob_bytes: 1024 * 1024 * 1024,
+            max_artifacts: 64,
+            max_page_size: 100,
+            max_json_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -61,5 +66,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -11,13 +11,18 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 /// The process-wide metrics handle, installing the recorder on first use.
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full("agora_http_request_duration_seconds".into()), LATENCY_BUCKETS)
+            .set_buckets_for_metric(
+                Matcher::Full("agora_http_request_duration_seconds".into()),
+                LATENCY_BUCKETS,
+            )
             .expect("latency buckets are valid");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();

@@ -43,11 +43,21 @@ pub enum PutOutcome {
 pub trait BlobStore: Send + Sync + 'static {
     /// Stores `body` under `digest`, refusing it if it is larger than `limit` bytes or its
     /// content does not hash to `digest`. Returns the outcome and the blob's size.
-    async fn put(&self, digest: &Digest, body: ByteStream, limit: u64) -> Result<(PutOutcome, u64), BlobError>;
+    async fn put(
+        &self,
+        digest: &Digest,
+        body: ByteStream,
+        limit: u64,
+    ) -> Result<(PutOutcome, u64), BlobError>;
     /// The blob's size, or `None` if it is not stored.
     async fn size(&self, digest: &Digest) -> Result<Option<u64>, BlobError>;
     /// Reads `len` bytes from `offset` (the whole blob with `offset = 0, len = size`).
-    async fn get(&self, digest: &Digest, offset: u64, len: u64) -> Result<Option<BlobStream>, BlobError>;
+    async fn get(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<BlobStream>, BlobError>;
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError>;
     /// Checks the storage is reachable and writable (for readiness probes).
     async fn check(&self) -> Result<(), BlobError>;
@@ -81,10 +91,17 @@ impl FsBlobStore {
         if getrandom::fill(&mut nonce).is_err() {
             nonce[..8].copy_from_slice(&crate::now_ms().to_le_bytes());
         }
-        self.root.join("tmp").join(format!("{}.part", hex::encode(nonce)))
+        self.root
+            .join("tmp")
+            .join(format!("{}.part", hex::encode(nonce)))
     }
 
-    async fn write_temp(&self, temp: &Path, mut body: ByteStream, limit: u64) -> Result<Digest, BlobError> {
+    async fn write_temp(
+        &self,
+        temp: &Path,
+        mut body: ByteStream,
+        limit: u64,
+    ) -> Result<Digest, BlobError> {
         let file = tokio::fs::File::create(temp).await?;
         let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut hasher = Sha256Hasher::new();
@@ -111,7 +128,12 @@ async fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
-    async fn put(&self, digest: &Digest, body: ByteStream, limit: u64) -> Result<(PutOutcome, u64), BlobError> {
+    async fn put(
+        &self,
+        digest: &Digest,
+        body: ByteStream,
+        limit: u64,
+    ) -> Result<(PutOutcome, u64), BlobError> {
         let target = self.path_of(digest);
         if let Ok(meta) = tokio::fs::metadata(&target).await {
             return Ok((PutOutcome::AlreadyPresent, meta.len()));
@@ -127,7 +149,10 @@ impl BlobStore for FsBlobStore {
         };
         if actual != *digest {
             let _ = tokio::fs::remove_file(&temp).await;
-            return Err(BlobError::DigestMismatch { expected: *digest, actual });
+            return Err(BlobError::DigestMismatch {
+                expected: *digest,
+                actual,
+            });
         }
         let size = tokio::fs::metadata(&temp).await?.len();
         let parent = target.parent().unwrap_or(&self.root).to_owned();
@@ -147,7 +172,12 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn get(&self, digest: &Digest, offset: u64, len: u64) -> Result<Option<BlobStream>, BlobError> {
+    async fn get(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<BlobStream>, BlobError> {
         let mut file = match tokio::fs::File::open(self.path_of(digest)).await {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -161,7 +191,12 @@ impl BlobStore for FsBlobStore {
             file.seek(std::io::SeekFrom::Start(offset)).await?;
         }
         let body = tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK).boxed();
-        Ok(Some(BlobStream { size, offset, len, body }))
+        Ok(Some(BlobStream {
+            size,
+            offset,
+            len,
+            body,
+        }))
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError> {
@@ -198,12 +233,20 @@ impl ObjectBlobStore {
 
 #[async_trait]
 impl BlobStore for ObjectBlobStore {
-    async fn put(&self, digest: &Digest, mut body: ByteStream, limit: u64) -> Result<(PutOutcome, u64), BlobError> {
+    async fn put(
+        &self,
+        digest: &Digest,
+        mut body: ByteStream,
+        limit: u64,
+    ) -> Result<(PutOutcome, u64), BlobError> {
         if let Some(size) = self.size(digest).await? {
             return Ok((PutOutcome::AlreadyPresent, size));
         }
         let path = Self::path_of(digest);
-        let mut upload = WriteMultipart::new_with_chunk_size(self.store.put_multipart(&path).await?, 8 * 1024 * 1024);
+        let mut upload = WriteMultipart::new_with_chunk_size(
+            self.store.put_multipart(&path).await?,
+            8 * 1024 * 1024,
+        );
         let mut hasher = Sha256Hasher::new();
         let outcome = loop {
             match body.next().await {
@@ -224,7 +267,14 @@ impl BlobStore for ObjectBlobStore {
         let size = hasher.len();
         let actual = hasher.finish();
         let outcome = outcome.and_then(|()| {
-            if actual == *digest { Ok(()) } else { Err(BlobError::DigestMismatch { expected: *digest, actual }) }
+            if actual == *digest {
+                Ok(())
+            } else {
+                Err(BlobError::DigestMismatch {
+                    expected: *digest,
+                    actual,
+                })
+            }
         });
         match outcome {
             Ok(()) => {
@@ -246,7 +296,12 @@ impl BlobStore for ObjectBlobStore {
         }
     }
 
-    async fn get(&self, digest: &Digest, offset: u64, len: u64) -> Result<Option<BlobStream>, BlobError> {
+    async fn get(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<BlobStream>, BlobError> {
         let Some(size) = self.size(digest).await? else {
             return Ok(None);
         };
@@ -256,11 +311,19 @@ impl BlobStore for ObjectBlobStore {
         let body: ByteStream = if len == 0 {
             futures_util::stream::empty().boxed()
         } else {
-            let options = GetOptions { range: Some(GetRange::Bounded(offset..offset + len)), ..Default::default() };
+            let options = GetOptions {
+                range: Some(GetRange::Bounded(offset..offset + len)),
+                ..Default::default()
+            };
             let result = self.store.get_opts(&Self::path_of(digest), options).await?;
             result.into_stream().map_err(std::io::Error::other).boxed()
         };
-        Ok(Some(BlobStream { size, offset, len, body }))
+        Ok(Some(BlobStream {
+            size,
+            offset,
+            len,
+            body,
+        }))
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError> {
@@ -272,7 +335,9 @@ impl BlobStore for ObjectBlobStore {
 
     async fn check(&self) -> Result<(), BlobError> {
         let probe = object_store::path::Path::from("agora-readiness-probe");
-        self.store.put(&probe, Bytes::from_static(b"ready").into()).await?;
+        self.store
+            .put(&probe, Bytes::from_static(b"ready").into())
+            .await?;
         self.store.delete(&probe).await?;
         Ok(())
     }

@@ -17,7 +17,10 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn conflict_on_unique(err: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    pub(crate) fn conflict_on_unique(
+        err: sqlx::Error,
+        what: impl FnOnce() -> String,
+    ) -> StoreError {
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
             _ => StoreError::Database(err),

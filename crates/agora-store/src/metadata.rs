@@ -246,16 +246,32 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn revoke_token(&self, id: i64, owner: Option<i64>, at: i64) -> Result<bool>;
     async fn touch_token(&self, id: i64, at: i64) -> Result<()>;
 
-    async fn create_publisher(&self, name: &str, display_name: Option<&str>, owner: &UserRecord) -> Result<PublisherRecord>;
+    async fn create_publisher(
+        &self,
+        name: &str,
+        display_name: Option<&str>,
+        owner: &UserRecord,
+    ) -> Result<PublisherRecord>;
     async fn publisher_by_name(&self, name: &str) -> Result<Option<PublisherRecord>>;
     async fn list_publishers(&self) -> Result<Vec<PublisherRecord>>;
     async fn members(&self, publisher_id: i64) -> Result<Vec<MemberRecord>>;
-    async fn add_member(&self, publisher_id: i64, user: &UserRecord, role: &str, actor: &str) -> Result<()>;
+    async fn add_member(
+        &self,
+        publisher_id: i64,
+        user: &UserRecord,
+        role: &str,
+        actor: &str,
+    ) -> Result<()>;
     /// Names and ids of the publishers a user belongs to.
     async fn memberships(&self, user_id: i64) -> Result<Vec<(i64, String)>>;
 
     async fn plugin(&self, publisher: &str, name: &str) -> Result<Option<PluginRecord>>;
-    async fn set_visibility(&self, plugin_id: i64, visibility: Visibility, actor: &str) -> Result<()>;
+    async fn set_visibility(
+        &self,
+        plugin_id: i64,
+        visibility: Visibility,
+        actor: &str,
+    ) -> Result<()>;
     /// Every version of a plugin, newest first by semver precedence.
     async fn versions(&self, plugin_id: i64) -> Result<Vec<VersionRecord>>;
     async fn version(&self, plugin_id: i64, version: &str) -> Result<Option<VersionRecord>>;
@@ -277,5 +293,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Counts a download of a release's main artifact (module or binary).
     async fn count_download(&self, digest: &Digest) -> Result<()>;
 
-    async fn audit_events(&self, target_prefix: Option<&str>, limit: u32) -> Result<Vec<AuditRecord>>;
+    async fn audit_events(
+        &self,
+        target_prefix: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>>;
 }

@@ -19,25 +19,41 @@ struct Backend {
 async fn sqlite() -> Backend {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("agora.db").display());
-    Backend { store: SqlStore::connect(&url).await.unwrap(), cleanup: None, _dir: Some(dir) }
+    Backend {
+        store: SqlStore::connect(&url).await.unwrap(),
+        cleanup: None,
+        _dir: Some(dir),
+    }
 }
 
 fn postgres_url() -> String {
-    std::env::var("AGORA_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("AGORA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 async fn postgres() -> Backend {
     sqlx::any::install_default_drivers();
     let base = postgres_url();
-    let schema = format!("agora_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+    let schema = format!(
+        "agora_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
     let admin = sqlx::AnyPool::connect(&base).await.unwrap_or_else(|e| {
         panic!("PostgreSQL is required for these tests and is unreachable at {base}: {e} (set AGORA_TEST_POSTGRES_URL)")
     });
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
     admin.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    Backend { store: SqlStore::connect(&url).await.unwrap(), cleanup: Some((base, schema)), _dir: None }
+    Backend {
+        store: SqlStore::connect(&url).await.unwrap(),
+        cleanup: Some((base, schema)),
+        _dir: None,
+    }
 }
 
 impl Backend {
@@ -45,7 +61,10 @@ impl Backend {
         self.store.close().await;
         if let Some((base, schema)) = self.cleanup {
             let admin = sqlx::AnyPool::connect(&base).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&admin)
+                .await
+                .unwrap();
             admin.close().await;
         }
     }
@@ -67,15 +86,33 @@ struct World {
 
 async fn world(store: &SqlStore) -> World {
     let alice = store.create_user("alice", Role::Publisher).await.unwrap();
-    let acme = store.create_publisher("acme", Some("ACME Corp"), &alice).await.unwrap();
+    let acme = store
+        .create_publisher("acme", Some("ACME Corp"), &alice)
+        .await
+        .unwrap();
     World { alice, acme }
 }
 
-async fn release(store: &SqlStore, w: &World, m: Manifest, module: &[u8]) -> Result<VersionRecord, StoreError> {
+async fn release(
+    store: &SqlStore,
+    w: &World,
+    m: Manifest,
+    module: &[u8],
+) -> Result<VersionRecord, StoreError> {
     let manifest_digest = Digest::of(serde_json::to_string(&m).unwrap().as_bytes());
     let artifacts = vec![
-        ArtifactRecord { path: "plugin.yaml".into(), role: ArtifactRole::Manifest, digest: manifest_digest, size: 10 },
-        ArtifactRecord { path: "plugin.wasm".into(), role: ArtifactRole::Module, digest: Digest::of(module), size: module.len() as i64 },
+        ArtifactRecord {
+            path: "plugin.yaml".into(),
+            role: ArtifactRole::Manifest,
+            digest: manifest_digest,
+            size: 10,
+        },
+        ArtifactRecord {
+            path: "plugin.wasm".into(),
+            role: ArtifactRole::Module,
+            digest: Digest::of(module),
+            size: module.len() as i64,
+        },
     ];
     store
         .publish(NewRelease {
@@ -111,7 +148,12 @@ fn names(result: &SearchResult) -> Vec<String> {
 
 async fn publishing_creates_the_plugin_its_version_and_artifacts(store: &SqlStore) {
     let w = world(store).await;
-    let m = manifest("acme", "jira", "1.2.0", "tags: [jira, issues]\ncategories: [ticketing]\nprovider: atlassian\n");
+    let m = manifest(
+        "acme",
+        "jira",
+        "1.2.0",
+        "tags: [jira, issues]\ncategories: [ticketing]\nprovider: atlassian\n",
+    );
     let v = release(store, &w, m, b"module").await.unwrap();
     assert_eq!(v.version, "1.2.0");
     assert_eq!(v.state, Lifecycle::Active);
@@ -123,7 +165,10 @@ async fn publishing_creates_the_plugin_its_version_and_artifacts(store: &SqlStor
     assert_eq!(p.provider.as_deref(), Some("atlassian"));
     let artifacts = store.artifacts(v.id).await.unwrap();
     assert_eq!(artifacts.len(), 2);
-    let module = artifacts.iter().find(|a| a.role == ArtifactRole::Module).unwrap();
+    let module = artifacts
+        .iter()
+        .find(|a| a.role == ArtifactRole::Module)
+        .unwrap();
     assert_eq!(module.digest, Digest::of(b"module"));
     let audit = store.audit_events(Some("acme/jira"), 10).await.unwrap();
     assert_eq!(audit[0].action, "version.publish");
@@ -131,26 +176,46 @@ async fn publishing_creates_the_plugin_its_version_and_artifacts(store: &SqlStor
 
 async fn publishing_an_existing_version_is_a_conflict_and_changes_nothing(store: &SqlStore) {
     let w = world(store).await;
-    release(store, &w, manifest("acme", "jira", "1.0.0", ""), b"first").await.unwrap();
-    let err = release(store, &w, manifest("acme", "jira", "1.0.0", "tags: [changed]\n"), b"second").await.unwrap_err();
+    release(store, &w, manifest("acme", "jira", "1.0.0", ""), b"first")
+        .await
+        .unwrap();
+    let err = release(
+        store,
+        &w,
+        manifest("acme", "jira", "1.0.0", "tags: [changed]\n"),
+        b"second",
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     let p = store.plugin("acme", "jira").await.unwrap().unwrap();
     let versions = store.versions(p.id).await.unwrap();
     assert_eq!(versions.len(), 1);
     assert!(p.tags.is_empty());
     let artifacts = store.artifacts(versions[0].id).await.unwrap();
-    let module = artifacts.iter().find(|a| a.role == ArtifactRole::Module).unwrap();
+    let module = artifacts
+        .iter()
+        .find(|a| a.role == ArtifactRole::Module)
+        .unwrap();
     assert_eq!(module.digest, Digest::of(b"first"));
 }
 
 async fn versions_are_ordered_by_semver_and_latest_skips_prereleases_and_yanks(store: &SqlStore) {
     let w = world(store).await;
     for v in ["1.9.0", "1.10.0", "2.0.0-rc.1", "1.2.3"] {
-        release(store, &w, manifest("acme", "jira", v, ""), v.as_bytes()).await.unwrap();
+        release(store, &w, manifest("acme", "jira", v, ""), v.as_bytes())
+            .await
+            .unwrap();
     }
     let p = store.plugin("acme", "jira").await.unwrap().unwrap();
     assert_eq!(p.latest_version.as_deref(), Some("1.10.0"));
-    let order: Vec<_> = store.versions(p.id).await.unwrap().into_iter().map(|v| v.version).collect();
+    let order: Vec<_> = store
+        .versions(p.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.version)
+        .collect();
     assert_eq!(order, ["2.0.0-rc.1", "1.10.0", "1.9.0", "1.2.3"]);
 
     let v110 = store.version(p.id, "1.10.0").await.unwrap().unwrap();
@@ -161,31 +226,87 @@ async fn versions_are_ordered_by_semver_and_latest_skips_prereleases_and_yanks(s
         replacement: None,
         actor: "alice".into(),
     };
-    store.set_lifecycle(change(Lifecycle::Yanked, Some("broken build"))).await.unwrap();
+    store
+        .set_lifecycle(change(Lifecycle::Yanked, Some("broken build")))
+        .await
+        .unwrap();
     let p = store.plugin("acme", "jira").await.unwrap().unwrap();
     assert_eq!(p.latest_version.as_deref(), Some("1.9.0"));
-    store.set_lifecycle(change(Lifecycle::Active, None)).await.unwrap();
+    store
+        .set_lifecycle(change(Lifecycle::Active, None))
+        .await
+        .unwrap();
     let p = store.plugin("acme", "jira").await.unwrap().unwrap();
     assert_eq!(p.latest_version.as_deref(), Some("1.10.0"));
-    let audit = store.audit_events(Some("acme/jira@1.10.0"), 10).await.unwrap();
-    assert_eq!(audit.iter().filter(|a| a.action == "version.lifecycle").count(), 2);
+    let audit = store
+        .audit_events(Some("acme/jira@1.10.0"), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.action == "version.lifecycle")
+            .count(),
+        2
+    );
 }
 
 async fn search_matches_text_and_every_filter(store: &SqlStore) {
     let w = world(store).await;
     let jira = "display_name: Jira Tickets\ntags: [jira, issues]\ncategories: [ticketing]\nprovider: atlassian\n\
                 capabilities: [outbound_http]\nnetwork: { outbound_hosts: [jira.example.com] }\n";
-    release(store, &w, manifest("acme", "jira-ticket", "1.0.0", jira), b"a").await.unwrap();
-    release(store, &w, manifest("acme", "slack-notify", "1.0.0", "tags: [chat]\ncategories: [messaging]\nprovider: slack\n"), b"b").await.unwrap();
-    release(store, &w, manifest("acme", "s3-scan", "1.0.0", "tags: [storage]\ncategories: [ticketing]\nprovider: aws\n"), b"c").await.unwrap();
+    release(
+        store,
+        &w,
+        manifest("acme", "jira-ticket", "1.0.0", jira),
+        b"a",
+    )
+    .await
+    .unwrap();
+    release(
+        store,
+        &w,
+        manifest(
+            "acme",
+            "slack-notify",
+            "1.0.0",
+            "tags: [chat]\ncategories: [messaging]\nprovider: slack\n",
+        ),
+        b"b",
+    )
+    .await
+    .unwrap();
+    release(
+        store,
+        &w,
+        manifest(
+            "acme",
+            "s3-scan",
+            "1.0.0",
+            "tags: [storage]\ncategories: [ticketing]\nprovider: aws\n",
+        ),
+        b"c",
+    )
+    .await
+    .unwrap();
 
-    assert_eq!(names(&store.search(&query(Some("jira"))).await.unwrap()), ["jira-ticket"]);
-    assert_eq!(names(&store.search(&query(Some("atlass"))).await.unwrap()), ["jira-ticket"], "prefix match");
+    assert_eq!(
+        names(&store.search(&query(Some("jira"))).await.unwrap()),
+        ["jira-ticket"]
+    );
+    assert_eq!(
+        names(&store.search(&query(Some("atlass"))).await.unwrap()),
+        ["jira-ticket"],
+        "prefix match"
+    );
     assert_eq!(store.search(&query(None)).await.unwrap().plugins.len(), 3);
     let mut q = query(None);
     q.category = Some("ticketing".into());
     q.sort = SearchSort::Name;
-    assert_eq!(names(&store.search(&q).await.unwrap()), ["jira-ticket", "s3-scan"]);
+    assert_eq!(
+        names(&store.search(&q).await.unwrap()),
+        ["jira-ticket", "s3-scan"]
+    );
     q.provider = Some("aws".into());
     assert_eq!(names(&store.search(&q).await.unwrap()), ["s3-scan"]);
     let mut q = query(Some("plugin"));
@@ -201,11 +322,27 @@ async fn search_matches_text_and_every_filter(store: &SqlStore) {
 
 async fn search_text_with_query_syntax_and_sql_is_harmless(store: &SqlStore) {
     let w = world(store).await;
-    release(store, &w, manifest("acme", "jira", "1.0.0", ""), b"a").await.unwrap();
-    for text in ["'; DROP TABLE plugins; --", "\"unterminated", "jira OR 1=1", "NEAR(a b)", "*", "a:b & !c | (d", &"x".repeat(5000)] {
-        store.search(&query(Some(text))).await.unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    release(store, &w, manifest("acme", "jira", "1.0.0", ""), b"a")
+        .await
+        .unwrap();
+    for text in [
+        "'; DROP TABLE plugins; --",
+        "\"unterminated",
+        "jira OR 1=1",
+        "NEAR(a b)",
+        "*",
+        "a:b & !c | (d",
+        &"x".repeat(5000),
+    ] {
+        store
+            .search(&query(Some(text)))
+            .await
+            .unwrap_or_else(|e| panic!("{text:?}: {e}"));
     }
-    assert_eq!(names(&store.search(&query(Some("jira' --"))).await.unwrap()), ["jira"]);
+    assert_eq!(
+        names(&store.search(&query(Some("jira' --"))).await.unwrap()),
+        ["jira"]
+    );
     assert!(store.plugin("acme", "jira").await.unwrap().is_some());
 }
 
@@ -213,9 +350,16 @@ async fn cursors_page_through_every_result_once(store: &SqlStore) {
     let w = world(store).await;
     for i in 0..7 {
         let m = manifest("acme", &format!("scanner-{i}"), "1.0.0", "tags: [scan]\n");
-        release(store, &w, m, format!("m{i}").as_bytes()).await.unwrap();
+        release(store, &w, m, format!("m{i}").as_bytes())
+            .await
+            .unwrap();
     }
-    for sort in [SearchSort::Relevance, SearchSort::Downloads, SearchSort::Recent, SearchSort::Name] {
+    for sort in [
+        SearchSort::Relevance,
+        SearchSort::Downloads,
+        SearchSort::Recent,
+        SearchSort::Name,
+    ] {
         for text in [Some("scanner"), None] {
             let mut q = query(text);
             q.sort = sort;
@@ -232,38 +376,87 @@ async fn cursors_page_through_every_result_once(store: &SqlStore) {
             let mut unique = seen.clone();
             unique.sort();
             unique.dedup();
-            assert_eq!((seen.len(), unique.len()), (7, 7), "{sort:?} {text:?}: {seen:?}");
+            assert_eq!(
+                (seen.len(), unique.len()),
+                (7, 7),
+                "{sort:?} {text:?}: {seen:?}"
+            );
         }
     }
 }
 
 async fn private_plugins_are_invisible_to_outsiders(store: &SqlStore) {
     let w = world(store).await;
-    let v = release(store, &w, manifest("acme", "secret-sauce", "1.0.0", "visibility: private\n"), b"secret").await.unwrap();
+    let v = release(
+        store,
+        &w,
+        manifest("acme", "secret-sauce", "1.0.0", "visibility: private\n"),
+        b"secret",
+    )
+    .await
+    .unwrap();
     let outsider = Viewer::anonymous();
-    let member = Viewer { admin: false, private_publishers: vec![w.acme.id] };
-    assert!(store.search(&query(Some("secret"))).await.unwrap().plugins.is_empty());
+    let member = Viewer {
+        admin: false,
+        private_publishers: vec![w.acme.id],
+    };
+    assert!(
+        store
+            .search(&query(Some("secret")))
+            .await
+            .unwrap()
+            .plugins
+            .is_empty()
+    );
     let mut q = query(Some("secret"));
     q.viewer = member.clone();
     assert_eq!(names(&store.search(&q).await.unwrap()), ["secret-sauce"]);
     let module = Digest::of(b"secret");
     assert!(!store.blob_readable(&module, &outsider).await.unwrap());
     assert!(store.blob_readable(&module, &member).await.unwrap());
-    assert!(store.blob_readable(&module, &Viewer { admin: true, private_publishers: vec![] }).await.unwrap());
+    assert!(
+        store
+            .blob_readable(
+                &module,
+                &Viewer {
+                    admin: true,
+                    private_publishers: vec![]
+                }
+            )
+            .await
+            .unwrap()
+    );
     // A later public-by-default release does not make it public again.
-    release(store, &w, manifest("acme", "secret-sauce", "1.1.0", ""), b"secret2").await.unwrap();
+    release(
+        store,
+        &w,
+        manifest("acme", "secret-sauce", "1.1.0", ""),
+        b"secret2",
+    )
+    .await
+    .unwrap();
     let p = store.plugin("acme", "secret-sauce").await.unwrap().unwrap();
     assert_eq!(p.visibility, Visibility::Private);
     assert!(!outsider.can_see(&p) && member.can_see(&p));
-    store.set_visibility(p.id, Visibility::Public, "alice").await.unwrap();
-    assert_eq!(names(&store.search(&query(Some("secret"))).await.unwrap()), ["secret-sauce"]);
+    store
+        .set_visibility(p.id, Visibility::Public, "alice")
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&store.search(&query(Some("secret"))).await.unwrap()),
+        ["secret-sauce"]
+    );
     let _ = v;
 }
 
 async fn removal_orphans_only_unshared_blobs(store: &SqlStore) {
     let w = world(store).await;
-    let a = release(store, &w, manifest("acme", "one", "1.0.0", ""), b"shared").await.unwrap();
-    release(store, &w, manifest("acme", "two", "1.0.0", ""), b"shared").await.unwrap();
+    let a = release(store, &w, manifest("acme", "one", "1.0.0", ""), b"shared")
+        .await
+        .unwrap();
+    release(store, &w, manifest("acme", "two", "1.0.0", ""), b"shared")
+        .await
+        .unwrap();
     let (removed, orphaned) = store
         .set_lifecycle(LifecycleChange {
             version_id: a.id,
@@ -276,44 +469,123 @@ async fn removal_orphans_only_unshared_blobs(store: &SqlStore) {
         .unwrap();
     assert_eq!(removed.state, Lifecycle::Removed);
     assert_eq!(orphaned, [a.manifest_digest], "the shared module stays");
-    assert!(!store.blob_readable(&a.manifest_digest, &Viewer { admin: true, private_publishers: vec![] }).await.unwrap());
-    assert!(store.blob_readable(&Digest::of(b"shared"), &Viewer::anonymous()).await.unwrap());
+    assert!(
+        !store
+            .blob_readable(
+                &a.manifest_digest,
+                &Viewer {
+                    admin: true,
+                    private_publishers: vec![]
+                }
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .blob_readable(&Digest::of(b"shared"), &Viewer::anonymous())
+            .await
+            .unwrap()
+    );
     let p = store.plugin("acme", "one").await.unwrap().unwrap();
     assert_eq!(p.latest_version, None, "tombstone kept, nothing resolvable");
-    assert!(store.search(&query(Some("one"))).await.unwrap().plugins.is_empty());
+    assert!(
+        store
+            .search(&query(Some("one")))
+            .await
+            .unwrap()
+            .plugins
+            .is_empty()
+    );
 }
 
 async fn downloads_are_counted_per_version_and_plugin(store: &SqlStore) {
     let w = world(store).await;
-    let v = release(store, &w, manifest("acme", "jira", "1.0.0", ""), b"a").await.unwrap();
+    let v = release(store, &w, manifest("acme", "jira", "1.0.0", ""), b"a")
+        .await
+        .unwrap();
     store.count_download(&v.manifest_digest).await.unwrap();
     store.count_download(&v.manifest_digest).await.unwrap();
     store.count_download(&Digest::of(b"a")).await.unwrap();
     let p = store.plugin("acme", "jira").await.unwrap().unwrap();
     assert_eq!(p.downloads, 2);
-    assert_eq!(store.version(p.id, "1.0.0").await.unwrap().unwrap().downloads, 2);
+    assert_eq!(
+        store
+            .version(p.id, "1.0.0")
+            .await
+            .unwrap()
+            .unwrap()
+            .downloads,
+        2
+    );
 }
 
 async fn tokens_users_and_publishers(store: &SqlStore) {
     let w = world(store).await;
-    assert!(matches!(store.create_user("alice", Role::User).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(store.create_publisher("acme", None, &w.alice).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.create_user("alice", Role::User).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.create_publisher("acme", None, &w.alice).await,
+        Err(StoreError::Conflict(_))
+    ));
     let bob = store.create_user("bob", Role::User).await.unwrap();
-    store.add_member(w.acme.id, &bob, "member", "alice").await.unwrap();
-    let members: Vec<_> = store.members(w.acme.id).await.unwrap().into_iter().map(|m| (m.username, m.role)).collect();
-    assert_eq!(members, [("alice".into(), "owner".into()), ("bob".into(), "member".into())]);
-    assert_eq!(store.memberships(bob.id).await.unwrap(), [(w.acme.id, "acme".to_owned())]);
+    store
+        .add_member(w.acme.id, &bob, "member", "alice")
+        .await
+        .unwrap();
+    let members: Vec<_> = store
+        .members(w.acme.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.username, m.role))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("alice".into(), "owner".into()),
+            ("bob".into(), "member".into())
+        ]
+    );
+    assert_eq!(
+        store.memberships(bob.id).await.unwrap(),
+        [(w.acme.id, "acme".to_owned())]
+    );
 
     let t = store
-        .create_token(NewToken { user_id: bob.id, name: "ci".into(), hash: "h1".into(), prefix: "agora_12".into(), scopes: "publish:acme".into(), expires_at: None })
+        .create_token(NewToken {
+            user_id: bob.id,
+            name: "ci".into(),
+            hash: "h1".into(),
+            prefix: "agora_12".into(),
+            scopes: "publish:acme".into(),
+            expires_at: None,
+        })
         .await
         .unwrap();
     let (found, user) = store.token_by_hash("h1").await.unwrap().unwrap();
-    assert_eq!((found.id, user.username.as_str(), user.role), (t.id, "bob", Role::User));
+    assert_eq!(
+        (found.id, user.username.as_str(), user.role),
+        (t.id, "bob", Role::User)
+    );
     assert!(store.token_by_hash("nope").await.unwrap().is_none());
-    assert!(!store.revoke_token(t.id, Some(w.alice.id), 1).await.unwrap(), "not alice's token");
+    assert!(
+        !store.revoke_token(t.id, Some(w.alice.id), 1).await.unwrap(),
+        "not alice's token"
+    );
     assert!(store.revoke_token(t.id, Some(bob.id), 1).await.unwrap());
-    assert_eq!(store.token_by_hash("h1").await.unwrap().unwrap().0.revoked_at, Some(1));
+    assert_eq!(
+        store
+            .token_by_hash("h1")
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .revoked_at,
+        Some(1)
+    );
     assert_eq!(store.list_tokens(Some(bob.id)).await.unwrap().len(), 1);
 }
 

@@ -55,14 +55,24 @@ fn a_complete_manifest_parses() {
 fn unknown_fields_are_named() {
     let errors = errors_of(&format!("{GOOD}\nfavourite_colour: blue\n"));
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].problem.contains("favourite_colour"), "{:?}", errors[0]);
+    assert!(
+        errors[0].problem.contains("favourite_colour"),
+        "{:?}",
+        errors[0]
+    );
 }
 
 #[test]
 fn an_invalid_name_names_the_field_and_the_rule() {
     let errors = errors_of(&with("publisher: acme", "publisher: ../Acme"));
     assert_eq!(errors[0].field, "publisher");
-    assert!(errors[0].expected.as_deref().unwrap().contains("lowercase letters"));
+    assert!(
+        errors[0]
+            .expected
+            .as_deref()
+            .unwrap()
+            .contains("lowercase letters")
+    );
 }
 
 #[test]
@@ -70,7 +80,13 @@ fn an_invalid_version_is_refused() {
     for bad in ["1.2", "01.2.0", "v1.2.0", "latest"] {
         let errors = errors_of(&with("version: 1.2.0", &format!("version: \"{bad}\"")));
         assert_eq!(errors[0].field, "version", "{bad}");
-        assert!(errors[0].expected.as_deref().unwrap().contains("semantic version"));
+        assert!(
+            errors[0]
+                .expected
+                .as_deref()
+                .unwrap()
+                .contains("semantic version")
+        );
     }
 }
 
@@ -84,7 +100,12 @@ fn a_wrong_runtime_type_lists_what_is_accepted() {
 #[test]
 fn a_runtime_must_name_its_files() {
     let errors = errors_of(&with("  module: plugin.wasm\n", ""));
-    assert!(errors.iter().any(|e| e.field == "runtime" && e.problem.contains("module")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.field == "runtime" && e.problem.contains("module")),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -103,7 +124,10 @@ fn bad_dependency_requirements_are_named() {
 
 #[test]
 fn hosts_without_the_capability_are_refused() {
-    let errors = errors_of(&with("capabilities: [outbound_http, secrets_read]", "capabilities: [secrets_read]"));
+    let errors = errors_of(&with(
+        "capabilities: [outbound_http, secrets_read]",
+        "capabilities: [secrets_read]",
+    ));
     assert_eq!(errors[0].field, "capabilities");
 }
 
@@ -117,7 +141,10 @@ fn every_problem_is_reported_at_once() {
 #[test]
 fn oversize_manifests_are_refused_before_parsing() {
     let text = format!("{GOOD}\n# {}\n", "x".repeat(MAX_MANIFEST_BYTES));
-    assert!(matches!(Manifest::from_yaml(&text), Err(ManifestError::TooLarge { .. })));
+    assert!(matches!(
+        Manifest::from_yaml(&text),
+        Err(ManifestError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -128,14 +155,26 @@ fn alias_bombs_are_refused() {
         let next = (b'a' + i + 1) as char;
         bomb.push_str(&format!("{next}: &{next} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
     }
-    assert!(matches!(Manifest::from_yaml(&bomb), Err(ManifestError::Yaml(_))));
+    assert!(matches!(
+        Manifest::from_yaml(&bomb),
+        Err(ManifestError::Yaml(_))
+    ));
 }
 
 #[test]
 fn malformed_yaml_and_duplicate_keys_are_refused() {
-    assert!(matches!(Manifest::from_yaml("name: [unclosed"), Err(ManifestError::Yaml(_))));
-    assert!(matches!(Manifest::from_yaml(&format!("{GOOD}\nname: other\n")), Err(ManifestError::Yaml(_))));
-    assert!(matches!(Manifest::from_yaml("- a\n- b\n"), Err(ManifestError::Invalid(_))));
+    assert!(matches!(
+        Manifest::from_yaml("name: [unclosed"),
+        Err(ManifestError::Yaml(_))
+    ));
+    assert!(matches!(
+        Manifest::from_yaml(&format!("{GOOD}\nname: other\n")),
+        Err(ManifestError::Yaml(_))
+    ));
+    assert!(matches!(
+        Manifest::from_yaml("- a\n- b\n"),
+        Err(ManifestError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -146,7 +185,10 @@ fn deep_nesting_is_refused() {
 
 #[test]
 fn very_long_strings_are_refused_with_the_limit() {
-    let errors = errors_of(&with("description: Create and update Jira issues", &format!("description: {}", "d".repeat(5000))));
+    let errors = errors_of(&with(
+        "description: Create and update Jira issues",
+        &format!("description: {}", "d".repeat(5000)),
+    ));
     assert_eq!(errors[0].field, "description");
     assert!(errors[0].expected.as_deref().unwrap().contains("1000"));
 }

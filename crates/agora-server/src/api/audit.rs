@@ -34,14 +34,28 @@ pub struct AuditEvent {
 /// Who changed what, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "operations", params(AuditParams), security(("token" = [])),
     responses((status = 200, body = Vec<AuditEvent>), (status = 403, body = agora_core::api::Problem)))]
-pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(params): ApiQuery<AuditParams>) -> Result<Json<Vec<AuditEvent>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<AuditParams>,
+) -> Result<Json<Vec<AuditEvent>>, ApiError> {
     caller.require_admin()?;
     let limit = params.limit.unwrap_or(100).clamp(1, 1000);
-    let events = state.meta.audit_events(params.target.as_deref(), limit).await?;
+    let events = state
+        .meta
+        .audit_events(params.target.as_deref(), limit)
+        .await?;
     Ok(Json(
         events
             .into_iter()
-            .map(|e: AuditRecord| AuditEvent { id: e.id, at: rfc3339(e.at), actor: e.actor, action: e.action, target: e.target, detail: e.detail })
+            .map(|e: AuditRecord| AuditEvent {
+                id: e.id,
+                at: rfc3339(e.at),
+                actor: e.actor,
+                action: e.action,
+                target: e.target,
+                detail: e.detail,
+            })
             .collect(),
     ))
 }

@@ -22,7 +22,11 @@ pub const DIGEST_HEADER: &str = "agora-digest";
 
 fn parse_digest(raw: &str) -> Result<Digest, ApiError> {
     raw.parse().map_err(|e: agora_core::DigestError| {
-        ApiError::field("digest", e.to_string(), Some("sha256:<64 lowercase hex digits>"))
+        ApiError::field(
+            "digest",
+            e.to_string(),
+            Some("sha256:<64 lowercase hex digits>"),
+        )
     })
 }
 
@@ -59,7 +63,9 @@ pub async fn upload(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
             "Content too large",
-            format!("the blob is {len} bytes; this registry accepts at most {limit} bytes per blob"),
+            format!(
+                "the blob is {len} bytes; this registry accepts at most {limit} bytes per blob"
+            ),
         ));
     }
     if let Some(size) = state.meta.blob_size(&digest).await?
@@ -73,9 +79,15 @@ pub async fn upload(
         && len != size
         && outcome == PutOutcome::Created
     {
-        return Err(ApiError::bad_request("size-mismatch", format!("Content-Length said {len} bytes but {size} arrived")));
+        return Err(ApiError::bad_request(
+            "size-mismatch",
+            format!("Content-Length said {len} bytes but {size} arrived"),
+        ));
     }
-    state.meta.record_blob(&digest, size, caller.user.id).await?;
+    state
+        .meta
+        .record_blob(&digest, size, caller.user.id)
+        .await?;
     metrics::uploaded(size);
     let mut response = (StatusCode::CREATED, Json(BlobInfo { digest, size })).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/blobs/{digest}")) {
@@ -94,7 +106,10 @@ enum Wanted {
 /// Parses a single `bytes=` range (RFC 9110 §14.1.2). Anything else (several ranges,
 /// other units, garbage) is ignored and the whole blob is sent, as the RFC allows.
 fn parse_range(value: Option<&HeaderValue>, size: u64) -> Wanted {
-    let Some(spec) = value.and_then(|v| v.to_str().ok()).and_then(|v| v.trim().strip_prefix("bytes=")) else {
+    let Some(spec) = value
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
         return Wanted::All;
     };
     if spec.contains(',') {
@@ -106,11 +121,20 @@ fn parse_range(value: Option<&HeaderValue>, size: u64) -> Wanted {
     let (first, last) = (first.trim(), last.trim());
     match (first.parse::<u64>(), last.parse::<u64>()) {
         (Ok(start), _) if start >= size => Wanted::Unsatisfiable,
-        (Ok(start), Ok(end)) if end >= start => Wanted::Range { start, len: end.min(size - 1) - start + 1 },
-        (Ok(start), Err(_)) if last.is_empty() => Wanted::Range { start, len: size - start },
+        (Ok(start), Ok(end)) if end >= start => Wanted::Range {
+            start,
+            len: end.min(size - 1) - start + 1,
+        },
+        (Ok(start), Err(_)) if last.is_empty() => Wanted::Range {
+            start,
+            len: size - start,
+        },
         (Err(_), Ok(suffix)) if first.is_empty() && suffix > 0 => {
             let len = suffix.min(size);
-            Wanted::Range { start: size - len, len }
+            Wanted::Range {
+                start: size - len,
+                len,
+            }
         }
         (Err(_), Ok(0)) if first.is_empty() => Wanted::Unsatisfiable,
         _ => Wanted::All,
@@ -141,14 +165,20 @@ pub async fn download(
     // only served once a version they may see refers to it.
     let existence_check = !readable
         && method == Method::HEAD
-        && caller.0.as_ref().is_some_and(|c| c.require_some_publish_right().is_ok())
+        && caller
+            .0
+            .as_ref()
+            .is_some_and(|c| c.require_some_publish_right().is_ok())
         && state.meta.blob_size(&digest).await?.is_some();
     if !readable && !existence_check {
         return Err(ApiError::not_found(format!("blob {digest} not found")));
     }
     let etag = format!("\"{digest}\"");
     let mut common = HeaderMap::new();
-    common.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_FOREVER));
+    common.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_FOREVER),
+    );
     common.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         common.insert(header::ETAG, v);
@@ -156,7 +186,11 @@ pub async fn download(
     if let Ok(v) = HeaderValue::from_str(&digest.to_string()) {
         common.insert(DIGEST_HEADER, v);
     }
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
         return Ok((StatusCode::NOT_MODIFIED, common).into_response());
     }
     let Some(size) = state.blobs.size(&digest).await? else {
@@ -166,9 +200,14 @@ pub async fn download(
     let (status, start, len) = match parse_range(headers.get(header::RANGE), size) {
         Wanted::All => (StatusCode::OK, 0, size),
         Wanted::Range { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
-        Wanted::Unsatisfiable => return Err(agora_store::BlobError::RangeNotSatisfiable { size }.into()),
+        Wanted::Unsatisfiable => {
+            return Err(agora_store::BlobError::RangeNotSatisfiable { size }.into());
+        }
     };
-    common.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    common.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     common.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if status == StatusCode::PARTIAL_CONTENT
         && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1))

@@ -38,14 +38,26 @@ pub fn version_summary(v: &VersionRecord) -> VersionSummary {
 }
 
 pub fn artifact(a: ArtifactRecord) -> Artifact {
-    Artifact { path: a.path, role: a.role, digest: a.digest, size: a.size.max(0) as u64 }
+    Artifact {
+        path: a.path,
+        role: a.role,
+        digest: a.digest,
+        size: a.size.max(0) as u64,
+    }
 }
 
-pub fn version_detail(plugin: &PluginRecord, v: VersionRecord, artifacts: Vec<ArtifactRecord>) -> Result<VersionDetail, ApiError> {
+pub fn version_detail(
+    plugin: &PluginRecord,
+    v: VersionRecord,
+    artifacts: Vec<ArtifactRecord>,
+) -> Result<VersionDetail, ApiError> {
     let manifest: Manifest = serde_json::from_str(&v.manifest)
         .map_err(|e| ApiError::internal("a stored manifest could not be read", e))?;
     let signature = match &v.signature {
-        Some(s) => Some(serde_json::from_str(s).map_err(|e| ApiError::internal("a stored signature could not be read", e))?),
+        Some(s) => Some(
+            serde_json::from_str(s)
+                .map_err(|e| ApiError::internal("a stored signature could not be read", e))?,
+        ),
         None => None,
     };
     Ok(VersionDetail {

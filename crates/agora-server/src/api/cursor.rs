@@ -16,7 +16,11 @@ pub fn encode(cursor: &SearchCursor) -> String {
 
 pub fn decode(cursor: &str, sort: SearchSort) -> Result<SearchCursor, ApiError> {
     let bad = || {
-        ApiError::field("cursor", "not a cursor this server issued", Some("the next_cursor value of the previous page, with the same sort"))
+        ApiError::field(
+            "cursor",
+            "not a cursor this server issued",
+            Some("the next_cursor value of the previous page, with the same sort"),
+        )
     };
     if cursor.len() > 512 {
         return Err(bad());
@@ -29,10 +33,22 @@ pub fn decode(cursor: &str, sort: SearchSort) -> Result<SearchCursor, ApiError> 
     let id: i64 = id.parse().map_err(|_| bad())?;
     let int = || key.parse::<i64>().map_err(|_| bad());
     let decoded = match (kind, sort) {
-        ("r", SearchSort::Relevance) => SearchCursor::Relevance { score: key.parse().map_err(|_| bad())?, id },
-        ("d", SearchSort::Downloads) => SearchCursor::Downloads { downloads: int()?, id },
-        ("u", SearchSort::Recent) => SearchCursor::Recent { updated_at: int()?, id },
-        ("n", SearchSort::Name) => SearchCursor::Name { name: key.to_owned(), id },
+        ("r", SearchSort::Relevance) => SearchCursor::Relevance {
+            score: key.parse().map_err(|_| bad())?,
+            id,
+        },
+        ("d", SearchSort::Downloads) => SearchCursor::Downloads {
+            downloads: int()?,
+            id,
+        },
+        ("u", SearchSort::Recent) => SearchCursor::Recent {
+            updated_at: int()?,
+            id,
+        },
+        ("n", SearchSort::Name) => SearchCursor::Name {
+            name: key.to_owned(),
+            id,
+        },
         _ => return Err(bad()),
     };
     Ok(decoded)
@@ -45,9 +61,27 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_must_match_the_sort() {
         for (c, sort) in [
-            (SearchCursor::Relevance { score: -1.234_567_890_123, id: 7 }, SearchSort::Relevance),
-            (SearchCursor::Downloads { downloads: 42, id: 1 }, SearchSort::Downloads),
-            (SearchCursor::Name { name: "jira".into(), id: 3 }, SearchSort::Name),
+            (
+                SearchCursor::Relevance {
+                    score: -1.234_567_890_123,
+                    id: 7,
+                },
+                SearchSort::Relevance,
+            ),
+            (
+                SearchCursor::Downloads {
+                    downloads: 42,
+                    id: 1,
+                },
+                SearchSort::Downloads,
+            ),
+            (
+                SearchCursor::Name {
+                    name: "jira".into(),
+                    id: 3,
+                },
+                SearchSort::Name,
+            ),
         ] {
             assert_eq!(decode(&encode(&c), sort).unwrap(), c);
             assert!(decode(&encode(&c), SearchSort::Recent).is_err());

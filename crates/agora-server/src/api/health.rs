@@ -10,7 +10,14 @@ use crate::error::ApiError;
 /// The process is up.
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The process is up")))]
 pub async fn health() -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], r#"{"status":"ok"}"#).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
 }
 
 /// The database and blob storage are reachable.
@@ -25,16 +32,28 @@ pub async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> 
     }
     if let Err(e) = state.blobs.check().await {
         tracing::warn!(error = %e, "readiness: blob storage unavailable");
-        return Err(ApiError::unavailable(format!("blob storage unavailable: {e}")));
+        return Err(ApiError::unavailable(format!(
+            "blob storage unavailable: {e}"
+        )));
     }
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], r#"{"status":"ready"}"#).into_response())
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        r#"{"status":"ready"}"#,
+    )
+        .into_response())
 }
 
 /// The JSON Schema of `plugin.yaml`.
 #[utoipa::path(get, path = "/api/v1/schema/manifest.json", tag = "plugins", responses((status = 200, description = "JSON Schema (draft 2020-12)")))]
 pub async fn manifest_schema() -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/schema+json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/schema+json"),
+        )],
         agora_core::manifest::SCHEMA_JSON,
     )
         .into_response()

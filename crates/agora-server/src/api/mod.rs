@@ -81,17 +81,37 @@ pub fn router(state: AppState) -> Router {
     let json_limit = state.limits.max_json_bytes;
     let (api, doc) = api_routes().split_for_parts();
     let doc = Arc::new(doc.to_json().unwrap_or_default());
-    api.route("/api/v1/openapi.json", get(move || async move { json_response(doc.as_str().to_owned()) }))
-        .route("/metrics", get(move || async move { metrics_handle.render() }))
-        .fallback(|| async { ApiError::not_found("no such endpoint; the API is described at /api/v1/openapi.json") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", "this endpoint does not accept that method")
-        })
-        .route_layer(axum::middleware::from_fn(metrics::track))
-        .layer(DefaultBodyLimit::max(json_limit))
-        .with_state(state)
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || async move { json_response(doc.as_str().to_owned()) }),
+    )
+    .route(
+        "/metrics",
+        get(move || async move { metrics_handle.render() }),
+    )
+    .fallback(|| async {
+        ApiError::not_found("no such endpoint; the API is described at /api/v1/openapi.json")
+    })
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this endpoint does not accept that method",
+        )
+    })
+    .route_layer(axum::middleware::from_fn(metrics::track))
+    .layer(DefaultBodyLimit::max(json_limit))
+    .with_state(state)
 }
 
 fn json_response(body: String) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }

@@ -61,27 +61,47 @@ pub async fn search(
     if let Some(q) = &params.q
         && q.chars().count() > MAX_QUERY_CHARS
     {
-        return Err(ApiError::field("q", format!("is {} characters long", q.chars().count()), Some("at most 256 characters")));
+        return Err(ApiError::field(
+            "q",
+            format!("is {} characters long", q.chars().count()),
+            Some("at most 256 characters"),
+        ));
     }
     let text = params.q.filter(|q| !q.trim().is_empty());
     let sort = match params.sort.as_deref() {
         None if text.is_some() => SearchSort::Relevance,
         None => SearchSort::Downloads,
         Some(s) => SearchSort::parse(s).ok_or_else(|| {
-            ApiError::field("sort", format!("unknown sort {:?}", crate::extract::truncate(s)), Some("relevance, downloads, recent or name"))
+            ApiError::field(
+                "sort",
+                format!("unknown sort {:?}", crate::extract::truncate(s)),
+                Some("relevance, downloads, recent or name"),
+            )
         })?,
     };
     if let Some(runtime) = &params.runtime
         && !["wasm", "exec", "oci"].contains(&runtime.as_str())
     {
-        return Err(ApiError::field("runtime", format!("unknown runtime {:?}", crate::extract::truncate(runtime)), Some("wasm, exec or oci")));
+        return Err(ApiError::field(
+            "runtime",
+            format!("unknown runtime {:?}", crate::extract::truncate(runtime)),
+            Some("wasm, exec or oci"),
+        ));
     }
     let max = state.limits.max_page_size;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE.min(max));
     if limit == 0 || limit > max {
-        return Err(ApiError::field("limit", format!("{limit} is out of range"), Some(&format!("1 to {max}"))));
+        return Err(ApiError::field(
+            "limit",
+            format!("{limit} is out of range"),
+            Some(&format!("1 to {max}")),
+        ));
     }
-    let after = params.cursor.as_deref().map(|c| cursor::decode(c, sort)).transpose()?;
+    let after = params
+        .cursor
+        .as_deref()
+        .map(|c| cursor::decode(c, sort))
+        .transpose()?;
     let query = SearchQuery {
         text,
         tag: filter("tag", params.tag)?,
@@ -96,17 +116,28 @@ pub async fn search(
     };
     let result = state.meta.search(&query).await?;
     Ok(Json(SearchPage {
-        items: result.plugins.into_iter().map(convert::plugin_summary).collect(),
+        items: result
+            .plugins
+            .into_iter()
+            .map(convert::plugin_summary)
+            .collect(),
         next_cursor: result.next.as_ref().map(cursor::encode),
     }))
 }
 
 /// The plugin if it exists and the viewer may see it; otherwise the same 404 either way,
 /// so private plugins cannot be discovered by probing names.
-pub async fn visible_plugin(state: &AppState, viewer: &Viewer, publisher: &str, name: &str) -> Result<PluginRecord, ApiError> {
+pub async fn visible_plugin(
+    state: &AppState,
+    viewer: &Viewer,
+    publisher: &str,
+    name: &str,
+) -> Result<PluginRecord, ApiError> {
     match state.meta.plugin(publisher, name).await? {
         Some(p) if viewer.can_see(&p) => Ok(p),
-        _ => Err(ApiError::not_found(format!("plugin {publisher}/{name} not found"))),
+        _ => Err(ApiError::not_found(format!(
+            "plugin {publisher}/{name} not found"
+        ))),
     }
 }
 
@@ -114,11 +145,28 @@ pub async fn visible_plugin(state: &AppState, viewer: &Viewer, publisher: &str, 
 #[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}", tag = "plugins",
     params(("publisher" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = PluginDetail), (status = 404, body = agora_core::api::Problem)))]
-pub async fn detail(State(state): State<AppState>, caller: MaybeCaller, path: PluginPath) -> Result<Json<PluginDetail>, ApiError> {
-    let plugin = visible_plugin(&state, &caller.viewer(), path.publisher.as_str(), path.name.as_str()).await?;
+pub async fn detail(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    path: PluginPath,
+) -> Result<Json<PluginDetail>, ApiError> {
+    let plugin = visible_plugin(
+        &state,
+        &caller.viewer(),
+        path.publisher.as_str(),
+        path.name.as_str(),
+    )
+    .await?;
     let versions = state.meta.versions(plugin.id).await?;
-    let latest = match versions.iter().find(|v| Some(&v.version) == plugin.latest_version.as_ref()) {
-        Some(v) => Some(convert::version_detail(&plugin, v.clone(), state.meta.artifacts(v.id).await?)?),
+    let latest = match versions
+        .iter()
+        .find(|v| Some(&v.version) == plugin.latest_version.as_ref())
+    {
+        Some(v) => Some(convert::version_detail(
+            &plugin,
+            v.clone(),
+            state.meta.artifacts(v.id).await?,
+        )?),
         None => None,
     };
     let created_at = rfc3339(plugin.created_at);
@@ -141,13 +189,22 @@ pub async fn update(
     path: PluginPath,
     ApiJson(settings): ApiJson<PluginSettings>,
 ) -> Result<Json<PluginDetail>, ApiError> {
-    let plugin = visible_plugin(&state, &caller.viewer(), path.publisher.as_str(), path.name.as_str()).await?;
+    let plugin = visible_plugin(
+        &state,
+        &caller.viewer(),
+        path.publisher.as_str(),
+        path.name.as_str(),
+    )
+    .await?;
     let publisher = state
         .meta
         .publisher_by_name(&plugin.publisher)
         .await?
         .ok_or_else(|| ApiError::internal("a plugin's publisher is missing", &plugin.publisher))?;
     caller.require_publish(&publisher)?;
-    state.meta.set_visibility(plugin.id, settings.visibility, &caller.user.username).await?;
+    state
+        .meta
+        .set_visibility(plugin.id, settings.visibility, &caller.user.username)
+        .await?;
     detail(State(state), MaybeCaller(Some(caller)), path).await
 }

@@ -15,7 +15,9 @@ use crate::time::rfc3339;
 
 pub async fn publisher_or_404(state: &AppState, name: &str) -> Result<PublisherRecord, ApiError> {
     state.meta.publisher_by_name(name).await?.ok_or_else(|| {
-        ApiError::not_found(format!("publisher {name} not found; create it with `agora publisher create {name}`"))
+        ApiError::not_found(format!(
+            "publisher {name} not found; create it with `agora publisher create {name}`"
+        ))
     })
 }
 
@@ -24,13 +26,28 @@ async fn publisher_view(state: &AppState, p: PublisherRecord) -> Result<Publishe
     Ok(Publisher {
         name: p.name,
         display_name: p.display_name,
-        members: members.into_iter().map(|m| Member { username: m.username, role: m.role }).collect(),
+        members: members
+            .into_iter()
+            .map(|m| Member {
+                username: m.username,
+                role: m.role,
+            })
+            .collect(),
         created_at: rfc3339(p.created_at),
     })
 }
 
 fn valid_name(raw: &str) -> Result<Slug, ApiError> {
-    Slug::parse("publisher name", raw).map_err(|e| ApiError::field("name", e.to_string(), Some(SLUG_RULE)))
+    Slug::parse("publisher name", raw).map_err(|_| {
+        ApiError::field(
+            "name",
+            format!(
+                "{:?} is not a valid publisher name",
+                crate::extract::truncate(raw)
+            ),
+            Some(SLUG_RULE),
+        )
+    })
 }
 
 /// Every publisher.
@@ -62,9 +79,16 @@ pub async fn create(
     if let Some(d) = &request.display_name
         && (d.is_empty() || d.chars().count() > 100)
     {
-        return Err(ApiError::field("display_name", "must be 1 to 100 characters", Some("1 to 100 characters")));
+        return Err(ApiError::field(
+            "display_name",
+            "must be 1 to 100 characters",
+            Some("1 to 100 characters"),
+        ));
     }
-    let p = state.meta.create_publisher(name.as_str(), request.display_name.as_deref(), &caller.user).await?;
+    let p = state
+        .meta
+        .create_publisher(name.as_str(), request.display_name.as_deref(), &caller.user)
+        .await?;
     Ok((StatusCode::CREATED, Json(publisher_view(&state, p).await?)))
 }
 
@@ -72,7 +96,10 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/publishers/{publisher}", tag = "publishers",
     params(("publisher" = String, Path)),
     responses((status = 200, body = Publisher), (status = 404, body = agora_core::api::Problem)))]
-pub async fn detail(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Publisher>, ApiError> {
+pub async fn detail(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Publisher>, ApiError> {
     let name = valid_name(&name)?;
     let p = publisher_or_404(&state, name.as_str()).await?;
     Ok(Json(publisher_view(&state, p).await?))
@@ -82,7 +109,10 @@ pub async fn detail(State(state): State<AppState>, Path(name): Path<String>) -> 
 #[utoipa::path(get, path = "/api/v1/publishers/{publisher}/members", tag = "publishers",
     params(("publisher" = String, Path)),
     responses((status = 200, body = Vec<Member>), (status = 404, body = agora_core::api::Problem)))]
-pub async fn members(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Vec<Member>>, ApiError> {
+pub async fn members(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<Member>>, ApiError> {
     let name = valid_name(&name)?;
     let p = publisher_or_404(&state, name.as_str()).await?;
     Ok(Json(publisher_view(&state, p).await?.members))
@@ -107,17 +137,36 @@ pub async fn add_member(
         .iter()
         .any(|m| m.username == caller.user.username && m.role == "owner");
     if !is_owner && !caller.is_admin() {
-        return Err(ApiError::forbidden(format!("only owners of {} or administrators can add members", p.name)));
+        return Err(ApiError::forbidden(format!(
+            "only owners of {} or administrators can add members",
+            p.name
+        )));
     }
     let role = request.role.as_deref().unwrap_or("member");
     if !["owner", "member"].contains(&role) {
-        return Err(ApiError::field("role", format!("unknown role {role:?}"), Some("owner or member")));
+        return Err(ApiError::field(
+            "role",
+            format!("unknown role {role:?}"),
+            Some("owner or member"),
+        ));
     }
     let user = state
         .meta
         .user_by_name(&request.username)
         .await?
-        .ok_or_else(|| ApiError::field("username", format!("no user named {:?}", crate::extract::truncate(&request.username)), Some("an existing user name")))?;
-    state.meta.add_member(p.id, &user, role, &caller.user.username).await?;
+        .ok_or_else(|| {
+            ApiError::field(
+                "username",
+                format!(
+                    "no user named {:?}",
+                    crate::extract::truncate(&request.username)
+                ),
+                Some("an existing user name"),
+            )
+        })?;
+    state
+        .meta
+        .add_member(p.id, &user, role, &caller.user.username)
+        .await?;
     Ok(Json(publisher_view(&state, p).await?.members))
 }

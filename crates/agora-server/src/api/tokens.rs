@@ -41,7 +41,11 @@ pub struct ListParams {
 /// The caller's tokens (never their secrets).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(ListParams), security(("token" = [])),
     responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = agora_core::api::Problem)))]
-pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(params): ApiQuery<ListParams>) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Vec<TokenInfo>>, ApiError> {
     let owner = if params.all == Some(true) {
         caller.require_admin()?;
         None
@@ -62,12 +66,25 @@ pub async fn create(
     ApiJson(request): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     if request.name.trim().is_empty() || request.name.chars().count() > 64 {
-        return Err(ApiError::field("name", "must be 1 to 64 characters", Some("a label such as ci or laptop")));
+        return Err(ApiError::field(
+            "name",
+            "must be 1 to 64 characters",
+            Some("a label such as ci or laptop"),
+        ));
     }
-    let scopes = Scope::parse_list(&request.scopes)
-        .map_err(|e| ApiError::field("scopes", e.to_string(), Some("admin, read:private, publish:* or publish:PUBLISHER, space-separated")))?;
+    let scopes = Scope::parse_list(&request.scopes).map_err(|e| {
+        ApiError::field(
+            "scopes",
+            e.to_string(),
+            Some("admin, read:private, publish:* or publish:PUBLISHER, space-separated"),
+        )
+    })?;
     if scopes.is_empty() {
-        return Err(ApiError::field("scopes", "no scope given", Some("admin, read:private, publish:* or publish:PUBLISHER")));
+        return Err(ApiError::field(
+            "scopes",
+            "no scope given",
+            Some("admin, read:private, publish:* or publish:PUBLISHER"),
+        ));
     }
     if let Some(denied) = scopes.iter().find(|s| !caller.may_grant(s)) {
         return Err(ApiError::forbidden(format!(
@@ -78,18 +95,30 @@ pub async fn create(
     let owner = match &request.for_user {
         Some(username) => {
             caller.require_admin()?;
-            state
-                .meta
-                .user_by_name(username)
-                .await?
-                .ok_or_else(|| ApiError::field("for_user", format!("no user named {:?}", crate::extract::truncate(username)), Some("an existing user name")))?
+            state.meta.user_by_name(username).await?.ok_or_else(|| {
+                ApiError::field(
+                    "for_user",
+                    format!("no user named {:?}", crate::extract::truncate(username)),
+                    Some("an existing user name"),
+                )
+            })?
         }
         None => caller.user.clone(),
     };
     let expires_at = match request.expires_in_seconds {
-        Some(0) => return Err(ApiError::field("expires_in_seconds", "must be positive", Some("1 to 315360000 seconds"))),
+        Some(0) => {
+            return Err(ApiError::field(
+                "expires_in_seconds",
+                "must be positive",
+                Some("1 to 315360000 seconds"),
+            ));
+        }
         Some(s) if s > MAX_LIFETIME_SECONDS => {
-            return Err(ApiError::field("expires_in_seconds", format!("{s} is too long"), Some("at most 315360000 seconds (ten years)")));
+            return Err(ApiError::field(
+                "expires_in_seconds",
+                format!("{s} is too long"),
+                Some("at most 315360000 seconds (ten years)"),
+            ));
         }
         Some(s) => Some(now_ms() + (s as i64) * 1000),
         None => None,
@@ -107,20 +136,42 @@ pub async fn create(
         })
         .await?;
     tracing::info!(token = record.id, user = %owner.username, by = %caller.user.username, "token created");
-    Ok((StatusCode::CREATED, Json(CreatedToken { token: secret, info: token_info(record) })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token: secret,
+            info: token_info(record),
+        }),
+    ))
 }
 
 /// Revoke a token: the caller's own, or any token for an administrator.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path)), security(("token" = [])),
     responses((status = 204, description = "Revoked"), (status = 404, body = agora_core::api::Problem)))]
-pub async fn revoke(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let id: i64 = id.parse().map_err(|_| ApiError::field("id", "not a token id", Some("the numeric id shown by `agora token list`")))?;
-    let owner = if caller.is_admin() { None } else { Some(caller.user.id) };
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::field(
+            "id",
+            "not a token id",
+            Some("the numeric id shown by `agora token list`"),
+        )
+    })?;
+    let owner = if caller.is_admin() {
+        None
+    } else {
+        Some(caller.user.id)
+    };
     if state.meta.revoke_token(id, owner, now_ms()).await? {
         tracing::info!(token = id, by = %caller.user.username, "token revoked");
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(format!("no active token {id} of yours")))
+        Err(ApiError::not_found(format!(
+            "no active token {id} of yours"
+        )))
     }
 }
 

@@ -14,28 +14,60 @@ use crate::extract::ApiJson;
 use crate::time::rfc3339;
 
 fn user_view(u: UserRecord) -> User {
-    User { username: u.username, role: u.role.as_str().to_owned(), created_at: rfc3339(u.created_at) }
+    User {
+        username: u.username,
+        role: u.role.as_str().to_owned(),
+        created_at: rfc3339(u.created_at),
+    }
 }
 
 /// Every user.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("token" = [])),
     responses((status = 200, body = Vec<User>), (status = 403, body = agora_core::api::Problem)))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<User>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<User>>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(state.meta.list_users().await?.into_iter().map(user_view).collect()))
+    Ok(Json(
+        state
+            .meta
+            .list_users()
+            .await?
+            .into_iter()
+            .map(user_view)
+            .collect(),
+    ))
 }
 
 /// Create a user; give them a token with `POST /api/v1/tokens` and `for_user`.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser, security(("token" = [])),
     responses((status = 201, body = User), (status = 403, body = agora_core::api::Problem), (status = 409, body = agora_core::api::Problem)))]
-pub async fn create(State(state): State<AppState>, caller: Caller, ApiJson(request): ApiJson<CreateUser>) -> Result<(StatusCode, Json<User>), ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<CreateUser>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
     caller.require_admin()?;
     if !is_slug(&request.username) {
-        return Err(ApiError::field("username", format!("{:?} is not a valid user name", crate::extract::truncate(&request.username)), Some(SLUG_RULE)));
+        return Err(ApiError::field(
+            "username",
+            format!(
+                "{:?} is not a valid user name",
+                crate::extract::truncate(&request.username)
+            ),
+            Some(SLUG_RULE),
+        ));
     }
     let role = match request.role.as_deref() {
         None => Role::User,
-        Some(r) => Role::parse(r).ok_or_else(|| ApiError::field("role", format!("unknown role {:?}", crate::extract::truncate(r)), Some("admin, publisher or user")))?,
+        Some(r) => Role::parse(r).ok_or_else(|| {
+            ApiError::field(
+                "role",
+                format!("unknown role {:?}", crate::extract::truncate(r)),
+                Some("admin, publisher or user"),
+            )
+        })?,
     };
     let user = state.meta.create_user(&request.username, role).await?;
     Ok((StatusCode::CREATED, Json(user_view(user))))

@@ -2,7 +2,9 @@
 
 use std::collections::HashSet;
 
-use agora_core::api::{LifecycleRequest, PublishRequest, PublishResponse, VersionDetail, VersionList};
+use agora_core::api::{
+    LifecycleRequest, PublishRequest, PublishResponse, VersionDetail, VersionList,
+};
 use agora_core::manifest::{ArtifactRole, FieldError, MANIFEST_FILE, relative_path_problem};
 use agora_core::{Digest, Lifecycle, Manifest, ManifestError, PluginRef};
 use agora_store::{ArtifactRecord, LifecycleChange, NewRelease, PutOutcome};
@@ -27,8 +29,18 @@ const MAX_SIGNATURE_BYTES: usize = 64 * 1024;
 #[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}/versions", tag = "versions",
     params(("publisher" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = VersionList), (status = 404, body = agora_core::api::Problem)))]
-pub async fn list(State(state): State<AppState>, caller: MaybeCaller, path: PluginPath) -> Result<Json<VersionList>, ApiError> {
-    let plugin = visible_plugin(&state, &caller.viewer(), path.publisher.as_str(), path.name.as_str()).await?;
+pub async fn list(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    path: PluginPath,
+) -> Result<Json<VersionList>, ApiError> {
+    let plugin = visible_plugin(
+        &state,
+        &caller.viewer(),
+        path.publisher.as_str(),
+        path.name.as_str(),
+    )
+    .await?;
     let versions = state.meta.versions(plugin.id).await?;
     Ok(Json(VersionList {
         publisher: plugin.publisher,
@@ -41,20 +53,39 @@ pub async fn list(State(state): State<AppState>, caller: MaybeCaller, path: Plug
 #[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}/versions/{version}", tag = "versions",
     params(("publisher" = String, Path), ("name" = String, Path), ("version" = String, Path)),
     responses((status = 200, body = VersionDetail), (status = 404, body = agora_core::api::Problem)))]
-pub async fn detail(State(state): State<AppState>, caller: MaybeCaller, path: VersionPath) -> Result<Json<VersionDetail>, ApiError> {
-    let plugin = visible_plugin(&state, &caller.viewer(), path.publisher.as_str(), path.name.as_str()).await?;
+pub async fn detail(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    path: VersionPath,
+) -> Result<Json<VersionDetail>, ApiError> {
+    let plugin = visible_plugin(
+        &state,
+        &caller.viewer(),
+        path.publisher.as_str(),
+        path.name.as_str(),
+    )
+    .await?;
     let version = path.version.to_string();
     let v = state
         .meta
         .version(plugin.id, &version)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("version {version} of {}/{} not found", plugin.publisher, plugin.name)))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "version {version} of {}/{} not found",
+                plugin.publisher, plugin.name
+            ))
+        })?;
     let artifacts = state.meta.artifacts(v.id).await?;
     Ok(Json(convert::version_detail(&plugin, v, artifacts)?))
 }
 
 /// Checks every artifact of a release against the manifest and the uploaded blobs.
-async fn check_artifacts(state: &AppState, manifest: &Manifest, request: &PublishRequest) -> Result<Vec<ArtifactRecord>, ApiError> {
+async fn check_artifacts(
+    state: &AppState,
+    manifest: &Manifest,
+    request: &PublishRequest,
+) -> Result<Vec<ArtifactRecord>, ApiError> {
     let mut errors = Vec::new();
     if request.artifacts.len() > state.limits.max_artifacts {
         errors.push(FieldError::new(
@@ -69,16 +100,28 @@ async fn check_artifacts(state: &AppState, manifest: &Manifest, request: &Publis
     for (i, a) in request.artifacts.iter().enumerate() {
         let field = format!("artifacts[{i}]");
         if let Some(problem) = relative_path_problem(&a.path) {
-            errors.push(FieldError::new(format!("{field}.path"), problem, Some("a relative path inside the plugin directory")));
+            errors.push(FieldError::new(
+                format!("{field}.path"),
+                problem,
+                Some("a relative path inside the plugin directory"),
+            ));
             continue;
         }
         if !seen.insert(a.path.as_str()) {
-            errors.push(FieldError::new(format!("{field}.path"), format!("{} is listed twice", a.path), None));
+            errors.push(FieldError::new(
+                format!("{field}.path"),
+                format!("{} is listed twice", a.path),
+                None,
+            ));
             continue;
         }
         let role = match manifest.role_of(&a.path) {
             Some(ArtifactRole::Manifest) => {
-                errors.push(FieldError::new(format!("{field}.path"), "plugin.yaml travels in the manifest field, not as an artifact", None));
+                errors.push(FieldError::new(
+                    format!("{field}.path"),
+                    "plugin.yaml travels in the manifest field, not as an artifact",
+                    None,
+                ));
                 continue;
             }
             Some(role) => role,
@@ -95,26 +138,41 @@ async fn check_artifacts(state: &AppState, manifest: &Manifest, request: &Publis
             None => errors.push(FieldError::new(
                 format!("{field}.digest"),
                 format!("blob {} has not been uploaded", a.digest),
-                Some(&format!("upload it first with PUT /api/v1/blobs/{}", a.digest)),
+                Some(&format!(
+                    "upload it first with PUT /api/v1/blobs/{}",
+                    a.digest
+                )),
             )),
             Some(size) if size != a.size => errors.push(FieldError::new(
                 format!("{field}.size"),
                 format!("declared {} bytes but the uploaded blob has {size}", a.size),
                 None,
             )),
-            Some(size) => records.push(ArtifactRecord { path: a.path.clone(), role, digest: a.digest, size: size as i64 }),
+            Some(size) => records.push(ArtifactRecord {
+                path: a.path.clone(),
+                role,
+                digest: a.digest,
+                size: size as i64,
+            }),
         }
     }
     for (path, role) in manifest.required_files() {
         if !request.artifacts.iter().any(|a| a.path == path) {
             errors.push(FieldError::new(
                 "artifacts",
-                format!("{path} ({}) is named by the manifest but missing from the release", role.as_str()),
+                format!(
+                    "{path} ({}) is named by the manifest but missing from the release",
+                    role.as_str()
+                ),
                 None,
             ));
         }
     }
-    if errors.is_empty() { Ok(records) } else { Err(ApiError::invalid("Invalid release", errors)) }
+    if errors.is_empty() {
+        Ok(records)
+    } else {
+        Err(ApiError::invalid("Invalid release", errors))
+    }
 }
 
 /// Publish a new version. Upload every artifact with `PUT /api/v1/blobs/{digest}` first.
@@ -134,22 +192,41 @@ pub async fn publish(
     ApiJson(request): ApiJson<PublishRequest>,
 ) -> Result<Response, ApiError> {
     let manifest = Manifest::from_yaml(&request.manifest).map_err(|e| match e {
-        ManifestError::Invalid(errors) => ApiError::invalid("Invalid manifest", prefix_fields(errors)),
-        other => ApiError::field("manifest", other.to_string(), Some("a plugin.yaml document; see /api/v1/schema/manifest.json")),
+        ManifestError::Invalid(errors) => {
+            ApiError::invalid("Invalid manifest", prefix_fields(errors))
+        }
+        other => ApiError::field(
+            "manifest",
+            other.to_string(),
+            Some("a plugin.yaml document; see /api/v1/schema/manifest.json"),
+        ),
     })?;
-    let wanted = PluginRef { publisher: path.publisher.clone(), name: path.name.clone() };
+    let wanted = PluginRef {
+        publisher: path.publisher.clone(),
+        name: path.name.clone(),
+    };
     if manifest.plugin_ref() != wanted {
         return Err(ApiError::field(
             "manifest.publisher",
-            format!("the manifest describes {} but the request is for {wanted}", manifest.plugin_ref()),
+            format!(
+                "the manifest describes {} but the request is for {wanted}",
+                manifest.plugin_ref()
+            ),
             Some(&wanted.to_string()),
         ));
     }
     let publisher = publisher_or_404(&state, path.publisher.as_str()).await?;
     caller.require_publish(&publisher)?;
     let target = format!("{wanted}@{}", manifest.version);
-    if let Some(plugin) = state.meta.plugin(publisher.name.as_str(), path.name.as_str()).await?
-        && state.meta.version(plugin.id, &manifest.version.to_string()).await?.is_some()
+    if let Some(plugin) = state
+        .meta
+        .plugin(publisher.name.as_str(), path.name.as_str())
+        .await?
+        && state
+            .meta
+            .version(plugin.id, &manifest.version.to_string())
+            .await?
+            .is_some()
     {
         return Err(ApiError::conflict(format!(
             "{target} is already published; a published version never changes, publish a new version instead"
@@ -159,7 +236,11 @@ pub async fn publish(
         Some(s) => {
             let text = s.to_string();
             if text.len() > MAX_SIGNATURE_BYTES {
-                return Err(ApiError::field("signature", format!("{} bytes", text.len()), Some("at most 65536 bytes")));
+                return Err(ApiError::field(
+                    "signature",
+                    format!("{} bytes", text.len()),
+                    Some("at most 65536 bytes"),
+                ));
             }
             Some(text)
         }
@@ -176,8 +257,16 @@ pub async fn publish(
     if outcome == PutOutcome::Created {
         metrics::uploaded(size);
     }
-    state.meta.record_blob(&manifest_digest, size, caller.user.id).await?;
-    artifacts.push(ArtifactRecord { path: MANIFEST_FILE.into(), role: ArtifactRole::Manifest, digest: manifest_digest, size: size as i64 });
+    state
+        .meta
+        .record_blob(&manifest_digest, size, caller.user.id)
+        .await?;
+    artifacts.push(ArtifactRecord {
+        path: MANIFEST_FILE.into(),
+        role: ArtifactRole::Manifest,
+        digest: manifest_digest,
+        size: size as i64,
+    });
 
     let version = state
         .meta
@@ -193,7 +282,10 @@ pub async fn publish(
         .await?;
     metrics::published();
     tracing::info!(release = %target, by = %caller.user.username, "published");
-    let location = format!("/api/v1/plugins/{}/{}/versions/{}", publisher.name, path.name, version.version);
+    let location = format!(
+        "/api/v1/plugins/{}/{}/versions/{}",
+        publisher.name, path.name, version.version
+    );
     let body = PublishResponse {
         publisher: publisher.name,
         name: path.name.to_string(),
@@ -212,7 +304,11 @@ fn prefix_fields(errors: Vec<FieldError>) -> Vec<FieldError> {
     errors
         .into_iter()
         .map(|mut e| {
-            e.field = if e.field.is_empty() { "manifest".into() } else { format!("manifest.{}", e.field) };
+            e.field = if e.field.is_empty() {
+                "manifest".into()
+            } else {
+                format!("manifest.{}", e.field)
+            };
             e
         })
         .collect()
@@ -235,7 +331,13 @@ pub async fn change_lifecycle(
     path: VersionPath,
     ApiJson(request): ApiJson<LifecycleRequest>,
 ) -> Result<Json<VersionDetail>, ApiError> {
-    let plugin = visible_plugin(&state, &caller.viewer(), path.publisher.as_str(), path.name.as_str()).await?;
+    let plugin = visible_plugin(
+        &state,
+        &caller.viewer(),
+        path.publisher.as_str(),
+        path.name.as_str(),
+    )
+    .await?;
     let publisher = publisher_or_404(&state, &plugin.publisher).await?;
     caller.require_publish(&publisher)?;
     let version = path.version.to_string();
@@ -243,21 +345,36 @@ pub async fn change_lifecycle(
         .meta
         .version(plugin.id, &version)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("version {version} of {}/{} not found", plugin.publisher, plugin.name)))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "version {version} of {}/{} not found",
+                plugin.publisher, plugin.name
+            ))
+        })?;
     if let Some(reason) = &request.reason
         && reason.chars().count() > 1000
     {
-        return Err(ApiError::field("reason", "is longer than 1000 characters", Some("at most 1000 characters")));
+        return Err(ApiError::field(
+            "reason",
+            "is longer than 1000 characters",
+            Some("at most 1000 characters"),
+        ));
     }
     if let Some(replacement) = &request.replacement {
-        replacement.parse::<PluginRef>().map_err(|e| ApiError::field("replacement", e.to_string(), Some("publisher/name")))?;
+        replacement
+            .parse::<PluginRef>()
+            .map_err(|e| ApiError::field("replacement", e.to_string(), Some("publisher/name")))?;
     }
     current
         .state
         .check_transition(request.state, caller.is_admin(), request.reason.as_deref())
         .map_err(|e| match e {
             agora_core::LifecycleError::RemoveNeedsAdmin => ApiError::forbidden(e.to_string()),
-            agora_core::LifecycleError::ReasonRequired(_) => ApiError::field("reason", e.to_string(), Some("a short explanation for users")),
+            agora_core::LifecycleError::ReasonRequired(_) => ApiError::field(
+                "reason",
+                e.to_string(),
+                Some("a short explanation for users"),
+            ),
             other => ApiError::conflict(other.to_string()),
         })?;
     let (updated, orphaned) = state
@@ -266,7 +383,11 @@ pub async fn change_lifecycle(
             version_id: current.id,
             state: request.state,
             reason: request.reason,
-            replacement: if request.state == Lifecycle::Deprecated { request.replacement } else { None },
+            replacement: if request.state == Lifecycle::Deprecated {
+                request.replacement
+            } else {
+                None
+            },
             actor: caller.user.username.clone(),
         })
         .await?;

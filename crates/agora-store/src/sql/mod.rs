@@ -95,7 +95,11 @@ impl SqlStore {
                 let write = options().max_connections(1).connect(&url).await?;
                 dialect.migrator().run(&write).await?;
                 let read = options().max_connections(8).connect(&url).await?;
-                SqlStore { read, write, dialect }
+                SqlStore {
+                    read,
+                    write,
+                    dialect,
+                }
             }
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -104,7 +108,11 @@ impl SqlStore {
                     .connect(url)
                     .await?;
                 dialect.migrator().run(&pool).await?;
-                SqlStore { read: pool.clone(), write: pool, dialect }
+                SqlStore {
+                    read: pool.clone(),
+                    write: pool,
+                    dialect,
+                }
             }
         };
         Ok(store)
@@ -138,7 +146,11 @@ impl SqlStore {
     }
 
     /// Recomputes a plugin's listing fields and labels from its latest resolvable version.
-    async fn refresh_plugin(tx: &mut Transaction<'static, Any>, plugin_id: i64, now: i64) -> Result<()> {
+    async fn refresh_plugin(
+        tx: &mut Transaction<'static, Any>,
+        plugin_id: i64,
+        now: i64,
+    ) -> Result<()> {
         let rows = sqlx::query("SELECT id, version, state FROM versions WHERE plugin_id = $1")
             .bind(plugin_id)
             .fetch_all(&mut **tx)
@@ -168,13 +180,17 @@ impl SqlStore {
                 .bind(plugin_id)
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query("DELETE FROM plugin_labels WHERE plugin_id = $1").bind(plugin_id).execute(&mut **tx).await?;
+            sqlx::query("DELETE FROM plugin_labels WHERE plugin_id = $1")
+                .bind(plugin_id)
+                .execute(&mut **tx)
+                .await?;
             return Ok(());
         };
-        let manifest_json: String = sqlx::query_scalar("SELECT manifest FROM versions WHERE id = $1")
-            .bind(source)
-            .fetch_one(&mut **tx)
-            .await?;
+        let manifest_json: String =
+            sqlx::query_scalar("SELECT manifest FROM versions WHERE id = $1")
+                .bind(source)
+                .fetch_one(&mut **tx)
+                .await?;
         let m: Manifest = serde_json::from_str(&manifest_json)
             .map_err(|e| StoreError::Corrupt(format!("manifest of version row {source}: {e}")))?;
         let keywords = m
@@ -199,7 +215,10 @@ impl SqlStore {
         .bind(plugin_id)
         .execute(&mut **tx)
         .await?;
-        sqlx::query("DELETE FROM plugin_labels WHERE plugin_id = $1").bind(plugin_id).execute(&mut **tx).await?;
+        sqlx::query("DELETE FROM plugin_labels WHERE plugin_id = $1")
+            .bind(plugin_id)
+            .execute(&mut **tx)
+            .await?;
         let labels = m
             .tags
             .iter()
@@ -221,7 +240,10 @@ impl SqlStore {
         if plugins.is_empty() {
             return Ok(());
         }
-        let placeholders = (1..=plugins.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let placeholders = (1..=plugins.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
             "SELECT plugin_id, kind, value FROM plugin_labels WHERE plugin_id IN ({placeholders}) ORDER BY value"
         );
@@ -245,7 +267,10 @@ impl SqlStore {
     }
 
     async fn version_by_id(&self, id: i64) -> Result<VersionRecord> {
-        let row = sqlx::query(version_select("v.id = $1")).bind(id).fetch_one(&self.write).await?;
+        let row = sqlx::query(version_select("v.id = $1"))
+            .bind(id)
+            .fetch_one(&self.write)
+            .await?;
         version_from_row(&row)
     }
 }
@@ -277,28 +302,39 @@ impl MetadataStore for SqlStore {
 
     async fn create_user(&self, username: &str, role: Role) -> Result<UserRecord> {
         let now = now_ms();
-        let id: i64 = sqlx::query_scalar("INSERT INTO users (username, role, created_at) VALUES ($1, $2, $3) RETURNING id")
-            .bind(username)
-            .bind(role.as_str())
-            .bind(now)
-            .fetch_one(&self.write)
-            .await
-            .map_err(|e| StoreError::conflict_on_unique(e, || format!("user {username} already exists")))?;
-        Ok(UserRecord { id, username: username.to_owned(), role, created_at: now })
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (username, role, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(username)
+        .bind(role.as_str())
+        .bind(now)
+        .fetch_one(&self.write)
+        .await
+        .map_err(|e| {
+            StoreError::conflict_on_unique(e, || format!("user {username} already exists"))
+        })?;
+        Ok(UserRecord {
+            id,
+            username: username.to_owned(),
+            role,
+            created_at: now,
+        })
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
-        let row = sqlx::query("SELECT id, username, role, created_at FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&self.read)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, username, role, created_at FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&self.read)
+                .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>> {
-        let rows = sqlx::query("SELECT id, username, role, created_at FROM users ORDER BY username")
-            .fetch_all(&self.read)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, username, role, created_at FROM users ORDER BY username")
+                .fetch_all(&self.read)
+                .await?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -318,12 +354,19 @@ impl MetadataStore for SqlStore {
         .fetch_one(&self.write)
         .await
         .map_err(|e| StoreError::conflict_on_unique(e, || "token already exists".into()))?;
-        let row = sqlx::query(token_select("t.id = $1")).bind(id).fetch_one(&self.write).await?;
+        let row = sqlx::query(token_select("t.id = $1"))
+            .bind(id)
+            .fetch_one(&self.write)
+            .await?;
         token_from_row(&row)
     }
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenRecord, UserRecord)>> {
-        let Some(row) = sqlx::query(token_select("t.hash = $1")).bind(hash).fetch_optional(&self.read).await? else {
+        let Some(row) = sqlx::query(token_select("t.hash = $1"))
+            .bind(hash)
+            .fetch_optional(&self.read)
+            .await?
+        else {
             return Ok(None);
         };
         let token = token_from_row(&row)?;
@@ -339,8 +382,17 @@ impl MetadataStore for SqlStore {
 
     async fn list_tokens(&self, user_id: Option<i64>) -> Result<Vec<TokenRecord>> {
         let rows = match user_id {
-            Some(uid) => sqlx::query(token_select("t.user_id = $1 ORDER BY t.id")).bind(uid).fetch_all(&self.read).await?,
-            None => sqlx::query(token_select("1 = 1 ORDER BY t.id")).fetch_all(&self.read).await?,
+            Some(uid) => {
+                sqlx::query(token_select("t.user_id = $1 ORDER BY t.id"))
+                    .bind(uid)
+                    .fetch_all(&self.read)
+                    .await?
+            }
+            None => {
+                sqlx::query(token_select("1 = 1 ORDER BY t.id"))
+                    .fetch_all(&self.read)
+                    .await?
+            }
         };
         rows.iter().map(token_from_row).collect()
     }
@@ -368,7 +420,12 @@ impl MetadataStore for SqlStore {
         Ok(())
     }
 
-    async fn create_publisher(&self, name: &str, display_name: Option<&str>, owner: &UserRecord) -> Result<PublisherRecord> {
+    async fn create_publisher(
+        &self,
+        name: &str,
+        display_name: Option<&str>,
+        owner: &UserRecord,
+    ) -> Result<PublisherRecord> {
         let now = now_ms();
         let mut tx = self.write.begin().await?;
         let id: i64 = sqlx::query_scalar("INSERT INTO publishers (name, display_name, created_at) VALUES ($1, $2, $3) RETURNING id")
@@ -378,28 +435,39 @@ impl MetadataStore for SqlStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| StoreError::conflict_on_unique(e, || format!("publisher {name} already exists")))?;
-        sqlx::query("INSERT INTO publisher_members (publisher_id, user_id, role) VALUES ($1, $2, 'owner')")
-            .bind(id)
-            .bind(owner.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO publisher_members (publisher_id, user_id, role) VALUES ($1, $2, 'owner')",
+        )
+        .bind(id)
+        .bind(owner.id)
+        .execute(&mut *tx)
+        .await?;
         Self::audit(&mut tx, &owner.username, "publisher.create", name, None).await?;
         tx.commit().await?;
-        Ok(PublisherRecord { id, name: name.to_owned(), display_name: display_name.map(str::to_owned), created_at: now })
+        Ok(PublisherRecord {
+            id,
+            name: name.to_owned(),
+            display_name: display_name.map(str::to_owned),
+            created_at: now,
+        })
     }
 
     async fn publisher_by_name(&self, name: &str) -> Result<Option<PublisherRecord>> {
-        let row = sqlx::query("SELECT id, name, display_name, created_at FROM publishers WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, name, display_name, created_at FROM publishers WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await?;
         row.as_ref().map(publisher_from_row).transpose()
     }
 
     async fn list_publishers(&self) -> Result<Vec<PublisherRecord>> {
-        let rows = sqlx::query("SELECT id, name, display_name, created_at FROM publishers ORDER BY name LIMIT 1000")
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, display_name, created_at FROM publishers ORDER BY name LIMIT 1000",
+        )
+        .fetch_all(&self.read)
+        .await?;
         rows.iter().map(publisher_from_row).collect()
     }
 
@@ -412,11 +480,22 @@ impl MetadataStore for SqlStore {
         .fetch_all(&self.read)
         .await?;
         rows.iter()
-            .map(|r| Ok(MemberRecord { username: r.try_get("username")?, role: r.try_get("role")? }))
+            .map(|r| {
+                Ok(MemberRecord {
+                    username: r.try_get("username")?,
+                    role: r.try_get("role")?,
+                })
+            })
             .collect()
     }
 
-    async fn add_member(&self, publisher_id: i64, user: &UserRecord, role: &str, actor: &str) -> Result<()> {
+    async fn add_member(
+        &self,
+        publisher_id: i64,
+        user: &UserRecord,
+        role: &str,
+        actor: &str,
+    ) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let name: String = sqlx::query_scalar("SELECT name FROM publishers WHERE id = $1")
             .bind(publisher_id)
@@ -431,7 +510,14 @@ impl MetadataStore for SqlStore {
         .bind(role)
         .execute(&mut *tx)
         .await?;
-        Self::audit(&mut tx, actor, "publisher.add_member", &name, Some(format!("{} as {role}", user.username))).await?;
+        Self::audit(
+            &mut tx,
+            actor,
+            "publisher.add_member",
+            &name,
+            Some(format!("{} as {role}", user.username)),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -444,12 +530,21 @@ impl MetadataStore for SqlStore {
         .bind(user_id)
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("name")?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
+            .collect()
     }
 
     async fn plugin(&self, publisher: &str, name: &str) -> Result<Option<PluginRecord>> {
-        let sql = format!("SELECT {PLUGIN_COLUMNS} FROM plugins p WHERE p.publisher = $1 AND p.name = $2");
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(publisher).bind(name).fetch_optional(&self.read).await? else {
+        let sql = format!(
+            "SELECT {PLUGIN_COLUMNS} FROM plugins p WHERE p.publisher = $1 AND p.name = $2"
+        );
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(publisher)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?
+        else {
             return Ok(None);
         };
         let mut plugins = [plugin_from_row(&row)?];
@@ -458,26 +553,45 @@ impl MetadataStore for SqlStore {
         Ok(Some(plugin))
     }
 
-    async fn set_visibility(&self, plugin_id: i64, visibility: Visibility, actor: &str) -> Result<()> {
+    async fn set_visibility(
+        &self,
+        plugin_id: i64,
+        visibility: Visibility,
+        actor: &str,
+    ) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        let target: String = sqlx::query_scalar("SELECT publisher || '/' || name FROM plugins WHERE id = $1")
-            .bind(plugin_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let target: String =
+            sqlx::query_scalar("SELECT publisher || '/' || name FROM plugins WHERE id = $1")
+                .bind(plugin_id)
+                .fetch_one(&mut *tx)
+                .await?;
         sqlx::query("UPDATE plugins SET visibility = $1, updated_at = $2 WHERE id = $3")
             .bind(visibility.as_str())
             .bind(now_ms())
             .bind(plugin_id)
             .execute(&mut *tx)
             .await?;
-        Self::audit(&mut tx, actor, "plugin.visibility", &target, Some(visibility.as_str().into())).await?;
+        Self::audit(
+            &mut tx,
+            actor,
+            "plugin.visibility",
+            &target,
+            Some(visibility.as_str().into()),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn versions(&self, plugin_id: i64) -> Result<Vec<VersionRecord>> {
-        let rows = sqlx::query(version_select("v.plugin_id = $1")).bind(plugin_id).fetch_all(&self.read).await?;
-        let mut versions = rows.iter().map(version_from_row).collect::<Result<Vec<_>>>()?;
+        let rows = sqlx::query(version_select("v.plugin_id = $1"))
+            .bind(plugin_id)
+            .fetch_all(&self.read)
+            .await?;
+        let mut versions = rows
+            .iter()
+            .map(version_from_row)
+            .collect::<Result<Vec<_>>>()?;
         versions.sort_by_cached_key(|v| std::cmp::Reverse(semver::Version::parse(&v.version).ok()));
         Ok(versions)
     }
@@ -492,10 +606,12 @@ impl MetadataStore for SqlStore {
     }
 
     async fn artifacts(&self, version_id: i64) -> Result<Vec<ArtifactRecord>> {
-        let rows = sqlx::query("SELECT path, role, digest, size FROM artifacts WHERE version_id = $1 ORDER BY path")
-            .bind(version_id)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT path, role, digest, size FROM artifacts WHERE version_id = $1 ORDER BY path",
+        )
+        .bind(version_id)
+        .fetch_all(&self.read)
+        .await?;
         rows.iter().map(artifact_from_row).collect()
     }
 
@@ -503,7 +619,8 @@ impl MetadataStore for SqlStore {
         let m = &release.manifest;
         let target = format!("{}/{}@{}", m.publisher, m.name, m.version);
         let now = now_ms();
-        let manifest_json = serde_json::to_string(m).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let manifest_json =
+            serde_json::to_string(m).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.write.begin().await?;
         sqlx::query(
             "INSERT INTO plugins (publisher_id, publisher, name, visibility, display_name, description, \
@@ -521,14 +638,18 @@ impl MetadataStore for SqlStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let plugin_id: i64 = sqlx::query_scalar("SELECT id FROM plugins WHERE publisher_id = $1 AND name = $2")
-            .bind(release.publisher_id)
-            .bind(m.name.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
+        let plugin_id: i64 =
+            sqlx::query_scalar("SELECT id FROM plugins WHERE publisher_id = $1 AND name = $2")
+                .bind(release.publisher_id)
+                .bind(m.name.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
         // A later release can make a plugin private, never silently public again.
         if m.visibility == Visibility::Private {
-            sqlx::query("UPDATE plugins SET visibility = 'private' WHERE id = $1").bind(plugin_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE plugins SET visibility = 'private' WHERE id = $1")
+                .bind(plugin_id)
+                .execute(&mut *tx)
+                .await?;
         }
         let version_id: i64 = sqlx::query_scalar(
             "INSERT INTO versions (plugin_id, version, manifest, manifest_digest, signature, state, \
@@ -563,12 +684,22 @@ impl MetadataStore for SqlStore {
                 .await?;
         }
         Self::refresh_plugin(&mut tx, plugin_id, now).await?;
-        Self::audit(&mut tx, &release.actor, "version.publish", &target, Some(release.manifest_digest.to_string())).await?;
+        Self::audit(
+            &mut tx,
+            &release.actor,
+            "version.publish",
+            &target,
+            Some(release.manifest_digest.to_string()),
+        )
+        .await?;
         tx.commit().await?;
         self.version_by_id(version_id).await
     }
 
-    async fn set_lifecycle(&self, change: LifecycleChange) -> Result<(VersionRecord, Vec<agora_core::Digest>)> {
+    async fn set_lifecycle(
+        &self,
+        change: LifecycleChange,
+    ) -> Result<(VersionRecord, Vec<agora_core::Digest>)> {
         let now = now_ms();
         let mut tx = self.write.begin().await?;
         let row = sqlx::query("SELECT v.plugin_id, v.version, p.publisher, p.name FROM versions v JOIN plugins p ON p.id = v.plugin_id WHERE v.id = $1")
@@ -582,13 +713,15 @@ impl MetadataStore for SqlStore {
             row.try_get::<String, _>("name")?,
             row.try_get::<String, _>("version")?
         );
-        sqlx::query("UPDATE versions SET state = $1, state_reason = $2, replacement = $3 WHERE id = $4")
-            .bind(change.state.as_str())
-            .bind(change.reason.as_deref())
-            .bind(change.replacement.as_deref())
-            .bind(change.version_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE versions SET state = $1, state_reason = $2, replacement = $3 WHERE id = $4",
+        )
+        .bind(change.state.as_str())
+        .bind(change.reason.as_deref())
+        .bind(change.replacement.as_deref())
+        .bind(change.version_id)
+        .execute(&mut *tx)
+        .await?;
         let mut orphaned = Vec::new();
         if change.state == Lifecycle::Removed {
             let rows = sqlx::query(
@@ -601,13 +734,23 @@ impl MetadataStore for SqlStore {
             .await?;
             for row in rows {
                 let digest: String = row.try_get("digest")?;
-                sqlx::query("DELETE FROM blobs WHERE digest = $1").bind(&digest).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM blobs WHERE digest = $1")
+                    .bind(&digest)
+                    .execute(&mut *tx)
+                    .await?;
                 orphaned.push(parse_digest(&digest)?);
             }
         }
         Self::refresh_plugin(&mut tx, plugin_id, now).await?;
         let detail = serde_json::json!({ "state": change.state, "reason": change.reason, "replacement": change.replacement });
-        Self::audit(&mut tx, &change.actor, "version.lifecycle", &target, Some(detail.to_string())).await?;
+        Self::audit(
+            &mut tx,
+            &change.actor,
+            "version.lifecycle",
+            &target,
+            Some(detail.to_string()),
+        )
+        .await?;
         tx.commit().await?;
         Ok((self.version_by_id(change.version_id).await?, orphaned))
     }
@@ -667,15 +810,32 @@ impl MetadataStore for SqlStore {
         .map(|r: AnyRow| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("plugin_id")?)))
         .transpose()?;
         if let Some((version_id, plugin_id)) = version {
-            sqlx::query("UPDATE versions SET downloads = downloads + 1 WHERE id = $1").bind(version_id).execute(&mut *tx).await?;
-            sqlx::query("UPDATE plugins SET downloads = downloads + 1 WHERE id = $1").bind(plugin_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE versions SET downloads = downloads + 1 WHERE id = $1")
+                .bind(version_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE plugins SET downloads = downloads + 1 WHERE id = $1")
+                .bind(plugin_id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    async fn audit_events(&self, target_prefix: Option<&str>, limit: u32) -> Result<Vec<AuditRecord>> {
-        let pattern = format!("{}%", target_prefix.unwrap_or("").replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    async fn audit_events(
+        &self,
+        target_prefix: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>> {
+        let pattern = format!(
+            "{}%",
+            target_prefix
+                .unwrap_or("")
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
         let rows = sqlx::query(
             "SELECT id, at, actor, action, target, detail FROM audit_events WHERE target LIKE $1 ESCAPE '\\' \
              ORDER BY id DESC LIMIT $2",

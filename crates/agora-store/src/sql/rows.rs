@@ -2,8 +2,8 @@
 
 use agora_core::manifest::ArtifactRole;
 use agora_core::{Digest, Lifecycle, Visibility};
-use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::StoreError;
 use crate::metadata::*;
@@ -76,7 +76,8 @@ pub(super) fn plugin_from_row(row: &AnyRow) -> Result<PluginRecord> {
         publisher_id: row.try_get("publisher_id")?,
         publisher: row.try_get("publisher")?,
         name: row.try_get("name")?,
-        visibility: Visibility::parse(&visibility).ok_or_else(|| corrupt("visibility", &visibility))?,
+        visibility: Visibility::parse(&visibility)
+            .ok_or_else(|| corrupt("visibility", &visibility))?,
         display_name: row.try_get("display_name")?,
         description: row.try_get("description")?,
         provider: row.try_get("provider")?,

@@ -66,7 +66,11 @@ pub(super) async fn run(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Re
     let (from, score) = if has_text {
         match dialect {
             Dialect::Sqlite => {
-                let expr = words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" ");
+                let expr = words
+                    .iter()
+                    .map(|w| format!("\"{w}\"*"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 let ph = b.arg(Arg::Text(expr));
                 b.conditions.push(format!("plugins_fts MATCH {ph}"));
                 (
@@ -75,12 +79,19 @@ pub(super) async fn run(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Re
                 )
             }
             Dialect::Postgres => {
-                let expr = words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & ");
+                let expr = words
+                    .iter()
+                    .map(|w| format!("{w}:*"))
+                    .collect::<Vec<_>>()
+                    .join(" & ");
                 let ph = b.arg(Arg::Text(expr));
-                b.conditions.push(format!("p.search @@ to_tsquery('simple', {ph})"));
+                b.conditions
+                    .push(format!("p.search @@ to_tsquery('simple', {ph})"));
                 (
                     "plugins p",
-                    format!("CAST(-ts_rank(p.search, to_tsquery('simple', {ph})) AS DOUBLE PRECISION)"),
+                    format!(
+                        "CAST(-ts_rank(p.search, to_tsquery('simple', {ph})) AS DOUBLE PRECISION)"
+                    ),
                 )
             }
         }
@@ -89,7 +100,11 @@ pub(super) async fn run(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Re
     };
 
     b.conditions.push("p.latest_version IS NOT NULL".into());
-    for (kind, value) in [("tag", &q.tag), ("category", &q.category), ("capability", &q.capability)] {
+    for (kind, value) in [
+        ("tag", &q.tag),
+        ("category", &q.category),
+        ("capability", &q.capability),
+    ] {
         if let Some(value) = value {
             let ph = b.arg(Arg::Text(value.clone()));
             b.conditions.push(format!(
@@ -111,43 +126,60 @@ pub(super) async fn run(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Re
         for id in &q.viewer.private_publishers {
             b.args.push(Arg::Int(*id));
         }
-        b.conditions.push(condition.trim_start_matches(" AND ").to_owned());
+        b.conditions
+            .push(condition.trim_start_matches(" AND ").to_owned());
     }
 
     // Keyset: rows strictly after the cursor in the chosen order.
     let (order, keyset) = match sort {
-        SearchSort::Relevance => ("score ASC, id ASC", match &q.after {
-            Some(SearchCursor::Relevance { score, id }) => {
-                let s = b.arg(Arg::Float(*score));
-                let i = b.arg(Arg::Int(*id));
-                Some(format!("(score > {s} OR (score = {s} AND id > {i}))"))
-            }
-            _ => None,
-        }),
-        SearchSort::Downloads => ("downloads DESC, id ASC", match &q.after {
-            Some(SearchCursor::Downloads { downloads, id }) => {
-                let d = b.arg(Arg::Int(*downloads));
-                let i = b.arg(Arg::Int(*id));
-                Some(format!("(downloads < {d} OR (downloads = {d} AND id > {i}))"))
-            }
-            _ => None,
-        }),
-        SearchSort::Recent => ("updated_at DESC, id ASC", match &q.after {
-            Some(SearchCursor::Recent { updated_at, id }) => {
-                let u = b.arg(Arg::Int(*updated_at));
-                let i = b.arg(Arg::Int(*id));
-                Some(format!("(updated_at < {u} OR (updated_at = {u} AND id > {i}))"))
-            }
-            _ => None,
-        }),
-        SearchSort::Name => ("name ASC, id ASC", match &q.after {
-            Some(SearchCursor::Name { name, id }) => {
-                let n = b.arg(Arg::Text(name.clone()));
-                let i = b.arg(Arg::Int(*id));
-                Some(format!("(name > {n} OR (name = {n} AND id > {i}))"))
-            }
-            _ => None,
-        }),
+        SearchSort::Relevance => (
+            "score ASC, id ASC",
+            match &q.after {
+                Some(SearchCursor::Relevance { score, id }) => {
+                    let s = b.arg(Arg::Float(*score));
+                    let i = b.arg(Arg::Int(*id));
+                    Some(format!("(score > {s} OR (score = {s} AND id > {i}))"))
+                }
+                _ => None,
+            },
+        ),
+        SearchSort::Downloads => (
+            "downloads DESC, id ASC",
+            match &q.after {
+                Some(SearchCursor::Downloads { downloads, id }) => {
+                    let d = b.arg(Arg::Int(*downloads));
+                    let i = b.arg(Arg::Int(*id));
+                    Some(format!(
+                        "(downloads < {d} OR (downloads = {d} AND id > {i}))"
+                    ))
+                }
+                _ => None,
+            },
+        ),
+        SearchSort::Recent => (
+            "updated_at DESC, id ASC",
+            match &q.after {
+                Some(SearchCursor::Recent { updated_at, id }) => {
+                    let u = b.arg(Arg::Int(*updated_at));
+                    let i = b.arg(Arg::Int(*id));
+                    Some(format!(
+                        "(updated_at < {u} OR (updated_at = {u} AND id > {i}))"
+                    ))
+                }
+                _ => None,
+            },
+        ),
+        SearchSort::Name => (
+            "name ASC, id ASC",
+            match &q.after {
+                Some(SearchCursor::Name { name, id }) => {
+                    let n = b.arg(Arg::Text(name.clone()));
+                    let i = b.arg(Arg::Int(*id));
+                    Some(format!("(name > {n} OR (name = {n} AND id > {i}))"))
+                }
+                _ => None,
+            },
+        ),
     };
     let limit = q.limit.clamp(1, 1000) as i64;
     let limit_ph = b.arg(Arg::Int(limit + 1));
@@ -176,10 +208,22 @@ pub(super) async fn run(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Re
     }
     let next = match plugins.last() {
         Some(last) if has_more => Some(match sort {
-            SearchSort::Relevance => SearchCursor::Relevance { score: last_score, id: last.id },
-            SearchSort::Downloads => SearchCursor::Downloads { downloads: last.downloads, id: last.id },
-            SearchSort::Recent => SearchCursor::Recent { updated_at: last.updated_at, id: last.id },
-            SearchSort::Name => SearchCursor::Name { name: last.name.clone(), id: last.id },
+            SearchSort::Relevance => SearchCursor::Relevance {
+                score: last_score,
+                id: last.id,
+            },
+            SearchSort::Downloads => SearchCursor::Downloads {
+                downloads: last.downloads,
+                id: last.id,
+            },
+            SearchSort::Recent => SearchCursor::Recent {
+                updated_at: last.updated_at,
+                id: last.id,
+            },
+            SearchSort::Name => SearchCursor::Name {
+                name: last.name.clone(),
+                id: last.id,
+            },
         }),
         _ => None,
     };
@@ -192,7 +236,10 @@ mod tests {
 
     #[test]
     fn query_text_is_reduced_to_plain_words() {
-        assert_eq!(words("Jira \"ticket\"* OR x'; DROP TABLE plugins;--"), ["jira", "ticket", "or", "x", "drop", "table", "plugins"]);
+        assert_eq!(
+            words("Jira \"ticket\"* OR x'; DROP TABLE plugins;--"),
+            ["jira", "ticket", "or", "x", "drop", "table", "plugins"]
+        );
         assert!(words("%%% ''' ***").is_empty());
         assert_eq!(words(&"a ".repeat(100)).len(), 8);
     }

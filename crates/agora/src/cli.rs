@@ -1,0 +1,223 @@
+//! The command line, as users type it (see INTERFACE.md).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "agora",
+    version,
+    about = "Agora: a self-hostable registry of signed plugins",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Registry URL (default: AGORA_REGISTRY, else the one you logged in to, else http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "AGORA_REGISTRY")]
+    pub registry: Option<String>,
+    /// Machine-readable JSON on stdout; messages stay on stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the registry server.
+    Serve(ServeArgs),
+    /// Write a commented configuration file with every setting and its default.
+    Init {
+        /// Where to write it.
+        #[arg(long, default_value = "agora.toml")]
+        config: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Store a registry token in your user configuration (mode 0600).
+    Login {
+        /// The token; read from standard input when absent.
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// Who you are on the registry.
+    Whoami,
+    /// User accounts (administrators).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Publishers (namespaces) and their members.
+    #[command(subcommand)]
+    Publisher(PublisherCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Validate a plugin directory and write a release bundle, offline.
+    Pack {
+        dir: PathBuf,
+        /// Bundle file to write (default: PUBLISHER-NAME-VERSION.agora).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Publish a plugin directory or bundle.
+    Publish { path: PathBuf },
+    /// Search the catalog.
+    Search(SearchArgs),
+    /// Details of a plugin, or of one version with PUBLISHER/NAME@VERSION.
+    Info { plugin: String },
+    /// Version history of a plugin.
+    Versions { plugin: String },
+    /// Install a plugin (and check every byte) into a plugin directory.
+    Install {
+        /// PUBLISHER/NAME[@REQUIREMENT], e.g. acme/jira@^1.2 or acme/jira@=1.2.0.
+        plugin: String,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Plugins installed in a plugin directory.
+    List {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Remove an installed plugin.
+    Remove {
+        plugin: String,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Yank a version: resolution skips it; exact pins still install it.
+    Yank(LifecycleArgs),
+    /// Undo a yank (or deprecation, or insecure mark).
+    Unyank(LifecycleArgs),
+    /// Deprecate a version, with a reason and optionally a replacement.
+    Deprecate(LifecycleArgs),
+    /// Mark a version insecure, with the advisory as reason.
+    MarkInsecure(LifecycleArgs),
+    /// Take a version down (administrators): bytes deleted, tombstone kept.
+    Takedown(LifecycleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (default: ./agora.toml when it exists).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory for the embedded database and blobs.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DirArg {
+    /// Plugin directory.
+    #[arg(long, default_value = "plugins")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Create {
+        name: String,
+        /// admin, publisher or user.
+        #[arg(long, default_value = "user")]
+        role: String,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PublisherCommand {
+    /// Create a publisher; you become its owner.
+    Create {
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Add a member to a publisher.
+    AddMember {
+        publisher: String,
+        user: String,
+        /// owner or member.
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is shown once.
+    Create {
+        /// Scopes: admin, read:private, publish:*, publish:PUBLISHER (repeatable).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// A label for the token.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Lifetime, e.g. 30d, 12h, 90days.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Create it for another user (administrators).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// List your tokens.
+    List,
+    /// Revoke a token by id.
+    Revoke { id: i64 },
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    pub query: Option<String>,
+    #[arg(long)]
+    pub tag: Option<String>,
+    #[arg(long)]
+    pub category: Option<String>,
+    #[arg(long)]
+    pub provider: Option<String>,
+    #[arg(long)]
+    pub capability: Option<String>,
+    /// wasm, exec or oci.
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// relevance, downloads, recent or name.
+    #[arg(long)]
+    pub sort: Option<String>,
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Continue after a previous page.
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LifecycleArgs {
+    /// The version to change, as PUBLISHER/NAME@VERSION.
+    #[arg(value_name = "PUBLISHER/NAME@VERSION")]
+    pub release: String,
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// For deprecation: the plugin to use instead (PUBLISHER/NAME).
+    #[arg(long)]
+    pub replacement: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

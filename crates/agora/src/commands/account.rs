@@ -1,0 +1,176 @@
+//! `login`, `whoami`, `user`, `publisher`, `token`.
+
+use std::io::BufRead;
+
+use agora_client::Client;
+use agora_core::api::CreateToken;
+use anyhow::Context;
+
+use super::Session;
+use crate::cli::{PublisherCommand, TokenCommand, UserCommand};
+
+pub async fn login(mut s: Session, token: Option<String>) -> anyhow::Result<()> {
+    let token = match token {
+        Some(t) => t,
+        None => {
+            s.out.note(&format!(
+                "Paste your token for {} and press Enter:",
+                s.registry
+            ));
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("cannot read the token from standard input")?;
+            line.trim().to_owned()
+        }
+    };
+    anyhow::ensure!(!token.is_empty(), "no token given");
+    let me = Client::new(&s.registry, Some(token.clone()))?
+        .me()
+        .await
+        .context("the registry refused this token")?;
+    s.credentials.set_token(&s.registry, token);
+    let path = s.credentials.save()?;
+    s.out.show(&me, |me| {
+        format!(
+            "Logged in to {} as {} (scopes: {}); token stored in {}",
+            s.registry,
+            me.username,
+            me.scopes,
+            path.display()
+        )
+    })
+}
+
+pub async fn whoami(s: &Session) -> anyhow::Result<()> {
+    let me = s.client()?.me().await?;
+    s.out.show(&me, |me| {
+        format!(
+            "{} ({}) on {}\nscopes: {}\npublishers: {}",
+            me.username,
+            me.role,
+            s.registry,
+            me.scopes,
+            me.publishers.join(", ")
+        )
+    })
+}
+
+pub async fn user(s: &Session, cmd: UserCommand) -> anyhow::Result<()> {
+    let client = s.client()?;
+    match cmd {
+        UserCommand::Create { name, role } => {
+            let user = client.create_user(&name, Some(&role)).await?;
+            s.out.show(&user, |u| format!("Created user {} ({}); give them a token with `agora token create --user {} --scope ...`", u.username, u.role, u.username))
+        }
+        UserCommand::List => {
+            let users = client.list_users().await?;
+            s.out.show(&users, |users| {
+                users
+                    .iter()
+                    .map(|u| format!("{:<24} {}", u.username, u.role))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+    }
+}
+
+pub async fn publisher(s: &Session, cmd: PublisherCommand) -> anyhow::Result<()> {
+    let client = s.client()?;
+    match cmd {
+        PublisherCommand::Create { name, display_name } => {
+            let p = client
+                .create_publisher(&name, display_name.as_deref())
+                .await?;
+            s.out.show(&p, |p| {
+                format!("Created publisher {}; you are its owner", p.name)
+            })
+        }
+        PublisherCommand::AddMember {
+            publisher,
+            user,
+            role,
+        } => {
+            let members = client.add_member(&publisher, &user, Some(&role)).await?;
+            s.out.show(&members, |m| {
+                format!(
+                    "{publisher} members: {}",
+                    m.iter()
+                        .map(|m| format!("{} ({})", m.username, m.role))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+        }
+    }
+}
+
+pub async fn token(s: &Session, cmd: TokenCommand) -> anyhow::Result<()> {
+    let client = s.client()?;
+    match cmd {
+        TokenCommand::Create {
+            scopes,
+            name,
+            expires,
+            user,
+        } => {
+            let expires_in_seconds = expires
+                .map(|e| {
+                    humantime::parse_duration(&e).with_context(|| {
+                        format!("--expires {e:?} is not a duration such as 30d, 12h or 90days")
+                    })
+                })
+                .transpose()?
+                .map(|d| d.as_secs());
+            let request = CreateToken {
+                name,
+                scopes: scopes.join(" "),
+                expires_in_seconds,
+                for_user: user,
+            };
+            let created = client.create_token(&request).await?;
+            s.out.show(&created, |c| {
+                format!(
+                    "Created token {} for {} (scopes: {}{}). It is shown only this once:\n{}",
+                    c.info.id,
+                    c.info.username,
+                    c.info.scopes,
+                    c.info
+                        .expires_at
+                        .as_ref()
+                        .map(|e| format!(", expires {e}"))
+                        .unwrap_or_default(),
+                    c.token
+                )
+            })
+        }
+        TokenCommand::List => {
+            let tokens = client.list_tokens().await?;
+            s.out.show(&tokens, |tokens| {
+                tokens
+                    .iter()
+                    .map(|t| {
+                        let state = if t.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
+                        format!(
+                            "{:>4}  {:<16} {:<12} {:<8} {}",
+                            t.id, t.name, t.prefix, state, t.scopes
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        TokenCommand::Revoke { id } => {
+            client.revoke_token(id).await?;
+            s.out.show(&serde_json::json!({ "revoked": id }), |_| {
+                format!("Revoked token {id}")
+            })
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `install`, `list`, `remove`.
+
+use std::path::Path;
+
+use agora_client::{Lockfile, install as installer};
+
+use super::{Session, split_at};
+
+pub async fn install(s: &Session, spec: &str, dir: &Path) -> anyhow::Result<()> {
+    let (plugin, requirement) = split_at(spec)?;
+    let installed = installer::install(&s.client()?, &plugin, requirement.as_deref(), dir).await?;
+    if !installed.dependencies.is_empty() {
+        s.out.note(&format!(
+            "note: {} declares dependencies ({}); install them too — automatic resolution is not available yet",
+            installed.entry.name,
+            installed.dependencies.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    s.out.show(&installed.entry, |e| {
+        format!(
+            "Installed {}@{} into {} ({} files verified)",
+            e.name,
+            e.version,
+            installed.path.display(),
+            e.artifacts.len()
+        )
+    })
+}
+
+pub fn list(s: &Session, dir: &Path) -> anyhow::Result<()> {
+    let lock = Lockfile::load(dir)?.unwrap_or_else(|| Lockfile::new(&s.registry));
+    s.out.show(&lock.plugins, |plugins| {
+        if plugins.is_empty() {
+            return format!("No plugins installed in {}", dir.display());
+        }
+        plugins
+            .iter()
+            .map(|p| format!("{:<40} {:<12} {}", p.name, p.version, p.manifest_digest))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+pub async fn remove(s: &Session, spec: &str, dir: &Path) -> anyhow::Result<()> {
+    let plugin = spec.parse()?;
+    let entry = installer::remove(dir, &plugin).await?;
+    s.out
+        .show(&entry, |e| format!("Removed {}@{}", e.name, e.version))
+}

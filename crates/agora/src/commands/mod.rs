@@ -1,0 +1,86 @@
+//! One module per group of commands; `run` dispatches.
+
+mod account;
+mod catalog;
+mod install;
+mod release;
+mod serve;
+
+use agora_client::Client;
+use anyhow::Context;
+
+use crate::cli::{Cli, Command};
+use crate::credentials::Credentials;
+use crate::output::Output;
+
+/// What every client command needs: where to talk to, with which token, how to print.
+pub struct Session {
+    pub registry: String,
+    pub credentials: Credentials,
+    pub out: Output,
+}
+
+impl Session {
+    pub fn client(&self) -> anyhow::Result<Client> {
+        Client::new(&self.registry, self.credentials.token_for(&self.registry))
+            .context("invalid registry URL")
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = Output {
+        json: cli.json,
+        quiet: cli.quiet,
+    };
+    if let Command::Serve(args) = cli.command {
+        return serve::run(args, cli.verbose, cli.quiet).await;
+    }
+    if let Command::Init { config, force } = &cli.command {
+        return serve::init(config, *force, &out);
+    }
+    let credentials = Credentials::load()?;
+    let registry = credentials.registry(cli.registry.as_deref());
+    let ctx = Session {
+        registry,
+        credentials,
+        out,
+    };
+    match cli.command {
+        Command::Serve(_) | Command::Init { .. } => unreachable!("handled above"),
+        Command::Login { token } => account::login(ctx, token).await,
+        Command::Whoami => account::whoami(&ctx).await,
+        Command::User(cmd) => account::user(&ctx, cmd).await,
+        Command::Publisher(cmd) => account::publisher(&ctx, cmd).await,
+        Command::Token(cmd) => account::token(&ctx, cmd).await,
+        Command::Pack { dir, out } => release::pack(&ctx, &dir, out.as_deref()),
+        Command::Publish { path } => release::publish(&ctx, &path).await,
+        Command::Yank(args) => release::lifecycle(&ctx, args, agora_core::Lifecycle::Yanked).await,
+        Command::Unyank(args) => {
+            release::lifecycle(&ctx, args, agora_core::Lifecycle::Active).await
+        }
+        Command::Deprecate(args) => {
+            release::lifecycle(&ctx, args, agora_core::Lifecycle::Deprecated).await
+        }
+        Command::MarkInsecure(args) => {
+            release::lifecycle(&ctx, args, agora_core::Lifecycle::Insecure).await
+        }
+        Command::Takedown(args) => {
+            release::lifecycle(&ctx, args, agora_core::Lifecycle::Removed).await
+        }
+        Command::Search(args) => catalog::search(&ctx, args).await,
+        Command::Info { plugin } => catalog::info(&ctx, &plugin).await,
+        Command::Versions { plugin } => catalog::versions(&ctx, &plugin).await,
+        Command::Install { plugin, dir } => install::install(&ctx, &plugin, &dir.dir).await,
+        Command::List { dir } => install::list(&ctx, &dir.dir),
+        Command::Remove { plugin, dir } => install::remove(&ctx, &plugin, &dir.dir).await,
+    }
+}
+
+/// Splits `PUBLISHER/NAME@REST`.
+pub fn split_at(spec: &str) -> anyhow::Result<(agora_core::PluginRef, Option<String>)> {
+    let (name, rest) = match spec.split_once('@') {
+        Some((n, r)) => (n, Some(r.to_owned())),
+        None => (spec, None),
+    };
+    Ok((name.parse()?, rest))
+}

@@ -1,0 +1,130 @@
+//! `pack`, `publish` and the lifecycle commands.
+
+use std::path::Path;
+
+use agora_client::ReleaseFiles;
+use agora_core::Lifecycle;
+use agora_core::api::{ArtifactRef, LifecycleRequest, PublishRequest};
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{Session, split_at};
+use crate::cli::LifecycleArgs;
+
+pub fn pack(s: &Session, dir: &Path, out: Option<&Path>) -> anyhow::Result<()> {
+    let release = ReleaseFiles::from_dir(dir)?;
+    let target = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| Path::new(&release.bundle_name()).to_path_buf());
+    release.write_bundle(&target)?;
+    let summary = serde_json::json!({
+        "bundle": target,
+        "plugin": release.manifest.plugin_ref().to_string(),
+        "version": release.manifest.version.to_string(),
+        "files": release.files.iter().map(|f| serde_json::json!({ "path": f.path, "digest": f.digest, "size": f.size })).collect::<Vec<_>>(),
+    });
+    s.out.show(&summary, |_| {
+        format!(
+            "Packed {}@{} ({} files) into {}",
+            release.manifest.plugin_ref(),
+            release.manifest.version,
+            release.files.len() + 1,
+            target.display()
+        )
+    })
+}
+
+pub async fn publish(s: &Session, path: &Path) -> anyhow::Result<()> {
+    let unpacked;
+    let release = if path.is_dir() {
+        ReleaseFiles::from_dir(path)?
+    } else {
+        unpacked = tempfile::tempdir().context("cannot create a temporary directory")?;
+        ReleaseFiles::from_bundle(path, unpacked.path())?
+    };
+    let client = s.client()?;
+    let plugin = release.manifest.plugin_ref();
+    let mut missing = Vec::new();
+    for f in &release.files {
+        if !client.has_blob(&f.digest).await? {
+            missing.push(f);
+        }
+    }
+    let total: u64 = missing.iter().map(|f| f.size).sum();
+    let bar = if s.out.quiet || s.out.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    for f in &missing {
+        bar.set_message(f.path.clone());
+        let b = bar.clone();
+        client
+            .upload_blob(&f.digest, &f.source, f.size, move |n| b.inc(n))
+            .await
+            .with_context(|| format!("uploading {}", f.path))?;
+    }
+    bar.finish_and_clear();
+    let request = PublishRequest {
+        manifest: release.manifest_text.clone(),
+        artifacts: release
+            .files
+            .iter()
+            .map(|f| ArtifactRef {
+                path: f.path.clone(),
+                digest: f.digest,
+                size: f.size,
+            })
+            .collect(),
+        signature: None,
+    };
+    let response = client
+        .publish(plugin.publisher.as_str(), plugin.name.as_str(), &request)
+        .await?;
+    s.out.show(&response, |r| {
+        format!(
+            "Published {}/{}@{} ({} files, {} uploaded, manifest {})",
+            r.publisher,
+            r.name,
+            r.version,
+            r.artifacts.len(),
+            missing.len(),
+            r.manifest_digest
+        )
+    })
+}
+
+pub async fn lifecycle(s: &Session, args: LifecycleArgs, state: Lifecycle) -> anyhow::Result<()> {
+    let (plugin, version) = split_at(&args.release)?;
+    let version = version.context("name the version: PUBLISHER/NAME@VERSION")?;
+    let request = LifecycleRequest {
+        state,
+        reason: args.reason,
+        replacement: args.replacement,
+    };
+    let detail = s
+        .client()?
+        .set_lifecycle(
+            plugin.publisher.as_str(),
+            plugin.name.as_str(),
+            &version,
+            &request,
+        )
+        .await?;
+    s.out.show(&detail, |d| {
+        format!(
+            "{}/{}@{} is now {}",
+            d.publisher,
+            d.name,
+            d.version,
+            d.state.as_str()
+        )
+    })
+}

@@ -1,0 +1,120 @@
+//! `agora serve` and `agora init`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+
+use agora_server::AppState;
+use agora_store::{FsBlobStore, SqlStore};
+use anyhow::Context;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::ServeArgs;
+use crate::config::{ServerConfig, TEMPLATE};
+use crate::output::Output;
+
+pub fn init(path: &Path, force: bool, out: &Output) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        force || !path.exists(),
+        "{} exists already; pass --force to overwrite it",
+        path.display()
+    );
+    std::fs::write(path, TEMPLATE).with_context(|| format!("cannot write {}", path.display()))?;
+    out.show(&serde_json::json!({ "written": path }), |_| {
+        format!(
+            "Wrote {}; start with `agora serve --config {}`",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+fn init_logging(cfg: &ServerConfig, verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "warn".to_owned(),
+        (_, 0) => cfg.log.level.clone(),
+        (_, 1) => "debug".to_owned(),
+        _ => "trace".to_owned(),
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let json = match cfg.log.format.as_str() {
+        "json" => true,
+        "text" => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()> {
+    let mut cfg = ServerConfig::load(args.config.as_deref())?;
+    if let Some(d) = args.data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    init_logging(&cfg, verbose, quiet);
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            cfg.data_dir.display()
+        )
+    })?;
+    let url = cfg.database_url();
+    let meta = SqlStore::connect(&url).await.with_context(|| {
+        // Never print a URL that may hold a password: only its scheme and host part.
+        let shown = url.split('@').next_back().unwrap_or("");
+        format!("cannot open the metadata database ({shown})")
+    })?;
+    let blob_dir = cfg.blob_dir();
+    let blobs = FsBlobStore::open(&blob_dir)
+        .await
+        .with_context(|| format!("cannot open the blob store at {}", blob_dir.display()))?;
+    let new_admin_token = agora_server::ensure_admin(&meta, cfg.admin_token.as_deref()).await?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = ?meta.dialect(), blobs = %blob_dir.display(), "agora serving");
+    println!(
+        "Agora {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Some(token) = new_admin_token {
+        println!("Created the admin account. Its token is shown only this once; store it now:");
+        println!("  agora login --registry http://{addr} --token {token}");
+    }
+    let state = AppState {
+        meta: Arc::new(meta.clone()),
+        blobs: Arc::new(blobs),
+        limits: cfg.limits(),
+    };
+    agora_server::serve(listener, state, shutdown_signal())
+        .await
+        .context("the server stopped")?;
+    meta.close().await;
+    Ok(())
+}

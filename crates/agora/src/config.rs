@@ -1,0 +1,216 @@
+//! The server's configuration: one TOML file plus `AGORA_*` environment variables
+//! (`AGORA_DATABASE_URL`, `AGORA_LIMITS__MAX_BLOB_BYTES`, ...), then command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The file `agora init` writes: every setting with its default, commented.
+pub const TEMPLATE: &str = r#"# Agora configuration.
+#
+# Every setting can also come from the environment: AGORA_<SETTING> for top-level
+# settings (AGORA_DATABASE_URL), AGORA_<SECTION>__<SETTING> for the others
+# (AGORA_LIMITS__MAX_BLOB_BYTES). Command-line flags win over both.
+
+# Address and port to listen on.
+listen = "127.0.0.1:8080"
+
+# Directory for the embedded SQLite database and the blob store.
+data_dir = "./agora-data"
+
+# Metadata database. Default: SQLite at <data_dir>/agora.db.
+# For PostgreSQL: "postgres://USER@HOST:5432/DATABASE" (keep passwords in the
+# AGORA_DATABASE_URL environment variable rather than in this file).
+# database_url = "sqlite://./agora-data/agora.db"
+
+# The administrator's token. Default: one is created on first start and printed once.
+# Prefer the AGORA_ADMIN_TOKEN environment variable; it must be at least 32 characters.
+# admin_token = ""
+
+[blobs]
+# Directory of the content-addressed blob store. Default: <data_dir>/blobs.
+# path = "./agora-data/blobs"
+
+[limits]
+# Largest blob accepted by an upload, in bytes (1 GiB).
+max_blob_bytes = 1073741824
+# Most files in one release.
+max_artifacts = 64
+# Largest page a list endpoint returns.
+max_page_size = 100
+# Largest JSON request body, in bytes (1 MiB).
+max_json_bytes = 1048576
+
+[log]
+# "auto" (JSON when standard error is not a terminal), "json" or "text".
+format = "auto"
+# Log filter, in tracing's EnvFilter syntax (RUST_LOG wins when set).
+level = "info"
+"#;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub admin_token: Option<String>,
+    pub blobs: BlobConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct BlobConfig {
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    pub max_blob_bytes: u64,
+    pub max_artifacts: usize,
+    pub max_page_size: u32,
+    pub max_json_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./agora-data"),
+            database_url: None,
+            admin_token: None,
+            blobs: BlobConfig::default(),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let d = agora_server::Limits::default();
+        LimitsConfig {
+            max_blob_bytes: d.max_blob_bytes,
+            max_artifacts: d.max_artifacts,
+            max_page_size: d.max_page_size,
+            max_json_bytes: d.max_json_bytes,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "auto".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Loads defaults, then the file (explicit, or `./agora.toml` if present), then the
+    /// environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<ServerConfig> {
+        let mut builder = config::Config::builder();
+        match file {
+            Some(path) => {
+                anyhow::ensure!(
+                    path.is_file(),
+                    "configuration file {} does not exist (create one with `agora init --config {}`)",
+                    path.display(),
+                    path.display()
+                );
+                builder =
+                    builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+            }
+            None if Path::new("agora.toml").is_file() => {
+                builder = builder.add_source(
+                    config::File::from(Path::new("agora.toml")).format(config::FileFormat::Toml),
+                );
+            }
+            None => {}
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("AGORA")
+                .prefix_separator("_")
+                .separator("__"),
+        );
+        let loaded = builder.build().context("cannot read the configuration")?;
+        let cfg: ServerConfig = loaded.try_deserialize().context("invalid configuration")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.limits.max_page_size >= 1,
+            "limits.max_page_size must be at least 1"
+        );
+        anyhow::ensure!(
+            self.limits.max_blob_bytes >= 1,
+            "limits.max_blob_bytes must be at least 1"
+        );
+        anyhow::ensure!(
+            ["auto", "json", "text"].contains(&self.log.format.as_str()),
+            "log.format is {:?}; expected auto, json or text",
+            self.log.format
+        );
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("agora.db").display()))
+    }
+
+    pub fn blob_dir(&self) -> PathBuf {
+        self.blobs
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs"))
+    }
+
+    pub fn limits(&self) -> agora_server::Limits {
+        agora_server::Limits {
+            max_blob_bytes: self.limits.max_blob_bytes,
+            max_artifacts: self.limits.max_artifacts,
+            max_page_size: self.limits.max_page_size,
+            max_json_bytes: self.limits.max_json_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_parses_to_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agora.toml");
+        std::fs::write(&file, TEMPLATE).unwrap();
+        let cfg = ServerConfig::load(Some(&file)).unwrap();
+        let d = ServerConfig::default();
+        assert_eq!((cfg.listen, cfg.data_dir), (d.listen, d.data_dir));
+        assert_eq!(cfg.limits.max_blob_bytes, d.limits.max_blob_bytes);
+        assert!(cfg.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let err = ServerConfig::load(Some(Path::new("/nonexistent/agora.toml"))).unwrap_err();
+        assert!(err.to_string().contains("agora init"), "{err}");
+    }
+}

@@ -1,0 +1,344 @@
+//! The one way end-to-end tests start the real `agora` binary, run its CLI, and build
+//! the example plugins. PostgreSQL runs need `AGORA_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) and fail, never skip, without it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_agora");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).unwrap();
+    hex::encode(buf)
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("AGORA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("psql is needed to prepare PostgreSQL tests: {e}"));
+    assert!(
+        out.status.success(),
+        "PostgreSQL is required and `{sql}` failed at {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub admin_token: String,
+    pub data: tempfile::TempDir,
+    schema: Option<String>,
+}
+
+impl Server {
+    pub fn start(backend: Backend) -> Server {
+        Self::start_with(backend, &[])
+    }
+
+    pub fn start_with(backend: Backend, env: &[(&str, &str)]) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let admin_token = format!("agora_test_{}", random_hex(24));
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path().join("data"))
+            .current_dir(data.path())
+            .env("AGORA_ADMIN_TOKEN", &admin_token)
+            .env("AGORA_LOG__FORMAT", "json")
+            .env_remove("AGORA_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(data.path().join("server.log")).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut schema = None;
+        if backend == Backend::Postgres {
+            let name = format!(
+                "agora_e2e_{}_{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::SeqCst)
+            );
+            let base = postgres_url();
+            psql(&base, &format!("CREATE SCHEMA {name}"));
+            let sep = if base.contains('?') { '&' } else { '?' };
+            cmd.env(
+                "AGORA_DATABASE_URL",
+                format!("{base}{sep}options=-c%20search_path%3D{name}"),
+            );
+            schema = Some(name);
+        }
+        let mut child = cmd.spawn().expect("the agora binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let url = loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        break rest.trim().to_owned();
+                    }
+                }
+                Err(_) => {
+                    let log =
+                        std::fs::read_to_string(data.path().join("server.log")).unwrap_or_default();
+                    panic!("agora serve did not start: {log}");
+                }
+            }
+        };
+        Server {
+            child,
+            url,
+            admin_token,
+            data,
+            schema,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn blob_dir(&self) -> PathBuf {
+        self.data.path().join("data").join("blobs")
+    }
+
+    /// Runs the CLI against this server with `token` (none: anonymous).
+    pub fn cli(&self, token: Option<&str>) -> Cli {
+        Cli {
+            registry: self.url.clone(),
+            token: token.map(str::to_owned),
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn admin(&self) -> Cli {
+        self.cli(Some(&self.admin_token))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(schema) = &self.schema {
+            psql(&postgres_url(), &format!("DROP SCHEMA {schema} CASCADE"));
+        }
+    }
+}
+
+/// The command-line client, with its own empty user configuration.
+pub struct Cli {
+    pub registry: String,
+    pub token: Option<String>,
+    pub home: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub output: Output,
+    pub args: String,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> String {
+        assert!(
+            self.output.status.success(),
+            "`agora {}` failed:\n{}{}",
+            self.args,
+            self.stderr(),
+            self.stdout()
+        );
+        self.stdout()
+    }
+
+    /// Asserts success and parses stdout as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok()).unwrap_or_else(|e| {
+            panic!(
+                "`agora {}` printed no JSON ({e}): {}",
+                self.args,
+                self.stdout()
+            )
+        })
+    }
+
+    /// Asserts failure and returns stderr, which must be one line.
+    pub fn fails(&self) -> String {
+        assert!(
+            !self.output.status.success(),
+            "`agora {}` should have failed:\n{}",
+            self.args,
+            self.stdout()
+        );
+        let err = self.stderr();
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "errors are one line: {err}"
+        );
+        err
+    }
+}
+
+impl Cli {
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_in(self.home.path(), args)
+    }
+
+    pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(cwd)
+            .env("AGORA_REGISTRY", &self.registry)
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("HOME", self.home.path())
+            .stdin(Stdio::null());
+        match &self.token {
+            Some(t) => cmd.env("AGORA_TOKEN", t),
+            None => cmd.env_remove("AGORA_TOKEN"),
+        };
+        Run {
+            output: cmd.output().expect("the agora binary runs"),
+            args: args.join(" "),
+        }
+    }
+}
+
+/// Builds an example plugin from `examples/plugins/NAME` and returns a copy of its
+/// directory, ready to publish, in `dest`.
+pub fn example_plugin(name: &str, dest: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/plugins")
+        .join(name);
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("examples");
+    let (target, built, placed) = match name {
+        "hello-wasm" => (
+            Some("wasm32-wasip2"),
+            "wasm32-wasip2/release/hello-wasm.wasm",
+            "plugin.wasm",
+        ),
+        "echo-native" => (None, "release/echo-native", "bin/echo-native"),
+        other => panic!("unknown example {other}"),
+    };
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet", "--release", "--manifest-path"])
+        .arg(source.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir);
+    if let Some(t) = target {
+        cmd.args(["--target", t]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "building example {name} failed (for hello-wasm: `rustup target add wasm32-wasip2`): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = dest.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["plugin.yaml", "README.md"] {
+        std::fs::copy(source.join(file), dir.join(file)).unwrap();
+    }
+    let placed = dir.join(placed);
+    std::fs::create_dir_all(placed.parent().unwrap()).unwrap();
+    std::fs::copy(target_dir.join(built), &placed).unwrap();
+    dir
+}
+
+/// Writes a minimal plugin directory with a module of `module_bytes` bytes.
+pub fn plugin_dir(
+    dest: &Path,
+    publisher: &str,
+    name: &str,
+    version: &str,
+    extra: &str,
+    module: &[u8],
+) -> PathBuf {
+    let dir = dest.join(format!("{publisher}-{name}-{version}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = format!(
+        "api_version: agora/v1\npublisher: {publisher}\nname: {name}\nversion: {version}\n\
+         description: The {name} plugin\nlicense: MIT\nruntime: {{ type: wasm, module: plugin.wasm }}\n{extra}"
+    );
+    std::fs::write(dir.join("plugin.yaml"), manifest).unwrap();
+    std::fs::write(dir.join("plugin.wasm"), module).unwrap();
+    dir
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+    )
+}
+
+/// A blocking HTTP request for tests that need to look below the CLI.
+pub fn http(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.bytes().await.unwrap().to_vec())
+    })
+}
+
+/// Names of the plugins in a `--json search` answer.
+pub fn names(search: &serde_json::Value) -> Vec<String> {
+    search["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
