@@ -203,7 +203,7 @@ mod tests {
         std::fs::write(&file, TEMPLATE).unwrap();
         let cfg = ServerConfig::load(Some(&file)).unwrap();
         let d = ServerConfig::default();
-        assert_eq!((cfg.listen, cfg.data_dir), (d.listen, d.data_dir));
+        assert_eq!((&cfg.listen, &cfg.data_dir), (&d.listen, &d.data_dir));
         assert_eq!(cfg.limits.max_blob_bytes, d.limits.max_blob_bytes);
         assert!(cfg.database_url().starts_with("sqlite://"));
     }
