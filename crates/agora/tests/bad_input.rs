@@ -63,33 +63,21 @@ fn publish_raw(
     path: &str,
     body: Value,
 ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    reqwest_blocking_json(
+    post_json(
         &format!("{}/api/v1/plugins/{path}/versions", server.url),
         &server.admin_token,
         body,
     )
 }
 
-fn reqwest_blocking_json(
-    url: &str,
-    token: &str,
-    body: Value,
-) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let resp = reqwest::Client::new()
-            .post(url)
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
-        (status, headers, resp.bytes().await.unwrap().to_vec())
-    })
+fn post_json(url: &str, token: &str, body: Value) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    http_with(
+        "POST",
+        url,
+        Some(token),
+        &[("content-type", "application/json")],
+        json_body(body),
+    )
 }
 
 fn nothing_published(server: &Server) {
@@ -479,17 +467,14 @@ fn authentication_and_authorization_failures_are_explained() {
             .unwrap()
             .starts_with("Bearer")
     );
-    let p = problem(
-        401,
-        reqwest_blocking_json(&url, "agora_unknown", body.clone()),
-    );
+    let p = problem(401, post_json(&url, "agora_unknown", body.clone()));
     assert!(p["detail"].as_str().unwrap().contains("not known"), "{p}");
 
     let other = token("bob", "publish:other", &[])["token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let p = problem(403, reqwest_blocking_json(&url, &other, body.clone()));
+    let p = problem(403, post_json(&url, &other, body.clone()));
     assert!(
         p["detail"].as_str().unwrap().contains("publish:acme"),
         "{p}"
@@ -500,7 +485,7 @@ fn authentication_and_authorization_failures_are_explained() {
     admin.run(&["token", "revoke", &id]).ok();
     let p = problem(
         401,
-        reqwest_blocking_json(&url, revoked["token"].as_str().unwrap(), body.clone()),
+        post_json(&url, revoked["token"].as_str().unwrap(), body.clone()),
     );
     assert!(p["detail"].as_str().unwrap().contains("revoked"), "{p}");
 
@@ -509,7 +494,7 @@ fn authentication_and_authorization_failures_are_explained() {
         .unwrap()
         .to_owned();
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let p = problem(401, reqwest_blocking_json(&url, &expiring, body.clone()));
+    let p = problem(401, post_json(&url, &expiring, body.clone()));
     assert!(p["detail"].as_str().unwrap().contains("expired"), "{p}");
 
     let carol = server.cli(Some(

@@ -313,15 +313,29 @@ pub fn http(
     token: Option<&str>,
     body: Option<Vec<u8>>,
 ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    http_with(method, url, token, &[], body)
+}
+
+/// [`http`] with extra request headers.
+pub fn http_with(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = reqwest::Client::new();
-        let mut req = client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
+        let mut req = reqwest::Client::new()
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
         if let Some(t) = token {
             req = req.bearer_auth(t);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         if let Some(b) = body {
             req = req.body(b);
