@@ -608,3 +608,34 @@ on_every_backend!(
     downloads_are_counted_per_version_and_plugin,
     tokens_users_and_publishers,
 );
+
+/// With a text query and filters, the full-text index must drive the query; if SQLite
+/// starts from a filter's index instead, it runs the full-text query once per row and a
+/// search over 100,000 plugins takes seconds (measured: 27 s instead of 5 ms).
+#[tokio::test]
+async fn sqlite_text_search_is_driven_by_the_full_text_index() {
+    let b = sqlite().await;
+    let w = world(&b.store).await;
+    release(
+        &b.store,
+        &w,
+        manifest("acme", "jira", "1.0.0", "categories: [ticketing]\n"),
+        b"a",
+    )
+    .await
+    .unwrap();
+    let mut q = query(Some("network scanner"));
+    q.category = Some("security".into());
+    q.runtime = Some("wasm".into());
+    q.tag = Some("http".into());
+    let plan = b.store.explain_search(&q).await.unwrap();
+    let first_scan = plan
+        .iter()
+        .find(|l| l.starts_with("SCAN") || l.starts_with("SEARCH"))
+        .unwrap();
+    assert!(
+        first_scan.contains("plugins_fts"),
+        "the plan starts elsewhere: {plan:#?}"
+    );
+    b.finish().await;
+}

@@ -122,6 +122,27 @@ impl SqlStore {
         self.dialect
     }
 
+    /// How the database would run a search: SQLite's `EXPLAIN QUERY PLAN` or PostgreSQL's
+    /// `EXPLAIN`, one line per step. For diagnosing slow searches.
+    pub async fn explain_search(&self, query: &SearchQuery) -> Result<Vec<String>> {
+        let plan = search::plan(self.dialect, query);
+        let sql = match self.dialect {
+            Dialect::Sqlite => format!("EXPLAIN QUERY PLAN {}", plan.sql),
+            Dialect::Postgres => format!("EXPLAIN {}", plan.sql),
+        };
+        let rows = plan
+            .bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
+            .fetch_all(&self.read)
+            .await?;
+        let column = match self.dialect {
+            Dialect::Sqlite => "detail",
+            Dialect::Postgres => "QUERY PLAN",
+        };
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>(column)?))
+            .collect()
+    }
+
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;

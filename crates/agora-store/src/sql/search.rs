@@ -54,7 +54,31 @@ pub(super) fn visibility_condition(viewer: &Viewer, first: usize) -> String {
     format!(" AND (p.visibility = 'public' OR p.publisher_id IN ({ids}))")
 }
 
-pub(super) async fn run(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Result<SearchResult> {
+/// A search as SQL, ready to run or to explain.
+pub(super) struct Plan {
+    pub sql: String,
+    args: Vec<Arg>,
+    sort: SearchSort,
+    limit: i64,
+}
+
+impl Plan {
+    pub fn bind<'q>(
+        &self,
+        mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        for arg in &self.args {
+            query = match arg {
+                Arg::Text(s) => query.bind(s.clone()),
+                Arg::Int(i) => query.bind(*i),
+                Arg::Float(f) => query.bind(*f),
+            };
+        }
+        query
+    }
+}
+
+pub(super) fn plan(dialect: Dialect, q: &SearchQuery) -> Plan {
     let mut b = Builder::default();
     let words = q.text.as_deref().map(words).unwrap_or_default();
     let has_text = !words.is_empty();
@@ -73,8 +97,11 @@ pub(super) async fn run(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Re
                     .join(" ");
                 let ph = b.arg(Arg::Text(expr));
                 b.conditions.push(format!("plugins_fts MATCH {ph}"));
+                // CROSS JOIN fixes the join order in SQLite: the full-text match drives and
+                // filters apply to its hits. Left to itself, the planner may scan a filter's
+                // index and run the whole full-text query once per row (seconds, not ms).
                 (
-                    "plugins_fts JOIN plugins p ON p.id = plugins_fts.rowid",
+                    "plugins_fts CROSS JOIN plugins p ON p.id = plugins_fts.rowid",
                     "bm25(plugins_fts, 10.0, 10.0, 5.0, 1.0, 3.0)".to_owned(),
                 )
             }
@@ -189,16 +216,21 @@ pub(super) async fn run(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Re
         conditions = b.conditions.join(" AND "),
         keyset = keyset.map(|k| format!("WHERE {k}")).unwrap_or_default(),
     );
-
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for arg in b.args {
-        query = match arg {
-            Arg::Text(s) => query.bind(s),
-            Arg::Int(i) => query.bind(i),
-            Arg::Float(f) => query.bind(f),
-        };
+    Plan {
+        sql,
+        args: b.args,
+        sort,
+        limit,
     }
-    let rows: Vec<AnyRow> = query.fetch_all(pool).await?;
+}
+
+pub(super) async fn run(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Result<SearchResult> {
+    let plan = plan(dialect, q);
+    let (sort, limit) = (plan.sort, plan.limit);
+    let rows: Vec<AnyRow> = plan
+        .bind(sqlx::query(sqlx::AssertSqlSafe(plan.sql.clone())))
+        .fetch_all(pool)
+        .await?;
     let has_more = rows.len() as i64 > limit;
     let mut plugins = Vec::with_capacity(rows.len());
     let mut last_score = 0.0;

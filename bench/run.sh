@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Agora registry benchmark, side by side with nginx on this machine, in one run.
+#
+#   bash bench/run.sh                  # defaults below; prints a Markdown report
+#   RUNS=5 DUR=10s bash bench/run.sh   # knobs
+#
+# Workloads (each wrk workload runs RUNS times, round-robin between servers; medians and
+# min-max are reported):
+#   - version-detail GET: Agora's /api/v1/plugins/bench/small/versions/1.0.0 vs nginx
+#     serving the very same JSON bytes as a static file (64 connections);
+#   - 50 MiB blob download: Agora's /api/v1/blobs/{digest} vs nginx serving the same
+#     file (4 connections);
+#   - search latency over COUNT generated plugins: a text query plus two filters, one
+#     request at a time (p50/p99 as the client sees them);
+#   - publish of a 50 MiB artifact (upload + release), with the server's peak RSS.
+# Everything lives under $B; only 127.0.0.1 is contacted; every process started is
+# stopped by PID on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+B=${B:-/tmp/agora-bench}
+RUNS=${RUNS:-3}
+DUR=${DUR:-10s}
+COUNT=${COUNT:-100000}
+PUBLISHES=${PUBLISHES:-3}
+AGORA_PORT=${AGORA_PORT:-18090}
+NGINX_PORT=${NGINX_PORT:-18091}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}
+PIDS=()
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [[ -n "$p" ]] && kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do [[ -n "$p" ]] && wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+wait_http() { for _ in $(seq 200); do curl -sf -o /dev/null -m 1 "$1" && return 0; sleep 0.1; done; log "not up: $1"; return 1; }
+
+command -v wrk >/dev/null && command -v nginx >/dev/null || {
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk nginx curl >/dev/null
+}
+log "building release binaries"
+cargo build --release --quiet -p agora -p agora-bench
+AGORA=$CARGO_TARGET_DIR/release/agora
+BENCH=$CARGO_TARGET_DIR/release/agora-bench
+
+rm -rf "$B" && mkdir -p "$B/agora" "$B/www" "$B/nginx/tmp" "$B/results"
+R=$B/results
+
+log "seeding $COUNT plugins"
+SEED_START=$(date +%s.%N)
+"$BENCH" seed --database "sqlite://$B/agora/agora.db" --count "$COUNT" 2>"$R/seed.log"
+SEED_S=$(awk -v a="$SEED_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
+
+TOKEN=agora_bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+AGORA_ADMIN_TOKEN=$TOKEN AGORA_LOG__LEVEL=warn "$AGORA" serve --data-dir "$B/agora" --listen "127.0.0.1:$AGORA_PORT" \
+  >"$R/agora.out" 2>"$R/agora.err" &
+AGORA_PID=$!; PIDS+=("$AGORA_PID")
+A=http://127.0.0.1:$AGORA_PORT
+wait_http "$A/ready"
+log "agora up, PID $AGORA_PID"
+
+cli() { AGORA_REGISTRY=$A AGORA_TOKEN=$TOKEN XDG_CONFIG_HOME=$B/cfg "$AGORA" "$@"; }
+cli publisher create bench >/dev/null
+
+# Publish: 50 MiB each, distinct content, measured by the client; peak RSS from the kernel.
+: > "$R/publish.jsonl"
+for i in $(seq 1 "$PUBLISHES"); do
+  "$BENCH" publish --registry "$A" --token "$TOKEN" --size-mib 50 --version "1.0.$i" >>"$R/publish.jsonl"
+done
+PEAK_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$AGORA_PID/status")
+
+# The small plugin whose version detail is the metadata workload.
+mkdir -p "$B/small"
+printf 'api_version: agora/v1\npublisher: bench\nname: small\nversion: 1.0.0\ndisplay_name: Small\ndescription: A small plugin for the metadata benchmark\nlicense: MIT\ntags: [bench]\ncategories: [testing]\nruntime: { type: wasm, module: plugin.wasm }\n' >"$B/small/plugin.yaml"
+head -c 4096 /dev/urandom >"$B/small/plugin.wasm"
+echo "# Small" >"$B/small/README.md"
+cli publish "$B/small" >/dev/null
+META_URL=$A/api/v1/plugins/bench/small/versions/1.0.0
+curl -sf "$META_URL" >"$B/www/meta.json"
+BIG_DIGEST=$(curl -sf "$A/api/v1/plugins/bench/big/versions/1.0.1" | sed -n 's/.*"role":"module","digest":"\(sha256:[0-9a-f]*\)".*/\1/p')
+[[ -n $BIG_DIGEST ]] || { log "could not find the 50 MiB blob's digest"; exit 1; }
+curl -sf "$A/api/v1/blobs/$BIG_DIGEST" -o "$B/www/blob50m.bin"
+
+cat >"$B/nginx/nginx.conf" <<CONF
+worker_processes auto;
+pid $B/nginx/nginx.pid;
+error_log $B/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  sendfile on; tcp_nopush on; tcp_nodelay on;
+  keepalive_timeout 65; keepalive_requests 100000;
+  access_log off;
+  client_body_temp_path $B/nginx/tmp/body; proxy_temp_path $B/nginx/tmp/proxy;
+  fastcgi_temp_path $B/nginx/tmp/fcgi; uwsgi_temp_path $B/nginx/tmp/uwsgi; scgi_temp_path $B/nginx/tmp/scgi;
+  types { application/json json; application/octet-stream bin; }
+  server { listen 127.0.0.1:$NGINX_PORT; root $B/www; }
+}
+CONF
+nginx -c "$B/nginx/nginx.conf" -g 'daemon off;' 2>>"$B/nginx/stderr.log" &
+NGINX_PID=$!; PIDS+=("$NGINX_PID")
+N=http://127.0.0.1:$NGINX_PORT
+wait_http "$N/meta.json"
+cmp -s "$B/www/blob50m.bin" <(curl -sf "$A/api/v1/blobs/$BIG_DIGEST") || { log "blob copies differ"; exit 1; }
+
+# wrk: "name threads connections url"
+WORKLOADS=(
+  "agora_meta 2 64 $META_URL"
+  "nginx_meta 2 64 $N/meta.json"
+  "agora_blob50m 2 4 $A/api/v1/blobs/$BIG_DIGEST"
+  "nginx_blob50m 2 4 $N/blob50m.bin"
+)
+to_mib() { # wrk Transfer/sec value like 1.23GB -> MiB
+  awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+    f = (u == "GB") ? 1024 : (u == "MB") ? 1 : (u == "KB") ? 1/1024 : 1/1048576; printf "%.1f", n * f }'
+}
+: > "$R/wrk.tsv"
+for run in $(seq 1 "$RUNS"); do
+  for w in "${WORKLOADS[@]}"; do
+    read -r name threads conns url <<<"$w"
+    out=$(wrk -t"$threads" -c"$conns" -d"$DUR" --latency "$url")
+    echo "$out" >"$R/raw_${name}_$run.txt"
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    mib=$(to_mib "$(awk '/Transfer\/sec/ {print $2}' <<<"$out")")
+    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$run" "$rps" "$mib" "$p50" "$p99" >>"$R/wrk.tsv"
+    log "$name run $run: $rps req/s, $mib MiB/s, p50 $p50, p99 $p99"
+  done
+done
+
+SEARCH_NARROW="$A/api/v1/plugins?q=network%20scanner&category=security&runtime=wasm"
+SEARCH_BROAD="$A/api/v1/plugins?q=network&category=security&tag=http"
+"$BENCH" latency --url "$SEARCH_NARROW" --requests 2000 >"$R/search_narrow.json"
+"$BENCH" latency --url "$SEARCH_BROAD" --requests 2000 >"$R/search_broad.json"
+
+# ------------------------------------------------------------------ report
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+col() { awk -F'\t' -v n="$1" -v c="$2" '$1 == n {print $c}' "$R/wrk.tsv"; }
+spread() { col "$1" "$2" | sort -g | awk 'NR==1{min=$1} {max=$1} END {printf "%s–%s", min, max}'; }
+jf() { sed -n "s/.*\"$2\":\([0-9.e+-]*\).*/\1/p" "$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
+
+AM=$(col agora_meta 3 | median); NM=$(col nginx_meta 3 | median)
+AB=$(col agora_blob50m 4 | median); NB=$(col nginx_blob50m 4 | median)
+PUB=$(sed -n 's/.*"upload_mib_s":\([0-9.]*\).*/\1/p' "$R/publish.jsonl" | median)
+PUBT=$(sed -n 's/.*"publish_mib_s":\([0-9.]*\).*/\1/p' "$R/publish.jsonl" | median)
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+
+cat <<REPORT
+### Run of $(date -u +%Y-%m-%dT%H:%MZ) — \`RUNS=$RUNS DUR=$DUR COUNT=$COUNT bash bench/run.sh\`
+
+Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load average before the report: $LOAD.
+Versions: agora $("$AGORA" --version | cut -d' ' -f2) (release build), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2). Seeding $COUNT plugins through the store took $SEED_S s.
+
+| workload | Agora | nginx | Agora / nginx | target |
+|---|---|---|---|---|
+| version-detail GET, 64 connections (req/s, median of $RUNS; min–max) | $AM ($(spread agora_meta 3)) | $NM ($(spread nginx_meta 3)) | $(ratio "$AM" "$NM") | ≥ 50% |
+| version-detail GET latency p50 / p99 (wrk, last run) | $(col agora_meta 5 | tail -1) / $(col agora_meta 6 | tail -1) | $(col nginx_meta 5 | tail -1) / $(col nginx_meta 6 | tail -1) | | |
+| 50 MiB download, 4 connections (MiB/s, median; min–max) | $AB ($(spread agora_blob50m 4)) | $NB ($(spread nginx_blob50m 4)) | $(ratio "$AB" "$NB") | ≥ 90% |
+| search over $COUNT plugins, "network scanner" + category + runtime (p50 / p99 ms) | $(printf '%.2f / %.2f' "$(jf "$R/search_narrow.json" p50_ms)" "$(jf "$R/search_narrow.json" p99_ms)") | | | p99 < 10 ms |
+| search over $COUNT plugins, "network" + category + tag, ~5% match the word (p50 / p99 ms) | $(printf '%.2f / %.2f' "$(jf "$R/search_broad.json" p50_ms)" "$(jf "$R/search_broad.json" p99_ms)") | | | |
+| publish 50 MiB: upload (MiB/s, median of $PUBLISHES) / upload + release | $PUB / $PUBT | | | ≥ 450 MiB/s |
+| server peak RSS after seeding, publishing and before the GET runs | $((PEAK_RSS_KB / 1024)) MiB | | | < 100 MiB |
+
+Raw wrk output, per-run figures (\`wrk.tsv\`) and JSON from the latency and publish tools are in \`$R\`.
+REPORT
