@@ -143,8 +143,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
 
 AM=$(col agora_meta 3 | median); NM=$(col nginx_meta 3 | median)
 AB=$(col agora_blob50m 4 | median); NB=$(col nginx_blob50m 4 | median)
-PUB=$(sed -n 's/.*"upload_mib_s":\([0-9.]*\).*/\1/p' "$R/publish.jsonl" | median)
-PUBT=$(sed -n 's/.*"publish_mib_s":\([0-9.]*\).*/\1/p' "$R/publish.jsonl" | median)
+PUB=$(sed -n 's/.*"upload_mib_s":\([0-9.]*\).*/\1/p' "$R/publish.jsonl" | median | xargs printf "%.0f")
+PUBT=$(sed -n 's/.*"publish_mib_s":\([0-9.]*\).*/\1/p' "$R/publish.jsonl" | median | xargs printf "%.0f")
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cat <<REPORT
@@ -161,7 +161,7 @@ Versions: agora $("$AGORA" --version | cut -d' ' -f2) (release build), $(nginx -
 | search over $COUNT plugins, "network scanner" + category + runtime (p50 / p99 ms) | $(printf '%.2f / %.2f' "$(jf "$R/search_narrow.json" p50_ms)" "$(jf "$R/search_narrow.json" p99_ms)") | | | p99 < 10 ms |
 | search over $COUNT plugins, "network" + category + tag, ~5% match the word (p50 / p99 ms) | $(printf '%.2f / %.2f' "$(jf "$R/search_broad.json" p50_ms)" "$(jf "$R/search_broad.json" p99_ms)") | | | |
 | publish 50 MiB: upload (MiB/s, median of $PUBLISHES) / upload + release | $PUB / $PUBT | | | ≥ 450 MiB/s |
-| server peak RSS after seeding, publishing and before the GET runs | $((PEAK_RSS_KB / 1024)) MiB | | | < 100 MiB |
+| server peak RSS (VmHWM) from start through the $PUBLISHES publishes | $((PEAK_RSS_KB / 1024)) MiB | | | < 100 MiB |
 
 Raw wrk output, per-run figures (\`wrk.tsv\`) and JSON from the latency and publish tools are in \`$R\`.
 REPORT

@@ -8,6 +8,7 @@
 mod api;
 mod auth;
 mod bootstrap;
+mod cache;
 mod error;
 mod extract;
 mod metrics;
@@ -21,6 +22,7 @@ use tokio::net::TcpListener;
 pub use api::openapi;
 pub use auth::{hash_token, new_token};
 pub use bootstrap::{BootstrapError, ensure_admin};
+pub use cache::CacheConfig;
 pub use error::ApiError;
 
 /// Limits that protect the server from abuse; all configurable.
@@ -53,6 +55,23 @@ pub struct AppState {
     pub meta: Arc<dyn MetadataStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub limits: Limits,
+    cache: Arc<cache::ResponseCache>,
+}
+
+impl AppState {
+    pub fn new(
+        meta: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        limits: Limits,
+        cache: CacheConfig,
+    ) -> AppState {
+        AppState {
+            meta,
+            blobs,
+            limits,
+            cache: Arc::new(cache::ResponseCache::new(cache)),
+        }
+    }
 }
 
 /// The complete HTTP application.

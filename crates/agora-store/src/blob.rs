@@ -63,7 +63,7 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn check(&self) -> Result<(), BlobError>;
 }
 
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
 const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// Blobs in a local directory: `ROOT/sha256/ab/abcdef...`, written to `ROOT/tmp/`,

@@ -42,6 +42,14 @@ max_page_size = 100
 # Largest JSON request body, in bytes (1 MiB).
 max_json_bytes = 1048576
 
+[cache]
+# How long anonymous readers may be served a rendered version detail of a public plugin,
+# in milliseconds (0 disables). Changes through this server show at once; changes
+# through other replicas within this time.
+metadata_ttl_ms = 1000
+# Most cached responses.
+max_entries = 10000
+
 [log]
 # "auto" (JSON when standard error is not a terminal), "json" or "text".
 format = "auto"
@@ -58,7 +66,25 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     pub blobs: BlobConfig,
     pub limits: LimitsConfig,
+    pub cache: CacheSettings,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CacheSettings {
+    pub metadata_ttl_ms: u64,
+    pub max_entries: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        let d = agora_server::CacheConfig::default();
+        CacheSettings {
+            metadata_ttl_ms: d.ttl.as_millis() as u64,
+            max_entries: d.max_entries,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -92,6 +118,7 @@ impl Default for ServerConfig {
             admin_token: None,
             blobs: BlobConfig::default(),
             limits: LimitsConfig::default(),
+            cache: CacheSettings::default(),
             log: LogConfig::default(),
         }
     }
@@ -180,6 +207,13 @@ impl ServerConfig {
             .path
             .clone()
             .unwrap_or_else(|| self.data_dir.join("blobs"))
+    }
+
+    pub fn cache(&self) -> agora_server::CacheConfig {
+        agora_server::CacheConfig {
+            ttl: std::time::Duration::from_millis(self.cache.metadata_ttl_ms),
+            max_entries: self.cache.max_entries.max(1),
+        }
     }
 
     pub fn limits(&self) -> agora_server::Limits {

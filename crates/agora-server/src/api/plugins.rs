@@ -206,5 +206,10 @@ pub async fn update(
         .meta
         .set_visibility(plugin.id, settings.visibility, &caller.user.username)
         .await?;
+    state.cache.invalidate(&super::versions::cache_key(
+        &plugin.publisher,
+        &plugin.name,
+        "",
+    ));
     detail(State(state), MaybeCaller(Some(caller)), path).await
 }

@@ -57,7 +57,16 @@ pub async fn detail(
     State(state): State<AppState>,
     caller: MaybeCaller,
     path: VersionPath,
-) -> Result<Json<VersionDetail>, ApiError> {
+) -> Result<Response, ApiError> {
+    let key = cache_key(
+        path.publisher.as_str(),
+        path.name.as_str(),
+        &path.version.to_string(),
+    );
+    let anonymous = caller.0.is_none();
+    if anonymous && let Some(body) = state.cache.get(&key) {
+        return Ok(json_bytes(body));
+    }
     let plugin = visible_plugin(
         &state,
         &caller.viewer(),
@@ -77,7 +86,31 @@ pub async fn detail(
             ))
         })?;
     let artifacts = state.meta.artifacts(v.id).await?;
-    Ok(Json(convert::version_detail(&plugin, v, artifacts)?))
+    let detail = convert::version_detail(&plugin, v, artifacts)?;
+    let body = Bytes::from(
+        serde_json::to_vec(&detail)
+            .map_err(|e| ApiError::internal("could not render a version", e))?,
+    );
+    if anonymous && plugin.visibility == agora_core::Visibility::Public {
+        state.cache.put(key, body.clone());
+    }
+    Ok(json_bytes(body))
+}
+
+/// Key of a version's rendered detail in the response cache.
+pub fn cache_key(publisher: &str, name: &str, version: &str) -> String {
+    format!("{publisher}/{name}@{version}")
+}
+
+fn json_bytes(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// Checks every artifact of a release against the manifest and the uploaded blobs.
@@ -391,6 +424,9 @@ pub async fn change_lifecycle(
             actor: caller.user.username.clone(),
         })
         .await?;
+    state
+        .cache
+        .invalidate(&cache_key(&plugin.publisher, &plugin.name, &version));
     // Metadata first, bytes after: a crash here leaves orphaned bytes, never dangling rows.
     for digest in orphaned {
         if let Err(e) = state.blobs.delete(&digest).await {

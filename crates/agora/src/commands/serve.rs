@@ -107,11 +107,12 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         println!("Created the admin account. Its token is shown only this once; store it now:");
         println!("  agora login --registry http://{addr} --token {token}");
     }
-    let state = AppState {
-        meta: Arc::new(meta.clone()),
-        blobs: Arc::new(blobs),
-        limits: cfg.limits(),
-    };
+    let state = AppState::new(
+        Arc::new(meta.clone()),
+        Arc::new(blobs),
+        cfg.limits(),
+        cfg.cache(),
+    );
     agora_server::serve(listener, state, shutdown_signal())
         .await
         .context("the server stopped")?;

@@ -1,0 +1,107 @@
+//! A short-lived cache of rendered metadata for anonymous readers of public plugins:
+//! the hot path of installers and CDNs, where every reader gets the same bytes.
+//!
+//! Entries live at most `ttl`; changes made through this replica invalidate them at
+//! once, changes made through other replicas show within `ttl`. Only responses that
+//! anyone may see are cached, so the cache never widens what a reader sees.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+#[derive(Debug, Clone, Copy)]
+pub struct CacheConfig {
+    /// How long a rendered response may be served; zero disables the cache.
+    pub ttl: Duration,
+    /// Most entries kept; when full, the cache starts over.
+    pub max_entries: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            ttl: Duration::from_secs(1),
+            max_entries: 10_000,
+        }
+    }
+}
+
+pub struct ResponseCache {
+    config: CacheConfig,
+    entries: RwLock<HashMap<String, (Instant, Bytes)>>,
+}
+
+impl ResponseCache {
+    pub fn new(config: CacheConfig) -> ResponseCache {
+        ResponseCache {
+            config,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Bytes> {
+        if self.config.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.read().ok()?;
+        let (stored, body) = entries.get(key)?;
+        (stored.elapsed() < self.config.ttl).then(|| body.clone())
+    }
+
+    pub fn put(&self, key: String, body: Bytes) {
+        if self.config.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= self.config.max_entries {
+                entries.clear();
+            }
+            entries.insert(key, (Instant::now(), body));
+        }
+    }
+
+    /// Drops every entry whose key starts with `prefix` (e.g. `acme/jira@`).
+    pub fn invalidate(&self, prefix: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|k, _| !k.starts_with(prefix));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_are_invalidated_and_are_bounded() {
+        let cache = ResponseCache::new(CacheConfig {
+            ttl: Duration::from_millis(50),
+            max_entries: 2,
+        });
+        cache.put("acme/a@1.0.0".into(), Bytes::from_static(b"a"));
+        assert_eq!(cache.get("acme/a@1.0.0").as_deref(), Some(&b"a"[..]));
+        cache.invalidate("acme/a@");
+        assert!(cache.get("acme/a@1.0.0").is_none());
+        cache.put("x".into(), Bytes::new());
+        cache.put("y".into(), Bytes::new());
+        cache.put("z".into(), Bytes::new());
+        assert!(
+            cache.get("x").is_none() && cache.get("z").is_some(),
+            "full: started over"
+        );
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.get("z").is_none(), "expired");
+    }
+
+    #[test]
+    fn a_zero_ttl_disables_the_cache() {
+        let cache = ResponseCache::new(CacheConfig {
+            ttl: Duration::ZERO,
+            max_entries: 10,
+        });
+        cache.put("k".into(), Bytes::new());
+        assert!(cache.get("k").is_none());
+    }
+}
