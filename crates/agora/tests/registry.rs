@@ -178,9 +178,20 @@ fn registry_scenario(backend: Backend) {
     alice.run(&["publish", v2.to_str().unwrap()]).ok();
     let err = mallory.run(&["yank", "examples/widget@1.1.0"]).fails();
     assert!(err.contains("not a member"), "{err}");
+    let before = anon
+        .run(&["--json", "info", "examples/widget@1.1.0"])
+        .json();
+    assert_eq!(before["state"], "active");
     alice
         .run(&["yank", "examples/widget@1.1.0", "--reason", "broken"])
         .ok();
+    let after = anon
+        .run(&["--json", "info", "examples/widget@1.1.0"])
+        .json();
+    assert_eq!(
+        after["state"], "yanked",
+        "a cached version detail must not hide a yank"
+    );
     let got = anon
         .run_in(
             work.path(),
