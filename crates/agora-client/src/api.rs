@@ -295,6 +295,20 @@ impl Client {
             .await
     }
 
+    pub async fn set_visibility(
+        &self,
+        publisher: &str,
+        name: &str,
+        visibility: agora_core::Visibility,
+    ) -> Result<PluginDetail, ClientError> {
+        let path = format!("api/v1/plugins/{publisher}/{name}");
+        self.json(
+            self.request(Method::PATCH, &path)
+                .json(&PluginSettings { visibility }),
+        )
+        .await
+    }
+
     pub async fn publish(
         &self,
         publisher: &str,

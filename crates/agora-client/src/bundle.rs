@@ -384,3 +384,34 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes as a bundle, raw or gzip-wrapped: an error, never a panic, and
+        /// nothing written outside the destination.
+        #[test]
+        fn arbitrary_bundles_are_refused_safely(bytes in proptest::collection::vec(any::<u8>(), 0..2048), gzip in any::<bool>()) {
+            let root = tempfile::tempdir().unwrap();
+            let file = root.path().join("in.agora");
+            let data = if gzip {
+                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                std::io::Write::write_all(&mut enc, &bytes).unwrap();
+                enc.finish().unwrap()
+            } else {
+                bytes
+            };
+            std::fs::write(&file, data).unwrap();
+            let dest = root.path().join("dest");
+            std::fs::create_dir_all(&dest).unwrap();
+            let _ = ReleaseFiles::from_bundle(&file, &dest);
+            let outside: Vec<_> = std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            prop_assert_eq!(outside.len(), 2, "only the input and dest exist: {:?}", outside);
+        }
+    }
+}

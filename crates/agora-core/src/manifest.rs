@@ -525,9 +525,11 @@ fn yaml_options() -> serde_saphyr::Options {
 fn schema_error(error: jsonschema::ValidationError<'_>) -> FieldError {
     let field = field_path(error.instance_path().as_str());
     let expected = description_at(error.schema_path().as_str());
-    let mut problem = error.to_string();
-    if problem.len() > 300 {
-        problem.truncate(300);
+    // Messages quote the offending value, which may be long and is untrusted: cut it on
+    // a character boundary (a byte index can fall inside a multi-byte character).
+    let full = error.to_string();
+    let mut problem: String = full.chars().take(300).collect();
+    if problem.len() < full.len() {
         problem.push('…');
     }
     FieldError {

@@ -183,3 +183,59 @@ impl From<BlobError> for ApiError {
         }
     }
 }
+
+/// Turns a panic in a handler into a logged 500 problem document instead of a dropped
+/// connection.
+pub async fn catch_panics(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            ApiError::internal("the request failed unexpectedly", what).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_problem_document() {
+        let app = axum::Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(|| async { panic!("handler bug") }),
+            )
+            .layer(axum::middleware::from_fn(catch_panics));
+        let response = app
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("urn:agora:problem:internal") && !text.contains("handler bug"),
+            "{text}"
+        );
+    }
+}

@@ -101,6 +101,13 @@ pub enum Command {
     MarkInsecure(LifecycleArgs),
     /// Take a version down (administrators): bytes deleted, tombstone kept.
     Takedown(LifecycleArgs),
+    /// Make a plugin public or private (private: visible only to its publisher's members).
+    Visibility {
+        /// PUBLISHER/NAME.
+        plugin: String,
+        #[arg(value_parser = ["public", "private"])]
+        visibility: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -295,6 +295,20 @@ fn registry_scenario(backend: Backend) {
             &["install", "examples/secret-tool", "--dir", "insider"],
         )
         .ok();
+    let err = mallory
+        .run(&["visibility", "examples/secret-tool", "public"])
+        .fails();
+    assert!(
+        err.contains("404"),
+        "an outsider cannot even find it: {err}"
+    );
+    alice
+        .run(&["visibility", "examples/secret-tool", "public"])
+        .ok();
+    assert_eq!(
+        names(&anon.run(&["--json", "search", "secret"]).json()),
+        ["secret-tool"]
+    );
 }
 
 #[test]

@@ -197,3 +197,63 @@ fn very_long_strings_are_refused_with_the_limit() {
 fn the_schema_is_valid_json_schema() {
     jsonschema::meta::validate(&SCHEMA).expect("schema conforms to its meta-schema");
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Any text at all: an answer, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+            let _ = Manifest::from_yaml(&text);
+        }
+
+        /// YAML-looking noise (keys, anchors, aliases, flow collections, tags).
+        #[test]
+        fn yaml_shaped_noise_never_panics(text in "([a-z_]{1,8}: ?|- |&a |\\*a|\\[|\\]|\\{|\\}|!!str |\"|'|#|\n|  |[0-9.]{1,4}|~){0,80}") {
+            let _ = Manifest::from_yaml(&text);
+        }
+
+        /// Any value in any field of a valid manifest: either a manifest that survives a
+        /// round trip, or errors that all name a field.
+        #[test]
+        fn any_field_value_is_accepted_or_named(line in 0usize..27, value in "\\PC{0,60}") {
+            let lines: Vec<&str> = GOOD.lines().collect();
+            let line = line % lines.len();
+            let Some((key, _)) = lines[line].split_once(':') else { return Ok(()) };
+            let mut edited = lines.clone();
+            let replaced = format!("{key}: {}", serde_json::to_string(&value).unwrap());
+            edited[line] = &replaced;
+            match Manifest::from_yaml(&edited.join("\n")) {
+                Ok(m) => {
+                    let back = Manifest::from_value(serde_json::to_value(&m).unwrap()).unwrap();
+                    prop_assert_eq!(back, m);
+                }
+                Err(ManifestError::Invalid(errors)) => prop_assert!(!errors.is_empty()),
+                Err(_) => {}
+            }
+        }
+
+        /// A path the checker accepts never leaves the plugin directory.
+        #[test]
+        fn accepted_paths_stay_inside(path in "[a-zA-Z0-9./_+\\\\:-]{0,40}") {
+            if relative_path_problem(&path).is_none() {
+                prop_assert!(!path.starts_with('/'));
+                prop_assert!(path.split('/').all(|seg| !seg.is_empty() && seg != ".." && seg != "."));
+            }
+        }
+    }
+}
+
+#[test]
+fn long_non_ascii_values_are_reported_without_panicking() {
+    let errors = errors_of(&with(
+        "description: Create and update Jira issues",
+        &format!("description: {}", "é".repeat(2000)),
+    ));
+    assert_eq!(errors[0].field, "description");
+    assert!(errors[0].problem.ends_with('…'));
+}

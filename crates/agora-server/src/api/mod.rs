@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
     })
     .route_layer(axum::middleware::from_fn(metrics::track))
     .layer(DefaultBodyLimit::max(json_limit))
+    .layer(axum::middleware::from_fn(crate::error::catch_panics))
     .with_state(state)
 }
 

@@ -67,6 +67,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Takedown(args) => {
             release::lifecycle(&ctx, args, agora_core::Lifecycle::Removed).await
         }
+        Command::Visibility { plugin, visibility } => {
+            release::visibility(&ctx, &plugin, &visibility).await
+        }
         Command::Search(args) => catalog::search(&ctx, args).await,
         Command::Info { plugin } => catalog::info(&ctx, &plugin).await,
         Command::Versions { plugin } => catalog::versions(&ctx, &plugin).await,

@@ -128,3 +128,21 @@ pub async fn lifecycle(s: &Session, args: LifecycleArgs, state: Lifecycle) -> an
         )
     })
 }
+
+pub async fn visibility(s: &Session, plugin: &str, visibility: &str) -> anyhow::Result<()> {
+    let plugin: agora_core::PluginRef = plugin.parse()?;
+    let visibility =
+        agora_core::Visibility::parse(visibility).context("visibility is public or private")?;
+    let detail = s
+        .client()?
+        .set_visibility(plugin.publisher.as_str(), plugin.name.as_str(), visibility)
+        .await?;
+    s.out.show(&detail, |d| {
+        format!(
+            "{}/{} is now {}",
+            d.summary.publisher,
+            d.summary.name,
+            d.summary.visibility.as_str()
+        )
+    })
+}
