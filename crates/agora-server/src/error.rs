@@ -212,13 +212,14 @@ mod tests {
 
     use super::*;
 
+    async fn boom() -> &'static str {
+        panic!("handler bug")
+    }
+
     #[tokio::test]
     async fn a_panicking_handler_answers_a_problem_document() {
         let app = axum::Router::new()
-            .route(
-                "/boom",
-                axum::routing::get(|| async { panic!("handler bug") }),
-            )
+            .route("/boom", axum::routing::get(boom))
             .layer(axum::middleware::from_fn(catch_panics));
         let response = app
             .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
