@@ -1,0 +1,324 @@
+//! The transparency log's Merkle tree (RFC 6962): append entries, state the tree head,
+//! prove an entry is included and that a later tree extends an earlier one; and the
+//! client-side checks of those proofs.
+//!
+//! An entry is identified by the sha256 of its canonical bytes; that 32-byte digest is
+//! the RFC 6962 leaf input, so the tree keeps 32 bytes per entry in memory.
+
+use ct_merkle::mem_backed_tree::MemoryBackedTree;
+use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
+use sha2::Sha256;
+
+pub type Hash = [u8; 32];
+
+/// The size and root of the tree at some point: what a checkpoint signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeHead {
+    pub size: u64,
+    pub root: Hash,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    #[error("entry {index} is not in a log of {size} entries")]
+    OutOfRange { index: u64, size: u64 },
+    #[error("a log of {new} entries cannot extend one of {old}: the log shrank (rollback)")]
+    Shrank { old: u64, new: u64 },
+    #[error("the inclusion proof does not lead to the tree head: the entry is not in this log")]
+    NotIncluded,
+    #[error(
+        "the log of {new} entries is not an extension of the one of {old} entries seen before: its history was rewritten (fork)"
+    )]
+    Inconsistent { old: u64, new: u64 },
+    #[error("the proof is malformed")]
+    Malformed,
+}
+
+/// The whole tree, in memory (64 bytes per entry with the inner nodes).
+#[derive(Default)]
+pub struct MerkleLog {
+    tree: MemoryBackedTree<Sha256, Hash>,
+}
+
+impl MerkleLog {
+    pub fn new() -> MerkleLog {
+        MerkleLog::default()
+    }
+
+    /// Rebuilds the tree from every entry digest, in log order.
+    pub fn from_entries(entries: impl IntoIterator<Item = Hash>) -> MerkleLog {
+        let mut log = MerkleLog::new();
+        for e in entries {
+            log.append(e);
+        }
+        log
+    }
+
+    /// Appends an entry; returns its index.
+    pub fn append(&mut self, entry: Hash) -> u64 {
+        self.tree.push(entry);
+        self.tree.len() - 1
+    }
+
+    pub fn size(&self) -> u64 {
+        self.tree.len()
+    }
+
+    pub fn head(&self) -> TreeHead {
+        let root = self.tree.root();
+        TreeHead {
+            size: root.num_leaves(),
+            root: (*root.as_bytes()).into(),
+        }
+    }
+
+    /// The audit path proving entry `index` is in the current tree.
+    pub fn prove_inclusion(&self, index: u64) -> Result<Vec<Hash>, LogError> {
+        let size = self.size();
+        if index >= size {
+            return Err(LogError::OutOfRange { index, size });
+        }
+        Ok(split(self.tree.prove_inclusion(index as usize).as_bytes()))
+    }
+
+    /// The proof that the current tree extends the tree of its first `old_size` entries.
+    pub fn prove_consistency(&self, old_size: u64) -> Result<Vec<Hash>, LogError> {
+        let size = self.size();
+        if old_size > size {
+            return Err(LogError::Shrank {
+                old: old_size,
+                new: size,
+            });
+        }
+        if old_size == 0 || old_size == size {
+            return Ok(Vec::new());
+        }
+        Ok(split(
+            self.tree
+                .prove_consistency((size - old_size) as usize)
+                .as_bytes(),
+        ))
+    }
+}
+
+fn split(bytes: &[u8]) -> Vec<Hash> {
+    bytes
+        .chunks_exact(32)
+        .map(|c| c.try_into().unwrap_or([0; 32]))
+        .collect()
+}
+
+fn join(hashes: &[Hash]) -> Vec<u8> {
+    hashes.iter().flatten().copied().collect()
+}
+
+fn root_hash(head: &TreeHead) -> RootHash<Sha256> {
+    RootHash::new(head.root.into(), head.size)
+}
+
+/// Checks that `entry` is entry `index` of the tree with `head`.
+pub fn verify_inclusion(
+    head: &TreeHead,
+    entry: &Hash,
+    index: u64,
+    proof: &[Hash],
+) -> Result<(), LogError> {
+    if index >= head.size {
+        return Err(LogError::OutOfRange {
+            index,
+            size: head.size,
+        });
+    }
+    let proof =
+        InclusionProof::<Sha256>::try_from_bytes(join(proof)).map_err(|_| LogError::Malformed)?;
+    root_hash(head)
+        .verify_inclusion(entry, index, &proof)
+        .map_err(|_| LogError::NotIncluded)
+}
+
+/// Checks that the tree with head `new` extends the tree with head `old`: same history,
+/// only appended to. A client keeps the last head it saw and refuses anything else.
+pub fn verify_consistency(old: &TreeHead, new: &TreeHead, proof: &[Hash]) -> Result<(), LogError> {
+    if new.size < old.size {
+        return Err(LogError::Shrank {
+            old: old.size,
+            new: new.size,
+        });
+    }
+    if old.size == 0 {
+        return Ok(());
+    }
+    if old.size == new.size {
+        return if old.root == new.root {
+            Ok(())
+        } else {
+            Err(LogError::Inconsistent {
+                old: old.size,
+                new: new.size,
+            })
+        };
+    }
+    let proof =
+        ConsistencyProof::<Sha256>::try_from_bytes(join(proof)).map_err(|_| LogError::Malformed)?;
+    root_hash(new)
+        .verify_consistency(&root_hash(old), &proof)
+        .map_err(|_| LogError::Inconsistent {
+            old: old.size,
+            new: new.size,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::Digest;
+
+    use super::*;
+
+    /// RFC 6962 §2.1, written straight from the formula: the independent implementation
+    /// the library is checked against.
+    fn mth(leaves: &[Vec<u8>]) -> Hash {
+        match leaves.len() {
+            0 => Sha256::digest(b"").into(),
+            1 => {
+                let mut h = Sha256::new();
+                h.update([0u8]);
+                h.update(&leaves[0]);
+                h.finalize().into()
+            }
+            n => {
+                let k = n.next_power_of_two() / 2;
+                let mut h = Sha256::new();
+                h.update([1u8]);
+                h.update(mth(&leaves[..k]));
+                h.update(mth(&leaves[k..]));
+                h.finalize().into()
+            }
+        }
+    }
+
+    fn entry(i: u64) -> Hash {
+        Sha256::digest(i.to_le_bytes()).into()
+    }
+
+    /// Roots for the first 1..=8 leaves of the certificate-transparency project's test
+    /// inputs (used by RFC 6962 implementations as known answers).
+    #[test]
+    fn roots_match_the_known_answers_and_the_rfc_formula() {
+        let inputs: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0x00],
+            vec![0x10],
+            vec![0x20, 0x21],
+            vec![0x30, 0x31],
+            vec![0x40, 0x41, 0x42, 0x43],
+            (0x50..=0x57).collect(),
+            (0x60..=0x6f).collect(),
+        ];
+        let expected = [
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+            "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+            "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+            "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+            "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+            "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+            "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+        ];
+        let mut tree = MemoryBackedTree::<Sha256, Vec<u8>>::new();
+        for (n, input) in inputs.iter().enumerate() {
+            tree.push(input.clone());
+            let root: Hash = (*tree.root().as_bytes()).into();
+            assert_eq!(hex(&root), expected[n], "size {}", n + 1);
+            assert_eq!(root, mth(&inputs[..=n]), "size {}", n + 1);
+        }
+    }
+
+    fn hex(h: &Hash) -> String {
+        h.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn our_log_agrees_with_the_formula_for_many_sizes() {
+        let mut log = MerkleLog::new();
+        let mut leaves = Vec::new();
+        for i in 0..70 {
+            log.append(entry(i));
+            leaves.push(entry(i).to_vec());
+            assert_eq!(log.head().root, mth(&leaves), "size {}", i + 1);
+        }
+    }
+
+    #[test]
+    fn every_entry_proves_included_and_no_other_does() {
+        let log = MerkleLog::from_entries((0..37).map(entry));
+        let head = log.head();
+        for i in 0..37 {
+            let proof = log.prove_inclusion(i).unwrap();
+            verify_inclusion(&head, &entry(i), i, &proof).unwrap();
+            assert_eq!(
+                verify_inclusion(&head, &entry(i + 100), i, &proof),
+                Err(LogError::NotIncluded)
+            );
+            if i > 0 {
+                assert!(verify_inclusion(&head, &entry(i), i - 1, &proof).is_err());
+            }
+        }
+        assert!(matches!(
+            log.prove_inclusion(37),
+            Err(LogError::OutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn a_grown_log_is_consistent_with_every_earlier_head() {
+        let mut log = MerkleLog::new();
+        let mut heads = vec![log.head()];
+        for i in 0..40 {
+            log.append(entry(i));
+            heads.push(log.head());
+        }
+        let now = log.head();
+        for old in &heads {
+            let proof = log.prove_consistency(old.size).unwrap();
+            verify_consistency(old, &now, &proof).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_forked_log_is_caught() {
+        let honest = MerkleLog::from_entries((0..10).map(entry));
+        let seen = honest.head();
+        // Same size, then grown, but entry 3 was rewritten.
+        let mut forked =
+            MerkleLog::from_entries((0..10).map(|i| if i == 3 { entry(999) } else { entry(i) }));
+        assert_eq!(
+            verify_consistency(&seen, &forked.head(), &[]),
+            Err(LogError::Inconsistent { old: 10, new: 10 })
+        );
+        forked.append(entry(10));
+        let proof = forked.prove_consistency(10).unwrap();
+        assert_eq!(
+            verify_consistency(&seen, &forked.head(), &proof),
+            Err(LogError::Inconsistent { old: 10, new: 11 })
+        );
+    }
+
+    #[test]
+    fn a_rolled_back_log_is_caught() {
+        let log = MerkleLog::from_entries((0..10).map(entry));
+        let seen = log.head();
+        let older = MerkleLog::from_entries((0..7).map(entry));
+        assert_eq!(
+            verify_consistency(&seen, &older.head(), &[]),
+            Err(LogError::Shrank { old: 10, new: 7 })
+        );
+    }
+
+    #[test]
+    fn garbage_proofs_are_refused() {
+        let log = MerkleLog::from_entries((0..8).map(entry));
+        assert!(verify_inclusion(&log.head(), &entry(1), 1, &[[0u8; 32]; 40]).is_err());
+        let old = MerkleLog::from_entries((0..5).map(entry)).head();
+        assert!(verify_consistency(&old, &log.head(), &[[7u8; 32]; 3]).is_err());
+    }
+}
