@@ -75,7 +75,9 @@ mkdir -p "$B/small"
 printf 'api_version: agora/v1\npublisher: bench\nname: small\nversion: 1.0.0\ndisplay_name: Small\ndescription: A small plugin for the metadata benchmark\nlicense: MIT\ntags: [bench]\ncategories: [testing]\nruntime: { type: wasm, module: plugin.wasm }\n' >"$B/small/plugin.yaml"
 head -c 4096 /dev/urandom >"$B/small/plugin.wasm"
 echo "# Small" >"$B/small/README.md"
-cli publish "$B/small" >/dev/null
+cli keygen --out "$B/bench_ed25519" >/dev/null
+cli key add bench "$B/bench_ed25519.pub" >/dev/null
+AGORA_SIGNING_KEY=$B/bench_ed25519 cli publish "$B/small" >/dev/null
 META_URL=$A/api/v1/plugins/bench/small/versions/1.0.0
 curl -sf "$META_URL" >"$B/www/meta.json"
 BIG_DIGEST=$(curl -sf "$A/api/v1/plugins/bench/big/versions/1.0.1" | sed -n 's/.*"role":"module","digest":"\(sha256:[0-9a-f]*\)".*/\1/p')

@@ -252,6 +252,46 @@ impl Client {
             .map(drop)
     }
 
+    pub async fn keys(&self, publisher: &str) -> Result<Vec<PublisherKey>, ClientError> {
+        self.json(self.request(Method::GET, &format!("api/v1/publishers/{publisher}/keys")))
+            .await
+    }
+
+    pub async fn add_key(
+        &self,
+        publisher: &str,
+        public_key: &str,
+    ) -> Result<PublisherKey, ClientError> {
+        let body = AddKey {
+            public_key: public_key.to_owned(),
+        };
+        self.json(
+            self.request(Method::POST, &format!("api/v1/publishers/{publisher}/keys"))
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn revoke_key(
+        &self,
+        publisher: &str,
+        id: &str,
+        reason: Option<&str>,
+    ) -> Result<PublisherKey, ClientError> {
+        let body = RevokeKey {
+            id: id.to_owned(),
+            reason: reason.map(str::to_owned),
+        };
+        self.json(
+            self.request(
+                Method::POST,
+                &format!("api/v1/publishers/{publisher}/keys/revoke"),
+            )
+            .json(&body),
+        )
+        .await
+    }
+
     pub async fn search(&self, params: &SearchParams) -> Result<SearchPage, ClientError> {
         self.json(self.request(Method::GET, "api/v1/plugins").query(params))
             .await

@@ -168,6 +168,27 @@ impl ReleaseFiles {
         })
     }
 
+    /// What a signature over this release states: every file by digest, the manifest's
+    /// exact bytes included.
+    pub fn claim(&self) -> agora_trust::ReleaseClaim {
+        let m = &self.manifest;
+        let mut files: std::collections::BTreeMap<String, Digest> = self
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.digest))
+            .collect();
+        files.insert(
+            MANIFEST_FILE.to_owned(),
+            Digest::of(self.manifest_text.as_bytes()),
+        );
+        agora_trust::ReleaseClaim {
+            publisher: m.publisher.to_string(),
+            name: m.name.to_string(),
+            version: m.version.to_string(),
+            files,
+        }
+    }
+
     /// The file name `agora pack` uses by default: `publisher-name-version.agora`.
     pub fn bundle_name(&self) -> String {
         let m = &self.manifest;

@@ -77,6 +77,9 @@ pub struct VersionDetail {
     /// RFC 3339 time of publication.
     pub published_at: String,
     pub published_by: String,
+    /// Id of the publisher key whose signature the registry verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer_key: Option<String>,
 }
 
 /// One line of a version history.
@@ -274,4 +277,41 @@ pub struct Me {
     pub role: String,
     pub scopes: String,
     pub publishers: Vec<String>,
+}
+
+/// A publisher's signing key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublisherKey {
+    /// The key's id: for Ed25519 keys, the OpenSSH SHA256 fingerprint (`ssh-keygen -lf`).
+    pub id: String,
+    pub algorithm: String,
+    /// The public key (an OpenSSH public key line for Ed25519).
+    pub public_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_reason: Option<String>,
+}
+
+/// `POST /api/v1/publishers/{publisher}/keys`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddKey {
+    /// An OpenSSH Ed25519 public key line, as in `agora_ed25519.pub`.
+    pub public_key: String,
+}
+
+/// `POST /api/v1/publishers/{publisher}/keys/revoke`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeKey {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }

@@ -115,6 +115,8 @@ pub struct VersionRecord {
     pub downloads: i64,
     pub published_at: i64,
     pub published_by: String,
+    /// Id of the key whose signature the server verified at publish time.
+    pub signer_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,10 +134,27 @@ pub struct NewRelease {
     pub manifest: Manifest,
     pub manifest_digest: Digest,
     pub signature: Option<String>,
+    pub signer_key: Option<String>,
     /// Every file of the release including the manifest itself.
     pub artifacts: Vec<ArtifactRecord>,
     pub published_by: i64,
     pub actor: String,
+}
+
+/// A publisher's signing key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRecord {
+    /// The key's id (for Ed25519: its OpenSSH SHA256 fingerprint).
+    pub id: String,
+    pub algorithm: String,
+    /// The public key as registered (an OpenSSH public key line).
+    pub public_key: String,
+    pub comment: Option<String>,
+    pub created_at: i64,
+    pub created_by: String,
+    pub revoked_at: Option<i64>,
+    pub revoked_by: Option<String>,
+    pub revocation_reason: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -264,6 +283,20 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<()>;
     /// Names and ids of the publishers a user belongs to.
     async fn memberships(&self, user_id: i64) -> Result<Vec<(i64, String)>>;
+
+    /// Registers a key; `Conflict` if the publisher has it already.
+    async fn add_key(&self, publisher_id: i64, key: &KeyRecord) -> Result<()>;
+    /// Every key of a publisher, revoked ones included, oldest first.
+    async fn keys(&self, publisher_id: i64) -> Result<Vec<KeyRecord>>;
+    /// Revokes a key; false when the publisher has no such active key.
+    async fn revoke_key(
+        &self,
+        publisher_id: i64,
+        id: &str,
+        actor: &str,
+        reason: Option<&str>,
+        at: i64,
+    ) -> Result<bool>;
 
     async fn plugin(&self, publisher: &str, name: &str) -> Result<Option<PluginRecord>>;
     async fn set_visibility(

@@ -120,6 +120,7 @@ async fn release(
             manifest: m,
             manifest_digest,
             signature: None,
+            signer_key: None,
             artifacts,
             published_by: w.alice.id,
             actor: "alice".into(),
@@ -589,6 +590,55 @@ async fn tokens_users_and_publishers(store: &SqlStore) {
     assert_eq!(store.list_tokens(Some(bob.id)).await.unwrap().len(), 1);
 }
 
+async fn keys_are_added_listed_and_revoked_once(store: &SqlStore) {
+    let w = world(store).await;
+    let key = |id: &str| KeyRecord {
+        id: id.into(),
+        algorithm: "ed25519".into(),
+        public_key: format!("ssh-ed25519 AAAA{id}"),
+        comment: Some("laptop".into()),
+        created_at: 1,
+        created_by: "alice".into(),
+        revoked_at: None,
+        revoked_by: None,
+        revocation_reason: None,
+    };
+    store.add_key(w.acme.id, &key("SHA256:one")).await.unwrap();
+    store.add_key(w.acme.id, &key("SHA256:two")).await.unwrap();
+    assert!(matches!(
+        store.add_key(w.acme.id, &key("SHA256:one")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .revoke_key(w.acme.id, "SHA256:one", "alice", Some("laptop stolen"), 5)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_key(w.acme.id, "SHA256:one", "alice", None, 6)
+            .await
+            .unwrap(),
+        "already revoked"
+    );
+    assert!(
+        !store
+            .revoke_key(w.acme.id, "SHA256:nope", "alice", None, 6)
+            .await
+            .unwrap()
+    );
+    let keys = store.keys(w.acme.id).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        (keys[0].revoked_at, keys[0].revocation_reason.as_deref()),
+        (Some(5), Some("laptop stolen"))
+    );
+    assert_eq!(keys[1].revoked_at, None);
+    let audit = store.audit_events(Some("acme"), 10).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "key.revoke"));
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite { $( #[tokio::test] async fn $name() { let b = super::sqlite().await; super::$name(&b.store).await; b.finish().await; } )* }
@@ -607,6 +657,7 @@ on_every_backend!(
     removal_orphans_only_unshared_blobs,
     downloads_are_counted_per_version_and_plugin,
     tokens_users_and_publishers,
+    keys_are_added_listed_and_revoked_once,
 );
 
 /// With a text query and filters, the full-text index must drive the query; if SQLite

@@ -65,8 +65,28 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Publish a plugin directory or bundle.
-    Publish { path: PathBuf },
+    /// Sign and publish a plugin directory or bundle.
+    Publish {
+        path: PathBuf,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Make an Ed25519 signing key pair (OpenSSH format; private key file mode 0600).
+    Keygen {
+        /// Private key file; the public key goes to FILE.pub
+        /// (default: ~/.config/agora/keys/agora_ed25519).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Encrypt the private key with the passphrase in this file (or AGORA_KEY_PASSPHRASE).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        /// Replace an existing key file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// A publisher's signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Search the catalog.
     Search(SearchArgs),
     /// Details of a plugin, or of one version with PUBLISHER/NAME@VERSION.
@@ -128,6 +148,32 @@ pub struct DirArg {
     /// Plugin directory.
     #[arg(long, default_value = "plugins")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// Private key to sign with (default: AGORA_SIGNING_KEY, else ~/.config/agora/keys/agora_ed25519).
+    #[arg(long, env = "AGORA_SIGNING_KEY")]
+    pub key: Option<PathBuf>,
+    /// File holding the key's passphrase (or set AGORA_KEY_PASSPHRASE).
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Register a public key (FILE: an OpenSSH public key, e.g. agora_ed25519.pub).
+    Add { publisher: String, file: PathBuf },
+    /// List a publisher's keys.
+    List { publisher: String },
+    /// Revoke a key: its past releases stay, new ones signed with it are refused.
+    Revoke {
+        publisher: String,
+        /// The key id (SHA256:...), as `agora key list` shows it.
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -58,6 +58,13 @@ fn setup() -> Server {
     server
 }
 
+/// The admin's CLI, signing for acme with a fresh registered key.
+fn signing_admin(server: &Server) -> Cli {
+    let mut admin = server.admin();
+    admin.sign_for("acme");
+    admin
+}
+
 fn publish_raw(
     server: &Server,
     path: &str,
@@ -497,10 +504,15 @@ fn authentication_and_authorization_failures_are_explained() {
     let p = problem(401, post_json(&url, &expiring, body.clone()));
     assert!(p["detail"].as_str().unwrap().contains("expired"), "{p}");
 
-    let carol = server.cli(Some(
+    let mut carol = server.cli(Some(
         token("carol", "publish:*", &[])["token"].as_str().unwrap(),
     ));
     let err = carol.run(&["publisher", "create", "carols"]).fails();
+    let carol_key = carol.home.path().join("carol_ed25519");
+    carol
+        .run(&["keygen", "--out", carol_key.to_str().unwrap()])
+        .ok();
+    carol.key = Some(carol_key);
     assert!(err.contains("publisher role"), "{err}");
     let err = carol
         .run(&[
@@ -532,7 +544,9 @@ fn downloads_are_cacheable_and_support_ranges() {
     let work = tempfile::tempdir().unwrap();
     let module: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     let dir = plugin_dir(work.path(), "acme", "widget", "1.0.0", "", &module);
-    server.admin().run(&["publish", dir.to_str().unwrap()]).ok();
+    signing_admin(&server)
+        .run(&["publish", dir.to_str().unwrap()])
+        .ok();
     let digest = sha256_file(&dir.join("plugin.wasm"));
     let url = format!("{}/api/v1/blobs/{digest}", server.url);
     let (status, headers, body) = http("GET", &url, None, None);
@@ -576,7 +590,7 @@ fn downloads_are_cacheable_and_support_ranges() {
 #[test]
 fn lifecycle_rules_are_enforced_and_removal_deletes_the_bytes() {
     let server = setup();
-    let admin = server.admin();
+    let admin = signing_admin(&server);
     let work = tempfile::tempdir().unwrap();
     let dir = plugin_dir(work.path(), "acme", "widget", "1.0.0", "", b"widget bytes");
     admin.run(&["publish", dir.to_str().unwrap()]).ok();

@@ -32,9 +32,10 @@ fn registry_scenario(backend: Backend) {
             .unwrap()
             .to_owned()
     };
-    let alice = server.cli(Some(&token_of("alice", &["publish:*", "read:private"])));
+    let mut alice = server.cli(Some(&token_of("alice", &["publish:*", "read:private"])));
     let mallory = server.cli(Some(&token_of("mallory", &["read:private"])));
     alice.run(&["publisher", "create", "examples"]).ok();
+    alice.sign_for("examples");
     let me = alice.run(&["--json", "whoami"]).json();
     assert_eq!(me["publishers"], serde_json::json!(["examples"]));
 

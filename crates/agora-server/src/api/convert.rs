@@ -74,5 +74,6 @@ pub fn version_detail(
         downloads: v.downloads.max(0) as u64,
         published_at: rfc3339(v.published_at),
         published_by: v.published_by,
+        signer_key: v.signer_key,
     })
 }

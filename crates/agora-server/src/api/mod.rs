@@ -6,6 +6,7 @@ mod blobs;
 mod convert;
 mod cursor;
 mod health;
+mod keys;
 mod plugins;
 mod publishers;
 mod tokens;
@@ -64,6 +65,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(publishers::list, publishers::create))
         .routes(routes!(publishers::detail))
         .routes(routes!(publishers::members, publishers::add_member))
+        .routes(routes!(keys::list, keys::add))
+        .routes(routes!(keys::revoke))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::me))

@@ -37,7 +37,7 @@ async fn publisher_view(state: &AppState, p: PublisherRecord) -> Result<Publishe
     })
 }
 
-fn valid_name(raw: &str) -> Result<Slug, ApiError> {
+pub fn valid_name(raw: &str) -> Result<Slug, ApiError> {
     Slug::parse("publisher name", raw).map_err(|_| {
         ApiError::field(
             "name",

@@ -284,6 +284,15 @@ pub async fn publish(
     // The manifest's exact bytes are a blob too: its digest is what a signature covers.
     let manifest_bytes = Bytes::from(request.manifest.clone().into_bytes());
     let manifest_digest = Digest::of(&manifest_bytes);
+    let signer_key = verify_signature(
+        &state,
+        &publisher,
+        &manifest,
+        &request,
+        &artifacts,
+        manifest_digest,
+    )
+    .await?;
     let size = manifest_bytes.len() as u64;
     let body = futures_util::stream::once(async move { Ok(manifest_bytes) }).boxed();
     let (outcome, _) = state.blobs.put(&manifest_digest, body, size).await?;
@@ -308,6 +317,7 @@ pub async fn publish(
             manifest: manifest.clone(),
             manifest_digest,
             signature,
+            signer_key: Some(signer_key),
             artifacts: artifacts.clone(),
             published_by: caller.user.id,
             actor: caller.user.username.clone(),
@@ -331,6 +341,73 @@ pub async fn publish(
         response.headers_mut().insert(header::LOCATION, v);
     }
     Ok(response)
+}
+
+/// The release must be signed by an active key of its publisher, over exactly these files.
+/// Returns the signing key's id.
+async fn verify_signature(
+    state: &AppState,
+    publisher: &agora_store::PublisherRecord,
+    manifest: &Manifest,
+    request: &PublishRequest,
+    artifacts: &[ArtifactRecord],
+    manifest_digest: Digest,
+) -> Result<String, ApiError> {
+    let invalid = |detail: String| {
+        let mut e = ApiError::invalid(
+            "Invalid signature",
+            vec![FieldError::new(
+                "signature",
+                detail,
+                Some(
+                    "a DSSE envelope signed with `agora publish --key KEY` by a key registered for the publisher",
+                ),
+            )],
+        );
+        e.kind = "invalid-signature";
+        e
+    };
+    let Some(raw) = &request.signature else {
+        return Err(invalid(format!(
+            "releases must be signed by a key of publisher {}; sign with `agora publish --key KEY` (make one with `agora keygen`, register it with `agora key add {} KEY.pub`)",
+            publisher.name, publisher.name
+        )));
+    };
+    let envelope: agora_trust::Envelope = serde_json::from_value(raw.clone())
+        .map_err(|e| invalid(format!("not a DSSE envelope: {e}")))?;
+    let mut keys = Vec::new();
+    for k in state
+        .meta
+        .keys(publisher.id)
+        .await?
+        .into_iter()
+        .filter(|k| k.revoked_at.is_none())
+    {
+        match agora_trust::PublicKey::from_openssh(&k.public_key) {
+            Ok(key) => keys.push(key),
+            Err(e) => {
+                tracing::error!(publisher = %publisher.name, key = %k.id, error = %e, "a stored key does not parse")
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err(invalid(format!(
+            "publisher {} has no active signing key; register one with `agora key add {} KEY.pub`",
+            publisher.name, publisher.name
+        )));
+    }
+    let mut files: std::collections::BTreeMap<String, Digest> = artifacts
+        .iter()
+        .map(|a| (a.path.clone(), a.digest))
+        .collect();
+    files.insert(MANIFEST_FILE.into(), manifest_digest);
+    let claim = agora_trust::ReleaseClaim {
+        publisher: publisher.name.clone(),
+        name: manifest.name.to_string(),
+        version: manifest.version.to_string(),
+        files,
+    };
+    agora_trust::verify_release(&envelope, &keys, &claim).map_err(|e| invalid(e.to_string()))
 }
 
 fn prefix_fields(errors: Vec<FieldError>) -> Vec<FieldError> {

@@ -39,18 +39,46 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let sql = match self {
-            Dialect::Sqlite => include_str!("../../migrations/sqlite/0001_init.sql"),
-            Dialect::Postgres => include_str!("../../migrations/postgres/0001_init.sql"),
+        let files: [(i64, &'static str, &'static str); 2] = match self {
+            Dialect::Sqlite => [
+                (
+                    1,
+                    "init",
+                    include_str!("../../migrations/sqlite/0001_init.sql"),
+                ),
+                (
+                    2,
+                    "publisher keys",
+                    include_str!("../../migrations/sqlite/0002_publisher_keys.sql"),
+                ),
+            ],
+            Dialect::Postgres => [
+                (
+                    1,
+                    "init",
+                    include_str!("../../migrations/postgres/0001_init.sql"),
+                ),
+                (
+                    2,
+                    "publisher keys",
+                    include_str!("../../migrations/postgres/0002_publisher_keys.sql"),
+                ),
+            ],
         };
+        let migrations = files
+            .into_iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect();
         Migrator {
-            migrations: Cow::Owned(vec![Migration::new(
-                1,
-                Cow::Borrowed("init"),
-                MigrationType::Simple,
-                SqlStr::from_static(sql),
-                false,
-            )]),
+            migrations: Cow::Owned(migrations),
             ..Migrator::DEFAULT
         }
     }
@@ -299,7 +327,7 @@ impl SqlStore {
 fn version_select(condition: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(format!(
         "SELECT v.id, v.plugin_id, v.version, v.manifest, v.manifest_digest, v.signature, v.state, \
-         v.state_reason, v.replacement, v.downloads, v.published_at, u.username AS published_by \
+         v.state_reason, v.replacement, v.downloads, v.published_at, u.username AS published_by, v.signer_key \
          FROM versions v JOIN users u ON u.id = v.published_by WHERE {condition}"
     ))
 }
@@ -556,6 +584,80 @@ impl MetadataStore for SqlStore {
             .collect()
     }
 
+    async fn add_key(&self, publisher_id: i64, key: &KeyRecord) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let name: String = sqlx::query_scalar("SELECT name FROM publishers WHERE id = $1")
+            .bind(publisher_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO publisher_keys (publisher_id, id, algorithm, public_key, comment, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(publisher_id)
+        .bind(&key.id)
+        .bind(&key.algorithm)
+        .bind(&key.public_key)
+        .bind(key.comment.as_deref())
+        .bind(key.created_at)
+        .bind(&key.created_by)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::conflict_on_unique(e, || format!("publisher {name} already has key {}", key.id)))?;
+        Self::audit(
+            &mut tx,
+            &key.created_by,
+            "key.add",
+            &name,
+            Some(key.id.clone()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn keys(&self, publisher_id: i64) -> Result<Vec<KeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, algorithm, public_key, comment, created_at, created_by, revoked_at, revoked_by, \
+             revocation_reason FROM publisher_keys WHERE publisher_id = $1 ORDER BY created_at, id",
+        )
+        .bind(publisher_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_key(
+        &self,
+        publisher_id: i64,
+        id: &str,
+        actor: &str,
+        reason: Option<&str>,
+        at: i64,
+    ) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let result = sqlx::query(
+            "UPDATE publisher_keys SET revoked_at = $1, revoked_by = $2, revocation_reason = $3 \
+             WHERE publisher_id = $4 AND id = $5 AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(actor)
+        .bind(reason)
+        .bind(publisher_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if result.rows_affected() == 1 {
+            let name: String = sqlx::query_scalar("SELECT name FROM publishers WHERE id = $1")
+                .bind(publisher_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            Self::audit(&mut tx, actor, "key.revoke", &name, Some(id.to_owned())).await?;
+        }
+        tx.commit().await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     async fn plugin(&self, publisher: &str, name: &str) -> Result<Option<PluginRecord>> {
         let sql = format!(
             "SELECT {PLUGIN_COLUMNS} FROM plugins p WHERE p.publisher = $1 AND p.name = $2"
@@ -673,14 +775,15 @@ impl MetadataStore for SqlStore {
                 .await?;
         }
         let version_id: i64 = sqlx::query_scalar(
-            "INSERT INTO versions (plugin_id, version, manifest, manifest_digest, signature, state, \
-             published_at, published_by) VALUES ($1, $2, $3, $4, $5, 'active', $6, $7) RETURNING id",
+            "INSERT INTO versions (plugin_id, version, manifest, manifest_digest, signature, signer_key, state, \
+             published_at, published_by) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8) RETURNING id",
         )
         .bind(plugin_id)
         .bind(m.version.to_string())
         .bind(&manifest_json)
         .bind(release.manifest_digest.to_string())
         .bind(release.signature.as_deref())
+        .bind(release.signer_key.as_deref())
         .bind(now)
         .bind(release.published_by)
         .fetch_one(&mut *tx)

@@ -106,6 +106,7 @@ pub(super) fn version_from_row(row: &AnyRow) -> Result<VersionRecord> {
         downloads: row.try_get("downloads")?,
         published_at: row.try_get("published_at")?,
         published_by: row.try_get("published_by")?,
+        signer_key: row.try_get("signer_key")?,
     })
 }
 
@@ -116,5 +117,19 @@ pub(super) fn artifact_from_row(row: &AnyRow) -> Result<ArtifactRecord> {
         role: ArtifactRole::parse(&role).ok_or_else(|| corrupt("artifact role", &role))?,
         digest: parse_digest(&row.try_get::<String, _>("digest")?)?,
         size: row.try_get("size")?,
+    })
+}
+
+pub(super) fn key_from_row(row: &AnyRow) -> Result<KeyRecord> {
+    Ok(KeyRecord {
+        id: row.try_get("id")?,
+        algorithm: row.try_get("algorithm")?,
+        public_key: row.try_get("public_key")?,
+        comment: row.try_get("comment")?,
+        created_at: row.try_get("created_at")?,
+        created_by: row.try_get("created_by")?,
+        revoked_at: row.try_get("revoked_at")?,
+        revoked_by: row.try_get("revoked_by")?,
+        revocation_reason: row.try_get("revocation_reason")?,
     })
 }

@@ -3,6 +3,7 @@
 mod account;
 mod catalog;
 mod install;
+mod keys;
 mod release;
 mod serve;
 
@@ -53,7 +54,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Publisher(cmd) => account::publisher(&ctx, cmd).await,
         Command::Token(cmd) => account::token(&ctx, cmd).await,
         Command::Pack { dir, out } => release::pack(&ctx, &dir, out.as_deref()),
-        Command::Publish { path } => release::publish(&ctx, &path).await,
+        Command::Publish { path, key } => release::publish(&ctx, &path, &key).await,
+        Command::Keygen {
+            out,
+            passphrase_file,
+            force,
+        } => keys::keygen(&ctx, out, passphrase_file.as_deref(), force),
+        Command::Key(cmd) => keys::key(&ctx, cmd).await,
         Command::Yank(args) => release::lifecycle(&ctx, args, agora_core::Lifecycle::Yanked).await,
         Command::Unyank(args) => {
             release::lifecycle(&ctx, args, agora_core::Lifecycle::Active).await

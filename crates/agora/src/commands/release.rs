@@ -34,7 +34,8 @@ pub fn pack(s: &Session, dir: &Path, out: Option<&Path>) -> anyhow::Result<()> {
     })
 }
 
-pub async fn publish(s: &Session, path: &Path) -> anyhow::Result<()> {
+pub async fn publish(s: &Session, path: &Path, key: &crate::cli::KeyArgs) -> anyhow::Result<()> {
+    let signing_key = super::keys::signing_key(key)?;
     let unpacked;
     let release = if path.is_dir() {
         ReleaseFiles::from_dir(path)?
@@ -83,7 +84,10 @@ pub async fn publish(s: &Session, path: &Path) -> anyhow::Result<()> {
                 size: f.size,
             })
             .collect(),
-        signature: None,
+        signature: Some(serde_json::to_value(agora_trust::sign_release(
+            &release.claim(),
+            &signing_key,
+        ))?),
     };
     let response = client
         .publish(plugin.publisher.as_str(), plugin.name.as_str(), &request)

@@ -134,6 +134,7 @@ impl Server {
             registry: self.url.clone(),
             token: token.map(str::to_owned),
             home: tempfile::tempdir().unwrap(),
+            key: None,
         }
     }
 
@@ -157,6 +158,8 @@ pub struct Cli {
     pub registry: String,
     pub token: Option<String>,
     pub home: tempfile::TempDir,
+    /// The signing key `publish` uses, once `sign_for` made one.
+    pub key: Option<PathBuf>,
 }
 
 pub struct Run {
@@ -215,6 +218,16 @@ impl Run {
 }
 
 impl Cli {
+    /// Makes a key, registers it for `publisher`, and signs later publishes with it.
+    pub fn sign_for(&mut self, publisher: &str) -> PathBuf {
+        let key = self.home.path().join(format!("{publisher}_ed25519"));
+        self.run(&["keygen", "--out", key.to_str().unwrap()]).ok();
+        self.run(&["key", "add", publisher, &format!("{}.pub", key.display())])
+            .ok();
+        self.key = Some(key.clone());
+        key
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_in(self.home.path(), args)
     }
@@ -231,6 +244,11 @@ impl Cli {
             Some(t) => cmd.env("AGORA_TOKEN", t),
             None => cmd.env_remove("AGORA_TOKEN"),
         };
+        match &self.key {
+            Some(k) => cmd.env("AGORA_SIGNING_KEY", k),
+            None => cmd.env_remove("AGORA_SIGNING_KEY"),
+        };
+        cmd.env_remove("AGORA_KEY_PASSPHRASE");
         Run {
             output: cmd.output().expect("the agora binary runs"),
             args: args.join(" "),

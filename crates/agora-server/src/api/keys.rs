@@ -1,0 +1,147 @@
+//! Publisher signing keys: anyone may read them (to verify releases); members with a
+//! publish right add and revoke them.
+
+use agora_core::api::{AddKey, PublisherKey, RevokeKey};
+use agora_store::{KeyRecord, now_ms};
+use agora_trust::PublicKey;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::publishers::{publisher_or_404, valid_name};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::time::rfc3339;
+
+pub fn key_view(k: KeyRecord) -> PublisherKey {
+    PublisherKey {
+        id: k.id,
+        algorithm: k.algorithm,
+        public_key: k.public_key,
+        comment: k.comment,
+        created_at: rfc3339(k.created_at),
+        created_by: k.created_by,
+        revoked_at: k.revoked_at.map(rfc3339),
+        revoked_by: k.revoked_by,
+        revocation_reason: k.revocation_reason,
+    }
+}
+
+/// A publisher's keys, revoked ones included (with when and why).
+#[utoipa::path(get, path = "/api/v1/publishers/{publisher}/keys", tag = "publishers",
+    params(("publisher" = String, Path)),
+    responses((status = 200, body = Vec<PublisherKey>), (status = 404, body = agora_core::api::Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<PublisherKey>>, ApiError> {
+    let p = publisher_or_404(&state, valid_name(&name)?.as_str()).await?;
+    Ok(Json(
+        state
+            .meta
+            .keys(p.id)
+            .await?
+            .into_iter()
+            .map(key_view)
+            .collect(),
+    ))
+}
+
+/// Register a signing key (an OpenSSH Ed25519 public key line).
+#[utoipa::path(post, path = "/api/v1/publishers/{publisher}/keys", tag = "publishers",
+    params(("publisher" = String, Path)), request_body = AddKey, security(("token" = [])),
+    responses(
+        (status = 201, body = PublisherKey),
+        (status = 403, body = agora_core::api::Problem),
+        (status = 409, description = "The key is registered already", body = agora_core::api::Problem),
+        (status = 422, body = agora_core::api::Problem)
+    ))]
+pub async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<AddKey>,
+) -> Result<(StatusCode, Json<PublisherKey>), ApiError> {
+    let p = publisher_or_404(&state, valid_name(&name)?.as_str()).await?;
+    caller.require_publish(&p)?;
+    if request.public_key.len() > 4096 {
+        return Err(ApiError::field(
+            "public_key",
+            "is longer than 4096 characters",
+            Some("an OpenSSH public key line"),
+        ));
+    }
+    let key = PublicKey::from_openssh(&request.public_key).map_err(|e| {
+        ApiError::field(
+            "public_key",
+            e.to_string(),
+            Some("an OpenSSH Ed25519 public key line: ssh-ed25519 AAAA... comment"),
+        )
+    })?;
+    let record = KeyRecord {
+        id: key.id().to_owned(),
+        algorithm: "ed25519".into(),
+        public_key: key.to_openssh(),
+        comment: Some(key.comment().to_owned()).filter(|c| !c.is_empty()),
+        created_at: now_ms(),
+        created_by: caller.user.username.clone(),
+        revoked_at: None,
+        revoked_by: None,
+        revocation_reason: None,
+    };
+    state.meta.add_key(p.id, &record).await?;
+    tracing::info!(publisher = %p.name, key = %record.id, by = %caller.user.username, "key added");
+    Ok((StatusCode::CREATED, Json(key_view(record))))
+}
+
+/// Revoke a key: releases it signed stay, new releases signed with it are refused.
+#[utoipa::path(post, path = "/api/v1/publishers/{publisher}/keys/revoke", tag = "publishers",
+    params(("publisher" = String, Path)), request_body = RevokeKey, security(("token" = [])),
+    responses((status = 200, body = PublisherKey), (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<RevokeKey>,
+) -> Result<Json<PublisherKey>, ApiError> {
+    let p = publisher_or_404(&state, valid_name(&name)?.as_str()).await?;
+    caller.require_publish(&p)?;
+    if let Some(reason) = &request.reason
+        && reason.chars().count() > 1000
+    {
+        return Err(ApiError::field(
+            "reason",
+            "is longer than 1000 characters",
+            Some("at most 1000 characters"),
+        ));
+    }
+    if !state
+        .meta
+        .revoke_key(
+            p.id,
+            &request.id,
+            &caller.user.username,
+            request.reason.as_deref(),
+            now_ms(),
+        )
+        .await?
+    {
+        return Err(ApiError::not_found(format!(
+            "publisher {} has no active key {:?}; `agora key list {}` shows its keys",
+            p.name,
+            crate::extract::truncate(&request.id),
+            p.name
+        )));
+    }
+    let key = state
+        .meta
+        .keys(p.id)
+        .await?
+        .into_iter()
+        .find(|k| k.id == request.id);
+    let key = key.ok_or_else(|| ApiError::internal("a revoked key vanished", &request.id))?;
+    tracing::info!(publisher = %p.name, key = %key.id, by = %caller.user.username, "key revoked");
+    Ok(Json(key_view(key)))
+}
