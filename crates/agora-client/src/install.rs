@@ -17,6 +17,8 @@ pub enum InstallError {
     Client(#[from] ClientError),
     #[error(transparent)]
     Lockfile(#[from] LockfileError),
+    #[error(transparent)]
+    Trust(#[from] crate::verify::TrustError),
     #[error(
         "invalid version requirement {0:?}: expected e.g. ^1.2, ~1.2.3, >=1.0, <2 or =1.2.3 for an exact version"
     )]
@@ -130,13 +132,17 @@ pub async fn install(
     install_version(client, plugin, &detail, dir).await
 }
 
-async fn install_version(
+/// Checks a release and downloads it into `dest` (an empty directory): safe paths, the
+/// manifest digest, the signature by the publisher's key over exactly these files, every
+/// byte against its digest, and the served description against the signed plugin.yaml.
+/// Returns the signing key's id. On error, `dest` may hold partial files; the caller
+/// removes it.
+pub async fn fetch_verified(
     client: &Client,
-    plugin: &PluginRef,
     detail: &VersionDetail,
-    dir: &Path,
-) -> Result<Installed, InstallError> {
-    let label = format!("{plugin}@{}", detail.version);
+    dest: &Path,
+) -> Result<String, InstallError> {
+    let label = format!("{}/{}@{}", detail.publisher, detail.name, detail.version);
     for a in &detail.artifacts {
         if relative_path_problem(&a.path).is_some() {
             return Err(InstallError::UnsafePath(a.path.clone()));
@@ -155,7 +161,17 @@ async fn install_version(
             "plugin.yaml's digest differs from the release's manifest digest".into(),
         ));
     }
+    let signer = crate::verify::verify_release_signature(client, detail).await?;
+    download_all(client, detail, dest, &label).await?;
+    Ok(signer)
+}
 
+async fn install_version(
+    client: &Client,
+    plugin: &PluginRef,
+    detail: &VersionDetail,
+    dir: &Path,
+) -> Result<Installed, InstallError> {
     let staging_root = dir.join(".agora-tmp");
     let staging = staging_root.join(format!(
         "{}-{}-{}",
@@ -166,11 +182,14 @@ async fn install_version(
     tokio::fs::create_dir_all(&staging)
         .await
         .map_err(io_error(format!("cannot create {}", staging.display())))?;
-    let result = download_all(client, detail, &staging, &label).await;
-    if let Err(e) = result {
-        let _ = tokio::fs::remove_dir_all(&staging).await;
-        return Err(e);
-    }
+    let signer = match fetch_verified(client, detail, &staging).await {
+        Ok(signer) => signer,
+        Err(e) => {
+            let _ = tokio::fs::remove_dir_all(&staging).await;
+            let _ = tokio::fs::remove_dir(&staging_root).await;
+            return Err(e);
+        }
+    };
 
     let target = dir
         .join(plugin.publisher.as_str())
@@ -197,7 +216,7 @@ async fn install_version(
         version: detail.version.clone(),
         manifest_digest: detail.manifest_digest,
         artifacts: detail.artifacts.clone(),
-        signer_key: None,
+        signer_key: Some(signer),
         log_index: None,
     };
     let mut lock = Lockfile::load(dir)?.unwrap_or_else(|| Lockfile::new(client.registry()));
@@ -245,6 +264,14 @@ async fn download_all(
                 manifest.plugin_ref(),
                 manifest.version
             ),
+        ));
+    }
+    // What the registry says about the release (capabilities, hosts, dependencies) must be
+    // what the signed plugin.yaml says.
+    if manifest != detail.manifest {
+        return Err(InstallError::ManifestMismatch(
+            label.to_owned(),
+            "the registry's description of the release differs from its signed plugin.yaml".into(),
         ));
     }
     Ok(())

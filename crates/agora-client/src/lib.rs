@@ -6,8 +6,12 @@ pub mod api;
 pub mod bundle;
 pub mod install;
 pub mod lockfile;
+pub mod verify;
 
 pub use api::{Client, ClientError};
 pub use bundle::{BundleError, ReleaseFiles};
 pub use install::{InstallError, Installed};
 pub use lockfile::{LockEntry, Lockfile};
+pub use verify::{
+    Finding, InstalledReport, TrustError, verify_installed, verify_release_signature,
+};

@@ -100,6 +100,18 @@ pub enum Command {
         #[command(flatten)]
         dir: DirArg,
     },
+    /// Check a release on the registry (signature, every byte), or with --installed the
+    /// plugin directory against its agora.lock (local tampering).
+    Verify {
+        /// PUBLISHER/NAME@VERSION to check.
+        #[arg(required_unless_present = "installed", conflicts_with = "installed")]
+        release: Option<String>,
+        /// Check the installed plugins instead.
+        #[arg(long)]
+        installed: bool,
+        #[command(flatten)]
+        dir: DirArg,
+    },
     /// Plugins installed in a plugin directory.
     List {
         #[command(flatten)]

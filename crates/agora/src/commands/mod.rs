@@ -81,6 +81,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info { plugin } => catalog::info(&ctx, &plugin).await,
         Command::Versions { plugin } => catalog::versions(&ctx, &plugin).await,
         Command::Install { plugin, dir } => install::install(&ctx, &plugin, &dir.dir).await,
+        Command::Verify {
+            release,
+            installed: _,
+            dir,
+        } => match release {
+            Some(release) => install::verify_release(&ctx, &release).await,
+            None => install::verify_installed(&ctx, &dir.dir),
+        },
         Command::List { dir } => install::list(&ctx, &dir.dir),
         Command::Remove { plugin, dir } => install::remove(&ctx, &plugin, &dir.dir).await,
     }

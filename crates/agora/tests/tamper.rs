@@ -1,0 +1,239 @@
+//! Tampering, as an attacker with access to the registry's storage or to the installed
+//! files would try: each case is detected with a specific error and nothing is installed.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::*;
+
+struct World {
+    server: Server,
+    alice: Cli,
+    anon: Cli,
+    work: tempfile::TempDir,
+}
+
+fn world() -> World {
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    alice.sign_for("acme");
+    let work = tempfile::tempdir().unwrap();
+    for version in ["1.0.0", "1.1.0"] {
+        let dir = plugin_dir(
+            work.path(),
+            "acme",
+            "widget",
+            version,
+            "tags: [demo]\n",
+            format!("widget {version}").as_bytes(),
+        );
+        std::fs::write(dir.join("README.md"), "# Widget").unwrap();
+        alice.run(&["publish", dir.to_str().unwrap()]).ok();
+    }
+    let anon = server.cli(None);
+    World {
+        server,
+        alice,
+        anon,
+        work,
+    }
+}
+
+impl World {
+    fn db(&self, sql: &str) {
+        let db = self.server.data.path().join("data/agora.db");
+        let out = Command::new("sqlite3")
+            .arg(&db)
+            .arg(sql)
+            .output()
+            .expect("sqlite3 is needed for these tests");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.server
+            .blob_dir()
+            .join("sha256")
+            .join(&hex[..2])
+            .join(hex)
+    }
+
+    fn module_digest(&self, version: &str) -> String {
+        let v = self
+            .anon
+            .run(&["--json", "info", &format!("acme/widget@{version}")])
+            .json();
+        v["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["role"] == "module")
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Installing fails with `expected` in the error and leaves the plugin directory empty.
+    fn install_refused(&self, spec: &str, expected: &str) {
+        let dir = self.work.path().join("plugins");
+        let err = self
+            .anon
+            .run_in(self.work.path(), &["install", spec, "--dir", "plugins"])
+            .fails();
+        assert!(err.contains(expected), "expected {expected:?} in: {err}");
+        assert!(!dir.join("acme/widget").exists(), "something was installed");
+        assert!(
+            !dir.join(".agora-tmp").exists(),
+            "staging files were left behind"
+        );
+        assert!(!dir.join("agora.lock").exists(), "the lockfile was written");
+    }
+}
+
+fn flip_a_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[0] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn untampered_releases_install_and_verify() {
+    let w = world();
+    let out = w.anon.run(&["verify", "acme/widget@1.0.0"]).ok();
+    assert!(out.contains("signed by SHA256:"), "{out}");
+    w.anon
+        .run_in(
+            w.work.path(),
+            &["install", "acme/widget", "--dir", "plugins"],
+        )
+        .ok();
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.work.path().join("plugins/agora.lock")).unwrap())
+            .unwrap();
+    assert!(
+        lock["plugins"][0]["signer_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("SHA256:")
+    );
+    w.anon
+        .run_in(
+            w.work.path(),
+            &["verify", "--installed", "--dir", "plugins"],
+        )
+        .ok();
+}
+
+#[test]
+fn a_byte_flipped_in_a_stored_blob_is_caught() {
+    let w = world();
+    flip_a_byte(&w.blob_path(&w.module_digest("1.1.0")));
+    w.install_refused("acme/widget", "does not match its digest");
+    assert!(
+        w.anon
+            .run(&["verify", "acme/widget@1.1.0"])
+            .fails()
+            .contains("does not match its digest")
+    );
+}
+
+#[test]
+fn a_manifest_changed_in_the_database_is_caught() {
+    let w = world();
+    w.db("UPDATE versions SET manifest = replace(manifest, 'The widget plugin', 'Totally safe') WHERE version = '1.1.0'");
+    w.install_refused("acme/widget", "differs from its signed plugin.yaml");
+}
+
+#[test]
+fn a_signature_replayed_from_another_version_is_caught() {
+    let w = world();
+    w.db("UPDATE versions SET signature = (SELECT signature FROM versions WHERE version = '1.0.0') WHERE version = '1.1.0'");
+    w.install_refused("acme/widget", "it is for acme/widget@1.0.0");
+}
+
+#[test]
+fn a_signature_by_another_publishers_key_is_caught() {
+    let w = world();
+    let mut mallory = w.server.admin();
+    mallory.run(&["publisher", "create", "evil"]).ok();
+    mallory.sign_for("evil");
+    let dir = plugin_dir(w.work.path(), "evil", "widget", "1.1.0", "", b"evil");
+    mallory.run(&["publish", dir.to_str().unwrap()]).ok();
+    w.db(
+        "UPDATE versions SET signature = (SELECT v.signature FROM versions v JOIN plugins p ON p.id = v.plugin_id \
+         WHERE p.publisher = 'evil'), signer_key = (SELECT v.signer_key FROM versions v JOIN plugins p ON p.id = v.plugin_id \
+         WHERE p.publisher = 'evil') WHERE plugin_id = (SELECT id FROM plugins WHERE publisher = 'acme') AND version = '1.1.0'",
+    );
+    w.install_refused("acme/widget", "no signature is by a key of this publisher");
+}
+
+#[test]
+fn a_key_revoked_before_the_release_does_not_vouch_for_it() {
+    let w = world();
+    // As if the key had been revoked before 1.1.0 was published, and the registry lied.
+    w.db("UPDATE publisher_keys SET revoked_at = 1, revocation_reason = 'stolen'");
+    w.install_refused("acme/widget", "no signature is by a key of this publisher");
+}
+
+#[test]
+fn a_key_revoked_after_the_release_still_vouches_for_it() {
+    let w = world();
+    let id = w.alice.run(&["--json", "key", "list", "acme"]).json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.alice
+        .run(&["key", "revoke", "acme", &id, "--reason", "rotated"])
+        .ok();
+    w.anon
+        .run_in(
+            w.work.path(),
+            &["install", "acme/widget", "--dir", "plugins"],
+        )
+        .ok();
+}
+
+#[test]
+fn a_lying_signer_field_is_caught() {
+    let w = world();
+    w.db("UPDATE versions SET signer_key = 'SHA256:someone-else' WHERE version = '1.1.0'");
+    w.install_refused("acme/widget", "says it was signed by SHA256:someone-else");
+}
+
+#[test]
+fn files_modified_removed_or_added_after_install_are_reported() {
+    let w = world();
+    w.anon
+        .run_in(
+            w.work.path(),
+            &["install", "acme/widget", "--dir", "plugins"],
+        )
+        .ok();
+    let installed = w.work.path().join("plugins/acme/widget");
+    flip_a_byte(&installed.join("plugin.wasm"));
+    std::fs::remove_file(installed.join("README.md")).unwrap();
+    std::fs::write(installed.join("backdoor.sh"), "#!/bin/sh\n").unwrap();
+    let run = w.anon.run_in(
+        w.work.path(),
+        &["--json", "verify", "--installed", "--dir", "plugins"],
+    );
+    let err = run.fails();
+    assert!(err.contains("3 problem(s)"), "{err}");
+    assert!(
+        err.contains("plugin.wasm was modified")
+            && err.contains("README.md is missing")
+            && err.contains("backdoor.sh is not part"),
+        "{err}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(report["findings"].as_array().unwrap().len(), 3);
+}
