@@ -11,10 +11,14 @@
 //!
 //! Architecture invariant: no I/O; callers read and write the files.
 
+pub mod checkpoint;
+pub mod entry;
 pub mod keys;
 pub mod log;
 pub mod release;
 
+pub use checkpoint::{Checkpoint, CheckpointError, generate_log_key};
+pub use entry::LogEntry;
 pub use keys::{KeyError, PublicKey, SigningKey};
 pub use log::{LogError, MerkleLog, TreeHead, verify_consistency, verify_inclusion};
 pub use release::{Envelope, ReleaseClaim, VerifyError, sign_release, verify_release};
