@@ -182,6 +182,7 @@ async fn seed(database: &str, count: u32) -> anyhow::Result<()> {
                 manifest_digest: digest,
                 signature: None,
                 signer_key: None,
+                log_entry: None,
                 artifacts,
                 published_by: user.id,
                 actor: "bench".into(),

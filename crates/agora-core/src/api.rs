@@ -80,6 +80,9 @@ pub struct VersionDetail {
     /// Id of the publisher key whose signature the registry verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signer_key: Option<String>,
+    /// Index of the release in the registry's transparency log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
 }
 
 /// One line of a version history.
@@ -173,6 +176,8 @@ pub struct PublishResponse {
     #[schema(value_type = String)]
     pub manifest_digest: Digest,
     pub artifacts: Vec<Artifact>,
+    /// The release's entry in the transparency log, proven included.
+    pub log: InclusionProofResponse,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -314,4 +319,40 @@ pub struct RevokeKey {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// `GET /api/v1/log/key`: the key clients pin to check checkpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogKeyInfo {
+    pub origin: String,
+    /// The verifier key in signed-note form: `<origin>+<hash>+<base64 key>`.
+    pub verifier_key: String,
+}
+
+/// An inclusion proof with the checkpoint it leads to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InclusionProofResponse {
+    /// The signed checkpoint (C2SP signed note) the proof is relative to.
+    pub checkpoint: String,
+    pub index: u64,
+    pub size: u64,
+    /// The entry itself, whose sha256 is the Merkle leaf.
+    pub entry: String,
+    /// Audit path, hex sha256 hashes.
+    pub hashes: Vec<String>,
+}
+
+/// A consistency proof from an earlier size to the checkpoint's.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyProofResponse {
+    pub checkpoint: String,
+    pub from: u64,
+    pub size: u64,
+    pub hashes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogEntryBody {
+    pub index: u64,
+    pub body: String,
 }

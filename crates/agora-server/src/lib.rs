@@ -13,6 +13,7 @@ mod error;
 mod extract;
 mod metrics;
 mod time;
+mod transparency;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub use auth::{hash_token, new_token};
 pub use bootstrap::{BootstrapError, ensure_admin};
 pub use cache::CacheConfig;
 pub use error::ApiError;
+pub use transparency::TransparencyLog;
 
 /// Limits that protect the server from abuse; all configurable.
 #[derive(Debug, Clone)]
@@ -56,6 +58,7 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     pub limits: Limits,
     cache: Arc<cache::ResponseCache>,
+    log: Arc<TransparencyLog>,
 }
 
 impl AppState {
@@ -64,12 +67,14 @@ impl AppState {
         blobs: Arc<dyn BlobStore>,
         limits: Limits,
         cache: CacheConfig,
+        log: TransparencyLog,
     ) -> AppState {
         AppState {
             meta,
             blobs,
             limits,
             cache: Arc::new(cache::ResponseCache::new(cache)),
+            log: Arc::new(log),
         }
     }
 }

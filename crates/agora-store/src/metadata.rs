@@ -117,6 +117,8 @@ pub struct VersionRecord {
     pub published_by: String,
     /// Id of the key whose signature the server verified at publish time.
     pub signer_key: Option<String>,
+    /// Index of the release's entry in the transparency log.
+    pub log_index: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +137,8 @@ pub struct NewRelease {
     pub manifest_digest: Digest,
     pub signature: Option<String>,
     pub signer_key: Option<String>,
+    /// The transparency log entry recording this release, appended in the same transaction.
+    pub log_entry: Option<String>,
     /// Every file of the release including the manifest itself.
     pub artifacts: Vec<ArtifactRecord>,
     pub published_by: i64,
@@ -285,7 +289,14 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn memberships(&self, user_id: i64) -> Result<Vec<(i64, String)>>;
 
     /// Registers a key; `Conflict` if the publisher has it already.
-    async fn add_key(&self, publisher_id: i64, key: &KeyRecord) -> Result<()>;
+    /// With `log_entry`, the registration is appended to the transparency log in the same
+    /// transaction.
+    async fn add_key(
+        &self,
+        publisher_id: i64,
+        key: &KeyRecord,
+        log_entry: Option<&str>,
+    ) -> Result<()>;
     /// Every key of a publisher, revoked ones included, oldest first.
     async fn keys(&self, publisher_id: i64) -> Result<Vec<KeyRecord>>;
     /// Revokes a key; false when the publisher has no such active key.
@@ -296,7 +307,19 @@ pub trait MetadataStore: Send + Sync + 'static {
         actor: &str,
         reason: Option<&str>,
         at: i64,
+        log_entry: Option<&str>,
     ) -> Result<bool>;
+
+    /// Transparency log entries from index `from`, in order, at most `limit`.
+    async fn log_entries(&self, from: i64, limit: u32) -> Result<Vec<(i64, String)>>;
+    /// The log's key: the stored one, or this candidate if none is stored yet (first
+    /// writer wins). Returns (origin, signer key, verifier key).
+    async fn ensure_log_key(
+        &self,
+        origin: &str,
+        signer_key: &str,
+        verifier_key: &str,
+    ) -> Result<(String, String, String)>;
 
     async fn plugin(&self, publisher: &str, name: &str) -> Result<Option<PluginRecord>>;
     async fn set_visibility(

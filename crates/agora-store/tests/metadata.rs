@@ -121,6 +121,7 @@ async fn release(
             manifest_digest,
             signature: None,
             signer_key: None,
+            log_entry: None,
             artifacts,
             published_by: w.alice.id,
             actor: "alice".into(),
@@ -603,28 +604,41 @@ async fn keys_are_added_listed_and_revoked_once(store: &SqlStore) {
         revoked_by: None,
         revocation_reason: None,
     };
-    store.add_key(w.acme.id, &key("SHA256:one")).await.unwrap();
-    store.add_key(w.acme.id, &key("SHA256:two")).await.unwrap();
+    store
+        .add_key(w.acme.id, &key("SHA256:one"), None)
+        .await
+        .unwrap();
+    store
+        .add_key(w.acme.id, &key("SHA256:two"), None)
+        .await
+        .unwrap();
     assert!(matches!(
-        store.add_key(w.acme.id, &key("SHA256:one")).await,
+        store.add_key(w.acme.id, &key("SHA256:one"), None).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(
         store
-            .revoke_key(w.acme.id, "SHA256:one", "alice", Some("laptop stolen"), 5)
+            .revoke_key(
+                w.acme.id,
+                "SHA256:one",
+                "alice",
+                Some("laptop stolen"),
+                5,
+                None
+            )
             .await
             .unwrap()
     );
     assert!(
         !store
-            .revoke_key(w.acme.id, "SHA256:one", "alice", None, 6)
+            .revoke_key(w.acme.id, "SHA256:one", "alice", None, 6, None)
             .await
             .unwrap(),
         "already revoked"
     );
     assert!(
         !store
-            .revoke_key(w.acme.id, "SHA256:nope", "alice", None, 6)
+            .revoke_key(w.acme.id, "SHA256:nope", "alice", None, 6, None)
             .await
             .unwrap()
     );
@@ -658,6 +672,7 @@ on_every_backend!(
     downloads_are_counted_per_version_and_plugin,
     tokens_users_and_publishers,
     keys_are_added_listed_and_revoked_once,
+    log_entries_are_appended_with_their_changes_and_dense,
 );
 
 /// With a text query and filters, the full-text index must drive the query; if SQLite
@@ -689,4 +704,104 @@ async fn sqlite_text_search_is_driven_by_the_full_text_index() {
         "the plan starts elsewhere: {plan:#?}"
     );
     b.finish().await;
+}
+
+async fn log_entries_are_appended_with_their_changes_and_dense(store: &SqlStore) {
+    let w = world(store).await;
+    let mut m = manifest("acme", "jira", "1.0.0", "");
+    let digest = Digest::of(b"m");
+    let release = |m: Manifest, entry: &str| NewRelease {
+        publisher_id: w.acme.id,
+        manifest: m,
+        manifest_digest: digest,
+        signature: None,
+        signer_key: None,
+        log_entry: Some(entry.to_owned()),
+        artifacts: vec![],
+        published_by: w.alice.id,
+        actor: "alice".into(),
+    };
+    let v = store
+        .publish(release(m.clone(), "release one"))
+        .await
+        .unwrap();
+    assert_eq!(v.log_index, Some(0));
+    let key = KeyRecord {
+        id: "SHA256:k".into(),
+        algorithm: "ed25519".into(),
+        public_key: "ssh-ed25519 AAAA".into(),
+        comment: None,
+        created_at: 1,
+        created_by: "alice".into(),
+        revoked_at: None,
+        revoked_by: None,
+        revocation_reason: None,
+    };
+    store
+        .add_key(w.acme.id, &key, Some("key added"))
+        .await
+        .unwrap();
+    // A failed change appends nothing: the duplicate version is refused whole.
+    assert!(
+        store
+            .publish(release(m.clone(), "duplicate"))
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .add_key(w.acme.id, &key, Some("duplicate key"))
+            .await
+            .is_err()
+    );
+    assert!(
+        !store
+            .revoke_key(
+                w.acme.id,
+                "SHA256:none",
+                "alice",
+                None,
+                2,
+                Some("nothing revoked")
+            )
+            .await
+            .unwrap()
+    );
+    store
+        .revoke_key(w.acme.id, "SHA256:k", "alice", None, 2, Some("key revoked"))
+        .await
+        .unwrap();
+    m.version = semver::Version::new(1, 1, 0);
+    assert_eq!(
+        store
+            .publish(release(m, "release two"))
+            .await
+            .unwrap()
+            .log_index,
+        Some(3)
+    );
+    let entries = store.log_entries(0, 100).await.unwrap();
+    let bodies: Vec<_> = entries.iter().map(|(i, b)| (*i, b.as_str())).collect();
+    assert_eq!(
+        bodies,
+        [
+            (0, "release one"),
+            (1, "key added"),
+            (2, "key revoked"),
+            (3, "release two")
+        ]
+    );
+    assert_eq!(
+        store.log_entries(2, 1).await.unwrap(),
+        [(2, "key revoked".to_owned())]
+    );
+    let first = store
+        .ensure_log_key("origin-a", "skey-a", "vkey-a")
+        .await
+        .unwrap();
+    let second = store
+        .ensure_log_key("origin-b", "skey-b", "vkey-b")
+        .await
+        .unwrap();
+    assert_eq!(first, second, "the first key stays");
 }

@@ -24,6 +24,10 @@ data_dir = "./agora-data"
 # AGORA_DATABASE_URL environment variable rather than in this file).
 # database_url = "sqlite://./agora-data/agora.db"
 
+# Name of the transparency log (its "origin"), fixed when the log is created on first
+# start. Default: agora-<random>. A good choice is the registry's host name.
+# log_origin = "registry.example.com"
+
 # The administrator's token. Default: one is created on first start and printed once.
 # Prefer the AGORA_ADMIN_TOKEN environment variable; it must be at least 32 characters.
 # admin_token = ""
@@ -64,6 +68,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub admin_token: Option<String>,
+    /// Name of the transparency log, used only when the log is created (first start).
+    pub log_origin: Option<String>,
     pub blobs: BlobConfig,
     pub limits: LimitsConfig,
     pub cache: CacheSettings,
@@ -116,6 +122,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./agora-data"),
             database_url: None,
             admin_token: None,
+            log_origin: None,
             blobs: BlobConfig::default(),
             limits: LimitsConfig::default(),
             cache: CacheSettings::default(),
@@ -194,6 +201,22 @@ impl ServerConfig {
             self.log.format
         );
         Ok(())
+    }
+
+    /// The origin a new transparency log gets: the configured one, else `agora-<random>`
+    /// so that two registries' logs never share a name.
+    pub fn log_origin(&self) -> String {
+        self.log_origin.clone().unwrap_or_else(|| {
+            let mut suffix = [0u8; 4];
+            let _ = getrandom::fill(&mut suffix);
+            format!(
+                "agora-{}",
+                suffix
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )
+        })
     }
 
     pub fn database_url(&self) -> String {

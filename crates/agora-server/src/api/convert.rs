@@ -75,5 +75,6 @@ pub fn version_detail(
         published_at: rfc3339(v.published_at),
         published_by: v.published_by,
         signer_key: v.signer_key,
+        log_index: v.log_index.map(|i| i as u64),
     })
 }

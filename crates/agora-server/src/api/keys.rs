@@ -91,7 +91,16 @@ pub async fn add(
         revoked_by: None,
         revocation_reason: None,
     };
-    state.meta.add_key(p.id, &record).await?;
+    let entry = agora_trust::LogEntry::KeyAdded {
+        publisher: p.name.clone(),
+        key_id: record.id.clone(),
+        public_key: record.public_key.clone(),
+        at_ms: record.created_at,
+    };
+    state
+        .meta
+        .add_key(p.id, &record, Some(&entry.to_json()))
+        .await?;
     tracing::info!(publisher = %p.name, key = %record.id, by = %caller.user.username, "key added");
     Ok((StatusCode::CREATED, Json(key_view(record))))
 }
@@ -117,6 +126,12 @@ pub async fn revoke(
             Some("at most 1000 characters"),
         ));
     }
+    let now = now_ms();
+    let entry = agora_trust::LogEntry::KeyRevoked {
+        publisher: p.name.clone(),
+        key_id: request.id.clone(),
+        at_ms: now,
+    };
     if !state
         .meta
         .revoke_key(
@@ -124,7 +139,8 @@ pub async fn revoke(
             &request.id,
             &caller.user.username,
             request.reason.as_deref(),
-            now_ms(),
+            now,
+            Some(&entry.to_json()),
         )
         .await?
     {

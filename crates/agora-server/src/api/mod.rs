@@ -7,6 +7,7 @@ mod convert;
 mod cursor;
 mod health;
 mod keys;
+mod log;
 mod plugins;
 mod publishers;
 mod tokens;
@@ -67,6 +68,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(publishers::members, publishers::add_member))
         .routes(routes!(keys::list, keys::add))
         .routes(routes!(keys::revoke))
+        .routes(routes!(log::key))
+        .routes(routes!(log::checkpoint))
+        .routes(routes!(log::inclusion))
+        .routes(routes!(log::consistency))
+        .routes(routes!(log::entries))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::me))

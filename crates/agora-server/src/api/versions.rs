@@ -310,6 +310,7 @@ pub async fn publish(
         size: size as i64,
     });
 
+    let envelope_digest = Digest::of(signature.as_deref().unwrap_or_default().as_bytes());
     let version = state
         .meta
         .publish(NewRelease {
@@ -317,7 +318,19 @@ pub async fn publish(
             manifest: manifest.clone(),
             manifest_digest,
             signature,
-            signer_key: Some(signer_key),
+            signer_key: Some(signer_key.clone()),
+            log_entry: Some(
+                agora_trust::LogEntry::Release {
+                    publisher: publisher.name.clone(),
+                    name: manifest.name.to_string(),
+                    version: manifest.version.to_string(),
+                    manifest_digest,
+                    envelope_digest,
+                    signer_key,
+                    at_ms: agora_store::now_ms(),
+                }
+                .to_json(),
+            ),
             artifacts: artifacts.clone(),
             published_by: caller.user.id,
             actor: caller.user.username.clone(),
@@ -329,12 +342,20 @@ pub async fn publish(
         "/api/v1/plugins/{}/{}/versions/{}",
         publisher.name, path.name, version.version
     );
+    let log_index = version
+        .log_index
+        .ok_or_else(|| ApiError::internal("a release was stored without its log entry", &target))?;
+    let log = state
+        .log
+        .prove_inclusion(state.meta.as_ref(), log_index as u64)
+        .await?;
     let body = PublishResponse {
         publisher: publisher.name,
         name: path.name.to_string(),
         version: version.version,
         manifest_digest,
         artifacts: artifacts.into_iter().map(convert::artifact).collect(),
+        log,
     };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {

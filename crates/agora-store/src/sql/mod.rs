@@ -39,7 +39,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 2] = match self {
+        let files: [(i64, &'static str, &'static str); 3] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -50,6 +50,11 @@ impl Dialect {
                     2,
                     "publisher keys",
                     include_str!("../../migrations/sqlite/0002_publisher_keys.sql"),
+                ),
+                (
+                    3,
+                    "transparency log",
+                    include_str!("../../migrations/sqlite/0003_transparency_log.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -62,6 +67,11 @@ impl Dialect {
                     2,
                     "publisher keys",
                     include_str!("../../migrations/postgres/0002_publisher_keys.sql"),
+                ),
+                (
+                    3,
+                    "transparency log",
+                    include_str!("../../migrations/postgres/0003_transparency_log.sql"),
                 ),
             ],
         };
@@ -192,6 +202,26 @@ impl SqlStore {
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+
+    /// Appends an entry to the transparency log inside `tx`; returns its index. Indexes
+    /// are dense: PostgreSQL serializes appenders with a table lock, SQLite has one writer.
+    async fn append_log(&self, tx: &mut Transaction<'static, Any>, body: &str) -> Result<i64> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("LOCK TABLE log_entries IN EXCLUSIVE MODE")
+                .execute(&mut **tx)
+                .await?;
+        }
+        let idx: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries")
+            .fetch_one(&mut **tx)
+            .await?;
+        sqlx::query("INSERT INTO log_entries (idx, body, created_at) VALUES ($1, $2, $3)")
+            .bind(idx)
+            .bind(body)
+            .bind(now_ms())
+            .execute(&mut **tx)
+            .await?;
+        Ok(idx)
     }
 
     /// Recomputes a plugin's listing fields and labels from its latest resolvable version.
@@ -327,7 +357,7 @@ impl SqlStore {
 fn version_select(condition: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(format!(
         "SELECT v.id, v.plugin_id, v.version, v.manifest, v.manifest_digest, v.signature, v.state, \
-         v.state_reason, v.replacement, v.downloads, v.published_at, u.username AS published_by, v.signer_key \
+         v.state_reason, v.replacement, v.downloads, v.published_at, u.username AS published_by, v.signer_key, v.log_index \
          FROM versions v JOIN users u ON u.id = v.published_by WHERE {condition}"
     ))
 }
@@ -584,7 +614,12 @@ impl MetadataStore for SqlStore {
             .collect()
     }
 
-    async fn add_key(&self, publisher_id: i64, key: &KeyRecord) -> Result<()> {
+    async fn add_key(
+        &self,
+        publisher_id: i64,
+        key: &KeyRecord,
+        log_entry: Option<&str>,
+    ) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let name: String = sqlx::query_scalar("SELECT name FROM publishers WHERE id = $1")
             .bind(publisher_id)
@@ -612,6 +647,9 @@ impl MetadataStore for SqlStore {
             Some(key.id.clone()),
         )
         .await?;
+        if let Some(body) = log_entry {
+            self.append_log(&mut tx, body).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -634,6 +672,7 @@ impl MetadataStore for SqlStore {
         actor: &str,
         reason: Option<&str>,
         at: i64,
+        log_entry: Option<&str>,
     ) -> Result<bool> {
         let mut tx = self.write.begin().await?;
         let result = sqlx::query(
@@ -653,9 +692,50 @@ impl MetadataStore for SqlStore {
                 .fetch_one(&mut *tx)
                 .await?;
             Self::audit(&mut tx, actor, "key.revoke", &name, Some(id.to_owned())).await?;
+            if let Some(body) = log_entry {
+                self.append_log(&mut tx, body).await?;
+            }
         }
         tx.commit().await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    async fn log_entries(&self, from: i64, limit: u32) -> Result<Vec<(i64, String)>> {
+        let rows =
+            sqlx::query("SELECT idx, body FROM log_entries WHERE idx >= $1 ORDER BY idx LIMIT $2")
+                .bind(from)
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("idx")?, r.try_get("body")?)))
+            .collect()
+    }
+
+    async fn ensure_log_key(
+        &self,
+        origin: &str,
+        signer_key: &str,
+        verifier_key: &str,
+    ) -> Result<(String, String, String)> {
+        sqlx::query(
+            "INSERT INTO log_key (id, origin, signer_key, verifier_key, created_at) VALUES (1, $1, $2, $3, $4) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(origin)
+        .bind(signer_key)
+        .bind(verifier_key)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await?;
+        let row = sqlx::query("SELECT origin, signer_key, verifier_key FROM log_key WHERE id = 1")
+            .fetch_one(&self.write)
+            .await?;
+        Ok((
+            row.try_get("origin")?,
+            row.try_get("signer_key")?,
+            row.try_get("verifier_key")?,
+        ))
     }
 
     async fn plugin(&self, publisher: &str, name: &str) -> Result<Option<PluginRecord>> {
@@ -796,6 +876,14 @@ impl MetadataStore for SqlStore {
                 .bind(a.role.as_str())
                 .bind(a.digest.to_string())
                 .bind(a.size)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(body) = &release.log_entry {
+            let idx = self.append_log(&mut tx, body).await?;
+            sqlx::query("UPDATE versions SET log_index = $1 WHERE id = $2")
+                .bind(idx)
+                .bind(version_id)
                 .execute(&mut *tx)
                 .await?;
         }

@@ -107,6 +107,7 @@ pub(super) fn version_from_row(row: &AnyRow) -> Result<VersionRecord> {
         published_at: row.try_get("published_at")?,
         published_by: row.try_get("published_by")?,
         signer_key: row.try_get("signer_key")?,
+        log_index: row.try_get("log_index")?,
     })
 }
 

@@ -107,11 +107,16 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         println!("Created the admin account. Its token is shown only this once; store it now:");
         println!("  agora login --registry http://{addr} --token {token}");
     }
+    let log = agora_server::TransparencyLog::open(&meta, &cfg.log_origin())
+        .await
+        .context("cannot open the transparency log")?;
+    tracing::info!(origin = %log.origin(), key = %log.verifier_key(), "transparency log ready");
     let state = AppState::new(
         Arc::new(meta.clone()),
         Arc::new(blobs),
         cfg.limits(),
         cfg.cache(),
+        log,
     );
     agora_server::serve(listener, state, shutdown_signal())
         .await

@@ -1,0 +1,111 @@
+//! The transparency log: its key, signed checkpoints, proofs and entries.
+
+use agora_core::api::{ConsistencyProofResponse, InclusionProofResponse, LogEntryBody, LogKeyInfo};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+
+/// The log's verifier key, for clients to pin.
+#[utoipa::path(get, path = "/api/v1/log/key", tag = "log", responses((status = 200, body = LogKeyInfo)))]
+pub async fn key(State(state): State<AppState>) -> Json<LogKeyInfo> {
+    Json(LogKeyInfo {
+        origin: state.log.origin().to_owned(),
+        verifier_key: state.log.verifier_key().to_owned(),
+    })
+}
+
+/// The latest signed checkpoint (C2SP signed note: origin, size, root hash, signature).
+#[utoipa::path(get, path = "/api/v1/log/checkpoint", tag = "log", responses((status = 200, description = "A signed note", content_type = "text/plain")))]
+pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let note = state.log.checkpoint(state.meta.as_ref()).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        note,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionParams {
+    /// Index of the entry.
+    index: u64,
+}
+
+/// Proof that entry `index` is in the log, with the checkpoint it leads to.
+#[utoipa::path(get, path = "/api/v1/log/proof/inclusion", tag = "log", params(InclusionParams),
+    responses((status = 200, body = InclusionProofResponse), (status = 422, body = agora_core::api::Problem)))]
+pub async fn inclusion(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<InclusionParams>,
+) -> Result<Json<InclusionProofResponse>, ApiError> {
+    Ok(Json(
+        state
+            .log
+            .prove_inclusion(state.meta.as_ref(), p.index)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyParams {
+    /// The size of the earlier tree (the last checkpoint the client saw).
+    from: u64,
+}
+
+/// Proof that the current log extends the log of its first `from` entries.
+#[utoipa::path(get, path = "/api/v1/log/proof/consistency", tag = "log", params(ConsistencyParams),
+    responses((status = 200, body = ConsistencyProofResponse), (status = 422, body = agora_core::api::Problem)))]
+pub async fn consistency(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<ConsistencyParams>,
+) -> Result<Json<ConsistencyProofResponse>, ApiError> {
+    Ok(Json(
+        state
+            .log
+            .prove_consistency(state.meta.as_ref(), p.from)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EntriesParams {
+    /// First index (default 0).
+    from: Option<u64>,
+    /// At most this many (default 100, at most 1000).
+    limit: Option<u32>,
+}
+
+/// Log entries in order, for monitors and mirrors.
+#[utoipa::path(get, path = "/api/v1/log/entries", tag = "log", params(EntriesParams), responses((status = 200, body = Vec<LogEntryBody>)))]
+pub async fn entries(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<EntriesParams>,
+) -> Result<Json<Vec<LogEntryBody>>, ApiError> {
+    let rows = state
+        .meta
+        .log_entries(
+            p.from.unwrap_or(0) as i64,
+            p.limit.unwrap_or(100).clamp(1, 1000),
+        )
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(i, body)| LogEntryBody {
+                index: i as u64,
+                body,
+            })
+            .collect(),
+    ))
+}

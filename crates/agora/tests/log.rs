@@ -1,0 +1,194 @@
+//! The transparency log through the real server: every release and key change is an
+//! entry; checkpoints are signed by the log key; proofs verify with the client's checks.
+
+mod support;
+
+use agora_trust::log::Hash;
+use agora_trust::{Checkpoint, LogEntry, TreeHead, verify_consistency, verify_inclusion};
+use serde_json::Value;
+use support::*;
+
+fn get(server: &Server, path: &str) -> Value {
+    let (status, _, body) = http("GET", &format!("{}{path}", server.url), None, None);
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn hashes(v: &Value) -> Vec<Hash> {
+    v["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn releases_and_key_changes_are_logged_and_provable() {
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    alice.sign_for("acme");
+    let work = tempfile::tempdir().unwrap();
+    let one = plugin_dir(work.path(), "acme", "widget", "1.0.0", "", b"one");
+    let published = alice
+        .run(&["--json", "publish", one.to_str().unwrap()])
+        .json();
+    assert_eq!(
+        published["log"]["index"], 1,
+        "entry 0 is the key registration"
+    );
+
+    let key = get(&server, "/api/v1/log/key");
+    let vkey = key["verifier_key"].as_str().unwrap();
+    assert!(vkey.starts_with(key["origin"].as_str().unwrap()));
+    let first = Checkpoint::open(published["log"]["checkpoint"].as_str().unwrap(), vkey).unwrap();
+    let entry = published["log"]["entry"].as_str().unwrap();
+    verify_inclusion(
+        &first.head,
+        &LogEntry::leaf_of(entry),
+        1,
+        &hashes(&published["log"]),
+    )
+    .unwrap();
+    match LogEntry::parse(entry).unwrap() {
+        LogEntry::Release {
+            publisher,
+            name,
+            version,
+            manifest_digest,
+            ..
+        } => {
+            assert_eq!(
+                (publisher.as_str(), name.as_str(), version.as_str()),
+                ("acme", "widget", "1.0.0")
+            );
+            assert_eq!(
+                manifest_digest.to_string(),
+                published["manifest_digest"].as_str().unwrap()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let detail = alice.run(&["--json", "info", "acme/widget@1.0.0"]).json();
+    assert_eq!(detail["log_index"], 1);
+
+    let two = plugin_dir(work.path(), "acme", "widget", "1.1.0", "", b"two");
+    alice.run(&["publish", two.to_str().unwrap()]).ok();
+    let id = alice.run(&["--json", "key", "list", "acme"]).json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    alice.run(&["key", "revoke", "acme", &id]).ok();
+
+    let (_, headers, note) = http(
+        "GET",
+        &format!("{}/api/v1/log/checkpoint", server.url),
+        None,
+        None,
+    );
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let now = Checkpoint::open(std::str::from_utf8(&note).unwrap(), vkey).unwrap();
+    assert_eq!(now.head.size, 4);
+    let proof = get(
+        &server,
+        &format!("/api/v1/log/proof/consistency?from={}", first.head.size),
+    );
+    let head = Checkpoint::open(proof["checkpoint"].as_str().unwrap(), vkey)
+        .unwrap()
+        .head;
+    verify_consistency(&first.head, &head, &hashes(&proof)).unwrap();
+    let forged = TreeHead {
+        size: first.head.size,
+        root: [0; 32],
+    };
+    assert!(
+        verify_consistency(&forged, &head, &hashes(&proof)).is_err(),
+        "a different history does not verify"
+    );
+
+    let entries = get(&server, "/api/v1/log/entries?from=0&limit=10");
+    let kinds: Vec<String> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<Value>(e["body"].as_str().unwrap()).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["key.add", "release", "release", "key.revoke"]);
+    for i in 0..4 {
+        let p = get(&server, &format!("/api/v1/log/proof/inclusion?index={i}"));
+        let head = Checkpoint::open(p["checkpoint"].as_str().unwrap(), vkey)
+            .unwrap()
+            .head;
+        verify_inclusion(
+            &head,
+            &LogEntry::leaf_of(p["entry"].as_str().unwrap()),
+            i,
+            &hashes(&p),
+        )
+        .unwrap();
+    }
+    let (status, _, _) = http(
+        "GET",
+        &format!("{}/api/v1/log/proof/inclusion?index=99", server.url),
+        None,
+        None,
+    );
+    assert_eq!(status, 422);
+}
+
+#[test]
+fn the_log_and_its_key_survive_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut child = std::process::Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .env(
+                "AGORA_ADMIN_TOKEN",
+                "agora_restart_test_token_0123456789abcdef",
+            )
+            .env_remove("AGORA_DATABASE_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::BufRead;
+        let line = std::io::BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .next()
+            .unwrap()
+            .unwrap();
+        (
+            child,
+            line.split("listening on ").nth(1).unwrap().to_owned(),
+        )
+    };
+    let (mut first, url) = start();
+    let (_, _, key_before) = http("GET", &format!("{url}/api/v1/log/key"), None, None);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (mut second, url) = start();
+    let (_, _, key_after) = http("GET", &format!("{url}/api/v1/log/key"), None, None);
+    assert_eq!(
+        key_before, key_after,
+        "the log key is created once and kept"
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
