@@ -292,6 +292,29 @@ impl Client {
         .await
     }
 
+    pub async fn log_key(&self) -> Result<LogKeyInfo, ClientError> {
+        self.json(self.request(Method::GET, "api/v1/log/key")).await
+    }
+
+    pub async fn log_inclusion(&self, index: u64) -> Result<InclusionProofResponse, ClientError> {
+        self.json(self.request(
+            Method::GET,
+            &format!("api/v1/log/proof/inclusion?index={index}"),
+        ))
+        .await
+    }
+
+    pub async fn log_consistency(
+        &self,
+        from: u64,
+    ) -> Result<ConsistencyProofResponse, ClientError> {
+        self.json(self.request(
+            Method::GET,
+            &format!("api/v1/log/proof/consistency?from={from}"),
+        ))
+        .await
+    }
+
     pub async fn search(&self, params: &SearchParams) -> Result<SearchPage, ClientError> {
         self.json(self.request(Method::GET, "api/v1/plugins").query(params))
             .await

@@ -19,6 +19,8 @@ pub enum InstallError {
     Lockfile(#[from] LockfileError),
     #[error(transparent)]
     Trust(#[from] crate::verify::TrustError),
+    #[error(transparent)]
+    Log(#[from] crate::logcheck::LogCheckError),
     #[error(
         "invalid version requirement {0:?}: expected e.g. ^1.2, ~1.2.3, >=1.0, <2 or =1.2.3 for an exact version"
     )]
@@ -116,6 +118,7 @@ fn random_suffix() -> String {
 /// Installs `plugin` matching `requirement` into `dir` (e.g. `./plugins`).
 pub async fn install(
     client: &Client,
+    trust: &TrustConfig,
     plugin: &PluginRef,
     requirement: Option<&str>,
     dir: &Path,
@@ -129,7 +132,22 @@ pub async fn install(
         .collect();
     let version = choose_version(&plugin.to_string(), &candidates, requirement)?;
     let detail = client.version(publisher, name, &version).await?;
-    install_version(client, plugin, &detail, dir).await
+    install_version(client, trust, plugin, &detail, dir).await
+}
+
+/// Where this client keeps what it learned of a registry's log, and how it pins the key.
+#[derive(Debug, Clone)]
+pub struct TrustConfig {
+    /// The file holding the log key and the last checkpoint seen (one per registry).
+    pub log_state: std::path::PathBuf,
+    pub pinning: crate::logcheck::Pinning,
+}
+
+/// What checking a release established.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub signer: String,
+    pub log_index: u64,
 }
 
 /// Checks a release and downloads it into `dest` (an empty directory): safe paths, the
@@ -139,9 +157,10 @@ pub async fn install(
 /// removes it.
 pub async fn fetch_verified(
     client: &Client,
+    trust: &TrustConfig,
     detail: &VersionDetail,
     dest: &Path,
-) -> Result<String, InstallError> {
+) -> Result<Verified, InstallError> {
     let label = format!("{}/{}@{}", detail.publisher, detail.name, detail.version);
     for a in &detail.artifacts {
         if relative_path_problem(&a.path).is_some() {
@@ -162,12 +181,16 @@ pub async fn fetch_verified(
         ));
     }
     let signer = crate::verify::verify_release_signature(client, detail).await?;
+    let log_index =
+        crate::logcheck::verify_logged(client, &trust.log_state, &trust.pinning, detail, &signer)
+            .await?;
     download_all(client, detail, dest, &label).await?;
-    Ok(signer)
+    Ok(Verified { signer, log_index })
 }
 
 async fn install_version(
     client: &Client,
+    trust: &TrustConfig,
     plugin: &PluginRef,
     detail: &VersionDetail,
     dir: &Path,
@@ -182,8 +205,8 @@ async fn install_version(
     tokio::fs::create_dir_all(&staging)
         .await
         .map_err(io_error(format!("cannot create {}", staging.display())))?;
-    let signer = match fetch_verified(client, detail, &staging).await {
-        Ok(signer) => signer,
+    let verified = match fetch_verified(client, trust, detail, &staging).await {
+        Ok(verified) => verified,
         Err(e) => {
             let _ = tokio::fs::remove_dir_all(&staging).await;
             let _ = tokio::fs::remove_dir(&staging_root).await;
@@ -216,8 +239,8 @@ async fn install_version(
         version: detail.version.clone(),
         manifest_digest: detail.manifest_digest,
         artifacts: detail.artifacts.clone(),
-        signer_key: Some(signer),
-        log_index: None,
+        signer_key: Some(verified.signer),
+        log_index: Some(verified.log_index),
     };
     let mut lock = Lockfile::load(dir)?.unwrap_or_else(|| Lockfile::new(client.registry()));
     lock.upsert(entry.clone());

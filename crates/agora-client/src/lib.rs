@@ -6,12 +6,14 @@ pub mod api;
 pub mod bundle;
 pub mod install;
 pub mod lockfile;
+pub mod logcheck;
 pub mod verify;
 
 pub use api::{Client, ClientError};
 pub use bundle::{BundleError, ReleaseFiles};
 pub use install::{InstallError, Installed};
 pub use lockfile::{LockEntry, Lockfile};
+pub use logcheck::{LogCheckError, LogState, Pinning, verify_logged};
 pub use verify::{
     Finding, InstalledReport, TrustError, verify_installed, verify_release_signature,
 };

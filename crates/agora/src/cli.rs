@@ -99,6 +99,8 @@ pub enum Command {
         plugin: String,
         #[command(flatten)]
         dir: DirArg,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Check a release on the registry (signature, every byte), or with --installed the
     /// plugin directory against its agora.lock (local tampering).
@@ -111,6 +113,8 @@ pub enum Command {
         installed: bool,
         #[command(flatten)]
         dir: DirArg,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Plugins installed in a plugin directory.
     List {
@@ -160,6 +164,17 @@ pub struct DirArg {
     /// Plugin directory.
     #[arg(long, default_value = "plugins")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The registry's log key to trust (`<origin>+<hash>+<key>`), instead of the one
+    /// pinned on first use.
+    #[arg(long, env = "AGORA_LOG_KEY")]
+    pub log_key: Option<String>,
+    /// Accept the registry's current log key, replacing the pinned one.
+    #[arg(long)]
+    pub repin_log_key: bool,
 }
 
 #[derive(Debug, Args)]

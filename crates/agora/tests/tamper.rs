@@ -237,3 +237,102 @@ fn files_modified_removed_or_added_after_install_are_reported() {
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
     assert_eq!(report["findings"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn a_release_missing_from_the_log_is_refused() {
+    let w = world();
+    w.db("UPDATE versions SET log_index = NULL WHERE version = '1.1.0'");
+    w.install_refused("acme/widget", "is not in the registry's transparency log");
+}
+
+#[test]
+fn a_log_index_pointing_at_another_entry_is_refused() {
+    let w = world();
+    // Entry 0 registered the key, entry 1 is release 1.0.0.
+    w.db("UPDATE versions SET log_index = 1 WHERE version = '1.1.0'");
+    w.install_refused(
+        "acme/widget",
+        "its log entry does not describe this release (another release)",
+    );
+}
+
+#[test]
+fn a_forked_log_history_is_caught() {
+    let mut w = world();
+    w.anon
+        .run_in(
+            w.work.path(),
+            &["install", "acme/widget@=1.0.0", "--dir", "seen"],
+        )
+        .ok();
+    // History rewritten: an early entry changes and the server rebuilds its tree from it.
+    w.db("UPDATE log_entries SET body = replace(body, 'acme', 'acmf') WHERE idx = 0");
+    w.server.restart();
+    w.install_refused("acme/widget", "history was rewritten");
+}
+
+#[test]
+fn a_rollback_to_an_older_log_is_caught() {
+    let mut w = world();
+    let snapshot = w.work.path().join("snapshot.db");
+    w.db(&format!(".backup '{}'", snapshot.display()));
+    let newer = plugin_dir(
+        w.work.path(),
+        "acme",
+        "widget",
+        "1.2.0",
+        "",
+        b"widget 1.2.0",
+    );
+    w.alice.run(&["publish", newer.to_str().unwrap()]).ok();
+    w.anon
+        .run_in(w.work.path(), &["install", "acme/widget", "--dir", "seen"])
+        .ok();
+    // The registry's database is restored from before 1.2.0 was published.
+    w.server.restart_after(|data| {
+        for stale in ["agora.db-wal", "agora.db-shm"] {
+            let _ = std::fs::remove_file(data.join(stale));
+        }
+        std::fs::copy(&snapshot, data.join("agora.db")).unwrap();
+    });
+    w.install_refused("acme/widget", "the log shrank (rollback)");
+}
+
+#[test]
+fn a_changed_log_key_is_refused_until_repinned() {
+    let mut w = world();
+    w.anon
+        .run_in(
+            w.work.path(),
+            &["install", "acme/widget@=1.0.0", "--dir", "seen"],
+        )
+        .ok();
+    let (_, _, key) = http(
+        "GET",
+        &format!("{}/api/v1/log/key", w.server.url),
+        None,
+        None,
+    );
+    let origin = serde_json::from_slice::<serde_json::Value>(&key).unwrap()["origin"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (skey, vkey) = agora_trust::generate_log_key(&origin);
+    w.db(&format!(
+        "UPDATE log_key SET signer_key = '{skey}', verifier_key = '{vkey}'"
+    ));
+    w.server.restart();
+    w.install_refused("acme/widget", "not signed by the log key pinned");
+    w.anon
+        .run_in(
+            w.work.path(),
+            &[
+                "install",
+                "acme/widget",
+                "--dir",
+                "plugins",
+                "--repin-log-key",
+            ],
+        )
+        .ok();
+}

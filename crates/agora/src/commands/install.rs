@@ -6,9 +6,37 @@ use agora_client::{Lockfile, install as installer};
 
 use super::{Session, split_at};
 
-pub async fn install(s: &Session, spec: &str, dir: &Path) -> anyhow::Result<()> {
+/// Where the log state of the session's registry lives, and how its key is pinned.
+fn trust_config(s: &Session, log: &crate::cli::LogArgs) -> anyhow::Result<installer::TrustConfig> {
+    let data = anyhow::Context::context(
+        dirs::data_dir(),
+        "cannot find your data directory (set XDG_DATA_HOME or HOME)",
+    )?;
+    let registry_id =
+        &agora_core::Digest::of(s.registry.trim_end_matches('/').as_bytes()).hex()[..16];
+    Ok(installer::TrustConfig {
+        log_state: data
+            .join("agora")
+            .join("registries")
+            .join(registry_id)
+            .join("log.json"),
+        pinning: agora_client::Pinning {
+            configured_key: log.log_key.clone(),
+            repin: log.repin_log_key,
+        },
+    })
+}
+
+pub async fn install(
+    s: &Session,
+    spec: &str,
+    dir: &Path,
+    log: &crate::cli::LogArgs,
+) -> anyhow::Result<()> {
     let (plugin, requirement) = split_at(spec)?;
-    let installed = installer::install(&s.client()?, &plugin, requirement.as_deref(), dir).await?;
+    let trust = trust_config(s, log)?;
+    let installed =
+        installer::install(&s.client()?, &trust, &plugin, requirement.as_deref(), dir).await?;
     if !installed.dependencies.is_empty() {
         s.out.note(&format!(
             "note: {} declares dependencies ({}); install them too — automatic resolution is not available yet",
@@ -48,7 +76,11 @@ pub async fn remove(s: &Session, spec: &str, dir: &Path) -> anyhow::Result<()> {
         .show(&entry, |e| format!("Removed {}@{}", e.name, e.version))
 }
 
-pub async fn verify_release(s: &Session, spec: &str) -> anyhow::Result<()> {
+pub async fn verify_release(
+    s: &Session,
+    spec: &str,
+    log: &crate::cli::LogArgs,
+) -> anyhow::Result<()> {
     let (plugin, version) = split_at(spec)?;
     let version = anyhow::Context::context(version, "name the version: PUBLISHER/NAME@VERSION")?;
     let client = s.client()?;
@@ -56,17 +88,21 @@ pub async fn verify_release(s: &Session, spec: &str) -> anyhow::Result<()> {
         .version(plugin.publisher.as_str(), plugin.name.as_str(), &version)
         .await?;
     let scratch = tempfile::tempdir()?;
-    let signer = installer::fetch_verified(&client, &detail, scratch.path()).await?;
+    let verified =
+        installer::fetch_verified(&client, &trust_config(s, log)?, &detail, scratch.path()).await?;
+    let signer = verified.signer;
     let report = serde_json::json!({
         "release": format!("{plugin}@{}", detail.version),
         "signer_key": signer,
+        "log_index": verified.log_index,
         "files": detail.artifacts.len(),
         "bytes": detail.artifacts.iter().map(|a| a.size).sum::<u64>(),
     });
     s.out.show(&report, |_| {
         format!(
-            "{plugin}@{}: signed by {signer}; {} files, every byte matches its digest",
+            "{plugin}@{}: signed by {signer}, entry {} of the transparency log; {} files, every byte matches its digest",
             detail.version,
+            verified.log_index,
             detail.artifacts.len()
         )
     })

@@ -80,13 +80,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(args) => catalog::search(&ctx, args).await,
         Command::Info { plugin } => catalog::info(&ctx, &plugin).await,
         Command::Versions { plugin } => catalog::versions(&ctx, &plugin).await,
-        Command::Install { plugin, dir } => install::install(&ctx, &plugin, &dir.dir).await,
+        Command::Install { plugin, dir, log } => {
+            install::install(&ctx, &plugin, &dir.dir, &log).await
+        }
         Command::Verify {
             release,
             installed: _,
             dir,
+            log,
         } => match release {
-            Some(release) => install::verify_release(&ctx, &release).await,
+            Some(release) => install::verify_release(&ctx, &release, &log).await,
             None => install::verify_installed(&ctx, &dir.dir),
         },
         Command::List { dir } => install::list(&ctx, &dir.dir),

@@ -49,6 +49,53 @@ pub struct Server {
     pub admin_token: String,
     pub data: tempfile::TempDir,
     schema: Option<String>,
+    env: Vec<(String, String)>,
+}
+
+/// Starts `agora serve` on `listen` with its data under `dir`; returns it and its URL.
+fn spawn(dir: &Path, listen: &str, env: &[(String, String)]) -> (Child, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", listen, "--data-dir"])
+        .arg(dir.join("data"))
+        .current_dir(dir)
+        .env("AGORA_LOG__FORMAT", "json")
+        .env_remove("AGORA_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("server.log"))
+                .unwrap(),
+        );
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("the agora binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    return (child, rest.trim().to_owned());
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                panic!("agora serve did not start: {log}");
+            }
+        }
+    }
 }
 
 impl Server {
@@ -59,18 +106,11 @@ impl Server {
     pub fn start_with(backend: Backend, env: &[(&str, &str)]) -> Server {
         let data = tempfile::tempdir().unwrap();
         let admin_token = format!("agora_test_{}", random_hex(24));
-        let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path().join("data"))
-            .current_dir(data.path())
-            .env("AGORA_ADMIN_TOKEN", &admin_token)
-            .env("AGORA_LOG__FORMAT", "json")
-            .env_remove("AGORA_DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(data.path().join("server.log")).unwrap());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push(("AGORA_ADMIN_TOKEN".into(), admin_token.clone()));
         let mut schema = None;
         if backend == Backend::Postgres {
             let name = format!(
@@ -81,43 +121,37 @@ impl Server {
             let base = postgres_url();
             psql(&base, &format!("CREATE SCHEMA {name}"));
             let sep = if base.contains('?') { '&' } else { '?' };
-            cmd.env(
-                "AGORA_DATABASE_URL",
+            env.push((
+                "AGORA_DATABASE_URL".into(),
                 format!("{base}{sep}options=-c%20search_path%3D{name}"),
-            );
+            ));
             schema = Some(name);
         }
-        let mut child = cmd.spawn().expect("the agora binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let url = loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("listening on ").nth(1) {
-                        break rest.trim().to_owned();
-                    }
-                }
-                Err(_) => {
-                    let log =
-                        std::fs::read_to_string(data.path().join("server.log")).unwrap_or_default();
-                    panic!("agora serve did not start: {log}");
-                }
-            }
-        };
+        let (child, url) = spawn(data.path(), "127.0.0.1:0", &env);
         Server {
             child,
             url,
             admin_token,
             data,
             schema,
+            env,
         }
+    }
+
+    /// Stops the server and starts it again on the same address and data.
+    pub fn restart(&mut self) {
+        self.restart_after(|_| {});
+    }
+
+    /// Stops the server, runs `meanwhile` with its data directory, and starts it again.
+    pub fn restart_after(&mut self, meanwhile: impl FnOnce(&Path)) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        meanwhile(&self.data.path().join("data"));
+        let listen = self.url.trim_start_matches("http://").to_owned();
+        let (child, url) = spawn(self.data.path(), &listen, &self.env);
+        self.child = child;
+        self.url = url;
     }
 
     pub fn log(&self) -> String {

@@ -1,0 +1,233 @@
+//! The client's side of the transparency log: the registry's log key is pinned (on first
+//! use, or given), every installed release must be provably in the log, and the log must
+//! be consistent with the last checkpoint this client saw of that registry, so a registry
+//! can neither show different histories to different clients nor roll a plugin back.
+
+use std::path::Path;
+
+use agora_core::Digest;
+use agora_core::api::VersionDetail;
+use agora_trust::log::Hash;
+use agora_trust::{Checkpoint, LogEntry, TreeHead, verify_consistency, verify_inclusion};
+use serde::{Deserialize, Serialize};
+
+use crate::api::{Client, ClientError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogCheckError {
+    #[error("{0} is not in the registry's transparency log; nothing was installed")]
+    NotLogged(String),
+    #[error(
+        "the registry's checkpoint is not signed by the log key pinned for it ({pinned}); if the registry really changed its key, re-pin with --repin-log-key; nothing was installed"
+    )]
+    KeyChanged { pinned: String },
+    #[error("{label}: {source}; nothing was installed")]
+    Proof {
+        label: String,
+        source: agora_trust::LogError,
+    },
+    #[error(
+        "{label}: its log entry does not describe this release ({what}); nothing was installed"
+    )]
+    EntryMismatch { label: String, what: String },
+    #[error("the registry's log answer is malformed: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("cannot keep the log state in {path}: {source}")]
+    State {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// What this client remembers of one registry's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogState {
+    pub verifier_key: String,
+    pub size: u64,
+    /// Hex root hash at `size`.
+    pub root: String,
+}
+
+impl LogState {
+    pub fn load(path: &Path) -> Result<Option<LogState>, LogCheckError> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| LogCheckError::Malformed(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(LogCheckError::State {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), LogCheckError> {
+        let write = || -> std::io::Result<()> {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            let temp = tempfile::NamedTempFile::new_in(dir)?;
+            serde_json::to_writer_pretty(temp.as_file(), self).map_err(std::io::Error::other)?;
+            temp.as_file().sync_all()?;
+            temp.persist(path).map_err(|e| e.error)?;
+            Ok(())
+        };
+        write().map_err(|source| LogCheckError::State {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    fn head(&self) -> Result<TreeHead, LogCheckError> {
+        let root = hex::decode(&self.root).ok().and_then(|r| r.try_into().ok());
+        let root = root.ok_or_else(|| LogCheckError::Malformed("stored root hash".into()))?;
+        Ok(TreeHead {
+            size: self.size,
+            root,
+        })
+    }
+}
+
+fn hashes(hex_hashes: &[String]) -> Result<Vec<Hash>, LogCheckError> {
+    hex_hashes
+        .iter()
+        .map(|h| {
+            hex::decode(h)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| LogCheckError::Malformed("proof hash".into()))
+        })
+        .collect()
+}
+
+/// How the log key is chosen.
+#[derive(Debug, Clone, Default)]
+pub struct Pinning {
+    /// A key given by configuration: always used, never replaced.
+    pub configured_key: Option<String>,
+    /// Accept the registry's current key, replacing the pinned one.
+    pub repin: bool,
+}
+
+/// Checks that `detail` (whose signature was verified by `signer`) is in the registry's
+/// log, consistent with what this client saw before; updates the state at `state_path`.
+/// Returns the release's log index.
+pub async fn verify_logged(
+    client: &Client,
+    state_path: &Path,
+    pinning: &Pinning,
+    detail: &VersionDetail,
+    signer: &str,
+) -> Result<u64, LogCheckError> {
+    let label = format!("{}/{}@{}", detail.publisher, detail.name, detail.version);
+    let index = detail
+        .log_index
+        .ok_or_else(|| LogCheckError::NotLogged(label.clone()))?;
+    let stored = LogState::load(state_path)?;
+    let key = match (&pinning.configured_key, &stored) {
+        (Some(k), _) => k.clone(),
+        (None, Some(s)) if !pinning.repin => s.verifier_key.clone(),
+        _ => client.log_key().await?.verifier_key,
+    };
+    let open = |note: &str| {
+        Checkpoint::open(note, &key).map_err(|_| LogCheckError::KeyChanged {
+            pinned: key.clone(),
+        })
+    };
+    let proof_error = |source| LogCheckError::Proof {
+        label: label.clone(),
+        source,
+    };
+
+    let inclusion = client.log_inclusion(index).await?;
+    let included_in = open(&inclusion.checkpoint)?.head;
+    verify_inclusion(
+        &included_in,
+        &LogEntry::leaf_of(&inclusion.entry),
+        index,
+        &hashes(&inclusion.hashes)?,
+    )
+    .map_err(proof_error)?;
+    check_entry(&inclusion.entry, detail, signer).map_err(|what| LogCheckError::EntryMismatch {
+        label: label.clone(),
+        what,
+    })?;
+
+    // The current log must extend both what this client saw before and the head the
+    // inclusion proof led to, and those two answers must describe the same tree.
+    let mut newest = included_in;
+    if let Some(seen) = stored
+        .as_ref()
+        .filter(|s| s.verifier_key == key && !pinning.repin)
+    {
+        let seen = seen.head()?;
+        if seen.size > included_in.size {
+            return Err(proof_error(agora_trust::LogError::Shrank {
+                old: seen.size,
+                new: included_in.size,
+            }));
+        }
+        let from_seen = client.log_consistency(seen.size).await?;
+        let now = open(&from_seen.checkpoint)?.head;
+        verify_consistency(&seen, &now, &hashes(&from_seen.hashes)?).map_err(proof_error)?;
+        let from_inclusion = client.log_consistency(included_in.size).await?;
+        let now_too = open(&from_inclusion.checkpoint)?.head;
+        verify_consistency(&included_in, &now_too, &hashes(&from_inclusion.hashes)?)
+            .map_err(proof_error)?;
+        if now != now_too {
+            return Err(LogCheckError::Malformed(
+                "the log changed while it was being checked; try again".into(),
+            ));
+        }
+        newest = now;
+    }
+    LogState {
+        verifier_key: key,
+        size: newest.size,
+        root: hex::encode(newest.root),
+    }
+    .save(state_path)?;
+    Ok(index)
+}
+
+/// The entry must be the release entry of exactly this release and signature.
+fn check_entry(body: &str, detail: &VersionDetail, signer: &str) -> Result<(), String> {
+    let entry = LogEntry::parse(body).map_err(|e| format!("unreadable entry: {e}"))?;
+    let LogEntry::Release {
+        publisher,
+        name,
+        version,
+        manifest_digest,
+        envelope_digest,
+        signer_key,
+        ..
+    } = entry
+    else {
+        return Err("the entry is not a release".into());
+    };
+    let served_envelope = detail
+        .signature
+        .as_ref()
+        .map(|s| Digest::of(s.to_string().as_bytes()));
+    let checks = [
+        (
+            publisher == detail.publisher && name == detail.name && version == detail.version,
+            "another release",
+        ),
+        (
+            manifest_digest == detail.manifest_digest,
+            "another manifest",
+        ),
+        (
+            Some(envelope_digest) == served_envelope,
+            "another signature",
+        ),
+        (signer_key == signer, "another signer"),
+    ];
+    match checks.iter().find(|(ok, _)| !ok) {
+        Some((_, what)) => Err((*what).to_owned()),
+        None => Ok(()),
+    }
+}
