@@ -135,6 +135,8 @@ SEARCH_NARROW="$A/api/v1/plugins?q=network%20scanner&category=security&runtime=w
 SEARCH_BROAD="$A/api/v1/plugins?q=network&category=security&tag=http"
 "$BENCH" latency --url "$SEARCH_NARROW" --requests 2000 >"$R/search_narrow.json"
 "$BENCH" latency --url "$SEARCH_BROAD" --requests 2000 >"$R/search_broad.json"
+"$BENCH" install-cost --registry "$A" --plugin bench/big --version 1.0.1 --runs 10 >"$R/install_cost_big.json"
+"$BENCH" install-cost --registry "$A" --plugin bench/small --version 1.0.0 --runs 50 >"$R/install_cost_small.json"
 
 # ------------------------------------------------------------------ report
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
@@ -163,6 +165,9 @@ Versions: agora $("$AGORA" --version | cut -d' ' -f2) (release build), $(nginx -
 | search over $COUNT plugins, "network scanner" + category + runtime (p50 / p99 ms) | $(printf '%.2f / %.2f' "$(jf "$R/search_narrow.json" p50_ms)" "$(jf "$R/search_narrow.json" p99_ms)") | | | p99 < 10 ms |
 | search over $COUNT plugins, "network" + category + tag, ~5% match the word (p50 / p99 ms) | $(printf '%.2f / %.2f' "$(jf "$R/search_broad.json" p50_ms)" "$(jf "$R/search_broad.json" p99_ms)") | | | |
 | publish 50 MiB: upload (MiB/s, median of $PUBLISHES) / upload + release | $PUB / $PUBT | | | ≥ 450 MiB/s |
+| install of the 50 MiB release: metadata / signature check / log check / download + hash (ms, median of 10) | $(printf '%.2f / %.2f / %.2f / %.1f' "$(jf "$R/install_cost_big.json" metadata_ms)" "$(jf "$R/install_cost_big.json" signature_check_ms)" "$(jf "$R/install_cost_big.json" log_check_ms)" "$(jf "$R/install_cost_big.json" download_and_hash_ms)") | | | |
+| install of a 4 KiB release: metadata / signature check / log check / download + hash (ms, median of 50) | $(printf '%.2f / %.2f / %.2f / %.2f' "$(jf "$R/install_cost_small.json" metadata_ms)" "$(jf "$R/install_cost_small.json" signature_check_ms)" "$(jf "$R/install_cost_small.json" log_check_ms)" "$(jf "$R/install_cost_small.json" download_and_hash_ms)") | | | |
+| verification CPU alone: signature / checkpoint + inclusion proof (µs) | $(printf '%.0f / %.0f' "$(jf "$R/install_cost_small.json" signature_verify_only_us)" "$(jf "$R/install_cost_small.json" checkpoint_and_inclusion_verify_only_us)") | | | |
 | server peak RSS (VmHWM) from start through the $PUBLISHES publishes | $((PEAK_RSS_KB / 1024)) MiB | | | < 100 MiB |
 
 Raw wrk output, per-run figures (\`wrk.tsv\`) and JSON from the latency and publish tools are in \`$R\`.

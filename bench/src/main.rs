@@ -20,6 +20,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Time what an install spends verifying (signature, log proofs, hashing) next to the
+    /// download, RUNS times; print medians as JSON.
+    InstallCost {
+        #[arg(long)]
+        registry: String,
+        /// PUBLISHER/NAME.
+        #[arg(long)]
+        plugin: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long, default_value_t = 10)]
+        runs: u32,
+    },
     /// Create COUNT plugins (one version each) in the database at URL.
     Seed {
         #[arg(long)]
@@ -302,6 +315,12 @@ async fn publish(registry: &str, token: &str, size_mib: u64, version: &str) -> a
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Seed { database, count } => seed(&database, count).await,
+        Command::InstallCost {
+            registry,
+            plugin,
+            version,
+            runs,
+        } => install_cost(&registry, &plugin, &version, runs).await,
         Command::Latency { url, requests } => latency(&url, requests).await,
         Command::Publish {
             registry,
@@ -310,4 +329,120 @@ async fn main() -> anyhow::Result<()> {
             version,
         } => publish(&registry, &token, size_mib, &version).await,
     }
+}
+
+fn median_ms(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1000.0
+}
+
+async fn install_cost(
+    registry: &str,
+    plugin: &str,
+    version: &str,
+    runs: u32,
+) -> anyhow::Result<()> {
+    let (publisher, name) = plugin
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("--plugin is PUBLISHER/NAME"))?;
+    let client = Client::new(registry, None)?;
+    let state = std::env::temp_dir().join(format!("agora-bench-log-{}.json", std::process::id()));
+    let pinning = agora_client::Pinning::default();
+    let (mut meta, mut signature, mut log, mut download) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut bytes = 0;
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        let detail = client.version(publisher, name, version).await?;
+        meta.push(t.elapsed());
+        let t = Instant::now();
+        let signer = agora_client::verify_release_signature(&client, &detail).await?;
+        signature.push(t.elapsed());
+        let t = Instant::now();
+        agora_client::verify_logged(&client, &state, &pinning, &detail, &signer).await?;
+        log.push(t.elapsed());
+        let dir = tempfile_dir()?;
+        let t = Instant::now();
+        for a in &detail.artifacts {
+            client
+                .download_blob(&a.digest, a.size, &dir.join(a.digest.hex()))
+                .await?;
+        }
+        download.push(t.elapsed());
+        bytes = detail.artifacts.iter().map(|a| a.size).sum::<u64>();
+        std::fs::remove_dir_all(&dir)?;
+    }
+    // The cryptography alone, with every input already in memory.
+    let detail = client.version(publisher, name, version).await?;
+    let keys: Vec<agora_trust::PublicKey> = client
+        .keys(publisher)
+        .await?
+        .iter()
+        .filter_map(|k| agora_trust::PublicKey::from_openssh(&k.public_key).ok())
+        .collect();
+    let envelope: agora_trust::Envelope =
+        serde_json::from_value(detail.signature.clone().unwrap_or_default())?;
+    let claim = agora_trust::ReleaseClaim {
+        publisher: publisher.into(),
+        name: name.into(),
+        version: version.into(),
+        files: detail
+            .artifacts
+            .iter()
+            .map(|a| (a.path.clone(), a.digest))
+            .collect(),
+    };
+    let proof = client.log_inclusion(detail.log_index.unwrap_or(0)).await?;
+    let key = client.log_key().await?.verifier_key;
+    let reps = 200;
+    let t = Instant::now();
+    for _ in 0..reps {
+        agora_trust::verify_release(&envelope, &keys, &claim)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let signature_us = t.elapsed().as_secs_f64() * 1e6 / reps as f64;
+    let hashes: Vec<[u8; 32]> = proof
+        .hashes
+        .iter()
+        .map(|h| hex_32(h))
+        .collect::<anyhow::Result<_>>()?;
+    let t = Instant::now();
+    for _ in 0..reps {
+        let head = agora_trust::Checkpoint::open(&proof.checkpoint, &key)?.head;
+        agora_trust::verify_inclusion(
+            &head,
+            &agora_trust::LogEntry::leaf_of(&proof.entry),
+            proof.index,
+            &hashes,
+        )?;
+    }
+    let proof_us = t.elapsed().as_secs_f64() * 1e6 / reps as f64;
+    let _ = std::fs::remove_file(&state);
+    println!(
+        "{}",
+        serde_json::json!({
+            "release": format!("{plugin}@{version}"), "bytes": bytes, "runs": runs,
+            "metadata_ms": median_ms(meta), "signature_check_ms": median_ms(signature), "log_check_ms": median_ms(log),
+            "download_and_hash_ms": median_ms(download),
+            "signature_verify_only_us": signature_us, "checkpoint_and_inclusion_verify_only_us": proof_us,
+        })
+    );
+    Ok(())
+}
+
+fn hex_32(h: &str) -> anyhow::Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    anyhow::ensure!(h.len() == 64, "proof hash {h:?}");
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&h[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(out)
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce)?;
+    let dir = std::env::temp_dir().join(format!("agora-bench-dl-{}", u64::from_le_bytes(nonce)));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
