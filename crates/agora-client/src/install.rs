@@ -2,10 +2,12 @@
 //! every artifact while checking its digest, and only then move it into place and record
 //! it in `agora.lock`. Nothing unverified ever lands in the plugin directory.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use agora_core::api::VersionDetail;
 use agora_core::manifest::{ArtifactRole, relative_path_problem};
+use agora_core::resolve::Candidate;
 use agora_core::{Lifecycle, Manifest, PluginRef};
 
 use crate::api::{Client, ClientError, io_error};
@@ -21,6 +23,8 @@ pub enum InstallError {
     Trust(#[from] crate::verify::TrustError),
     #[error(transparent)]
     Log(#[from] crate::logcheck::LogCheckError),
+    #[error(transparent)]
+    Resolve(#[from] agora_core::resolve::ResolveError),
     #[error(
         "invalid version requirement {0:?}: expected e.g. ^1.2, ~1.2.3, >=1.0, <2 or =1.2.3 for an exact version"
     )]
@@ -57,8 +61,8 @@ fn available_hint(available: &[String]) -> String {
 pub struct Installed {
     pub entry: LockEntry,
     pub path: PathBuf,
-    /// Dependencies the manifest declares; resolving them arrives with the trust chain.
-    pub dependencies: Vec<(String, String)>,
+    /// The dependencies installed with it.
+    pub dependencies: Vec<LockEntry>,
 }
 
 /// Picks the version to install: the newest resolvable one matching `requirement`, or
@@ -115,7 +119,8 @@ fn random_suffix() -> String {
     format!("{}-{nanos}", std::process::id())
 }
 
-/// Installs `plugin` matching `requirement` into `dir` (e.g. `./plugins`).
+/// Installs `plugin` matching `requirement`, and every plugin it depends on, into `dir`
+/// (e.g. `./plugins`): the newest versions that fit together, each verified.
 pub async fn install(
     client: &Client,
     trust: &TrustConfig,
@@ -130,10 +135,124 @@ pub async fn install(
         .iter()
         .map(|v| (v.version.clone(), v.state))
         .collect();
-    let version = choose_version(&plugin.to_string(), &candidates, requirement)?;
-    let detail = client.version(publisher, name, &version).await?;
-    install_version(client, trust, plugin, &detail, dir).await
+    // Explains a requirement nothing matches in the user's words, before resolving.
+    let chosen = choose_version(&plugin.to_string(), &candidates, requirement)?;
+    let exact = requirement.is_some_and(|r| r.trim().starts_with('='));
+    let root_req = if exact {
+        semver::VersionReq::parse(&format!("={chosen}"))
+            .map_err(|_| InstallError::Requirement(chosen.clone()))?
+    } else {
+        semver::VersionReq::parse(requirement.unwrap_or("*").trim())
+            .map_err(|_| InstallError::Requirement(requirement.unwrap_or("").to_owned()))?
+    };
+    let (catalog, details) =
+        collect_candidates(client, plugin, exact.then_some(chosen.as_str())).await?;
+    let selected = agora_core::resolve::resolve(&plugin.to_string(), &root_req, &catalog)?;
+    let mut installed = None;
+    let mut also = Vec::new();
+    for (dep, version) in &selected {
+        let detail = details
+            .get(&(dep.clone(), version.to_string()))
+            .ok_or_else(|| InstallError::NoMatch {
+                plugin: dep.clone(),
+                requirement: version.to_string(),
+                available: vec![],
+            })?;
+        let dep_ref: PluginRef = dep
+            .parse()
+            .map_err(|_| InstallError::UnsafePath(dep.clone()))?;
+        let done = install_version(client, trust, &dep_ref, detail, dir).await?;
+        if dep_ref == *plugin {
+            installed = Some(done);
+        } else {
+            also.push(done.entry);
+        }
+    }
+    let mut installed = installed.ok_or_else(|| InstallError::NoMatch {
+        plugin: plugin.to_string(),
+        requirement: root_req.to_string(),
+        available: vec![],
+    })?;
+    installed.dependencies = also;
+    Ok(installed)
 }
+
+/// Every installable version of `root` and of everything reachable from it, with its
+/// dependencies, breadth first. Yanked, insecure and removed versions are left out, except
+/// an exact pin of the root.
+async fn collect_candidates(
+    client: &Client,
+    root: &PluginRef,
+    pinned: Option<&str>,
+) -> Result<
+    (
+        BTreeMap<String, Vec<Candidate>>,
+        BTreeMap<(String, String), VersionDetail>,
+    ),
+    InstallError,
+> {
+    let mut catalog: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
+    let mut details = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([root.to_string()]);
+    while let Some(name) = queue.pop_front() {
+        if catalog.contains_key(&name) || catalog.len() >= MAX_PLUGINS_IN_TREE {
+            continue;
+        }
+        let Ok(plugin_ref) = name.parse::<PluginRef>() else {
+            continue;
+        };
+        let list = match client
+            .versions(plugin_ref.publisher.as_str(), plugin_ref.name.as_str())
+            .await
+        {
+            Ok(list) => list,
+            // A dependency that does not exist (or is private) simply has no candidates;
+            // the resolver explains the consequence.
+            Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => {
+                catalog.insert(name, Vec::new());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut candidates = Vec::new();
+        for v in &list.versions {
+            let pinned_here = name == root.to_string() && pinned == Some(v.version.as_str());
+            if !(v.state.resolvable() || pinned_here) {
+                continue;
+            }
+            let detail = client
+                .version(
+                    plugin_ref.publisher.as_str(),
+                    plugin_ref.name.as_str(),
+                    &v.version,
+                )
+                .await?;
+            let dependencies: Vec<(String, semver::VersionReq)> = detail
+                .manifest
+                .parsed_dependencies()
+                .into_iter()
+                .map(|(r, req)| (r.to_string(), req))
+                .collect();
+            for (dep, _) in &dependencies {
+                if !catalog.contains_key(dep) {
+                    queue.push_back(dep.clone());
+                }
+            }
+            if let Ok(version) = semver::Version::parse(&v.version) {
+                candidates.push(Candidate {
+                    version,
+                    dependencies,
+                });
+            }
+            details.insert((name.clone(), v.version.clone()), detail);
+        }
+        catalog.insert(name, candidates);
+    }
+    Ok((catalog, details))
+}
+
+/// Most distinct plugins one install may pull in.
+const MAX_PLUGINS_IN_TREE: usize = 200;
 
 /// Where this client keeps what it learned of a registry's log, and how it pins the key.
 #[derive(Debug, Clone)]
@@ -248,7 +367,7 @@ async fn install_version(
     Ok(Installed {
         entry,
         path: target,
-        dependencies: detail.manifest.dependencies.clone().into_iter().collect(),
+        dependencies: Vec::new(),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod digest;
 pub mod lifecycle;
 pub mod manifest;
 pub mod name;
+pub mod resolve;
 pub mod scope;
 
 pub use digest::{Digest, DigestError, Sha256Hasher};

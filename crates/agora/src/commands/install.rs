@@ -37,21 +37,25 @@ pub async fn install(
     let trust = trust_config(s, log)?;
     let installed =
         installer::install(&s.client()?, &trust, &plugin, requirement.as_deref(), dir).await?;
-    if !installed.dependencies.is_empty() {
-        s.out.note(&format!(
-            "note: {} declares dependencies ({}); install them too — automatic resolution is not available yet",
-            installed.entry.name,
-            installed.dependencies.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    s.out.show(&installed.entry, |e| {
-        format!(
+    let mut report = serde_json::to_value(&installed.entry)?;
+    report["dependencies"] = serde_json::to_value(&installed.dependencies)?;
+    s.out.show(&report, |_| {
+        let mut lines = vec![format!(
             "Installed {}@{} into {} ({} files verified)",
-            e.name,
-            e.version,
+            installed.entry.name,
+            installed.entry.version,
             installed.path.display(),
-            e.artifacts.len()
-        )
+            installed.entry.artifacts.len()
+        )];
+        for d in &installed.dependencies {
+            lines.push(format!(
+                "  with {}@{} ({} files verified)",
+                d.name,
+                d.version,
+                d.artifacts.len()
+            ));
+        }
+        lines.join("\n")
     })
 }
 

@@ -1,0 +1,143 @@
+//! Installing with dependencies: the newest compatible set, every member verified and
+//! pinned in agora.lock; conflicts explained in words, with nothing installed.
+
+mod support;
+
+use support::*;
+
+fn publish(alice: &Cli, work: &std::path::Path, name: &str, version: &str, deps: &[(&str, &str)]) {
+    let extra = if deps.is_empty() {
+        String::new()
+    } else {
+        let list = deps
+            .iter()
+            .map(|(d, r)| format!("\"{d}\": \"{r}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("dependencies: {{ {list} }}\n")
+    };
+    let dir = plugin_dir(
+        work,
+        "acme",
+        name,
+        version,
+        &extra,
+        format!("{name} {version}").as_bytes(),
+    );
+    alice.run(&["publish", dir.to_str().unwrap()]).ok();
+}
+
+fn lock_versions(dir: &std::path::Path) -> Vec<(String, String)> {
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("agora.lock")).unwrap()).unwrap();
+    lock["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn dependencies_resolve_to_the_newest_compatible_set() {
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    alice.sign_for("acme");
+    let work = tempfile::tempdir().unwrap();
+    for v in ["1.0.0", "1.4.0", "2.0.0"] {
+        publish(&alice, work.path(), "http", v, &[]);
+    }
+    publish(&alice, work.path(), "tls", "0.3.0", &[]);
+    publish(
+        &alice,
+        work.path(),
+        "app",
+        "1.0.0",
+        &[("acme/http", "^1.0"), ("acme/tls", "~0.3")],
+    );
+    let anon = server.cli(None);
+
+    let out = anon
+        .run_in(
+            work.path(),
+            &["--json", "install", "acme/app", "--dir", "first"],
+        )
+        .json();
+    assert_eq!(out["version"], "1.0.0");
+    assert_eq!(out["dependencies"].as_array().unwrap().len(), 2);
+    let expected: Vec<(String, String)> = [
+        ("acme/app", "1.0.0"),
+        ("acme/http", "1.4.0"),
+        ("acme/tls", "0.3.0"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(lock_versions(&work.path().join("first")), expected);
+    assert!(work.path().join("first/acme/http/plugin.wasm").exists());
+    anon.run_in(work.path(), &["verify", "--installed", "--dir", "first"])
+        .ok();
+
+    alice.run(&["yank", "acme/http@1.4.0"]).ok();
+    anon.run_in(work.path(), &["install", "acme/app", "--dir", "second"])
+        .ok();
+    assert!(
+        lock_versions(&work.path().join("second")).contains(&("acme/http".into(), "1.0.0".into())),
+        "yanked versions are not chosen"
+    );
+}
+
+#[test]
+fn conflicts_and_missing_dependencies_are_explained_and_install_nothing() {
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    alice.sign_for("acme");
+    let work = tempfile::tempdir().unwrap();
+    publish(&alice, work.path(), "c", "1.0.0", &[]);
+    publish(&alice, work.path(), "c", "2.0.0", &[]);
+    publish(&alice, work.path(), "a", "1.0.0", &[("acme/c", "^1")]);
+    publish(&alice, work.path(), "b", "1.0.0", &[("acme/c", "^2")]);
+    publish(
+        &alice,
+        work.path(),
+        "bundle",
+        "1.0.0",
+        &[("acme/a", "^1"), ("acme/b", "^1")],
+    );
+    publish(
+        &alice,
+        work.path(),
+        "orphan",
+        "1.0.0",
+        &[("acme/ghost", "^1")],
+    );
+    let anon = server.cli(None);
+
+    let err = anon
+        .run_in(work.path(), &["install", "acme/bundle", "--dir", "plugins"])
+        .fails();
+    assert!(
+        err.contains("no set of versions satisfies every requirement"),
+        "{err}"
+    );
+    for name in ["acme/a", "acme/b", "acme/c"] {
+        assert!(err.contains(name), "{name} is not named: {err}");
+    }
+    assert!(
+        !work.path().join("plugins/agora.lock").exists(),
+        "nothing is installed"
+    );
+
+    let err = anon
+        .run_in(work.path(), &["install", "acme/orphan", "--dir", "plugins"])
+        .fails();
+    assert!(err.contains("acme/ghost"), "{err}");
+    assert!(!work.path().join("plugins/acme").exists());
+}
