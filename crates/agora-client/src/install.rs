@@ -41,6 +41,10 @@ pub enum InstallError {
         "the registry's manifest for {0} does not match what was asked for or is invalid: {1}; nothing was installed"
     )]
     ManifestMismatch(String, String),
+    #[error(
+        "the registry now serves {0} with other files than agora.lock pins; nothing more was installed"
+    )]
+    LockMismatch(String),
     #[error("{0} is not installed in this plugin directory")]
     NotInstalled(String),
 }
@@ -175,6 +179,58 @@ pub async fn install(
     })?;
     installed.dependencies = also;
     Ok(installed)
+}
+
+/// Installs exactly what `dir/agora.lock` pins, again: same versions, and the registry
+/// must serve exactly the pinned digests. Every release is verified as on a fresh install.
+pub async fn install_locked(
+    client: &Client,
+    trust: &TrustConfig,
+    dir: &Path,
+) -> Result<Vec<LockEntry>, InstallError> {
+    let lock = Lockfile::load(dir)?.ok_or_else(|| {
+        InstallError::NotInstalled(format!(
+            "anything (no {} in {})",
+            crate::lockfile::LOCKFILE,
+            dir.display()
+        ))
+    })?;
+    let mut done = Vec::new();
+    for entry in &lock.plugins {
+        let plugin: PluginRef = entry
+            .name
+            .parse()
+            .map_err(|_| InstallError::UnsafePath(entry.name.clone()))?;
+        let detail = client
+            .version(
+                plugin.publisher.as_str(),
+                plugin.name.as_str(),
+                &entry.version,
+            )
+            .await?;
+        let served: BTreeMap<&str, (agora_core::Digest, u64)> = detail
+            .artifacts
+            .iter()
+            .map(|a| (a.path.as_str(), (a.digest, a.size)))
+            .collect();
+        let pinned: BTreeMap<&str, (agora_core::Digest, u64)> = entry
+            .artifacts
+            .iter()
+            .map(|a| (a.path.as_str(), (a.digest, a.size)))
+            .collect();
+        if detail.manifest_digest != entry.manifest_digest || served != pinned {
+            return Err(InstallError::LockMismatch(format!(
+                "{}@{}",
+                entry.name, entry.version
+            )));
+        }
+        done.push(
+            install_version(client, trust, &plugin, &detail, dir)
+                .await?
+                .entry,
+        );
+    }
+    Ok(done)
 }
 
 /// Every installable version of `root` and of everything reachable from it, with its

@@ -96,7 +96,11 @@ pub enum Command {
     /// Install a plugin (and check every byte) into a plugin directory.
     Install {
         /// PUBLISHER/NAME[@REQUIREMENT], e.g. acme/jira@^1.2 or acme/jira@=1.2.0.
-        plugin: String,
+        #[arg(required_unless_present = "locked", conflicts_with = "locked")]
+        plugin: Option<String>,
+        /// Install exactly what the directory's agora.lock pins, with the same bytes.
+        #[arg(long)]
+        locked: bool,
         #[command(flatten)]
         dir: DirArg,
         #[command(flatten)]

@@ -141,3 +141,76 @@ fn conflicts_and_missing_dependencies_are_explained_and_install_nothing() {
     assert!(err.contains("acme/ghost"), "{err}");
     assert!(!work.path().join("plugins/acme").exists());
 }
+
+fn digests_under(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(digests_under(&path));
+        } else if path.file_name().unwrap() != "agora.lock" {
+            out.push((
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                sha256_file(&path),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_lockfile_reproduces_the_same_bytes_or_refuses() {
+    // The database is edited behind the server's back below: no response cache.
+    let server = Server::start_with(Backend::Sqlite, &[("AGORA_CACHE__METADATA_TTL_MS", "0")]);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    alice.sign_for("acme");
+    let work = tempfile::tempdir().unwrap();
+    publish(&alice, work.path(), "http", "1.0.0", &[]);
+    publish(&alice, work.path(), "app", "1.0.0", &[("acme/http", "^1")]);
+    let anon = server.cli(None);
+    anon.run_in(work.path(), &["install", "acme/app", "--dir", "first"])
+        .ok();
+    // Newer versions appear; the lockfile still pins the old ones.
+    publish(&alice, work.path(), "http", "1.1.0", &[]);
+    std::fs::create_dir_all(work.path().join("again")).unwrap();
+    std::fs::copy(
+        work.path().join("first/agora.lock"),
+        work.path().join("again/agora.lock"),
+    )
+    .unwrap();
+    anon.run_in(work.path(), &["install", "--locked", "--dir", "again"])
+        .ok();
+    assert_eq!(
+        digests_under(&work.path().join("again")),
+        digests_under(&work.path().join("first"))
+    );
+    assert_eq!(
+        lock_versions(&work.path().join("again")),
+        lock_versions(&work.path().join("first"))
+    );
+
+    // The registry now claims other files for a pinned version.
+    let db = server.data.path().join("data/agora.db");
+    let out = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("UPDATE artifacts SET size = size + 1 WHERE path = 'plugin.wasm' AND version_id = (SELECT v.id FROM versions v JOIN plugins p ON p.id = v.plugin_id WHERE p.name = 'http' AND v.version = '1.0.0')")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::create_dir_all(work.path().join("third")).unwrap();
+    std::fs::copy(
+        work.path().join("first/agora.lock"),
+        work.path().join("third/agora.lock"),
+    )
+    .unwrap();
+    let err = anon
+        .run_in(work.path(), &["install", "--locked", "--dir", "third"])
+        .fails();
+    assert!(
+        err.contains("acme/http@1.0.0") && err.contains("other files than agora.lock pins"),
+        "{err}"
+    );
+    assert!(!work.path().join("third/acme/http").exists());
+}

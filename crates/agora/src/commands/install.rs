@@ -59,6 +59,22 @@ pub async fn install(
     })
 }
 
+pub async fn install_locked(
+    s: &Session,
+    dir: &Path,
+    log: &crate::cli::LogArgs,
+) -> anyhow::Result<()> {
+    let trust = trust_config(s, log)?;
+    let done = installer::install_locked(&s.client()?, &trust, dir).await?;
+    s.out.show(&done, |done| {
+        format!(
+            "Installed {} plugins from {}/agora.lock, every byte as pinned",
+            done.len(),
+            dir.display()
+        )
+    })
+}
+
 pub fn list(s: &Session, dir: &Path) -> anyhow::Result<()> {
     let lock = Lockfile::load(dir)?.unwrap_or_else(|| Lockfile::new(&s.registry));
     s.out.show(&lock.plugins, |plugins| {

@@ -80,9 +80,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(args) => catalog::search(&ctx, args).await,
         Command::Info { plugin } => catalog::info(&ctx, &plugin).await,
         Command::Versions { plugin } => catalog::versions(&ctx, &plugin).await,
-        Command::Install { plugin, dir, log } => {
-            install::install(&ctx, &plugin, &dir.dir, &log).await
-        }
+        Command::Install {
+            plugin,
+            locked: _,
+            dir,
+            log,
+        } => match plugin {
+            Some(plugin) => install::install(&ctx, &plugin, &dir.dir, &log).await,
+            None => install::install_locked(&ctx, &dir.dir, &log).await,
+        },
         Command::Verify {
             release,
             installed: _,
