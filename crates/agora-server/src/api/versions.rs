@@ -74,17 +74,7 @@ pub async fn detail(
         path.name.as_str(),
     )
     .await?;
-    let version = path.version.to_string();
-    let v = state
-        .meta
-        .version(plugin.id, &version)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "version {version} of {}/{} not found",
-                plugin.publisher, plugin.name
-            ))
-        })?;
+    let v = version_or_404(&state, &plugin, &path.version.to_string()).await?;
     let artifacts = state.meta.artifacts(v.id).await?;
     let detail = convert::version_detail(&plugin, v, artifacts)?;
     let body = Bytes::from(
@@ -95,6 +85,24 @@ pub async fn detail(
         state.cache.put(key, body.clone());
     }
     Ok(json_bytes(body))
+}
+
+/// The version of a plugin the caller may see, or a 404 naming it.
+async fn version_or_404(
+    state: &AppState,
+    plugin: &agora_store::PluginRecord,
+    version: &str,
+) -> Result<agora_store::VersionRecord, ApiError> {
+    state
+        .meta
+        .version(plugin.id, version)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "version {version} of {}/{} not found",
+                plugin.publisher, plugin.name
+            ))
+        })
 }
 
 /// Key of a version's rendered detail in the response cache.
@@ -472,16 +480,7 @@ pub async fn change_lifecycle(
     let publisher = publisher_or_404(&state, &plugin.publisher).await?;
     caller.require_publish(&publisher)?;
     let version = path.version.to_string();
-    let current = state
-        .meta
-        .version(plugin.id, &version)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "version {version} of {}/{} not found",
-                plugin.publisher, plugin.name
-            ))
-        })?;
+    let current = version_or_404(&state, &plugin, &version).await?;
     if let Some(reason) = &request.reason
         && reason.chars().count() > 1000
     {
