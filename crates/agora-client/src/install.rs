@@ -149,9 +149,24 @@ pub async fn install(
         semver::VersionReq::parse(requirement.unwrap_or("*").trim())
             .map_err(|_| InstallError::Requirement(requirement.unwrap_or("").to_owned()))?
     };
-    let (catalog, details) =
-        collect_candidates(client, plugin, exact.then_some(chosen.as_str())).await?;
-    let selected = agora_core::resolve::resolve(&plugin.to_string(), &root_req, &catalog)?;
+    let (catalog, details, excluded) = collect_candidates(
+        client,
+        &trust.host,
+        plugin,
+        exact.then_some(chosen.as_str()),
+    )
+    .await?;
+    let selected = agora_core::resolve::resolve(&plugin.to_string(), &root_req, &catalog).map_err(
+        |e| match e {
+            agora_core::resolve::ResolveError::NoSolution(why) if !excluded.is_empty() => {
+                agora_core::resolve::ResolveError::NoSolution(format!(
+                    "{why}\nLeft out as incompatible with this host: {}",
+                    excluded.join("; ")
+                ))
+            }
+            other => other,
+        },
+    )?;
     let mut installed = None;
     let mut also = Vec::new();
     for (dep, version) in &selected {
@@ -236,19 +251,23 @@ pub async fn install_locked(
 /// Every installable version of `root` and of everything reachable from it, with its
 /// dependencies, breadth first. Yanked, insecure and removed versions are left out, except
 /// an exact pin of the root.
+/// Versions the host cannot run are left out too; the third value says which and why.
 async fn collect_candidates(
     client: &Client,
+    host: &agora_core::resolve::HostBounds,
     root: &PluginRef,
     pinned: Option<&str>,
 ) -> Result<
     (
         BTreeMap<String, Vec<Candidate>>,
         BTreeMap<(String, String), VersionDetail>,
+        Vec<String>,
     ),
     InstallError,
 > {
     let mut catalog: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     let mut details = BTreeMap::new();
+    let mut excluded = Vec::new();
     let mut queue = std::collections::VecDeque::from([root.to_string()]);
     while let Some(name) = queue.pop_front() {
         if catalog.contains_key(&name) || catalog.len() >= MAX_PLUGINS_IN_TREE {
@@ -283,6 +302,10 @@ async fn collect_candidates(
                     &v.version,
                 )
                 .await?;
+            if let Some(why) = host.incompatibility(&detail.manifest) {
+                excluded.push(format!("{name} {}: {why}", v.version));
+                continue;
+            }
             let dependencies: Vec<(String, semver::VersionReq)> = detail
                 .manifest
                 .parsed_dependencies()
@@ -304,7 +327,7 @@ async fn collect_candidates(
         }
         catalog.insert(name, candidates);
     }
-    Ok((catalog, details))
+    Ok((catalog, details, excluded))
 }
 
 /// Most distinct plugins one install may pull in.
@@ -316,6 +339,8 @@ pub struct TrustConfig {
     /// The file holding the log key and the last checkpoint seen (one per registry).
     pub log_state: std::path::PathBuf,
     pub pinning: crate::logcheck::Pinning,
+    /// What the host offers; releases that need more are not chosen.
+    pub host: agora_core::resolve::HostBounds,
 }
 
 /// What checking a release established.

@@ -165,3 +165,93 @@ mod tests {
         assert!(err.to_string().contains("acme/gone"), "{err}");
     }
 }
+
+/// What the host that will run the plugins offers; versions that ask for more are left
+/// out of resolution, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostBounds {
+    /// Runner API versions the host speaks, e.g. `["v1"]`.
+    pub runner_apis: Vec<String>,
+    pub runner_version: Version,
+    /// The host application's version, when known; `min_core` is checked only then.
+    pub core_version: Option<Version>,
+}
+
+impl HostBounds {
+    /// Why `manifest` cannot run on this host, if it cannot.
+    pub fn incompatibility(&self, manifest: &crate::Manifest) -> Option<String> {
+        let c = &manifest.compatibility;
+        if let Some(api) = &c.runner_api
+            && !self.runner_apis.contains(api)
+        {
+            return Some(format!(
+                "needs runner API {api} (this host speaks {})",
+                self.runner_apis.join(", ")
+            ));
+        }
+        let needs = |field: &Option<String>| field.as_deref().and_then(|v| Version::parse(v).ok());
+        if let Some(min) = needs(&c.min_runner)
+            && min > self.runner_version
+        {
+            return Some(format!(
+                "needs runner {min} or newer (this is {})",
+                self.runner_version
+            ));
+        }
+        if let (Some(min), Some(core)) = (needs(&c.min_core), &self.core_version)
+            && min > *core
+        {
+            return Some(format!("needs core {min} or newer (the host is {core})"));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    fn manifest(compat: &str) -> crate::Manifest {
+        crate::Manifest::from_yaml(&format!(
+            "api_version: agora/v1\npublisher: a\nname: b\nversion: 1.0.0\ndescription: d\nlicense: MIT\n\
+             runtime: {{ type: wasm, module: m.wasm }}\ncompatibility: {compat}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn host_bounds_name_what_is_missing() {
+        let host = HostBounds {
+            runner_apis: vec!["v1".into()],
+            runner_version: Version::new(0, 1, 0),
+            core_version: Some(Version::new(2, 5, 0)),
+        };
+        assert_eq!(
+            host.incompatibility(&manifest("{ runner_api: v1, min_core: 2.0.0 }")),
+            None
+        );
+        assert!(
+            host.incompatibility(&manifest("{ runner_api: v2 }"))
+                .unwrap()
+                .contains("runner API v2")
+        );
+        assert!(
+            host.incompatibility(&manifest("{ min_runner: 0.2.0 }"))
+                .unwrap()
+                .contains("runner 0.2.0")
+        );
+        assert!(
+            host.incompatibility(&manifest("{ min_core: 3.0.0 }"))
+                .unwrap()
+                .contains("core 3.0.0")
+        );
+        let unknown_core = HostBounds {
+            core_version: None,
+            ..host
+        };
+        assert_eq!(
+            unknown_core.incompatibility(&manifest("{ min_core: 3.0.0 }")),
+            None
+        );
+    }
+}

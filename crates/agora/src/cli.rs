@@ -104,7 +104,7 @@ pub enum Command {
         #[command(flatten)]
         dir: DirArg,
         #[command(flatten)]
-        log: LogArgs,
+        log: TrustArgs,
     },
     /// Check a release on the registry (signature, every byte), or with --installed the
     /// plugin directory against its agora.lock (local tampering).
@@ -118,7 +118,7 @@ pub enum Command {
         #[command(flatten)]
         dir: DirArg,
         #[command(flatten)]
-        log: LogArgs,
+        log: TrustArgs,
     },
     /// Plugins installed in a plugin directory.
     List {
@@ -171,7 +171,7 @@ pub struct DirArg {
 }
 
 #[derive(Debug, Args)]
-pub struct LogArgs {
+pub struct TrustArgs {
     /// The registry's log key to trust (`<origin>+<hash>+<key>`), instead of the one
     /// pinned on first use.
     #[arg(long, env = "AGORA_LOG_KEY")]
@@ -179,6 +179,9 @@ pub struct LogArgs {
     /// Accept the registry's current log key, replacing the pinned one.
     #[arg(long)]
     pub repin_log_key: bool,
+    /// The host application's version: releases whose min_core is newer are not chosen.
+    #[arg(long, env = "AGORA_CORE_VERSION")]
+    pub core_version: Option<semver::Version>,
 }
 
 #[derive(Debug, Args)]

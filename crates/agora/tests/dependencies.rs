@@ -214,3 +214,78 @@ fn a_lockfile_reproduces_the_same_bytes_or_refuses() {
     );
     assert!(!work.path().join("third/acme/http").exists());
 }
+
+#[test]
+fn releases_the_host_cannot_run_are_not_chosen_and_the_reason_is_given() {
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    alice.sign_for("acme");
+    let work = tempfile::tempdir().unwrap();
+    let publish_with = |name: &str, version: &str, compat: &str| {
+        let dir = plugin_dir(
+            work.path(),
+            "acme",
+            name,
+            version,
+            &format!("compatibility: {compat}\n"),
+            version.as_bytes(),
+        );
+        alice.run(&["publish", dir.to_str().unwrap()]).ok();
+    };
+    publish_with("future", "1.0.0", "{ runner_api: v1 }");
+    publish_with("future", "2.0.0", "{ runner_api: v2 }");
+    publish_with("modern", "1.0.0", "{ min_core: 3.0.0 }");
+    let anon = server.cli(None);
+
+    let got = anon
+        .run_in(
+            work.path(),
+            &["--json", "install", "acme/future", "--dir", "plugins"],
+        )
+        .json();
+    assert_eq!(
+        got["version"], "1.0.0",
+        "the newest version needs a runner API this host lacks"
+    );
+    let err = anon
+        .run_in(
+            work.path(),
+            &["install", "acme/future@^2", "--dir", "other"],
+        )
+        .fails();
+    assert!(
+        err.contains("acme/future 2.0.0: needs runner API v2 (this host speaks v1)"),
+        "{err}"
+    );
+
+    let err = anon
+        .run_in(
+            work.path(),
+            &[
+                "install",
+                "acme/modern",
+                "--dir",
+                "other",
+                "--core-version",
+                "2.5.0",
+            ],
+        )
+        .fails();
+    assert!(
+        err.contains("needs core 3.0.0 or newer (the host is 2.5.0)"),
+        "{err}"
+    );
+    anon.run_in(
+        work.path(),
+        &[
+            "install",
+            "acme/modern",
+            "--dir",
+            "other",
+            "--core-version",
+            "3.1.0",
+        ],
+    )
+    .ok();
+}

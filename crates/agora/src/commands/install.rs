@@ -7,7 +7,10 @@ use agora_client::{Lockfile, install as installer};
 use super::{Session, split_at};
 
 /// Where the log state of the session's registry lives, and how its key is pinned.
-fn trust_config(s: &Session, log: &crate::cli::LogArgs) -> anyhow::Result<installer::TrustConfig> {
+fn trust_config(
+    s: &Session,
+    log: &crate::cli::TrustArgs,
+) -> anyhow::Result<installer::TrustConfig> {
     let data = anyhow::Context::context(
         dirs::data_dir(),
         "cannot find your data directory (set XDG_DATA_HOME or HOME)",
@@ -24,6 +27,12 @@ fn trust_config(s: &Session, log: &crate::cli::LogArgs) -> anyhow::Result<instal
             configured_key: log.log_key.clone(),
             repin: log.repin_log_key,
         },
+        host: agora_core::resolve::HostBounds {
+            runner_apis: vec!["v1".to_owned()],
+            runner_version: semver::Version::parse(env!("CARGO_PKG_VERSION"))
+                .unwrap_or_else(|_| semver::Version::new(0, 0, 0)),
+            core_version: log.core_version.clone(),
+        },
     })
 }
 
@@ -31,7 +40,7 @@ pub async fn install(
     s: &Session,
     spec: &str,
     dir: &Path,
-    log: &crate::cli::LogArgs,
+    log: &crate::cli::TrustArgs,
 ) -> anyhow::Result<()> {
     let (plugin, requirement) = split_at(spec)?;
     let trust = trust_config(s, log)?;
@@ -62,7 +71,7 @@ pub async fn install(
 pub async fn install_locked(
     s: &Session,
     dir: &Path,
-    log: &crate::cli::LogArgs,
+    log: &crate::cli::TrustArgs,
 ) -> anyhow::Result<()> {
     let trust = trust_config(s, log)?;
     let done = installer::install_locked(&s.client()?, &trust, dir).await?;
@@ -99,7 +108,7 @@ pub async fn remove(s: &Session, spec: &str, dir: &Path) -> anyhow::Result<()> {
 pub async fn verify_release(
     s: &Session,
     spec: &str,
-    log: &crate::cli::LogArgs,
+    log: &crate::cli::TrustArgs,
 ) -> anyhow::Result<()> {
     let (plugin, version) = split_at(spec)?;
     let version = anyhow::Context::context(version, "name the version: PUBLISHER/NAME@VERSION")?;
