@@ -56,7 +56,7 @@ pub async fn verify_release_signature(
                 .as_ref()
                 .is_none_or(|revoked| *revoked > detail.published_at)
         })
-        .filter_map(|k| PublicKey::from_openssh(&k.public_key).ok())
+        .filter_map(|k| PublicKey::parse(&k.public_key).ok())
         .collect();
     let claim = ReleaseClaim {
         publisher: detail.publisher.clone(),

@@ -20,13 +20,36 @@ pub enum KeyError {
     Encoding(String),
 }
 
-/// A public key of a publisher.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A public key of a publisher: Ed25519 (OpenSSH format) or OpenPGP (armored, as
+/// `gpg --armor --export` writes it).
+#[derive(Clone, Debug)]
 pub struct PublicKey {
-    key: ed25519_dalek::VerifyingKey,
-    openssh: ssh_key::PublicKey,
+    kind: KeyKind,
     id: String,
 }
+
+#[derive(Clone, Debug)]
+enum KeyKind {
+    Ed25519 {
+        key: ed25519_dalek::VerifyingKey,
+        openssh: Box<ssh_key::PublicKey>,
+    },
+    OpenPgp {
+        key: Box<pgp::composed::SignedPublicKey>,
+        armored: String,
+        user: String,
+    },
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.to_text() == other.to_text()
+    }
+}
+
+impl Eq for PublicKey {}
+
+const PGP_PUBLIC_BLOCK: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
 
 impl PublicKey {
     fn from_ssh(openssh: ssh_key::PublicKey) -> Result<PublicKey, KeyError> {
@@ -36,7 +59,13 @@ impl PublicKey {
         let key = ed25519_dalek::VerifyingKey::from_bytes(&raw.0)
             .map_err(|e| KeyError::Invalid(e.to_string()))?;
         let id = openssh.fingerprint(HashAlg::Sha256).to_string();
-        Ok(PublicKey { key, openssh, id })
+        Ok(PublicKey {
+            kind: KeyKind::Ed25519 {
+                key,
+                openssh: Box::new(openssh),
+            },
+            id,
+        })
     }
 
     /// Parses an OpenSSH public key line: `ssh-ed25519 AAAA... comment`.
@@ -46,28 +75,101 @@ impl PublicKey {
         Self::from_ssh(parsed)
     }
 
-    /// The OpenSSH public key line.
-    pub fn to_openssh(&self) -> String {
-        self.openssh.to_openssh().unwrap_or_default()
+    /// Parses an armored OpenPGP public key; its id is the primary key's fingerprint (hex).
+    pub fn from_openpgp(armored: &str) -> Result<PublicKey, KeyError> {
+        use pgp::composed::Deserializable;
+        use pgp::types::KeyDetails;
+        let (key, _) = pgp::composed::SignedPublicKey::from_string(armored.trim())
+            .map_err(|e| KeyError::Invalid(format!("not an armored OpenPGP public key: {e}")))?;
+        key.verify_bindings().map_err(|e| {
+            KeyError::Invalid(format!(
+                "the OpenPGP key's self-signatures do not verify: {e}"
+            ))
+        })?;
+        let id = hex::encode_upper(key.fingerprint().as_bytes());
+        let user = key
+            .details
+            .users
+            .first()
+            .map(|u| String::from_utf8_lossy(u.id.id()).into_owned())
+            .unwrap_or_default();
+        Ok(PublicKey {
+            kind: KeyKind::OpenPgp {
+                key: Box::new(key),
+                armored: armored.trim().to_owned(),
+                user,
+            },
+            id,
+        })
     }
 
-    /// The key's id: its OpenSSH SHA256 fingerprint, as `ssh-keygen -lf` shows it.
+    /// Parses either kind of key from its text form.
+    pub fn parse(text: &str) -> Result<PublicKey, KeyError> {
+        if text.trim_start().starts_with(PGP_PUBLIC_BLOCK) {
+            Self::from_openpgp(text)
+        } else {
+            Self::from_openssh(text)
+        }
+    }
+
+    /// `ed25519` or `openpgp`.
+    pub fn algorithm(&self) -> &'static str {
+        match self.kind {
+            KeyKind::Ed25519 { .. } => "ed25519",
+            KeyKind::OpenPgp { .. } => "openpgp",
+        }
+    }
+
+    /// The key's text form: an OpenSSH line or an armored OpenPGP block.
+    pub fn to_text(&self) -> String {
+        match &self.kind {
+            KeyKind::Ed25519 { openssh, .. } => openssh.to_openssh().unwrap_or_default(),
+            KeyKind::OpenPgp { armored, .. } => armored.clone(),
+        }
+    }
+
+    /// The OpenSSH public key line (for an OpenPGP key: its armored block).
+    pub fn to_openssh(&self) -> String {
+        self.to_text()
+    }
+
+    /// The key's id: for Ed25519 its OpenSSH SHA256 fingerprint (as `ssh-keygen -lf`
+    /// shows it), for OpenPGP its fingerprint in hex (as `gpg --fingerprint` shows it).
     pub fn id(&self) -> &str {
         &self.id
     }
 
+    /// The OpenSSH comment, or the OpenPGP key's first user id.
     pub fn comment(&self) -> &str {
-        self.openssh.comment()
+        match &self.kind {
+            KeyKind::Ed25519 { openssh, .. } => openssh.comment(),
+            KeyKind::OpenPgp { user, .. } => user,
+        }
     }
 
-    /// Checks an Ed25519 signature over `message`.
+    /// Checks a signature over `message`: 64 raw bytes for Ed25519, a binary OpenPGP
+    /// detached signature (by the primary key or a subkey) for OpenPGP.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        let Ok(bytes) = <[u8; 64]>::try_from(signature) else {
-            return false;
-        };
-        self.key
-            .verify(message, &ed25519_dalek::Signature::from_bytes(&bytes))
-            .is_ok()
+        match &self.kind {
+            KeyKind::Ed25519 { key, .. } => {
+                let Ok(bytes) = <[u8; 64]>::try_from(signature) else {
+                    return false;
+                };
+                key.verify(message, &ed25519_dalek::Signature::from_bytes(&bytes))
+                    .is_ok()
+            }
+            KeyKind::OpenPgp { key, .. } => {
+                use pgp::composed::Deserializable;
+                let Ok(sig) = pgp::composed::DetachedSignature::from_bytes(signature) else {
+                    return false;
+                };
+                sig.signature.verify(&key.primary_key, message).is_ok()
+                    || key
+                        .public_subkeys
+                        .iter()
+                        .any(|sub| sig.signature.verify(&sub.key, message).is_ok())
+            }
+        }
     }
 }
 

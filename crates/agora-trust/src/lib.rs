@@ -21,4 +21,6 @@ pub use checkpoint::{Checkpoint, CheckpointError, generate_log_key};
 pub use entry::LogEntry;
 pub use keys::{KeyError, PublicKey, SigningKey};
 pub use log::{LogError, MerkleLog, TreeHead, verify_consistency, verify_inclusion};
-pub use release::{Envelope, ReleaseClaim, VerifyError, sign_release, verify_release};
+pub use release::{
+    Envelope, ReleaseClaim, VerifyError, sign_release, sign_release_with, verify_release,
+};

@@ -127,16 +127,31 @@ fn statement_of(claim: &ReleaseClaim) -> Statement {
 
 /// Signs a release claim with `key`.
 pub fn sign_release(claim: &ReleaseClaim, key: &SigningKey) -> Envelope {
+    let signed: Result<Envelope, std::convert::Infallible> =
+        sign_release_with(claim, key.public().id(), |pae| Ok(key.sign(pae).to_vec()));
+    match signed {
+        Ok(envelope) => envelope,
+        Err(never) => match never {},
+    }
+}
+
+/// Signs a release claim with an outside signer (e.g. `gpg --detach-sign`), which gets the
+/// DSSE pre-authentication encoding to sign; `keyid` names the key it uses.
+pub fn sign_release_with<E>(
+    claim: &ReleaseClaim,
+    keyid: &str,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, E>,
+) -> Result<Envelope, E> {
     let payload = serde_json::to_vec(&statement_of(claim)).expect("a statement always serializes");
-    let sig = key.sign(&pae(PAYLOAD_TYPE, &payload));
-    Envelope {
+    let sig = sign(&pae(PAYLOAD_TYPE, &payload))?;
+    Ok(Envelope {
         payload: Base64::encode_string(&payload),
         payload_type: PAYLOAD_TYPE.into(),
         signatures: vec![EnvelopeSignature {
-            keyid: key.public().id().to_owned(),
+            keyid: keyid.to_owned(),
             sig: Base64::encode_string(&sig),
         }],
-    }
+    })
 }
 
 /// Checks that `envelope` is signed by one of `keys` and states exactly `expected`.

@@ -189,6 +189,9 @@ pub struct KeyArgs {
     /// Private key to sign with (default: AGORA_SIGNING_KEY, else ~/.config/agora/keys/agora_ed25519).
     #[arg(long, env = "AGORA_SIGNING_KEY")]
     pub key: Option<PathBuf>,
+    /// Sign with this GnuPG key (id, fingerprint or e-mail) through the `gpg` program.
+    #[arg(long, conflicts_with = "key")]
+    pub gpg: Option<String>,
     /// File holding the key's passphrase (or set AGORA_KEY_PASSPHRASE).
     #[arg(long)]
     pub passphrase_file: Option<PathBuf>,

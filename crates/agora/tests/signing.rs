@@ -257,3 +257,130 @@ fn keys_are_checked_when_registered() {
         "keys are public"
     );
 }
+
+/// A GnuPG home with one unprotected Ed25519 signing key for `user`.
+fn gnupg_home(user: &str) -> tempfile::TempDir {
+    // Short path: gpg-agent's socket path must fit in a Unix socket address.
+    let home = tempfile::Builder::new()
+        .prefix("gpg")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let out = std::process::Command::new("gpg")
+        .env("GNUPGHOME", home.path())
+        .args([
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            user,
+            "ed25519",
+            "sign",
+            "never",
+        ])
+        .output()
+        .expect("GnuPG (gpg) is needed for this test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    home
+}
+
+fn gpg(home: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("gpg")
+        .env("GNUPGHOME", home)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn stop_agent(home: &std::path::Path) {
+    let _ = std::process::Command::new("gpgconf")
+        .env("GNUPGHOME", home)
+        .args(["--kill", "gpg-agent"])
+        .status();
+}
+
+#[test]
+fn a_real_gnupg_key_signs_and_the_signature_verifies() {
+    let mut w = world();
+    let home = gnupg_home("Alice <alice@acme.example>");
+    let armored = gpg(home.path(), &["--armor", "--export", "alice@acme.example"]);
+    let fingerprint = gpg(
+        home.path(),
+        &["--with-colons", "--fingerprint", "alice@acme.example"],
+    )
+    .lines()
+    .find_map(|l| {
+        l.strip_prefix("fpr:")
+            .map(|r| r.split(':').nth(8).unwrap().to_owned())
+    })
+    .unwrap();
+    let key_file = w.alice.home.path().join("alice.asc");
+    std::fs::write(&key_file, &armored).unwrap();
+    w.alice
+        .env
+        .push(("GNUPGHOME".into(), home.path().display().to_string()));
+    let added = w
+        .alice
+        .run(&["--json", "key", "add", "acme", key_file.to_str().unwrap()])
+        .json();
+    assert_eq!(
+        (
+            added["id"].as_str().unwrap(),
+            added["algorithm"].as_str().unwrap()
+        ),
+        (fingerprint.as_str(), "openpgp")
+    );
+    assert_eq!(added["comment"], "Alice <alice@acme.example>");
+
+    w.alice
+        .run(&["publish", &w.plugin("1.0.0"), "--gpg", "alice@acme.example"])
+        .ok();
+    let detail = w.alice.run(&["--json", "info", "acme/widget@1.0.0"]).json();
+    assert_eq!(detail["signer_key"], fingerprint.as_str());
+    let anon = w.server.cli(None);
+    anon.run_in(
+        w.work.path(),
+        &["install", "acme/widget", "--dir", "plugins"],
+    )
+    .ok();
+
+    // Another GnuPG key, not registered for acme, is refused.
+    let other = gnupg_home("Mallory <mallory@evil.example>");
+    w.alice.env = vec![("GNUPGHOME".into(), other.path().display().to_string())];
+    let err = w
+        .alice
+        .run(&[
+            "publish",
+            &w.plugin("1.1.0"),
+            "--gpg",
+            "mallory@evil.example",
+        ])
+        .fails();
+    assert!(
+        err.contains("no signature is by a key of this publisher"),
+        "{err}"
+    );
+    let err = w
+        .alice
+        .run(&[
+            "publish",
+            &w.plugin("1.1.0"),
+            "--gpg",
+            "nobody@nowhere.example",
+        ])
+        .fails();
+    assert!(err.contains("gpg knows no key"), "{err}");
+    stop_agent(home.path());
+    stop_agent(other.path());
+}

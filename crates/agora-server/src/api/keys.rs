@@ -66,23 +66,23 @@ pub async fn add(
 ) -> Result<(StatusCode, Json<PublisherKey>), ApiError> {
     let p = publisher_or_404(&state, valid_name(&name)?.as_str()).await?;
     caller.require_publish(&p)?;
-    if request.public_key.len() > 4096 {
+    if request.public_key.len() > 65536 {
         return Err(ApiError::field(
             "public_key",
-            "is longer than 4096 characters",
-            Some("an OpenSSH public key line"),
+            "is longer than 65536 characters",
+            Some("an OpenSSH public key line or an armored OpenPGP public key"),
         ));
     }
-    let key = PublicKey::from_openssh(&request.public_key).map_err(|e| {
+    let key = PublicKey::parse(&request.public_key).map_err(|e| {
         ApiError::field(
             "public_key",
             e.to_string(),
-            Some("an OpenSSH Ed25519 public key line: ssh-ed25519 AAAA... comment"),
+            Some("an OpenSSH Ed25519 public key line (ssh-ed25519 AAAA... comment) or an armored OpenPGP public key (gpg --armor --export)"),
         )
     })?;
     let record = KeyRecord {
         id: key.id().to_owned(),
-        algorithm: "ed25519".into(),
+        algorithm: key.algorithm().into(),
         public_key: key.to_openssh(),
         comment: Some(key.comment().to_owned()).filter(|c| !c.is_empty()),
         created_at: now_ms(),

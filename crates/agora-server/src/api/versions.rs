@@ -412,7 +412,7 @@ async fn verify_signature(
         .into_iter()
         .filter(|k| k.revoked_at.is_none())
     {
-        match agora_trust::PublicKey::from_openssh(&k.public_key) {
+        match agora_trust::PublicKey::parse(&k.public_key) {
             Ok(key) => keys.push(key),
             Err(e) => {
                 tracing::error!(publisher = %publisher.name, key = %k.id, error = %e, "a stored key does not parse")

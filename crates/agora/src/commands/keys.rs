@@ -131,15 +131,18 @@ pub fn signing_key(args: &KeyArgs) -> anyhow::Result<SigningKey> {
 fn public_key_from(file: &Path) -> anyhow::Result<PublicKey> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    if text.trim_start().starts_with("-----BEGIN") {
+    if text.contains("PRIVATE KEY") {
         anyhow::bail!(
-            "{} is a private key; register its public half ({}.pub)",
-            file.display(),
+            "{} is a private key; register only its public half (agora_ed25519.pub, or gpg --armor --export KEYID)",
             file.display()
         );
     }
-    PublicKey::from_openssh(&text)
-        .with_context(|| format!("{} is not an OpenSSH Ed25519 public key", file.display()))
+    PublicKey::parse(&text).with_context(|| {
+        format!(
+            "{} is not an OpenSSH Ed25519 public key nor an armored OpenPGP public key",
+            file.display()
+        )
+    })
 }
 
 pub async fn key(s: &Session, cmd: KeyCommand) -> anyhow::Result<()> {
@@ -182,4 +185,64 @@ pub async fn key(s: &Session, cmd: KeyCommand) -> anyhow::Result<()> {
                 .show(&key, |k| format!("Revoked key {} of {publisher}", k.id))
         }
     }
+}
+
+/// The fingerprint of a GnuPG key, as `gpg --fingerprint` knows it.
+fn gpg_fingerprint(keyid: &str) -> anyhow::Result<String> {
+    let out = std::process::Command::new("gpg")
+        .args(["--batch", "--with-colons", "--fingerprint", keyid])
+        .output()
+        .context("cannot run gpg; install GnuPG to sign with --gpg")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "gpg knows no key {keyid:?}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .and_then(|rest| rest.split(':').nth(8))
+                .map(str::to_owned)
+        })
+        .with_context(|| format!("gpg printed no fingerprint for {keyid:?}"))
+}
+
+/// Signs a release with GnuPG: `gpg --detach-sign` over the DSSE pre-authentication
+/// encoding, with the key's fingerprint as key id.
+pub fn gpg_sign(
+    claim: &agora_trust::ReleaseClaim,
+    keyid: &str,
+) -> anyhow::Result<agora_trust::Envelope> {
+    use std::io::Write as _;
+    let fingerprint = gpg_fingerprint(keyid)?;
+    agora_trust::sign_release_with(claim, &fingerprint, |pae| {
+        let mut child = std::process::Command::new("gpg")
+            .args([
+                "--batch",
+                "--yes",
+                "--local-user",
+                keyid,
+                "--detach-sign",
+                "--output",
+                "-",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("cannot run gpg")?;
+        child
+            .stdin
+            .take()
+            .context("gpg has no standard input")?
+            .write_all(pae)?;
+        let out = child.wait_with_output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "gpg could not sign with {keyid}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(out.stdout)
+    })
 }

@@ -35,7 +35,10 @@ pub fn pack(s: &Session, dir: &Path, out: Option<&Path>) -> anyhow::Result<()> {
 }
 
 pub async fn publish(s: &Session, path: &Path, key: &crate::cli::KeyArgs) -> anyhow::Result<()> {
-    let signing_key = super::keys::signing_key(key)?;
+    let signing_key = match &key.gpg {
+        Some(_) => None,
+        None => Some(super::keys::signing_key(key)?),
+    };
     let unpacked;
     let release = if path.is_dir() {
         ReleaseFiles::from_dir(path)?
@@ -84,10 +87,11 @@ pub async fn publish(s: &Session, path: &Path, key: &crate::cli::KeyArgs) -> any
                 size: f.size,
             })
             .collect(),
-        signature: Some(serde_json::to_value(agora_trust::sign_release(
-            &release.claim(),
-            &signing_key,
-        ))?),
+        signature: Some(serde_json::to_value(match (&key.gpg, &signing_key) {
+            (Some(gpg), _) => super::keys::gpg_sign(&release.claim(), gpg)?,
+            (None, Some(k)) => agora_trust::sign_release(&release.claim(), k),
+            (None, None) => anyhow::bail!("no signing key"),
+        })?),
     };
     let response = client
         .publish(plugin.publisher.as_str(), plugin.name.as_str(), &request)

@@ -169,6 +169,7 @@ impl Server {
             token: token.map(str::to_owned),
             home: tempfile::tempdir().unwrap(),
             key: None,
+            env: Vec::new(),
         }
     }
 
@@ -194,6 +195,8 @@ pub struct Cli {
     pub home: tempfile::TempDir,
     /// The signing key `publish` uses, once `sign_for` made one.
     pub key: Option<PathBuf>,
+    /// Extra environment for every run (e.g. GNUPGHOME).
+    pub env: Vec<(String, String)>,
 }
 
 pub struct Run {
@@ -283,6 +286,9 @@ impl Cli {
             None => cmd.env_remove("AGORA_SIGNING_KEY"),
         };
         cmd.env_remove("AGORA_KEY_PASSPHRASE");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         Run {
             output: cmd.output().expect("the agora binary runs"),
             args: args.join(" "),
