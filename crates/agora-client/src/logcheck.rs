@@ -30,6 +30,8 @@ pub enum LogCheckError {
         "{label}: its log entry does not describe this release ({what}); nothing was installed"
     )]
     EntryMismatch { label: String, what: String },
+    #[error("{label}: {what}; nothing was installed")]
+    KeyHistory { label: String, what: String },
     #[error("the registry's log answer is malformed: {0}")]
     Malformed(String),
     #[error(transparent)]
@@ -155,6 +157,8 @@ pub async fn verify_logged(
         what,
     })?;
 
+    check_signer_history(client, &open, detail, signer, index, &label).await?;
+
     // The current log must extend both what this client saw before and the head the
     // inclusion proof led to, and those two answers must describe the same tree.
     let mut newest = included_in;
@@ -229,5 +233,74 @@ fn check_entry(body: &str, detail: &VersionDetail, signer: &str) -> Result<(), S
     match checks.iter().find(|(ok, _)| !ok) {
         Some((_, what)) => Err((*what).to_owned()),
         None => Ok(()),
+    }
+}
+
+/// The signing key, as the log recorded it: registered (with this very key material) in a
+/// proven entry before the release, and not revoked in the log before it.
+async fn check_signer_history(
+    client: &Client,
+    open: &impl Fn(&str) -> Result<Checkpoint, LogCheckError>,
+    detail: &VersionDetail,
+    signer: &str,
+    index: u64,
+    label: &str,
+) -> Result<(), LogCheckError> {
+    let history = |what: String| LogCheckError::KeyHistory {
+        label: label.to_owned(),
+        what,
+    };
+    let keys = client.keys(&detail.publisher).await?;
+    let key = keys.iter().find(|k| k.id == signer).ok_or_else(|| {
+        history(format!(
+            "the signing key {signer} is not a key of {}",
+            detail.publisher
+        ))
+    })?;
+    let added = key.log_index.ok_or_else(|| {
+        history(format!(
+            "the registration of key {signer} is not in the transparency log"
+        ))
+    })?;
+    if added >= index {
+        return Err(history(format!(
+            "key {signer} was registered in the log (entry {added}) after this release (entry {index})"
+        )));
+    }
+    if let Some(revoked) = key.revoked_log_index
+        && revoked < index
+    {
+        return Err(history(format!(
+            "key {signer} was revoked in the log (entry {revoked}) before this release (entry {index})"
+        )));
+    }
+    let proof = client.log_inclusion(added).await?;
+    let head = open(&proof.checkpoint)?.head;
+    verify_inclusion(
+        &head,
+        &LogEntry::leaf_of(&proof.entry),
+        added,
+        &hashes(&proof.hashes)?,
+    )
+    .map_err(|source| LogCheckError::Proof {
+        label: label.to_owned(),
+        source,
+    })?;
+    match LogEntry::parse(&proof.entry) {
+        Ok(LogEntry::KeyAdded {
+            publisher,
+            key_id,
+            public_key,
+            ..
+        }) if publisher == detail.publisher
+            && key_id == signer
+            && agora_trust::PublicKey::parse(&public_key).is_ok_and(|k| k.id() == signer) =>
+        {
+            Ok(())
+        }
+        _ => Err(history(format!(
+            "log entry {added} is not the registration of key {signer} for {}",
+            detail.publisher
+        ))),
     }
 }

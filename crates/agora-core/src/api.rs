@@ -302,6 +302,12 @@ pub struct PublisherKey {
     pub revoked_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_reason: Option<String>,
+    /// Index of the key's registration in the transparency log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
+    /// Index of its revocation in the transparency log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_log_index: Option<u64>,
 }
 
 /// `POST /api/v1/publishers/{publisher}/keys`.

@@ -159,6 +159,10 @@ pub struct KeyRecord {
     pub revoked_at: Option<i64>,
     pub revoked_by: Option<String>,
     pub revocation_reason: Option<String>,
+    /// Index of the key's registration in the transparency log.
+    pub log_index: Option<i64>,
+    /// Index of its revocation in the transparency log.
+    pub revoked_log_index: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

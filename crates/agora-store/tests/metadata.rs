@@ -603,6 +603,8 @@ async fn keys_are_added_listed_and_revoked_once(store: &SqlStore) {
         revoked_at: None,
         revoked_by: None,
         revocation_reason: None,
+        log_index: None,
+        revoked_log_index: None,
     };
     store
         .add_key(w.acme.id, &key("SHA256:one"), None)
@@ -736,6 +738,8 @@ async fn log_entries_are_appended_with_their_changes_and_dense(store: &SqlStore)
         revoked_at: None,
         revoked_by: None,
         revocation_reason: None,
+        log_index: None,
+        revoked_log_index: None,
     };
     store
         .add_key(w.acme.id, &key, Some("key added"))

@@ -266,7 +266,8 @@ fn a_forked_log_history_is_caught() {
         )
         .ok();
     // History rewritten: an early entry changes and the server rebuilds its tree from it.
-    w.db("UPDATE log_entries SET body = replace(body, 'acme', 'acmf') WHERE idx = 0");
+    // Entry 1 is release 1.0.0: no other check reads it, only consistency can notice.
+    w.db("UPDATE log_entries SET body = replace(body, 'widget', 'gadget') WHERE idx = 1");
     w.server.restart();
     w.install_refused("acme/widget", "history was rewritten");
 }
@@ -335,4 +336,32 @@ fn a_changed_log_key_is_refused_until_repinned() {
             ],
         )
         .ok();
+}
+
+#[test]
+fn a_key_the_log_registered_after_the_release_is_refused() {
+    let w = world();
+    w.db("UPDATE publisher_keys SET log_index = 99");
+    w.install_refused(
+        "acme/widget",
+        "was registered in the log (entry 99) after this release",
+    );
+}
+
+#[test]
+fn a_key_the_log_shows_revoked_before_the_release_is_refused() {
+    let w = world();
+    // The registry hides the revocation time but the log still orders it.
+    w.db("UPDATE publisher_keys SET revoked_log_index = 1");
+    w.install_refused(
+        "acme/widget",
+        "was revoked in the log (entry 1) before this release (entry 2)",
+    );
+}
+
+#[test]
+fn a_key_entry_that_is_not_the_registration_is_refused() {
+    let w = world();
+    w.db("UPDATE publisher_keys SET log_index = 1");
+    w.install_refused("acme/widget", "log entry 1 is not the registration of key");
 }

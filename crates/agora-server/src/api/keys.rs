@@ -26,6 +26,8 @@ pub fn key_view(k: KeyRecord) -> PublisherKey {
         revoked_at: k.revoked_at.map(rfc3339),
         revoked_by: k.revoked_by,
         revocation_reason: k.revocation_reason,
+        log_index: k.log_index.map(|i| i as u64),
+        revoked_log_index: k.revoked_log_index.map(|i| i as u64),
     }
 }
 
@@ -90,6 +92,8 @@ pub async fn add(
         revoked_at: None,
         revoked_by: None,
         revocation_reason: None,
+        log_index: None,
+        revoked_log_index: None,
     };
     let entry = agora_trust::LogEntry::KeyAdded {
         publisher: p.name.clone(),

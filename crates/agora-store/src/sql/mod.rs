@@ -39,7 +39,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 3] = match self {
+        let files: [(i64, &'static str, &'static str); 4] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -55,6 +55,11 @@ impl Dialect {
                     3,
                     "transparency log",
                     include_str!("../../migrations/sqlite/0003_transparency_log.sql"),
+                ),
+                (
+                    4,
+                    "key log indexes",
+                    include_str!("../../migrations/sqlite/0004_key_log_indexes.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -72,6 +77,11 @@ impl Dialect {
                     3,
                     "transparency log",
                     include_str!("../../migrations/postgres/0003_transparency_log.sql"),
+                ),
+                (
+                    4,
+                    "key log indexes",
+                    include_str!("../../migrations/postgres/0004_key_log_indexes.sql"),
                 ),
             ],
         };
@@ -648,7 +658,15 @@ impl MetadataStore for SqlStore {
         )
         .await?;
         if let Some(body) = log_entry {
-            self.append_log(&mut tx, body).await?;
+            let idx = self.append_log(&mut tx, body).await?;
+            sqlx::query(
+                "UPDATE publisher_keys SET log_index = $1 WHERE publisher_id = $2 AND id = $3",
+            )
+            .bind(idx)
+            .bind(publisher_id)
+            .bind(&key.id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -657,7 +675,7 @@ impl MetadataStore for SqlStore {
     async fn keys(&self, publisher_id: i64) -> Result<Vec<KeyRecord>> {
         let rows = sqlx::query(
             "SELECT id, algorithm, public_key, comment, created_at, created_by, revoked_at, revoked_by, \
-             revocation_reason FROM publisher_keys WHERE publisher_id = $1 ORDER BY created_at, id",
+             revocation_reason, log_index, revoked_log_index FROM publisher_keys WHERE publisher_id = $1 ORDER BY created_at, id",
         )
         .bind(publisher_id)
         .fetch_all(&self.read)
@@ -693,7 +711,13 @@ impl MetadataStore for SqlStore {
                 .await?;
             Self::audit(&mut tx, actor, "key.revoke", &name, Some(id.to_owned())).await?;
             if let Some(body) = log_entry {
-                self.append_log(&mut tx, body).await?;
+                let idx = self.append_log(&mut tx, body).await?;
+                sqlx::query("UPDATE publisher_keys SET revoked_log_index = $1 WHERE publisher_id = $2 AND id = $3")
+                    .bind(idx)
+                    .bind(publisher_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         tx.commit().await?;

@@ -132,5 +132,7 @@ pub(super) fn key_from_row(row: &AnyRow) -> Result<KeyRecord> {
         revoked_at: row.try_get("revoked_at")?,
         revoked_by: row.try_get("revoked_by")?,
         revocation_reason: row.try_get("revocation_reason")?,
+        log_index: row.try_get("log_index")?,
+        revoked_log_index: row.try_get("revoked_log_index")?,
     })
 }
