@@ -356,21 +356,21 @@ async fn install_cost(
         let detail = client.version(publisher, name, version).await?;
         meta.push(t.elapsed());
         let t = Instant::now();
-        let signer = agora_client::verify_release_signature(&client, &detail).await?;
+        let keys = client.keys(publisher).await?;
+        let signer = agora_client::verify_release_signature(&detail, &keys)?;
         signature.push(t.elapsed());
         let t = Instant::now();
-        agora_client::verify_logged(&client, &state, &pinning, &detail, &signer).await?;
+        agora_client::verify_logged(&client, &state, &pinning, &detail, &signer, &keys).await?;
         log.push(t.elapsed());
-        let dir = tempfile_dir()?;
+        let dir = tempfile::tempdir()?;
         let t = Instant::now();
         for a in &detail.artifacts {
             client
-                .download_blob(&a.digest, a.size, &dir.join(a.digest.hex()))
+                .download_blob(&a.digest, a.size, &dir.path().join(a.digest.hex()))
                 .await?;
         }
         download.push(t.elapsed());
         bytes = detail.artifacts.iter().map(|a| a.size).sum::<u64>();
-        std::fs::remove_dir_all(&dir)?;
     }
     // The cryptography alone, with every input already in memory.
     let detail = client.version(publisher, name, version).await?;
@@ -404,7 +404,12 @@ async fn install_cost(
     let hashes: Vec<[u8; 32]> = proof
         .hashes
         .iter()
-        .map(|h| hex_32(h))
+        .map(|h| {
+            hex::decode(h)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| anyhow::anyhow!("proof hash {h:?}"))
+        })
         .collect::<anyhow::Result<_>>()?;
     let t = Instant::now();
     for _ in 0..reps {
@@ -428,21 +433,4 @@ async fn install_cost(
         })
     );
     Ok(())
-}
-
-fn hex_32(h: &str) -> anyhow::Result<[u8; 32]> {
-    let mut out = [0u8; 32];
-    anyhow::ensure!(h.len() == 64, "proof hash {h:?}");
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&h[2 * i..2 * i + 2], 16)?;
-    }
-    Ok(out)
-}
-
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let mut nonce = [0u8; 8];
-    getrandom::fill(&mut nonce)?;
-    let dir = std::env::temp_dir().join(format!("agora-bench-dl-{}", u64::from_le_bytes(nonce)));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

@@ -68,22 +68,19 @@ pub struct ReleaseFiles {
     pub files: Vec<ReleaseFile>,
 }
 
-fn hash_file(path: &Path) -> Result<(Digest, u64), BundleError> {
-    let mut file =
-        std::fs::File::open(path).map_err(io(format!("cannot read {}", path.display())))?;
+/// The sha256 and size of a file, read in chunks (never whole into memory).
+pub(crate) fn hash_file(path: &Path) -> std::io::Result<(Digest, u64)> {
+    let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(io(format!("cannot read {}", path.display())))?;
+        let n = file.read(&mut buf)?;
         if n == 0 {
-            break;
+            let size = hasher.len();
+            return Ok((hasher.finish(), size));
         }
         hasher.update(&buf[..n]);
     }
-    let size = hasher.len();
-    Ok((hasher.finish(), size))
 }
 
 fn regular_file(dir: &Path, rel: &str) -> Result<Option<PathBuf>, BundleError> {
@@ -152,7 +149,8 @@ impl ReleaseFiles {
                 path: rel.clone(),
                 role: role.as_str(),
             })?;
-            let (digest, size) = hash_file(&source)?;
+            let (digest, size) =
+                hash_file(&source).map_err(io(format!("cannot read {}", source.display())))?;
             files.push(ReleaseFile {
                 path: rel,
                 role,

@@ -380,10 +380,18 @@ pub async fn fetch_verified(
             "plugin.yaml's digest differs from the release's manifest digest".into(),
         ));
     }
-    let signer = crate::verify::verify_release_signature(client, detail).await?;
-    let log_index =
-        crate::logcheck::verify_logged(client, &trust.log_state, &trust.pinning, detail, &signer)
-            .await?;
+    // One key list for both checks: the signature, and the key's history in the log.
+    let keys = client.keys(&detail.publisher).await?;
+    let signer = crate::verify::verify_release_signature(detail, &keys)?;
+    let log_index = crate::logcheck::verify_logged(
+        client,
+        &trust.log_state,
+        &trust.pinning,
+        detail,
+        &signer,
+        &keys,
+    )
+    .await?;
     download_all(client, detail, dest, &label).await?;
     Ok(Verified { signer, log_index })
 }

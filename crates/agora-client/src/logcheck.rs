@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use agora_core::Digest;
-use agora_core::api::VersionDetail;
+use agora_core::api::{PublisherKey, VersionDetail};
 use agora_trust::log::Hash;
 use agora_trust::{Checkpoint, LogEntry, TreeHead, verify_consistency, verify_inclusion};
 use serde::{Deserialize, Serialize};
@@ -122,6 +122,7 @@ pub async fn verify_logged(
     pinning: &Pinning,
     detail: &VersionDetail,
     signer: &str,
+    keys: &[PublisherKey],
 ) -> Result<u64, LogCheckError> {
     let label = format!("{}/{}@{}", detail.publisher, detail.name, detail.version);
     let index = detail
@@ -157,7 +158,7 @@ pub async fn verify_logged(
         what,
     })?;
 
-    check_signer_history(client, &open, detail, signer, index, &label).await?;
+    check_signer_history(client, &open, detail, signer, keys, index, &label).await?;
 
     // The current log must extend both what this client saw before and the head the
     // inclusion proof led to, and those two answers must describe the same tree.
@@ -243,6 +244,7 @@ async fn check_signer_history(
     open: &impl Fn(&str) -> Result<Checkpoint, LogCheckError>,
     detail: &VersionDetail,
     signer: &str,
+    keys: &[PublisherKey],
     index: u64,
     label: &str,
 ) -> Result<(), LogCheckError> {
@@ -250,7 +252,6 @@ async fn check_signer_history(
         label: label.to_owned(),
         what,
     };
-    let keys = client.keys(&detail.publisher).await?;
     let key = keys.iter().find(|k| k.id == signer).ok_or_else(|| {
         history(format!(
             "the signing key {signer} is not a key of {}",

@@ -4,11 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use agora_core::api::VersionDetail;
-use agora_core::{Digest, Sha256Hasher};
+use agora_core::Digest;
+use agora_core::api::{PublisherKey, VersionDetail};
 use agora_trust::{Envelope, PublicKey, ReleaseClaim, VerifyError};
 
-use crate::api::{Client, ClientError};
 use crate::lockfile::{Lockfile, LockfileError};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,16 +24,14 @@ pub enum TrustError {
         claimed: String,
         verified: String,
     },
-    #[error("cannot fetch the publisher's keys: {0}")]
-    Keys(#[from] ClientError),
 }
 
-/// Checks the release's signature against the keys its publisher had registered when it
+/// Checks the release's signature against `keys`, the ones its publisher had registered when it
 /// was published (a key revoked later still vouches for what it signed before), over
 /// exactly the files the registry lists. Returns the signing key's id.
-pub async fn verify_release_signature(
-    client: &Client,
+pub fn verify_release_signature(
     detail: &VersionDetail,
+    keys: &[PublisherKey],
 ) -> Result<String, TrustError> {
     let label = format!("{}/{}@{}", detail.publisher, detail.name, detail.version);
     let raw = detail
@@ -46,10 +43,8 @@ pub async fn verify_release_signature(
             label: label.clone(),
             source: VerifyError::Malformed(e.to_string()),
         })?;
-    let keys: Vec<PublicKey> = client
-        .keys(&detail.publisher)
-        .await?
-        .into_iter()
+    let keys: Vec<PublicKey> = keys
+        .iter()
         // Timestamps are RFC 3339 in UTC with millisecond precision: they sort as text.
         .filter(|k| {
             k.revoked_at
@@ -123,20 +118,6 @@ pub struct InstalledReport {
     pub findings: Vec<Finding>,
 }
 
-fn hash_file(path: &Path) -> std::io::Result<Digest> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hasher.finish());
-        }
-        hasher.update(&buf[..n]);
-    }
-}
-
 fn files_under(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -173,7 +154,7 @@ pub fn verify_installed(dir: &Path) -> Result<InstalledReport, LockfileError> {
             .collect();
         for (path, expected) in &pinned {
             files += 1;
-            match hash_file(&plugin_dir.join(path)) {
+            match crate::bundle::hash_file(&plugin_dir.join(path)).map(|(digest, _)| digest) {
                 Ok(actual) if actual == *expected => {}
                 Ok(actual) => findings.push(Finding::Modified {
                     plugin: entry.name.clone(),

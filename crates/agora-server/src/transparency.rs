@@ -97,8 +97,9 @@ impl TransparencyLog {
             .log_entries(index as i64, 1)
             .await?
             .pop()
+            .filter(|(i, _)| *i as u64 == index)
             .map(|(_, body)| body)
-            .ok_or_else(|| ApiError::internal("a log entry vanished", index))?;
+            .ok_or_else(|| ApiError::internal("a log entry is missing from the store", index))?;
         Ok(InclusionProofResponse {
             checkpoint: self.sign(&tree)?,
             index,
