@@ -1,0 +1,151 @@
+//! The runner's audit trail: one JSON object per line, appended and flushed per event, so
+//! a crash loses nothing already recorded. Events name the plugin, its version and the
+//! digest of the code that ran.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Plugin code loaded and checked against its pinned digest.
+    Pull,
+    /// Refused by policy before starting.
+    Refused,
+    Start,
+    Stop,
+    Request,
+    /// Something the sandbox stopped: a host, a syscall, a limit.
+    Denial,
+    Failure,
+}
+
+/// What a denial was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Denied {
+    File,
+    Host,
+    Syscall,
+    Limit,
+    Auth,
+}
+
+/// The plugin an event is about.
+#[derive(Debug, Clone, Serialize)]
+pub struct Subject {
+    pub plugin: String,
+    pub version: String,
+    pub digest: String,
+    pub runtime: &'static str,
+}
+
+/// Where events go. Cloning shares the file.
+#[derive(Clone, Default)]
+pub struct AuditLog {
+    sink: Option<Arc<Mutex<File>>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("enabled", &self.sink.is_some())
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// Appends to `path`, creating it (mode 0600) if needed.
+    pub fn open(path: &Path) -> std::io::Result<AuditLog> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path)?;
+        Ok(AuditLog {
+            sink: Some(Arc::new(Mutex::new(file))),
+        })
+    }
+
+    /// An audit log that records nothing (the library default for embedders that audit
+    /// elsewhere).
+    pub fn disabled() -> AuditLog {
+        AuditLog::default()
+    }
+
+    /// Records one event. `fields` adds event-specific members (entrypoint, status,
+    /// duration_ms, denied, target, reason, ...).
+    pub fn record(&self, kind: Kind, subject: &Subject, fields: Value) {
+        let mut event = Map::new();
+        event.insert(
+            "ts".into(),
+            humantime::format_rfc3339_millis(SystemTime::now())
+                .to_string()
+                .into(),
+        );
+        event.insert(
+            "event".into(),
+            serde_json::to_value(kind).unwrap_or_default(),
+        );
+        if let Ok(Value::Object(subject)) = serde_json::to_value(subject) {
+            event.extend(subject);
+        }
+        if let Value::Object(fields) = fields {
+            event.extend(fields);
+        }
+        let mut line = Value::Object(event).to_string();
+        tracing::debug!(target: "agora::audit", "{line}");
+        let Some(sink) = &self.sink else { return };
+        line.push('\n');
+        let mut file = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Err(e) = file.write_all(line.as_bytes()) {
+            tracing::error!("cannot write the audit log: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_json_lines_with_the_subject() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit/audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        let subject = Subject {
+            plugin: "acme/jira".into(),
+            version: "1.0.0".into(),
+            digest: "sha256:00".into(),
+            runtime: "wasm",
+        };
+        log.record(Kind::Start, &subject, serde_json::json!({}));
+        log.record(
+            Kind::Denial,
+            &subject,
+            serde_json::json!({"denied": Denied::Host, "target": "evil.com:443"}),
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["event"], "start");
+        assert_eq!(lines[1]["event"], "denial");
+        assert_eq!(lines[1]["denied"], "host");
+        assert_eq!(lines[1]["plugin"], "acme/jira");
+        assert_eq!(lines[1]["digest"], "sha256:00");
+        assert!(lines[1]["ts"].as_str().unwrap().ends_with('Z'));
+    }
+}

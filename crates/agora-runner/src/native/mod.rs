@@ -1,0 +1,705 @@
+//! Native plugins: a separate process in a Linux sandbox, speaking the contract over a
+//! Unix socket.
+//!
+//! The process tree, built by the pre-exec hook of the launch:
+//!
+//! ```text
+//! runner ── keeper (old PID namespace; waits, forwards the exit status)
+//!             └── plugin = PID 1 of a new PID namespace (dies with the keeper)
+//! ```
+//!
+//! The keeper joins the launch's cgroup, unshares mount, PID, network, IPC, UTS and
+//! cgroup namespaces, and forks the plugin. The plugin makes its mounts private, binds
+//! its work directory on `/tmp` and the plugin directory read-only on `/tmp/plugin`,
+//! mounts a fresh `/proc`, sets rlimits (open files, address space, CPU time, file
+//! size, no core), drops to the unprivileged uid and gid with no groups, applies
+//! Landlock (read-only system libraries, read/execute plugin directory, writable work
+//! directory, nothing else; signals scoped to the sandbox) and a seccomp filter, then
+//! executes the plugin with only the contract's variables and granted secrets in its
+//! environment. The network namespace has no interface: the only way out is the
+//! runner's egress proxy, a Unix socket in the work directory.
+//!
+//! Killing the keeper kills the plugin (parent-death signal), which as PID 1 takes its
+//! whole namespace with it; the cgroup is emptied as well before it is removed.
+
+mod cgroup;
+mod seccomp;
+
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use landlock::{
+    ABI, Access, AccessFs, CompatLevel, Compatible, RulesetAttr, RulesetCreated,
+    RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
+};
+use nix::sched::CloneFlags;
+use nix::sys::resource::Resource;
+use nix::sys::signal::Signal;
+use nix::unistd::{ForkResult, Gid, Uid};
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+use crate::audit::{Denied, Kind};
+use crate::egress::{ProxyHandle, spawn_proxy};
+use crate::transport::{ExchangeError, exchange};
+use crate::{LaunchContext, PluginSource, RunError, START_TIMEOUT};
+use cgroup::Cgroup;
+
+/// Inside the sandbox: the work directory, and the plugin directory beneath it.
+const INSIDE_WORK: &str = "/tmp";
+const INSIDE_PLUGIN: &str = "/tmp/plugin";
+const PLUGIN_SOCKET: &str = "plugin.sock";
+const PROXY_SOCKET: &str = "egress.sock";
+/// Largest file a native plugin may write.
+const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+/// Address space beyond the memory limit (thread stacks, allocator arenas, mappings);
+/// resident memory is held to the limit by the cgroup.
+const ADDRESS_SPACE_SLACK: u64 = 1024 * 1024 * 1024;
+const STDERR_TAIL: usize = 4096;
+/// System paths a plugin may read and execute (libraries, loader cache, CA roots).
+const SYSTEM_READ: &[&str] = &[
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/bin",
+    "/etc/ld.so.cache",
+    "/etc/ssl/certs",
+    "/dev/null",
+    "/dev/zero",
+    "/dev/urandom",
+];
+
+pub(crate) struct NativePlugin {
+    context: Arc<LaunchContext>,
+    plugin_dir: PathBuf,
+    /// The executable, relative to the plugin directory.
+    binary: PathBuf,
+    uid: u32,
+    gid: u32,
+    seccomp: Arc<seccomp::Filters>,
+    instance: tokio::sync::Mutex<Option<Arc<Instance>>>,
+    launches: std::sync::atomic::AtomicU32,
+}
+
+struct Instance {
+    child: Mutex<tokio::process::Child>,
+    pid: u32,
+    socket: PathBuf,
+    cgroup: Cgroup,
+    fork_refusals: std::sync::atomic::AtomicU64,
+    stderr: Arc<Mutex<VecDeque<u8>>>,
+    _proxy: ProxyHandle,
+}
+
+impl Instance {
+    fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_wait()
+            .ok()
+            .flatten()
+    }
+
+    fn stderr_tail(&self) -> String {
+        let tail = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&tail.iter().copied().collect::<Vec<u8>>()).into_owned()
+    }
+
+    fn kill(&self) {
+        let _ = self
+            .child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .start_kill();
+        self.cgroup.kill_all();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl NativePlugin {
+    pub fn new(
+        source: &PluginSource,
+        context: LaunchContext,
+        uid: u32,
+        gid: u32,
+    ) -> Result<NativePlugin, RunError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(RunError::Sandbox(
+                "native plugins need the runner to run as root to build their sandbox \
+                 (namespaces, cgroups, the switch to an unprivileged uid); run WASM plugins instead, \
+                 or run the runner as root"
+                    .into(),
+            ));
+        }
+        if uid == 0 || gid == 0 {
+            return Err(RunError::Sandbox(
+                "the sandbox uid and gid must not be 0".into(),
+            ));
+        }
+        let binary = source
+            .code
+            .strip_prefix(&source.dir)
+            .map(Path::to_path_buf)
+            .map_err(|_| {
+                RunError::Sandbox("the executable is outside the plugin directory".into())
+            })?;
+        let mode = std::fs::metadata(&source.code)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0);
+        if mode & 0o001 == 0 {
+            return Err(RunError::Source {
+                path: source.code.clone(),
+                problem: format!(
+                    "the executable has mode {:o}; the sandbox user needs it executable by others (e.g. 0755)",
+                    mode & 0o7777
+                ),
+            });
+        }
+        Ok(NativePlugin {
+            context: Arc::new(context),
+            plugin_dir: source.dir.clone(),
+            binary,
+            uid,
+            gid,
+            seccomp: Arc::new(seccomp::Filters::new()?),
+            instance: tokio::sync::Mutex::new(None),
+            launches: std::sync::atomic::AtomicU32::new(0),
+        })
+    }
+
+    pub async fn handle(
+        &self,
+        request: http::Request<Bytes>,
+        timeout: Duration,
+    ) -> Result<http::Response<Bytes>, RunError> {
+        let instance = self.instance().await?;
+        match tokio::time::timeout(timeout, exchange(&instance.socket, request)).await {
+            Ok(Ok(response)) => {
+                self.note_fork_refusals(&instance);
+                Ok(response)
+            }
+            Ok(Err(error)) => {
+                // Give a dying process a moment to be reaped, to tell why it died.
+                for _ in 0..50 {
+                    if let Some(status) = instance.exited() {
+                        return Err(self.retire(&instance, status).await);
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err(match error {
+                    ExchangeError::Connect(e) => {
+                        RunError::Crashed(format!("cannot reach the plugin: {e}"))
+                    }
+                    ExchangeError::Protocol(p) => RunError::Protocol(p),
+                })
+            }
+            Err(_) => {
+                self.context.audit.record(
+                    Kind::Denial,
+                    &self.context.subject,
+                    json!({"denied": Denied::Limit, "limit": "timeout",
+                           "timeout_ms": timeout.as_millis() as u64, "pid": instance.pid}),
+                );
+                instance.kill();
+                self.forget(&instance).await;
+                self.context.audit.record(
+                    Kind::Stop,
+                    &self.context.subject,
+                    json!({"pid": instance.pid, "reason": "killed at its timeout, with everything it started"}),
+                );
+                Err(RunError::Timeout {
+                    ms: timeout.as_millis() as u64,
+                })
+            }
+        }
+    }
+
+    fn note_fork_refusals(&self, instance: &Instance) {
+        let now = instance.cgroup.fork_refusals();
+        let before = instance
+            .fork_refusals
+            .swap(now, std::sync::atomic::Ordering::Relaxed);
+        if now > before {
+            self.context.audit.record(
+                Kind::Denial,
+                &self.context.subject,
+                json!({"denied": Denied::Limit, "limit": "processes",
+                       "max_processes": self.context.grant.limits.max_processes,
+                       "refused_forks": now - before}),
+            );
+        }
+    }
+
+    async fn forget(&self, instance: &Arc<Instance>) {
+        let mut slot = self.instance.lock().await;
+        if slot
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, instance))
+        {
+            *slot = None;
+        }
+    }
+
+    /// Records why an instance ended, forgets it, and returns the error to report.
+    async fn retire(&self, instance: &Arc<Instance>, status: std::process::ExitStatus) -> RunError {
+        self.forget(instance).await;
+        self.note_fork_refusals(instance);
+        let code = status.code().unwrap_or(-1);
+        // The keeper exits 128+N when the plugin died of signal N.
+        let signal = status
+            .signal()
+            .or_else(|| (code > 128).then_some(code - 128))
+            .and_then(|s| Signal::try_from(s).ok());
+        let stderr = instance.stderr_tail();
+        let limits = &self.context.grant.limits;
+        let (denied, error) = if signal == Some(Signal::SIGSYS) {
+            (
+                Some(
+                    json!({"denied": Denied::Syscall, "reason": "a forbidden system call (seccomp)"}),
+                ),
+                RunError::Syscall,
+            )
+        } else if instance.cgroup.oom_killed()
+            || (signal == Some(Signal::SIGABRT) && stderr.contains("memory allocation"))
+        {
+            (
+                Some(
+                    json!({"denied": Denied::Limit, "limit": "memory", "memory_mb": limits.memory_mb}),
+                ),
+                RunError::Limit {
+                    what: format!("memory ({} MiB)", limits.memory_mb),
+                },
+            )
+        } else if signal == Some(Signal::SIGXCPU) {
+            (
+                Some(json!({"denied": Denied::Limit, "limit": "cpu", "cpu_secs": limits.cpu_secs})),
+                RunError::Limit {
+                    what: format!("CPU time ({} s)", limits.cpu_secs),
+                },
+            )
+        } else if signal == Some(Signal::SIGXFSZ) {
+            (
+                Some(
+                    json!({"denied": Denied::Limit, "limit": "file_size", "bytes": MAX_FILE_BYTES}),
+                ),
+                RunError::Limit {
+                    what: "file size".into(),
+                },
+            )
+        } else {
+            let how = match signal {
+                Some(s) => format!("killed by {s}"),
+                None => format!("exited with status {code}"),
+            };
+            let detail = if stderr.trim().is_empty() {
+                how
+            } else {
+                format!("{how}; last output: {}", stderr.trim())
+            };
+            (None, RunError::Crashed(detail))
+        };
+        if let Some(denial) = denied {
+            self.context
+                .audit
+                .record(Kind::Denial, &self.context.subject, denial);
+        }
+        self.context.audit.record(
+            Kind::Stop,
+            &self.context.subject,
+            json!({"pid": instance.pid, "status": code, "signal": signal.map(|s| s.as_str()),
+                   "reason": error.to_string()}),
+        );
+        error
+    }
+
+    /// The running instance, started if there is none.
+    async fn instance(&self) -> Result<Arc<Instance>, RunError> {
+        let mut slot = self.instance.lock().await;
+        if let Some(current) = slot.as_ref() {
+            match current.exited() {
+                None => return Ok(current.clone()),
+                Some(status) => {
+                    let current = current.clone();
+                    *slot = None;
+                    drop(slot);
+                    let error = self.retire(&current, status).await;
+                    tracing::info!(
+                        "{} ended ({error}); starting it again",
+                        self.context.subject.plugin
+                    );
+                    slot = self.instance.lock().await;
+                }
+            }
+        }
+        let instance = Arc::new(self.launch().await?);
+        *slot = Some(instance.clone());
+        Ok(instance)
+    }
+
+    async fn launch(&self) -> Result<Instance, RunError> {
+        let context = &self.context;
+        let started = Instant::now();
+        let launch = self
+            .launches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let workdir = &context.workdir;
+        prepare_workdir(workdir, self.uid, self.gid)?;
+        let socket = workdir.join(PLUGIN_SOCKET);
+        let limits = context.grant.limits;
+        let cgroup_name = format!(
+            "{}-{}",
+            workdir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("plugin"),
+            launch
+        );
+        let cgroup = Cgroup::create(
+            &cgroup_name,
+            u64::from(limits.memory_mb) * 1024 * 1024,
+            limits.max_processes,
+        )?;
+        let proxy = spawn_proxy(&workdir.join(PROXY_SOCKET), context.clone())
+            .map_err(|e| RunError::Sandbox(format!("cannot start the egress proxy: {e}")))?;
+        let ruleset = landlock_ruleset(&self.plugin_dir, workdir)?;
+
+        let inside_binary = Path::new(INSIDE_PLUGIN).join(&self.binary);
+        let mut command = tokio::process::Command::new(&inside_binary);
+        command
+            .env_clear()
+            .envs(context.environment())
+            .env(
+                agora_contract::SOCKET_ENV,
+                format!("{INSIDE_WORK}/{PLUGIN_SOCKET}"),
+            )
+            .env(
+                agora_contract::PROXY_ENV,
+                format!("{INSIDE_WORK}/{PROXY_SOCKET}"),
+            )
+            .env("TMPDIR", INSIDE_WORK)
+            .env("HOME", INSIDE_WORK)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let setup = SandboxSetup {
+            cgroup_procs: cgroup.procs.clone(),
+            plugin_dir: cstring(&self.plugin_dir)?,
+            plugin_mount: cstring(&workdir.join("plugin"))?,
+            workdir: cstring(workdir)?,
+            uid: self.uid,
+            gid: self.gid,
+            max_fds: limits.max_fds.into(),
+            address_space: u64::from(limits.memory_mb) * 1024 * 1024 + ADDRESS_SPACE_SLACK,
+            cpu_secs: limits.cpu_secs.into(),
+            ruleset: Mutex::new(Some(ruleset)),
+            seccomp: self.seccomp.clone(),
+        };
+        // SAFETY: the hook runs between fork and exec. It makes system calls only, on
+        // values prepared above, and allocates nothing itself (see `SandboxSetup::enter`).
+        unsafe {
+            command.pre_exec(move || setup.enter());
+        }
+        let mut child = command.spawn().map_err(|e| {
+            RunError::Sandbox(format!("cannot start {}: {e}", self.binary.display()))
+        })?;
+        let pid = child.id().unwrap_or(0);
+        let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        if let Some(mut pipe) = child.stderr.take() {
+            let tail = stderr.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = pipe.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+                    tail.extend(&buf[..n]);
+                    while tail.len() > STDERR_TAIL {
+                        tail.pop_front();
+                    }
+                }
+            });
+        }
+        let instance = Instance {
+            child: Mutex::new(child),
+            pid,
+            socket,
+            cgroup,
+            fork_refusals: std::sync::atomic::AtomicU64::new(0),
+            stderr,
+            _proxy: proxy,
+        };
+        self.await_ready(&instance).await?;
+        context.audit.record(
+            Kind::Start,
+            &context.subject,
+            json!({"sandbox": "process", "pid": pid, "uid": self.uid,
+                   "start_ms": started.elapsed().as_secs_f64() * 1000.0,
+                   "limits": limits}),
+        );
+        Ok(instance)
+    }
+
+    /// Waits for the first `GET /healthz` to answer 200.
+    async fn await_ready(&self, instance: &Instance) -> Result<(), RunError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut delay = Duration::from_micros(200);
+        loop {
+            if let Some(status) = instance.exited() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let tail = instance.stderr_tail();
+                let signal = status.code().filter(|c| *c > 128).map(|c| c - 128);
+                let error = if signal == Some(libc::SIGSYS) {
+                    RunError::Syscall
+                } else {
+                    RunError::Crashed(format!(
+                        "the plugin ended before it was ready ({status}){}",
+                        if tail.trim().is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", tail.trim())
+                        }
+                    ))
+                };
+                self.context.audit.record(
+                    Kind::Failure,
+                    &self.context.subject,
+                    json!({"error": error.to_string()}),
+                );
+                return Err(error);
+            }
+            if instance.socket.exists() {
+                let now = crate::unix_now();
+                let request = http::Request::get("http://plugin/healthz")
+                    .header(http::header::HOST, "plugin")
+                    .header(agora_contract::TIMESTAMP_HEADER, now.to_string())
+                    .header(
+                        agora_contract::SIGNATURE_HEADER,
+                        self.context.key.sign("GET", "/healthz", now, b""),
+                    )
+                    .body(Bytes::new())
+                    .map_err(|e| RunError::Sandbox(e.to_string()))?;
+                if let Ok(Ok(response)) = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    exchange(&instance.socket, request),
+                )
+                .await
+                    && response.status() == http::StatusCode::OK
+                {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                instance.kill();
+                return Err(RunError::Crashed(format!(
+                    "the plugin did not answer GET /healthz within {} s of starting",
+                    START_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(20));
+        }
+    }
+}
+
+fn cstring(path: &Path) -> Result<CString, RunError> {
+    CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| RunError::Sandbox(format!("{} contains a NUL byte", path.display())))
+}
+
+/// The work directory belongs to the sandbox user; `plugin/` inside it is the mount
+/// point of the plugin directory. Sockets of an earlier launch are removed.
+fn prepare_workdir(workdir: &Path, uid: u32, gid: u32) -> Result<(), RunError> {
+    let io =
+        |e: std::io::Error| RunError::Sandbox(format!("cannot prepare {}: {e}", workdir.display()));
+    for stale in [PLUGIN_SOCKET, PROXY_SOCKET] {
+        let _ = std::fs::remove_file(workdir.join(stale));
+    }
+    let mount_point = workdir.join("plugin");
+    std::fs::create_dir_all(&mount_point).map_err(io)?;
+    std::os::unix::fs::chown(workdir, Some(uid), Some(gid)).map_err(io)?;
+    std::fs::set_permissions(workdir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    Ok(())
+}
+
+/// Landlock: read-only system libraries, read/execute the plugin directory, everything
+/// in the work directory, nothing else; no signals to processes outside the sandbox.
+fn landlock_ruleset(plugin_dir: &Path, workdir: &Path) -> Result<RulesetCreated, RunError> {
+    let abi = ABI::V5;
+    let landlock = |e: landlock::RulesetError| RunError::Sandbox(format!("Landlock: {e}"));
+    let system: Vec<&str> = SYSTEM_READ
+        .iter()
+        .copied()
+        .filter(|p| Path::new(p).exists())
+        .collect();
+    let ruleset = landlock::Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(abi))
+        .map_err(landlock)?
+        .set_compatibility(CompatLevel::BestEffort)
+        .scope(Scope::from_all(ABI::V6))
+        .map_err(landlock)?
+        .create()
+        .map_err(landlock)?
+        .add_rules(path_beneath_rules(&system, AccessFs::from_read(abi)))
+        .map_err(landlock)?
+        .add_rules(path_beneath_rules([plugin_dir], AccessFs::from_read(abi)))
+        .map_err(landlock)?
+        .add_rules(path_beneath_rules([workdir], AccessFs::from_all(abi)))
+        .map_err(landlock)?
+        .add_rules(path_beneath_rules(["/dev/null"], AccessFs::from_file(abi)))
+        .map_err(landlock)?;
+    Ok(ruleset)
+}
+
+/// Everything the pre-exec hook needs, prepared before the fork.
+struct SandboxSetup {
+    cgroup_procs: Vec<CString>,
+    plugin_dir: CString,
+    plugin_mount: CString,
+    workdir: CString,
+    uid: u32,
+    gid: u32,
+    max_fds: u64,
+    address_space: u64,
+    cpu_secs: u64,
+    ruleset: Mutex<Option<RulesetCreated>>,
+    seccomp: Arc<seccomp::Filters>,
+}
+
+fn os_err(e: nix::Error) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
+}
+
+impl SandboxSetup {
+    /// Runs in the forked child before exec. Returns only in the plugin process; the
+    /// keeper never returns (it waits for the plugin and exits with its status).
+    fn enter(&self) -> std::io::Result<()> {
+        use nix::mount::{MsFlags, mount};
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(os_err)?;
+        nix::unistd::setsid().map_err(os_err)?;
+        for procs in &self.cgroup_procs {
+            // SAFETY: a valid C string and a constant buffer.
+            unsafe {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+            }
+        }
+        nix::sched::unshare(
+            CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWPID
+                | CloneFlags::CLONE_NEWNET
+                | CloneFlags::CLONE_NEWIPC
+                | CloneFlags::CLONE_NEWUTS
+                | CloneFlags::CLONE_NEWCGROUP,
+        )
+        .map_err(os_err)?;
+        // SAFETY: the child only makes system calls before it executes the plugin.
+        match unsafe { nix::unistd::fork() }.map_err(os_err)? {
+            ForkResult::Parent { child } => keep(child),
+            ForkResult::Child => {}
+        }
+        // The plugin: PID 1 of its namespace.
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(os_err)?;
+        let none: Option<&str> = None;
+        mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(os_err)?;
+        mount(
+            Some(self.plugin_dir.as_c_str()),
+            self.plugin_mount.as_c_str(),
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        )
+        .map_err(os_err)?;
+        mount(
+            none,
+            self.plugin_mount.as_c_str(),
+            none,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV,
+            none,
+        )
+        .map_err(os_err)?;
+        mount(
+            Some(self.workdir.as_c_str()),
+            INSIDE_WORK,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        )
+        .map_err(os_err)?;
+        mount(
+            Some("proc"),
+            "/proc",
+            Some("proc"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            none,
+        )
+        .map_err(os_err)?;
+        nix::unistd::sethostname("agora-plugin").map_err(os_err)?;
+        for (resource, limit) in [
+            (Resource::RLIMIT_NOFILE, self.max_fds),
+            (Resource::RLIMIT_AS, self.address_space),
+            (Resource::RLIMIT_FSIZE, MAX_FILE_BYTES),
+            (Resource::RLIMIT_CORE, 0),
+        ] {
+            nix::sys::resource::setrlimit(resource, limit, limit).map_err(os_err)?;
+        }
+        nix::sys::resource::setrlimit(Resource::RLIMIT_CPU, self.cpu_secs, self.cpu_secs + 1)
+            .map_err(os_err)?;
+        nix::unistd::chdir(INSIDE_WORK).map_err(os_err)?;
+        nix::unistd::setgroups(&[]).map_err(os_err)?;
+        let (uid, gid) = (Uid::from_raw(self.uid), Gid::from_raw(self.gid));
+        nix::unistd::setresgid(gid, gid, gid).map_err(os_err)?;
+        nix::unistd::setresuid(uid, uid, uid).map_err(os_err)?;
+        let ruleset = self
+            .ruleset
+            .lock()
+            .map_err(|_| std::io::Error::other("landlock ruleset lock"))?
+            .take()
+            .ok_or_else(|| std::io::Error::other("landlock ruleset already used"))?;
+        let status = ruleset
+            .restrict_self()
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EPERM))?;
+        if status.ruleset == RulesetStatus::NotEnforced {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSYS));
+        }
+        self.seccomp.apply()?;
+        Ok(())
+    }
+}
+
+/// The keeper: waits for the plugin and exits with its status (128+N for signal N).
+fn keep(child: nix::unistd::Pid) -> ! {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    let code = loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => break code,
+            Ok(WaitStatus::Signaled(_, signal, _)) => break 128 + signal as i32,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break 127,
+        }
+    };
+    // SAFETY: ends the keeper without running the runner's exit handlers.
+    unsafe { libc::_exit(code) }
+}

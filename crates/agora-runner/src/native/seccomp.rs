@@ -1,0 +1,118 @@
+//! The seccomp filters of a native plugin, compiled once with seccompiler.
+//!
+//! Two filters: system calls no plugin has business making (tracing other processes,
+//! loading kernel code, mounting, changing namespaces, BPF, keyrings, ...) kill the
+//! plugin with `SIGSYS`, which the runner reports as a syscall denial; sockets of any
+//! family but `AF_UNIX` fail with `EAFNOSUPPORT` (the network namespace has no
+//! interface anyway; the egress proxy is a Unix socket).
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+use crate::RunError;
+
+/// Killed on sight.
+const FORBIDDEN: &[i64] = &[
+    libc::SYS_ptrace,
+    libc::SYS_process_vm_readv,
+    libc::SYS_process_vm_writev,
+    libc::SYS_kcmp,
+    libc::SYS_pidfd_getfd,
+    libc::SYS_kexec_load,
+    libc::SYS_kexec_file_load,
+    libc::SYS_init_module,
+    libc::SYS_finit_module,
+    libc::SYS_delete_module,
+    libc::SYS_mount,
+    libc::SYS_umount2,
+    libc::SYS_pivot_root,
+    libc::SYS_chroot,
+    libc::SYS_unshare,
+    libc::SYS_setns,
+    libc::SYS_bpf,
+    libc::SYS_perf_event_open,
+    libc::SYS_userfaultfd,
+    libc::SYS_keyctl,
+    libc::SYS_add_key,
+    libc::SYS_request_key,
+    libc::SYS_reboot,
+    libc::SYS_swapon,
+    libc::SYS_swapoff,
+    libc::SYS_acct,
+    libc::SYS_settimeofday,
+    libc::SYS_clock_settime,
+    libc::SYS_clock_adjtime,
+    libc::SYS_adjtimex,
+    libc::SYS_open_by_handle_at,
+    libc::SYS_name_to_handle_at,
+    libc::SYS_quotactl,
+    libc::SYS_syslog,
+    libc::SYS_vhangup,
+    libc::SYS_io_uring_setup,
+    libc::SYS_fsopen,
+    libc::SYS_fsmount,
+    libc::SYS_move_mount,
+    libc::SYS_open_tree,
+];
+
+pub(crate) struct Filters {
+    forbidden: BpfProgram,
+    sockets: BpfProgram,
+}
+
+fn arch() -> Result<TargetArch, RunError> {
+    std::env::consts::ARCH
+        .try_into()
+        .map_err(|_| RunError::Sandbox(format!("no seccomp filter for {}", std::env::consts::ARCH)))
+}
+
+fn compile(
+    filter: Result<SeccompFilter, seccompiler::BackendError>,
+) -> Result<BpfProgram, RunError> {
+    filter
+        .and_then(BpfProgram::try_from)
+        .map_err(|e| RunError::Sandbox(format!("seccomp: {e}")))
+}
+
+impl Filters {
+    pub fn new() -> Result<Filters, RunError> {
+        let arch = arch()?;
+        let forbidden = compile(SeccompFilter::new(
+            FORBIDDEN.iter().map(|&nr| (nr, Vec::new())).collect(),
+            SeccompAction::Allow,
+            SeccompAction::KillProcess,
+            arch,
+        ))?;
+        let not_unix = SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Ne,
+            libc::AF_UNIX as u64,
+        )
+        .and_then(|c| SeccompRule::new(vec![c]))
+        .map_err(|e| RunError::Sandbox(format!("seccomp: {e}")))?;
+        let mut rules = BTreeMap::new();
+        rules.insert(libc::SYS_socket, vec![not_unix.clone()]);
+        rules.insert(libc::SYS_socketpair, vec![not_unix]);
+        let sockets = compile(SeccompFilter::new(
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::EAFNOSUPPORT as u32),
+            arch,
+        ))?;
+        Ok(Filters { forbidden, sockets })
+    }
+
+    /// Installs both filters on the calling thread (and what it executes).
+    pub fn apply(&self) -> std::io::Result<()> {
+        for program in [&self.sockets, &self.forbidden] {
+            seccompiler::apply_filter(program)
+                .map_err(|e| std::io::Error::other(format!("seccomp: {e}")))?;
+        }
+        Ok(())
+    }
+}

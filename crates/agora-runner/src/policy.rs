@@ -1,0 +1,707 @@
+//! The host policy: what this host lets plugins do, and the admission of one manifest
+//! under it. Pure: reading the file is the caller's job ([`HostPolicy::from_toml`]).
+//!
+//! A manifest asks (memory, timeouts, open files, outbound hosts, secrets); the policy
+//! caps. Asking for more than the cap refuses the plugin before it starts, naming the
+//! field, what it asked and what the policy allows. Fields a manifest leaves out get the
+//! policy's default, itself never above the cap.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use agora_core::manifest::{Manifest, RuntimeKind};
+use serde::{Deserialize, Serialize};
+
+/// Which publishers' plugins may run at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Only plugins of the publishers listed in `first_party`.
+    FirstParty,
+    /// First-party plugins and those matching `allow`.
+    #[default]
+    Curated,
+    /// Anything not matching `deny`.
+    Open,
+}
+
+/// Resource figures: the policy's ceilings, its defaults, or what one launch gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Memory: WASM linear memory, or the cgroup memory limit of a native plugin.
+    pub memory_mb: u32,
+    /// Wall-clock time for one request.
+    pub timeout_ms: u32,
+    /// Open file descriptors of a native plugin.
+    pub max_fds: u32,
+    /// CPU seconds a native plugin process may use in its life.
+    pub cpu_secs: u32,
+    /// Processes (and threads) a native plugin may have at once.
+    pub max_processes: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mb: 256,
+            timeout_ms: 30_000,
+            max_fds: 256,
+            cpu_secs: 60,
+            max_processes: 32,
+        }
+    }
+}
+
+/// Where the value of a granted secret comes from on this host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretGrant {
+    /// Plugin pattern: `publisher/name`, `publisher/*` or `*`.
+    pub plugin: String,
+    /// The name the plugin asks for in its manifest's `secrets` and sees in its environment.
+    pub name: String,
+    /// Host environment variable holding the value.
+    #[serde(default)]
+    pub from_env: Option<String>,
+    /// File holding the value (trailing newline removed).
+    #[serde(default)]
+    pub from_file: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkPolicy {
+    /// The most any plugin may reach: `host`, `host:port` or `*.domain` (a bare host
+    /// allows ports 80 and 443).
+    pub allowed_hosts: Vec<String>,
+    /// Let allowed names resolve to loopback, private or link-local addresses (off: a
+    /// public name pointing inside the host's network is refused, against DNS rebinding).
+    pub allow_private_addresses: bool,
+}
+
+/// The host policy file (TOML).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostPolicy {
+    pub mode: Mode,
+    /// Publishers whose plugins are first-party here.
+    pub first_party: Vec<String>,
+    /// Plugin patterns allowed in curated mode.
+    pub allow: Vec<String>,
+    /// Plugin patterns never allowed, in every mode.
+    pub deny: Vec<String>,
+    /// Runtimes allowed on this host.
+    pub runtimes: Vec<RuntimeKind>,
+    /// Ceilings: no launch gets more.
+    pub limits: Limits,
+    /// What a launch gets when its manifest does not say (capped by `limits`).
+    pub defaults: Limits,
+    pub network: NetworkPolicy,
+    pub secrets: Vec<SecretGrant>,
+}
+
+impl Default for HostPolicy {
+    fn default() -> Self {
+        HostPolicy {
+            mode: Mode::Curated,
+            first_party: Vec::new(),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            runtimes: vec![RuntimeKind::Wasm, RuntimeKind::Exec],
+            limits: Limits::default(),
+            defaults: Limits {
+                memory_mb: 128,
+                timeout_ms: 10_000,
+                max_fds: 64,
+                cpu_secs: 30,
+                max_processes: 16,
+            },
+            network: NetworkPolicy::default(),
+            secrets: Vec::new(),
+        }
+    }
+}
+
+/// A policy file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("policy: {0}")]
+pub struct PolicyError(pub String);
+
+/// Why a plugin may not run here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// The manifest field or policy rule concerned.
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+/// One allowed destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostRule {
+    /// Lowercase host name, or `*.domain`.
+    pub host: String,
+    /// `None`: ports 80 and 443.
+    pub port: Option<u16>,
+}
+
+impl HostRule {
+    pub fn parse(text: &str) -> Result<HostRule, String> {
+        let text = text.trim().to_ascii_lowercase();
+        if text.contains('/') || text.contains('@') {
+            return Err(format!(
+                "`{text}` is not a host name (expected `host`, `host:port` or `*.domain`, no scheme or path)"
+            ));
+        }
+        let (host, port) = match text.rsplit_once(':') {
+            Some((host, port)) => {
+                let port: u16 = port
+                    .parse()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("`{text}` has an invalid port"))?;
+                (host.to_owned(), Some(port))
+            }
+            None => (text.clone(), None),
+        };
+        let name = host.strip_prefix("*.").unwrap_or(&host);
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !valid {
+            return Err(format!(
+                "`{text}` is not a host name (expected `host`, `host:port` or `*.domain`)"
+            ));
+        }
+        Ok(HostRule { host, port })
+    }
+
+    /// Whether this rule allows `host:port`. Host names only: a rule never matches an IP
+    /// literal unless it is that literal.
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let port_ok = match self.port {
+            Some(p) => p == port,
+            None => port == 80 || port == 443,
+        };
+        let host_ok = match self.host.strip_prefix("*.") {
+            Some(domain) => host.len() > domain.len() + 1 && host.ends_with(&format!(".{domain}")),
+            None => self.host == host,
+        };
+        port_ok && host_ok
+    }
+
+    /// Whether everything this rule allows is also allowed by `ceiling`.
+    fn within(&self, ceiling: &HostRule) -> bool {
+        let ports_within = match (self.port, ceiling.port) {
+            (_, None) => self.port.is_none_or(|p| p == 80 || p == 443),
+            (Some(p), Some(c)) => p == c,
+            (None, Some(_)) => false,
+        };
+        let hosts_within = match (
+            self.host.strip_prefix("*."),
+            ceiling.host.strip_prefix("*."),
+        ) {
+            (None, None) => self.host == ceiling.host,
+            (None, Some(domain)) => self.host.ends_with(&format!(".{domain}")),
+            (Some(mine), Some(domain)) => mine == domain || mine.ends_with(&format!(".{domain}")),
+            (Some(_), None) => false,
+        };
+        ports_within && hosts_within
+    }
+}
+
+/// Whether an address is one a plugin must not reach unless the policy says so.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64/10
+                || v4.octets()[0] == 0
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
+                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link local
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// What one admitted plugin gets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Grant {
+    pub limits: Limits,
+    /// Per entrypoint name, its timeout in milliseconds.
+    pub entrypoint_timeouts: BTreeMap<String, u32>,
+    pub hosts: Vec<HostRule>,
+    pub allow_private_addresses: bool,
+    /// Secrets granted, with where their values come from.
+    pub secrets: Vec<SecretGrant>,
+}
+
+impl Grant {
+    pub fn allows_host(&self, host: &str, port: u16) -> bool {
+        self.hosts.iter().any(|rule| rule.allows(host, port))
+    }
+
+    pub fn timeout_ms(&self, entrypoint: &str) -> u32 {
+        self.entrypoint_timeouts
+            .get(entrypoint)
+            .copied()
+            .unwrap_or(self.limits.timeout_ms)
+    }
+}
+
+/// `publisher/name`, `publisher/*` or `*`.
+fn pattern_matches(pattern: &str, publisher: &str, name: &str) -> bool {
+    match pattern.split_once('/') {
+        _ if pattern == "*" => true,
+        Some((p, "*")) => p == publisher,
+        Some((p, n)) => p == publisher && n == name,
+        None => false,
+    }
+}
+
+impl HostPolicy {
+    /// Parses and checks a policy file.
+    pub fn from_toml(text: &str) -> Result<HostPolicy, PolicyError> {
+        let policy: HostPolicy = toml::from_str(text).map_err(|e| PolicyError(e.to_string()))?;
+        policy.check()?;
+        Ok(policy)
+    }
+
+    fn check(&self) -> Result<(), PolicyError> {
+        for rule in &self.network.allowed_hosts {
+            HostRule::parse(rule)
+                .map_err(|e| PolicyError(format!("network.allowed_hosts: {e}")))?;
+        }
+        for (list, patterns) in [("allow", &self.allow), ("deny", &self.deny)] {
+            for p in patterns.iter() {
+                if p != "*" && p.split_once('/').is_none() {
+                    return Err(PolicyError(format!(
+                        "{list}: `{p}` is not a plugin pattern (expected `publisher/name`, `publisher/*` or `*`)"
+                    )));
+                }
+            }
+        }
+        for grant in &self.secrets {
+            if grant.from_env.is_some() == grant.from_file.is_some() {
+                return Err(PolicyError(format!(
+                    "secrets: the grant of `{}` to `{}` needs exactly one of from_env or from_file",
+                    grant.name, grant.plugin
+                )));
+            }
+        }
+        let (l, d) = (&self.limits, &self.defaults);
+        for (field, default, ceiling) in [
+            ("memory_mb", d.memory_mb, l.memory_mb),
+            ("timeout_ms", d.timeout_ms, l.timeout_ms),
+            ("max_fds", d.max_fds, l.max_fds),
+            ("cpu_secs", d.cpu_secs, l.cpu_secs),
+            ("max_processes", d.max_processes, l.max_processes),
+        ] {
+            if ceiling == 0 {
+                return Err(PolicyError(format!("limits.{field} must be above 0")));
+            }
+            if default > ceiling {
+                return Err(PolicyError(format!(
+                    "defaults.{field} is {default}, above limits.{field} ({ceiling})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides whether `manifest` may run here and with what; every excess is a refusal
+    /// naming the field.
+    pub fn admit(&self, manifest: &Manifest) -> Result<Grant, Refusal> {
+        let (publisher, name) = (manifest.publisher.as_str(), manifest.name.as_str());
+        let id = format!("{publisher}/{name}");
+        let refuse = |field: &str, reason: String| Refusal {
+            field: field.to_owned(),
+            reason,
+        };
+        if let Some(p) = self
+            .deny
+            .iter()
+            .find(|p| pattern_matches(p, publisher, name))
+        {
+            return Err(refuse("deny", format!("{id} matches the deny entry `{p}`")));
+        }
+        let first_party = self.first_party.iter().any(|p| p == publisher);
+        match self.mode {
+            Mode::FirstParty if !first_party => {
+                return Err(refuse(
+                    "mode",
+                    format!(
+                        "this host runs first-party plugins only; {publisher} is not listed in first_party"
+                    ),
+                ));
+            }
+            Mode::Curated
+                if !first_party
+                    && !self
+                        .allow
+                        .iter()
+                        .any(|p| pattern_matches(p, publisher, name)) =>
+            {
+                return Err(refuse(
+                    "mode",
+                    format!("this host runs curated plugins; {id} is not on its allow list"),
+                ));
+            }
+            _ => {}
+        }
+        if !self.runtimes.contains(&manifest.runtime.kind) {
+            return Err(refuse(
+                "runtime.type",
+                format!(
+                    "{} plugins are not allowed on this host",
+                    manifest.runtime.kind.as_str()
+                ),
+            ));
+        }
+        if let Some(api) = &manifest.compatibility.runner_api
+            && api != agora_contract::RUNNER_API
+        {
+            return Err(refuse(
+                "compatibility.runner_api",
+                format!(
+                    "asks for runner API {api}; this runner speaks {}",
+                    agora_contract::RUNNER_API
+                ),
+            ));
+        }
+
+        let ceiling = &self.limits;
+        let asked = &manifest.resources;
+        let pick = |field: &str, asked: Option<u32>, default: u32, max: u32, unit: &str| match asked
+        {
+            Some(v) if v > max => Err(refuse(
+                &format!("resources.{field}"),
+                format!("asks for {v}{unit}; this host allows at most {max}{unit}"),
+            )),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        };
+        let limits = Limits {
+            memory_mb: pick(
+                "memory_mb",
+                asked.memory_mb,
+                self.defaults.memory_mb,
+                ceiling.memory_mb,
+                " MiB",
+            )?,
+            timeout_ms: pick(
+                "timeout_ms",
+                asked.timeout_ms,
+                self.defaults.timeout_ms,
+                ceiling.timeout_ms,
+                " ms",
+            )?,
+            max_fds: pick(
+                "max_fds",
+                asked.max_fds,
+                self.defaults.max_fds,
+                ceiling.max_fds,
+                "",
+            )?,
+            cpu_secs: self.defaults.cpu_secs,
+            max_processes: self.defaults.max_processes,
+        };
+        let mut entrypoint_timeouts = BTreeMap::new();
+        for (entry, spec) in &manifest.entrypoints {
+            let timeout = match spec.timeout_ms {
+                Some(t) if t > ceiling.timeout_ms => {
+                    return Err(refuse(
+                        &format!("entrypoints.{entry}.timeout_ms"),
+                        format!(
+                            "asks for {t} ms; this host allows at most {} ms",
+                            ceiling.timeout_ms
+                        ),
+                    ));
+                }
+                Some(t) => t,
+                None => limits.timeout_ms,
+            };
+            entrypoint_timeouts.insert(entry.clone(), timeout);
+        }
+
+        let ceiling_hosts: Vec<HostRule> = self
+            .network
+            .allowed_hosts
+            .iter()
+            .filter_map(|h| HostRule::parse(h).ok())
+            .collect();
+        let mut hosts = Vec::new();
+        for (i, host) in manifest.network.outbound_hosts.iter().enumerate() {
+            let field = format!("network.outbound_hosts[{i}]");
+            let rule = HostRule::parse(host).map_err(|e| refuse(&field, e))?;
+            if !ceiling_hosts.iter().any(|c| rule.within(c)) {
+                return Err(refuse(
+                    &field,
+                    format!(
+                        "`{host}` is outside what this host allows plugins to reach ({})",
+                        {
+                            if self.network.allowed_hosts.is_empty() {
+                                "no outbound hosts".to_owned()
+                            } else {
+                                self.network.allowed_hosts.join(", ")
+                            }
+                        }
+                    ),
+                ));
+            }
+            hosts.push(rule);
+        }
+
+        let mut secrets = Vec::new();
+        for (i, secret) in manifest.secrets.iter().enumerate() {
+            let grant = self
+                .secrets
+                .iter()
+                .find(|g| &g.name == secret && pattern_matches(&g.plugin, publisher, name))
+                .ok_or_else(|| {
+                    refuse(
+                        &format!("secrets[{i}]"),
+                        format!(
+                            "asks for the secret `{secret}`, which this host does not grant to {id}"
+                        ),
+                    )
+                })?;
+            secrets.push(grant.clone());
+        }
+
+        Ok(Grant {
+            limits,
+            entrypoint_timeouts,
+            hosts,
+            allow_private_addresses: self.network.allow_private_addresses,
+            secrets,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(extra: &str) -> Manifest {
+        Manifest::from_yaml(&format!(
+            "api_version: agora/v1\npublisher: acme\nname: jira\nversion: 1.0.0\n\
+             description: d\nlicense: MIT\nruntime: {{ type: wasm, module: p.wasm }}\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    fn open() -> HostPolicy {
+        HostPolicy {
+            mode: Mode::Open,
+            ..HostPolicy::default()
+        }
+    }
+
+    #[test]
+    fn modes_and_lists_decide_who_runs() {
+        let m = manifest("");
+        let curated = HostPolicy::default();
+        assert_eq!(curated.admit(&m).unwrap_err().field, "mode");
+        let allowed = HostPolicy {
+            allow: vec!["acme/*".into()],
+            ..HostPolicy::default()
+        };
+        assert!(allowed.admit(&m).is_ok());
+        let first = HostPolicy {
+            mode: Mode::FirstParty,
+            allow: vec!["*".into()],
+            ..HostPolicy::default()
+        };
+        assert!(first.admit(&m).unwrap_err().reason.contains("first-party"));
+        let first = HostPolicy {
+            first_party: vec!["acme".into()],
+            ..first
+        };
+        assert!(first.admit(&m).is_ok());
+        let denied = HostPolicy {
+            deny: vec!["acme/jira".into()],
+            ..open()
+        };
+        let refusal = denied.admit(&m).unwrap_err();
+        assert_eq!(refusal.field, "deny");
+        assert!(refusal.reason.contains("acme/jira"));
+        let no_wasm = HostPolicy {
+            runtimes: vec![RuntimeKind::Exec],
+            ..open()
+        };
+        assert_eq!(no_wasm.admit(&m).unwrap_err().field, "runtime.type");
+    }
+
+    #[test]
+    fn resources_are_capped_and_defaulted() {
+        let grant = open().admit(&manifest("")).unwrap();
+        assert_eq!(grant.limits.memory_mb, 128);
+        assert_eq!(grant.limits.timeout_ms, 10_000);
+        let m = manifest(
+            "resources: { memory_mb: 64, max_fds: 20 }\nentrypoints: { run: { path: /run, timeout_ms: 500 }, other: { path: /o } }",
+        );
+        let grant = open().admit(&m).unwrap();
+        assert_eq!((grant.limits.memory_mb, grant.limits.max_fds), (64, 20));
+        assert_eq!(grant.timeout_ms("run"), 500);
+        assert_eq!(grant.timeout_ms("other"), 10_000);
+
+        let greedy = manifest("resources: { memory_mb: 4096 }");
+        let refusal = open().admit(&greedy).unwrap_err();
+        assert_eq!(refusal.field, "resources.memory_mb");
+        assert_eq!(
+            refusal.reason,
+            "asks for 4096 MiB; this host allows at most 256 MiB"
+        );
+        let slow = manifest("entrypoints: { run: { path: /run, timeout_ms: 600000 } }");
+        assert_eq!(
+            open().admit(&slow).unwrap_err().field,
+            "entrypoints.run.timeout_ms"
+        );
+    }
+
+    #[test]
+    fn outbound_hosts_must_fit_the_ceiling() {
+        let m = manifest(
+            "capabilities: [outbound_http]\nnetwork: { outbound_hosts: [jira.example.com, 'api.example.org:8443'] }",
+        );
+        let refusal = open().admit(&m).unwrap_err();
+        assert_eq!(refusal.field, "network.outbound_hosts[0]");
+        assert!(refusal.reason.contains("no outbound hosts"), "{refusal}");
+        let policy = HostPolicy {
+            network: NetworkPolicy {
+                allowed_hosts: vec!["*.example.com".into(), "api.example.org:8443".into()],
+                allow_private_addresses: false,
+            },
+            ..open()
+        };
+        let grant = policy.admit(&m).unwrap();
+        assert!(grant.allows_host("jira.example.com", 443));
+        assert!(grant.allows_host("JIRA.example.com.", 80));
+        assert!(
+            !grant.allows_host("jira.example.com", 22),
+            "a bare host allows 80 and 443 only"
+        );
+        assert!(grant.allows_host("api.example.org", 8443));
+        assert!(!grant.allows_host("api.example.org", 443));
+        assert!(!grant.allows_host("evil.com", 443));
+        assert!(!grant.allows_host("93.184.216.34", 443));
+        assert!(!grant.allows_host("example.com", 443));
+
+        let wider =
+            manifest("capabilities: [outbound_http]\nnetwork: { outbound_hosts: ['*.com'] }");
+        assert_eq!(
+            policy.admit(&wider).unwrap_err().field,
+            "network.outbound_hosts[0]"
+        );
+        let port = manifest(
+            "capabilities: [outbound_http]\nnetwork: { outbound_hosts: ['jira.example.com:22'] }",
+        );
+        assert!(policy.admit(&port).is_err());
+    }
+
+    #[test]
+    fn secrets_need_a_grant() {
+        let m = manifest("capabilities: [secrets_read]\nsecrets: [JIRA_TOKEN]");
+        let refusal = open().admit(&m).unwrap_err();
+        assert_eq!(refusal.field, "secrets[0]");
+        let policy = HostPolicy {
+            secrets: vec![SecretGrant {
+                plugin: "acme/jira".into(),
+                name: "JIRA_TOKEN".into(),
+                from_env: Some("HOST_JIRA".into()),
+                from_file: None,
+            }],
+            ..open()
+        };
+        assert_eq!(policy.admit(&m).unwrap().secrets.len(), 1);
+        let other = HostPolicy {
+            secrets: vec![SecretGrant {
+                plugin: "other/*".into(),
+                ..policy.secrets[0].clone()
+            }],
+            ..open()
+        };
+        assert!(other.admit(&m).is_err());
+    }
+
+    #[test]
+    fn policy_files_are_checked() {
+        let policy = HostPolicy::from_toml(
+            "mode = \"open\"\ndeny = [\"evil/*\"]\n[limits]\nmemory_mb = 64\n[defaults]\nmemory_mb = 32\n\
+             [network]\nallowed_hosts = [\"api.example.com\"]\n",
+        )
+        .unwrap();
+        assert_eq!(policy.limits.memory_mb, 64);
+        assert_eq!(
+            policy.limits.timeout_ms, 30_000,
+            "unset ceilings keep their defaults"
+        );
+        for (bad, says) in [
+            ("mode = \"lax\"", "unknown variant"),
+            ("[limits]\nmemory_mb = 8", "defaults.memory_mb"),
+            (
+                "[network]\nallowed_hosts = [\"http://x\"]",
+                "not a host name",
+            ),
+            ("deny = [\"evil\"]", "plugin pattern"),
+            ("[[secrets]]\nplugin = \"*\"\nname = \"A\"", "exactly one"),
+            ("colour = 1", "unknown field"),
+        ] {
+            let err = HostPolicy::from_toml(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.169.254",
+            "::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "100.64.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "2606:2800:220:1::1"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn runner_api_must_match() {
+        let m = manifest("compatibility: { runner_api: v2 }");
+        assert_eq!(
+            open().admit(&m).unwrap_err().field,
+            "compatibility.runner_api"
+        );
+    }
+}

@@ -1,0 +1,402 @@
+//! WASM plugins: components in the `wasi:http/proxy` world, run in-process by wasmtime.
+//!
+//! One engine per runner (pooling allocator, epoch interruption, a ticker thread). A
+//! component is compiled once per digest and engine and kept in `cache/wasm/`; later
+//! loads map the compiled file. Every request gets a fresh store: memory capped by a
+//! limiter, a deadline in epoch ticks, a WASI context with nothing but the launch's work
+//! directory (as `/tmp`), the contract key and the granted secrets, no sockets, and an
+//! outbound-HTTP hook that allows only the granted hosts.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::json;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    Trap,
+};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::audit::{Denied, Kind};
+use crate::egress::{Destination, check_destination};
+use crate::{LaunchContext, MAX_OUTPUT_BYTES, PluginSource, RunError};
+
+/// Epoch tick: the granularity of WASM timeouts.
+const TICK: Duration = Duration::from_millis(2);
+/// Resource-table entries (open files, streams, HTTP handles) a request may hold beyond
+/// its `max_fds`.
+const TABLE_BASE: usize = 64;
+
+pub(crate) struct WasmEngine {
+    engine: Engine,
+    linker: Linker<State>,
+    cache_dir: PathBuf,
+    engine_hash: String,
+}
+
+impl WasmEngine {
+    pub fn new(cache_dir: &Path, max_memory_mb: u32) -> wasmtime::Result<WasmEngine> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(128)
+            .total_core_instances(1024)
+            .total_memories(256)
+            .total_tables(512)
+            .max_memory_size(max_memory_mb as usize * 1024 * 1024);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        // The full WASI set with an empty context: std guests import wasi:cli and
+        // wasi:random beside wasi:http (see ../shared/notes/wasi-http.md).
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("agora-wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })?;
+        std::fs::create_dir_all(cache_dir)?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        Ok(WasmEngine {
+            engine,
+            linker,
+            cache_dir: cache_dir.to_path_buf(),
+            engine_hash: format!("{:016x}", hasher.finish()),
+        })
+    }
+
+    /// The compiled component for `source`, from the cache when there.
+    pub fn component(&self, source: &PluginSource) -> Result<Component, RunError> {
+        let cached = self.cache_dir.join(format!(
+            "{}-{}.cwasm",
+            source.digest.hex(),
+            self.engine_hash
+        ));
+        if cached.exists() {
+            // SAFETY: the runner alone writes this directory, and the file name binds the
+            // compiled code to the module's digest and this engine's configuration.
+            match unsafe { Component::deserialize_file(&self.engine, &cached) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!("recompiling {}: {e}", cached.display()),
+            }
+        }
+        let wasm_error = |problem: String| RunError::Source {
+            path: source.code.clone(),
+            problem,
+        };
+        let bytes = std::fs::read(&source.code)
+            .map_err(|e| wasm_error(format!("cannot read the module: {e}")))?;
+        let compiled = self
+            .engine
+            .precompile_component(&bytes)
+            .map_err(|e| wasm_error(format!("not a usable WebAssembly component: {e}")))?;
+        let tmp = self.cache_dir.join(format!(
+            ".{}-{}.{}.tmp",
+            source.digest.hex(),
+            self.engine_hash,
+            std::process::id()
+        ));
+        std::fs::write(&tmp, &compiled)
+            .and_then(|()| std::fs::rename(&tmp, &cached))
+            .map_err(|e| wasm_error(format!("cannot write the compiled cache: {e}")))?;
+        // SAFETY: as above; this is the file just written.
+        unsafe { Component::deserialize_file(&self.engine, &cached) }
+            .map_err(|e| wasm_error(format!("cannot load the compiled module: {e}")))
+    }
+
+    pub async fn load(
+        &self,
+        source: &PluginSource,
+        context: LaunchContext,
+    ) -> Result<WasmPlugin, RunError> {
+        let component = self.component(source)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(ProxyPre::new)
+            .map_err(|e| RunError::Source {
+                path: source.code.clone(),
+                problem: format!("not a wasi:http/proxy component this runner can link: {e}"),
+            })?;
+        context.audit.record(
+            Kind::Start,
+            &context.subject,
+            json!({"sandbox": "wasmtime"}),
+        );
+        Ok(WasmPlugin {
+            pre,
+            context: Arc::new(context),
+        })
+    }
+}
+
+/// Per-request store data.
+struct State {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    limiter: MemoryCap,
+    hooks: Egress,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Caps linear memory and tables, and remembers that it refused.
+struct MemoryCap {
+    max_bytes: usize,
+    hit: Arc<AtomicBool>,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit.store(true, Ordering::Relaxed);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The outbound-HTTP hook: only granted hosts, never internal addresses unless allowed.
+struct Egress {
+    context: Arc<LaunchContext>,
+}
+
+impl WasiHttpHooks for Egress {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        drop(fut);
+        let context = self.context.clone();
+        Box::new(async move {
+            let uri = request.uri();
+            let tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+            let destination = Destination {
+                host: uri.host().unwrap_or_default().to_owned(),
+                port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+            };
+            if let Err(reason) = check_destination(&context.grant, &destination).await {
+                context.audit.record(
+                    Kind::Denial,
+                    &context.subject,
+                    json!({"denied": Denied::Host, "target": destination.to_string(), "reason": reason}),
+                );
+                return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
+            }
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+pub(crate) struct WasmPlugin {
+    pre: ProxyPre<State>,
+    context: Arc<LaunchContext>,
+}
+
+impl WasmPlugin {
+    fn store(
+        &self,
+        deadline: Duration,
+        memory_hit: Arc<AtomicBool>,
+    ) -> Result<Store<State>, RunError> {
+        let context = &self.context;
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .preopened_dir(&context.workdir, "/tmp", FsPerms::ReadWrite)
+            .map_err(|e| RunError::Sandbox(format!("cannot open the work directory: {e}")))?
+            .env("TMPDIR", "/tmp");
+        for (name, value) in context.environment() {
+            wasi.env(name, value);
+        }
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(context.grant.limits.max_fds as usize + TABLE_BASE);
+        let mut store = Store::new(
+            self.pre.engine(),
+            State {
+                wasi: wasi.build(),
+                http: WasiHttpCtx::new(),
+                table,
+                limiter: MemoryCap {
+                    max_bytes: context.grant.limits.memory_mb as usize * 1024 * 1024,
+                    hit: memory_hit,
+                },
+                hooks: Egress {
+                    context: context.clone(),
+                },
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        let ticks = (deadline.as_millis() / TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
+
+    pub async fn handle(
+        &self,
+        request: http::Request<Bytes>,
+        timeout: Duration,
+    ) -> Result<http::Response<Bytes>, RunError> {
+        let memory_hit = Arc::new(AtomicBool::new(false));
+        let mut store = self.store(timeout, memory_hit.clone())?;
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let request = request.map(|body| {
+            Full::new(body)
+                .map_err(|never: std::convert::Infallible| -> ErrorCode { match never {} })
+        });
+        let setup =
+            |e: wasmtime::Error| RunError::Sandbox(format!("cannot hand over the request: {e}"));
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+            .map_err(setup)?;
+        let outparam = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(setup)?;
+        let pre = self.pre.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+        });
+        let exchange = async {
+            let response = match receiver.await {
+                Ok(Ok(response)) => response,
+                Ok(Err(code)) => {
+                    return Err(RunError::Protocol(format!(
+                        "the component answered with an error: {code:?}"
+                    )));
+                }
+                Err(_) => return Err(self.failure(task.await, &memory_hit, timeout)),
+            };
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, MAX_OUTPUT_BYTES)
+                .collect()
+                .await
+                .map_err(|e| RunError::Protocol(format!("cannot read the response body: {e}")))?
+                .to_bytes();
+            Ok(http::Response::from_parts(parts, body))
+        };
+        // The epoch deadline stops guest code; this stops a guest waiting on the host.
+        match tokio::time::timeout(timeout + TICK * 4, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timed_out(timeout)),
+        }
+    }
+
+    fn timed_out(&self, timeout: Duration) -> RunError {
+        self.context.audit.record(
+            Kind::Denial,
+            &self.context.subject,
+            json!({"denied": Denied::Limit, "limit": "timeout", "timeout_ms": timeout.as_millis() as u64}),
+        );
+        RunError::Timeout {
+            ms: timeout.as_millis() as u64,
+        }
+    }
+
+    /// Why the guest ended without answering.
+    fn failure(
+        &self,
+        joined: Result<wasmtime::Result<()>, tokio::task::JoinError>,
+        memory_hit: &AtomicBool,
+        timeout: Duration,
+    ) -> RunError {
+        let error = match joined {
+            Ok(Ok(())) => {
+                return RunError::Protocol(
+                    "the component returned without setting a response".into(),
+                );
+            }
+            Ok(Err(e)) => e,
+            Err(e) => return RunError::Crashed(format!("the request task failed: {e}")),
+        };
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return self.timed_out(timeout);
+        }
+        if memory_hit.load(Ordering::Relaxed) {
+            let limit = self.context.grant.limits.memory_mb;
+            self.context.audit.record(
+                Kind::Denial,
+                &self.context.subject,
+                json!({"denied": Denied::Limit, "limit": "memory", "memory_mb": limit}),
+            );
+            return RunError::Limit {
+                what: format!("memory ({limit} MiB)"),
+            };
+        }
+        RunError::Crashed(format!("the component trapped: {error:#}"))
+    }
+}
