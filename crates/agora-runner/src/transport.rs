@@ -27,6 +27,11 @@ pub(crate) async fn exchange(
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| ExchangeError::Protocol(e.to_string()))?;
+    // HTTP/1.1 to an origin server: the request target is the path, not the full URI.
+    let mut request = request;
+    if let Some(path) = request.uri().path_and_query().cloned() {
+        *request.uri_mut() = http::Uri::from(path);
+    }
     let driver = tokio::spawn(async move {
         let _ = connection.await;
     });

@@ -691,6 +691,12 @@ impl SandboxSetup {
 /// The keeper: waits for the plugin and exits with its status (128+N for signal N).
 fn keep(child: nix::unistd::Pid) -> ! {
     use nix::sys::wait::{WaitStatus, waitpid};
+    // Hold no descriptor: the spawner waits for its exec-status channel to close, and
+    // the plugin's pipes must end when the plugin does.
+    // SAFETY: closes this process's descriptors from 3 up; it uses none of them.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+    }
     let code = loop {
         match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, code)) => break code,

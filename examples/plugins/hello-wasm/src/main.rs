@@ -12,12 +12,9 @@ fn json(status: StatusCode, content_type: &str, body: String) -> Response<Body> 
 }
 
 fn problem(status: StatusCode, detail: &str) -> Response<Body> {
-    let body = format!(
-        "{{\"type\":\"urn:agora:problem:plugin\",\"title\":\"{}\",\"status\":{},\"detail\":\"{detail}\"}}",
-        status.canonical_reason().unwrap_or("error"),
-        status.as_u16()
-    );
-    json(status, "application/problem+json", body)
+    let title = status.canonical_reason().unwrap_or("error");
+    let body = agora_contract::problem_json(status.as_u16(), title, detail);
+    json(status, agora_contract::PROBLEM_JSON, body)
 }
 
 /// The value of `"name"` in a flat JSON object, without a JSON library (keeps the module small).
@@ -29,15 +26,41 @@ fn name_of(body: &str) -> Option<String> {
     (!name.is_empty() && name.len() <= 100 && !name.contains('\\')).then(|| name.to_owned())
 }
 
+/// Checks the runner's signature (see `docs/plugin-contract.md`).
+fn authorized(method: &str, path: &str, headers: &wstd::http::HeaderMap, body: &[u8]) -> Result<(), String> {
+    let key = std::env::var(agora_contract::KEY_ENV)
+        .map_err(|_| "the plugin has no signing key".to_owned())
+        .and_then(|k| agora_contract::Key::from_hex(&k).map_err(|e| e.to_string()))?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    key.verify(
+        method,
+        path,
+        header(agora_contract::TIMESTAMP_HEADER),
+        header(agora_contract::SIGNATURE_HEADER),
+        body,
+        now,
+    )
+    .map_err(|e| e.to_string())
+}
+
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Error> {
     let path = request.uri().path().to_owned();
     let method = request.method().as_str().to_owned();
+    let headers = request.headers().clone();
+    let mut body = request.into_body();
+    let bytes = body.contents().await.map(<[u8]>::to_vec).unwrap_or_default();
+    if let Err(why) = authorized(&method, &path, &headers, &bytes) {
+        return Ok(problem(StatusCode::UNAUTHORIZED, &why));
+    }
     Ok(match (method.as_str(), path.as_str()) {
         ("GET", "/healthz") => json(StatusCode::OK, "application/json", "{\"status\":\"ok\"}".into()),
         ("POST", "/greet") => {
-            let mut body = request.into_body();
-            let text = body.str_contents().await.map(str::to_owned).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
             match name_of(&text) {
                 Some(name) => json(StatusCode::OK, "application/json", format!("{{\"greeting\":\"Hello, {name}!\"}}")),
                 None => problem(StatusCode::BAD_REQUEST, "send a JSON object with a non-empty string field name"),

@@ -1,0 +1,362 @@
+//! Attack tests: a hostile plugin (native, then WASM) tries each escape a malicious
+//! plugin would; each is contained, audited where the runner can see it, and the runner
+//! keeps serving another plugin afterwards.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use agora_runner::{Plugin, RunError};
+use serde_json::{Value, json};
+use support::{Harness, policy};
+
+struct Scene {
+    h: Harness,
+    hostile: Plugin,
+    bystander: Plugin,
+    bystander_entry: &'static str,
+    bystander_input: &'static [u8],
+}
+
+async fn scene(hostile: &str, allow_private: bool) -> Scene {
+    let h = Harness::new(policy(allow_private));
+    let hostile = h.load(hostile).await;
+    let (bystander, entry, input): (_, &'static str, &'static [u8]) =
+        if hostile.manifest().runtime.kind.as_str() == "exec" {
+            (
+                h.load("echo-native").await,
+                "echo",
+                br#"{"still":"serving"}"#,
+            )
+        } else {
+            (
+                h.load("hello-wasm").await,
+                "greet",
+                br#"{"name":"still serving"}"#,
+            )
+        };
+    Scene {
+        h,
+        hostile,
+        bystander,
+        bystander_entry: entry,
+        bystander_input: input,
+    }
+}
+
+impl Scene {
+    async fn attack(&self, entry: &str, input: Value) -> Result<Value, RunError> {
+        self.hostile.call(entry, input.to_string().as_bytes()).await
+    }
+
+    /// The other plugin still answers, and so does the hostile one (restarted if needed).
+    async fn still_serving(&self) {
+        self.bystander
+            .call(self.bystander_entry, self.bystander_input)
+            .await
+            .expect("the runner still serves another plugin");
+        let health = self
+            .hostile
+            .health()
+            .await
+            .expect("the hostile plugin can be used again");
+        assert_eq!(health.status, 200);
+    }
+}
+
+fn refused(answer: &Value) -> String {
+    assert_eq!(answer["ok"], false, "the attempt must fail: {answer}");
+    answer["error"].as_str().unwrap_or_default().to_owned()
+}
+
+// ---- native ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_cannot_read_outside_its_directories() {
+    let s = scene("hostile-native", false).await;
+    for path in [
+        "/etc/passwd",
+        "../../../../etc/passwd",
+        "/tmp/plugin/../../etc/shadow",
+        "/root/.bashrc",
+        "/proc/1/environ",
+    ] {
+        let answer = s.attack("read", json!({"path": path})).await.unwrap();
+        let error = refused(&answer);
+        assert!(
+            error.contains("ermission denied") || error.contains("No such file"),
+            "{path}: {error}"
+        );
+    }
+    // Its own files are readable.
+    let own = s
+        .attack("read", json!({"path": "/tmp/plugin/plugin.yaml"}))
+        .await
+        .unwrap();
+    assert_eq!(own["ok"], true, "{own}");
+    s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_cannot_write_outside_its_work_directory() {
+    let s = scene("hostile-native", false).await;
+    for path in [
+        "/etc/agora-owned",
+        "/tmp/../etc/owned",
+        "/tmp/plugin/bin/hostile-native",
+        "/usr/owned",
+        "/dev/shm/owned",
+    ] {
+        let answer = s.attack("write", json!({"path": path})).await.unwrap();
+        refused(&answer);
+    }
+    assert!(!std::path::Path::new("/etc/agora-owned").exists());
+    let ok = s
+        .attack("write", json!({"path": "/tmp/scratch"}))
+        .await
+        .unwrap();
+    assert_eq!(ok["ok"], true, "the work directory is writable: {ok}");
+    s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_reaches_only_declared_hosts_through_the_proxy() {
+    let s = scene("hostile-native", false).await;
+    for target in ["example.com:443", "93.184.216.34:80", "localhost:22"] {
+        let answer = s
+            .attack("connect", json!({"target": target}))
+            .await
+            .unwrap();
+        assert!(
+            answer["result"].as_str().unwrap().contains("403"),
+            "{target}: {answer}"
+        );
+    }
+    // Declared, but resolves to loopback, which this policy keeps out.
+    let answer = s
+        .attack("connect", json!({"target": "localhost:18080"}))
+        .await
+        .unwrap();
+    assert!(
+        answer["result"].as_str().unwrap().contains("403"),
+        "{answer}"
+    );
+    // No network of its own: a direct connection fails.
+    let direct = s
+        .attack("direct", json!({"target": "93.184.216.34:80"}))
+        .await
+        .unwrap();
+    refused(&direct);
+    let denials: Vec<Value> =
+        s.h.audit()
+            .into_iter()
+            .filter(|e| e["denied"] == "host")
+            .collect();
+    assert_eq!(denials.len(), 4, "{denials:?}");
+    assert!(denials.iter().any(|d| d["target"] == "93.184.216.34:80"));
+    s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_reaches_a_declared_host_when_policy_allows() {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:18080").expect("port 18080 free for this test");
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    let s = scene("hostile-native", true).await;
+    let answer = s
+        .attack("connect", json!({"target": "localhost:18080"}))
+        .await
+        .unwrap();
+    assert_eq!(answer["result"], "HTTP/1.1 200 OK", "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_fork_bomb_hits_the_process_limit() {
+    let s = scene("hostile-native", false).await;
+    let answer = s.attack("fork-bomb", json!({})).await.unwrap();
+    let forks = answer["forks"].as_u64().unwrap();
+    assert!(forks < 16, "forks are capped by the cgroup: {answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("temporarily unavailable"),
+        "{answer}"
+    );
+    assert!(s.h.has_event("denial", Some("processes")));
+    s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_allocation_past_the_memory_cap_is_stopped() {
+    let s = scene("hostile-native", false).await;
+    for mb in [48u64, 512, 4096] {
+        let err = s.attack("alloc", json!({"mb": mb})).await.unwrap_err();
+        assert!(matches!(err, RunError::Limit { .. }), "{mb} MiB: {err}");
+        assert!(err.to_string().contains("memory (64 MiB)"), "{err}");
+    }
+    let ok = s.attack("alloc", json!({"mb": 8})).await.unwrap();
+    assert_eq!(ok["ok"], true);
+    assert!(s.h.has_event("denial", Some("memory")));
+    s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_spinning_forever_is_killed_at_its_timeout() {
+    let s = scene("hostile-native", false).await;
+    let started = Instant::now();
+    let err = s.attack("spin", json!({})).await.unwrap_err();
+    assert!(matches!(err, RunError::Timeout { ms: 300 }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(s.h.has_event("denial", Some("timeout")));
+    s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_cannot_exhaust_file_descriptors() {
+    let s = scene("hostile-native", false).await;
+    let answer = s.attack("fds", json!({})).await.unwrap();
+    assert!(answer["opened"].as_u64().unwrap() < 32, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("Too many open files"),
+        "{answer}"
+    );
+    s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_sees_neither_the_runners_environment_nor_its_processes() {
+    let s = scene("hostile-native", false).await;
+    let env = s.attack("env", json!({})).await.unwrap();
+    let names: Vec<&str> = env["result"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "AGORA_EGRESS_PROXY",
+            "AGORA_PLUGIN_KEY",
+            "AGORA_PLUGIN_SOCKET",
+            "HOME",
+            "TMPDIR"
+        ]
+    );
+    let processes = s.attack("processes", json!({})).await.unwrap();
+    let pids: Vec<u64> = processes["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert_eq!(
+        pids,
+        [1],
+        "only itself, as PID 1 of its namespace: {processes}"
+    );
+    s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_cannot_ptrace_or_kill_the_runner() {
+    let s = scene("hostile-native", false).await;
+    let runner = std::process::id();
+    let killed = s.attack("kill", json!({"pid": runner})).await.unwrap();
+    refused(&killed);
+    let err = s
+        .attack("ptrace", json!({"pid": runner}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RunError::Syscall), "{err}");
+    assert!(s.h.has_event("denial", Some("syscall")));
+    s.still_serving().await;
+}
+
+// ---- wasm ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_cannot_touch_files_outside_its_tmp() {
+    let s = scene("hostile-wasm", false).await;
+    for path in [
+        "/etc/passwd",
+        "../etc/passwd",
+        "/tmp/../../etc/passwd",
+        "/proc/self/environ",
+    ] {
+        let answer = s.attack("read", json!({"path": path})).await.unwrap();
+        refused(&answer);
+    }
+    for path in ["/etc/owned", "/tmp/../owned", "owned"] {
+        let answer = s.attack("write", json!({"path": path})).await.unwrap();
+        refused(&answer);
+    }
+    let ok = s
+        .attack("write", json!({"path": "/tmp/scratch"}))
+        .await
+        .unwrap();
+    assert_eq!(ok["ok"], true, "{ok}");
+    s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_reaches_no_undeclared_host() {
+    let s = scene("hostile-wasm", false).await;
+    for url in [
+        "http://example.com/",
+        "http://93.184.216.34/",
+        "http://localhost:18080/",
+    ] {
+        let answer = s.attack("fetch", json!({"url": url})).await.unwrap();
+        refused(&answer);
+    }
+    let denials: Vec<Value> =
+        s.h.audit()
+            .into_iter()
+            .filter(|e| e["denied"] == "host")
+            .collect();
+    assert_eq!(denials.len(), 3, "{denials:?}");
+    s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_memory_spin_and_handles_are_capped() {
+    let s = scene("hostile-wasm", false).await;
+    let err = s.attack("alloc", json!({"mb": 64})).await.unwrap_err();
+    assert!(matches!(err, RunError::Limit { .. }), "{err}");
+    let started = Instant::now();
+    let err = s.attack("spin", json!({})).await.unwrap_err();
+    assert!(matches!(err, RunError::Timeout { ms: 300 }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let fds = s.attack("fds", json!({})).await.unwrap();
+    assert!(fds["opened"].as_u64().unwrap() < 200, "{fds}");
+    assert!(s.h.has_event("denial", Some("memory")));
+    assert!(s.h.has_event("denial", Some("timeout")));
+    s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_sees_only_the_contract_environment() {
+    let s = scene("hostile-wasm", false).await;
+    let env = s.attack("env", json!({})).await.unwrap();
+    let names: Vec<&str> = env["result"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(names, ["AGORA_PLUGIN_KEY", "TMPDIR"]);
+    s.still_serving().await;
+}

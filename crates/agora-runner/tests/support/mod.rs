@@ -1,0 +1,114 @@
+//! Test setup: builds the example plugins from source and starts runners on temporary
+//! state directories.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use agora_runner::audit::AuditLog;
+use agora_runner::policy::{HostPolicy, Mode, NetworkPolicy};
+use agora_runner::{Plugin, PluginSource, Runner, RunnerConfig};
+use tempfile::TempDir;
+
+/// Builds `examples/plugins/<name>` (with `features`) and lays it out as an installed
+/// plugin directory. wasm plugins need `rustup target add wasm32-wasip2`.
+pub fn example(name: &str, features: &[&str], dest: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/plugins")
+        .join(name);
+    let wasm = name.ends_with("-wasm");
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "examples{}",
+        features.iter().map(|f| format!("-{f}")).collect::<String>()
+    ));
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet", "--release", "--manifest-path"])
+        .arg(source.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir);
+    if wasm {
+        cmd.args(["--target", "wasm32-wasip2"]);
+    }
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    let out = cmd.output().expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "building example {name} failed (wasm examples need `rustup target add wasm32-wasip2`): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = dest.join(format!("{name}{}", features.join("-")));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(source.join("plugin.yaml"), dir.join("plugin.yaml")).unwrap();
+    let (built, placed) = if wasm {
+        (
+            format!("wasm32-wasip2/release/{}.wasm", name),
+            "plugin.wasm".to_owned(),
+        )
+    } else {
+        (format!("release/{name}"), format!("bin/{name}"))
+    };
+    let placed = dir.join(placed);
+    std::fs::create_dir_all(placed.parent().unwrap()).unwrap();
+    std::fs::copy(target_dir.join(built), &placed).unwrap();
+    dir
+}
+
+/// An open policy that lets plugins reach `localhost:18080` (but not internal
+/// addresses unless `allow_private`).
+pub fn policy(allow_private: bool) -> HostPolicy {
+    HostPolicy {
+        mode: Mode::Open,
+        network: NetworkPolicy {
+            allowed_hosts: vec!["localhost:18080".into()],
+            allow_private_addresses: allow_private,
+        },
+        ..HostPolicy::default()
+    }
+}
+
+pub struct Harness {
+    pub state: TempDir,
+    pub plugins: TempDir,
+    pub runner: Runner,
+}
+
+impl Harness {
+    pub fn new(policy: HostPolicy) -> Harness {
+        let state = tempfile::tempdir().unwrap();
+        let plugins = tempfile::tempdir().unwrap();
+        let mut config = RunnerConfig::new(state.path().to_path_buf());
+        config.policy = policy;
+        config.audit = AuditLog::open(&state.path().join("audit.jsonl")).unwrap();
+        let runner = Runner::new(config).unwrap();
+        Harness {
+            state,
+            plugins,
+            runner,
+        }
+    }
+
+    pub fn source(&self, name: &str, features: &[&str]) -> PluginSource {
+        PluginSource::from_dir(&example(name, features, self.plugins.path())).unwrap()
+    }
+
+    pub async fn load(&self, name: &str) -> Plugin {
+        self.runner.load(self.source(name, &[])).await.unwrap()
+    }
+
+    /// The audit events so far.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.state.path().join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub fn has_event(&self, event: &str, denied: Option<&str>) -> bool {
+        self.audit().iter().any(|e| {
+            e["event"] == event && denied.is_none_or(|d| e["denied"] == d || e["limit"] == d)
+        })
+    }
+}
