@@ -397,6 +397,21 @@ impl WasmPlugin {
                 what: format!("memory ({limit} MiB)"),
             };
         }
+        let table_full = matches!(
+            error.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        ) || format!("{error:#}").contains("resource table has no free keys");
+        if table_full {
+            let limit = self.context.grant.limits.max_fds;
+            self.context.audit.record(
+                Kind::Denial,
+                &self.context.subject,
+                json!({"denied": Denied::Limit, "limit": "handles", "max_fds": limit}),
+            );
+            return RunError::Limit {
+                what: format!("open handles ({limit} files, streams and requests)"),
+            };
+        }
         RunError::Crashed(format!("the component trapped: {error:#}"))
     }
 }

@@ -272,7 +272,9 @@ impl NativePlugin {
                 RunError::Syscall,
             )
         } else if instance.cgroup.oom_killed()
-            || (signal == Some(Signal::SIGABRT) && stderr.contains("memory allocation"))
+            // Rust's allocation-failure message; as PID 1 the plugin cannot die of its
+            // own SIGABRT, so the signal it ends with varies.
+            || (signal.is_some() && stderr.contains("memory allocation of"))
         {
             (
                 Some(

@@ -89,8 +89,11 @@ fn attack(request: &Request, input: &Value) -> Option<Value> {
             json!({"ok": false, "opened": files.len(), "error": error})
         }
         "/env" => json!({"ok": true, "result": std::env::vars().collect::<std::collections::BTreeMap<_, _>>()}),
-        "/processes" => outcome(std::fs::read_dir("/proc"), |dir| {
-            json!(dir.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).collect::<Vec<_>>())
+        "/processes" => json!({
+            "pid": std::process::id(),
+            "listing": outcome(std::fs::read_dir("/proc"), |dir| {
+                json!(dir.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).collect::<Vec<_>>())
+            }),
         }),
         "/ptrace" => {
             let pid = input["pid"].as_i64().unwrap_or(1) as libc::pid_t;
