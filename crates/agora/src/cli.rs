@@ -120,6 +120,29 @@ pub enum Command {
         #[command(flatten)]
         log: TrustArgs,
     },
+    /// Run an installed plugin's entrypoint in the sandbox and print its JSON answer.
+    Run {
+        /// PUBLISHER/NAME of an installed plugin.
+        plugin: String,
+        /// The entrypoint, as the manifest names it.
+        entrypoint: String,
+        /// The JSON input, or @FILE to read it from a file (default: {}).
+        #[arg(long, default_value = "{}")]
+        input: String,
+        #[command(flatten)]
+        runner: RunnerArgs,
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Check a plugin against the plugin contract by running it in the sandbox.
+    Conformance {
+        /// A plugin directory (with plugin.yaml), or PUBLISHER/NAME of an installed plugin.
+        plugin: String,
+        #[command(flatten)]
+        runner: RunnerArgs,
+        #[command(flatten)]
+        dir: DirArg,
+    },
     /// Plugins installed in a plugin directory.
     List {
         #[command(flatten)]
@@ -168,6 +191,21 @@ pub struct DirArg {
     /// Plugin directory.
     #[arg(long, default_value = "plugins")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunnerArgs {
+    /// Host policy file (TOML; see docs/runner.md). Default: AGORA_RUNNER_POLICY, else
+    /// ~/.config/agora/policy.toml if present, else an open policy with default ceilings,
+    /// no outbound hosts and no secrets.
+    #[arg(long, env = "AGORA_RUNNER_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Runner state: work directories and compiled modules (default: ~/.local/share/agora/runner).
+    #[arg(long, env = "AGORA_RUNNER_STATE")]
+    pub state_dir: Option<PathBuf>,
+    /// Audit log, JSON lines (default: audit.jsonl in the state directory).
+    #[arg(long, env = "AGORA_RUNNER_AUDIT")]
+    pub audit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

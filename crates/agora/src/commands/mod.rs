@@ -5,6 +5,7 @@ mod catalog;
 mod install;
 mod keys;
 mod release;
+mod run;
 mod serve;
 
 use agora_client::Client;
@@ -98,6 +99,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Some(release) => install::verify_release(&ctx, &release, &log).await,
             None => install::verify_installed(&ctx, &dir.dir),
         },
+        Command::Run {
+            plugin,
+            entrypoint,
+            input,
+            runner,
+            dir,
+        } => run::run(&ctx, &plugin, &entrypoint, &input, &runner, &dir.dir).await,
+        Command::Conformance {
+            plugin,
+            runner,
+            dir,
+        } => run::conformance(&ctx, &plugin, &runner, &dir.dir).await,
         Command::List { dir } => install::list(&ctx, &dir.dir),
         Command::Remove { plugin, dir } => install::remove(&ctx, &plugin, &dir.dir).await,
     }

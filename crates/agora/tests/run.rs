@@ -1,0 +1,157 @@
+//! `agora run` and `agora conformance` through the real binary: plugins published to a
+//! real server, installed, then run in the sandbox from their pinned digests.
+
+mod support;
+
+use support::*;
+
+#[test]
+fn installed_plugins_run_in_the_sandbox_and_conform() {
+    let server = Server::start(Backend::Sqlite);
+    let admin = server.admin();
+    let work = tempfile::tempdir().unwrap();
+    admin
+        .run(&["user", "create", "alice", "--role", "publisher"])
+        .ok();
+    let token = admin
+        .run(&[
+            "--json",
+            "token",
+            "create",
+            "--user",
+            "alice",
+            "--name",
+            "run",
+            "--scope",
+            "publish:*",
+        ])
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut alice = server.cli(Some(&token));
+    alice.run(&["publisher", "create", "examples"]).ok();
+    alice.sign_for("examples");
+    let echo = example_plugin("echo-native", work.path());
+    let hello = example_plugin("hello-wasm", work.path());
+    for dir in [&echo, &hello] {
+        alice.run(&["publish", dir.to_str().unwrap()]).ok();
+    }
+    for plugin in ["examples/echo-native", "examples/hello-wasm"] {
+        alice
+            .run_in(work.path(), &["install", plugin, "--dir", "plugins"])
+            .ok();
+    }
+    let state = work.path().join("runner");
+    let state = state.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.extend(["--dir", "plugins", "--state-dir", state]);
+        alice.run_in(work.path(), &all)
+    };
+
+    let echoed: serde_json::Value =
+        serde_json::from_str(&run(&["examples/echo-native", "echo", "--input", r#"{"n":1}"#]).ok())
+            .unwrap();
+    assert_eq!(echoed, serde_json::json!({"n": 1}));
+    std::fs::write(work.path().join("in.json"), r#"{"name":"Ada"}"#).unwrap();
+    let greeted: serde_json::Value =
+        serde_json::from_str(&run(&["examples/hello-wasm", "greet", "--input", "@in.json"]).ok())
+            .unwrap();
+    assert_eq!(greeted["greeting"], "Hello, Ada!");
+
+    // The plugin's own error, as the problem it sent.
+    let err = run(&["examples/hello-wasm", "greet", "--input", "{}"]).fails();
+    assert!(
+        err.contains("answered 400: Bad Request: send a JSON object"),
+        "{err}"
+    );
+    let err = run(&["examples/hello-wasm", "shout"]).fails();
+    assert!(
+        err.contains("has no entrypoint `shout` (it declares: greet)"),
+        "{err}"
+    );
+    let err = run(&["examples/nope", "x"]).fails();
+    assert!(err.contains("examples/nope is not installed"), "{err}");
+
+    // A policy that refuses it, with the reason.
+    std::fs::write(
+        work.path().join("policy.toml"),
+        "mode = \"open\"\ndeny = [\"examples/echo-native\"]\n",
+    )
+    .unwrap();
+    let err = run(&["examples/echo-native", "echo", "--policy", "policy.toml"]).fails();
+    assert!(
+        err.contains("refused by the host policy: deny: examples/echo-native matches"),
+        "{err}"
+    );
+    std::fs::write(work.path().join("bad.toml"), "mode = \"lax\"\n").unwrap();
+    let err = run(&["examples/echo-native", "echo", "--policy", "bad.toml"]).fails();
+    assert!(
+        err.contains("bad.toml") && err.contains("unknown variant"),
+        "{err}"
+    );
+
+    // Code changed after install does not run.
+    std::fs::write(
+        work.path().join("plugins/examples/hello-wasm/plugin.wasm"),
+        b"\0asm garbage",
+    )
+    .unwrap();
+    let err = run(&["examples/hello-wasm", "greet"]).fails();
+    assert!(
+        err.contains("does not match the digest it was installed with"),
+        "{err}"
+    );
+
+    // Everything went to the audit log.
+    let audit = std::fs::read_to_string(work.path().join("runner/audit.jsonl")).unwrap();
+    for event in ["\"pull\"", "\"start\"", "\"request\"", "\"refused\""] {
+        assert!(audit.contains(event), "{event} missing from {audit}");
+    }
+
+    // Conformance of a source directory and of an installed plugin.
+    let text = alice
+        .run_in(
+            work.path(),
+            &["conformance", hello.to_str().unwrap(), "--state-dir", state],
+        )
+        .ok();
+    assert!(text.contains("passed: all"), "{text}");
+    let report = alice
+        .run_in(
+            work.path(),
+            &[
+                "--json",
+                "conformance",
+                "examples/echo-native",
+                "--dir",
+                "plugins",
+                "--state-dir",
+                state,
+            ],
+        )
+        .json();
+    assert_eq!(report["passed"], true, "{report}");
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "runner_api",
+            "health",
+            "entrypoint echo",
+            "auth: unsigned",
+            "auth: wrong key",
+            "auth: stale timestamp",
+            "errors: bad input",
+            "errors: problem+json",
+            "timeout"
+        ]
+    );
+}
