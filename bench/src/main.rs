@@ -33,6 +33,17 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         runs: u32,
     },
+    /// Time the runner: WASM cold start from the compiled cache and warm calls, native
+    /// start and warm calls, RUNS times each; print p50/p99 as JSON. The directories are
+    /// built example plugins (hello-wasm, echo-native); native needs root.
+    Runner {
+        #[arg(long)]
+        wasm: std::path::PathBuf,
+        #[arg(long)]
+        native: std::path::PathBuf,
+        #[arg(long, default_value_t = 200)]
+        runs: u32,
+    },
     /// Create COUNT plugins (one version each) in the database at URL.
     Seed {
         #[arg(long)]
@@ -322,6 +333,7 @@ async fn main() -> anyhow::Result<()> {
             runs,
         } => install_cost(&registry, &plugin, &version, runs).await,
         Command::Latency { url, requests } => latency(&url, requests).await,
+        Command::Runner { wasm, native, runs } => runner(&wasm, &native, runs).await,
         Command::Publish {
             registry,
             token,
@@ -430,6 +442,80 @@ async fn install_cost(
             "metadata_ms": median_ms(meta), "signature_check_ms": median_ms(signature), "log_check_ms": median_ms(log),
             "download_and_hash_ms": median_ms(download),
             "signature_verify_only_us": signature_us, "checkpoint_and_inclusion_verify_only_us": proof_us,
+        })
+    );
+    Ok(())
+}
+
+fn spread(mut samples: Vec<Duration>) -> serde_json::Value {
+    samples.sort();
+    serde_json::json!({
+        "p50_ms": percentile(&samples, 0.5),
+        "p99_ms": percentile(&samples, 0.99),
+        "runs": samples.len(),
+    })
+}
+
+async fn runner(wasm: &std::path::Path, native: &std::path::Path, runs: u32) -> anyhow::Result<()> {
+    use agora_runner::policy::{HostPolicy, Mode};
+    use agora_runner::{PluginSource, Runner, RunnerConfig};
+    let state = tempfile::tempdir()?;
+    let mut config = RunnerConfig::new(state.path().to_path_buf());
+    config.policy = HostPolicy {
+        mode: Mode::Open,
+        ..HostPolicy::default()
+    };
+    let runner = Runner::new(config)?;
+    let wasm_source = PluginSource::from_dir(wasm)?;
+    let native_source = PluginSource::from_dir(native)?;
+    let greet = br#"{"name":"bench"}"#;
+
+    // Engine start and the first compilation fill the cache; not part of a cold start.
+    let started = Instant::now();
+    let first = runner.load(wasm_source.clone()).await?;
+    let engine_and_compile = started.elapsed();
+    first.call("greet", greet).await?;
+    drop(first);
+
+    let (mut load, mut cold) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let started = Instant::now();
+        let plugin = runner.load(wasm_source.clone()).await?;
+        load.push(started.elapsed());
+        plugin.call("greet", greet).await?;
+        cold.push(started.elapsed());
+    }
+    let plugin = runner.load(wasm_source.clone()).await?;
+    let mut warm = Vec::new();
+    for _ in 0..runs * 10 {
+        let started = Instant::now();
+        plugin.call("greet", greet).await?;
+        warm.push(started.elapsed());
+    }
+
+    let mut native_start = Vec::new();
+    for _ in 0..runs.min(100) {
+        let plugin = runner.load(native_source.clone()).await?;
+        let started = Instant::now();
+        plugin.health().await?;
+        native_start.push(started.elapsed());
+    }
+    let echo = runner.load(native_source.clone()).await?;
+    let mut native_warm = Vec::new();
+    for _ in 0..runs * 10 {
+        let started = Instant::now();
+        echo.call("echo", greet).await?;
+        native_warm.push(started.elapsed());
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "wasm_engine_and_first_compile_ms": engine_and_compile.as_secs_f64() * 1000.0,
+            "wasm_load_from_cache": spread(load),
+            "wasm_cold_start_first_call": spread(cold),
+            "wasm_warm_call": spread(warm),
+            "native_start_to_ready": spread(native_start),
+            "native_warm_call": spread(native_warm),
         })
     );
     Ok(())
