@@ -122,12 +122,12 @@ pub async fn run(
             }
             let detail = serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
-                .and_then(|p| {
+                .map(|p| {
                     let title = p["title"].as_str().unwrap_or("error").to_owned();
-                    Some(match p["detail"].as_str() {
+                    match p["detail"].as_str() {
                         Some(d) => format!("{title}: {d}"),
                         None => title,
-                    })
+                    }
                 })
                 .unwrap_or(body);
             bail!("{plugin} {entrypoint} answered {status}: {detail}")
