@@ -244,7 +244,11 @@ impl WasiHttpHooks for Egress {
                 );
                 return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
             }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options)
+                .await
+                .inspect_err(|e| {
+                    tracing::debug!("outbound request to {destination} failed: {e:?}")
+                })?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,
@@ -323,36 +327,45 @@ impl WasmPlugin {
             .http()
             .new_response_outparam(sender)
             .map_err(setup)?;
-        let pre = self.pre.clone();
-        let task = tokio::spawn(async move {
+        // The guest and the reading of its answer run in this task, side by side: the
+        // guest may still be writing the body after it has set the response.
+        // The guest owns the store, so that when it ends (even by a trap) the response
+        // outparam is dropped and the reader below learns there is no answer.
+        let pre = &self.pre;
+        let guest = async move {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
                 .await
-        });
-        let exchange = async {
-            let response = match receiver.await {
-                Ok(Ok(response)) => response,
-                Ok(Err(code)) => {
-                    return Err(RunError::Protocol(format!(
-                        "the component answered with an error: {code:?}"
-                    )));
-                }
-                Err(_) => return Err(self.failure(task.await, &memory_hit, timeout)),
-            };
+        };
+        let answer = async {
+            let response = receiver.await.map_err(|_| None)?;
+            let response = response.map_err(|code| {
+                Some(RunError::Protocol(format!(
+                    "the component answered with an error: {code:?}"
+                )))
+            })?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, MAX_OUTPUT_BYTES)
                 .collect()
                 .await
-                .map_err(|e| RunError::Protocol(format!("cannot read the response body: {e}")))?
+                .map_err(|e| {
+                    Some(RunError::Protocol(format!(
+                        "cannot read the response body: {e}"
+                    )))
+                })?
                 .to_bytes();
             Ok(http::Response::from_parts(parts, body))
         };
-        // The epoch deadline stops guest code; this stops a guest waiting on the host.
-        match tokio::time::timeout(timeout + TICK * 4, exchange).await {
-            Ok(result) => result,
+        // The epoch deadline stops guest code; this also stops a guest waiting on the
+        // host (an outbound request), and dropping the futures drops the store.
+        let both = async { tokio::join!(guest, answer) };
+        match tokio::time::timeout(timeout + TICK * 4, both).await {
             Err(_) => Err(self.timed_out(timeout)),
+            Ok((_, Ok(response))) => Ok(response),
+            Ok((_, Err(Some(error)))) => Err(error),
+            Ok((guest, Err(None))) => Err(self.failure(guest, &memory_hit, timeout)),
         }
     }
 
@@ -370,18 +383,17 @@ impl WasmPlugin {
     /// Why the guest ended without answering.
     fn failure(
         &self,
-        joined: Result<wasmtime::Result<()>, tokio::task::JoinError>,
+        guest: wasmtime::Result<()>,
         memory_hit: &AtomicBool,
         timeout: Duration,
     ) -> RunError {
-        let error = match joined {
-            Ok(Ok(())) => {
+        let error = match guest {
+            Ok(()) => {
                 return RunError::Protocol(
                     "the component returned without setting a response".into(),
                 );
             }
-            Ok(Err(e)) => e,
-            Err(e) => return RunError::Crashed(format!("the request task failed: {e}")),
+            Err(e) => e,
         };
         if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             return self.timed_out(timeout);

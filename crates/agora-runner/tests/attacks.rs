@@ -311,7 +311,7 @@ async fn wasm_reaches_no_undeclared_host() {
     for url in [
         "http://example.com/",
         "http://93.184.216.34/",
-        "http://localhost:18080/",
+        "http://localhost:18081/",
     ] {
         let answer = s.attack("fetch", json!({"url": url})).await.unwrap();
         refused(&answer);
@@ -353,5 +353,20 @@ async fn wasm_sees_only_the_contract_environment() {
         .map(String::as_str)
         .collect();
     assert_eq!(names, ["AGORA_PLUGIN_KEY", "TMPDIR"]);
+    s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_waiting_on_the_host_is_cut_at_its_timeout() {
+    let s = scene("hostile-wasm", false).await;
+    let started = Instant::now();
+    let err = s.attack("sleep", json!({})).await.unwrap_err();
+    assert!(matches!(err, RunError::Timeout { ms: 300 }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(s.h.has_event("denial", Some("timeout")));
     s.still_serving().await;
 }

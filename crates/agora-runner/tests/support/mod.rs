@@ -55,13 +55,13 @@ pub fn example(name: &str, features: &[&str], dest: &Path) -> PathBuf {
     dir
 }
 
-/// An open policy that lets plugins reach `localhost:18080` (but not internal
+/// An open policy that lets plugins reach `localhost:18080` and `:18081` (but not internal
 /// addresses unless `allow_private`).
 pub fn policy(allow_private: bool) -> HostPolicy {
     HostPolicy {
         mode: Mode::Open,
         network: NetworkPolicy {
-            allowed_hosts: vec!["localhost:18080".into()],
+            allowed_hosts: vec!["localhost:18080".into(), "localhost:18081".into()],
             allow_private_addresses: allow_private,
         },
         ..HostPolicy::default()

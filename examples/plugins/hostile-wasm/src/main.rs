@@ -71,6 +71,11 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
             block.resize(mb * 1024 * 1024, 1);
             json!({"ok": true, "allocated_mb": mb, "sample": block[block.len() / 2]})
         }
+        "/sleep" => {
+            // Waits on the host (a clock), where epoch interruption cannot reach it.
+            wstd::task::sleep(wstd::time::Duration::from_secs(60)).await;
+            json!({"ok": true, "result": "woke up"})
+        }
         "/spin" => {
             let mut x: u64 = 0;
             loop {
