@@ -72,6 +72,12 @@ fn installed_plugins_run_in_the_sandbox_and_conform() {
         err.contains("has no entrypoint `shout` (it declares: greet)"),
         "{err}"
     );
+    let err = run(&["examples/echo-native@9.9.9", "echo"]).fails();
+    assert!(
+        err.contains("examples/echo-native@9.9.9 is not installed"),
+        "{err}"
+    );
+    assert!(err.contains("examples/echo-native@1.0.0 is"), "{err}");
     let err = run(&["examples/nope", "x"]).fails();
     assert!(err.contains("examples/nope is not installed"), "{err}");
 
@@ -125,7 +131,7 @@ fn installed_plugins_run_in_the_sandbox_and_conform() {
             &[
                 "--json",
                 "conformance",
-                "examples/echo-native",
+                "examples/echo-native@1.0.0",
                 "--dir",
                 "plugins",
                 "--state-dir",

@@ -56,9 +56,13 @@ fn runner(args: &RunnerArgs, policy: HostPolicy) -> anyhow::Result<Runner> {
 
 /// An installed plugin, its code checked against the digest `agora.lock` pins.
 fn installed(plugin: &str, dir: &Path) -> anyhow::Result<PluginSource> {
-    let wanted: PluginRef = plugin
+    let (name, version) = match plugin.split_once('@') {
+        Some((name, version)) => (name, Some(version)),
+        None => (plugin, None),
+    };
+    let wanted: PluginRef = name
         .parse()
-        .with_context(|| format!("`{plugin}` is not PUBLISHER/NAME"))?;
+        .with_context(|| format!("`{plugin}` is not PUBLISHER/NAME[@VERSION]"))?;
     let id = format!("{}/{}", wanted.publisher, wanted.name);
     let lock = Lockfile::load(dir)?.with_context(|| {
         format!(
@@ -71,6 +75,15 @@ fn installed(plugin: &str, dir: &Path) -> anyhow::Result<PluginSource> {
         .iter()
         .find(|e| e.name == id)
         .with_context(|| format!("{id} is not installed in {}", dir.display()))?;
+    if let Some(version) = version
+        && version != entry.version
+    {
+        bail!(
+            "{id}@{version} is not installed in {}; {id}@{} is",
+            dir.display(),
+            entry.version
+        );
+    }
     let plugin_dir = dir
         .join(wanted.publisher.as_str())
         .join(wanted.name.as_str());
