@@ -21,8 +21,11 @@ pub const TIMESTAMP_HEADER: &str = "agora-timestamp";
 pub const SIGNATURE_HEADER: &str = "agora-signature";
 /// Environment variable holding the per-launch signing key, hex-encoded.
 pub const KEY_ENV: &str = "AGORA_PLUGIN_KEY";
-/// Environment variable (native plugins): the Unix socket path to listen on.
-pub const SOCKET_ENV: &str = "AGORA_PLUGIN_SOCKET";
+/// Environment variable (native plugins): the number of the file descriptor holding the
+/// listening Unix socket the runner hands the plugin (always 3).
+pub const FD_ENV: &str = "AGORA_PLUGIN_FD";
+/// The descriptor a native plugin accepts connections on.
+pub const PLUGIN_FD: i32 = 3;
 /// Environment variable (native plugins): the Unix socket of the runner's egress proxy.
 pub const PROXY_ENV: &str = "AGORA_EGRESS_PROXY";
 /// A request whose timestamp is further than this from the plugin's clock is refused.

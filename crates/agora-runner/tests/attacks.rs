@@ -249,8 +249,8 @@ async fn native_sees_neither_the_runners_environment_nor_its_processes() {
         names,
         [
             "AGORA_EGRESS_PROXY",
+            "AGORA_PLUGIN_FD",
             "AGORA_PLUGIN_KEY",
-            "AGORA_PLUGIN_SOCKET",
             "HOME",
             "TMPDIR"
         ]

@@ -139,8 +139,8 @@ async fn granted_secrets_reach_the_plugin_and_nothing_else_does() {
         names,
         [
             "AGORA_EGRESS_PROXY",
+            "AGORA_PLUGIN_FD",
             "AGORA_PLUGIN_KEY",
-            "AGORA_PLUGIN_SOCKET",
             "API_TOKEN",
             "HOME",
             "TMPDIR"

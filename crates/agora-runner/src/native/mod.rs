@@ -1,5 +1,5 @@
 //! Native plugins: a separate process in a Linux sandbox, speaking the contract over a
-//! Unix socket.
+//! listening Unix socket the runner binds and hands over as descriptor 3.
 //!
 //! The process tree, built by the pre-exec hook of the launch:
 //!
@@ -125,6 +125,9 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill();
+        if let Some(control) = self.socket.parent() {
+            let _ = std::fs::remove_dir_all(control);
+        }
     }
 }
 
@@ -358,7 +361,14 @@ impl NativePlugin {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let workdir = &context.workdir;
         prepare_workdir(workdir, self.uid, self.gid)?;
-        let socket = workdir.join(PLUGIN_SOCKET);
+        // The runner binds the plugin's socket in a directory only it can write, and hands
+        // the listening descriptor over: the runner never connects to a path the plugin
+        // could have replaced (with a link to some other socket of the host, say).
+        let control = control_dir(workdir);
+        prepare_control_dir(&control)?;
+        let socket = control.join(PLUGIN_SOCKET);
+        let listener = std::os::unix::net::UnixListener::bind(&socket)
+            .map_err(|e| RunError::Sandbox(format!("cannot bind {}: {e}", socket.display())))?;
         let limits = context.grant.limits;
         let cgroup_name = format!(
             "{}-{}",
@@ -383,8 +393,8 @@ impl NativePlugin {
             .env_clear()
             .envs(context.environment())
             .env(
-                agora_contract::SOCKET_ENV,
-                format!("{INSIDE_WORK}/{PLUGIN_SOCKET}"),
+                agora_contract::FD_ENV,
+                agora_contract::PLUGIN_FD.to_string(),
             )
             .env(
                 agora_contract::PROXY_ENV,
@@ -397,6 +407,7 @@ impl NativePlugin {
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
         let setup = SandboxSetup {
+            listen_fd: std::os::fd::AsRawFd::as_raw_fd(&listener),
             cgroup_procs: cgroup.procs.clone(),
             plugin_dir: cstring(&self.plugin_dir)?,
             plugin_mount: cstring(&workdir.join("plugin"))?,
@@ -417,6 +428,8 @@ impl NativePlugin {
         let mut child = command.spawn().map_err(|e| {
             RunError::Sandbox(format!("cannot start {}: {e}", self.binary.display()))
         })?;
+        // The plugin holds the listening socket now.
+        drop(listener);
         let pid = child.id().unwrap_or(0);
         let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
         if let Some(mut pipe) = child.stderr.take() {
@@ -483,7 +496,7 @@ impl NativePlugin {
                 );
                 return Err(error);
             }
-            if instance.socket.exists() {
+            {
                 let now = crate::unix_now();
                 let request = http::Request::get("http://plugin/healthz")
                     .header(http::header::HOST, "plugin")
@@ -527,13 +540,27 @@ fn cstring(path: &Path) -> Result<CString, RunError> {
 fn prepare_workdir(workdir: &Path, uid: u32, gid: u32) -> Result<(), RunError> {
     let io =
         |e: std::io::Error| RunError::Sandbox(format!("cannot prepare {}: {e}", workdir.display()));
-    for stale in [PLUGIN_SOCKET, PROXY_SOCKET] {
-        let _ = std::fs::remove_file(workdir.join(stale));
-    }
+    let _ = std::fs::remove_file(workdir.join(PROXY_SOCKET));
     let mount_point = workdir.join("plugin");
     std::fs::create_dir_all(&mount_point).map_err(io)?;
     std::os::unix::fs::chown(workdir, Some(uid), Some(gid)).map_err(io)?;
     std::fs::set_permissions(workdir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    Ok(())
+}
+
+/// `<runs>/<launch>.ctl`: root's, next to the work directory, never inside the sandbox.
+fn control_dir(workdir: &Path) -> PathBuf {
+    let mut name = workdir.file_name().unwrap_or_default().to_os_string();
+    name.push(".ctl");
+    workdir.with_file_name(name)
+}
+
+fn prepare_control_dir(control: &Path) -> Result<(), RunError> {
+    let io =
+        |e: std::io::Error| RunError::Sandbox(format!("cannot prepare {}: {e}", control.display()));
+    std::fs::create_dir_all(control).map_err(io)?;
+    std::fs::set_permissions(control, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    let _ = std::fs::remove_file(control.join(PLUGIN_SOCKET));
     Ok(())
 }
 
@@ -569,6 +596,7 @@ fn landlock_ruleset(plugin_dir: &Path, workdir: &Path) -> Result<RulesetCreated,
 
 /// Everything the pre-exec hook needs, prepared before the fork.
 struct SandboxSetup {
+    listen_fd: std::os::fd::RawFd,
     cgroup_procs: Vec<CString>,
     plugin_dir: CString,
     plugin_mount: CString,
@@ -619,6 +647,19 @@ impl SandboxSetup {
         }
         // The plugin: PID 1 of its namespace.
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(os_err)?;
+        // Its listening socket, as descriptor 3, kept across exec.
+        // SAFETY: plain descriptor calls on a descriptor this process holds.
+        unsafe {
+            let fd = agora_contract::PLUGIN_FD;
+            let rc = if self.listen_fd == fd {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(self.listen_fd, fd)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
         let none: Option<&str> = None;
         mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(os_err)?;
         mount(

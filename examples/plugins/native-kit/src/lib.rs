@@ -1,5 +1,5 @@
-//! The contract's server side for native example plugins: HTTP/1.1 over the Unix socket
-//! named by `AGORA_PLUGIN_SOCKET`, each request's signature checked with the key in
+//! The contract's server side for native example plugins: HTTP/1.1 over the listening
+//! Unix socket the runner hands over as file descriptor `AGORA_PLUGIN_FD` (3), each request's signature checked with the key in
 //! `AGORA_PLUGIN_KEY`, errors as `application/problem+json`. One thread per connection,
 //! one request per connection.
 
@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use agora_contract::{KEY_ENV, Key, SIGNATURE_HEADER, SOCKET_ENV, TIMESTAMP_HEADER};
+use agora_contract::{FD_ENV, KEY_ENV, Key, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use serde_json::Value;
 
 const MAX_BODY: usize = 1024 * 1024;
@@ -176,11 +176,12 @@ where
         Ok(Ok(key)) => key,
         _ => fail(format!("{KEY_ENV} is missing or malformed; the runner provides it")),
     };
-    let Some(path) = std::env::var_os(SOCKET_ENV) else {
-        fail(format!("{SOCKET_ENV} is not set; the runner names the socket to serve on"))
+    let fd: i32 = match std::env::var(FD_ENV).map(|v| v.parse()) {
+        Ok(Ok(fd)) => fd,
+        _ => fail(format!("{FD_ENV} is missing; the runner hands over the socket to serve on")),
     };
-    let listener = UnixListener::bind(&path)
-        .unwrap_or_else(|e| fail(format!("cannot listen on {}: {e}", path.to_string_lossy())));
+    // SAFETY: the runner passes a listening Unix socket as this descriptor, for us alone.
+    let listener = unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     let shared = std::sync::Arc::new((key, handler));
     for stream in listener.incoming().flatten() {
         let shared = shared.clone();
