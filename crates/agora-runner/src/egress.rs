@@ -21,6 +21,10 @@ use crate::policy::{Grant, is_internal};
 
 const MAX_HEAD_BYTES: usize = 8 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a plugin has to send its `CONNECT` request once connected to the proxy.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Tunnels one launch may hold open at once; more are refused.
+const MAX_TUNNELS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Destination {
@@ -86,16 +90,26 @@ pub(crate) fn spawn_proxy(
     // The plugin runs as another uid and must be able to connect.
     std::fs::set_permissions(socket, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
     let task = tokio::spawn(async move {
+        // Tunnels live in this set: aborting the proxy (dropping the handle) ends them all.
+        let mut tunnels = tokio::task::JoinSet::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TUNNELS));
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                break;
-            };
-            let context = context.clone();
-            tokio::spawn(async move {
-                if let Err(e) = tunnel(stream, &context).await {
-                    tracing::debug!("egress proxy connection ended: {e}");
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { break };
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        continue; // over the limit: the connection is closed
+                    };
+                    let context = context.clone();
+                    tunnels.spawn(async move {
+                        let _slot = slot;
+                        if let Err(e) = tunnel(stream, &context).await {
+                            tracing::debug!("egress proxy connection ended: {e}");
+                        }
+                    });
                 }
-            });
+                Some(_) = tunnels.join_next(), if !tunnels.is_empty() => {}
+            }
         }
     });
     Ok(ProxyHandle { task })
@@ -130,18 +144,24 @@ async fn refuse(
 async fn tunnel(stream: UnixStream, context: &LaunchContext) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     let mut head = Vec::new();
-    // Read the request head, bounded.
-    loop {
-        let before = head.len();
-        let mut limited = AsyncReadExt::take(&mut reader, (MAX_HEAD_BYTES - head.len()) as u64);
-        let n = limited.read_until(b'\n', &mut head).await?;
-        if n == 0
-            || head.ends_with(b"\r\n\r\n")
-            || head.len() >= MAX_HEAD_BYTES
-            || head.len() == before
-        {
-            break;
+    // Read the request head, bounded in size and time.
+    let read_head = async {
+        loop {
+            let before = head.len();
+            let mut limited = AsyncReadExt::take(&mut reader, (MAX_HEAD_BYTES - head.len()) as u64);
+            let n = limited.read_until(b'\n', &mut head).await?;
+            if n == 0
+                || head.ends_with(b"\r\n\r\n")
+                || head.len() >= MAX_HEAD_BYTES
+                || head.len() == before
+            {
+                return Ok::<(), std::io::Error>(());
+            }
         }
+    };
+    match tokio::time::timeout(HEAD_TIMEOUT, read_head).await {
+        Ok(result) => result?,
+        Err(_) => return Ok(()),
     }
     let mut stream = reader.into_inner();
     let text = String::from_utf8_lossy(&head);
@@ -161,6 +181,9 @@ async fn tunnel(stream: UnixStream, context: &LaunchContext) -> std::io::Result<
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
     {
+        Some((host, _)) if host.len() > 255 => {
+            return refuse(&mut stream, 400, "Bad Request", "the host name is too long").await;
+        }
         Some((host, port)) => Destination {
             host: host.to_owned(),
             port,

@@ -496,7 +496,12 @@ impl Plugin {
         if let Some((key, when)) = signed {
             builder = builder.header(TIMESTAMP_HEADER, when.to_string()).header(
                 SIGNATURE_HEADER,
-                key.sign(request.method.as_str(), &request.path, when, &request.body),
+                key.sign(
+                    request.method.as_str(),
+                    request.path.split('?').next().unwrap_or_default(),
+                    when,
+                    &request.body,
+                ),
             );
         }
         let http_request = builder

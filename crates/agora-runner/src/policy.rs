@@ -305,6 +305,21 @@ impl HostPolicy {
             }
         }
         for grant in &self.secrets {
+            let name = &grant.name;
+            let well_formed = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                && !name.as_bytes()[0].is_ascii_digit();
+            let reserved = name.starts_with("AGORA_")
+                || name.starts_with("LD_")
+                || ["HOME", "TMPDIR", "PATH"].contains(&name.as_str());
+            if !well_formed || reserved {
+                return Err(PolicyError(format!(
+                    "secrets: `{name}` cannot be a secret's name (expected UPPER_CASE letters, \
+                     digits and _, not AGORA_*, LD_*, HOME, TMPDIR or PATH)"
+                )));
+            }
             if grant.from_env.is_some() == grant.from_file.is_some() {
                 return Err(PolicyError(format!(
                     "secrets: the grant of `{}` to `{}` needs exactly one of from_env or from_file",
@@ -670,6 +685,14 @@ mod tests {
             ("deny = [\"evil\"]", "plugin pattern"),
             ("[[secrets]]\nplugin = \"*\"\nname = \"A\"", "exactly one"),
             ("colour = 1", "unknown field"),
+            (
+                "[[secrets]]\nplugin = \"*\"\nname = \"AGORA_PLUGIN_KEY\"\nfrom_env = \"X\"",
+                "cannot be a secret",
+            ),
+            (
+                "[[secrets]]\nplugin = \"*\"\nname = \"LD_PRELOAD\"\nfrom_env = \"X\"",
+                "cannot be a secret",
+            ),
         ] {
             let err = HostPolicy::from_toml(bad).unwrap_err().to_string();
             assert!(err.contains(says), "{bad}: {err}");

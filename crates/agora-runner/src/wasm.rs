@@ -50,6 +50,7 @@ impl WasmEngine {
             .total_core_instances(1024)
             .total_memories(256)
             .total_tables(512)
+            .max_memories_per_component(1)
             .max_memory_size(max_memory_mb as usize * 1024 * 1024);
         let mut config = Config::new();
         config
@@ -103,6 +104,14 @@ impl WasmEngine {
         };
         let bytes = std::fs::read(&source.code)
             .map_err(|e| wasm_error(format!("cannot read the module: {e}")))?;
+        // Compile exactly the bytes that were checked, never a later version of the file.
+        if agora_core::Digest::of(&bytes) != source.digest {
+            return Err(RunError::Tampered {
+                path: source.code.clone(),
+                expected: source.digest.to_string(),
+                actual: agora_core::Digest::of(&bytes).to_string(),
+            });
+        }
         let compiled = self
             .engine
             .precompile_component(&bytes)
@@ -297,9 +306,11 @@ impl WasmPlugin {
             },
         );
         store.limiter(|state| &mut state.limiter);
-        let ticks = (deadline.as_millis() / TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // Yield to the async runtime at every tick: a busy guest never holds a worker
+        // thread, and the request's wall-clock timeout (in `handle`) can always cut it.
+        let _ = deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
         Ok(store)
     }
 

@@ -279,6 +279,51 @@ async fn native_cannot_ptrace_or_kill_the_runner() {
     s.still_serving().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_cannot_reach_host_or_sibling_unix_sockets() {
+    let s = scene("hostile-native", false).await;
+    // The bystander's egress proxy socket, in the runner's state directory.
+    s.bystander
+        .call(s.bystander_entry, s.bystander_input)
+        .await
+        .unwrap();
+    let runs = s.h.state.path().join("runs");
+    let sibling = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("egress.sock"))
+        .find(|p| p.exists() && p.to_string_lossy().contains("echo-native"))
+        .expect("the bystander's proxy socket");
+    let mut targets = vec![sibling.display().to_string()];
+    for host_socket in [
+        "/var/run/postgresql/.s.PGSQL.5432",
+        "/run/postgresql/.s.PGSQL.5432",
+    ] {
+        if std::path::Path::new(host_socket).exists() {
+            targets.push(host_socket.to_owned());
+        }
+    }
+    assert!(
+        targets.len() >= 2,
+        "PostgreSQL's socket is expected on the test machines"
+    );
+    for path in targets {
+        let answer = s.attack("unix", json!({"path": path})).await.unwrap();
+        refused(&answer);
+    }
+    s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_cannot_slip_past_seccomp() {
+    let s = scene("hostile-native", false).await;
+    for entry in ["x32", "userns"] {
+        let err = s.attack(entry, json!({})).await.unwrap_err();
+        assert!(matches!(err, RunError::Syscall), "{entry}: {err}");
+    }
+    s.still_serving().await;
+}
+
 // ---- wasm ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

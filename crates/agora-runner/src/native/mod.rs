@@ -260,11 +260,8 @@ impl NativePlugin {
         self.forget(instance).await;
         self.note_fork_refusals(instance);
         let code = status.code().unwrap_or(-1);
-        // The keeper exits 128+N when the plugin died of signal N.
-        let signal = status
-            .signal()
-            .or_else(|| (code > 128).then_some(code - 128))
-            .and_then(|s| Signal::try_from(s).ok());
+        // The keeper dies of the signal the plugin died of.
+        let signal = status.signal().and_then(|s| Signal::try_from(s).ok());
         let stderr = instance.stderr_tail();
         let limits = &self.context.grant.limits;
         let (denied, error) = if signal == Some(Signal::SIGSYS) {
@@ -408,6 +405,7 @@ impl NativePlugin {
             .kill_on_drop(true);
         let setup = SandboxSetup {
             listen_fd: std::os::fd::AsRawFd::as_raw_fd(&listener),
+            hidden: hidden_dirs(workdir)?,
             cgroup_procs: cgroup.procs.clone(),
             plugin_dir: cstring(&self.plugin_dir)?,
             plugin_mount: cstring(&workdir.join("plugin"))?,
@@ -476,8 +474,7 @@ impl NativePlugin {
             if let Some(status) = instance.exited() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let tail = instance.stderr_tail();
-                let signal = status.code().filter(|c| *c > 128).map(|c| c - 128);
-                let error = if signal == Some(libc::SIGSYS) {
+                let error = if status.signal() == Some(libc::SIGSYS) {
                     RunError::Syscall
                 } else {
                     RunError::Crashed(format!(
@@ -548,6 +545,35 @@ fn prepare_workdir(workdir: &Path, uid: u32, gid: u32) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Host directories a plugin must not see into: where services keep their sockets, home
+/// directories, and the runner's own state (other launches' sockets among them).
+const HIDDEN: &[&str] = &[
+    "/run", "/var", "/home", "/root", "/srv", "/mnt", "/media", "/opt", "/dev/shm", "/sys",
+];
+
+fn hidden_dirs(workdir: &Path) -> Result<Vec<CString>, RunError> {
+    let state = workdir
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = HIDDEN.iter().map(PathBuf::from).collect();
+    // The state directory, unless something mounted before it covers it already: the
+    // work directory's bind on /tmp, or one of the directories above.
+    let covered = |d: &Path| {
+        d.starts_with(INSIDE_WORK) || HIDDEN.iter().any(|h| d != Path::new(h) && d.starts_with(h))
+    };
+    if !covered(&state) {
+        dirs.push(state);
+    }
+    dirs.iter()
+        .filter(|d| {
+            std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()) && d.as_os_str().len() > 1
+        })
+        .map(|d| cstring(d))
+        .collect()
+}
+
 /// `<runs>/<launch>.ctl`: root's, next to the work directory, never inside the sandbox.
 fn control_dir(workdir: &Path) -> PathBuf {
     let mut name = workdir.file_name().unwrap_or_default().to_os_string();
@@ -597,6 +623,8 @@ fn landlock_ruleset(plugin_dir: &Path, workdir: &Path) -> Result<RulesetCreated,
 /// Everything the pre-exec hook needs, prepared before the fork.
 struct SandboxSetup {
     listen_fd: std::os::fd::RawFd,
+    /// Host directories covered by empty tmpfs mounts inside the sandbox.
+    hidden: Vec<CString>,
     cgroup_procs: Vec<CString>,
     plugin_dir: CString,
     plugin_mount: CString,
@@ -698,6 +726,19 @@ impl SandboxSetup {
             none,
         )
         .map_err(os_err)?;
+        // Landlock (ABI 5) does not govern connecting to Unix sockets by path: hide every
+        // place the host keeps them (and the runner's own state) under empty,
+        // read-only tmpfs mounts.
+        for hidden in &self.hidden {
+            mount(
+                Some("tmpfs"),
+                hidden.as_c_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=4k,mode=555"),
+            )
+            .map_err(os_err)?;
+        }
         nix::unistd::sethostname("agora-plugin").map_err(os_err)?;
         for (resource, limit) in [
             (Resource::RLIMIT_NOFILE, self.max_fds),
@@ -743,7 +784,25 @@ fn keep(child: nix::unistd::Pid) -> ! {
     let code = loop {
         match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, code)) => break code,
-            Ok(WaitStatus::Signaled(_, signal, _)) => break 128 + signal as i32,
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                // Die of the same signal, so that the runner sees a signal, never an exit
+                // code a plugin could have chosen; no core file.
+                // SAFETY: plain system calls on this process.
+                unsafe {
+                    let none = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    libc::setrlimit(libc::RLIMIT_CORE, &none);
+                    libc::signal(signal as i32, libc::SIG_DFL);
+                    let mut all: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut all);
+                    libc::sigaddset(&mut all, signal as i32);
+                    libc::sigprocmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut());
+                    libc::raise(signal as i32);
+                }
+                break 128 + signal as i32;
+            }
             Ok(_) => continue,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break 127,

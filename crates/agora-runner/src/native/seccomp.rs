@@ -62,6 +62,25 @@ const FORBIDDEN: &[i64] = &[
 pub(crate) struct Filters {
     forbidden: BpfProgram,
     sockets: BpfProgram,
+    no_clone3: BpfProgram,
+    no_x32: BpfProgram,
+}
+
+/// Kills any system call numbered in the x32 range (bit 30 set): seccompiler's filters
+/// match syscall numbers exactly, and x32 calls share the x86-64 architecture value.
+fn no_x32() -> BpfProgram {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const KILL_PROCESS: u32 = 0x8000_0000;
+    const ALLOW: u32 = 0x7fff_0000;
+    let insn = |code, jt, jf, k| seccompiler::sock_filter { code, jt, jf, k };
+    vec![
+        insn(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+        insn(JGE_K, 0, 1, 0x4000_0000),
+        insn(RET_K, 0, 0, KILL_PROCESS),
+        insn(RET_K, 0, 0, ALLOW),
+    ]
 }
 
 fn arch() -> Result<TargetArch, RunError> {
@@ -81,8 +100,20 @@ fn compile(
 impl Filters {
     pub fn new() -> Result<Filters, RunError> {
         let arch = arch()?;
+        let mut forbidden_rules: BTreeMap<i64, Vec<SeccompRule>> =
+            FORBIDDEN.iter().map(|&nr| (nr, Vec::new())).collect();
+        // clone(2) into a new user namespace (unshare is forbidden above).
+        let new_user = SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(libc::CLONE_NEWUSER as u64),
+            libc::CLONE_NEWUSER as u64,
+        )
+        .and_then(|c| SeccompRule::new(vec![c]))
+        .map_err(|e| RunError::Sandbox(format!("seccomp: {e}")))?;
+        forbidden_rules.insert(libc::SYS_clone, vec![new_user]);
         let forbidden = compile(SeccompFilter::new(
-            FORBIDDEN.iter().map(|&nr| (nr, Vec::new())).collect(),
+            forbidden_rules,
             SeccompAction::Allow,
             SeccompAction::KillProcess,
             arch,
@@ -104,12 +135,30 @@ impl Filters {
             SeccompAction::Errno(libc::EAFNOSUPPORT as u32),
             arch,
         ))?;
-        Ok(Filters { forbidden, sockets })
+        // clone3 takes its flags in memory, out of a filter's reach: answer ENOSYS, and
+        // the C library falls back to clone, whose flags are checked.
+        let no_clone3 = compile(SeccompFilter::new(
+            BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::ENOSYS as u32),
+            arch,
+        ))?;
+        Ok(Filters {
+            forbidden,
+            sockets,
+            no_clone3,
+            no_x32: no_x32(),
+        })
     }
 
     /// Installs both filters on the calling thread (and what it executes).
     pub fn apply(&self) -> std::io::Result<()> {
-        for program in [&self.sockets, &self.forbidden] {
+        for program in [
+            &self.no_x32,
+            &self.no_clone3,
+            &self.sockets,
+            &self.forbidden,
+        ] {
             seccompiler::apply_filter(program)
                 .map_err(|e| std::io::Error::other(format!("seccomp: {e}")))?;
         }

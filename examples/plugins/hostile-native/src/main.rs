@@ -101,6 +101,22 @@ fn attack(request: &Request, input: &Value) -> Option<Value> {
             let rc = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) };
             json!({"ok": rc == 0, "error": errno()})
         }
+        "/unix" => outcome(UnixStream::connect(str_field(input, "path")), |_| json!("connected")),
+        "/x32" => {
+            // getpid through the x32 system call table.
+            // SAFETY: a harmless call, if the sandbox lets it through.
+            let rc = unsafe { libc::syscall(0x4000_0000 | libc::SYS_getpid) };
+            json!({"ok": rc >= 0, "error": errno()})
+        }
+        "/userns" => {
+            // clone(2) straight into a new user namespace.
+            // SAFETY: the child, if any, exits at once.
+            let rc = unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong, 0, 0, 0, 0) };
+            if rc == 0 {
+                unsafe { libc::_exit(0) }
+            }
+            json!({"ok": rc > 0, "error": errno()})
+        }
         "/kill" => {
             let pid = input["pid"].as_i64().unwrap_or(1) as libc::pid_t;
             // SAFETY: a signal to a pid; the sandbox is expected to refuse it.
