@@ -245,13 +245,23 @@ impl WasiHttpHooks for Egress {
                 host: uri.host().unwrap_or_default().to_owned(),
                 port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             };
-            if let Err(reason) = check_destination(&context.grant, &destination).await {
-                context.audit.record(
-                    Kind::Denial,
-                    &context.subject,
-                    json!({"denied": Denied::Host, "target": destination.to_string(), "reason": reason}),
-                );
-                return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
+            let addresses = match check_destination(&context.grant, &destination).await {
+                Ok(addresses) => addresses,
+                Err(reason) => {
+                    context.audit.record(
+                        Kind::Denial,
+                        &context.subject,
+                        json!({"denied": Denied::Host, "target": destination.to_string(), "reason": reason}),
+                    );
+                    return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
+                }
+            };
+            let mut request = request;
+            if !tls {
+                // Connect to the address that was checked, not to whatever the name
+                // resolves to a moment later (DNS rebinding); the Host header keeps the
+                // name. Over HTTPS the certificate binds the connection to the name.
+                pin_to_address(&mut request, addresses[0])?;
             }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options)
                 .await
@@ -264,6 +274,31 @@ impl WasiHttpHooks for Egress {
             ))
         })
     }
+}
+
+/// Points a plain-HTTP request at `address`, with the original authority in `Host`.
+fn pin_to_address(
+    request: &mut http::Request<wasmtime_wasi_http::WasiBody>,
+    address: std::net::SocketAddr,
+) -> Result<(), wasmtime_wasi_http::Error> {
+    let authority = request
+        .uri()
+        .authority()
+        .cloned()
+        .ok_or(wasmtime_wasi_http::Error::HttpRequestUriInvalid)?;
+    let mut parts = request.uri().clone().into_parts();
+    parts.authority = Some(
+        address
+            .to_string()
+            .parse()
+            .map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?,
+    );
+    *request.uri_mut() = http::Uri::from_parts(parts)
+        .map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?;
+    let host = http::HeaderValue::from_str(authority.as_str())
+        .map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?;
+    request.headers_mut().insert(http::header::HOST, host);
+    Ok(())
 }
 
 pub(crate) struct WasmPlugin {

@@ -159,23 +159,14 @@ async fn native_reaches_only_declared_hosts_through_the_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_reaches_a_declared_host_when_policy_allows() {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:18080").expect("port 18080 free for this test");
-    std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-        }
-    });
+    let hosts = support::http_server(18080);
     let s = scene("hostile-native", true).await;
     let answer = s
         .attack("connect", json!({"target": "localhost:18080"}))
         .await
         .unwrap();
     assert_eq!(answer["result"], "HTTP/1.1 200 OK", "{answer}");
+    assert_eq!(*hosts.lock().unwrap(), ["localhost:18080"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

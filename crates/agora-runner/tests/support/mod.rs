@@ -112,3 +112,48 @@ impl Harness {
         })
     }
 }
+
+/// A plain HTTP/1.1 server on `127.0.0.1:port` answering `200 ok` to every request and
+/// recording each request's `Host` header. It reads each request whole (a chunked body
+/// to its end) and closes only after the client has: closing with unread bytes would
+/// make the kernel reset the connection before the client reads the answer.
+pub fn http_server(port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("port {port} must be free for this test: {e}"));
+    let hosts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = hosts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let (mut chunked, mut line) = (false, String::new());
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(host) = lower.strip_prefix("host:") {
+                        seen.lock().unwrap().push(host.trim().to_owned());
+                    }
+                    chunked |= lower.starts_with("transfer-encoding:") && lower.contains("chunked");
+                    line.clear();
+                }
+                if chunked {
+                    line.clear();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && !line.starts_with('0')
+                    {
+                        line.clear();
+                    }
+                    let _ = reader.read_line(&mut line);
+                }
+                let mut stream = stream;
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                let _ = reader.read_to_end(&mut Vec::new());
+            });
+        }
+    });
+    hosts
+}
