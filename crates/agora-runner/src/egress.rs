@@ -81,6 +81,22 @@ pub(crate) async fn check_destination(
     Ok(addresses)
 }
 
+/// [`check_destination`] for a launch, recording a refusal in its audit log.
+pub(crate) async fn admit_destination(
+    context: &LaunchContext,
+    destination: &Destination,
+) -> Result<Vec<SocketAddr>, String> {
+    let checked = check_destination(&context.grant, destination).await;
+    if let Err(reason) = &checked {
+        context.audit.record(
+            Kind::Denial,
+            &context.subject,
+            json!({"denied": Denied::Host, "target": destination.to_string(), "reason": reason}),
+        );
+    }
+    checked
+}
+
 /// Serves the proxy on `socket` until the returned handle is dropped.
 pub(crate) fn spawn_proxy(
     socket: &Path,
@@ -192,14 +208,9 @@ async fn tunnel(stream: UnixStream, context: &LaunchContext) -> std::io::Result<
             return refuse(&mut stream, 400, "Bad Request", "CONNECT needs host:port").await;
         }
     };
-    let addresses = match check_destination(&context.grant, &destination).await {
+    let addresses = match admit_destination(context, &destination).await {
         Ok(addresses) => addresses,
         Err(reason) => {
-            context.audit.record(
-                Kind::Denial,
-                &context.subject,
-                json!({"denied": Denied::Host, "target": destination.to_string(), "reason": reason}),
-            );
             return refuse(
                 &mut stream,
                 403,

@@ -27,7 +27,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::audit::{Denied, Kind};
-use crate::egress::{Destination, check_destination};
+use crate::egress::{Destination, admit_destination};
 use crate::{LaunchContext, MAX_OUTPUT_BYTES, PluginSource, RunError};
 
 /// Epoch tick: the granularity of WASM timeouts.
@@ -245,16 +245,8 @@ impl WasiHttpHooks for Egress {
                 host: uri.host().unwrap_or_default().to_owned(),
                 port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             };
-            let addresses = match check_destination(&context.grant, &destination).await {
-                Ok(addresses) => addresses,
-                Err(reason) => {
-                    context.audit.record(
-                        Kind::Denial,
-                        &context.subject,
-                        json!({"denied": Denied::Host, "target": destination.to_string(), "reason": reason}),
-                    );
-                    return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
-                }
+            let Ok(addresses) = admit_destination(&context, &destination).await else {
+                return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
             };
             let mut request = request;
             if !tls {
