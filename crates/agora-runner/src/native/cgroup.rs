@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::RunError;
 
 const ROOT: &str = "/sys/fs/cgroup";
+/// CPU bandwidth period; a launch gets one period of CPU time per period (one core).
+const CPU_PERIOD_US: u64 = 100_000;
 
 pub(crate) struct Cgroup {
     /// `memory` and `pids` directories (one directory on v2).
@@ -58,6 +60,15 @@ impl Cgroup {
             write(&dir.join("memory.max"), &memory_bytes.to_string())?;
             let _ = std::fs::write(dir.join("memory.swap.max"), "0");
             write(&dir.join("pids.max"), &max_processes.to_string())?;
+            if has("cpu") {
+                // At most one core's worth of time, however many processes it forks.
+                let _ = std::fs::write(root.join("cgroup.subtree_control"), "+cpu");
+                let _ = std::fs::write(base.join("cgroup.subtree_control"), "+cpu");
+                let _ = std::fs::write(
+                    dir.join("cpu.max"),
+                    format!("{CPU_PERIOD_US} {CPU_PERIOD_US}"),
+                );
+            }
             Cgroup {
                 dirs: vec![dir.clone()],
                 memory: dir.clone(),
@@ -80,8 +91,16 @@ impl Cgroup {
                 memory_bytes.to_string(),
             );
             write(&pids.join("pids.max"), &max_processes.to_string())?;
+            let mut dirs = vec![memory.clone(), pids.clone()];
+            let cpu = root.join("cpu/agora").join(name);
+            if root.join("cpu/cpu.cfs_quota_us").exists() && std::fs::create_dir_all(&cpu).is_ok() {
+                // At most one core's worth of time, however many processes it forks.
+                write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                write(&cpu.join("cpu.cfs_quota_us"), &CPU_PERIOD_US.to_string())?;
+                dirs.push(cpu);
+            }
             Cgroup {
-                dirs: vec![memory.clone(), pids.clone()],
+                dirs,
                 memory,
                 pids,
                 v2: false,
