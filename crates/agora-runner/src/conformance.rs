@@ -70,6 +70,7 @@ pub fn policy_for(manifest: &Manifest) -> HostPolicy {
         max_fds: 4096,
         cpu_secs: 600,
         max_processes: 256,
+        disk_mb: 4096,
     };
     HostPolicy {
         mode: Mode::Open,

@@ -22,6 +22,8 @@ pub mod conformance;
 mod egress;
 #[cfg(target_os = "linux")]
 mod native;
+#[cfg(target_os = "linux")]
+pub use native::sweep_stale as sweep_stale_sandboxes;
 pub mod policy;
 mod source;
 mod transport;
@@ -132,6 +134,15 @@ impl Runner {
                 path: dir.clone(),
                 problem: format!("cannot create the runner's state directory: {e}"),
             })?;
+        }
+        #[cfg(target_os = "linux")]
+        if nix::unistd::geteuid().is_root() {
+            let swept = native::sweep_stale();
+            if swept > 0 {
+                tracing::warn!(
+                    "ended the plugins of {swept} sandbox(es) left by runners that are gone"
+                );
+            }
         }
         Ok(Runner {
             shared: Arc::new(Shared {

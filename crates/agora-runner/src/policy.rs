@@ -40,6 +40,8 @@ pub struct Limits {
     pub cpu_secs: u32,
     /// Processes (and threads) a native plugin may have at once.
     pub max_processes: u32,
+    /// Size of a native plugin's work directory (a tmpfs; its pages also count as memory).
+    pub disk_mb: u32,
 }
 
 impl Default for Limits {
@@ -50,6 +52,7 @@ impl Default for Limits {
             max_fds: 256,
             cpu_secs: 60,
             max_processes: 32,
+            disk_mb: 1024,
         }
     }
 }
@@ -117,6 +120,7 @@ impl Default for HostPolicy {
                 max_fds: 64,
                 cpu_secs: 30,
                 max_processes: 16,
+                disk_mb: 64,
             },
             network: NetworkPolicy::default(),
             secrets: Vec::new(),
@@ -334,6 +338,7 @@ impl HostPolicy {
             ("max_fds", d.max_fds, l.max_fds),
             ("cpu_secs", d.cpu_secs, l.cpu_secs),
             ("max_processes", d.max_processes, l.max_processes),
+            ("disk_mb", d.disk_mb, l.disk_mb),
         ] {
             if ceiling == 0 {
                 return Err(PolicyError(format!("limits.{field} must be above 0")));
@@ -443,6 +448,7 @@ impl HostPolicy {
             )?,
             cpu_secs: self.defaults.cpu_secs,
             max_processes: self.defaults.max_processes,
+            disk_mb: self.defaults.disk_mb,
         };
         let mut entrypoint_timeouts = BTreeMap::new();
         for (entry, spec) in &manifest.entrypoints {

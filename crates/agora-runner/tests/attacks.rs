@@ -282,8 +282,10 @@ async fn native_cannot_reach_host_or_sibling_unix_sockets() {
     let sibling = std::fs::read_dir(&runs)
         .unwrap()
         .flatten()
-        .map(|e| e.path().join("egress.sock"))
-        .find(|p| p.exists() && p.to_string_lossy().contains("echo-native"))
+        .filter(|e| e.path().to_string_lossy().contains("echo-native"))
+        .flat_map(|e| std::fs::read_dir(e.path()).unwrap().flatten())
+        .map(|launch| launch.path().join("egress.sock"))
+        .find(|p| p.exists())
         .expect("the bystander's proxy socket");
     let mut targets = vec![sibling.display().to_string()];
     for host_socket in [
@@ -313,6 +315,49 @@ async fn native_cannot_slip_past_seccomp() {
         assert!(matches!(err, RunError::Syscall), "{entry}: {err}");
     }
     s.still_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_cannot_fill_the_disk() {
+    let mut small = policy(false);
+    small.defaults.disk_mb = 16;
+    let h = Harness::new(small);
+    let hostile = h.load("hostile-native").await;
+    let answer = hostile.call("fill", b"{}").await.unwrap();
+    assert!(answer["written_mb"].as_u64().unwrap() <= 16, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("No space left"),
+        "{answer}"
+    );
+    // The host's state directory holds nothing of it.
+    let on_disk: u64 = walk_size(&h.state.path().join("runs"));
+    assert!(
+        on_disk < 1024 * 1024,
+        "{on_disk} bytes landed on the host's disk"
+    );
+    assert_eq!(hostile.health().await.unwrap().status, 200);
+}
+
+/// Bytes in regular files under `dir`, not crossing into mounted file systems.
+fn walk_size(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let device = std::fs::metadata(dir).map(|m| m.dev()).unwrap_or(0);
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.dev() != device {
+                continue;
+            }
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                total += meta.len();
+            }
+        }
+    }
+    total
 }
 
 // ---- wasm ----

@@ -148,3 +148,23 @@ async fn granted_secrets_reach_the_plugin_and_nothing_else_does() {
     );
     assert_eq!(env["result"]["API_TOKEN"], "s3cret");
 }
+
+#[test]
+fn sandboxes_left_by_a_dead_runner_are_ended() {
+    // A cgroup as a runner with pid 4194303 (above any pid in use here) would leave it,
+    // with a process still inside.
+    let dir = std::path::Path::new("/sys/fs/cgroup/pids/agora/r4194303-test-0");
+    std::fs::create_dir_all(dir).unwrap();
+    let mut orphan = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    std::fs::write(dir.join("cgroup.procs"), orphan.id().to_string()).unwrap();
+    assert!(agora_runner::sweep_stale_sandboxes() >= 1);
+    let status = orphan.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert!(!dir.exists());
+}

@@ -165,6 +165,56 @@ impl Cgroup {
     }
 }
 
+/// Where launch cgroups live: the v2 directory and the v1 hierarchies.
+fn bases() -> Vec<PathBuf> {
+    ["agora", "memory/agora", "pids/agora", "cpu/agora"]
+        .iter()
+        .map(|b| Path::new(ROOT).join(b))
+        .collect()
+}
+
+/// The name of a launch's cgroup: `r<runner pid>-<launch>`, so that a later runner can
+/// tell which cgroups belong to a runner that is gone.
+pub(crate) fn launch_name(launch: &str) -> String {
+    format!("r{}-{launch}", std::process::id())
+}
+
+/// Kills what is left in the cgroups of runners that are no longer running, and removes
+/// those cgroups. A plugin is PID 1 of its namespace and does not die with its keeper
+/// when a runner is killed outright; the next runner on the host ends it.
+pub fn sweep_stale() -> usize {
+    let mut swept = 0;
+    for base in bases() {
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix('r'))
+                .and_then(|n| n.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if Path::new("/proc").join(pid.to_string()).exists() {
+                continue;
+            }
+            let stale = Cgroup {
+                dirs: vec![entry.path()],
+                memory: entry.path(),
+                pids: entry.path(),
+                v2: false,
+                procs: Vec::new(),
+            };
+            drop(stale); // kills its processes, then removes it
+            swept += 1;
+        }
+    }
+    swept
+}
+
 impl Drop for Cgroup {
     fn drop(&mut self) {
         self.kill_all();

@@ -25,6 +25,8 @@
 mod cgroup;
 mod seccomp;
 
+pub use cgroup::sweep_stale;
+
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
@@ -95,6 +97,18 @@ struct Instance {
     fork_refusals: std::sync::atomic::AtomicU64,
     stderr: Arc<Mutex<VecDeque<u8>>>,
     _proxy: ProxyHandle,
+    /// Dropped after the processes are killed (fields drop after `Drop::drop`).
+    _work: WorkMount,
+}
+
+/// A launch's tmpfs work directory, unmounted and removed on drop.
+struct WorkMount(PathBuf);
+
+impl Drop for WorkMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Instance {
@@ -356,8 +370,11 @@ impl NativePlugin {
         let launch = self
             .launches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let workdir = &context.workdir;
-        prepare_workdir(workdir, self.uid, self.gid)?;
+        // Each launch gets its own size-capped tmpfs as work directory (its pages count
+        // against the launch's memory cgroup too): a plugin cannot fill the host's disk.
+        let workdir = &context.workdir.join(format!("launch-{launch}"));
+        prepare_workdir(workdir, self.uid, self.gid, context.grant.limits.disk_mb)?;
+        let mounted = WorkMount(workdir.clone());
         // The runner binds the plugin's socket in a directory only it can write, and hands
         // the listening descriptor over: the runner never connects to a path the plugin
         // could have replaced (with a link to some other socket of the host, say).
@@ -369,14 +386,15 @@ impl NativePlugin {
         let limits = context.grant.limits;
         let cgroup_name = format!(
             "{}-{}",
-            workdir
+            context
+                .workdir
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or("plugin"),
             launch
         );
         let cgroup = Cgroup::create(
-            &cgroup_name,
+            &cgroup::launch_name(&cgroup_name),
             u64::from(limits.memory_mb) * 1024 * 1024,
             limits.max_processes,
         )?;
@@ -405,7 +423,7 @@ impl NativePlugin {
             .kill_on_drop(true);
         let setup = SandboxSetup {
             listen_fd: std::os::fd::AsRawFd::as_raw_fd(&listener),
-            hidden: hidden_dirs(workdir)?,
+            hidden: hidden_dirs(&context.workdir)?,
             cgroup_procs: cgroup.procs.clone(),
             plugin_dir: cstring(&self.plugin_dir)?,
             plugin_mount: cstring(&workdir.join("plugin"))?,
@@ -454,6 +472,7 @@ impl NativePlugin {
             fork_refusals: std::sync::atomic::AtomicU64::new(0),
             stderr,
             _proxy: proxy,
+            _work: mounted,
         };
         self.await_ready(&instance).await?;
         context.audit.record(
@@ -534,14 +553,19 @@ fn cstring(path: &Path) -> Result<CString, RunError> {
 
 /// The work directory belongs to the sandbox user; `plugin/` inside it is the mount
 /// point of the plugin directory. Sockets of an earlier launch are removed.
-fn prepare_workdir(workdir: &Path, uid: u32, gid: u32) -> Result<(), RunError> {
+fn prepare_workdir(workdir: &Path, uid: u32, gid: u32, disk_mb: u32) -> Result<(), RunError> {
     let io =
         |e: std::io::Error| RunError::Sandbox(format!("cannot prepare {}: {e}", workdir.display()));
-    let _ = std::fs::remove_file(workdir.join(PROXY_SOCKET));
-    let mount_point = workdir.join("plugin");
-    std::fs::create_dir_all(&mount_point).map_err(io)?;
-    std::os::unix::fs::chown(workdir, Some(uid), Some(gid)).map_err(io)?;
-    std::fs::set_permissions(workdir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    std::fs::create_dir_all(workdir).map_err(io)?;
+    nix::mount::mount(
+        Some("tmpfs"),
+        workdir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some(format!("size={disk_mb}m,mode=0700,uid={uid},gid={gid}").as_str()),
+    )
+    .map_err(|e| io(std::io::Error::from_raw_os_error(e as i32)))?;
+    std::fs::create_dir(workdir.join("plugin")).map_err(io)?;
     Ok(())
 }
 
@@ -551,7 +575,9 @@ const HIDDEN: &[&str] = &[
     "/run", "/var", "/home", "/root", "/srv", "/mnt", "/media", "/opt", "/dev/shm", "/sys",
 ];
 
-fn hidden_dirs(workdir: &Path) -> Result<Vec<CString>, RunError> {
+/// `launch_parent` is the plugin's directory under `<state>/runs`.
+fn hidden_dirs(launch_parent: &Path) -> Result<Vec<CString>, RunError> {
+    let workdir = launch_parent;
     let state = workdir
         .parent()
         .and_then(Path::parent)

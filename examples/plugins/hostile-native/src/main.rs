@@ -101,6 +101,20 @@ fn attack(request: &Request, input: &Value) -> Option<Value> {
             let rc = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) };
             json!({"ok": rc == 0, "error": errno()})
         }
+        "/fill" => {
+            let chunk = vec![7u8; 1024 * 1024];
+            let mut written = 0u32;
+            let error = loop {
+                match std::fs::write(format!("/tmp/fill-{written}"), &chunk) {
+                    Ok(()) => written += 1,
+                    Err(e) => break e.to_string(),
+                }
+                if written >= 4096 {
+                    break "no limit hit".into();
+                }
+            };
+            json!({"ok": false, "written_mb": written, "error": error})
+        }
         "/unix" => outcome(UnixStream::connect(str_field(input, "path")), |_| json!("connected")),
         "/x32" => {
             // getpid through the x32 system call table.
