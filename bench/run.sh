@@ -12,7 +12,11 @@
 #     file (4 connections);
 #   - search latency over COUNT generated plugins: a text query plus two filters, one
 #     request at a time (p50/p99 as the client sees them);
-#   - publish of a 50 MiB artifact (upload + release), with the server's peak RSS.
+#   - publish of a 50 MiB artifact (upload + release), with the server's peak RSS;
+#   - the peer users would otherwise run for OCI-style artifacts: docker-registry (the
+#     CNCF distribution registry, Debian's package) holding the same 50 MiB blob and a
+#     manifest: manifest GET by digest vs the version detail, blob GET vs the download,
+#     monolithic 50 MiB push vs publish; metadata also at 1 connection.
 # Everything lives under $B; only 127.0.0.1 is contacted; every process started is
 # stopped by PID on exit.
 set -euo pipefail
@@ -25,6 +29,7 @@ COUNT=${COUNT:-100000}
 PUBLISHES=${PUBLISHES:-3}
 AGORA_PORT=${AGORA_PORT:-18090}
 NGINX_PORT=${NGINX_PORT:-18091}
+REG_PORT=${REG_PORT:-18092}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}
 PIDS=()
 
@@ -36,15 +41,15 @@ cleanup() {
 trap cleanup EXIT
 wait_http() { for _ in $(seq 200); do curl -sf -o /dev/null -m 1 "$1" && return 0; sleep 0.1; done; log "not up: $1"; return 1; }
 
-command -v wrk >/dev/null && command -v nginx >/dev/null || {
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk nginx curl >/dev/null
+command -v wrk >/dev/null && command -v nginx >/dev/null && command -v docker-registry >/dev/null || {
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk nginx curl docker-registry >/dev/null
 }
 log "building release binaries"
 cargo build --release --quiet -p agora -p agora-bench
 AGORA=$CARGO_TARGET_DIR/release/agora
 BENCH=$CARGO_TARGET_DIR/release/agora-bench
 
-rm -rf "$B" && mkdir -p "$B/agora" "$B/www" "$B/nginx/tmp" "$B/results"
+rm -rf "$B" && mkdir -p "$B/agora" "$B/www" "$B/nginx/tmp" "$B/results" "$B/registry/data"
 R=$B/results
 
 log "seeding $COUNT plugins"
@@ -105,12 +110,58 @@ N=http://127.0.0.1:$NGINX_PORT
 wait_http "$N/meta.json"
 cmp -s "$B/www/blob50m.bin" <(curl -sf "$A/api/v1/blobs/$BIG_DIGEST") || { log "blob copies differ"; exit 1; }
 
-# wrk: "name threads connections url"
+# ------------------------------------------------------------ docker-registry (peer)
+cat >"$B/registry/config.yml" <<CONF
+version: 0.1
+log: { level: error, accesslog: { disabled: true } }
+storage:
+  filesystem: { rootdirectory: $B/registry/data }
+  delete: { enabled: true }
+http: { addr: 127.0.0.1:$REG_PORT }
+CONF
+docker-registry serve "$B/registry/config.yml" >"$R/registry.out" 2>&1 &
+REG_PID=$!; PIDS+=("$REG_PID")
+G=http://127.0.0.1:$REG_PORT
+wait_http "$G/v2/"
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+# Monolithic blob push (POST a session, PUT the bytes with the digest); prints seconds.
+push_blob() {
+  local file=$1 digest location t0
+  digest=$(sha "$file"); t0=$(date +%s.%N)
+  location=$(curl -sSf -X POST -D - -o /dev/null "$G/v2/bench/plugin/blobs/uploads/" | tr -d '\r' | awk -F': ' 'tolower($1)=="location" {print $2}')
+  case $location in http*) ;; *) location=$G$location ;; esac
+  case $location in *\?*) location="$location&digest=sha256:$digest" ;; *) location="$location?digest=sha256:$digest" ;; esac
+  curl -sSf -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$file" -o /dev/null "$location"
+  awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.4f", b - a }'
+}
+push_blob "$B/www/meta.json" >/dev/null
+push_blob "$B/www/blob50m.bin" >/dev/null
+MANIFEST=$B/registry/manifest.json
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.agora.plugin.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.agora.plugin.module.v1","digest":"sha256:%s","size":%s}]}' \
+  "$(sha "$B/www/meta.json")" "$(stat -c %s "$B/www/meta.json")" "$(sha "$B/www/blob50m.bin")" "$(stat -c %s "$B/www/blob50m.bin")" >"$MANIFEST"
+curl -sSf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @"$MANIFEST" -o /dev/null "$G/v2/bench/plugin/manifests/1.0.0"
+MAN_DIGEST=sha256:$(sha "$MANIFEST")
+OCI_ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json'
+[[ $(curl -sSf -H "$OCI_ACCEPT" "$G/v2/bench/plugin/manifests/$MAN_DIGEST" | sha256sum | cut -d' ' -f1) == "${MAN_DIGEST#sha256:}" ]] || { log "registry manifest mismatch"; exit 1; }
+# The peer's publish: PUBLISHES monolithic pushes of fresh 50 MiB blobs.
+: > "$R/registry_push.tsv"
+for i in $(seq 1 "$PUBLISHES"); do
+  head -c $((50 * 1024 * 1024)) /dev/urandom >"$B/registry/push.bin"
+  push_blob "$B/registry/push.bin" >>"$R/registry_push.tsv"; echo >>"$R/registry_push.tsv"
+done
+log "docker-registry up, PID $REG_PID; pushes (s): $(tr '\n' ' ' <"$R/registry_push.tsv")"
+
+# wrk: "name threads connections url [header]"
 WORKLOADS=(
   "agora_meta 2 64 $META_URL"
   "nginx_meta 2 64 $N/meta.json"
+  "registry_meta 2 64 $G/v2/bench/plugin/manifests/$MAN_DIGEST $OCI_ACCEPT"
+  "agora_meta_c1 1 1 $META_URL"
+  "nginx_meta_c1 1 1 $N/meta.json"
+  "registry_meta_c1 1 1 $G/v2/bench/plugin/manifests/$MAN_DIGEST $OCI_ACCEPT"
   "agora_blob50m 2 4 $A/api/v1/blobs/$BIG_DIGEST"
   "nginx_blob50m 2 4 $N/blob50m.bin"
+  "registry_blob50m 2 4 $G/v2/bench/plugin/blobs/sha256:$(sha "$B/www/blob50m.bin")"
 )
 to_mib() { # wrk Transfer/sec value like 1.23GB -> MiB
   awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
@@ -119,8 +170,12 @@ to_mib() { # wrk Transfer/sec value like 1.23GB -> MiB
 : > "$R/wrk.tsv"
 for run in $(seq 1 "$RUNS"); do
   for w in "${WORKLOADS[@]}"; do
-    read -r name threads conns url <<<"$w"
-    out=$(wrk -t"$threads" -c"$conns" -d"$DUR" --latency "$url")
+    read -r name threads conns url header <<<"$w"
+    if [[ -n ${header:-} ]]; then
+      out=$(wrk -t"$threads" -c"$conns" -d"$DUR" --latency -H "$header" "$url")
+    else
+      out=$(wrk -t"$threads" -c"$conns" -d"$DUR" --latency "$url")
+    fi
     echo "$out" >"$R/raw_${name}_$run.txt"
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     mib=$(to_mib "$(awk '/Transfer\/sec/ {print $2}' <<<"$out")")
@@ -150,6 +205,10 @@ AB=$(col agora_blob50m 4 | median); NB=$(col nginx_blob50m 4 | median)
 PUB=$(sed -n 's/.*"upload_mib_s":\([0-9.]*\).*/\1/p' "$R/publish.jsonl" | median | xargs printf "%.0f")
 PUBT=$(sed -n 's/.*"publish_mib_s":\([0-9.]*\).*/\1/p' "$R/publish.jsonl" | median | xargs printf "%.0f")
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+GM=$(col registry_meta 3 | median); GB=$(col registry_blob50m 4 | median)
+AM1=$(col agora_meta_c1 3 | median); NM1=$(col nginx_meta_c1 3 | median); GM1=$(col registry_meta_c1 3 | median)
+PUSH=$(median <"$R/registry_push.tsv" | awk '{ printf "%.0f", 50 / $1 }')
+REG_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$REG_PID/status")
 
 cat <<REPORT
 ### Run of $(date -u +%Y-%m-%dT%H:%MZ) — \`RUNS=$RUNS DUR=$DUR COUNT=$COUNT bash bench/run.sh\`
@@ -169,6 +228,16 @@ Versions: agora $("$AGORA" --version | cut -d' ' -f2) (release build), $(nginx -
 | install of a 4 KiB release: metadata / signature check / log check / download + hash (ms, median of 50) | $(printf '%.2f / %.2f / %.2f / %.2f' "$(jf "$R/install_cost_small.json" metadata_ms)" "$(jf "$R/install_cost_small.json" signature_check_ms)" "$(jf "$R/install_cost_small.json" log_check_ms)" "$(jf "$R/install_cost_small.json" download_and_hash_ms)") | | | |
 | verification CPU alone: signature / checkpoint + inclusion proof (µs) | $(printf '%.0f / %.0f' "$(jf "$R/install_cost_small.json" signature_verify_only_us)" "$(jf "$R/install_cost_small.json" checkpoint_and_inclusion_verify_only_us)") | | | |
 | server peak RSS (VmHWM) from start through the $PUBLISHES publishes | $((PEAK_RSS_KB / 1024)) MiB | | | < 100 MiB |
+
+Against the peer, same machine, same run (docker-registry $(docker-registry --version 2>&1 | awk '{print $NF}'), holding the same 50 MiB blob; its metadata document is the OCI manifest, fetched by digest):
+
+| workload | Agora | docker-registry | nginx | Agora / docker-registry | Agora / nginx |
+|---|---|---|---|---|---|
+| metadata GET, 64 connections (req/s, median of $RUNS; min–max) | $AM ($(spread agora_meta 3)) | $GM ($(spread registry_meta 3)) | $NM | $(ratio "$AM" "$GM") | $(ratio "$AM" "$NM") |
+| metadata GET, 1 connection (req/s, median; p50 / p99 of the last run) | $AM1 ($(col agora_meta_c1 5 | tail -1) / $(col agora_meta_c1 6 | tail -1)) | $GM1 ($(col registry_meta_c1 5 | tail -1) / $(col registry_meta_c1 6 | tail -1)) | $NM1 ($(col nginx_meta_c1 5 | tail -1) / $(col nginx_meta_c1 6 | tail -1)) | $(ratio "$AM1" "$GM1") | $(ratio "$AM1" "$NM1") |
+| 50 MiB download, 4 connections (MiB/s, median; min–max) | $AB | $GB ($(spread registry_blob50m 4)) | $NB | $(ratio "$AB" "$GB") | $(ratio "$AB" "$NB") |
+| publish 50 MiB (MiB/s, median of $PUBLISHES): Agora upload + signed release / registry monolithic push | $PUBT | $PUSH | | $(ratio "$PUBT" "$PUSH") | |
+| server peak RSS after the publishes and the load (VmHWM) | $(( $(awk '/VmHWM/ {print $2}' "/proc/$AGORA_PID/status") / 1024 )) MiB | $((REG_RSS_KB / 1024)) MiB | | | |
 
 Raw wrk output, per-run figures (\`wrk.tsv\`) and JSON from the latency and publish tools are in \`$R\`.
 REPORT
