@@ -203,12 +203,14 @@ impl Runner {
             .map_err(|e| RunError::Sandbox(format!("no randomness for the launch key: {e}")))?;
         let key = Key::from_bytes(key_bytes);
         let grant = Arc::new(grant);
+        let mut environment = vec![(agora_contract::KEY_ENV.to_owned(), key.to_hex())];
+        environment.extend(secrets);
         let context = LaunchContext {
             subject: subject.clone(),
             grant: grant.clone(),
             audit: config.audit.clone(),
             key: key.clone(),
-            secrets,
+            environment,
             workdir: workdir.path.clone(),
         };
         let backend = match source.manifest.runtime.kind {
@@ -279,17 +281,25 @@ pub(crate) struct LaunchContext {
     pub grant: Arc<Grant>,
     pub audit: AuditLog,
     pub key: Key,
-    pub secrets: Vec<(String, String)>,
+    /// The contract's environment (the key) plus granted secrets, built once per launch.
+    pub environment: Vec<(String, String)>,
     pub workdir: PathBuf,
 }
 
-impl LaunchContext {
-    /// The contract's environment, plus granted secrets.
-    pub fn environment(&self) -> Vec<(String, String)> {
-        let mut env = vec![(agora_contract::KEY_ENV.to_owned(), self.key.to_hex())];
-        env.extend(self.secrets.iter().cloned());
-        env
-    }
+/// Adds the contract's signature headers for `key` at `when` (Unix seconds); the path is
+/// signed without its query, as the contract says.
+pub(crate) fn signed(
+    builder: http::request::Builder,
+    key: &Key,
+    method: &str,
+    path: &str,
+    when: u64,
+    body: &[u8],
+) -> http::request::Builder {
+    let path = path.split('?').next().unwrap_or_default();
+    builder
+        .header(TIMESTAMP_HEADER, when.to_string())
+        .header(SIGNATURE_HEADER, key.sign(method, path, when, body))
 }
 
 /// A per-launch private temporary directory, removed when the plugin is dropped.
@@ -498,21 +508,20 @@ impl Plugin {
             .uri(format!("http://plugin{}", request.path))
             .header(http::header::HOST, "plugin")
             .header(http::header::CONTENT_TYPE, "application/json");
-        let signed = match request.signing {
+        let signing = match request.signing {
             Signing::Valid => Some((self.inner.key.clone(), now)),
             Signing::Unsigned => None,
             Signing::WrongKey => Some((Key::from_bytes([0x5a; 32]), now)),
             Signing::Stale => Some((self.inner.key.clone(), now - 3600)),
         };
-        if let Some((key, when)) = signed {
-            builder = builder.header(TIMESTAMP_HEADER, when.to_string()).header(
-                SIGNATURE_HEADER,
-                key.sign(
-                    request.method.as_str(),
-                    request.path.split('?').next().unwrap_or_default(),
-                    when,
-                    &request.body,
-                ),
+        if let Some((key, when)) = signing {
+            builder = signed(
+                builder,
+                &key,
+                request.method.as_str(),
+                &request.path,
+                when,
+                &request.body,
             );
         }
         let http_request = builder

@@ -19,7 +19,6 @@ use serde_json::json;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    Trap,
 };
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -299,11 +298,7 @@ pub(crate) struct WasmPlugin {
 }
 
 impl WasmPlugin {
-    fn store(
-        &self,
-        deadline: Duration,
-        memory_hit: Arc<AtomicBool>,
-    ) -> Result<Store<State>, RunError> {
+    fn store(&self, memory_hit: Arc<AtomicBool>) -> Result<Store<State>, RunError> {
         let context = &self.context;
         let mut wasi = WasiCtx::builder();
         wasi.allow_tcp(false)
@@ -312,7 +307,7 @@ impl WasmPlugin {
             .preopened_dir(&context.workdir, "/tmp", FsPerms::ReadWrite)
             .map_err(|e| RunError::Sandbox(format!("cannot open the work directory: {e}")))?
             .env("TMPDIR", "/tmp");
-        for (name, value) in context.environment() {
+        for (name, value) in &context.environment {
             wasi.env(name, value);
         }
         let mut table = ResourceTable::new();
@@ -335,7 +330,6 @@ impl WasmPlugin {
         store.limiter(|state| &mut state.limiter);
         // Yield to the async runtime at every tick: a busy guest never holds a worker
         // thread, and the request's wall-clock timeout (in `handle`) can always cut it.
-        let _ = deadline;
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
         Ok(store)
@@ -347,7 +341,7 @@ impl WasmPlugin {
         timeout: Duration,
     ) -> Result<http::Response<Bytes>, RunError> {
         let memory_hit = Arc::new(AtomicBool::new(false));
-        let mut store = self.store(timeout, memory_hit.clone())?;
+        let mut store = self.store(memory_hit.clone())?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = request.map(|body| {
             Full::new(body)
@@ -403,7 +397,7 @@ impl WasmPlugin {
             Err(_) => Err(self.timed_out(timeout)),
             Ok((_, Ok(response))) => Ok(response),
             Ok((_, Err(Some(error)))) => Err(error),
-            Ok((guest, Err(None))) => Err(self.failure(guest, &memory_hit, timeout)),
+            Ok((guest, Err(None))) => Err(self.failure(guest, &memory_hit)),
         }
     }
 
@@ -419,12 +413,7 @@ impl WasmPlugin {
     }
 
     /// Why the guest ended without answering.
-    fn failure(
-        &self,
-        guest: wasmtime::Result<()>,
-        memory_hit: &AtomicBool,
-        timeout: Duration,
-    ) -> RunError {
+    fn failure(&self, guest: wasmtime::Result<()>, memory_hit: &AtomicBool) -> RunError {
         let error = match guest {
             Ok(()) => {
                 return RunError::Protocol(
@@ -433,9 +422,6 @@ impl WasmPlugin {
             }
             Err(e) => e,
         };
-        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return self.timed_out(timeout);
-        }
         if memory_hit.load(Ordering::Relaxed) {
             let limit = self.context.grant.limits.memory_mb;
             self.context.audit.record(

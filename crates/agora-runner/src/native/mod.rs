@@ -406,7 +406,7 @@ impl NativePlugin {
         let mut command = tokio::process::Command::new(&inside_binary);
         command
             .env_clear()
-            .envs(context.environment())
+            .envs(context.environment.iter().cloned())
             .env(
                 agora_contract::FD_ENV,
                 agora_contract::PLUGIN_FD.to_string(),
@@ -514,15 +514,12 @@ impl NativePlugin {
             }
             {
                 let now = crate::unix_now();
-                let request = http::Request::get("http://plugin/healthz")
-                    .header(http::header::HOST, "plugin")
-                    .header(agora_contract::TIMESTAMP_HEADER, now.to_string())
-                    .header(
-                        agora_contract::SIGNATURE_HEADER,
-                        self.context.key.sign("GET", "/healthz", now, b""),
-                    )
-                    .body(Bytes::new())
-                    .map_err(|e| RunError::Sandbox(e.to_string()))?;
+                let builder = http::Request::get("http://plugin/healthz")
+                    .header(http::header::HOST, "plugin");
+                let request =
+                    crate::signed(builder, &self.context.key, "GET", "/healthz", now, b"")
+                        .body(Bytes::new())
+                        .map_err(|e| RunError::Sandbox(e.to_string()))?;
                 if let Ok(Ok(response)) = tokio::time::timeout(
                     Duration::from_secs(1),
                     exchange(&instance.socket, request),
