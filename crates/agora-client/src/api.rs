@@ -200,6 +200,17 @@ impl Client {
             .await
     }
 
+    /// Sets the web sign-in password of `username` (one's own, or anyone's as admin).
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), ClientError> {
+        let body = agora_core::api::SetPassword {
+            password: password.into(),
+        };
+        let path = format!("api/v1/users/{username}/password");
+        self.send(self.request(Method::PUT, &path).json(&body))
+            .await?;
+        Ok(())
+    }
+
     pub async fn list_users(&self) -> Result<Vec<User>, ClientError> {
         self.json(self.request(Method::GET, "api/v1/users")).await
     }

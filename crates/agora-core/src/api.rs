@@ -127,6 +127,114 @@ pub struct PluginSummary {
     pub capabilities: Vec<String>,
     pub downloads: u64,
     pub updated_at: String,
+    /// Average rating of its visible reviews (1 to 5), when it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<f64>,
+    /// Number of visible reviews.
+    #[serde(default)]
+    pub rating_count: u64,
+    /// Its publisher's identity was verified by the registry's administrators.
+    #[serde(default)]
+    pub verified_publisher: bool,
+}
+
+/// A user's rating and review of a plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Review {
+    pub id: i64,
+    pub author: String,
+    /// The version the author reviewed.
+    pub version: String,
+    /// 1 to 5 stars.
+    pub rating: u8,
+    pub body: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Present when an administrator hid the review (shown to administrators only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<HiddenReview>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HiddenReview {
+    pub at: String,
+    pub by: String,
+    pub reason: String,
+}
+
+/// `PUT /api/v1/plugins/{publisher}/{name}/reviews/mine`: one review per user per plugin.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewInput {
+    /// 1 to 5 stars.
+    pub rating: u8,
+    /// The review text (plain text, at most 4,000 characters; may be empty).
+    #[serde(default)]
+    pub body: String,
+    /// The version reviewed; default: the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// Most characters of a review's text.
+pub const MAX_REVIEW_CHARS: usize = 4000;
+
+impl ReviewInput {
+    /// Checks the rating and text; the version is checked against the plugin by the server.
+    pub fn check(&self) -> Result<(), crate::manifest::FieldError> {
+        use crate::manifest::FieldError;
+        if !(1..=5).contains(&self.rating) {
+            return Err(FieldError::new(
+                "rating",
+                format!("{} is not a rating", self.rating),
+                Some("a whole number of stars from 1 to 5"),
+            ));
+        }
+        let chars = self.body.chars().count();
+        if chars > MAX_REVIEW_CHARS {
+            return Err(FieldError::new(
+                "body",
+                format!("is {chars} characters long"),
+                Some("at most 4000 characters"),
+            ));
+        }
+        if self
+            .body
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+        {
+            return Err(FieldError::new(
+                "body",
+                "contains control characters",
+                Some("plain text; line breaks and tabs are fine"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `PUT /api/v1/users/{name}/password`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    /// The new password for signing in to the web pages, 12 to 256 characters.
+    pub password: String,
+}
+
+/// `POST /api/v1/reviews/{id}/hide`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HideReview {
+    /// Why the review is hidden (shown to administrators and kept in the audit log).
+    pub reason: String,
+}
+
+/// `GET /api/v1/plugins/{publisher}/{name}/reviews`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReviewList {
+    pub rating: Option<f64>,
+    pub rating_count: u64,
+    pub items: Vec<Review>,
 }
 
 /// `GET /api/v1/plugins/{publisher}/{name}`.
@@ -202,6 +310,26 @@ pub struct Publisher {
     pub display_name: Option<String>,
     pub members: Vec<Member>,
     pub created_at: String,
+    /// Its identity was verified by the registry's administrators.
+    #[serde(default)]
+    pub verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// `PATCH /api/v1/publishers/{publisher}`: contacts (owners) and verification (admins).
+/// Fields left out are not changed; an empty string clears a contact.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublisherSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

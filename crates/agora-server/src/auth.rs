@@ -46,6 +46,33 @@ pub struct Caller {
 pub struct MaybeCaller(pub Option<Caller>);
 
 impl Caller {
+    /// A user signed in to the web pages: the rights of their role and memberships, as a
+    /// token with every scope would have.
+    pub fn for_session(user: UserRecord, memberships: Vec<(i64, String)>) -> Caller {
+        let mut scopes = vec![Scope::ReadPrivate, Scope::PublishAny];
+        if user.role == Role::Admin {
+            scopes.insert(0, Scope::Admin);
+        }
+        let token = TokenRecord {
+            id: 0,
+            user_id: user.id,
+            username: user.username.clone(),
+            name: "web session".into(),
+            prefix: String::new(),
+            scopes: Scope::join(&scopes),
+            created_at: now_ms(),
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        Caller {
+            user,
+            token,
+            scopes,
+            memberships,
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.user.role == Role::Admin && self.scopes.contains(&Scope::Admin)
     }

@@ -16,6 +16,8 @@ pub enum BootstrapError {
     WeakToken(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot set the admin password: {0}")]
+    Password(String),
 }
 
 /// Makes sure the admin account exists. With `configured_token` (from `AGORA_ADMIN_TOKEN`)
@@ -52,4 +54,24 @@ pub async fn ensure_admin(
     })
     .await?;
     Ok(show.then_some(token))
+}
+
+/// Sets the admin account's web password from configuration, unless it already matches
+/// (so a restart does not end the administrator's sessions).
+pub async fn ensure_admin_password(
+    meta: &dyn MetadataStore,
+    password: &str,
+) -> Result<(), BootstrapError> {
+    let Some((admin, stored)) = meta.user_credentials(ADMIN_USER).await? else {
+        return Ok(());
+    };
+    if crate::password::verify(password.to_owned(), stored).await {
+        return Ok(());
+    }
+    let hash = crate::password::hash(password.to_owned())
+        .await
+        .map_err(|e| BootstrapError::Password(e.detail.unwrap_or_default()))?;
+    meta.set_password(admin.id, Some(&hash), "bootstrap")
+        .await?;
+    Ok(())
 }

@@ -12,6 +12,7 @@ mod cache;
 mod error;
 mod extract;
 mod metrics;
+pub mod password;
 mod time;
 mod transparency;
 
@@ -20,9 +21,14 @@ use std::sync::Arc;
 use agora_store::{BlobStore, MetadataStore};
 use tokio::net::TcpListener;
 
+pub use api::cursor::encode as encode_cursor;
 pub use api::openapi;
-pub use auth::{hash_token, new_token};
-pub use bootstrap::{BootstrapError, ensure_admin};
+pub use api::plugins::{SearchParams, search_query, visible_plugin};
+pub use api::publishers::apply_settings as apply_publisher_settings;
+pub use api::reviews::{hide_review, write_review};
+pub use api::tokens::{create_token, revoke_token};
+pub use auth::{Caller, hash_token, new_token, token_display_prefix};
+pub use bootstrap::{BootstrapError, ensure_admin, ensure_admin_password};
 pub use cache::CacheConfig;
 pub use error::ApiError;
 pub use transparency::TransparencyLog;
@@ -57,6 +63,9 @@ pub struct AppState {
     pub meta: Arc<dyn MetadataStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub limits: Limits,
+    /// A private registry: nothing is readable without signing in (a token, or a browser
+    /// session for the web pages); only health probes and metrics stay open.
+    pub sign_in_required: bool,
     cache: Arc<cache::ResponseCache>,
     log: Arc<TransparencyLog>,
 }
@@ -73,15 +82,34 @@ impl AppState {
             meta,
             blobs,
             limits,
+            sign_in_required: false,
             cache: Arc::new(cache::ResponseCache::new(cache)),
             log: Arc::new(log),
         }
     }
 }
 
-/// The complete HTTP application.
+impl AppState {
+    /// Makes this a private registry (see [`AppState::sign_in_required`]).
+    pub fn with_sign_in_required(mut self, required: bool) -> AppState {
+        self.sign_in_required = required;
+        self
+    }
+}
+
+/// The complete HTTP API: [`api_routes`] with a JSON problem for unknown paths.
 pub fn app(state: AppState) -> axum::Router {
+    api_routes(state).fallback(api::not_found)
+}
+
+/// The API's routes without a fallback, for composing with other pages (the web UI).
+pub fn api_routes(state: AppState) -> axum::Router {
     api::router(state)
+}
+
+/// The API's answer to a path it does not serve (RFC 9457 problem, 404).
+pub async fn api_not_found() -> axum::response::Response {
+    axum::response::IntoResponse::into_response(api::not_found().await)
 }
 
 /// Serves the application on `listener` until `shutdown` resolves.

@@ -72,6 +72,12 @@ pub struct PublisherRecord {
     pub name: String,
     pub display_name: Option<String>,
     pub created_at: i64,
+    /// When an administrator verified the publisher's identity; `None` when unverified.
+    pub verified_at: Option<i64>,
+    /// Public contact address.
+    pub email: Option<String>,
+    /// Public web site.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +104,88 @@ pub struct PluginRecord {
     pub tags: Vec<String>,
     pub categories: Vec<String>,
     pub capabilities: Vec<String>,
+    /// Its publisher is verified.
+    pub verified: bool,
+    /// Visible reviews and the sum of their ratings.
+    pub rating_count: i64,
+    pub rating_sum: i64,
+    /// What "top rated" orders by: the Bayesian average x 1000.
+    pub rating_rank: i64,
+}
+
+impl PluginRecord {
+    /// The average rating of its visible reviews, when it has any.
+    pub fn rating(&self) -> Option<f64> {
+        (self.rating_count > 0).then(|| self.rating_sum as f64 / self.rating_count as f64)
+    }
+}
+
+/// Ratings with fewer reviews are pulled towards this many ratings of [`PRIOR_RATING`],
+/// so one 5-star review does not outrank fifty 4-star ones.
+pub const PRIOR_WEIGHT: i64 = 5;
+pub const PRIOR_RATING: i64 = 3;
+
+/// The Bayesian average rating x 1000 that "top rated" orders by.
+pub fn rating_rank(count: i64, sum: i64) -> i64 {
+    (sum + PRIOR_WEIGHT * PRIOR_RATING) * 1000 / (count + PRIOR_WEIGHT)
+}
+
+/// A version as a key that sorts like the version (release part only): what
+/// `compatibility.min_core` is stored as, so "compatible with host X" is a comparison.
+pub fn version_key(v: &semver::Version) -> String {
+    format!("{:010}.{:010}.{:010}", v.major, v.minor, v.patch)
+}
+
+/// A browser session (the cookie's value is never stored, only its sha256).
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub user_id: i64,
+    /// The token every form of this session must carry.
+    pub csrf: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// One user's rating and review of one plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewRecord {
+    pub id: i64,
+    pub plugin_id: i64,
+    pub username: String,
+    /// The version the reviewer used.
+    pub version: String,
+    /// 1 to 5.
+    pub rating: i64,
+    pub body: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub hidden_at: Option<i64>,
+    pub hidden_by: Option<String>,
+    pub hidden_reason: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewReview {
+    pub plugin_id: i64,
+    pub user_id: i64,
+    pub version: String,
+    pub rating: i64,
+    pub body: String,
+    pub actor: String,
+}
+
+/// Counts of the hits of a search by facet value, for the filters beside the results.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facets {
+    pub total: i64,
+    pub providers: Vec<(String, i64)>,
+    pub categories: Vec<(String, i64)>,
+    pub tags: Vec<(String, i64)>,
+    pub capabilities: Vec<(String, i64)>,
+    pub runtimes: Vec<(String, i64)>,
+    /// (minimum average rating 1..=4, hits rated at least that).
+    pub ratings: Vec<(i64, i64)>,
+    pub verified: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -195,12 +283,14 @@ impl Viewer {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum SearchSort {
+    #[default]
     Relevance,
     Downloads,
     Recent,
     Name,
+    Rating,
 }
 
 impl SearchSort {
@@ -210,6 +300,7 @@ impl SearchSort {
             "downloads" => SearchSort::Downloads,
             "recent" => SearchSort::Recent,
             "name" => SearchSort::Name,
+            "rating" => SearchSort::Rating,
             _ => return None,
         })
     }
@@ -222,6 +313,7 @@ pub enum SearchCursor {
     Downloads { downloads: i64, id: i64 },
     Recent { updated_at: i64, id: i64 },
     Name { name: String, id: i64 },
+    Rating { rank: i64, id: i64 },
 }
 
 #[derive(Debug, Clone)]
@@ -232,10 +324,39 @@ pub struct SearchQuery {
     pub provider: Option<String>,
     pub capability: Option<String>,
     pub runtime: Option<String>,
+    pub publisher: Option<String>,
+    /// Only plugins of verified publishers.
+    pub verified: bool,
+    /// Only plugins whose average rating is at least this (1 to 5).
+    pub min_rating: Option<i64>,
+    /// Only plugins whose latest version runs on this host version (`min_core`).
+    pub compatible_with: Option<semver::Version>,
     pub sort: SearchSort,
     pub after: Option<SearchCursor>,
     pub limit: u32,
     pub viewer: Viewer,
+}
+
+impl Default for SearchQuery {
+    /// Everything the anonymous viewer may see, most relevant first, 20 per page.
+    fn default() -> Self {
+        SearchQuery {
+            text: None,
+            tag: None,
+            category: None,
+            provider: None,
+            capability: None,
+            runtime: None,
+            publisher: None,
+            verified: false,
+            min_rating: None,
+            compatible_with: None,
+            sort: SearchSort::Relevance,
+            after: None,
+            limit: 20,
+            viewer: Viewer::anonymous(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -261,6 +382,24 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
 
     async fn create_user(&self, username: &str, role: Role) -> Result<UserRecord>;
+    /// A user and their password hash (PHC string), if they have one.
+    async fn user_credentials(
+        &self,
+        username: &str,
+    ) -> Result<Option<(UserRecord, Option<String>)>>;
+    /// Sets (or with `None` clears) a password and ends the user's browser sessions.
+    async fn set_password(&self, user_id: i64, hash: Option<&str>, actor: &str) -> Result<()>;
+
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// A live (unexpired) session and its user.
+    async fn session(&self, id_hash: &str) -> Result<Option<(SessionRecord, UserRecord)>>;
+    async fn delete_session(&self, id_hash: &str) -> Result<()>;
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>>;
     async fn list_users(&self) -> Result<Vec<UserRecord>>;
 
@@ -281,6 +420,20 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<PublisherRecord>;
     async fn publisher_by_name(&self, name: &str) -> Result<Option<PublisherRecord>>;
     async fn list_publishers(&self) -> Result<Vec<PublisherRecord>>;
+    /// Marks a publisher verified (or not) and its plugins with it.
+    async fn set_publisher_verified(
+        &self,
+        publisher_id: i64,
+        verified: bool,
+        actor: &str,
+    ) -> Result<()>;
+    async fn set_publisher_contacts(
+        &self,
+        publisher_id: i64,
+        email: Option<&str>,
+        url: Option<&str>,
+        actor: &str,
+    ) -> Result<()>;
     async fn members(&self, publisher_id: i64) -> Result<Vec<MemberRecord>>;
     async fn add_member(
         &self,
@@ -344,6 +497,22 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn set_lifecycle(&self, change: LifecycleChange) -> Result<(VersionRecord, Vec<Digest>)>;
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResult>;
+    /// Hit counts of the search by facet value (the query's cursor, sort and limit are ignored).
+    async fn facets(&self, query: &SearchQuery) -> Result<Facets>;
+
+    /// Creates or replaces the user's review of the plugin and updates its rating.
+    async fn upsert_review(&self, review: NewReview) -> Result<ReviewRecord>;
+    /// A plugin's reviews, newest first; hidden ones only with `include_hidden`.
+    async fn reviews(
+        &self,
+        plugin_id: i64,
+        include_hidden: bool,
+        limit: u32,
+    ) -> Result<Vec<ReviewRecord>>;
+    async fn review_of(&self, plugin_id: i64, user_id: i64) -> Result<Option<ReviewRecord>>;
+    async fn review(&self, id: i64) -> Result<Option<ReviewRecord>>;
+    /// Hides a review with a reason (or shows it again with `None`) and updates the rating.
+    async fn hide_review(&self, id: i64, reason: Option<&str>, actor: &str) -> Result<bool>;
 
     /// Records a blob written to the blob store (idempotent).
     async fn record_blob(&self, digest: &Digest, size: u64, uploaded_by: i64) -> Result<()>;

@@ -132,15 +132,7 @@ async fn release(
 fn query(text: Option<&str>) -> SearchQuery {
     SearchQuery {
         text: text.map(str::to_owned),
-        tag: None,
-        category: None,
-        provider: None,
-        capability: None,
-        runtime: None,
-        sort: SearchSort::Relevance,
-        after: None,
-        limit: 20,
-        viewer: Viewer::anonymous(),
+        ..SearchQuery::default()
     }
 }
 
@@ -655,6 +647,255 @@ async fn keys_are_added_listed_and_revoked_once(store: &SqlStore) {
     assert!(audit.iter().any(|a| a.action == "key.revoke"));
 }
 
+async fn reviews_are_one_per_user_editable_and_hidden_ones_leave_the_rating(store: &SqlStore) {
+    let w = world(store).await;
+    let v = release(store, &w, manifest("acme", "jira", "1.0.0", ""), b"a")
+        .await
+        .unwrap();
+    let bob = store.create_user("bob", Role::User).await.unwrap();
+    let review = |user: &UserRecord, rating: i64, body: &str| NewReview {
+        plugin_id: v.plugin_id,
+        user_id: user.id,
+        version: "1.0.0".into(),
+        rating,
+        body: body.into(),
+        actor: user.username.clone(),
+    };
+    let first = store.upsert_review(review(&bob, 2, "meh")).await.unwrap();
+    let edited = store
+        .upsert_review(review(&bob, 5, "great after all"))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.id, edited.id,
+        "a second review by one user replaces the first"
+    );
+    assert_eq!(
+        (edited.rating, edited.body.as_str()),
+        (5, "great after all")
+    );
+    store
+        .upsert_review(review(&w.alice, 3, "fine"))
+        .await
+        .unwrap();
+
+    let plugin = store.plugin("acme", "jira").await.unwrap().unwrap();
+    assert_eq!((plugin.rating_count, plugin.rating_sum), (2, 8));
+    assert_eq!(plugin.rating(), Some(4.0));
+    assert_eq!(plugin.rating_rank, rating_rank(2, 8));
+    assert_eq!(
+        store.reviews(v.plugin_id, false, 10).await.unwrap().len(),
+        2
+    );
+
+    // Hiding takes the review out of the list and the rating, with the reason kept.
+    assert!(
+        store
+            .hide_review(edited.id, Some("spam"), "admin")
+            .await
+            .unwrap()
+    );
+    let plugin = store.plugin("acme", "jira").await.unwrap().unwrap();
+    assert_eq!((plugin.rating_count, plugin.rating_sum), (1, 3));
+    let visible = store.reviews(v.plugin_id, false, 10).await.unwrap();
+    assert_eq!(visible.len(), 1);
+    assert_eq!(visible[0].username, "alice");
+    let all = store.reviews(v.plugin_id, true, 10).await.unwrap();
+    let hidden = all.iter().find(|r| r.username == "bob").unwrap();
+    assert_eq!(hidden.hidden_reason.as_deref(), Some("spam"));
+    assert_eq!(hidden.hidden_by.as_deref(), Some("admin"));
+    assert!(store.hide_review(edited.id, None, "admin").await.unwrap());
+    let plugin = store.plugin("acme", "jira").await.unwrap().unwrap();
+    assert_eq!(plugin.rating_count, 2);
+    assert!(!store.hide_review(9999, Some("x"), "admin").await.unwrap());
+    assert_eq!(
+        store
+            .review_of(v.plugin_id, bob.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        edited.id
+    );
+    let events = store.audit_events(Some("acme/jira"), 20).await.unwrap();
+    assert!(events.iter().any(|e| e.action == "review.hide"));
+
+    // An out-of-range rating is refused by the database too, and changes nothing.
+    assert!(store.upsert_review(review(&bob, 6, "x")).await.is_err());
+    let plugin = store.plugin("acme", "jira").await.unwrap().unwrap();
+    assert_eq!((plugin.rating_count, plugin.rating_sum), (2, 8));
+}
+
+async fn facets_count_hits_and_new_filters_narrow_them(store: &SqlStore) {
+    let w = world(store).await;
+    for (name, extra, module) in [
+        (
+            "jira",
+            "tags: [tickets]\ncategories: [ticketing]\nprovider: atlassian\ncompatibility: { min_core: 2.0.0 }\n",
+            b"a",
+        ),
+        (
+            "slack",
+            "tags: [chat]\ncategories: [messaging]\nprovider: slack\n",
+            b"b",
+        ),
+        (
+            "teams",
+            "tags: [chat]\ncategories: [messaging]\nprovider: microsoft\ncompatibility: { min_core: 3.1.0 }\n",
+            b"c",
+        ),
+    ] {
+        release(store, &w, manifest("acme", name, "1.0.0", extra), module)
+            .await
+            .unwrap();
+    }
+    let other = store.create_user("olga", Role::Publisher).await.unwrap();
+    let globex = store
+        .create_publisher("globex", None, &other)
+        .await
+        .unwrap();
+    let facets = store.facets(&query(None)).await.unwrap();
+    assert_eq!(facets.total, 3);
+    assert_eq!(
+        facets.categories,
+        [("messaging".to_owned(), 2), ("ticketing".to_owned(), 1)]
+    );
+    assert_eq!(facets.tags[0], ("chat".to_owned(), 2));
+    assert_eq!(facets.runtimes, [("wasm".to_owned(), 3)]);
+    assert_eq!(facets.providers.len(), 3);
+    assert_eq!(facets.verified, 0);
+    assert!(facets.ratings.is_empty());
+
+    // Counts follow the filters and the text.
+    let mut q = query(Some("plugin"));
+    q.tag = Some("chat".into());
+    let facets = store.facets(&q).await.unwrap();
+    assert_eq!(facets.total, 2);
+    assert_eq!(facets.categories, [("messaging".to_owned(), 2)]);
+
+    // Compatibility: a plugin without min_core runs anywhere.
+    let mut q = query(None);
+    q.sort = SearchSort::Name;
+    q.compatible_with = Some(semver::Version::new(2, 5, 0));
+    assert_eq!(names(&store.search(&q).await.unwrap()), ["jira", "slack"]);
+    q.compatible_with = Some(semver::Version::new(1, 0, 0));
+    assert_eq!(names(&store.search(&q).await.unwrap()), ["slack"]);
+    assert_eq!(store.facets(&q).await.unwrap().total, 1);
+
+    // Verification marks the publisher's plugins, present and future.
+    store
+        .set_publisher_verified(w.acme.id, true, "admin")
+        .await
+        .unwrap();
+    let mut q = query(None);
+    q.verified = true;
+    assert_eq!(store.search(&q).await.unwrap().plugins.len(), 3);
+    assert_eq!(store.facets(&query(None)).await.unwrap().verified, 3);
+    let acme = store.publisher_by_name("acme").await.unwrap().unwrap();
+    assert!(acme.verified_at.is_some());
+    let mut q = query(None);
+    q.publisher = Some("globex".into());
+    assert!(store.search(&q).await.unwrap().plugins.is_empty());
+    store
+        .set_publisher_verified(w.acme.id, false, "admin")
+        .await
+        .unwrap();
+    let mut q = query(None);
+    q.verified = true;
+    assert!(store.search(&q).await.unwrap().plugins.is_empty());
+    store
+        .set_publisher_contacts(
+            globex.id,
+            Some("ops@globex.test"),
+            Some("https://globex.test"),
+            "olga",
+        )
+        .await
+        .unwrap();
+    let globex = store.publisher_by_name("globex").await.unwrap().unwrap();
+    assert_eq!(globex.email.as_deref(), Some("ops@globex.test"));
+
+    // Ratings: filter by minimum average, sort by the Bayesian rank, boost relevance.
+    let bob = store.create_user("bob", Role::User).await.unwrap();
+    for (name, rating) in [("teams", 5), ("slack", 2)] {
+        let p = store.plugin("acme", name).await.unwrap().unwrap();
+        store
+            .upsert_review(NewReview {
+                plugin_id: p.id,
+                user_id: bob.id,
+                version: "1.0.0".into(),
+                rating,
+                body: String::new(),
+                actor: "bob".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let mut q = query(None);
+    q.min_rating = Some(4);
+    assert_eq!(names(&store.search(&q).await.unwrap()), ["teams"]);
+    let facets = store.facets(&query(None)).await.unwrap();
+    assert_eq!(facets.ratings, [(4, 1), (3, 1), (2, 2), (1, 2)]);
+    let mut q = query(None);
+    q.sort = SearchSort::Rating;
+    q.limit = 1;
+    let first = store.search(&q).await.unwrap();
+    assert_eq!(names(&first), ["teams"]);
+    q.after = first.next;
+    assert_eq!(
+        names(&store.search(&q).await.unwrap()),
+        ["jira"],
+        "unrated (3.0) before 2 stars"
+    );
+    assert_eq!(
+        names(&store.search(&query(Some("chat"))).await.unwrap()),
+        ["teams", "slack"],
+        "equal text matches: the better rated first"
+    );
+}
+
+async fn sessions_and_passwords(store: &SqlStore) {
+    let w = world(store).await;
+    let (user, hash) = store.user_credentials("alice").await.unwrap().unwrap();
+    assert_eq!(user.id, w.alice.id);
+    assert_eq!(hash, None);
+    store
+        .set_password(w.alice.id, Some("$argon2id$fake"), "alice")
+        .await
+        .unwrap();
+    let (_, hash) = store.user_credentials("alice").await.unwrap().unwrap();
+    assert_eq!(hash.as_deref(), Some("$argon2id$fake"));
+    assert!(store.user_credentials("nobody").await.unwrap().is_none());
+
+    let far = now_ms() + 60_000;
+    store
+        .create_session("h1", w.alice.id, "csrf1", far)
+        .await
+        .unwrap();
+    let (session, user) = store.session("h1").await.unwrap().unwrap();
+    assert_eq!(
+        (session.csrf.as_str(), user.username.as_str()),
+        ("csrf1", "alice")
+    );
+    store
+        .create_session("h2", w.alice.id, "csrf2", now_ms() - 1)
+        .await
+        .unwrap();
+    assert!(store.session("h2").await.unwrap().is_none(), "expired");
+    store.delete_session("h1").await.unwrap();
+    assert!(store.session("h1").await.unwrap().is_none());
+    // A password change ends every session of the user.
+    store
+        .create_session("h3", w.alice.id, "csrf3", far)
+        .await
+        .unwrap();
+    store
+        .set_password(w.alice.id, Some("$argon2id$other"), "alice")
+        .await
+        .unwrap();
+    assert!(store.session("h3").await.unwrap().is_none());
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite { $( #[tokio::test] async fn $name() { let b = super::sqlite().await; super::$name(&b.store).await; b.finish().await; } )* }
@@ -675,6 +916,9 @@ on_every_backend!(
     tokens_users_and_publishers,
     keys_are_added_listed_and_revoked_once,
     log_entries_are_appended_with_their_changes_and_dense,
+    reviews_are_one_per_user_editable_and_hidden_ones_leave_the_rating,
+    facets_count_hits_and_new_filters_narrow_them,
+    sessions_and_passwords,
 );
 
 /// With a text query and filters, the full-text index must drive the query; if SQLite

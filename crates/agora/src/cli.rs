@@ -262,6 +262,12 @@ pub enum UserCommand {
     },
     /// List users.
     List,
+    /// Set the password a user signs in to the web pages with (default: your own). The
+    /// password is read from standard input (first line), never from the command line.
+    Password {
+        /// Whose password (administrators may set anyone's).
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

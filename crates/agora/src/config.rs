@@ -32,6 +32,23 @@ data_dir = "./agora-data"
 # Prefer the AGORA_ADMIN_TOKEN environment variable; it must be at least 32 characters.
 # admin_token = ""
 
+# The administrator's password for the web pages, set at start when given. Prefer the
+# AGORA_ADMIN_PASSWORD environment variable (12 characters or more). Other users set
+# theirs with `PUT /api/v1/users/NAME/password` (or an administrator does).
+# admin_password = ""
+
+[web]
+# A private registry: every page and API request needs a sign-in or a token (only the
+# health probes and metrics stay open).
+require_sign_in = false
+# Mark session cookies Secure (use when the registry is served over HTTPS; requests that
+# arrive with X-Forwarded-Proto: https get Secure cookies regardless).
+secure_cookies = false
+# Name shown in the page header and titles.
+site_name = "Agora"
+# How long a sign-in lasts, in hours.
+session_hours = 168
+
 [blobs]
 # Directory of the content-addressed blob store. Default: <data_dir>/blobs.
 # path = "./agora-data/blobs"
@@ -68,6 +85,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub admin_token: Option<String>,
+    pub admin_password: Option<String>,
+    pub web: WebSettings,
     /// Name of the transparency log, used only when the log is created (first start).
     pub log_origin: Option<String>,
     pub blobs: BlobConfig,
@@ -89,6 +108,37 @@ impl Default for CacheSettings {
         CacheSettings {
             metadata_ttl_ms: d.ttl.as_millis() as u64,
             max_entries: d.max_entries,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WebSettings {
+    pub require_sign_in: bool,
+    pub secure_cookies: bool,
+    pub site_name: String,
+    pub session_hours: u64,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        let d = agora_web::WebConfig::default();
+        WebSettings {
+            require_sign_in: false,
+            secure_cookies: d.secure_cookies,
+            site_name: d.site_name,
+            session_hours: d.session_ttl.as_secs() / 3600,
+        }
+    }
+}
+
+impl WebSettings {
+    pub fn config(&self) -> agora_web::WebConfig {
+        agora_web::WebConfig {
+            secure_cookies: self.secure_cookies,
+            session_ttl: std::time::Duration::from_secs(self.session_hours * 3600),
+            site_name: self.site_name.clone(),
         }
     }
 }
@@ -122,6 +172,8 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./agora-data"),
             database_url: None,
             admin_token: None,
+            admin_password: None,
+            web: WebSettings::default(),
             log_origin: None,
             blobs: BlobConfig::default(),
             limits: LimitsConfig::default(),
@@ -187,6 +239,23 @@ impl ServerConfig {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=24 * 365).contains(&self.web.session_hours),
+            "web.session_hours is {}; expected 1 to 8760",
+            self.web.session_hours
+        );
+        anyhow::ensure!(
+            !self.web.site_name.trim().is_empty() && self.web.site_name.chars().count() <= 60,
+            "web.site_name must be 1 to 60 characters"
+        );
+        if let Some(p) = &self.admin_password {
+            anyhow::ensure!(
+                p.chars().count() >= agora_server::password::MIN_PASSWORD_CHARS,
+                "admin_password (AGORA_ADMIN_PASSWORD) is {} characters; use at least {}",
+                p.chars().count(),
+                agora_server::password::MIN_PASSWORD_CHARS
+            );
+        }
         anyhow::ensure!(
             self.limits.max_page_size >= 1,
             "limits.max_page_size must be at least 1"

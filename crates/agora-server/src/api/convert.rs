@@ -1,13 +1,16 @@
 //! Records of the store → wire types of the API.
 
 use agora_core::Manifest;
-use agora_core::api::{Artifact, PluginSummary, VersionDetail, VersionSummary};
-use agora_store::{ArtifactRecord, PluginRecord, VersionRecord};
+use agora_core::api::{
+    Artifact, HiddenReview, PluginSummary, Review, VersionDetail, VersionSummary,
+};
+use agora_store::{ArtifactRecord, PluginRecord, ReviewRecord, VersionRecord};
 
 use crate::error::ApiError;
 use crate::time::rfc3339;
 
 pub fn plugin_summary(p: PluginRecord) -> PluginSummary {
+    let rating = p.rating();
     PluginSummary {
         publisher: p.publisher,
         name: p.name,
@@ -22,6 +25,30 @@ pub fn plugin_summary(p: PluginRecord) -> PluginSummary {
         capabilities: p.capabilities,
         downloads: p.downloads.max(0) as u64,
         updated_at: rfc3339(p.updated_at),
+        rating,
+        rating_count: p.rating_count.max(0) as u64,
+        verified_publisher: p.verified,
+    }
+}
+
+pub fn review(r: ReviewRecord) -> Review {
+    let hidden = match (r.hidden_at, r.hidden_by, r.hidden_reason) {
+        (Some(at), by, reason) => Some(HiddenReview {
+            at: rfc3339(at),
+            by: by.unwrap_or_default(),
+            reason: reason.unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    Review {
+        id: r.id,
+        author: r.username,
+        version: r.version,
+        rating: r.rating.clamp(1, 5) as u8,
+        body: r.body,
+        created_at: rfc3339(r.created_at),
+        updated_at: rfc3339(r.updated_at),
+        hidden,
     }
 }
 

@@ -10,6 +10,7 @@ pub fn encode(cursor: &SearchCursor) -> String {
         SearchCursor::Downloads { downloads, id } => format!("d|{downloads}|{id}"),
         SearchCursor::Recent { updated_at, id } => format!("u|{updated_at}|{id}"),
         SearchCursor::Name { name, id } => format!("n|{name}|{id}"),
+        SearchCursor::Rating { rank, id } => format!("s|{rank}|{id}"),
     };
     hex::encode(plain)
 }
@@ -49,6 +50,7 @@ pub fn decode(cursor: &str, sort: SearchSort) -> Result<SearchCursor, ApiError> 
             name: key.to_owned(),
             id,
         },
+        ("s", SearchSort::Rating) => SearchCursor::Rating { rank: int()?, id },
         _ => return Err(bad()),
     };
     Ok(decoded)

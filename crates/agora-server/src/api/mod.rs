@@ -4,13 +4,14 @@
 mod audit;
 mod blobs;
 mod convert;
-mod cursor;
+pub(crate) mod cursor;
 mod health;
 mod keys;
 mod log;
-mod plugins;
-mod publishers;
-mod tokens;
+pub(crate) mod plugins;
+pub(crate) mod publishers;
+pub(crate) mod reviews;
+pub(crate) mod tokens;
 mod users;
 mod versions;
 
@@ -60,11 +61,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::manifest_schema))
         .routes(routes!(plugins::search))
         .routes(routes!(plugins::detail, plugins::update))
+        .routes(routes!(reviews::list))
+        .routes(routes!(reviews::write_mine))
+        .routes(routes!(reviews::hide, reviews::show))
         .routes(routes!(versions::list, versions::publish))
         .routes(routes!(versions::detail, versions::change_lifecycle))
         .routes(routes!(blobs::upload, blobs::download))
         .routes(routes!(publishers::list, publishers::create))
-        .routes(routes!(publishers::detail))
+        .routes(routes!(publishers::detail, publishers::update))
         .routes(routes!(publishers::members, publishers::add_member))
         .routes(routes!(keys::list, keys::add))
         .routes(routes!(keys::revoke))
@@ -77,6 +81,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::me))
         .routes(routes!(users::list, users::create))
+        .routes(routes!(users::set_password))
         .routes(routes!(audit::list))
 }
 
@@ -98,9 +103,6 @@ pub fn router(state: AppState) -> Router {
         "/metrics",
         get(move || async move { metrics_handle.render() }),
     )
-    .fallback(|| async {
-        ApiError::not_found("no such endpoint; the API is described at /api/v1/openapi.json")
-    })
     .method_not_allowed_fallback(|| async {
         ApiError::new(
             axum::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -110,9 +112,34 @@ pub fn router(state: AppState) -> Router {
         )
     })
     .route_layer(axum::middleware::from_fn(metrics::track))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        private_registry_gate,
+    ))
     .layer(DefaultBodyLimit::max(json_limit))
     .layer(axum::middleware::from_fn(crate::error::catch_panics))
     .with_state(state)
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; the API is described at /api/v1/openapi.json")
+}
+
+/// In a private registry, every API request but the health probes needs a token. (A
+/// token that is present is checked by the handlers as usual.)
+async fn private_registry_gate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let open = matches!(request.uri().path(), "/health" | "/ready" | "/metrics");
+    if state.sign_in_required && !open && !request.headers().contains_key(header::AUTHORIZATION) {
+        return ApiError::unauthorized(
+            "this is a private registry: every request needs a token (`Authorization: Bearer <token>`, see `agora login`)",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 fn json_response(body: String) -> Response {

@@ -17,23 +17,31 @@ const MAX_QUERY_CHARS: usize = 256;
 const MAX_FILTER_CHARS: usize = 64;
 const DEFAULT_PAGE_SIZE: u32 = 20;
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
     /// Words to look for in names, titles, descriptions, tags and categories (prefix match).
-    q: Option<String>,
-    tag: Option<String>,
-    category: Option<String>,
-    provider: Option<String>,
-    capability: Option<String>,
+    pub q: Option<String>,
+    pub tag: Option<String>,
+    pub category: Option<String>,
+    pub provider: Option<String>,
+    pub capability: Option<String>,
     /// `wasm`, `exec` or `oci`.
-    runtime: Option<String>,
-    /// `relevance` (default with `q`), `downloads` (default without), `recent` or `name`.
-    sort: Option<String>,
+    pub runtime: Option<String>,
+    /// Only this publisher's plugins.
+    pub publisher: Option<String>,
+    /// `true`: only plugins of verified publishers.
+    pub verified: Option<bool>,
+    /// Only plugins whose average rating is at least this (1 to 5).
+    pub min_rating: Option<u8>,
+    /// Only plugins whose latest version runs on this host version (its `min_core`).
+    pub compatible_with: Option<String>,
+    /// `relevance` (default with `q`), `downloads` (default without), `recent`, `name` or `rating`.
+    pub sort: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub cursor: Option<String>,
     /// Page size, 1 to the server's maximum (100 by default).
-    limit: Option<u32>,
+    pub limit: Option<u32>,
 }
 
 fn filter(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
@@ -58,6 +66,25 @@ pub async fn search(
     caller: MaybeCaller,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Json<SearchPage>, ApiError> {
+    let query = search_query(params, caller.viewer(), state.limits.max_page_size)?;
+    let result = state.meta.search(&query).await?;
+    Ok(Json(SearchPage {
+        items: result
+            .plugins
+            .into_iter()
+            .map(convert::plugin_summary)
+            .collect(),
+        next_cursor: result.next.as_ref().map(cursor::encode),
+    }))
+}
+
+/// Checks search parameters and turns them into a query: the one place the API and the
+/// web pages validate them, so both accept and refuse the same things.
+pub fn search_query(
+    params: SearchParams,
+    viewer: Viewer,
+    max: u32,
+) -> Result<SearchQuery, ApiError> {
     if let Some(q) = &params.q
         && q.chars().count() > MAX_QUERY_CHARS
     {
@@ -75,7 +102,7 @@ pub async fn search(
             ApiError::field(
                 "sort",
                 format!("unknown sort {:?}", crate::extract::truncate(s)),
-                Some("relevance, downloads, recent or name"),
+                Some("relevance, downloads, recent, name or rating"),
             )
         })?,
     };
@@ -88,7 +115,6 @@ pub async fn search(
             Some("wasm, exec or oci"),
         ));
     }
-    let max = state.limits.max_page_size;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE.min(max));
     if limit == 0 || limit > max {
         return Err(ApiError::field(
@@ -102,27 +128,41 @@ pub async fn search(
         .as_deref()
         .map(|c| cursor::decode(c, sort))
         .transpose()?;
-    let query = SearchQuery {
+    if let Some(r) = params.min_rating
+        && !(1..=5).contains(&r)
+    {
+        return Err(ApiError::field(
+            "min_rating",
+            format!("{r} is out of range"),
+            Some("1 to 5"),
+        ));
+    }
+    let compatible_with = match filter("compatible_with", params.compatible_with)? {
+        Some(v) => Some(semver::Version::parse(v.trim()).map_err(|_| {
+            ApiError::field(
+                "compatible_with",
+                format!("{:?} is not a version", crate::extract::truncate(&v)),
+                Some("a host version such as 2.4.0"),
+            )
+        })?),
+        None => None,
+    };
+    Ok(SearchQuery {
         text,
         tag: filter("tag", params.tag)?,
         category: filter("category", params.category)?,
         provider: filter("provider", params.provider)?,
         capability: filter("capability", params.capability)?,
-        runtime: params.runtime,
+        runtime: filter("runtime", params.runtime)?,
+        publisher: filter("publisher", params.publisher)?,
+        verified: params.verified.unwrap_or(false),
+        min_rating: params.min_rating.map(i64::from),
+        compatible_with,
         sort,
         after,
         limit,
-        viewer: caller.viewer(),
-    };
-    let result = state.meta.search(&query).await?;
-    Ok(Json(SearchPage {
-        items: result
-            .plugins
-            .into_iter()
-            .map(convert::plugin_summary)
-            .collect(),
-        next_cursor: result.next.as_ref().map(cursor::encode),
-    }))
+        viewer,
+    })
 }
 
 /// The plugin if it exists and the viewer may see it; otherwise the same 404 either way,

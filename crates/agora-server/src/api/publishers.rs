@@ -1,6 +1,6 @@
 //! Publishers (namespaces) and their members.
 
-use agora_core::api::{AddMember, CreatePublisher, Member, Publisher};
+use agora_core::api::{AddMember, CreatePublisher, Member, Publisher, PublisherSettings};
 use agora_core::name::{SLUG_RULE, Slug};
 use agora_store::{PublisherRecord, Role};
 use axum::Json;
@@ -34,7 +34,118 @@ async fn publisher_view(state: &AppState, p: PublisherRecord) -> Result<Publishe
             })
             .collect(),
         created_at: rfc3339(p.created_at),
+        verified: p.verified_at.is_some(),
+        email: p.email,
+        url: p.url,
     })
+}
+
+/// Checks a contact e-mail address: one `@`, no spaces or angle brackets, at most 254.
+pub fn valid_email(raw: &str) -> Result<(), ApiError> {
+    let ok = raw.len() <= 254
+        && raw.split('@').count() == 2
+        && raw.split('@').all(|part| !part.is_empty())
+        && !raw
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>\"'".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            "email",
+            format!(
+                "{:?} is not an e-mail address",
+                crate::extract::truncate(raw)
+            ),
+            Some("an address such as security@example.com"),
+        ))
+    }
+}
+
+/// Checks a contact web address: `https://` or `http://`, at most 300 characters.
+pub fn valid_url(raw: &str) -> Result<(), ApiError> {
+    let ok = raw.len() <= 300
+        && (raw.starts_with("https://") || raw.starts_with("http://"))
+        && raw.len() > "https://".len()
+        && !raw
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>\"'".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            "url",
+            format!("{:?} is not a web address", crate::extract::truncate(raw)),
+            Some("an http:// or https:// address"),
+        ))
+    }
+}
+
+/// Changes a publisher's contacts (owners, admins) and verification (admins); what the API
+/// and the web forms share.
+pub async fn apply_settings(
+    state: &AppState,
+    p: &PublisherRecord,
+    settings: PublisherSettings,
+    actor: &agora_store::UserRecord,
+    is_admin: bool,
+) -> Result<(), ApiError> {
+    let is_owner = state
+        .meta
+        .members(p.id)
+        .await?
+        .iter()
+        .any(|m| m.username == actor.username && m.role == "owner");
+    if settings.verified.is_some() && !is_admin {
+        return Err(ApiError::forbidden("only administrators verify publishers"));
+    }
+    if (settings.email.is_some() || settings.url.is_some()) && !is_owner && !is_admin {
+        return Err(ApiError::forbidden(format!(
+            "only owners of {} or administrators can change its contacts",
+            p.name
+        )));
+    }
+    let clean = |v: Option<String>| v.map(|v| v.trim().to_owned());
+    let (email, url) = (clean(settings.email), clean(settings.url));
+    if let Some(e) = email.as_deref().filter(|e| !e.is_empty()) {
+        valid_email(e)?;
+    }
+    if let Some(u) = url.as_deref().filter(|u| !u.is_empty()) {
+        valid_url(u)?;
+    }
+    if email.is_some() || url.is_some() {
+        let email = email.or(p.email.clone()).filter(|e| !e.is_empty());
+        let url = url.or(p.url.clone()).filter(|u| !u.is_empty());
+        state
+            .meta
+            .set_publisher_contacts(p.id, email.as_deref(), url.as_deref(), &actor.username)
+            .await?;
+    }
+    if let Some(verified) = settings.verified {
+        state
+            .meta
+            .set_publisher_verified(p.id, verified, &actor.username)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Change a publisher's contacts (owners) or verification (administrators).
+#[utoipa::path(patch, path = "/api/v1/publishers/{publisher}", tag = "publishers",
+    params(("publisher" = String, Path)), request_body = PublisherSettings, security(("token" = [])),
+    responses((status = 200, body = Publisher), (status = 400, body = agora_core::api::Problem),
+        (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(settings): ApiJson<PublisherSettings>,
+) -> Result<Json<Publisher>, ApiError> {
+    let name = valid_name(&name)?;
+    let p = publisher_or_404(&state, name.as_str()).await?;
+    apply_settings(&state, &p, settings, &caller.user, caller.is_admin()).await?;
+    let p = publisher_or_404(&state, name.as_str()).await?;
+    Ok(Json(publisher_view(&state, p).await?))
 }
 
 pub fn valid_name(raw: &str) -> Result<Slug, ApiError> {

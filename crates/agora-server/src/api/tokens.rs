@@ -65,6 +65,17 @@ pub async fn create(
     caller: Caller,
     ApiJson(request): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    let created = create_token(&state, &caller, request).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Checks a token request against the caller's rights and creates the token: what the
+/// API and the account page share.
+pub async fn create_token(
+    state: &AppState,
+    caller: &Caller,
+    request: CreateToken,
+) -> Result<CreatedToken, ApiError> {
     if request.name.trim().is_empty() || request.name.chars().count() > 64 {
         return Err(ApiError::field(
             "name",
@@ -136,13 +147,10 @@ pub async fn create(
         })
         .await?;
     tracing::info!(token = record.id, user = %owner.username, by = %caller.user.username, "token created");
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedToken {
-            token: secret,
-            info: token_info(record),
-        }),
-    ))
+    Ok(CreatedToken {
+        token: secret,
+        info: token_info(record),
+    })
 }
 
 /// Revoke a token: the caller's own, or any token for an administrator.
@@ -160,6 +168,12 @@ pub async fn revoke(
             Some("the numeric id shown by `agora token list`"),
         )
     })?;
+    revoke_token(&state, &caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes the caller's token `id` (any token, for an administrator).
+pub async fn revoke_token(state: &AppState, caller: &Caller, id: i64) -> Result<(), ApiError> {
     let owner = if caller.is_admin() {
         None
     } else {
@@ -167,7 +181,7 @@ pub async fn revoke(
     };
     if state.meta.revoke_token(id, owner, now_ms()).await? {
         tracing::info!(token = id, by = %caller.user.username, "token revoked");
-        Ok(StatusCode::NO_CONTENT)
+        Ok(())
     } else {
         Err(ApiError::not_found(format!(
             "no active token {id} of yours"

@@ -1,10 +1,10 @@
 //! User accounts (administrators only).
 
-use agora_core::api::{CreateUser, User};
+use agora_core::api::{CreateUser, SetPassword, User};
 use agora_core::name::{SLUG_RULE, is_slug};
 use agora_store::{Role, UserRecord};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use crate::AppState;
@@ -71,4 +71,34 @@ pub async fn create(
     };
     let user = state.meta.create_user(&request.username, role).await?;
     Ok((StatusCode::CREATED, Json(user_view(user))))
+}
+
+/// Set the password a user signs in to the web pages with: their own, or anyone's for an
+/// administrator. Ends the user's browser sessions.
+#[utoipa::path(put, path = "/api/v1/users/{name}/password", tag = "users", request_body = SetPassword,
+    params(("name" = String, Path)), security(("token" = [])),
+    responses((status = 204), (status = 400, body = agora_core::api::Problem),
+        (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+pub async fn set_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<SetPassword>,
+) -> Result<StatusCode, ApiError> {
+    if caller.user.username != name {
+        caller.require_admin()?;
+    }
+    let user = state.meta.user_by_name(&name).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "user {} not found",
+            crate::extract::truncate(&name)
+        ))
+    })?;
+    crate::password::check_new(&request.password)?;
+    let hash = crate::password::hash(request.password).await?;
+    state
+        .meta
+        .set_password(user.id, Some(&hash), &caller.user.username)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

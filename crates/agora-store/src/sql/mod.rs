@@ -39,7 +39,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 4] = match self {
+        let files: [(i64, &'static str, &'static str); 5] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -60,6 +60,11 @@ impl Dialect {
                     4,
                     "key log indexes",
                     include_str!("../../migrations/sqlite/0004_key_log_indexes.sql"),
+                ),
+                (
+                    5,
+                    "web",
+                    include_str!("../../migrations/sqlite/0005_web.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -82,6 +87,11 @@ impl Dialect {
                     4,
                     "key log indexes",
                     include_str!("../../migrations/postgres/0004_key_log_indexes.sql"),
+                ),
+                (
+                    5,
+                    "web",
+                    include_str!("../../migrations/postgres/0005_web.sql"),
                 ),
             ],
         };
@@ -292,7 +302,7 @@ impl SqlStore {
             .join(" ");
         sqlx::query(
             "UPDATE plugins SET display_name = $1, description = $2, provider = $3, runtime = $4, \
-             keywords = $5, latest_version = $6, updated_at = $7 WHERE id = $8",
+             keywords = $5, latest_version = $6, updated_at = $7, min_core_key = $8 WHERE id = $9",
         )
         .bind(m.title())
         .bind(&m.description)
@@ -301,6 +311,13 @@ impl SqlStore {
         .bind(&keywords)
         .bind(latest_version)
         .bind(now)
+        .bind(
+            m.compatibility
+                .min_core
+                .as_deref()
+                .and_then(|v| semver::Version::parse(v).ok())
+                .map(|v| version_key(&v)),
+        )
         .bind(plugin_id)
         .execute(&mut **tx)
         .await?;
@@ -323,6 +340,33 @@ impl SqlStore {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Recomputes a plugin's rating from its visible reviews; returns `publisher/name`.
+    async fn refresh_rating(tx: &mut Transaction<'static, Any>, plugin_id: i64) -> Result<String> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n, CAST(COALESCE(SUM(rating), 0) AS BIGINT) AS total \
+             FROM reviews WHERE plugin_id = $1 AND hidden_at IS NULL",
+        )
+        .bind(plugin_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let (count, sum): (i64, i64) = (row.try_get("n")?, row.try_get("total")?);
+        let row = sqlx::query(
+            "UPDATE plugins SET rating_count = $1, rating_sum = $2, rating_rank = $3 WHERE id = $4 \
+             RETURNING publisher, name",
+        )
+        .bind(count)
+        .bind(sum)
+        .bind(rating_rank(count, sum))
+        .bind(plugin_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(format!(
+            "{}/{}",
+            row.try_get::<String, _>("publisher")?,
+            row.try_get::<String, _>("name")?
+        ))
     }
 
     async fn load_labels(&self, plugins: &mut [PluginRecord]) -> Result<()> {
@@ -408,6 +452,102 @@ impl MetadataStore for SqlStore {
             role,
             created_at: now,
         })
+    }
+
+    async fn user_credentials(
+        &self,
+        username: &str,
+    ) -> Result<Option<(UserRecord, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT id, username, role, created_at, password_hash FROM users WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|row| Ok((user_from_row(&row)?, row.try_get("password_hash")?)))
+            .transpose()
+    }
+
+    async fn set_password(&self, user_id: i64, hash: Option<&str>, actor: &str) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let name: String = sqlx::query_scalar(
+            "UPDATE users SET password_hash = $1 WHERE id = $2 RETURNING username",
+        )
+        .bind(hash)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("user id {user_id}")))?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let action = if hash.is_some() {
+            "user.password.set"
+        } else {
+            "user.password.clear"
+        };
+        Self::audit(&mut tx, actor, action, &name, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        let now = now_ms();
+        // Expired sessions go when new ones come, so the table never grows without bound.
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id_hash)
+        .bind(user_id)
+        .bind(csrf)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &str) -> Result<Option<(SessionRecord, UserRecord)>> {
+        let row = sqlx::query(
+            "SELECT s.user_id, s.csrf, s.created_at AS session_created_at, s.expires_at, \
+             u.id, u.username, u.role, u.created_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(now_ms())
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|row| {
+            Ok((
+                SessionRecord {
+                    user_id: row.try_get("user_id")?,
+                    csrf: row.try_get("csrf")?,
+                    created_at: row.try_get("session_created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                },
+                user_from_row(&row)?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.write)
+            .await?;
+        Ok(())
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
@@ -538,13 +678,70 @@ impl MetadataStore for SqlStore {
             name: name.to_owned(),
             display_name: display_name.map(str::to_owned),
             created_at: now,
+            verified_at: None,
+            email: None,
+            url: None,
         })
     }
 
-    async fn publisher_by_name(&self, name: &str) -> Result<Option<PublisherRecord>> {
-        let row = sqlx::query(
-            "SELECT id, name, display_name, created_at FROM publishers WHERE name = $1",
+    async fn set_publisher_verified(
+        &self,
+        publisher_id: i64,
+        verified: bool,
+        actor: &str,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await?;
+        let name: String = sqlx::query_scalar(
+            "UPDATE publishers SET verified_at = $1 WHERE id = $2 RETURNING name",
         )
+        .bind(verified.then_some(now))
+        .bind(publisher_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("publisher id {publisher_id}")))?;
+        sqlx::query("UPDATE plugins SET verified = $1 WHERE publisher_id = $2")
+            .bind(i64::from(verified))
+            .bind(publisher_id)
+            .execute(&mut *tx)
+            .await?;
+        let action = if verified {
+            "publisher.verify"
+        } else {
+            "publisher.unverify"
+        };
+        Self::audit(&mut tx, actor, action, &name, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_publisher_contacts(
+        &self,
+        publisher_id: i64,
+        email: Option<&str>,
+        url: Option<&str>,
+        actor: &str,
+    ) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let name: String = sqlx::query_scalar(
+            "UPDATE publishers SET email = $1, url = $2 WHERE id = $3 RETURNING name",
+        )
+        .bind(email)
+        .bind(url)
+        .bind(publisher_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("publisher id {publisher_id}")))?;
+        let detail = format!("email={} url={}", email.unwrap_or("-"), url.unwrap_or("-"));
+        Self::audit(&mut tx, actor, "publisher.contacts", &name, Some(detail)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn publisher_by_name(&self, name: &str) -> Result<Option<PublisherRecord>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PUBLISHER_COLUMNS} FROM publishers WHERE name = $1"
+        )))
         .bind(name)
         .fetch_optional(&self.read)
         .await?;
@@ -552,9 +749,9 @@ impl MetadataStore for SqlStore {
     }
 
     async fn list_publishers(&self) -> Result<Vec<PublisherRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, name, display_name, created_at FROM publishers ORDER BY name LIMIT 1000",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PUBLISHER_COLUMNS} FROM publishers ORDER BY name LIMIT 1000"
+        )))
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(publisher_from_row).collect()
@@ -851,7 +1048,8 @@ impl MetadataStore for SqlStore {
         let mut tx = self.write.begin().await?;
         sqlx::query(
             "INSERT INTO plugins (publisher_id, publisher, name, visibility, display_name, description, \
-             provider, runtime, keywords, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', $9, $9) \
+             provider, runtime, keywords, created_at, updated_at, verified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', $9, $9, \
+             (SELECT CASE WHEN verified_at IS NULL THEN 0 ELSE 1 END FROM publishers WHERE id = $1)) \
              ON CONFLICT (publisher_id, name) DO NOTHING",
         )
         .bind(release.publisher_id)
@@ -989,6 +1187,111 @@ impl MetadataStore for SqlStore {
         .await?;
         tx.commit().await?;
         Ok((self.version_by_id(change.version_id).await?, orphaned))
+    }
+
+    async fn facets(&self, query: &SearchQuery) -> Result<Facets> {
+        search::facets(&self.read, self.dialect, query).await
+    }
+
+    async fn upsert_review(&self, review: NewReview) -> Result<ReviewRecord> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO reviews (plugin_id, user_id, version, rating, body, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (plugin_id, user_id) DO UPDATE SET version = excluded.version, \
+             rating = excluded.rating, body = excluded.body, updated_at = excluded.updated_at \
+             RETURNING id",
+        )
+        .bind(review.plugin_id)
+        .bind(review.user_id)
+        .bind(&review.version)
+        .bind(review.rating)
+        .bind(&review.body)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let target = Self::refresh_rating(&mut tx, review.plugin_id).await?;
+        Self::audit(
+            &mut tx,
+            &review.actor,
+            "review.write",
+            &target,
+            Some(format!(
+                "review {id}, {} stars, version {}",
+                review.rating, review.version
+            )),
+        )
+        .await?;
+        tx.commit().await?;
+        self.review(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("review {id} vanished after writing")))
+    }
+
+    async fn reviews(
+        &self,
+        plugin_id: i64,
+        include_hidden: bool,
+        limit: u32,
+    ) -> Result<Vec<ReviewRecord>> {
+        let hidden = if include_hidden {
+            ""
+        } else {
+            " AND r.hidden_at IS NULL"
+        };
+        let sql = format!(
+            "{REVIEW_SELECT} WHERE r.plugin_id = $1{hidden} ORDER BY r.updated_at DESC, r.id DESC LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(plugin_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(review_from_row).collect()
+    }
+
+    async fn review_of(&self, plugin_id: i64, user_id: i64) -> Result<Option<ReviewRecord>> {
+        let sql = format!("{REVIEW_SELECT} WHERE r.plugin_id = $1 AND r.user_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(plugin_id)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(review_from_row).transpose()
+    }
+
+    async fn review(&self, id: i64) -> Result<Option<ReviewRecord>> {
+        let sql = format!("{REVIEW_SELECT} WHERE r.id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await?;
+        row.as_ref().map(review_from_row).transpose()
+    }
+
+    async fn hide_review(&self, id: i64, reason: Option<&str>, actor: &str) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let plugin_id: Option<i64> = sqlx::query_scalar(
+            "UPDATE reviews SET hidden_at = $1, hidden_by = $2, hidden_reason = $3 WHERE id = $4 RETURNING plugin_id",
+        )
+        .bind(reason.map(|_| now_ms()))
+        .bind(reason.map(|_| actor))
+        .bind(reason)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(plugin_id) = plugin_id else {
+            return Ok(false);
+        };
+        let target = Self::refresh_rating(&mut tx, plugin_id).await?;
+        let (action, detail) = match reason {
+            Some(reason) => ("review.hide", format!("review {id}: {reason}")),
+            None => ("review.show", format!("review {id}")),
+        };
+        Self::audit(&mut tx, actor, action, &target, Some(detail)).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResult> {

@@ -9,7 +9,14 @@ use crate::StoreError;
 use crate::metadata::*;
 
 pub(super) const PLUGIN_COLUMNS: &str = "p.id, p.publisher_id, p.publisher, p.name, p.visibility, p.display_name, \
-     p.description, p.provider, p.runtime, p.latest_version, p.downloads, p.created_at, p.updated_at";
+     p.description, p.provider, p.runtime, p.latest_version, p.downloads, p.created_at, p.updated_at, \
+     p.verified, p.rating_count, p.rating_sum, p.rating_rank";
+
+pub(super) const PUBLISHER_COLUMNS: &str =
+    "id, name, display_name, created_at, verified_at, email, url";
+
+pub(super) const REVIEW_SELECT: &str = "SELECT r.id, r.plugin_id, u.username, r.version, r.rating, r.body, \
+     r.created_at, r.updated_at, r.hidden_at, r.hidden_by, r.hidden_reason FROM reviews r JOIN users u ON u.id = r.user_id";
 
 pub(super) fn token_select(condition: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(format!(
@@ -66,6 +73,9 @@ pub(super) fn publisher_from_row(row: &AnyRow) -> Result<PublisherRecord> {
         name: row.try_get("name")?,
         display_name: row.try_get("display_name")?,
         created_at: row.try_get("created_at")?,
+        verified_at: row.try_get("verified_at")?,
+        email: row.try_get("email")?,
+        url: row.try_get("url")?,
     })
 }
 
@@ -89,6 +99,26 @@ pub(super) fn plugin_from_row(row: &AnyRow) -> Result<PluginRecord> {
         tags: Vec::new(),
         categories: Vec::new(),
         capabilities: Vec::new(),
+        verified: row.try_get::<i64, _>("verified")? != 0,
+        rating_count: row.try_get("rating_count")?,
+        rating_sum: row.try_get("rating_sum")?,
+        rating_rank: row.try_get("rating_rank")?,
+    })
+}
+
+pub(super) fn review_from_row(row: &AnyRow) -> Result<ReviewRecord> {
+    Ok(ReviewRecord {
+        id: row.try_get("id")?,
+        plugin_id: row.try_get("plugin_id")?,
+        username: row.try_get("username")?,
+        version: row.try_get("version")?,
+        rating: row.try_get("rating")?,
+        body: row.try_get("body")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        hidden_at: row.try_get("hidden_at")?,
+        hidden_by: row.try_get("hidden_by")?,
+        hidden_reason: row.try_get("hidden_reason")?,
     })
 }
 

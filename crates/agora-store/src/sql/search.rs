@@ -78,15 +78,14 @@ impl Plan {
     }
 }
 
-pub(super) fn plan(dialect: Dialect, q: &SearchQuery) -> Plan {
-    let mut b = Builder::default();
+/// Ratings scale relevance by 0.8 (rank 1.0) to 1.2 (rank 5.0): among equally good
+/// text matches the better rated plugin comes first, and no rating buries a close match.
+const RATING_BOOST: &str = "(1.0 + (p.rating_rank - 3000) / 10000.0)";
+
+/// The `FROM` clause, the score expression and the `WHERE` conditions of a search.
+fn filters(dialect: Dialect, q: &SearchQuery, b: &mut Builder) -> (&'static str, String) {
     let words = q.text.as_deref().map(words).unwrap_or_default();
     let has_text = !words.is_empty();
-    let sort = match q.sort {
-        SearchSort::Relevance if !has_text => SearchSort::Downloads,
-        other => other,
-    };
-
     let (from, score) = if has_text {
         match dialect {
             Dialect::Sqlite => {
@@ -102,7 +101,7 @@ pub(super) fn plan(dialect: Dialect, q: &SearchQuery) -> Plan {
                 // index and run the whole full-text query once per row (seconds, not ms).
                 (
                     "plugins_fts CROSS JOIN plugins p ON p.id = plugins_fts.rowid",
-                    "bm25(plugins_fts, 10.0, 10.0, 5.0, 1.0, 3.0)".to_owned(),
+                    format!("bm25(plugins_fts, 10.0, 10.0, 5.0, 1.0, 3.0) * {RATING_BOOST}"),
                 )
             }
             Dialect::Postgres => {
@@ -117,7 +116,7 @@ pub(super) fn plan(dialect: Dialect, q: &SearchQuery) -> Plan {
                 (
                     "plugins p",
                     format!(
-                        "CAST(-ts_rank(p.search, to_tsquery('simple', {ph})) AS DOUBLE PRECISION)"
+                        "CAST(-ts_rank(p.search, to_tsquery('simple', {ph})) * {RATING_BOOST} AS DOUBLE PRECISION)"
                     ),
                 )
             }
@@ -147,6 +146,25 @@ pub(super) fn plan(dialect: Dialect, q: &SearchQuery) -> Plan {
         let ph = b.arg(Arg::Text(runtime.clone()));
         b.conditions.push(format!("p.runtime = {ph}"));
     }
+    if let Some(publisher) = &q.publisher {
+        let ph = b.arg(Arg::Text(publisher.clone()));
+        b.conditions.push(format!("p.publisher = {ph}"));
+    }
+    if q.verified {
+        b.conditions.push("p.verified = 1".into());
+    }
+    if let Some(min) = q.min_rating {
+        let ph = b.arg(Arg::Int(min.clamp(1, 5)));
+        b.conditions.push(format!(
+            "(p.rating_count > 0 AND p.rating_sum >= {ph} * p.rating_count)"
+        ));
+    }
+    if let Some(host) = &q.compatible_with {
+        let ph = b.arg(Arg::Text(version_key(host)));
+        b.conditions.push(format!(
+            "(p.min_core_key IS NULL OR p.min_core_key <= {ph})"
+        ));
+    }
     if !q.viewer.admin {
         let first = b.args.len() + 1;
         let condition = visibility_condition(&q.viewer, first);
@@ -156,6 +174,17 @@ pub(super) fn plan(dialect: Dialect, q: &SearchQuery) -> Plan {
         b.conditions
             .push(condition.trim_start_matches(" AND ").to_owned());
     }
+    (from, score)
+}
+
+pub(super) fn plan(dialect: Dialect, q: &SearchQuery) -> Plan {
+    let mut b = Builder::default();
+    let has_text = q.text.as_deref().is_some_and(|t| !words(t).is_empty());
+    let sort = match q.sort {
+        SearchSort::Relevance if !has_text => SearchSort::Downloads,
+        other => other,
+    };
+    let (from, score) = filters(dialect, q, &mut b);
 
     // Keyset: rows strictly after the cursor in the chosen order.
     let (order, keyset) = match sort {
@@ -203,6 +232,19 @@ pub(super) fn plan(dialect: Dialect, q: &SearchQuery) -> Plan {
                     let n = b.arg(Arg::Text(name.clone()));
                     let i = b.arg(Arg::Int(*id));
                     Some(format!("(name > {n} OR (name = {n} AND id > {i}))"))
+                }
+                _ => None,
+            },
+        ),
+        SearchSort::Rating => (
+            "rating_rank DESC, id ASC",
+            match &q.after {
+                Some(SearchCursor::Rating { rank, id }) => {
+                    let r = b.arg(Arg::Int(*rank));
+                    let i = b.arg(Arg::Int(*id));
+                    Some(format!(
+                        "(rating_rank < {r} OR (rating_rank = {r} AND id > {i}))"
+                    ))
                 }
                 _ => None,
             },
@@ -256,10 +298,88 @@ pub(super) async fn run(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Re
                 name: last.name.clone(),
                 id: last.id,
             },
+            SearchSort::Rating => SearchCursor::Rating {
+                rank: last.rating_rank,
+                id: last.id,
+            },
         }),
         _ => None,
     };
     Ok(SearchResult { plugins, next })
+}
+
+/// Most values listed per facet (the most frequent ones).
+const MAX_FACET_VALUES: usize = 12;
+
+/// Counts the search's hits by provider, runtime, label, rating and verification in one
+/// statement over the filtered set.
+pub(super) async fn facets(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Result<Facets> {
+    let mut b = Builder::default();
+    let (from, _) = filters(dialect, q, &mut b);
+    let sql = format!(
+        "WITH hits AS (SELECT p.id, p.provider, p.runtime, p.verified, p.rating_count, p.rating_sum \
+         FROM {from} WHERE {conditions}) \
+         SELECT 'total' AS kind, '' AS value, COUNT(*) AS n FROM hits \
+         UNION ALL SELECT 'provider', provider, COUNT(*) FROM hits WHERE provider IS NOT NULL GROUP BY provider \
+         UNION ALL SELECT 'runtime', runtime, COUNT(*) FROM hits GROUP BY runtime \
+         UNION ALL SELECT l.kind, l.value, COUNT(*) FROM hits JOIN plugin_labels l ON l.plugin_id = hits.id GROUP BY l.kind, l.value \
+         UNION ALL SELECT 'verified', '', COUNT(*) FROM hits WHERE verified = 1 \
+         UNION ALL SELECT 'rating', '4', COUNT(*) FROM hits WHERE rating_count > 0 AND rating_sum >= 4 * rating_count \
+         UNION ALL SELECT 'rating', '3', COUNT(*) FROM hits WHERE rating_count > 0 AND rating_sum >= 3 * rating_count \
+         UNION ALL SELECT 'rating', '2', COUNT(*) FROM hits WHERE rating_count > 0 AND rating_sum >= 2 * rating_count \
+         UNION ALL SELECT 'rating', '1', COUNT(*) FROM hits WHERE rating_count > 0",
+        conditions = b.conditions.join(" AND "),
+    );
+    let plan = Plan {
+        sql,
+        args: b.args,
+        sort: SearchSort::Name,
+        limit: 0,
+    };
+    let rows: Vec<AnyRow> = plan
+        .bind(sqlx::query(sqlx::AssertSqlSafe(plan.sql.clone())))
+        .fetch_all(pool)
+        .await?;
+    let mut facets = Facets::default();
+    for row in &rows {
+        let kind: String = sqlx::Row::try_get(row, "kind")?;
+        let value: String = sqlx::Row::try_get(row, "value")?;
+        let n: i64 = sqlx::Row::try_get(row, "n")?;
+        let list = match kind.as_str() {
+            "total" => {
+                facets.total = n;
+                continue;
+            }
+            "verified" => {
+                facets.verified = n;
+                continue;
+            }
+            "rating" => {
+                if n > 0 {
+                    facets.ratings.push((value.parse().unwrap_or(1), n));
+                }
+                continue;
+            }
+            "provider" => &mut facets.providers,
+            "runtime" => &mut facets.runtimes,
+            "tag" => &mut facets.tags,
+            "category" => &mut facets.categories,
+            _ => &mut facets.capabilities,
+        };
+        list.push((value, n));
+    }
+    for list in [
+        &mut facets.providers,
+        &mut facets.runtimes,
+        &mut facets.tags,
+        &mut facets.categories,
+        &mut facets.capabilities,
+    ] {
+        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        list.truncate(MAX_FACET_VALUES);
+    }
+    facets.ratings.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(facets)
 }
 
 #[cfg(test)]

@@ -64,6 +64,25 @@ pub async fn user(s: &Session, cmd: UserCommand) -> anyhow::Result<()> {
             let user = client.create_user(&name, Some(&role)).await?;
             s.out.show(&user, |u| format!("Created user {} ({}); give them a token with `agora token create --user {} --scope ...`", u.username, u.role, u.username))
         }
+        UserCommand::Password { name } => {
+            let name = match name {
+                Some(n) => n,
+                None => client.me().await?.username,
+            };
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprintln!("New password for {name} (12 characters or more), then Enter:");
+            }
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the password from standard input")?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(!password.is_empty(), "no password on standard input");
+            client.set_password(&name, password).await?;
+            s.out.show(&name, |n| {
+                format!("Password of {n} set; sign in at the registry's /login page")
+            })
+        }
         UserCommand::List => {
             let users = client.list_users().await?;
             s.out.show(&users, |users| {

@@ -94,6 +94,9 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         .await
         .with_context(|| format!("cannot open the blob store at {}", blob_dir.display()))?;
     let new_admin_token = agora_server::ensure_admin(&meta, cfg.admin_token.as_deref()).await?;
+    if let Some(password) = &cfg.admin_password {
+        agora_server::ensure_admin_password(&meta, password).await?;
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -117,8 +120,11 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         cfg.limits(),
         cfg.cache(),
         log,
-    );
-    agora_server::serve(listener, state, shutdown_signal())
+    )
+    .with_sign_in_required(cfg.web.require_sign_in);
+    let app = agora_web::app(state, cfg.web.config());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the server stopped")?;
     meta.close().await;

@@ -1,0 +1,59 @@
+//! Small formatting helpers for the pages: dates, counts, stars.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+/// `2026-11-22` for a Unix-milliseconds timestamp.
+pub fn date(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()[..10].to_owned()
+}
+
+/// `2026-11-22 08:15 UTC`.
+pub fn date_time(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    format!("{} {} UTC", &s[..10], &s[11..16])
+}
+
+/// `950`, `12.3k`, `4.1M`.
+pub fn count(n: i64) -> String {
+    match n {
+        n if n < 1_000 => n.to_string(),
+        n if n < 1_000_000 => format!("{:.1}k", n as f64 / 1_000.0),
+        n => format!("{:.1}M", n as f64 / 1_000_000.0),
+    }
+}
+
+/// Five stars, filled to the rounded rating: `★★★★☆`.
+pub fn stars(rating: f64) -> String {
+    let full = rating.round().clamp(0.0, 5.0) as usize;
+    format!("{}{}", "★".repeat(full), "☆".repeat(5 - full))
+}
+
+/// `12.0 MiB`.
+pub fn bytes(n: i64) -> String {
+    let n = n.max(0) as f64;
+    if n < 1024.0 {
+        format!("{n} B")
+    } else if n < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", n / 1024.0)
+    } else {
+        format!("{:.1} MiB", n / (1024.0 * 1024.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date_time(90_000), "1970-01-01 00:01 UTC");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(12_345), "12.3k");
+        assert_eq!(stars(3.6), "★★★★☆");
+        assert_eq!(stars(0.0), "☆☆☆☆☆");
+        assert_eq!(bytes(2048), "2.0 KiB");
+    }
+}

@@ -1,0 +1,110 @@
+//! README and changelog rendering: CommonMark (with tables, strikethrough, task lists) to
+//! HTML, then sanitized with ammonia's allow-list, so a plugin's documentation cannot run
+//! script, load frames or style the page. Rendered documents are cached by digest.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use agora_core::Digest;
+use pulldown_cmark::{Options, Parser, html};
+
+/// Largest document rendered; longer ones are cut (and say so).
+pub const MAX_DOC_BYTES: usize = 512 * 1024;
+
+/// Markdown to sanitized HTML.
+pub fn render_markdown(source: &str) -> String {
+    let (source, cut) = if source.len() > MAX_DOC_BYTES {
+        let mut end = MAX_DOC_BYTES;
+        while !source.is_char_boundary(end) {
+            end -= 1;
+        }
+        (&source[..end], true)
+    } else {
+        (source, false)
+    };
+    let options = Options::ENABLE_TABLES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_TASKLISTS
+        | Options::ENABLE_FOOTNOTES;
+    let mut raw = String::with_capacity(source.len() * 3 / 2);
+    html::push_html(&mut raw, Parser::new_ext(source, options));
+    let mut clean = ammonia::Builder::default()
+        .link_rel(Some("noopener noreferrer nofollow ugc"))
+        .url_schemes(["http", "https", "mailto"].into_iter().collect())
+        .clean(&raw)
+        .to_string();
+    if cut {
+        clean.push_str(
+            "<p><em>(The rest of this document is longer than this page shows.)</em></p>",
+        );
+    }
+    clean
+}
+
+/// Rendered documents by content digest (a digest's bytes never change), bounded.
+pub struct DocCache {
+    entries: Mutex<HashMap<Digest, std::sync::Arc<str>>>,
+    max: usize,
+}
+
+impl DocCache {
+    pub fn new(max: usize) -> DocCache {
+        DocCache {
+            entries: Mutex::new(HashMap::new()),
+            max,
+        }
+    }
+
+    pub fn get(&self, digest: &Digest) -> Option<std::sync::Arc<str>> {
+        self.entries.lock().ok()?.get(digest).cloned()
+    }
+
+    pub fn put(&self, digest: Digest, html: String) -> std::sync::Arc<str> {
+        let html: std::sync::Arc<str> = html.into();
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= self.max {
+                // Forgetting everything at once is crude but bounded and rare: the
+                // working set of documents is small next to the catalog.
+                entries.clear();
+            }
+            entries.insert(digest, html.clone());
+        }
+        html
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render_markdown;
+
+    #[test]
+    fn renders_markdown_and_removes_anything_active() {
+        let html = render_markdown(
+            "# Title\n\nSome *text* and a [link](https://example.com).\n\n\
+             <script>alert(1)</script>\n\n<img src=x onerror=alert(2)>\n\n\
+             [bad](javascript:alert(3))\n\n<iframe src=https://evil.test></iframe>\n\n\
+             <a href=\"https://x.test\" onclick=\"alert(4)\" style=\"color:red\">x</a>\n\n| a | b |\n|---|---|\n| 1 | 2 |\n",
+        );
+        assert!(html.contains("<h1>Title</h1>"));
+        assert!(html.contains("<em>text</em>"));
+        assert!(html.contains("<table>"));
+        assert!(html.contains("rel=\"noopener noreferrer nofollow ugc\""));
+        for bad in [
+            "<script",
+            "onerror",
+            "javascript:",
+            "<iframe",
+            "onclick",
+            "style=",
+        ] {
+            assert!(!html.contains(bad), "{bad} survived in {html}");
+        }
+    }
+
+    #[test]
+    fn long_documents_are_cut_at_a_character_boundary() {
+        let doc = "é".repeat(super::MAX_DOC_BYTES);
+        let html = render_markdown(&doc);
+        assert!(html.contains("longer than this page shows"));
+    }
+}

@@ -1,0 +1,393 @@
+//! Signing in and out, and the account page: memberships, API tokens (create, revoke),
+//! the signing keys of one's publishers, and the password.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use agora_core::api::CreateToken;
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{Layout, PageError, render, see_other};
+use crate::Web;
+use crate::format;
+use crate::session::{self, Visitor};
+
+/// Failed sign-ins allowed per user name within [`THROTTLE_WINDOW`].
+const MAX_FAILURES: u32 = 5;
+const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// User names tracked at most (a flood of made-up names cannot grow memory without bound).
+const MAX_TRACKED: usize = 10_000;
+
+/// Counts failed sign-ins per user name, so passwords cannot be guessed at speed.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl Throttle {
+    fn blocked(&self, user: &str) -> bool {
+        let Ok(map) = self.failures.lock() else {
+            return false;
+        };
+        map.get(user)
+            .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < THROTTLE_WINDOW)
+    }
+
+    fn fail(&self, user: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            if map.len() >= MAX_TRACKED {
+                map.retain(|_, (_, since)| since.elapsed() < THROTTLE_WINDOW);
+                if map.len() >= MAX_TRACKED {
+                    map.clear();
+                }
+            }
+            let entry = map.entry(user.to_owned()).or_insert((0, Instant::now()));
+            if entry.1.elapsed() >= THROTTLE_WINDOW {
+                *entry = (0, Instant::now());
+            }
+            entry.0 += 1;
+        }
+    }
+
+    fn succeed(&self, user: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(user);
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    layout: Layout,
+    login_csrf: String,
+    next: String,
+    username: String,
+    error: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    next: String,
+}
+
+fn back_to(next: &str) -> String {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next.to_owned()
+    } else {
+        "/".to_owned()
+    }
+}
+
+fn login_page(
+    web: &Web,
+    visitor: &Visitor,
+    status: StatusCode,
+    next: &str,
+    username: &str,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let (token, cookie) = session::login_csrf(visitor);
+    let page = LoginPage {
+        layout: Layout::new(web, visitor, "Sign in"),
+        login_csrf: token,
+        next: back_to(next),
+        username: username.to_owned(),
+        error,
+    };
+    let mut response = (status, Html(page.render()?)).into_response();
+    if let Some(c) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(response)
+}
+
+pub async fn login_form(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, PageError> {
+    if visitor.signed_in.is_some() {
+        return Ok(see_other(&back_to(&q.next)));
+    }
+    login_page(&web, &visitor, StatusCode::OK, &q.next, "", None)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    csrf: String,
+    username: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn login(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    session::check_login_csrf(&visitor, &form.csrf)?;
+    let username = form.username.trim();
+    if username.is_empty() || username.len() > 64 || form.password.len() > 1024 {
+        return login_page(
+            &web,
+            &visitor,
+            StatusCode::BAD_REQUEST,
+            &form.next,
+            "",
+            Some("Enter your user name and password.".into()),
+        );
+    }
+    if web.throttle.blocked(username) {
+        return login_page(
+            &web,
+            &visitor,
+            StatusCode::TOO_MANY_REQUESTS,
+            &form.next,
+            username,
+            Some("Too many failed attempts for this user; wait 15 minutes and try again.".into()),
+        );
+    }
+    let found = web.app.meta.user_credentials(username).await?;
+    let (user, stored) = match found {
+        Some((user, stored)) => (Some(user), stored),
+        None => (None, None),
+    };
+    let ok = agora_server::password::verify(form.password, stored).await;
+    let Some(user) = user.filter(|_| ok) else {
+        web.throttle.fail(username);
+        tracing::info!(user = %username, "failed sign-in");
+        return login_page(
+            &web,
+            &visitor,
+            StatusCode::UNAUTHORIZED,
+            &form.next,
+            username,
+            Some("Wrong user name or password.".into()),
+        );
+    };
+    web.throttle.succeed(username);
+    let cookie = session::start(&web, &visitor, &user).await?;
+    let mut response = see_other(&back_to(&form.next));
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    tracing::info!(user = %user.username, "signed in");
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn logout(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    visitor.check_csrf(&form.csrf)?;
+    let cookie = session::end(&web, &visitor).await?;
+    let mut response = see_other("/");
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: String,
+    pub created: String,
+    pub expires: String,
+    pub last_used: String,
+    pub revoked: bool,
+}
+
+pub struct KeyRow {
+    pub publisher: String,
+    pub id: String,
+    pub algorithm: String,
+    pub comment: String,
+    pub created: String,
+    pub revoked: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    layout: Layout,
+    username: String,
+    role: &'static str,
+    publishers: Vec<String>,
+    tokens: Vec<TokenRow>,
+    keys: Vec<KeyRow>,
+    scope_options: Vec<String>,
+    new_token: Option<String>,
+}
+
+async fn account_page(
+    web: &Web,
+    visitor: &Visitor,
+    new_token: Option<String>,
+) -> Result<Response, PageError> {
+    let me = visitor.require("/account")?;
+    let tokens = web
+        .app
+        .meta
+        .list_tokens(Some(me.user.id))
+        .await?
+        .into_iter()
+        .map(|t| TokenRow {
+            id: t.id,
+            name: t.name,
+            prefix: t.prefix,
+            scopes: t.scopes,
+            created: format::date(t.created_at),
+            expires: t.expires_at.map_or("never".into(), format::date),
+            last_used: t.last_used_at.map_or("never".into(), format::date),
+            revoked: t.revoked_at.is_some(),
+        })
+        .collect();
+    let mut keys = Vec::new();
+    for (id, name) in &me.memberships {
+        for k in web.app.meta.keys(*id).await? {
+            keys.push(KeyRow {
+                publisher: name.clone(),
+                id: k.id,
+                algorithm: k.algorithm,
+                comment: k.comment.unwrap_or_default(),
+                created: format::date(k.created_at),
+                revoked: k.revoked_at.map(format::date),
+            });
+        }
+    }
+    let mut scope_options = vec!["read:private".to_owned(), "publish:*".to_owned()];
+    scope_options.extend(me.memberships.iter().map(|(_, n)| format!("publish:{n}")));
+    if visitor.is_admin() {
+        scope_options.push("admin".into());
+    }
+    let page = AccountPage {
+        layout: Layout::new(web, visitor, "Your account"),
+        username: me.user.username.clone(),
+        role: me.user.role.as_str(),
+        publishers: me.memberships.iter().map(|(_, n)| n.clone()).collect(),
+        tokens,
+        keys,
+        scope_options,
+        new_token,
+    };
+    render(&page)
+}
+
+pub async fn account(State(web): State<Web>, visitor: Visitor) -> Result<Response, PageError> {
+    account_page(&web, &visitor, None).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenForm {
+    csrf: String,
+    name: String,
+    scope: String,
+    #[serde(default)]
+    expires_days: String,
+}
+
+pub async fn create_token(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Form(form): Form<TokenForm>,
+) -> Result<Response, PageError> {
+    visitor.check_csrf(&form.csrf)?;
+    let caller = visitor
+        .caller()
+        .ok_or(PageError::SignIn("/account".into()))?;
+    let expires_in_seconds = match form.expires_days.trim() {
+        "" | "never" => None,
+        d => Some(
+            d.parse::<u64>()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| {
+                    PageError::BadInput("expires: choose a number of days from 1 to 3650".into())
+                })?
+                * 86_400,
+        ),
+    };
+    let created = agora_server::create_token(
+        &web.app,
+        &caller,
+        CreateToken {
+            name: form.name,
+            scopes: form.scope,
+            expires_in_seconds,
+            for_user: None,
+        },
+    )
+    .await?;
+    account_page(&web, &visitor, Some(created.token)).await
+}
+
+pub async fn revoke_token(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    visitor.check_csrf(&form.csrf)?;
+    let caller = visitor
+        .caller()
+        .ok_or(PageError::SignIn("/account".into()))?;
+    // Only one's own tokens here, administrators included.
+    let mine = web
+        .app
+        .meta
+        .list_tokens(Some(caller.user.id))
+        .await?
+        .iter()
+        .any(|t| t.id == id);
+    if !mine {
+        return Err(PageError::NotFound(format!("you have no token {id}")));
+    }
+    agora_server::revoke_token(&web.app, &caller, id).await?;
+    Ok(see_other("/account"))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    current: String,
+    new: String,
+}
+
+pub async fn change_password(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, PageError> {
+    let me = visitor.check_csrf(&form.csrf)?;
+    let (_, stored) = web
+        .app
+        .meta
+        .user_credentials(&me.user.username)
+        .await?
+        .ok_or(PageError::SignIn("/account".into()))?;
+    if !agora_server::password::verify(form.current, stored).await {
+        return Err(PageError::BadInput(
+            "current password: it is not your password".into(),
+        ));
+    }
+    agora_server::password::check_new(&form.new)?;
+    let hash = agora_server::password::hash(form.new).await?;
+    // Setting the password ends every session, this one too: sign in again.
+    web.app
+        .meta
+        .set_password(me.user.id, Some(&hash), &me.user.username)
+        .await?;
+    Ok(see_other("/login?next=/account"))
+}

@@ -1,0 +1,424 @@
+//! The plugin page: what it is and does (README), how to install it, what it may reach
+//! (capabilities, outbound hosts, secrets, resources), every version with its lifecycle
+//! state, signature and transparency-log entry, and its ratings and reviews; plus the
+//! review form and the administrators' hide/show buttons.
+
+use agora_core::api::ReviewInput;
+use agora_core::manifest::ArtifactRole;
+use agora_core::{Digest, Lifecycle, Manifest};
+use agora_store::{ArtifactRecord, PluginRecord, ReviewRecord, VersionRecord};
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::response::Response;
+use futures_util::TryStreamExt;
+use serde::Deserialize;
+
+use super::{Layout, PageError, render, see_other};
+use crate::Web;
+use crate::format;
+use crate::markdown::{MAX_DOC_BYTES, render_markdown};
+use crate::session::Visitor;
+
+/// Most reviews shown on the page.
+const MAX_REVIEWS: u32 = 100;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PluginQuery {
+    #[serde(default)]
+    version: Option<String>,
+}
+
+pub struct VersionRow {
+    pub version: String,
+    pub url: String,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub replacement: Option<String>,
+    pub published: String,
+    pub published_by: String,
+    pub downloads: String,
+    pub signer_key: Option<String>,
+    pub log_index: Option<i64>,
+    pub selected: bool,
+}
+
+pub struct ReviewView {
+    pub id: i64,
+    pub author: String,
+    pub version: String,
+    pub stars: String,
+    pub rating: i64,
+    pub body: String,
+    pub date: String,
+    pub edited: bool,
+    pub hidden_reason: Option<String>,
+    pub hidden_by: Option<String>,
+}
+
+impl ReviewView {
+    fn of(r: ReviewRecord) -> ReviewView {
+        ReviewView {
+            id: r.id,
+            author: r.username,
+            version: r.version,
+            stars: format::stars(r.rating as f64),
+            rating: r.rating,
+            body: r.body,
+            date: format::date(r.updated_at),
+            edited: r.updated_at != r.created_at,
+            hidden_reason: r.hidden_reason,
+            hidden_by: r.hidden_by,
+        }
+    }
+}
+
+pub struct Dependency {
+    pub name: String,
+    pub url: String,
+    pub requirement: String,
+}
+
+pub struct FileRow {
+    pub path: String,
+    pub role: &'static str,
+    pub size: String,
+    pub digest: String,
+}
+
+#[derive(Template)]
+#[template(path = "plugin.html")]
+struct PluginPage {
+    layout: Layout,
+    plugin: super::Card,
+    publisher_display: String,
+    /// The version shown and its manifest.
+    version: Option<VersionView>,
+    versions: Vec<VersionRow>,
+    readme: Option<std::sync::Arc<str>>,
+    changelog: Option<std::sync::Arc<str>>,
+    reviews: Vec<ReviewView>,
+    rating: Option<String>,
+    stars: String,
+    rating_count: i64,
+    /// The signed-in visitor's review, for the form.
+    mine: Option<ReviewView>,
+    signed_in: bool,
+    review_versions: Vec<String>,
+    login_url: String,
+    /// Rating options 5..1 for the form, with the selected one.
+    rating_options: Vec<(i64, bool)>,
+}
+
+pub struct VersionView {
+    pub version: String,
+    pub install: String,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub replacement: Option<String>,
+    pub license: String,
+    pub homepage: Option<String>,
+    pub repository: Option<String>,
+    pub documentation: Option<String>,
+    pub support: Option<String>,
+    pub security: Option<String>,
+    pub capabilities: Vec<String>,
+    pub hosts: Vec<String>,
+    pub secrets: Vec<String>,
+    pub memory_mb: Option<u32>,
+    pub timeout_ms: Option<u32>,
+    pub entrypoints: Vec<String>,
+    pub dependencies: Vec<Dependency>,
+    pub min_core: Option<String>,
+    pub runtime: String,
+    pub tags: Vec<String>,
+    pub files: Vec<FileRow>,
+    pub manifest_digest: String,
+    pub signer_key: Option<String>,
+    pub log_index: Option<i64>,
+    pub published: String,
+    pub published_by: String,
+    pub verify_command: String,
+}
+
+fn is_safe_link(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://")
+}
+
+fn version_view(
+    plugin: &PluginRecord,
+    v: &VersionRecord,
+    m: &Manifest,
+    artifacts: &[ArtifactRecord],
+) -> VersionView {
+    let reference = format!("{}/{}", plugin.publisher, plugin.name);
+    let link = |s: &Option<String>| s.clone().filter(|u| is_safe_link(u));
+    VersionView {
+        version: v.version.clone(),
+        install: format!("agora install {reference}@={}", v.version),
+        state: v.state.as_str().to_owned(),
+        state_reason: v.state_reason.clone(),
+        replacement: v.replacement.clone(),
+        license: m.license.clone(),
+        homepage: link(&m.homepage),
+        repository: link(&m.repository),
+        documentation: link(&m.documentation),
+        support: m.contact.support.clone(),
+        security: m.contact.security.clone(),
+        capabilities: m.capabilities.clone(),
+        hosts: m.network.outbound_hosts.clone(),
+        secrets: m.secrets.clone(),
+        memory_mb: m.resources.memory_mb,
+        timeout_ms: m.resources.timeout_ms,
+        entrypoints: m.entrypoints.keys().cloned().collect(),
+        dependencies: m
+            .dependencies
+            .iter()
+            .map(|(name, requirement)| Dependency {
+                url: format!("/plugins/{name}"),
+                name: name.clone(),
+                requirement: requirement.clone(),
+            })
+            .collect(),
+        min_core: m.compatibility.min_core.clone(),
+        runtime: m.runtime.kind.as_str().to_owned(),
+        tags: m.tags.clone(),
+        files: artifacts
+            .iter()
+            .map(|a| FileRow {
+                path: a.path.clone(),
+                role: a.role.as_str(),
+                size: format::bytes(a.size),
+                digest: a.digest.to_string(),
+            })
+            .collect(),
+        manifest_digest: v.manifest_digest.to_string(),
+        signer_key: v.signer_key.clone(),
+        log_index: v.log_index,
+        published: format::date_time(v.published_at),
+        published_by: v.published_by.clone(),
+        verify_command: format!("agora verify {reference}@{}", v.version),
+    }
+}
+
+/// A README or changelog blob, rendered and sanitized (cached by digest).
+async fn document(web: &Web, artifact: Option<&ArtifactRecord>) -> Option<std::sync::Arc<str>> {
+    let a = artifact?;
+    if let Some(html) = web.docs.get(&a.digest) {
+        return Some(html);
+    }
+    let source = read_text(web, &a.digest).await?;
+    let html = if a.path.ends_with(".md") || a.path.ends_with(".markdown") {
+        render_markdown(&source)
+    } else {
+        render_markdown(&format!("```text\n{}\n```", source.replace("```", "'''")))
+    };
+    Some(web.docs.put(a.digest, html))
+}
+
+async fn read_text(web: &Web, digest: &Digest) -> Option<String> {
+    let limit = MAX_DOC_BYTES as u64 + 4;
+    let stream = match web.app.blobs.get(digest, 0, limit).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(%digest, error = %e, "could not read a document blob");
+            return None;
+        }
+    };
+    let chunks: Vec<axum::body::Bytes> = stream.body.try_collect().await.ok()?;
+    let bytes: Vec<u8> = chunks.concat();
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+pub async fn plugin(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Path((publisher, name)): Path<(String, String)>,
+    Query(query): Query<PluginQuery>,
+) -> Result<Response, PageError> {
+    let viewer = visitor.viewer();
+    let p = agora_server::visible_plugin(&web.app, &viewer, &publisher, &name).await?;
+    let versions = web.app.meta.versions(p.id).await?;
+    let wanted = query.version.as_ref().or(p.latest_version.as_ref());
+    let selected = match wanted {
+        Some(w) => versions.iter().find(|v| &v.version == w),
+        None => versions.iter().find(|v| v.state != Lifecycle::Removed),
+    };
+    if let (Some(w), None) = (&query.version, selected) {
+        return Err(PageError::NotFound(format!(
+            "{publisher}/{name} has no version {w}"
+        )));
+    }
+    let mut version = None;
+    let (mut readme, mut changelog) = (None, None);
+    if let Some(v) = selected {
+        let artifacts = web.app.meta.artifacts(v.id).await?;
+        let manifest: Manifest = serde_json::from_str(&v.manifest)
+            .map_err(|e| PageError::Internal(format!("stored manifest of {}: {e}", v.id)))?;
+        readme = document(
+            &web,
+            artifacts.iter().find(|a| a.role == ArtifactRole::Readme),
+        )
+        .await;
+        changelog = document(
+            &web,
+            artifacts.iter().find(|a| a.role == ArtifactRole::Changelog),
+        )
+        .await;
+        version = Some(version_view(&p, v, &manifest, &artifacts));
+    }
+    let reviews = web
+        .app
+        .meta
+        .reviews(p.id, viewer.admin, MAX_REVIEWS)
+        .await?;
+    let mine = match &visitor.signed_in {
+        Some(s) => web.app.meta.review_of(p.id, s.user.id).await?,
+        None => None,
+    };
+    let publisher_display = web
+        .app
+        .meta
+        .publisher_by_name(&p.publisher)
+        .await?
+        .and_then(|r| r.display_name)
+        .unwrap_or_else(|| p.publisher.clone());
+    let base = format!("/plugins/{}/{}", p.publisher, p.name);
+    let rows = versions
+        .iter()
+        .map(|v| VersionRow {
+            version: v.version.clone(),
+            url: format!("{base}?version={}", super::percent(&v.version)),
+            state: v.state.as_str().to_owned(),
+            state_reason: v.state_reason.clone(),
+            replacement: v.replacement.clone(),
+            published: format::date(v.published_at),
+            published_by: v.published_by.clone(),
+            downloads: format::count(v.downloads),
+            signer_key: v.signer_key.clone(),
+            log_index: v.log_index,
+            selected: selected.is_some_and(|s| s.id == v.id),
+        })
+        .collect();
+    let review_versions = versions
+        .iter()
+        .filter(|v| v.state != Lifecycle::Removed)
+        .map(|v| v.version.clone())
+        .collect();
+    let rating = p.rating();
+    let mine = mine.map(ReviewView::of);
+    let chosen = mine.as_ref().map_or(0, |m| m.rating);
+    render(&PluginPage {
+        layout: Layout::new(&web, &visitor, p.display_name.clone()),
+        plugin: super::Card::of(&p),
+        publisher_display,
+        version,
+        versions: rows,
+        readme,
+        changelog,
+        reviews: reviews.into_iter().map(ReviewView::of).collect(),
+        rating: rating.map(|r| format!("{r:.1}")),
+        stars: format::stars(rating.unwrap_or(0.0)),
+        rating_count: p.rating_count,
+        mine,
+        signed_in: visitor.signed_in.is_some(),
+        review_versions,
+        login_url: format!("/login?next={}", super::percent(&base)),
+        rating_options: (1..=5).rev().map(|r| (r, r == chosen)).collect(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReviewForm {
+    csrf: String,
+    rating: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    version: String,
+}
+
+pub async fn write_review(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Path((publisher, name)): Path<(String, String)>,
+    Form(form): Form<ReviewForm>,
+) -> Result<Response, PageError> {
+    let me = visitor.check_csrf(&form.csrf)?;
+    let p = agora_server::visible_plugin(&web.app, &visitor.viewer(), &publisher, &name).await?;
+    let rating = form
+        .rating
+        .trim()
+        .parse::<u8>()
+        .map_err(|_| PageError::BadInput("rating: choose from 1 to 5 stars".into()))?;
+    let input = ReviewInput {
+        rating,
+        body: form.body,
+        version: Some(form.version).filter(|v| !v.trim().is_empty()),
+    };
+    agora_server::write_review(&web.app, &p, &me.user, input).await?;
+    Ok(see_other(&format!(
+        "/plugins/{}/{}#reviews",
+        p.publisher, p.name
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HideForm {
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+    back: String,
+}
+
+fn back_path(back: &str) -> &str {
+    // Only paths on this site: never an open redirect.
+    if back.starts_with('/') && !back.starts_with("//") && !back.contains('\\') {
+        back
+    } else {
+        "/"
+    }
+}
+
+pub async fn hide_review(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Path(id): Path<i64>,
+    Form(form): Form<HideForm>,
+) -> Result<Response, PageError> {
+    let me = visitor.check_csrf(&form.csrf)?;
+    if !visitor.is_admin() {
+        return Err(PageError::Forbidden(
+            "only administrators hide reviews".into(),
+        ));
+    }
+    agora_server::hide_review(&web.app, id, Some(&form.reason), &me.user.username).await?;
+    Ok(see_other(&format!("{}#reviews", back_path(&form.back))))
+}
+
+pub async fn show_review(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Path(id): Path<i64>,
+    Form(form): Form<HideForm>,
+) -> Result<Response, PageError> {
+    let me = visitor.check_csrf(&form.csrf)?;
+    if !visitor.is_admin() {
+        return Err(PageError::Forbidden(
+            "only administrators show hidden reviews".into(),
+        ));
+    }
+    agora_server::hide_review(&web.app, id, None, &me.user.username).await?;
+    Ok(see_other(&format!("{}#reviews", back_path(&form.back))))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn back_paths_stay_on_this_site() {
+        assert_eq!(super::back_path("/plugins/a/b"), "/plugins/a/b");
+        assert_eq!(super::back_path("//evil.test/x"), "/");
+        assert_eq!(super::back_path("https://evil.test"), "/");
+        assert_eq!(super::back_path("/\\evil.test"), "/");
+    }
+}

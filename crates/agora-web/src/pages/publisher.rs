@@ -1,0 +1,112 @@
+//! The publisher page: who they are (verified or not, contacts, members), their plugins,
+//! and forms for owners (contacts) and administrators (verification).
+
+use agora_core::api::PublisherSettings;
+use agora_store::{SearchQuery, SearchSort};
+use askama::Template;
+use axum::extract::{Form, Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::{Card, Layout, PageError, render, see_other};
+use crate::Web;
+use crate::format;
+use crate::session::Visitor;
+
+#[derive(Template)]
+#[template(path = "publisher.html")]
+struct PublisherPage {
+    layout: Layout,
+    name: String,
+    display_name: String,
+    verified: Option<String>,
+    email: Option<String>,
+    url: Option<String>,
+    since: String,
+    members: Vec<(String, String)>,
+    cards: Vec<Card>,
+    total: i64,
+    downloads: String,
+    is_owner: bool,
+}
+
+pub async fn publisher(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Path(name): Path<String>,
+) -> Result<Response, PageError> {
+    let p = web
+        .app
+        .meta
+        .publisher_by_name(&name)
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("there is no publisher {name}")))?;
+    let members = web.app.meta.members(p.id).await?;
+    let query = SearchQuery {
+        publisher: Some(p.name.clone()),
+        sort: SearchSort::Downloads,
+        limit: 100,
+        viewer: visitor.viewer(),
+        ..SearchQuery::default()
+    };
+    let (hits, facets) =
+        tokio::try_join!(web.app.meta.search(&query), web.app.meta.facets(&query))?;
+    let me = visitor.signed_in.as_ref().map(|s| s.user.username.as_str());
+    let is_owner = members
+        .iter()
+        .any(|m| Some(m.username.as_str()) == me && m.role == "owner");
+    render(&PublisherPage {
+        layout: Layout::new(
+            &web,
+            &visitor,
+            p.display_name.clone().unwrap_or(p.name.clone()),
+        ),
+        display_name: p.display_name.clone().unwrap_or(p.name.clone()),
+        verified: p.verified_at.map(format::date),
+        email: p.email,
+        url: p
+            .url
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+        since: format::date(p.created_at),
+        members: members.into_iter().map(|m| (m.username, m.role)).collect(),
+        downloads: format::count(hits.plugins.iter().map(|p| p.downloads).sum()),
+        cards: hits.plugins.iter().map(Card::of).collect(),
+        total: facets.total,
+        is_owner,
+        name: p.name,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PublisherForm {
+    csrf: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    verified: Option<String>,
+}
+
+pub async fn update(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Path(name): Path<String>,
+    Form(form): Form<PublisherForm>,
+) -> Result<Response, PageError> {
+    let me = visitor.check_csrf(&form.csrf)?;
+    let p = web
+        .app
+        .meta
+        .publisher_by_name(&name)
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("there is no publisher {name}")))?;
+    let settings = PublisherSettings {
+        email: form.email,
+        url: form.url,
+        verified: form.verified.map(|v| v == "true"),
+    };
+    agora_server::apply_publisher_settings(&web.app, &p, settings, &me.user, visitor.is_admin())
+        .await?;
+    Ok(see_other(&format!("/publishers/{}", p.name)))
+}
