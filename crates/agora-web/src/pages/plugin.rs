@@ -5,7 +5,7 @@
 
 use agora_core::api::ReviewInput;
 use agora_core::manifest::ArtifactRole;
-use agora_core::{Digest, Lifecycle, Manifest};
+use agora_core::{Lifecycle, Manifest};
 use agora_store::{ArtifactRecord, PluginRecord, ReviewRecord, VersionRecord};
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
@@ -206,7 +206,7 @@ async fn document(web: &Web, artifact: Option<&ArtifactRecord>) -> Option<std::s
     if let Some(html) = web.docs.get(&a.digest) {
         return Some(html);
     }
-    let source = read_text(web, &a.digest).await?;
+    let source = read_text(web, a).await?;
     let html = if a.path.ends_with(".md") || a.path.ends_with(".markdown") {
         render_markdown(&source)
     } else {
@@ -215,9 +215,11 @@ async fn document(web: &Web, artifact: Option<&ArtifactRecord>) -> Option<std::s
     Some(web.docs.put(a.digest, html))
 }
 
-async fn read_text(web: &Web, digest: &Digest) -> Option<String> {
-    let limit = MAX_DOC_BYTES as u64 + 4;
-    let stream = match web.app.blobs.get(digest, 0, limit).await {
+async fn read_text(web: &Web, a: &ArtifactRecord) -> Option<String> {
+    let digest = &a.digest;
+    // Past the limit the renderer says the document was cut.
+    let len = (a.size.max(0) as u64).min(MAX_DOC_BYTES as u64 + 4);
+    let stream = match web.app.blobs.get(digest, 0, len).await {
         Ok(Some(s)) => s,
         Ok(None) => return None,
         Err(e) => {

@@ -1,0 +1,498 @@
+//! The web pages through the real router, store and blob store (SQLite in a temporary
+//! directory): escaping, sanitizing, sign-in, CSRF, reviews, private plugins and the
+//! private-registry mode. The browser tests in `crates/agora/tests/browser.rs` drive the
+//! same pages in Chromium.
+
+use std::sync::Arc;
+
+use agora_core::manifest::ArtifactRole;
+use agora_core::{Digest, Manifest};
+use agora_server::{AppState, CacheConfig, Limits, TransparencyLog};
+use agora_store::{
+    ArtifactRecord, BlobStore, FsBlobStore, MetadataStore, NewRelease, Role, SqlStore,
+};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use tower::ServiceExt;
+
+const PASSWORD: &str = "correct horse battery";
+const XSS: &str = "<script>alert('xss')</script>";
+
+struct Site {
+    app: axum::Router,
+    _dir: tempfile::TempDir,
+}
+
+async fn site(sign_in_required: bool) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("agora.db").display());
+    let meta = SqlStore::connect(&url).await.unwrap();
+    let blobs = FsBlobStore::open(dir.path().join("blobs")).await.unwrap();
+    let hash = agora_server::password::hash(PASSWORD.into()).await.unwrap();
+    let alice = meta.create_user("alice", Role::Publisher).await.unwrap();
+    meta.set_password(alice.id, Some(&hash), "test")
+        .await
+        .unwrap();
+    let admin = meta.create_user("admin", Role::Admin).await.unwrap();
+    meta.set_password(admin.id, Some(&hash), "test")
+        .await
+        .unwrap();
+    let acme = meta
+        .create_publisher("acme", Some("ACME"), &alice)
+        .await
+        .unwrap();
+    for (name, visibility, readme) in [
+        (
+            "jira",
+            "public",
+            format!("# Jira\n\nFiles tickets. {XSS}\n\n<img src=x onerror=\"alert('readme')\">\n"),
+        ),
+        ("secret-tool", "private", "# Secret\n".to_owned()),
+    ] {
+        let text = format!(
+            "api_version: agora/v1\npublisher: acme\nname: {name}\nversion: 1.0.0\n\
+             description: \"Tickets {XSS}\"\nlicense: MIT\nvisibility: {visibility}\ncategories: [ticketing]\n\
+             capabilities: [outbound_http]\nnetwork: {{ outbound_hosts: [api.atlassian.com] }}\n\
+             runtime: {{ type: wasm, module: plugin.wasm }}\n"
+        );
+        let manifest = Manifest::from_yaml(&text).unwrap();
+        let readme_digest = Digest::of(readme.as_bytes());
+        let body = futures_util::stream::iter([Ok(axum::body::Bytes::from(readme.clone()))]);
+        blobs
+            .put(&readme_digest, Box::pin(body), 1 << 20)
+            .await
+            .unwrap();
+        let manifest_digest = Digest::of(text.as_bytes());
+        meta.publish(NewRelease {
+            publisher_id: acme.id,
+            manifest,
+            manifest_digest,
+            signature: None,
+            signer_key: None,
+            log_entry: None,
+            artifacts: vec![
+                ArtifactRecord {
+                    path: "plugin.yaml".into(),
+                    role: ArtifactRole::Manifest,
+                    digest: manifest_digest,
+                    size: text.len() as i64,
+                },
+                ArtifactRecord {
+                    path: "README.md".into(),
+                    role: ArtifactRole::Readme,
+                    digest: readme_digest,
+                    size: readme.len() as i64,
+                },
+            ],
+            published_by: alice.id,
+            actor: "alice".into(),
+        })
+        .await
+        .unwrap();
+    }
+    let log = TransparencyLog::open(&meta, "test").await.unwrap();
+    let state = AppState::new(
+        Arc::new(meta),
+        Arc::new(blobs),
+        Limits::default(),
+        CacheConfig::default(),
+        log,
+    )
+    .with_sign_in_required(sign_in_required);
+    Site {
+        app: agora_web::app(state, agora_web::WebConfig::default()),
+        _dir: dir,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Site {
+    async fn request(&self, request: Request<Body>) -> Answer {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&self, path: &str, cookie: &str) -> Answer {
+        let mut r = Request::get(path);
+        if !cookie.is_empty() {
+            r = r.header(header::COOKIE, cookie);
+        }
+        self.request(r.body(Body::empty()).unwrap()).await
+    }
+
+    async fn post(&self, path: &str, cookie: &str, form: &[(&str, &str)]) -> Answer {
+        let mut r = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::HOST, "registry.test")
+            .header(header::ORIGIN, "http://registry.test");
+        if !cookie.is_empty() {
+            r = r.header(header::COOKIE, cookie);
+        }
+        let body = serde_urlencoded::to_string(form).unwrap();
+        self.request(r.body(Body::from(body)).unwrap()).await
+    }
+
+    /// Signs in through the form; returns the session cookie (`name=value`).
+    async fn sign_in(&self, user: &str) -> String {
+        let form = self.get("/login", "").await;
+        let login_cookie = cookie_of(&form, "agora_login_csrf");
+        let csrf = hidden(&form.body, "csrf");
+        let done = self
+            .post(
+                "/login",
+                &login_cookie,
+                &[
+                    ("csrf", &csrf),
+                    ("username", user),
+                    ("password", PASSWORD),
+                    ("next", "/account"),
+                ],
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert_eq!(done.headers[header::LOCATION], "/account");
+        cookie_of(&done, "agora_session")
+    }
+}
+
+fn cookie_of(answer: &Answer, name: &str) -> String {
+    answer
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {:?}", answer.headers))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The value of the first hidden input named `name`.
+fn hidden(body: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field"))
+        + marker.len();
+    body[start..start + body[start..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn user_text_is_escaped_and_readme_html_is_sanitized() {
+    let site = site(false).await;
+    let page = site.get("/plugins/acme/jira", "").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("Tickets &lt;script&gt;alert(&#x27;xss&#x27;)&lt;&#x2f;script&gt;")
+            || page.body.contains("Tickets &#60;script&#62;"),
+        "description escaped: {}",
+        &page.body[..2000.min(page.body.len())]
+    );
+    assert!(!page.body.contains(XSS), "no raw script anywhere");
+    assert!(
+        !page.body.contains("onerror"),
+        "README event handlers removed"
+    );
+    assert!(page.body.contains("<h1>Jira</h1>"), "README rendered");
+    assert!(
+        page.body.contains("api.atlassian.com"),
+        "outbound hosts shown"
+    );
+    assert!(page.body.contains("agora install acme/jira@=1.0.0"));
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    let search = site.get("/search?q=tickets", "").await;
+    assert!(search.body.contains("/plugins/acme/jira"));
+    assert!(!search.body.contains(XSS));
+}
+
+#[tokio::test]
+async fn private_plugins_never_appear_to_outsiders() {
+    let site = site(false).await;
+    for path in [
+        "/",
+        "/search?q=secret",
+        "/search?category=ticketing",
+        "/publishers/acme",
+    ] {
+        let page = site.get(path, "").await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(
+            !page.body.contains("secret-tool"),
+            "{path} shows the private plugin"
+        );
+    }
+    assert_eq!(
+        site.get("/plugins/acme/secret-tool", "").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // Its publisher's member sees it.
+    let alice = site.sign_in("alice").await;
+    assert!(
+        site.get("/search?q=secret", &alice)
+            .await
+            .body
+            .contains("secret-tool")
+    );
+    assert_eq!(
+        site.get("/plugins/acme/secret-tool", &alice).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_safe_cookie_and_wrong_passwords_are_refused_then_throttled() {
+    let site = site(false).await;
+    let form = site.get("/login", "").await;
+    let login_cookie = cookie_of(&form, "agora_login_csrf");
+    let csrf = hidden(&form.body, "csrf");
+    let wrong = site
+        .post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &csrf),
+                ("username", "alice"),
+                ("password", "nope-nope-nope"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("Wrong user name or password"));
+    // Without the double-submit cookie, even the right password is refused.
+    let forged = site
+        .post(
+            "/login",
+            "",
+            &[
+                ("csrf", &csrf),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    let done = site
+        .post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &csrf),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    let set = done.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "plain HTTP: no Secure flag");
+
+    for _ in 0..5 {
+        site.post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &csrf),
+                ("username", "admin"),
+                ("password", "wrong-password"),
+            ],
+        )
+        .await;
+    }
+    let throttled = site
+        .post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &csrf),
+                ("username", "admin"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Behind a TLS proxy the cookie is Secure with the __Host- prefix.
+    let request = Request::get("/login")
+        .header("x-forwarded-proto", "https")
+        .body(Body::empty())
+        .unwrap();
+    let over_tls = site.request(request).await;
+    let set = over_tls.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        set.starts_with("__Host-agora_login_csrf=") && set.contains("; Secure"),
+        "{set}"
+    );
+}
+
+#[tokio::test]
+async fn reviews_need_the_csrf_token_and_show_escaped() {
+    let site = site(false).await;
+    let alice = site.sign_in("alice").await;
+    let page = site.get("/plugins/acme/jira", &alice).await;
+    let csrf = hidden(&page.body, "csrf");
+    let review = [
+        ("csrf", csrf.as_str()),
+        ("rating", "4"),
+        ("version", "1.0.0"),
+        ("body", XSS),
+    ];
+
+    let mut forged = review;
+    forged[0].1 = "0000";
+    let refused = site
+        .post("/plugins/acme/jira/review", &alice, &forged)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let request = Request::post("/plugins/acme/jira/review")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::HOST, "registry.test")
+        .header(header::ORIGIN, "https://evil.test")
+        .header(header::COOKIE, &alice)
+        .body(Body::from(serde_urlencoded::to_string(review).unwrap()))
+        .unwrap();
+    assert_eq!(
+        site.request(request).await.status,
+        StatusCode::FORBIDDEN,
+        "cross-site post"
+    );
+    let bad = site
+        .post(
+            "/plugins/acme/jira/review",
+            &alice,
+            &[("csrf", &csrf), ("rating", "9"), ("body", "x")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("rating"), "{}", bad.body);
+
+    let posted = site
+        .post("/plugins/acme/jira/review", &alice, &review)
+        .await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
+    let page = site.get("/plugins/acme/jira", "").await;
+    assert!(page.body.contains("4.0"), "the rating shows");
+    assert!(page.body.contains("&lt;script&gt;") || page.body.contains("&#60;script"));
+    assert!(!page.body.contains(XSS));
+
+    // An administrator hides it with a reason; the rating goes with it.
+    let admin = site.sign_in("admin").await;
+    let page = site.get("/plugins/acme/jira", &admin).await;
+    let csrf = hidden(&page.body, "csrf");
+    let id = page
+        .body
+        .split("/reviews/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let hidden_ok = site
+        .post(
+            &format!("/reviews/{id}/hide"),
+            &admin,
+            &[
+                ("csrf", &csrf),
+                ("reason", "spam"),
+                ("back", "/plugins/acme/jira"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        hidden_ok.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        hidden_ok.body
+    );
+    let page = site.get("/plugins/acme/jira", "").await;
+    assert!(page.body.contains("No reviews yet"));
+    assert!(
+        site.get("/plugins/acme/jira", &admin)
+            .await
+            .body
+            .contains("Hidden by admin: spam")
+    );
+    // Not an administrator: refused.
+    let page = site.get("/plugins/acme/jira", &alice).await;
+    let csrf = hidden(&page.body, "csrf");
+    let refused = site
+        .post(
+            &format!("/reviews/{id}/show"),
+            &alice,
+            &[("csrf", &csrf), ("back", "/")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_private_registry_shows_nothing_before_sign_in() {
+    let site = site(true).await;
+    let home = site.get("/", "").await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    assert_eq!(home.headers[header::LOCATION], "/login?next=%2F");
+    let page = site.get("/plugins/acme/jira", "").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(site.get("/login", "").await.status, StatusCode::OK);
+    let api = site.get("/api/v1/plugins", "").await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+    assert!(api.body.contains("private registry"));
+    assert_eq!(site.get("/health", "").await.status, StatusCode::OK);
+    let alice = site.sign_in("alice").await;
+    assert_eq!(site.get("/", &alice).await.status, StatusCode::OK);
+    assert!(
+        site.get("/plugins/acme/jira", &alice)
+            .await
+            .body
+            .contains("Jira")
+    );
+}
+
+#[tokio::test]
+async fn unknown_pages_are_html_and_unknown_api_paths_are_problems() {
+    let site = site(false).await;
+    let page = site.get("/nowhere", "").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(
+        page.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let api = site.get("/api/v1/nowhere", "").await;
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    assert!(api.body.contains("urn:agora:problem:not-found"));
+    let bad = site.get("/search?min_rating=lots", "").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("min_rating"));
+    let bad = site.get("/search?compatible_with=banana", "").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("compatible_with"));
+}
