@@ -44,12 +44,15 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         runs: u32,
     },
-    /// Create COUNT plugins (one version each) in the database at URL.
+    /// Create COUNT plugins (one version each) in the database at URL; with --reviews,
+    /// every fifth plugin also gets one to three ratings and reviews.
     Seed {
         #[arg(long)]
         database: String,
         #[arg(long, default_value_t = 100_000)]
         count: u32,
+        #[arg(long)]
+        reviews: bool,
     },
     /// GET URL REQUESTS times, one at a time, and print latency percentiles as JSON.
     Latency {
@@ -171,8 +174,18 @@ fn generated_manifest(i: u32, publisher: &str, rng: &mut Rng) -> String {
     )
 }
 
-async fn seed(database: &str, count: u32) -> anyhow::Result<()> {
+async fn seed(database: &str, count: u32, reviews: bool) -> anyhow::Result<()> {
     let store = SqlStore::connect(database).await?;
+    let mut reviewers = Vec::new();
+    if reviews {
+        for r in 0..3 {
+            let name = format!("reviewer-{r}");
+            reviewers.push(match store.user_by_name(&name).await? {
+                Some(u) => u,
+                None => store.create_user(&name, Role::User).await?,
+            });
+        }
+    }
     let user = match store.user_by_name("bench").await? {
         Some(u) => u,
         None => store.create_user("bench", Role::Publisher).await?,
@@ -199,7 +212,7 @@ async fn seed(database: &str, count: u32) -> anyhow::Result<()> {
             digest,
             size: text.len() as i64,
         }];
-        store
+        let version = store
             .publish(NewRelease {
                 publisher_id: publisher.id,
                 manifest,
@@ -212,6 +225,21 @@ async fn seed(database: &str, count: u32) -> anyhow::Result<()> {
                 actor: "bench".into(),
             })
             .await?;
+        if reviews && i % 5 == 0 {
+            let n = 1 + (rng.next() % 3) as usize;
+            for reviewer in &reviewers[..n] {
+                store
+                    .upsert_review(agora_store::NewReview {
+                        plugin_id: version.plugin_id,
+                        user_id: reviewer.id,
+                        version: "1.0.0".into(),
+                        rating: 1 + (rng.next() % 5) as i64,
+                        body: format!("Review {i} by {}: does what it says.", reviewer.username),
+                        actor: reviewer.username.clone(),
+                    })
+                    .await?;
+            }
+        }
         if (i + 1) % 10_000 == 0 {
             eprintln!("seeded {} plugins in {:.1?}", i + 1, started.elapsed());
         }
@@ -253,8 +281,9 @@ async fn latency(url: &str, requests: u32) -> anyhow::Result<()> {
     samples.sort();
     let mean =
         samples.iter().map(Duration::as_secs_f64).sum::<f64>() / samples.len() as f64 * 1000.0;
-    let answer: serde_json::Value = reqwest::get(url).await?.json().await?;
-    let results = answer["items"].as_array().map(Vec::len);
+    // JSON answers (the API) say how many results the page held; HTML pages do not.
+    let answer: Option<serde_json::Value> = reqwest::get(url).await?.json().await.ok();
+    let results = answer.and_then(|a| a["items"].as_array().map(Vec::len));
     println!(
         "{}",
         serde_json::json!({
@@ -325,7 +354,11 @@ async fn publish(registry: &str, token: &str, size_mib: u64, version: &str) -> a
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Seed { database, count } => seed(&database, count).await,
+        Command::Seed {
+            database,
+            count,
+            reviews,
+        } => seed(&database, count, reviews).await,
         Command::InstallCost {
             registry,
             plugin,
