@@ -9,6 +9,7 @@
 //! sign-in, a double-submit cookie) and a same-origin request.
 
 mod assets;
+mod facets;
 mod format;
 mod markdown;
 mod pages;
@@ -53,6 +54,7 @@ pub(crate) struct Web {
     pub config: Arc<WebConfig>,
     pub docs: Arc<markdown::DocCache>,
     pub throttle: Arc<pages::account::Throttle>,
+    pub facets: Arc<facets::FacetCache>,
 }
 
 /// The web pages and the API together: the application `agora serve` runs.
@@ -62,6 +64,7 @@ pub fn app(state: AppState, config: WebConfig) -> Router {
         config: Arc::new(config),
         docs: Arc::new(markdown::DocCache::new(512)),
         throttle: Arc::new(pages::account::Throttle::default()),
+        facets: Arc::new(facets::FacetCache::default()),
     };
     let pages = Router::new()
         .route("/", get(pages::home::home))

@@ -26,6 +26,7 @@ ALTER TABLE plugins ADD COLUMN rating_rank BIGINT NOT NULL DEFAULT 3000;
 -- The latest version's compatibility.min_core as a sortable key (NULL: any host).
 ALTER TABLE plugins ADD COLUMN min_core_key TEXT;
 CREATE INDEX plugins_rating ON plugins (rating_rank DESC, id);
+CREATE INDEX plugins_verified ON plugins (verified, downloads DESC, id);
 
 CREATE TABLE reviews (
     id INTEGER PRIMARY KEY,

@@ -81,10 +81,11 @@ pub async fn home(State(web): State<Web>, visitor: Visitor) -> Result<Response, 
             });
         }
     }
-    let facets = web.app.meta.facets(&base).await?;
+    let facets = web.facets.get(web.app.meta.as_ref(), &base).await?;
     let categories = facets
         .categories
-        .into_iter()
+        .iter()
+        .cloned()
         .map(|(name, count)| Category {
             url: format!("/search?category={}", percent(&name)),
             name,

@@ -49,8 +49,10 @@ pub async fn publisher(
         viewer: visitor.viewer(),
         ..SearchQuery::default()
     };
-    let (hits, facets) =
-        tokio::try_join!(web.app.meta.search(&query), web.app.meta.facets(&query))?;
+    let (hits, facets) = tokio::try_join!(
+        web.app.meta.search(&query),
+        web.facets.get(web.app.meta.as_ref(), &query)
+    )?;
     let me = visitor.signed_in.as_ref().map(|s| s.user.username.as_str());
     let is_owner = members
         .iter()

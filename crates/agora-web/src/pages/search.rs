@@ -146,8 +146,11 @@ pub async fn search(
     Query(form): Query<SearchForm>,
 ) -> Result<Response, PageError> {
     let query = search_query(form.params()?, visitor.viewer(), PAGE_SIZE)?;
-    let (hits, facets) =
-        tokio::try_join!(web.app.meta.search(&query), web.app.meta.facets(&query))?;
+    let (hits, facets) = tokio::try_join!(
+        web.app.meta.search(&query),
+        web.facets.get(web.app.meta.as_ref(), &query)
+    )?;
+    let facets = (*facets).clone();
 
     let group = |title, field: Field, values: Vec<(String, i64)>| {
         let current = field(&mut form.clone()).clone();
