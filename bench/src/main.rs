@@ -55,11 +55,16 @@ enum Command {
         reviews: bool,
     },
     /// GET URL REQUESTS times, one at a time, and print latency percentiles as JSON.
+    /// With --vary N, request k fills placeholders in URL from n = k mod N: `{n}` (n),
+    /// `{n4}` (n with four digits), `{n50}` (n mod 50), so every request can ask for a
+    /// different page (nothing cached can answer it).
     Latency {
         #[arg(long)]
         url: String,
         #[arg(long, default_value_t = 2000)]
         requests: u32,
+        #[arg(long)]
+        vary: Option<u32>,
     },
     /// Publish a release with a module of SIZE_MIB random mebibytes; print timings as JSON.
     Publish {
@@ -253,12 +258,27 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[idx].as_secs_f64() * 1000.0
 }
 
-async fn latency(url: &str, requests: u32) -> anyhow::Result<()> {
+/// `url` with its placeholders filled for request `k` (see `Command::Latency`).
+fn url_for(url: &str, k: u32, vary: Option<u32>) -> String {
+    match vary {
+        Some(v) if v > 0 => {
+            let n = k % v;
+            url.replace("{n4}", &format!("{n:04}"))
+                .replace("{n50}", &(n % 50).to_string())
+                .replace("{n}", &n.to_string())
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn latency(url: &str, requests: u32, vary: Option<u32>) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let mut bytes = 0;
-    for _ in 0..20 {
+    // Warm the connection (and, without --vary, the page) with requests not measured;
+    // with --vary they use n values the measured requests do not reach first.
+    for w in 0..20 {
         client
-            .get(url)
+            .get(url_for(url, requests.saturating_add(w), vary))
             .send()
             .await?
             .error_for_status()?
@@ -266,10 +286,11 @@ async fn latency(url: &str, requests: u32) -> anyhow::Result<()> {
             .await?;
     }
     let mut samples = Vec::with_capacity(requests as usize);
-    for _ in 0..requests {
+    for k in 0..requests {
+        let target = url_for(url, k, vary);
         let t = Instant::now();
         let body = client
-            .get(url)
+            .get(&target)
             .send()
             .await?
             .error_for_status()?
@@ -282,7 +303,8 @@ async fn latency(url: &str, requests: u32) -> anyhow::Result<()> {
     let mean =
         samples.iter().map(Duration::as_secs_f64).sum::<f64>() / samples.len() as f64 * 1000.0;
     // JSON answers (the API) say how many results the page held; HTML pages do not.
-    let answer: Option<serde_json::Value> = reqwest::get(url).await?.json().await.ok();
+    let answer: Option<serde_json::Value> =
+        reqwest::get(url_for(url, 0, vary)).await?.json().await.ok();
     let results = answer.and_then(|a| a["items"].as_array().map(Vec::len));
     println!(
         "{}",
@@ -365,7 +387,11 @@ async fn main() -> anyhow::Result<()> {
             version,
             runs,
         } => install_cost(&registry, &plugin, &version, runs).await,
-        Command::Latency { url, requests } => latency(&url, requests).await,
+        Command::Latency {
+            url,
+            requests,
+            vary,
+        } => latency(&url, requests, vary).await,
         Command::Runner { wasm, native, runs } => runner(&wasm, &native, runs).await,
         Command::Publish {
             registry,

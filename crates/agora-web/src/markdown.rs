@@ -31,6 +31,17 @@ pub fn render_markdown(source: &str) -> String {
     let mut clean = ammonia::Builder::default()
         .link_rel(Some("noopener noreferrer nofollow ugc"))
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
+        // Relative links and images point into the plugin's files, which are not served
+        // as pages: they would only be broken links and failed loads.
+        .url_relative(ammonia::UrlRelative::Deny)
+        // Images only over https, as the page's Content-Security-Policy allows.
+        .attribute_filter(|element, attribute, value| {
+            if element == "img" && attribute == "src" && !value.starts_with("https://") {
+                None
+            } else {
+                Some(value.into())
+            }
+        })
         .clean(&raw)
         .to_string();
     if cut {
@@ -89,6 +100,14 @@ mod tests {
         assert!(html.contains("<em>text</em>"));
         assert!(html.contains("<table>"));
         assert!(html.contains("rel=\"noopener noreferrer nofollow ugc\""));
+        let images = render_markdown(
+            "![a](https://ok.test/a.png) ![b](http://plain.test/b.png) ![c](c.png)",
+        );
+        assert!(images.contains("src=\"https://ok.test/a.png\""), "{images}");
+        assert!(
+            !images.contains("plain.test") && !images.contains("c.png"),
+            "{images}"
+        );
         for bad in [
             "<script",
             "onerror",

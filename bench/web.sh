@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Web page render benchmark: the search page and a plugin page with COUNT plugins (and
+# reviews on every fifth) in the catalog, one request at a time on loopback, as the
+# client sees them (so an upper bound on server time). Prints a Markdown table.
+#
+#   bash bench/web.sh                    # COUNT=100000 REQUESTS=1000
+#
+# Pages: the home page; /search with no query (facets over the whole catalog: counted
+# once, then served from the 30 s facet cache); /search with a different text query on
+# every request (w0000..w0999: nothing cached can answer it); a category filter with
+# a different text query each time; a category filter sorted by rating; and a different
+# plugin page on every request. Everything lives under $B; the server is stopped by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+B=${B:-/tmp/agora-bench-web}
+COUNT=${COUNT:-100000}
+REQUESTS=${REQUESTS:-1000}
+PORT=${PORT:-18095}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}
+PID=
+cleanup() { [[ -n "$PID" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; }
+trap cleanup EXIT
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+log "building release binaries"
+cargo build --release --quiet -p agora -p agora-bench
+AGORA=$CARGO_TARGET_DIR/release/agora
+BENCH=$CARGO_TARGET_DIR/release/agora-bench
+
+rm -rf "$B" && mkdir -p "$B/agora" "$B/results"
+R=$B/results
+log "seeding $COUNT plugins with reviews"
+"$BENCH" seed --database "sqlite://$B/agora/agora.db" --count "$COUNT" --reviews 2>"$R/seed.log"
+
+TOKEN=agora_bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+AGORA_ADMIN_TOKEN=$TOKEN AGORA_LOG__LEVEL=warn "$AGORA" serve --data-dir "$B/agora" --listen "127.0.0.1:$PORT" \
+  >"$R/agora.out" 2>"$R/agora.err" &
+PID=$!
+A=http://127.0.0.1:$PORT
+for _ in $(seq 200); do curl -sf -o /dev/null -m 1 "$A/ready" && break; sleep 0.1; done
+
+declare -a NAMES=(home search_all search_text search_category_text search_category_rating plugin_page)
+declare -A URL=(
+  [home]="$A/"
+  [search_all]="$A/search"
+  [search_text]="$A/search?q=w{n4}"
+  [search_category_text]="$A/search?q=w{n4}&category=ticketing"
+  [search_category_rating]="$A/search?category=ticketing&sort=rating"
+  [plugin_page]="$A/plugins/pub-{n50}/plugin-{n}"
+)
+declare -A VARY=([search_text]=1000 [search_category_text]=1000 [plugin_page]=$COUNT)
+for name in "${NAMES[@]}"; do
+  log "measuring $name"
+  if [[ -n "${VARY[$name]:-}" ]]; then
+    "$BENCH" latency --url "${URL[$name]}" --requests "$REQUESTS" --vary "${VARY[$name]}" >"$R/$name.json"
+  else
+    "$BENCH" latency --url "${URL[$name]}" --requests "$REQUESTS" >"$R/$name.json"
+  fi
+done
+RSS=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$PID/status")
+field() { python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))[sys.argv[2]], 2))" "$R/$1.json" "$2"; }
+
+echo "Web page render, $(date -u +%Y-%m-%d), $COUNT plugins, $REQUESTS sequential requests each, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| page | p50 ms | p99 ms | max ms | bytes |"
+echo "|---|---|---|---|---|"
+for name in "${NAMES[@]}"; do
+  echo "| \`${URL[$name]#"$A"}\` | $(field "$name" p50_ms) | $(field "$name" p99_ms) | $(field "$name" max_ms) | $(field "$name" response_bytes) |"
+done
+echo
+echo "Server peak RSS: ${RSS} MiB. Raw JSON in $R."
