@@ -23,6 +23,7 @@ const FORM: &str = r#"<!doctype html>
   <input id="q" name="q">
   <select id="color" name="color"><option value="red">Red</option><option value="blue">Blue</option></select>
   <textarea id="note" name="note"></textarea>
+  <input id="agree" name="agree" type="checkbox">
   <button id="toggle" type="button" onclick="document.getElementById('status').textContent = 'toggled'">Toggle</button>
   <button id="go" type="submit">Go</button>
 </form>
@@ -226,6 +227,8 @@ async fn drives_a_plain_form_and_reports_nothing_on_a_clean_site() {
     );
     let failure = panic_message(page.select("#color", "green")).await;
     assert!(failure.contains("no option"), "{failure}");
+    let failure = panic_message(page.fill("#agree", "yes")).await;
+    assert!(failure.contains("click it instead"), "{failure}");
 
     let shot = page.screenshot("form").await;
     let png = std::fs::read(&shot).unwrap();
@@ -350,6 +353,19 @@ async fn reports_resources_that_fail_to_load() {
     let page = browser.page().await;
     page.goto(&site.url("/missing-css")).await;
     assert_reported(&page.problems().await, &["404", "/static/missing.css"]);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn an_error_status_is_a_problem_until_taken() {
+    let site = Site::start().await;
+    let browser = Browser::start().await;
+    let page = browser.page().await;
+    page.goto(&site.url("/no-such-page")).await;
+    assert_reported(&page.take_problems().await, &["404", "/no-such-page"]);
+    assert_eq!(page.problems().await, Vec::<String>::new());
+    page.goto(&site.url("/form")).await;
+    page.assert_clean().await;
     browser.close().await;
 }
 

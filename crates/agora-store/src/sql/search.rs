@@ -378,7 +378,7 @@ pub(super) async fn facets(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) ->
         list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         list.truncate(MAX_FACET_VALUES);
     }
-    facets.ratings.sort_by(|a, b| b.0.cmp(&a.0));
+    facets.ratings.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(facets)
 }
 

@@ -275,8 +275,9 @@ impl Page {
         &self.inner
     }
 
-    /// Navigates to `url` and waits for its load event. Fails on network errors (an
-    /// HTTP error status is not a failure: it is a page like any other).
+    /// Navigates to `url` and waits for its load event. Fails on network errors; an
+    /// HTTP error status loads like any page, but the browser logs it, so it counts
+    /// as a [problem](Page::problems).
     pub async fn goto(&self, url: &str) {
         let what = format!("navigate to {url}");
         within(self.timeout, &what, self.inner.goto(url))
@@ -297,6 +298,8 @@ impl Page {
                 if (!el) return `no element matches ${sel}`;
                 if (el.tagName !== 'INPUT' && el.tagName !== 'TEXTAREA')
                     return `${sel} is a <${el.tagName.toLowerCase()}>, not an <input> or <textarea>`;
+                if (['checkbox', 'radio', 'file', 'submit', 'button', 'reset', 'image'].includes(el.type))
+                    return `${sel} is an <input type=${el.type}>: click it instead`;
                 if (el.disabled) return `${sel} is disabled`;
                 if (el.readOnly) return `${sel} is read-only`;
                 if (!el.checkVisibility()) return `${sel} is not visible`;
@@ -496,6 +499,20 @@ impl Page {
     /// errors and failed `console.assert`s, uncaught exceptions, browser log errors
     /// (CSP violations, failed resource loads...), and JavaScript dialogs.
     pub async fn problems(&self) -> Vec<String> {
+        self.collect_problems().await;
+        self.problems.lock().unwrap().clone()
+    }
+
+    /// Returns [`problems`](Page::problems) and forgets them: for a test that expects
+    /// some (visiting an error page answers 4xx, which the browser logs as a failed
+    /// load) and checks them before going on.
+    pub async fn take_problems(&self) -> Vec<String> {
+        self.collect_problems().await;
+        std::mem::take(&mut *self.problems.lock().unwrap())
+    }
+
+    /// Moves the events received so far into `self.problems`.
+    async fn collect_problems(&self) {
         // A round trip to the page: whatever it reported before answering has arrived.
         let _ = tokio::time::timeout(self.timeout, self.evaluate("0", true)).await;
         let mut problems = self.problems.lock().unwrap();
@@ -526,7 +543,6 @@ impl Page {
             }
             problems.push(problem);
         }
-        problems.clone()
     }
 
     /// Fails the test, listing them, if this tab had any [`problems`](Page::problems).
