@@ -9,7 +9,7 @@
 #   - version-detail GET: Agora's /api/v1/plugins/bench/small/versions/1.0.0 vs nginx
 #     serving the very same JSON bytes as a static file (64 connections);
 #   - 50 MiB blob download: Agora's /api/v1/blobs/{digest} vs nginx serving the same
-#     file (4 connections);
+#     file (4 connections), and a 1 MiB download from all four servers (16 connections);
 #   - search latency over COUNT generated plugins: a text query plus two filters, one
 #     request at a time (p50/p99 as the client sees them);
 #   - publish of a 50 MiB artifact (upload + release), with the server's peak RSS;
@@ -98,6 +98,13 @@ echo "# Small" >"$B/small/README.md"
 cli keygen --out "$B/bench_ed25519" >/dev/null
 cli key add bench "$B/bench_ed25519.pub" >/dev/null
 AGORA_SIGNING_KEY=$B/bench_ed25519 cli publish "$B/small" >/dev/null
+# A 1 MiB release: the mid-size download every server serves below.
+mkdir -p "$B/mid"
+sed -e 's/^name: small/name: mid/' -e 's/^display_name: Small/display_name: Mid/' "$B/small/plugin.yaml" >"$B/mid/plugin.yaml"
+head -c $((1024 * 1024)) /dev/urandom >"$B/mid/plugin.wasm"
+AGORA_SIGNING_KEY=$B/bench_ed25519 cli publish "$B/mid" >/dev/null
+MID_DIGEST=sha256:$(sha256sum "$B/mid/plugin.wasm" | cut -d' ' -f1)
+cp "$B/mid/plugin.wasm" "$B/www/blob1m.bin"
 META_URL=$A/api/v1/plugins/bench/small/versions/1.0.0
 curl -sf "$META_URL" >"$B/www/meta.json"
 BIG_DIGEST=$(curl -sf "$A/api/v1/plugins/bench/big/versions/1.0.1" | sed -n 's/.*"role":"module","digest":"\(sha256:[0-9a-f]*\)".*/\1/p')
@@ -151,6 +158,7 @@ push_blob() {
 }
 push_blob "$B/www/meta.json" >/dev/null
 push_blob "$B/www/blob50m.bin" >/dev/null
+push_blob "$B/www/blob1m.bin" >/dev/null
 MANIFEST=$B/registry/manifest.json
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.agora.plugin.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.agora.plugin.module.v1","digest":"sha256:%s","size":%s}]}' \
   "$(sha "$B/www/meta.json")" "$(stat -c %s "$B/www/meta.json")" "$(sha "$B/www/blob50m.bin")" "$(stat -c %s "$B/www/blob50m.bin")" >"$MANIFEST"
@@ -207,6 +215,7 @@ vpublish() { # NAME VERSION FILE -> seconds for the PUT
 head -c 4096 /dev/urandom >"$B/verdaccio/small.tgz"
 vpublish bench-small 1.0.0 "$B/verdaccio/small.tgz" >/dev/null
 vpublish bench-big 1.0.0 "$B/www/blob50m.bin" >/dev/null
+vpublish bench-mid 1.0.0 "$B/www/blob1m.bin" >/dev/null
 cmp -s "$B/www/blob50m.bin" <(curl -sSf "$V/bench-big/-/bench-big-1.0.0.tgz") || { log "verdaccio tarball differs"; exit 1; }
 : > "$R/verdaccio_publish.tsv"
 for i in $(seq 1 "$PUBLISHES"); do
@@ -225,6 +234,10 @@ WORKLOADS=(
   "registry_meta_c1 1 1 $G/v2/bench/plugin/manifests/$MAN_DIGEST $OCI_ACCEPT"
   "verdaccio_meta 2 64 $V/bench-small Accept: application/json"
   "verdaccio_meta_c1 1 1 $V/bench-small Accept: application/json"
+  "agora_blob1m 2 16 $A/api/v1/blobs/$MID_DIGEST"
+  "nginx_blob1m 2 16 $N/blob1m.bin"
+  "registry_blob1m 2 16 $G/v2/bench/plugin/blobs/$MID_DIGEST"
+  "verdaccio_blob1m 2 16 $V/bench-mid/-/bench-mid-1.0.0.tgz"
   "agora_blob50m 2 4 $A/api/v1/blobs/$BIG_DIGEST"
   "nginx_blob50m 2 4 $N/blob50m.bin"
   "registry_blob50m 2 4 $G/v2/bench/plugin/blobs/sha256:$(sha "$B/www/blob50m.bin")"
@@ -269,6 +282,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
 
 AM=$(col agora_meta 3 | median); NM=$(col nginx_meta 3 | median)
 AB=$(col agora_blob50m 4 | median); NB=$(col nginx_blob50m 4 | median)
+A1=$(col agora_blob1m 4 | median); N1=$(col nginx_blob1m 4 | median)
+G1=$(col registry_blob1m 4 | median); V1=$(col verdaccio_blob1m 4 | median)
 PUB=$(sed -n 's/.*"upload_mib_s":\([0-9.]*\).*/\1/p' "$R/publish.jsonl" | median | xargs printf "%.0f")
 PUBT=$(sed -n 's/.*"publish_mib_s":\([0-9.]*\).*/\1/p' "$R/publish.jsonl" | median | xargs printf "%.0f")
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -306,6 +321,7 @@ Against the peers, same machine, same run: docker-registry $(docker-registry --v
 |---|---|---|---|---|---|---|---|
 | metadata GET, 64 connections (req/s, median of $RUNS; min–max) | $AM ($(spread agora_meta 3)) | $GM ($(spread registry_meta 3)) | $VM ($(spread verdaccio_meta 3)) | $NM | $(ratio "$AM" "$GM") | $(ratio "$AM" "$VM") | $(ratio "$AM" "$NM") |
 | metadata GET, 1 connection (req/s, median; p50 / p99 of the last run) | $AM1 ($(col agora_meta_c1 5 | tail -1) / $(col agora_meta_c1 6 | tail -1)) | $GM1 ($(col registry_meta_c1 5 | tail -1) / $(col registry_meta_c1 6 | tail -1)) | $VM1 ($(col verdaccio_meta_c1 5 | tail -1) / $(col verdaccio_meta_c1 6 | tail -1)) | $NM1 ($(col nginx_meta_c1 5 | tail -1) / $(col nginx_meta_c1 6 | tail -1)) | $(ratio "$AM1" "$GM1") | $(ratio "$AM1" "$VM1") | $(ratio "$AM1" "$NM1") |
+| 1 MiB download, 16 connections (MiB/s, median; min–max) | $A1 ($(spread agora_blob1m 4)) | $G1 ($(spread registry_blob1m 4)) | $V1 ($(spread verdaccio_blob1m 4)) | $N1 ($(spread nginx_blob1m 4)) | $(ratio "$A1" "$G1") | $(ratio "$A1" "$V1") | $(ratio "$A1" "$N1") |
 | 50 MiB download, 4 connections (MiB/s, median; min–max) | $AB | $GB ($(spread registry_blob50m 4)) | $VB ($(spread verdaccio_blob50m 4)) | $NB | $(ratio "$AB" "$GB") | $(ratio "$AB" "$VB") | $(ratio "$AB" "$NB") |
 | publish 50 MiB (MiB/s, median of $PUBLISHES): Agora upload + signed release / registry monolithic push / Verdaccio publish PUT ($VPUB_MS ms) | $PUBT | $PUSH | $VPUB | | $(ratio "$PUBT" "$PUSH") | $(ratio "$PUBT" "$VPUB") | |
 | server peak RSS after the publishes and the load (VmHWM) | $(( $(awk '/VmHWM/ {print $2}' "/proc/$AGORA_PID/status") / 1024 )) MiB | $((REG_RSS_KB / 1024)) MiB | $((VERD_RSS_KB / 1024)) MiB | | | | |

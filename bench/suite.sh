@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole benchmark suite in one run, and its report written into docs/benchmarks.md
+# (between the "suite" markers; the rest of the file is kept):
+#   1. bench/run.sh    — Agora vs nginx, docker-registry and Verdaccio: metadata GET at 64
+#                        and 1 connections, 1 MiB and 50 MiB downloads, 50 MiB publish,
+#                        search over COUNT plugins, install cost, peak RSS;
+#   2. bench/web.sh    — search page and plugin page render with COUNT plugins;
+#   3. bench/deps.sh   — install of a 20-plugin dependency tree;
+#   4. bench/runner.sh — runner cold start and warm call (needs root).
+# Each part runs its workloads round-robin or repeatedly and reports medians/percentiles;
+# the load average is recorded beside each part.
+#
+#   bash bench/suite.sh          # RUNS, DUR, COUNT pass through to the parts
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/agora-bench-suite}
+mkdir -p "$OUT"
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+START=$(date -u +%Y-%m-%dT%H:%MZ)
+
+log "1/4 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
+log "2/4 web pages";          bash bench/web.sh >"$OUT/web.md"
+log "3/4 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
+log "4/4 runner";             bash bench/runner.sh >"$OUT/runner.md"
+
+{
+  echo "<!-- suite:begin (written by bench/suite.sh; edits here are replaced) -->"
+  echo "## Latest full run of the suite — $START"
+  echo
+  echo "\`bash bench/suite.sh\` (RUNS=${RUNS:-3} DUR=${DUR:-10s} COUNT=${COUNT:-100000}) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Servers and load generators share the two cores."
+  echo
+  for part in registry web deps runner; do
+    sed 's/^### /#### /' "$OUT/$part.md"
+    echo
+  done
+  echo "<!-- suite:end -->"
+} >"$OUT/section.md"
+
+python3 - "$OUT/section.md" docs/benchmarks.md <<'PY'
+import re, sys
+section = open(sys.argv[1]).read().rstrip("\n") + "\n"
+path = sys.argv[2]
+doc = open(path).read()
+pattern = re.compile(r"<!-- suite:begin.*?<!-- suite:end -->\n", re.S)
+if pattern.search(doc):
+    doc = pattern.sub(lambda _: section, doc)
+else:
+    # First run: the latest figures go right after the introduction.
+    cut = doc.index("\n## ") + 1
+    doc = doc[:cut] + section + "\n" + doc[cut:]
+open(path, "w").write(doc)
+PY
+log "wrote the report into docs/benchmarks.md (parts in $OUT)"
