@@ -66,6 +66,7 @@ pub fn app(state: AppState, config: WebConfig) -> Router {
         throttle: Arc::new(pages::account::Throttle::default()),
         facets: Arc::new(facets::FacetCache::default()),
     };
+    web.facets.warm(&web.app.meta);
     let pages = Router::new()
         .route("/", get(pages::home::home))
         .route("/search", get(pages::search::search))

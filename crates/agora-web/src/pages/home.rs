@@ -81,7 +81,7 @@ pub async fn home(State(web): State<Web>, visitor: Visitor) -> Result<Response, 
             });
         }
     }
-    let facets = web.facets.get(web.app.meta.as_ref(), &base).await?;
+    let facets = web.facets.get(&web.app.meta, &base).await?;
     let categories = facets
         .categories
         .iter()

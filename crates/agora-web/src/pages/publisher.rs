@@ -51,7 +51,7 @@ pub async fn publisher(
     };
     let (hits, facets) = tokio::try_join!(
         web.app.meta.search(&query),
-        web.facets.get(web.app.meta.as_ref(), &query)
+        web.facets.get(&web.app.meta, &query)
     )?;
     let me = visitor.signed_in.as_ref().map(|s| s.user.username.as_str());
     let is_owner = members

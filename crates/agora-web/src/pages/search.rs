@@ -148,7 +148,7 @@ pub async fn search(
     let query = search_query(form.params()?, visitor.viewer(), PAGE_SIZE)?;
     let (hits, facets) = tokio::try_join!(
         web.app.meta.search(&query),
-        web.facets.get(web.app.meta.as_ref(), &query)
+        web.facets.get(&web.app.meta, &query)
     )?;
     let facets = (*facets).clone();
 
