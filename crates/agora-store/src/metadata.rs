@@ -522,6 +522,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Counts a download of a release's main artifact (module or binary).
     async fn count_download(&self, digest: &Digest) -> Result<()>;
 
+    /// A number that changes whenever the catalog does (every release, lifecycle,
+    /// visibility, review and publisher change is audited): the newest audit event's id.
+    /// Caches of derived data (facet counts) compare it to know they are stale.
+    async fn catalog_stamp(&self) -> Result<i64>;
+
     async fn audit_events(
         &self,
         target_prefix: Option<&str>,

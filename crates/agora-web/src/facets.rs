@@ -1,9 +1,13 @@
-//! Facet counts, cached briefly: counting every facet over a broad search of a large
-//! catalog (all 100,000 plugins) costs 130–300 ms on SQLite, while the counts of the same
-//! search barely change from one second to the next. Counts older than [`TTL`] are
-//! still shown once more while a background task recounts them (stale while
-//! revalidate), so only the first visitor of a search waits for its count; results
-//! themselves are never cached.
+//! Facet counts, cached: counting every facet over a broad search of a large catalog
+//! (all 100,000 plugins) costs 130–300 ms on SQLite, while the counts of one search change
+//! only when the catalog does. Each count remembers the catalog's stamp (the newest audit
+//! event, which every release, lifecycle, visibility, review and publisher change
+//! writes, on any replica) and how long it took. When the catalog has changed (or the
+//! count is older than [`TTL`]), a cheap count (under [`INLINE_RECOUNT`]) is redone at
+//! once; an expensive one is shown once more while a background task recounts it (stale
+//! while revalidate). So small catalogs always show exact counts, and on large ones only
+//! the first visitor of a search waits for its count and counts trail a change by about
+//! one recount. Results themselves are never cached.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,13 +15,17 @@ use std::time::{Duration, Instant};
 
 use agora_store::{Facets, MetadataStore, SearchQuery, SearchSort, StoreError};
 
-/// How old a shown count may be.
-pub const TTL: Duration = Duration::from_secs(30);
+/// How old a count may be even when the catalog stamp has not moved.
+pub const TTL: Duration = Duration::from_secs(300);
+/// Counts that took less than this are recounted in the request that finds them stale.
+pub const INLINE_RECOUNT: Duration = Duration::from_millis(20);
 /// Most searches remembered; when full, the cache starts over.
 const MAX_ENTRIES: usize = 2048;
 
 struct Entry {
     at: Instant,
+    stamp: i64,
+    cost: Duration,
     facets: Arc<Facets>,
     refreshing: bool,
 }
@@ -46,16 +54,22 @@ impl FacetCache {
         query: &SearchQuery,
     ) -> Result<Arc<Facets>, StoreError> {
         let key = key(query);
+        let stamp = meta.catalog_stamp().await?;
         if let Ok(mut entries) = self.entries.lock()
             && let Some(entry) = entries.get_mut(&key)
         {
-            if entry.at.elapsed() >= TTL && !entry.refreshing {
+            let fresh = entry.stamp == stamp && entry.at.elapsed() < TTL;
+            if fresh || (entry.refreshing && entry.cost >= INLINE_RECOUNT) {
+                return Ok(entry.facets.clone());
+            }
+            if entry.cost >= INLINE_RECOUNT {
                 entry.refreshing = true;
                 let (cache, meta, query, key) =
                     (self.clone(), meta.clone(), query.clone(), key.clone());
                 tokio::spawn(async move {
+                    let started = Instant::now();
                     match meta.facets(&query).await {
-                        Ok(facets) => cache.put(key, Arc::new(facets)),
+                        Ok(facets) => cache.put(key, stamp, started.elapsed(), Arc::new(facets)),
                         Err(e) => {
                             tracing::warn!(error = %e, "could not recount facets");
                             if let Ok(mut entries) = cache.entries.lock()
@@ -66,15 +80,16 @@ impl FacetCache {
                         }
                     }
                 });
+                return Ok(entry.facets.clone());
             }
-            return Ok(entry.facets.clone());
         }
+        let started = Instant::now();
         let facets = Arc::new(meta.facets(query).await?);
-        self.put(key, facets.clone());
+        self.put(key, stamp, started.elapsed(), facets.clone());
         Ok(facets)
     }
 
-    fn put(&self, key: String, facets: Arc<Facets>) {
+    fn put(&self, key: String, stamp: i64, cost: Duration, facets: Arc<Facets>) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
@@ -83,6 +98,8 @@ impl FacetCache {
                 key,
                 Entry {
                     at: Instant::now(),
+                    stamp,
+                    cost,
                     facets,
                     refreshing: false,
                 },

@@ -20,6 +20,7 @@ const XSS: &str = "<script>alert('xss')</script>";
 
 struct Site {
     app: axum::Router,
+    meta: Arc<SqlStore>,
     _dir: tempfile::TempDir,
 }
 
@@ -91,8 +92,9 @@ async fn site(sign_in_required: bool) -> Site {
         .unwrap();
     }
     let log = TransparencyLog::open(&meta, "test").await.unwrap();
+    let meta = Arc::new(meta);
     let state = AppState::new(
-        Arc::new(meta),
+        meta.clone(),
         Arc::new(blobs),
         Limits::default(),
         CacheConfig::default(),
@@ -101,6 +103,7 @@ async fn site(sign_in_required: bool) -> Site {
     .with_sign_in_required(sign_in_required);
     Site {
         app: agora_web::app(state, agora_web::WebConfig::default()),
+        meta,
         _dir: dir,
     }
 }
@@ -495,4 +498,49 @@ async fn unknown_pages_are_html_and_unknown_api_paths_are_problems() {
     let bad = site.get("/search?compatible_with=banana", "").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("compatible_with"));
+}
+
+#[tokio::test]
+async fn facet_counts_follow_a_change_to_the_catalog_at_once() {
+    let site = site(false).await;
+    let count = |body: &str| {
+        let at = body
+            .find("<span>ticketing</span>")
+            .expect("a ticketing facet");
+        body[at..]
+            .split("class=\"count\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(count(&site.get("/search", "").await.body), "1");
+    let alice = site.meta.user_by_name("alice").await.unwrap().unwrap();
+    let acme = site.meta.publisher_by_name("acme").await.unwrap().unwrap();
+    let text = "api_version: agora/v1\npublisher: acme\nname: more\nversion: 1.0.0\n\
+                description: More tickets\nlicense: MIT\ncategories: [ticketing]\n\
+                runtime: { type: wasm, module: plugin.wasm }\n";
+    let digest = Digest::of(text.as_bytes());
+    site.meta
+        .publish(NewRelease {
+            publisher_id: acme.id,
+            manifest: Manifest::from_yaml(text).unwrap(),
+            manifest_digest: digest,
+            signature: None,
+            signer_key: None,
+            log_entry: None,
+            artifacts: vec![ArtifactRecord {
+                path: "plugin.yaml".into(),
+                role: ArtifactRole::Manifest,
+                digest,
+                size: text.len() as i64,
+            }],
+            published_by: alice.id,
+            actor: "alice".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(count(&site.get("/search", "").await.body), "2");
 }

@@ -1189,6 +1189,14 @@ impl MetadataStore for SqlStore {
         Ok((self.version_by_id(change.version_id).await?, orphaned))
     }
 
+    async fn catalog_stamp(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM audit_events")
+                .fetch_one(&self.read)
+                .await?,
+        )
+    }
+
     async fn facets(&self, query: &SearchQuery) -> Result<Facets> {
         search::facets(&self.read, self.dialect, query).await
     }
