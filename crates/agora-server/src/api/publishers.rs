@@ -40,45 +40,54 @@ async fn publisher_view(state: &AppState, p: PublisherRecord) -> Result<Publishe
     })
 }
 
-/// Checks a contact e-mail address: one `@`, no spaces or angle brackets, at most 254.
-pub fn valid_email(raw: &str) -> Result<(), ApiError> {
-    let ok = raw.len() <= 254
-        && raw.split('@').count() == 2
-        && raw.split('@').all(|part| !part.is_empty())
-        && !raw
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "<>\"'".contains(c));
-    if ok {
+/// A contact field: `shape` holds, no spaces, control characters, quotes or angle brackets.
+fn contact(
+    field: &str,
+    raw: &str,
+    shape: bool,
+    what: &str,
+    expected: &str,
+) -> Result<(), ApiError> {
+    let clean = !raw
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "<>\"'".contains(c));
+    if shape && clean {
         Ok(())
     } else {
         Err(ApiError::field(
-            "email",
-            format!(
-                "{:?} is not an e-mail address",
-                crate::extract::truncate(raw)
-            ),
-            Some("an address such as security@example.com"),
+            field,
+            format!("{:?} is not {what}", crate::extract::truncate(raw)),
+            Some(expected),
         ))
     }
 }
 
-/// Checks a contact web address: `https://` or `http://`, at most 300 characters.
+/// Checks a contact e-mail address: one `@` between two non-empty parts, at most 254.
+pub fn valid_email(raw: &str) -> Result<(), ApiError> {
+    let shape = raw.len() <= 254
+        && raw.split('@').count() == 2
+        && raw.split('@').all(|part| !part.is_empty());
+    contact(
+        "email",
+        raw,
+        shape,
+        "an e-mail address",
+        "an address such as security@example.com",
+    )
+}
+
+/// Checks a contact web address: `https://` or `http://` and a host, at most 300.
 pub fn valid_url(raw: &str) -> Result<(), ApiError> {
-    let ok = raw.len() <= 300
+    let shape = raw.len() <= 300
         && (raw.starts_with("https://") || raw.starts_with("http://"))
-        && raw.len() > "https://".len()
-        && !raw
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "<>\"'".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::field(
-            "url",
-            format!("{:?} is not a web address", crate::extract::truncate(raw)),
-            Some("an http:// or https:// address"),
-        ))
-    }
+        && raw.len() > "https://".len();
+    contact(
+        "url",
+        raw,
+        shape,
+        "a web address",
+        "an http:// or https:// address",
+    )
 }
 
 /// Changes a publisher's contacts (owners, admins) and verification (admins); what the API

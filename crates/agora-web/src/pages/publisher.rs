@@ -2,7 +2,7 @@
 //! and forms for owners (contacts) and administrators (verification).
 
 use agora_core::api::PublisherSettings;
-use agora_store::{SearchQuery, SearchSort};
+use agora_store::{PublisherRecord, SearchQuery, SearchSort};
 use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::response::Response;
@@ -30,17 +30,20 @@ struct PublisherPage {
     is_owner: bool,
 }
 
+async fn publisher_or_404(web: &Web, name: &str) -> Result<PublisherRecord, PageError> {
+    web.app
+        .meta
+        .publisher_by_name(name)
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("there is no publisher {name}")))
+}
+
 pub async fn publisher(
     State(web): State<Web>,
     visitor: Visitor,
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
-    let p = web
-        .app
-        .meta
-        .publisher_by_name(&name)
-        .await?
-        .ok_or_else(|| PageError::NotFound(format!("there is no publisher {name}")))?;
+    let p = publisher_or_404(&web, &name).await?;
     let members = web.app.meta.members(p.id).await?;
     let query = SearchQuery {
         publisher: Some(p.name.clone()),
@@ -97,12 +100,7 @@ pub async fn update(
     Form(form): Form<PublisherForm>,
 ) -> Result<Response, PageError> {
     let me = visitor.check_csrf(&form.csrf)?;
-    let p = web
-        .app
-        .meta
-        .publisher_by_name(&name)
-        .await?
-        .ok_or_else(|| PageError::NotFound(format!("there is no publisher {name}")))?;
+    let p = publisher_or_404(&web, &name).await?;
     let settings = PublisherSettings {
         email: form.email,
         url: form.url,
