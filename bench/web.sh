@@ -6,7 +6,7 @@
 #   bash bench/web.sh                    # COUNT=100000 REQUESTS=1000
 #
 # Pages: the home page; /search with no query (facets over the whole catalog: counted
-# once, then served from the 30 s facet cache); /search with a different text query on
+# once, then served from the facet cache until the catalog changes); /search with a different text query on
 # every request (w0000..w0999: nothing cached can answer it); a category filter with
 # a different text query each time; a category filter sorted by rating; and a different
 # plugin page on every request. Everything lives under $B; the server is stopped by PID.
@@ -41,7 +41,7 @@ A=http://127.0.0.1:$PORT
 for _ in $(seq 200); do curl -sf -o /dev/null -m 1 "$A/ready" && break; sleep 0.1; done
 
 # The very first broad search counts every facet over the whole catalog (no cache yet):
-# what a visitor waits once per 30 s cache lifetime.
+# what the first visitor of a broad filter waits, once until the catalog changes.
 COLD_MS=$(curl -s -o /dev/null -w '%{time_total}' "$A/search" | awk '{ printf "%.1f", 1000 * $1 }')
 COLD_CAT_MS=$(curl -s -o /dev/null -w '%{time_total}' "$A/search?category=ticketing" | awk '{ printf "%.1f", 1000 * $1 }')
 
@@ -66,7 +66,9 @@ done
 RSS=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$PID/status")
 field() { python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))[sys.argv[2]], 2))" "$R/$1.json" "$2"; }
 
-echo "Web page render, $(date -u +%Y-%m-%d), $COUNT plugins, $REQUESTS sequential requests each, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "### Web pages, $(date -u +%Y-%m-%dT%H:%MZ) — \`COUNT=$COUNT REQUESTS=$REQUESTS bash bench/web.sh\`"
+echo
+echo "$COUNT plugins (every fifth with reviews), $REQUESTS sequential requests per page, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
 echo "| page | p50 ms | p99 ms | max ms | bytes |"
 echo "|---|---|---|---|---|"
@@ -74,5 +76,5 @@ for name in "${NAMES[@]}"; do
   echo "| \`${URL[$name]#"$A"}\` | $(field "$name" p50_ms) | $(field "$name" p99_ms) | $(field "$name" max_ms) | $(field "$name" response_bytes) |"
 done
 echo
-echo "First (uncached) facet count of the whole catalog: \`/search\` ${COLD_MS} ms, \`/search?category=ticketing\` ${COLD_CAT_MS} ms; later requests of the same search within 30 s reuse the counts (results are always fresh)."
+echo "First (uncached) facet count of the whole catalog: \`/search\` ${COLD_MS} ms, \`/search?category=ticketing\` ${COLD_CAT_MS} ms; later requests reuse the counts until the catalog changes (results are always fresh). The first \`/search\` can overlap the count of the whole catalog the server starts at boot."
 echo "Server peak RSS: ${RSS} MiB. Raw JSON in $R."
