@@ -23,8 +23,16 @@ pub fn check_new(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Argon2id runs at most this many at once (each takes ~19 MiB and a core for tens of
+/// milliseconds): a flood of sign-ins queues instead of exhausting memory and threads.
+static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 /// The PHC string of an Argon2id hash of `password` with a fresh random salt.
 pub async fn hash(password: String) -> Result<String, ApiError> {
+    let _slot = SLOTS
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal("password hashing is shut down", e))?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -51,6 +59,9 @@ static DUMMY: LazyLock<String> = LazyLock::new(|| {
 pub async fn verify(password: String, stored: Option<String>) -> bool {
     let known = stored.is_some();
     let stored = stored.unwrap_or_else(|| DUMMY.clone());
+    let Ok(_slot) = SLOTS.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .verify_password(password.as_bytes(), stored.as_str())

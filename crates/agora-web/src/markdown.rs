@@ -22,10 +22,9 @@ pub fn render_markdown(source: &str) -> String {
     } else {
         (source, false)
     };
-    let options = Options::ENABLE_TABLES
-        | Options::ENABLE_STRIKETHROUGH
-        | Options::ENABLE_TASKLISTS
-        | Options::ENABLE_FOOTNOTES;
+    // No footnotes or task lists: their anchors and checkboxes would not survive the
+    // sanitizer (relative links and inputs are removed).
+    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
     let mut raw = String::with_capacity(source.len() * 3 / 2);
     html::push_html(&mut raw, Parser::new_ext(source, options));
     let mut clean = ammonia::Builder::default()

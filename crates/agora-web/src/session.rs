@@ -274,19 +274,17 @@ pub(crate) async fn private_registry_gate(
 }
 
 fn cross_site(headers: &HeaderMap) -> bool {
-    if headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site")
-    {
-        return true;
+    // Browsers that send Fetch Metadata say it themselves; trusting it keeps working
+    // behind proxies that rewrite Host.
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return site.as_bytes() == b"cross-site" || site.as_bytes() == b"same-site";
     }
     match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
         (Some(origin), Some(host)) => {
             let origin = origin.to_str().unwrap_or("");
             let host = host.to_str().unwrap_or("");
-            origin != "null" && origin.split_once("://").map(|(_, h)| h) != Some(host)
+            origin == "null" || origin.split_once("://").map(|(_, h)| h) != Some(host)
         }
-        (Some(origin), None) => origin.as_bytes() != b"null",
         _ => false,
     }
 }
@@ -357,6 +355,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(cross_site(&h));
+        // Behind a proxy that rewrites Host, Fetch Metadata decides.
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("backend:8080"));
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://reg.test"));
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(!cross_site(&h));
     }
 
     #[test]

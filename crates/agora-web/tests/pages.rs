@@ -341,6 +341,12 @@ async fn sign_in_sets_a_safe_cookie_and_wrong_passwords_are_refused_then_throttl
         .await;
     assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
 
+    // `next` may only be a path on this site (a tab would become `//evil.test`).
+    for next in ["/%09/evil.test", "//evil.test", "https://evil.test"] {
+        let form = site.get(&format!("/login?next={next}"), "").await;
+        assert_eq!(hidden(&form.body, "next"), "/", "{next}");
+    }
+
     // Behind a TLS proxy the cookie is Secure with the __Host- prefix.
     let request = Request::get("/login")
         .header("x-forwarded-proto", "https")

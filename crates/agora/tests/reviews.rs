@@ -210,11 +210,25 @@ fn reviews_ratings_passwords_and_publisher_settings_over_the_api() {
     assert_eq!(status, 404);
 
     // Passwords: one's own, or anyone's for an administrator; at least 12 characters.
+    // A narrow token cannot set its account's password (a session gets every right).
     let (status, problem) = call(
         &server,
         "PUT",
         "/api/v1/users/bob/password",
         Some(&bob),
+        serde_json::json!({ "password": "a long passphrase" }),
+    );
+    assert_eq!(status, 403, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("publish:*"),
+        "{problem}"
+    );
+    let bob_full = token_for(&admin, "bob", &["read:private", "publish:*"]);
+    let (status, problem) = call(
+        &server,
+        "PUT",
+        "/api/v1/users/bob/password",
+        Some(&bob_full),
         serde_json::json!({ "password": "short" }),
     );
     assert_eq!(status, 422);
@@ -223,7 +237,7 @@ fn reviews_ratings_passwords_and_publisher_settings_over_the_api() {
         &server,
         "PUT",
         "/api/v1/users/bob/password",
-        Some(&bob),
+        Some(&bob_full),
         serde_json::json!({ "password": "a long passphrase" }),
     );
     assert_eq!(status, 204);
@@ -231,7 +245,7 @@ fn reviews_ratings_passwords_and_publisher_settings_over_the_api() {
         &server,
         "PUT",
         "/api/v1/users/alice/password",
-        Some(&bob),
+        Some(&bob_full),
         serde_json::json!({ "password": "a long passphrase" }),
     );
     assert_eq!(status, 403);
@@ -305,6 +319,17 @@ fn a_private_registry_answers_nothing_without_a_token() {
     );
     let (status, _, _) = http("GET", &format!("{}/health", server.url), None, None);
     assert_eq!(status, 200);
+    // A made-up token is not a way in, even to endpoints that do not read it.
+    for path in ["/api/v1/publishers", "/api/v1/log/checkpoint"] {
+        let (status, _) = call(
+            &server,
+            "GET",
+            path,
+            Some("agora_bogus"),
+            serde_json::Value::Null,
+        );
+        assert_eq!(status, 401, "{path}");
+    }
     let (status, _) = call(
         &server,
         "GET",

@@ -15,6 +15,7 @@ pub(crate) mod tokens;
 mod users;
 mod versions;
 
+use axum::extract::FromRequestParts;
 use std::sync::Arc;
 
 use axum::Router;
@@ -133,13 +134,22 @@ async fn private_registry_gate(
     next: axum::middleware::Next,
 ) -> Response {
     let open = matches!(request.uri().path(), "/health" | "/ready" | "/metrics");
-    if state.sign_in_required && !open && !request.headers().contains_key(header::AUTHORIZATION) {
-        return ApiError::unauthorized(
+    if !state.sign_in_required || open {
+        return next.run(request).await;
+    }
+    // The token is checked here, not only its presence: some handlers never look at it.
+    let (mut parts, body) = request.into_parts();
+    match crate::auth::MaybeCaller::from_request_parts(&mut parts, &state).await {
+        Ok(crate::auth::MaybeCaller(Some(_))) => {
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Ok(crate::auth::MaybeCaller(None)) => ApiError::unauthorized(
             "this is a private registry: every request needs a token (`Authorization: Bearer <token>`, see `agora login`)",
         )
-        .into_response();
+        .into_response(),
+        Err(e) => e.into_response(),
     }
-    next.run(request).await
 }
 
 fn json_response(body: String) -> Response {

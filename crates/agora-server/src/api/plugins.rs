@@ -94,7 +94,8 @@ pub fn search_query(
             Some("at most 256 characters"),
         ));
     }
-    let text = params.q.filter(|q| !q.trim().is_empty());
+    // Text without a letter or digit matches nothing to rank by: it is no text.
+    let text = params.q.filter(|q| q.chars().any(char::is_alphanumeric));
     let sort = match params.sort.as_deref() {
         None if text.is_some() => SearchSort::Relevance,
         None => SearchSort::Downloads,
@@ -105,6 +106,11 @@ pub fn search_query(
                 Some("relevance, downloads, recent, name or rating"),
             )
         })?,
+    };
+    // Relevance without text orders by downloads; its cursors must say so too.
+    let sort = match sort {
+        SearchSort::Relevance if text.is_none() => SearchSort::Downloads,
+        other => other,
     };
     if let Some(runtime) = &params.runtime
         && !["wasm", "exec", "oci"].contains(&runtime.as_str())

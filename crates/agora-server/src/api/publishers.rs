@@ -152,6 +152,9 @@ pub async fn update(
 ) -> Result<Json<Publisher>, ApiError> {
     let name = valid_name(&name)?;
     let p = publisher_or_404(&state, name.as_str()).await?;
+    if (settings.email.is_some() || settings.url.is_some()) && !caller.is_admin() {
+        caller.require_publish(&p)?;
+    }
     apply_settings(&state, &p, settings, &caller.user, caller.is_admin()).await?;
     let p = publisher_or_404(&state, name.as_str()).await?;
     Ok(Json(publisher_view(&state, p).await?))

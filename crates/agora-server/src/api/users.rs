@@ -87,6 +87,16 @@ pub async fn set_password(
 ) -> Result<StatusCode, ApiError> {
     if caller.user.username != name {
         caller.require_admin()?;
+    } else {
+        // A password opens a web session with every right of the account; a token that
+        // holds less (a CI token with one publish scope) must not be able to mint one.
+        let session = Caller::for_session(caller.user.clone(), caller.memberships.clone());
+        if let Some(missing) = session.scopes.iter().find(|s| !caller.may_grant(s)) {
+            return Err(ApiError::forbidden(format!(
+                "setting your password needs a token that holds every right a signed-in session gets ({}); this token lacks {missing}",
+                agora_core::Scope::join(&session.scopes)
+            )));
+        }
     }
     let user = state.meta.user_by_name(&name).await?.ok_or_else(|| {
         ApiError::not_found(format!(

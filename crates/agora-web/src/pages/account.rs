@@ -38,12 +38,16 @@ impl Throttle {
             .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < THROTTLE_WINDOW)
     }
 
+    /// Counts an attempt as a failure before the password is checked, so concurrent
+    /// guesses cannot all slip in; [`Throttle::succeed`] forgets it.
     fn fail(&self, user: &str) {
         if let Ok(mut map) = self.failures.lock() {
             if map.len() >= MAX_TRACKED {
                 map.retain(|_, (_, since)| since.elapsed() < THROTTLE_WINDOW);
                 if map.len() >= MAX_TRACKED {
-                    map.clear();
+                    // Full of live entries: do not track more names rather than forget
+                    // the ones being guessed at.
+                    return;
                 }
             }
             let entry = map.entry(user.to_owned()).or_insert((0, Instant::now()));
@@ -78,11 +82,7 @@ pub struct LoginQuery {
 }
 
 fn back_to(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next.to_owned()
-    } else {
-        "/".to_owned()
-    }
+    super::local_path(next).to_owned()
 }
 
 fn login_page(
@@ -155,6 +155,7 @@ pub async fn login(
             Some("Too many failed attempts for this user; wait 15 minutes and try again.".into()),
         );
     }
+    web.throttle.fail(username);
     let found = web.app.meta.user_credentials(username).await?;
     let (user, stored) = match found {
         Some((user, stored)) => (Some(user), stored),
@@ -162,7 +163,6 @@ pub async fn login(
     };
     let ok = agora_server::password::verify(form.password, stored).await;
     let Some(user) = user.filter(|_| ok) else {
-        web.throttle.fail(username);
         tracing::info!(user = %username, "failed sign-in");
         return login_page(
             &web,
@@ -282,7 +282,13 @@ async fn account_page(
         scope_options,
         new_token,
     };
-    render(&page)
+    let mut response = render(&page)?;
+    // It may show a new token's secret: no copy of it in any cache.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }
 
 pub async fn account(State(web): State<Web>, visitor: Visitor) -> Result<Response, PageError> {

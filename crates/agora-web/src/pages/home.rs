@@ -70,6 +70,8 @@ pub async fn home(State(web): State<Web>, visitor: Visitor) -> Result<Response, 
         let q = SearchQuery {
             sort,
             verified,
+            // Only rated plugins on the top-rated shelf.
+            min_rating: (sort == SearchSort::Rating).then_some(1),
             ..base.clone()
         };
         let hits = web.app.meta.search(&q).await?;

@@ -86,6 +86,18 @@ impl Card {
     }
 }
 
+/// `path` if it is a path on this site, else `/`: never an open redirect. Control
+/// characters and whitespace are refused too (browsers drop tabs and newlines from
+/// `Location`, which would turn `/\t/evil.test` into `//evil.test`).
+pub fn local_path(path: &str) -> &str {
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path
+            .chars()
+            .any(|c| c == '\\' || c.is_whitespace() || c.is_control());
+    if ok { path } else { "/" }
+}
+
 /// Percent-encodes a value for a query string.
 pub fn percent(value: &str) -> String {
     serde_urlencoded::to_string([("v", value)])

@@ -104,6 +104,8 @@ struct PluginPage {
     mine: Option<ReviewView>,
     signed_in: bool,
     review_versions: Vec<String>,
+    /// The version the review form starts on: the one reviewed, else the latest.
+    default_version: String,
     login_url: String,
     /// Rating options 5..1 for the form, with the selected one.
     rating_options: Vec<(i64, bool)>,
@@ -253,7 +255,7 @@ pub async fn plugin(
     }
     let mut version = None;
     let (mut readme, mut changelog) = (None, None);
-    if let Some(v) = selected {
+    if let Some(v) = selected.filter(|v| v.state != Lifecycle::Removed) {
         let artifacts = web.app.meta.artifacts(v.id).await?;
         let manifest: Manifest = serde_json::from_str(&v.manifest)
             .map_err(|e| PageError::Internal(format!("stored manifest of {}: {e}", v.id)))?;
@@ -309,6 +311,11 @@ pub async fn plugin(
         .collect();
     let rating = p.rating();
     let mine = mine.map(ReviewView::of);
+    let default_version = mine
+        .as_ref()
+        .map(|m| m.version.clone())
+        .or_else(|| p.latest_version.clone())
+        .unwrap_or_default();
     let chosen = mine.as_ref().map_or(0, |m| m.rating);
     render(&PluginPage {
         layout: Layout::new(&web, &visitor, p.display_name.clone()),
@@ -325,6 +332,7 @@ pub async fn plugin(
         mine,
         signed_in: visitor.signed_in.is_some(),
         review_versions,
+        default_version,
         login_url: format!("/login?next={}", super::percent(&base)),
         rating_options: (1..=5).rev().map(|r| (r, r == chosen)).collect(),
     })
@@ -373,15 +381,6 @@ pub struct HideForm {
     back: String,
 }
 
-fn back_path(back: &str) -> &str {
-    // Only paths on this site: never an open redirect.
-    if back.starts_with('/') && !back.starts_with("//") && !back.contains('\\') {
-        back
-    } else {
-        "/"
-    }
-}
-
 pub async fn hide_review(
     State(web): State<Web>,
     visitor: Visitor,
@@ -395,7 +394,10 @@ pub async fn hide_review(
         ));
     }
     agora_server::hide_review(&web.app, id, Some(&form.reason), &me.user.username).await?;
-    Ok(see_other(&format!("{}#reviews", back_path(&form.back))))
+    Ok(see_other(&format!(
+        "{}#reviews",
+        super::local_path(&form.back)
+    )))
 }
 
 pub async fn show_review(
@@ -411,16 +413,23 @@ pub async fn show_review(
         ));
     }
     agora_server::hide_review(&web.app, id, None, &me.user.username).await?;
-    Ok(see_other(&format!("{}#reviews", back_path(&form.back))))
+    Ok(see_other(&format!(
+        "{}#reviews",
+        super::local_path(&form.back)
+    )))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::local_path;
+
     #[test]
     fn back_paths_stay_on_this_site() {
-        assert_eq!(super::back_path("/plugins/a/b"), "/plugins/a/b");
-        assert_eq!(super::back_path("//evil.test/x"), "/");
-        assert_eq!(super::back_path("https://evil.test"), "/");
-        assert_eq!(super::back_path("/\\evil.test"), "/");
+        assert_eq!(local_path("/plugins/a/b?x=1"), "/plugins/a/b?x=1");
+        assert_eq!(local_path("//evil.test/x"), "/");
+        assert_eq!(local_path("https://evil.test"), "/");
+        assert_eq!(local_path("/\\evil.test"), "/");
+        assert_eq!(local_path("/\t/evil.test"), "/");
+        assert_eq!(local_path("/\n/evil.test"), "/");
     }
 }

@@ -192,7 +192,7 @@ pub async fn search(
     for v in &mut groups[5].values {
         v.label = format!("{}★ & up", v.label);
     }
-    let verified_on = form.verified == "true";
+    let verified_on = matches!(form.verified.as_str(), "true" | "on" | "1");
     groups.push(FacetGroup {
         title: "Publisher",
         values: vec![FacetValue {
