@@ -62,7 +62,7 @@ pub fn app(state: AppState, config: WebConfig) -> Router {
     let web = Web {
         app: state.clone(),
         config: Arc::new(config),
-        docs: Arc::new(markdown::DocCache::new(512)),
+        docs: Arc::new(markdown::DocCache::new(64 * 1024 * 1024)),
         throttle: Arc::new(pages::account::Throttle::default()),
         facets: Arc::new(facets::FacetCache::default()),
     };

@@ -51,33 +51,38 @@ pub fn render_markdown(source: &str) -> String {
     clean
 }
 
-/// Rendered documents by content digest (a digest's bytes never change), bounded.
+/// Rendered documents by content digest (a digest's bytes never change), bounded by
+/// their total size.
 pub struct DocCache {
-    entries: Mutex<HashMap<Digest, std::sync::Arc<str>>>,
-    max: usize,
+    entries: Mutex<(HashMap<Digest, std::sync::Arc<str>>, usize)>,
+    max_bytes: usize,
 }
 
 impl DocCache {
-    pub fn new(max: usize) -> DocCache {
+    pub fn new(max_bytes: usize) -> DocCache {
         DocCache {
-            entries: Mutex::new(HashMap::new()),
-            max,
+            entries: Mutex::new((HashMap::new(), 0)),
+            max_bytes,
         }
     }
 
     pub fn get(&self, digest: &Digest) -> Option<std::sync::Arc<str>> {
-        self.entries.lock().ok()?.get(digest).cloned()
+        self.entries.lock().ok()?.0.get(digest).cloned()
     }
 
     pub fn put(&self, digest: Digest, html: String) -> std::sync::Arc<str> {
         let html: std::sync::Arc<str> = html.into();
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= self.max {
+        if let Ok(mut guard) = self.entries.lock() {
+            let (entries, bytes) = &mut *guard;
+            if *bytes + html.len() > self.max_bytes {
                 // Forgetting everything at once is crude but bounded and rare: the
                 // working set of documents is small next to the catalog.
                 entries.clear();
+                *bytes = 0;
             }
-            entries.insert(digest, html.clone());
+            if html.len() <= self.max_bytes && entries.insert(digest, html.clone()).is_none() {
+                *bytes += html.len();
+            }
         }
         html
     }
@@ -117,6 +122,19 @@ mod tests {
         ] {
             assert!(!html.contains(bad), "{bad} survived in {html}");
         }
+    }
+
+    #[test]
+    fn the_document_cache_is_bounded_by_bytes() {
+        let cache = super::DocCache::new(100);
+        let d = |b: &[u8]| agora_core::Digest::of(b);
+        cache.put(d(b"a"), "x".repeat(60));
+        assert!(cache.get(&d(b"a")).is_some());
+        cache.put(d(b"b"), "y".repeat(60)); // over 100 bytes: starts over
+        assert!(cache.get(&d(b"a")).is_none());
+        assert!(cache.get(&d(b"b")).is_some());
+        cache.put(d(b"c"), "z".repeat(101)); // larger than the cache: not kept
+        assert!(cache.get(&d(b"c")).is_none());
     }
 
     #[test]

@@ -209,11 +209,17 @@ async fn document(web: &Web, artifact: Option<&ArtifactRecord>) -> Option<std::s
         return Some(html);
     }
     let source = read_text(web, a).await?;
-    let html = if a.path.ends_with(".md") || a.path.ends_with(".markdown") {
-        render_markdown(&source)
-    } else {
-        render_markdown(&format!("```text\n{}\n```", source.replace("```", "'''")))
-    };
+    let markdown = a.path.ends_with(".md") || a.path.ends_with(".markdown");
+    // Rendering half a megabyte of Markdown is CPU work: keep it off the async workers.
+    let html = tokio::task::spawn_blocking(move || {
+        if markdown {
+            render_markdown(&source)
+        } else {
+            render_markdown(&format!("```text\n{}\n```", source.replace("```", "'''")))
+        }
+    })
+    .await
+    .ok()?;
     Some(web.docs.put(a.digest, html))
 }
 
