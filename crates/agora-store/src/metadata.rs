@@ -293,7 +293,31 @@ pub enum SearchSort {
     Rating,
 }
 
+/// Most words of a text query that are used; the rest are ignored.
+pub const MAX_QUERY_WORDS: usize = 8;
+
+/// Splits user text into plain words (letters and digits only), so no query syntax of
+/// either engine can be injected, and lowercases them.
+pub fn query_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(MAX_QUERY_WORDS)
+        .map(|w| w.chars().take(64).collect::<String>().to_lowercase())
+        .collect()
+}
+
 impl SearchSort {
+    /// The order a search with this text really comes in: relevance needs words to rank
+    /// by, so without any it is downloads. Cursors must be issued and read in this order.
+    pub fn for_text(self, text: Option<&str>) -> SearchSort {
+        match self {
+            SearchSort::Relevance if text.is_none_or(|t| query_words(t).is_empty()) => {
+                SearchSort::Downloads
+            }
+            other => other,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<SearchSort> {
         Some(match s {
             "relevance" => SearchSort::Relevance,

@@ -82,10 +82,7 @@ pub(crate) struct Visitor {
 
 impl Visitor {
     pub fn viewer(&self) -> Viewer {
-        match &self.signed_in {
-            Some(s) => Caller::for_session(s.user.clone(), s.memberships.clone()).viewer(),
-            None => Viewer::anonymous(),
-        }
+        self.caller().map(|c| c.viewer()).unwrap_or_default()
     }
 
     pub fn is_admin(&self) -> bool {

@@ -63,75 +63,61 @@ fn reviews_ratings_passwords_and_publisher_settings_over_the_api() {
 
     // A review needs a token, a rating of 1 to 5 and an existing version.
     let mine = "/api/v1/plugins/acme/jira/reviews/mine";
-    let (status, _) = call(
-        &server,
-        "PUT",
-        mine,
-        None,
-        serde_json::json!({ "rating": 4 }),
-    );
+    let put_mine = |token: Option<&str>, body| call(&server, "PUT", mine, token, body);
+    let reviews = |token: Option<&str>| {
+        call(
+            &server,
+            "GET",
+            "/api/v1/plugins/acme/jira/reviews",
+            token,
+            serde_json::Value::Null,
+        )
+    };
+    let set_password = |user: &str, token: Option<&str>, password: &str| {
+        let path = format!("/api/v1/users/{user}/password");
+        call(
+            &server,
+            "PUT",
+            &path,
+            token,
+            serde_json::json!({ "password": password }),
+        )
+    };
+    let patch_acme =
+        |token: Option<&str>, body| call(&server, "PATCH", "/api/v1/publishers/acme", token, body);
+    let (status, _) = put_mine(None, serde_json::json!({ "rating": 4 }));
     assert_eq!(status, 401);
-    let (status, problem) = call(
-        &server,
-        "PUT",
-        mine,
-        Some(&bob),
-        serde_json::json!({ "rating": 0 }),
-    );
+    let (status, problem) = put_mine(Some(&bob), serde_json::json!({ "rating": 0 }));
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "rating");
-    let (status, problem) = call(
-        &server,
-        "PUT",
-        mine,
+    let (status, problem) = put_mine(
         Some(&bob),
         serde_json::json!({ "rating": 3, "version": "9.9.9" }),
     );
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "version");
-    let (status, problem) = call(
-        &server,
-        "PUT",
-        mine,
+    let (status, problem) = put_mine(
         Some(&bob),
         serde_json::json!({ "rating": 3, "body": "x".repeat(4001) }),
     );
     assert_eq!(status, 422, "{problem}");
 
-    let (status, review) = call(
-        &server,
-        "PUT",
-        mine,
+    let (status, review) = put_mine(
         Some(&bob),
         serde_json::json!({ "rating": 2, "body": "meh", "version": "1.0.0" }),
     );
     assert_eq!(status, 200, "{review}");
     assert_eq!(review["version"], "1.0.0");
     // Editing replaces it; the latest version is the default.
-    let (_, edited) = call(
-        &server,
-        "PUT",
-        mine,
+    let (_, edited) = put_mine(
         Some(&bob),
         serde_json::json!({ "rating": 5, "body": "great now" }),
     );
     assert_eq!(edited["id"], review["id"]);
     assert_eq!(edited["version"], "1.1.0");
-    call(
-        &server,
-        "PUT",
-        mine,
-        Some(&alice_token),
-        serde_json::json!({ "rating": 3 }),
-    );
+    put_mine(Some(&alice_token), serde_json::json!({ "rating": 3 }));
 
-    let (_, list) = call(
-        &server,
-        "GET",
-        "/api/v1/plugins/acme/jira/reviews",
-        None,
-        serde_json::Value::Null,
-    );
+    let (_, list) = reviews(None);
     assert_eq!(list["rating_count"], 2);
     assert_eq!(list["rating"], 4.0);
     let search = anon_search(&server);
@@ -140,37 +126,20 @@ fn reviews_ratings_passwords_and_publisher_settings_over_the_api() {
 
     // Only administrators hide, with a reason; hidden reviews leave the rating.
     let hide = format!("/api/v1/reviews/{}/hide", review["id"]);
-    let (status, _) = call(
-        &server,
-        "POST",
-        &hide,
-        Some(&bob),
-        serde_json::json!({ "reason": "mine" }),
-    );
+    let hide_as = |token: Option<&str>, body| call(&server, "POST", &hide, token, body);
+    let (status, _) = hide_as(Some(&bob), serde_json::json!({ "reason": "mine" }));
     assert_eq!(status, 403);
-    let (status, _) = call(
-        &server,
-        "POST",
-        &hide,
+    let (status, _) = hide_as(
         Some(&server.admin_token),
         serde_json::json!({ "reason": "" }),
     );
     assert_eq!(status, 422);
-    let (status, _) = call(
-        &server,
-        "POST",
-        &hide,
+    let (status, _) = hide_as(
         Some(&server.admin_token),
         serde_json::json!({ "reason": "spam" }),
     );
     assert_eq!(status, 204);
-    let (_, list) = call(
-        &server,
-        "GET",
-        "/api/v1/plugins/acme/jira/reviews",
-        None,
-        serde_json::Value::Null,
-    );
+    let (_, list) = reviews(None);
     assert_eq!(
         (
             list["rating_count"].as_u64(),
@@ -178,13 +147,7 @@ fn reviews_ratings_passwords_and_publisher_settings_over_the_api() {
         ),
         (Some(1), 1)
     );
-    let (_, list) = call(
-        &server,
-        "GET",
-        "/api/v1/plugins/acme/jira/reviews",
-        Some(&server.admin_token),
-        serde_json::Value::Null,
-    );
+    let (_, list) = reviews(Some(&server.admin_token));
     let hidden = list["items"]
         .as_array()
         .unwrap()
@@ -211,76 +174,37 @@ fn reviews_ratings_passwords_and_publisher_settings_over_the_api() {
 
     // Passwords: one's own, or anyone's for an administrator; at least 12 characters.
     // A narrow token cannot set its account's password (a session gets every right).
-    let (status, problem) = call(
-        &server,
-        "PUT",
-        "/api/v1/users/bob/password",
-        Some(&bob),
-        serde_json::json!({ "password": "a long passphrase" }),
-    );
+    let (status, problem) = set_password("bob", Some(&bob), "a long passphrase");
     assert_eq!(status, 403, "{problem}");
     assert!(
         problem["detail"].as_str().unwrap().contains("publish:*"),
         "{problem}"
     );
     let bob_full = token_for(&admin, "bob", &["read:private", "publish:*"]);
-    let (status, problem) = call(
-        &server,
-        "PUT",
-        "/api/v1/users/bob/password",
-        Some(&bob_full),
-        serde_json::json!({ "password": "short" }),
-    );
+    let (status, problem) = set_password("bob", Some(&bob_full), "short");
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "password");
-    let (status, _) = call(
-        &server,
-        "PUT",
-        "/api/v1/users/bob/password",
-        Some(&bob_full),
-        serde_json::json!({ "password": "a long passphrase" }),
-    );
+    let (status, _) = set_password("bob", Some(&bob_full), "a long passphrase");
     assert_eq!(status, 204);
-    let (status, _) = call(
-        &server,
-        "PUT",
-        "/api/v1/users/alice/password",
-        Some(&bob_full),
-        serde_json::json!({ "password": "a long passphrase" }),
-    );
+    let (status, _) = set_password("alice", Some(&bob_full), "a long passphrase");
     assert_eq!(status, 403);
 
     // Publisher contacts (owners) and verification (administrators).
-    let (status, _) = call(
-        &server,
-        "PATCH",
-        "/api/v1/publishers/acme",
-        Some(&alice_token),
-        serde_json::json!({ "verified": true }),
-    );
+    let (status, _) = patch_acme(Some(&alice_token), serde_json::json!({ "verified": true }));
     assert_eq!(status, 403);
-    let (status, problem) = call(
-        &server,
-        "PATCH",
-        "/api/v1/publishers/acme",
+    let (status, problem) = patch_acme(
         Some(&alice_token),
         serde_json::json!({ "email": "not an address" }),
     );
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "email");
-    let (status, p) = call(
-        &server,
-        "PATCH",
-        "/api/v1/publishers/acme",
+    let (status, p) = patch_acme(
         Some(&alice_token),
         serde_json::json!({ "email": "ops@acme.test", "url": "https://acme.test" }),
     );
     assert_eq!(status, 200, "{p}");
     assert_eq!(p["email"], "ops@acme.test");
-    let (_, p) = call(
-        &server,
-        "PATCH",
-        "/api/v1/publishers/acme",
+    let (_, p) = patch_acme(
         Some(&server.admin_token),
         serde_json::json!({ "verified": true }),
     );

@@ -94,8 +94,7 @@ pub fn search_query(
             Some("at most 256 characters"),
         ));
     }
-    // Text without a letter or digit matches nothing to rank by: it is no text.
-    let text = params.q.filter(|q| q.chars().any(char::is_alphanumeric));
+    let text = params.q.filter(|q| !q.trim().is_empty());
     let sort = match params.sort.as_deref() {
         None if text.is_some() => SearchSort::Relevance,
         None => SearchSort::Downloads,
@@ -107,11 +106,8 @@ pub fn search_query(
             )
         })?,
     };
-    // Relevance without text orders by downloads; its cursors must say so too.
-    let sort = match sort {
-        SearchSort::Relevance if text.is_none() => SearchSort::Downloads,
-        other => other,
-    };
+    // The order the store will really use, so the cursors it issues decode again.
+    let sort = sort.for_text(text.as_deref());
     if let Some(runtime) = &params.runtime
         && !["wasm", "exec", "oci"].contains(&runtime.as_str())
     {

@@ -8,9 +8,6 @@ use super::Dialect;
 use super::rows::{PLUGIN_COLUMNS, plugin_from_row};
 use crate::metadata::*;
 
-/// Most words of a text query that are used; the rest are ignored.
-const MAX_QUERY_WORDS: usize = 8;
-
 /// A bound parameter of a dynamically built query.
 enum Arg {
     Text(String),
@@ -30,16 +27,6 @@ impl Builder {
         self.args.push(arg);
         format!("${}", self.args.len())
     }
-}
-
-/// Splits user text into plain words (letters and digits only), so no query syntax of
-/// either engine can be injected, and lowercases them.
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(MAX_QUERY_WORDS)
-        .map(|w| w.chars().take(64).collect::<String>().to_lowercase())
-        .collect()
 }
 
 /// ` AND (visibility condition)` for a non-admin viewer, with placeholders from `$first`.
@@ -84,7 +71,7 @@ const RATING_BOOST: &str = "(1.0 + (p.rating_rank - 3000) / 10000.0)";
 
 /// The `FROM` clause, the score expression and the `WHERE` conditions of a search.
 fn filters(dialect: Dialect, q: &SearchQuery, b: &mut Builder) -> (&'static str, String) {
-    let words = q.text.as_deref().map(words).unwrap_or_default();
+    let words = q.text.as_deref().map(query_words).unwrap_or_default();
     let has_text = !words.is_empty();
     let (from, score) = if has_text {
         match dialect {
@@ -179,11 +166,7 @@ fn filters(dialect: Dialect, q: &SearchQuery, b: &mut Builder) -> (&'static str,
 
 pub(super) fn plan(dialect: Dialect, q: &SearchQuery) -> Plan {
     let mut b = Builder::default();
-    let has_text = q.text.as_deref().is_some_and(|t| !words(t).is_empty());
-    let sort = match q.sort {
-        SearchSort::Relevance if !has_text => SearchSort::Downloads,
-        other => other,
-    };
+    let sort = q.sort.for_text(q.text.as_deref());
     let (from, score) = filters(dialect, q, &mut b);
 
     // Keyset: rows strictly after the cursor in the chosen order.
@@ -384,7 +367,7 @@ pub(super) async fn facets(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) ->
 
 #[cfg(test)]
 mod tests {
-    use super::words;
+    use crate::query_words as words;
 
     #[test]
     fn query_text_is_reduced_to_plain_words() {

@@ -81,10 +81,6 @@ pub struct LoginQuery {
     next: String,
 }
 
-fn back_to(next: &str) -> String {
-    super::local_path(next).to_owned()
-}
-
 fn login_page(
     web: &Web,
     visitor: &Visitor,
@@ -97,7 +93,7 @@ fn login_page(
     let page = LoginPage {
         layout: Layout::new(web, visitor, "Sign in"),
         login_csrf: token,
-        next: back_to(next),
+        next: super::local_path(next).to_owned(),
         username: username.to_owned(),
         error,
     };
@@ -114,7 +110,7 @@ pub async fn login_form(
     Query(q): Query<LoginQuery>,
 ) -> Result<Response, PageError> {
     if visitor.signed_in.is_some() {
-        return Ok(see_other(&back_to(&q.next)));
+        return Ok(see_other(super::local_path(&q.next)));
     }
     login_page(&web, &visitor, StatusCode::OK, &q.next, "", None)
 }
@@ -175,7 +171,7 @@ pub async fn login(
     };
     web.throttle.succeed(username);
     let cookie = session::start(&web, &visitor, &user).await?;
-    let mut response = see_other(&back_to(&form.next));
+    let mut response = see_other(super::local_path(&form.next));
     response.headers_mut().append(header::SET_COOKIE, cookie);
     tracing::info!(user = %user.username, "signed in");
     Ok(response)

@@ -98,6 +98,12 @@ pub fn local_path(path: &str) -> &str {
     if ok { path } else { "/" }
 }
 
+/// Whether a user-provided address may become a link: http(s) only, never
+/// `javascript:` or `data:`.
+pub fn is_web_link(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://")
+}
+
 /// Percent-encodes a value for a query string.
 pub fn percent(value: &str) -> String {
     serde_urlencoded::to_string([("v", value)])

@@ -142,10 +142,6 @@ pub struct VersionView {
     pub verify_command: String,
 }
 
-fn is_safe_link(url: &str) -> bool {
-    url.starts_with("https://") || url.starts_with("http://")
-}
-
 fn version_view(
     plugin: &PluginRecord,
     v: &VersionRecord,
@@ -153,7 +149,7 @@ fn version_view(
     artifacts: &[ArtifactRecord],
 ) -> VersionView {
     let reference = format!("{}/{}", plugin.publisher, plugin.name);
-    let link = |s: &Option<String>| s.clone().filter(|u| is_safe_link(u));
+    let link = |s: &Option<String>| s.clone().filter(|u| super::is_web_link(u));
     VersionView {
         version: v.version.clone(),
         install: format!("agora install {reference}@={}", v.version),

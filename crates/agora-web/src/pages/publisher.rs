@@ -69,9 +69,7 @@ pub async fn publisher(
         display_name: p.display_name.clone().unwrap_or(p.name.clone()),
         verified: p.verified_at.map(format::date),
         email: p.email,
-        url: p
-            .url
-            .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+        url: p.url.filter(|u| super::is_web_link(u)),
         since: format::date(p.created_at),
         members: members.into_iter().map(|m| (m.username, m.role)).collect(),
         downloads: format::count(hits.plugins.iter().map(|p| p.downloads).sum()),
