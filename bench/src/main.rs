@@ -431,7 +431,7 @@ async fn install_cost(
         let signer = agora_client::verify_release_signature(&detail, &keys)?;
         signature.push(t.elapsed());
         let t = Instant::now();
-        agora_client::verify_logged(&client, &state, &pinning, &detail, &signer, &keys).await?;
+        agora_client::verify_logged(&client, &state, &pinning, &detail, &signer).await?;
         log.push(t.elapsed());
         let dir = tempfile::tempdir()?;
         let t = Instant::now();

@@ -228,12 +228,13 @@ impl Client {
             .await
     }
 
+    /// Adds a member (administrators), changes a member's role, or invites (owners).
     pub async fn add_member(
         &self,
         publisher: &str,
         username: &str,
         role: Option<&str>,
-    ) -> Result<Vec<Member>, ClientError> {
+    ) -> Result<MemberChangeResult, ClientError> {
         let body = AddMember {
             username: username.into(),
             role: role.map(Into::into),
@@ -246,6 +247,53 @@ impl Client {
             .json(&body),
         )
         .await
+    }
+
+    /// Removes a member (or, with one's own name, leaves the publisher).
+    pub async fn remove_member(
+        &self,
+        publisher: &str,
+        username: &str,
+    ) -> Result<Vec<Member>, ClientError> {
+        self.json(self.request(
+            Method::DELETE,
+            &format!("api/v1/publishers/{publisher}/members/{username}"),
+        ))
+        .await
+    }
+
+    /// Open invitations: the publisher's (owners), or with `None` the caller's own.
+    pub async fn invitations(
+        &self,
+        publisher: Option<&str>,
+    ) -> Result<Vec<Invitation>, ClientError> {
+        let path = match publisher {
+            Some(p) => format!("api/v1/publishers/{p}/invitations"),
+            None => "api/v1/invitations".to_owned(),
+        };
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    pub async fn accept_invitation(&self, publisher: &str) -> Result<Vec<Member>, ClientError> {
+        self.json(self.request(
+            Method::POST,
+            &format!("api/v1/publishers/{publisher}/invitations/accept"),
+        ))
+        .await
+    }
+
+    /// Withdraws an invitation (owners) or declines one's own.
+    pub async fn cancel_invitation(
+        &self,
+        publisher: &str,
+        username: &str,
+    ) -> Result<(), ClientError> {
+        self.send(self.request(
+            Method::DELETE,
+            &format!("api/v1/publishers/{publisher}/invitations/{username}"),
+        ))
+        .await
+        .map(drop)
     }
 
     pub async fn create_token(&self, request: &CreateToken) -> Result<CreatedToken, ClientError> {
@@ -305,6 +353,31 @@ impl Client {
 
     pub async fn log_key(&self) -> Result<LogKeyInfo, ClientError> {
         self.json(self.request(Method::GET, "api/v1/log/key")).await
+    }
+
+    /// The registry's latest signed checkpoint (a C2SP signed note).
+    pub async fn log_checkpoint(&self) -> Result<String, ClientError> {
+        let response = self
+            .send(self.request(Method::GET, "api/v1/log/checkpoint"))
+            .await?;
+        let url = self.base.to_string();
+        response
+            .text()
+            .await
+            .map_err(|source| ClientError::Transport { url, source })
+    }
+
+    /// Log entries from `from`, at most `limit` (the server caps it).
+    pub async fn log_entries(
+        &self,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<LogEntryBody>, ClientError> {
+        self.json(self.request(
+            Method::GET,
+            &format!("api/v1/log/entries?from={from}&limit={limit}"),
+        ))
+        .await
     }
 
     pub async fn log_inclusion(&self, index: u64) -> Result<InclusionProofResponse, ClientError> {

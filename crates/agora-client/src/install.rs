@@ -380,18 +380,13 @@ pub async fn fetch_verified(
             "plugin.yaml's digest differs from the release's manifest digest".into(),
         ));
     }
-    // One key list for both checks: the signature, and the key's history in the log.
+    // The key list gives the key material for the signature; whether that key was
+    // registered and unrevoked at the release comes from the log's key history.
     let keys = client.keys(&detail.publisher).await?;
     let signer = crate::verify::verify_release_signature(detail, &keys)?;
-    let log_index = crate::logcheck::verify_logged(
-        client,
-        &trust.log_state,
-        &trust.pinning,
-        detail,
-        &signer,
-        &keys,
-    )
-    .await?;
+    let log_index =
+        crate::logcheck::verify_logged(client, &trust.log_state, &trust.pinning, detail, &signer)
+            .await?;
     download_all(client, detail, dest, &label).await?;
     Ok(Verified { signer, log_index })
 }

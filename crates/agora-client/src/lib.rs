@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod install;
 pub mod lockfile;
 pub mod logcheck;
+pub mod monitor;
 pub mod verify;
 
 pub use api::{Client, ClientError};
@@ -14,6 +15,7 @@ pub use bundle::{BundleError, ReleaseFiles};
 pub use install::{InstallError, Installed};
 pub use lockfile::{LockEntry, Lockfile};
 pub use logcheck::{LogCheckError, LogState, Pinning, verify_logged};
+pub use monitor::{MonitorReport, monitor};
 pub use verify::{
     Finding, InstalledReport, TrustError, verify_installed, verify_release_signature,
 };

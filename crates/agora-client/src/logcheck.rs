@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use agora_core::Digest;
-use agora_core::api::{PublisherKey, VersionDetail};
+use agora_core::api::{InclusionProofResponse, VersionDetail};
 use agora_trust::log::Hash;
-use agora_trust::{Checkpoint, LogEntry, TreeHead, verify_consistency, verify_inclusion};
+use agora_trust::{Checkpoint, EntryRef, LogEntry, TreeHead, verify_consistency, verify_inclusion};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Client, ClientError};
@@ -34,6 +34,9 @@ pub enum LogCheckError {
     KeyHistory { label: String, what: String },
     #[error("the registry's log answer is malformed: {0}")]
     Malformed(String),
+    /// What a monitor found wrong with the log as a whole.
+    #[error("the registry's log: {0}")]
+    Log(agora_trust::LogError),
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error("cannot keep the log state in {path}: {source}")]
@@ -113,16 +116,40 @@ pub struct Pinning {
     pub repin: bool,
 }
 
+/// Most key events followed back from a release; a longer chain is refused as malformed.
+const MAX_KEY_EVENTS: usize = 10_000;
+
+/// The entry body of an inclusion proof in clear: a sealed entry (about a private
+/// plugin) is opened with the opening the registry gave, which must match its commitment.
+fn clear_entry(proof: &InclusionProofResponse, label: &str) -> Result<String, LogCheckError> {
+    match LogEntry::parse(&proof.entry) {
+        Ok(LogEntry::Sealed { .. }) => {
+            let opening = proof
+                .opening
+                .as_deref()
+                .ok_or_else(|| LogCheckError::EntryMismatch {
+                    label: label.to_owned(),
+                    what: "the entry is sealed and the registry gave no opening".into(),
+                })?;
+            agora_trust::open(&proof.entry, opening).map_err(|e| LogCheckError::EntryMismatch {
+                label: label.to_owned(),
+                what: format!("its sealed entry does not open: {e}"),
+            })
+        }
+        _ => Ok(proof.entry.clone()),
+    }
+}
+
 /// Checks that `detail` (whose signature was verified by `signer`) is in the registry's
-/// log, consistent with what this client saw before; updates the state at `state_path`.
-/// Returns the release's log index.
+/// log, consistent with what this client saw before, and that `signer` was a registered,
+/// unrevoked key of the publisher by the log's own key history; updates the state at
+/// `state_path`. Returns the release's log index.
 pub async fn verify_logged(
     client: &Client,
     state_path: &Path,
     pinning: &Pinning,
     detail: &VersionDetail,
     signer: &str,
-    keys: &[PublisherKey],
 ) -> Result<u64, LogCheckError> {
     let label = format!("{}/{}@{}", detail.publisher, detail.name, detail.version);
     let index = detail
@@ -153,12 +180,14 @@ pub async fn verify_logged(
         &hashes(&inclusion.hashes)?,
     )
     .map_err(proof_error)?;
-    check_entry(&inclusion.entry, detail, signer).map_err(|what| LogCheckError::EntryMismatch {
-        label: label.clone(),
-        what,
-    })?;
+    let entry = clear_entry(&inclusion, &label)?;
+    let key_head =
+        check_entry(&entry, detail, signer).map_err(|what| LogCheckError::EntryMismatch {
+            label: label.clone(),
+            what,
+        })?;
 
-    check_signer_history(client, &open, detail, signer, keys, index, &label).await?;
+    check_signer_history(client, &open, detail, signer, key_head, index, &label).await?;
 
     // The current log must extend both what this client saw before and the head the
     // inclusion proof led to, and those two answers must describe the same tree.
@@ -197,8 +226,13 @@ pub async fn verify_logged(
     Ok(index)
 }
 
-/// The entry must be the release entry of exactly this release and signature.
-fn check_entry(body: &str, detail: &VersionDetail, signer: &str) -> Result<(), String> {
+/// The entry must be the release entry of exactly this release and signature; returns
+/// the key history head it names.
+fn check_entry(
+    body: &str,
+    detail: &VersionDetail,
+    signer: &str,
+) -> Result<Option<EntryRef>, String> {
     let entry = LogEntry::parse(body).map_err(|e| format!("unreadable entry: {e}"))?;
     let LogEntry::Release {
         publisher,
@@ -207,6 +241,7 @@ fn check_entry(body: &str, detail: &VersionDetail, signer: &str) -> Result<(), S
         manifest_digest,
         envelope_digest,
         signer_key,
+        key_head,
         ..
     } = entry
     else {
@@ -233,18 +268,21 @@ fn check_entry(body: &str, detail: &VersionDetail, signer: &str) -> Result<(), S
     ];
     match checks.iter().find(|(ok, _)| !ok) {
         Some((_, what)) => Err((*what).to_owned()),
-        None => Ok(()),
+        None => Ok(key_head),
     }
 }
 
-/// The signing key, as the log recorded it: registered (with this very key material) in a
-/// proven entry before the release, and not revoked in the log before it.
+/// The signing key, as the log's own key history records it. The release's entry names
+/// the head of its publisher's key history when it was accepted; each key event names the
+/// one before. Walking that chain back (every entry proven in the log, every link checked
+/// by hash) yields every key event before the release, whatever the registry's key list
+/// says: the signer must be registered there with this very key, and not revoked.
 async fn check_signer_history(
     client: &Client,
     open: &impl Fn(&str) -> Result<Checkpoint, LogCheckError>,
     detail: &VersionDetail,
     signer: &str,
-    keys: &[PublisherKey],
+    key_head: Option<EntryRef>,
     index: u64,
     label: &str,
 ) -> Result<(), LogCheckError> {
@@ -252,56 +290,90 @@ async fn check_signer_history(
         label: label.to_owned(),
         what,
     };
-    let key = keys.iter().find(|k| k.id == signer).ok_or_else(|| {
+    let mut next = key_head.ok_or_else(|| {
         history(format!(
-            "the signing key {signer} is not a key of {}",
+            "the release's log entry names no key history of {}",
             detail.publisher
         ))
     })?;
-    let added = key.log_index.ok_or_else(|| {
-        history(format!(
-            "the registration of key {signer} is not in the transparency log"
-        ))
-    })?;
-    if added >= index {
-        return Err(history(format!(
-            "key {signer} was registered in the log (entry {added}) after this release (entry {index})"
-        )));
-    }
-    if let Some(revoked) = key.revoked_log_index
-        && revoked < index
-    {
-        return Err(history(format!(
-            "key {signer} was revoked in the log (entry {revoked}) before this release (entry {index})"
-        )));
-    }
-    let proof = client.log_inclusion(added).await?;
-    let head = open(&proof.checkpoint)?.head;
-    verify_inclusion(
-        &head,
-        &LogEntry::leaf_of(&proof.entry),
-        added,
-        &hashes(&proof.hashes)?,
-    )
-    .map_err(|source| LogCheckError::Proof {
-        label: label.to_owned(),
-        source,
-    })?;
-    match LogEntry::parse(&proof.entry) {
-        Ok(LogEntry::KeyAdded {
-            publisher,
-            key_id,
-            public_key,
-            ..
-        }) if publisher == detail.publisher
-            && key_id == signer
-            && agora_trust::PublicKey::parse(&public_key).is_ok_and(|k| k.id() == signer) =>
-        {
-            Ok(())
+    let (mut added, mut revoked) = (None, None);
+    let mut later = index;
+    for _ in 0..MAX_KEY_EVENTS {
+        if next.index >= later {
+            return Err(history(format!(
+                "the key history points forward (entry {} from entry {later})",
+                next.index
+            )));
         }
-        _ => Err(history(format!(
-            "log entry {added} is not the registration of key {signer} for {}",
-            detail.publisher
-        ))),
+        let proof = client.log_inclusion(next.index).await?;
+        let head = open(&proof.checkpoint)?.head;
+        verify_inclusion(
+            &head,
+            &LogEntry::leaf_of(&proof.entry),
+            next.index,
+            &hashes(&proof.hashes)?,
+        )
+        .map_err(|source| LogCheckError::Proof {
+            label: label.to_owned(),
+            source,
+        })?;
+        if !next.matches(&proof.entry) {
+            return Err(history(format!(
+                "log entry {} is not the key event the history names",
+                next.index
+            )));
+        }
+        let prev = match LogEntry::parse(&proof.entry) {
+            Ok(LogEntry::KeyAdded {
+                publisher,
+                key_id,
+                public_key,
+                prev,
+                ..
+            }) if publisher == detail.publisher => {
+                if key_id == signer
+                    && agora_trust::PublicKey::parse(&public_key).is_ok_and(|k| k.id() == signer)
+                {
+                    added = Some(next.index);
+                }
+                prev
+            }
+            Ok(LogEntry::KeyRevoked {
+                publisher,
+                key_id,
+                prev,
+                ..
+            }) if publisher == detail.publisher => {
+                if key_id == signer {
+                    revoked = Some(next.index);
+                }
+                prev
+            }
+            _ => {
+                return Err(history(format!(
+                    "log entry {} is not a key event of {}",
+                    next.index, detail.publisher
+                )));
+            }
+        };
+        later = next.index;
+        match prev {
+            Some(p) => next = p,
+            None => {
+                return match (added, revoked) {
+                    (_, Some(r)) => Err(history(format!(
+                        "key {signer} was revoked in the log (entry {r}) before this release (entry {index})"
+                    ))),
+                    (Some(_), None) => Ok(()),
+                    (None, None) => Err(history(format!(
+                        "key {signer} is not registered in {}'s key history before this release (entry {index})",
+                        detail.publisher
+                    ))),
+                };
+            }
+        }
     }
+    Err(history(format!(
+        "the key history is longer than {MAX_KEY_EVENTS} events"
+    )))
 }

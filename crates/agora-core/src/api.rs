@@ -347,6 +347,29 @@ pub struct AddMember {
     pub role: Option<String>,
 }
 
+/// The answer to `POST /api/v1/publishers/{publisher}/members`: an administrator adds a
+/// member at once; an owner invites, and the answer is the same whether or not an account
+/// of that name exists.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MemberChangeResult {
+    /// `added`, `role-changed` or `invited`.
+    pub outcome: String,
+    pub members: Vec<Member>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation: Option<Invitation>,
+}
+
+/// An invitation to join a publisher.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Invitation {
+    pub publisher: String,
+    pub username: String,
+    pub role: String,
+    pub invited_by: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
@@ -368,7 +391,8 @@ pub struct User {
 pub struct CreateToken {
     /// A label for the token, e.g. `ci`.
     pub name: String,
-    /// Space-separated scopes: `admin`, `read:private`, `publish:*`, `publish:PUBLISHER`.
+    /// Space-separated scopes: `admin`, `read:private`, `review`, `publish:*`,
+    /// `publish:PUBLISHER`, `members:*`, `members:PUBLISHER`.
     pub scopes: String,
     /// Lifetime in seconds; absent for a token that never expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -393,6 +417,9 @@ pub struct TokenInfo {
     pub revoked_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<String>,
+    /// The token that minted this one (revoking it revokes this one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<i64>,
 }
 
 /// The answer to token creation: the only time the secret is shown.
@@ -472,6 +499,10 @@ pub struct InclusionProofResponse {
     pub size: u64,
     /// The entry itself, whose sha256 is the Merkle leaf.
     pub entry: String,
+    /// For a sealed entry (about a private plugin) that the caller may see: the opening
+    /// that turns it back into the entry in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opening: Option<String>,
     /// Audit path, hex sha256 hashes.
     pub hashes: Vec<String>,
 }
@@ -489,4 +520,7 @@ pub struct ConsistencyProofResponse {
 pub struct LogEntryBody {
     pub index: u64,
     pub body: String,
+    /// For a sealed entry the caller may see: its opening.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opening: Option<String>,
 }

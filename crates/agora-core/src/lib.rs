@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod name;
 pub mod resolve;
 pub mod scope;
+pub mod text;
 
 pub use digest::{Digest, DigestError, Sha256Hasher};
 pub use lifecycle::{Lifecycle, LifecycleError};

@@ -316,6 +316,11 @@ impl Manifest {
     pub fn from_value(document: Value) -> Result<Manifest, ManifestError> {
         let mut errors: Vec<FieldError> =
             VALIDATOR.iter_errors(&document).map(schema_error).collect();
+        errors.extend(crate::text::check_json(
+            &document,
+            "",
+            crate::text::Lines::Multi,
+        ));
         if !errors.is_empty() {
             errors.sort_by(|a, b| a.field.cmp(&b.field));
             errors.dedup();

@@ -6,21 +6,31 @@ use std::str::FromStr;
 use crate::name::is_slug;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid scope {0:?}: expected admin, read:private, publish:* or publish:PUBLISHER")]
+#[error(
+    "invalid scope {0:?}: expected admin, read:private, review, publish:*, publish:PUBLISHER, members:* or members:PUBLISHER"
+)]
 pub struct ScopeError(pub String);
 
 /// One permission a token carries. A scope never grants more than the user's role and
-/// memberships allow: `publish:acme` on a non-member's token publishes nothing.
+/// memberships allow: `publish:acme` on a non-member's token publishes nothing. Every write
+/// the API accepts names the scope it needs (`docs/security.md` has the table).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Everything an administrator may do (only effective for admin users).
     Admin,
     /// See private plugins of the publishers the user belongs to.
     ReadPrivate,
-    /// Publish and manage plugins of every publisher the user belongs to.
+    /// Write, edit and withdraw one's own reviews.
+    Review,
+    /// Publish and manage plugins (releases, lifecycle, visibility, signing keys, contacts)
+    /// of every publisher the user belongs to, and create publishers.
     PublishAny,
-    /// Publish and manage plugins of one publisher.
+    /// The same for one publisher (and creating a publisher of that name).
     Publish(String),
+    /// Invite, remove and change the role of members of every publisher the user owns.
+    MembersAny,
+    /// The same for one publisher.
+    Members(String),
 }
 
 impl Scope {
@@ -28,7 +38,27 @@ impl Scope {
         match self {
             Scope::Admin | Scope::PublishAny => true,
             Scope::Publish(p) => p == publisher,
-            Scope::ReadPrivate => false,
+            _ => false,
+        }
+    }
+
+    /// Whether this scope lets a token change who belongs to `publisher`.
+    pub fn allows_members(&self, publisher: &str) -> bool {
+        match self {
+            Scope::Admin | Scope::MembersAny => true,
+            Scope::Members(p) => p == publisher,
+            _ => false,
+        }
+    }
+
+    /// Whether a token holding `self` may mint a token holding `wanted`: never a wider
+    /// right than its own.
+    pub fn covers(&self, wanted: &Scope) -> bool {
+        match (self, wanted) {
+            (Scope::Admin, _) => true,
+            (_, Scope::Publish(p)) => self.allows_publish(p),
+            (_, Scope::Members(p)) => self.allows_members(p),
+            (a, b) => a == b,
         }
     }
 
@@ -55,9 +85,12 @@ impl FromStr for Scope {
         match s {
             "admin" => Ok(Scope::Admin),
             "read:private" => Ok(Scope::ReadPrivate),
+            "review" => Ok(Scope::Review),
             "publish:*" => Ok(Scope::PublishAny),
-            _ => match s.strip_prefix("publish:") {
-                Some(p) if is_slug(p) => Ok(Scope::Publish(p.to_owned())),
+            "members:*" => Ok(Scope::MembersAny),
+            _ => match (s.strip_prefix("publish:"), s.strip_prefix("members:")) {
+                (Some(p), _) if is_slug(p) => Ok(Scope::Publish(p.to_owned())),
+                (_, Some(p)) if is_slug(p) => Ok(Scope::Members(p.to_owned())),
                 _ => Err(ScopeError(s.chars().take(80).collect())),
             },
         }
@@ -69,8 +102,11 @@ impl fmt::Display for Scope {
         match self {
             Scope::Admin => f.write_str("admin"),
             Scope::ReadPrivate => f.write_str("read:private"),
+            Scope::Review => f.write_str("review"),
             Scope::PublishAny => f.write_str("publish:*"),
             Scope::Publish(p) => write!(f, "publish:{p}"),
+            Scope::MembersAny => f.write_str("members:*"),
+            Scope::Members(p) => write!(f, "members:{p}"),
         }
     }
 }
@@ -96,5 +132,31 @@ mod tests {
         assert!(s.allows_publish("acme"));
         assert!(!s.allows_publish("evil"));
         assert!(!Scope::ReadPrivate.allows_publish("acme"));
+    }
+
+    #[test]
+    fn members_and_review_scopes_round_trip_and_grant_only_themselves() {
+        let list = Scope::parse_list("members:acme members:* review").unwrap();
+        assert_eq!(Scope::join(&list), "members:acme members:* review");
+        let m: Scope = "members:acme".parse().unwrap();
+        assert!(m.allows_members("acme") && !m.allows_members("evil"));
+        assert!(!m.allows_publish("acme"));
+        assert!(!Scope::PublishAny.allows_members("acme"));
+        assert!(!Scope::ReadPrivate.allows_members("acme"));
+        assert!(Scope::Admin.allows_members("acme"));
+    }
+
+    #[test]
+    fn a_scope_covers_only_what_it_grants_itself() {
+        let s = |t: &str| t.parse::<Scope>().unwrap();
+        assert!(s("publish:*").covers(&s("publish:acme")));
+        assert!(!s("publish:acme").covers(&s("publish:*")));
+        assert!(!s("publish:acme").covers(&s("publish:evil")));
+        assert!(s("members:*").covers(&s("members:acme")));
+        assert!(!s("publish:*").covers(&s("members:acme")));
+        assert!(!s("read:private").covers(&s("review")));
+        assert!(s("review").covers(&s("review")));
+        assert!(s("admin").covers(&s("members:*")));
+        assert!(!s("publish:*").covers(&s("admin")));
     }
 }

@@ -1,5 +1,7 @@
 //! Authentication (bearer tokens, stored only as sha256 hashes) and the authorization
-//! rules: a token's scopes never grant more than its user's role and memberships.
+//! rules: every decision asks both the user's role and memberships and the token's
+//! scopes, and a token's scopes never grant more than its user's role and memberships.
+//! `docs/security.md` has the table of who may do what with which scope.
 
 use agora_core::Scope;
 use agora_store::{PublisherRecord, Role, TokenRecord, UserRecord, Viewer, now_ms};
@@ -49,7 +51,12 @@ impl Caller {
     /// A user signed in to the web pages: the rights of their role and memberships, as a
     /// token with every scope would have.
     pub fn for_session(user: UserRecord, memberships: Vec<(i64, String)>) -> Caller {
-        let mut scopes = vec![Scope::ReadPrivate, Scope::PublishAny];
+        let mut scopes = vec![
+            Scope::ReadPrivate,
+            Scope::Review,
+            Scope::PublishAny,
+            Scope::MembersAny,
+        ];
         if user.role == Role::Admin {
             scopes.insert(0, Scope::Admin);
         }
@@ -64,6 +71,7 @@ impl Caller {
             expires_at: None,
             revoked_at: None,
             last_used_at: None,
+            parent_id: None,
         };
         Caller {
             user,
@@ -116,6 +124,80 @@ impl Caller {
         Ok(())
     }
 
+    /// May this caller change who belongs to the publisher (invite, remove, change roles)?
+    /// An owner, with a token holding `members:PUBLISHER` or `members:*`; or an admin.
+    pub fn require_members(
+        &self,
+        publisher: &PublisherRecord,
+        is_owner: bool,
+    ) -> Result<(), ApiError> {
+        if self.is_admin() {
+            return Ok(());
+        }
+        if !is_owner {
+            return Err(ApiError::forbidden(format!(
+                "only owners of {} or administrators can change its members",
+                publisher.name
+            )));
+        }
+        if !self
+            .scopes
+            .iter()
+            .any(|s| s.allows_members(&publisher.name))
+        {
+            return Err(ApiError::forbidden(format!(
+                "this token's scopes ({}) do not include members:{} or members:*",
+                Scope::join(&self.scopes),
+                publisher.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// May this caller act on the user's own membership (accept or decline an
+    /// invitation, leave)? A token with `members:PUBLISHER` or `members:*`.
+    pub fn require_own_membership(&self, publisher: &str) -> Result<(), ApiError> {
+        if self.is_admin() || self.scopes.iter().any(|s| s.allows_members(publisher)) {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!(
+            "this token's scopes ({}) do not include members:{publisher} or members:*",
+            Scope::join(&self.scopes)
+        )))
+    }
+
+    /// May this caller write reviews? A token with the `review` scope.
+    pub fn require_review(&self) -> Result<(), ApiError> {
+        if self.is_admin() || self.scopes.contains(&Scope::Review) {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!(
+            "this token's scopes ({}) do not include review",
+            Scope::join(&self.scopes)
+        )))
+    }
+
+    /// May this caller create a publisher of this name? The publisher (or admin) role,
+    /// and a token that could publish for it (`publish:*` or `publish:NAME`).
+    pub fn require_create_publisher(&self, name: &str) -> Result<(), ApiError> {
+        if self.is_admin() {
+            return Ok(());
+        }
+        if self.user.role == Role::User {
+            return Err(ApiError::forbidden(format!(
+                "user {} has the role user; creating publishers needs the publisher role (an administrator can grant it)",
+                self.user.username
+            )));
+        }
+        if !self.scopes.iter().any(|s| s.allows_publish(name)) {
+            return Err(ApiError::forbidden(format!(
+                "this token's scopes ({}) do not include publish:{name} or publish:*",
+                Scope::join(&self.scopes)
+            )));
+        }
+        Ok(())
+    }
+
     /// May this caller upload blobs at all (some publisher they could publish to)?
     pub fn require_some_publish_right(&self) -> Result<(), ApiError> {
         let can = self.is_admin()
@@ -160,11 +242,12 @@ impl Caller {
         if self.is_admin() {
             return true;
         }
-        match wanted {
-            Scope::Admin => false,
-            Scope::Publish(p) => self.scopes.iter().any(|s| s.allows_publish(p)),
-            other => self.scopes.contains(other),
-        }
+        // An `admin` scope on a non-administrator's token is inert, and grants nothing.
+        *wanted != Scope::Admin
+            && self
+                .scopes
+                .iter()
+                .any(|s| *s != Scope::Admin && s.covers(wanted))
     }
 }
 

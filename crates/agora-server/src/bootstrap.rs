@@ -5,7 +5,7 @@ use agora_store::{MetadataStore, NewToken, Role, StoreError};
 use crate::auth::{hash_token, new_token, token_display_prefix};
 
 pub const ADMIN_USER: &str = "admin";
-const ADMIN_SCOPES: &str = "admin publish:* read:private";
+const ADMIN_SCOPES: &str = "admin read:private review publish:* members:*";
 const MIN_TOKEN_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,7 @@ pub async fn ensure_admin(
         prefix: token_display_prefix(&token),
         scopes: ADMIN_SCOPES.into(),
         expires_at: None,
+        parent_id: None,
     })
     .await?;
     Ok(show.then_some(token))

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -31,6 +32,9 @@ impl Default for CacheConfig {
 pub struct ResponseCache {
     config: CacheConfig,
     entries: RwLock<HashMap<String, (Instant, Bytes)>>,
+    /// Counts invalidations: an answer rendered from data read before an invalidation is
+    /// not stored after it (it could be the very answer the invalidation removed).
+    generation: AtomicU64,
 }
 
 impl ResponseCache {
@@ -38,6 +42,7 @@ impl ResponseCache {
         ResponseCache {
             config,
             entries: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -50,11 +55,21 @@ impl ResponseCache {
         (stored.elapsed() < self.config.ttl).then(|| body.clone())
     }
 
-    pub fn put(&self, key: String, body: Bytes) {
+    /// Read before rendering an answer; pass it to [`ResponseCache::put`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Stores an answer rendered from data read at `generation`, unless something was
+    /// invalidated since.
+    pub fn put(&self, key: String, body: Bytes, generation: u64) {
         if self.config.ttl.is_zero() {
             return;
         }
         if let Ok(mut entries) = self.entries.write() {
+            if self.generation.load(Ordering::Acquire) != generation {
+                return;
+            }
             if entries.len() >= self.config.max_entries {
                 entries.clear();
             }
@@ -65,6 +80,7 @@ impl ResponseCache {
     /// Drops every entry whose key starts with `prefix` (e.g. `acme/jira@`).
     pub fn invalidate(&self, prefix: &str) {
         if let Ok(mut entries) = self.entries.write() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
             entries.retain(|k, _| !k.starts_with(prefix));
         }
     }
@@ -80,13 +96,18 @@ mod tests {
             ttl: Duration::from_millis(50),
             max_entries: 2,
         });
-        cache.put("acme/a@1.0.0".into(), Bytes::from_static(b"a"));
+        cache.put(
+            "acme/a@1.0.0".into(),
+            Bytes::from_static(b"a"),
+            cache.generation(),
+        );
         assert_eq!(cache.get("acme/a@1.0.0").as_deref(), Some(&b"a"[..]));
         cache.invalidate("acme/a@");
         assert!(cache.get("acme/a@1.0.0").is_none());
-        cache.put("x".into(), Bytes::new());
-        cache.put("y".into(), Bytes::new());
-        cache.put("z".into(), Bytes::new());
+        let now = cache.generation();
+        cache.put("x".into(), Bytes::new(), now);
+        cache.put("y".into(), Bytes::new(), now);
+        cache.put("z".into(), Bytes::new(), now);
         assert!(
             cache.get("x").is_none() && cache.get("z").is_some(),
             "full: started over"
@@ -101,7 +122,23 @@ mod tests {
             ttl: Duration::ZERO,
             max_entries: 10,
         });
-        cache.put("k".into(), Bytes::new());
+        cache.put("k".into(), Bytes::new(), cache.generation());
         assert!(cache.get("k").is_none());
+    }
+
+    #[test]
+    fn an_answer_rendered_before_an_invalidation_is_not_stored_after_it() {
+        let cache = ResponseCache::new(CacheConfig::default());
+        let before = cache.generation();
+        // Meanwhile a release made the plugin private.
+        cache.invalidate("acme/a@");
+        cache.put("acme/a@1.0.0".into(), Bytes::from_static(b"public"), before);
+        assert!(cache.get("acme/a@1.0.0").is_none());
+        cache.put(
+            "acme/a@1.0.0".into(),
+            Bytes::from_static(b"x"),
+            cache.generation(),
+        );
+        assert!(cache.get("acme/a@1.0.0").is_some());
     }
 }

@@ -143,6 +143,11 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             StoreError::Conflict(detail) => ApiError::conflict(detail),
+            StoreError::InvalidText => ApiError::field(
+                "",
+                "the request holds a character that cannot be stored",
+                Some("text without control characters"),
+            ),
             other => ApiError::internal("the metadata store failed", other),
         }
     }

@@ -14,8 +14,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+        // Parsed as a document first, so every string is checked against the one text
+        // rule (and named by its path) before the typed value is built.
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(document)) => {
+                let errors =
+                    agora_core::text::check_json(&document, "", agora_core::text::Lines::Multi);
+                if !errors.is_empty() {
+                    return Err(ApiError::invalid("Invalid request", errors));
+                }
+                serde_json::from_value(document).map(ApiJson).map_err(|e| {
+                    let mut err = ApiError::new(
+                        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid-request",
+                        "Invalid request body",
+                        format!("Failed to deserialize the JSON body into the target type: {e}"),
+                    );
+                    err.kind = "invalid-request";
+                    err
+                })
+            }
             Err(rejection) => {
                 let status = rejection.status();
                 let mut e = ApiError::new(
@@ -105,6 +123,23 @@ impl<S: Send + Sync> FromRequestParts<S> for VersionPath {
             name: slug("name", &name)?,
             version,
         })
+    }
+}
+
+/// The address of the client the connection came from, when the server knows it (the
+/// real server does; routers driven directly by tests do not).
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
     }
 }
 

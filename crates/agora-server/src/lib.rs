@@ -9,10 +9,13 @@ mod api;
 mod auth;
 mod bootstrap;
 mod cache;
+mod downloads;
 mod error;
 mod extract;
+mod listen;
 mod metrics;
 pub mod password;
+pub mod text;
 mod time;
 mod transparency;
 
@@ -31,6 +34,8 @@ pub use auth::{Caller, hash_token, new_token, token_display_prefix};
 pub use bootstrap::{BootstrapError, ensure_admin, ensure_admin_password};
 pub use cache::CacheConfig;
 pub use error::ApiError;
+pub use extract::ClientAddr;
+pub use listen::ConnectionLimits;
 pub use transparency::TransparencyLog;
 
 /// Limits that protect the server from abuse; all configurable.
@@ -68,6 +73,7 @@ pub struct AppState {
     pub sign_in_required: bool,
     cache: Arc<cache::ResponseCache>,
     log: Arc<TransparencyLog>,
+    downloads: Arc<downloads::DownloadCounter>,
 }
 
 impl AppState {
@@ -85,6 +91,7 @@ impl AppState {
             sign_in_required: false,
             cache: Arc::new(cache::ResponseCache::new(cache)),
             log: Arc::new(log),
+            downloads: Arc::new(downloads::DownloadCounter::default()),
         }
     }
 }
@@ -112,13 +119,13 @@ pub async fn api_not_found() -> axum::response::Response {
     axum::response::IntoResponse::into_response(api::not_found().await)
 }
 
-/// Serves the application on `listener` until `shutdown` resolves.
+/// Serves `app` (the API, or the API with the web pages) on `listener` until `shutdown`
+/// resolves, under `limits` (header, body and idle timeouts; connection caps).
 pub async fn serve(
     listener: TcpListener,
-    state: AppState,
+    app: axum::Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    listen::serve(listener, app, limits, shutdown).await
 }

@@ -3,12 +3,60 @@
 //! memory, catches up with entries other replicas appended, and signs checkpoints.
 
 use agora_core::api::{ConsistencyProofResponse, InclusionProofResponse};
-use agora_store::{MetadataStore, StoreError};
+use agora_store::{LogContext, LogRecord, LogRow, LogWriter, MetadataStore, StoreError, Viewer};
 use agora_trust::log::Hash;
-use agora_trust::{Checkpoint, LogEntry, MerkleLog};
+use agora_trust::{Checkpoint, EntryRef, LogEntry, MerkleLog};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::ApiError;
+
+/// The stored form of an entry: in clear, or sealed when it is about a private plugin
+/// (the log then commits to it without naming it; see `agora_trust::entry`).
+pub fn record(entry: &LogEntry, private: bool) -> LogRecord {
+    let clear = entry.to_json();
+    let (body, opening) = if private {
+        let sealed = agora_trust::seal(&clear);
+        (sealed.body, Some(sealed.opening))
+    } else {
+        (clear, None)
+    };
+    LogRecord {
+        leaf: hex::encode(LogEntry::leaf_of(&body)),
+        body,
+        opening,
+    }
+}
+
+/// The publisher's key head as an entry reference.
+pub fn key_head(context: &LogContext) -> Option<EntryRef> {
+    context.key_head.as_ref().map(|(index, leaf)| EntryRef {
+        index: *index as u64,
+        leaf: leaf.clone(),
+    })
+}
+
+/// A writer for an entry that does not depend on the key history (lifecycle, visibility).
+pub fn writer(entry: LogEntry) -> LogWriter {
+    LogWriter::new(move |context: &LogContext| record(&entry, context.private))
+}
+
+/// A sealed entry's opening, for a viewer who may see the plugin it is about (admins see
+/// every plugin); `None` for entries in clear and for everyone else.
+pub async fn opening(
+    meta: &dyn MetadataStore,
+    viewer: &Viewer,
+    row: &LogRow,
+) -> Result<Option<String>, StoreError> {
+    let Some(opening) = &row.opening else {
+        return Ok(None);
+    };
+    let may = viewer.admin
+        || match row.plugin_id {
+            Some(id) => meta.plugin_visible_to(id, viewer).await?,
+            None => false,
+        };
+    Ok(may.then(|| opening.clone()))
+}
 
 pub struct TransparencyLog {
     origin: String,
@@ -58,14 +106,15 @@ impl TransparencyLog {
             if batch.is_empty() {
                 return Ok(tree);
             }
-            for (idx, body) in batch {
-                if idx as u64 != tree.size() {
+            for row in batch {
+                if row.index as u64 != tree.size() {
                     return Err(StoreError::Corrupt(format!(
-                        "log entry {idx} follows entry {}",
+                        "log entry {} follows entry {}",
+                        row.index,
                         tree.size() as i64 - 1
                     )));
                 }
-                tree.append(LogEntry::leaf_of(&body));
+                tree.append(LogEntry::leaf_of(&row.body));
             }
         }
     }
@@ -84,27 +133,31 @@ impl TransparencyLog {
         self.sign(&tree)
     }
 
+    /// Proves entry `index` is in the log; a sealed entry comes with its opening when
+    /// `viewer` may see the plugin it is about.
     pub async fn prove_inclusion(
         &self,
         meta: &dyn MetadataStore,
         index: u64,
+        viewer: &Viewer,
     ) -> Result<InclusionProofResponse, ApiError> {
         let tree = self.synced(meta).await?;
         let hashes = tree
             .prove_inclusion(index)
             .map_err(|e| ApiError::field("index", e.to_string(), None))?;
-        let entry = meta
+        let row = meta
             .log_entries(index as i64, 1)
             .await?
             .pop()
-            .filter(|(i, _)| *i as u64 == index)
-            .map(|(_, body)| body)
+            .filter(|r| r.index as u64 == index)
             .ok_or_else(|| ApiError::internal("a log entry is missing from the store", index))?;
+        let opening = opening(meta, viewer, &row).await?;
         Ok(InclusionProofResponse {
             checkpoint: self.sign(&tree)?,
             index,
             size: tree.size(),
-            entry,
+            entry: row.body,
+            opening,
             hashes: hex_all(&hashes),
         })
     }

@@ -6,12 +6,16 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Text the database cannot store (PostgreSQL refuses NUL); the edges refuse control
+    /// characters first, this is the backstop that keeps such input from being a 500.
+    #[error("the text contains a character the database cannot store")]
+    InvalidText,
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -23,6 +27,27 @@ impl StoreError {
     ) -> StoreError {
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
+            _ => StoreError::from(err),
+        }
+    }
+
+    /// A transaction lost a race on PostgreSQL (serialization failure, deadlock) and may
+    /// simply be run again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(db))
+            if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> StoreError {
+        match &err {
+            // character_not_in_repertoire, untranslatable_character (NUL in text).
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("22021" | "22P05")) =>
+            {
+                StoreError::InvalidText
+            }
             _ => StoreError::Database(err),
         }
     }

@@ -50,6 +50,8 @@ pub struct NewToken {
     pub prefix: String,
     pub scopes: String,
     pub expires_at: Option<i64>,
+    /// The token that minted this one; revoking it revokes this one too.
+    pub parent_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +66,7 @@ pub struct TokenRecord {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    pub parent_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +87,77 @@ pub struct PublisherRecord {
 pub struct MemberRecord {
     pub username: String,
     pub role: String,
+}
+
+/// An owner's invitation to join a publisher, waiting for the invited user to accept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvitationRecord {
+    pub publisher: String,
+    pub username: String,
+    pub role: String,
+    pub invited_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A change of one member: a new role, or removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange<'a> {
+    Role(&'a str),
+    Remove,
+}
+
+/// What the store knows when it appends a transparency log entry, for the writer to
+/// build the entry from (under the log's lock, so no other append interleaves).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogContext {
+    /// The index the entry gets.
+    pub index: i64,
+    /// The publisher's newest key event, as (index, leaf hash in hex), if it has any.
+    pub key_head: Option<(i64, String)>,
+    /// The entry concerns a private plugin: it must not name it in clear.
+    pub private: bool,
+}
+
+/// A log entry as stored: the body the Merkle tree commits to (its leaf is the sha256 of
+/// these bytes), and for a sealed entry the opening only permitted readers get.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRecord {
+    pub body: String,
+    pub opening: Option<String>,
+    /// sha256 of `body`, hex.
+    pub leaf: String,
+}
+
+/// Builds the entry a change appends to the log, from what the store knows at that moment.
+#[derive(Clone)]
+pub struct LogWriter(pub std::sync::Arc<dyn Fn(&LogContext) -> LogRecord + Send + Sync>);
+
+impl LogWriter {
+    pub fn new(f: impl Fn(&LogContext) -> LogRecord + Send + Sync + 'static) -> LogWriter {
+        LogWriter(std::sync::Arc::new(f))
+    }
+
+    pub fn write(&self, context: &LogContext) -> LogRecord {
+        (self.0)(context)
+    }
+}
+
+impl std::fmt::Debug for LogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogWriter")
+    }
+}
+
+/// One stored transparency log entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRow {
+    pub index: i64,
+    pub body: String,
+    /// A sealed entry's opening; give it only to readers who may see `plugin_id`.
+    pub opening: Option<String>,
+    /// The plugin a release, lifecycle or visibility entry is about.
+    pub plugin_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -226,7 +300,7 @@ pub struct NewRelease {
     pub signature: Option<String>,
     pub signer_key: Option<String>,
     /// The transparency log entry recording this release, appended in the same transaction.
-    pub log_entry: Option<String>,
+    pub log_entry: Option<LogWriter>,
     /// Every file of the release including the manifest itself.
     pub artifacts: Vec<ArtifactRecord>,
     pub published_by: i64,
@@ -260,6 +334,8 @@ pub struct LifecycleChange {
     pub reason: Option<String>,
     pub replacement: Option<String>,
     pub actor: String,
+    /// The transparency log entry recording the change, appended in the same transaction.
+    pub log_entry: Option<LogWriter>,
 }
 
 /// Who is looking: decides which private plugins exist for them.
@@ -432,7 +508,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// too, so the caller can say why they are refused.
     async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenRecord, UserRecord)>>;
     async fn list_tokens(&self, user_id: Option<i64>) -> Result<Vec<TokenRecord>>;
-    /// Revokes a token; with `owner`, only if it belongs to that user. False when no such token.
+    /// Revokes a token and every token it minted, recursively; with `owner`, only if it
+    /// belongs to that user. False when no such live token.
     async fn revoke_token(&self, id: i64, owner: Option<i64>, at: i64) -> Result<bool>;
     async fn touch_token(&self, id: i64, at: i64) -> Result<()>;
 
@@ -466,18 +543,58 @@ pub trait MetadataStore: Send + Sync + 'static {
         role: &str,
         actor: &str,
     ) -> Result<()>;
+    /// Changes a member's role or removes them. False when the user is not a member;
+    /// `Conflict` when the change would leave the publisher without an owner.
+    async fn change_member(
+        &self,
+        publisher_id: i64,
+        username: &str,
+        change: MemberChange<'_>,
+        actor: &str,
+    ) -> Result<bool>;
     /// Names and ids of the publishers a user belongs to.
     async fn memberships(&self, user_id: i64) -> Result<Vec<(i64, String)>>;
 
+    /// Invites `username` (whether or not such a user exists, so owners learn nothing
+    /// about accounts) to join the publisher, replacing an earlier invitation of that
+    /// name. `Conflict` when `max_pending` unexpired invitations wait already.
+    async fn invite_member(
+        &self,
+        invitation: &InvitationRecord,
+        publisher_id: i64,
+        max_pending: usize,
+    ) -> Result<()>;
+    /// Unexpired invitations: of one publisher, or addressed to one user name.
+    async fn invitations(
+        &self,
+        publisher_id: Option<i64>,
+        username: Option<&str>,
+    ) -> Result<Vec<InvitationRecord>>;
+    /// The invited user joins with the invitation's role; the invitation is used up.
+    /// Returns the role, or `None` when no unexpired invitation exists.
+    async fn accept_invitation(
+        &self,
+        publisher_id: i64,
+        user: &UserRecord,
+    ) -> Result<Option<String>>;
+    /// Withdraws (or declines) an invitation; false when there was none.
+    async fn cancel_invitation(
+        &self,
+        publisher_id: i64,
+        username: &str,
+        actor: &str,
+    ) -> Result<bool>;
+
     /// Registers a key; `Conflict` if the publisher has it already.
     /// With `log_entry`, the registration is appended to the transparency log in the same
-    /// transaction.
+    /// transaction (and becomes the head of the publisher's key history); returns its
+    /// log index.
     async fn add_key(
         &self,
         publisher_id: i64,
         key: &KeyRecord,
-        log_entry: Option<&str>,
-    ) -> Result<()>;
+        log_entry: Option<LogWriter>,
+    ) -> Result<Option<i64>>;
     /// Every key of a publisher, revoked ones included, oldest first.
     async fn keys(&self, publisher_id: i64) -> Result<Vec<KeyRecord>>;
     /// Revokes a key; false when the publisher has no such active key.
@@ -488,11 +605,11 @@ pub trait MetadataStore: Send + Sync + 'static {
         actor: &str,
         reason: Option<&str>,
         at: i64,
-        log_entry: Option<&str>,
+        log_entry: Option<LogWriter>,
     ) -> Result<bool>;
 
     /// Transparency log entries from index `from`, in order, at most `limit`.
-    async fn log_entries(&self, from: i64, limit: u32) -> Result<Vec<(i64, String)>>;
+    async fn log_entries(&self, from: i64, limit: u32) -> Result<Vec<LogRow>>;
     /// The log's key: the stored one, or this candidate if none is stored yet (first
     /// writer wins). Returns (origin, signer key, verifier key).
     async fn ensure_log_key(
@@ -503,11 +620,23 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<(String, String, String)>;
 
     async fn plugin(&self, publisher: &str, name: &str) -> Result<Option<PluginRecord>>;
+    /// The plugin if it exists and `viewer` may see it. A plugin the viewer may not see
+    /// costs the same work as a missing one, so timing does not tell them apart.
+    async fn visible_plugin(
+        &self,
+        publisher: &str,
+        name: &str,
+        viewer: &Viewer,
+    ) -> Result<Option<PluginRecord>>;
+    /// Whether the plugin with this id exists and `viewer` may see it.
+    async fn plugin_visible_to(&self, plugin_id: i64, viewer: &Viewer) -> Result<bool>;
+    /// Changes a plugin's visibility; with `log_entry`, the change is logged.
     async fn set_visibility(
         &self,
         plugin_id: i64,
         visibility: Visibility,
         actor: &str,
+        log_entry: Option<LogWriter>,
     ) -> Result<()>;
     /// Every version of a plugin, newest first by semver precedence.
     async fn versions(&self, plugin_id: i64) -> Result<Vec<VersionRecord>>;
@@ -538,9 +667,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Hides a review with a reason (or shows it again with `None`) and updates the rating.
     async fn hide_review(&self, id: i64, reason: Option<&str>, actor: &str) -> Result<bool>;
 
-    /// Records a blob written to the blob store (idempotent).
+    /// Records a blob written to the blob store and that `uploaded_by` sent its bytes
+    /// (idempotent; a blob can have many uploaders).
     async fn record_blob(&self, digest: &Digest, size: u64, uploaded_by: i64) -> Result<()>;
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>>;
+    /// The blob's size if `user_id` sent its bytes (proved possession); `None` otherwise.
+    async fn blob_uploaded_by(&self, digest: &Digest, user_id: i64) -> Result<Option<u64>>;
     /// Whether some downloadable version the viewer can see refers to this blob.
     async fn blob_readable(&self, digest: &Digest, viewer: &Viewer) -> Result<bool>;
     /// Counts a download of a release's main artifact (module or binary).

@@ -129,6 +129,26 @@ async fn release(
         .await
 }
 
+/// A log writer that records what the store told it, so tests can see the context: the
+/// index, the publisher's key head and whether the plugin is private (private entries
+/// come with an opening).
+fn noting(label: &str) -> LogWriter {
+    let label = label.to_owned();
+    LogWriter::new(move |c: &LogContext| {
+        let head = match &c.key_head {
+            Some((i, leaf)) => format!("{i}:{leaf}"),
+            None => "-".into(),
+        };
+        let visibility = if c.private { "private" } else { "public" };
+        let body = format!("{label} @{} head={head} {visibility}", c.index);
+        LogRecord {
+            leaf: format!("leaf({body})"),
+            opening: c.private.then(|| format!("opening of {label}")),
+            body,
+        }
+    })
+}
+
 fn query(text: Option<&str>) -> SearchQuery {
     SearchQuery {
         text: text.map(str::to_owned),
@@ -219,6 +239,7 @@ async fn versions_are_ordered_by_semver_and_latest_skips_prereleases_and_yanks(s
         reason: reason.map(str::to_owned),
         replacement: None,
         actor: "alice".into(),
+        log_entry: None,
     };
     store
         .set_lifecycle(change(Lifecycle::Yanked, Some("broken build")))
@@ -433,7 +454,7 @@ async fn private_plugins_are_invisible_to_outsiders(store: &SqlStore) {
     assert_eq!(p.visibility, Visibility::Private);
     assert!(!outsider.can_see(&p) && member.can_see(&p));
     store
-        .set_visibility(p.id, Visibility::Public, "alice")
+        .set_visibility(p.id, Visibility::Public, "alice", None)
         .await
         .unwrap();
     assert_eq!(
@@ -458,6 +479,7 @@ async fn removal_orphans_only_unshared_blobs(store: &SqlStore) {
             reason: Some("malware".into()),
             replacement: None,
             actor: "admin".into(),
+            log_entry: None,
         })
         .await
         .unwrap();
@@ -556,6 +578,7 @@ async fn tokens_users_and_publishers(store: &SqlStore) {
             prefix: "agora_12".into(),
             scopes: "publish:acme".into(),
             expires_at: None,
+            parent_id: None,
         })
         .await
         .unwrap();
@@ -962,7 +985,7 @@ async fn log_entries_are_appended_with_their_changes_and_dense(store: &SqlStore)
         manifest_digest: digest,
         signature: None,
         signer_key: None,
-        log_entry: Some(entry.to_owned()),
+        log_entry: Some(noting(entry)),
         artifacts: vec![],
         published_by: w.alice.id,
         actor: "alice".into(),
@@ -986,7 +1009,7 @@ async fn log_entries_are_appended_with_their_changes_and_dense(store: &SqlStore)
         revoked_log_index: None,
     };
     store
-        .add_key(w.acme.id, &key, Some("key added"))
+        .add_key(w.acme.id, &key, Some(noting("key added")))
         .await
         .unwrap();
     // A failed change appends nothing: the duplicate version is refused whole.
@@ -998,7 +1021,7 @@ async fn log_entries_are_appended_with_their_changes_and_dense(store: &SqlStore)
     );
     assert!(
         store
-            .add_key(w.acme.id, &key, Some("duplicate key"))
+            .add_key(w.acme.id, &key, Some(noting("duplicate key")))
             .await
             .is_err()
     );
@@ -1010,13 +1033,20 @@ async fn log_entries_are_appended_with_their_changes_and_dense(store: &SqlStore)
                 "alice",
                 None,
                 2,
-                Some("nothing revoked")
+                Some(noting("nothing revoked"))
             )
             .await
             .unwrap()
     );
     store
-        .revoke_key(w.acme.id, "SHA256:k", "alice", None, 2, Some("key revoked"))
+        .revoke_key(
+            w.acme.id,
+            "SHA256:k",
+            "alice",
+            None,
+            2,
+            Some(noting("key revoked")),
+        )
         .await
         .unwrap();
     m.version = semver::Version::new(1, 1, 0);
@@ -1029,20 +1059,32 @@ async fn log_entries_are_appended_with_their_changes_and_dense(store: &SqlStore)
         Some(3)
     );
     let entries = store.log_entries(0, 100).await.unwrap();
-    let bodies: Vec<_> = entries.iter().map(|(i, b)| (*i, b.as_str())).collect();
+    let bodies: Vec<_> = entries.iter().map(|r| (r.index, r.body.as_str())).collect();
+    // Each entry saw its index and the publisher's key head at that moment: the key
+    // events chain, and the second release names the revocation as the head.
     assert_eq!(
         bodies,
         [
-            (0, "release one"),
-            (1, "key added"),
-            (2, "key revoked"),
-            (3, "release two")
+            (0, "release one @0 head=- public"),
+            (1, "key added @1 head=- public"),
+            (
+                2,
+                "key revoked @2 head=1:leaf(key added @1 head=- public) public"
+            ),
+            (
+                3,
+                "release two @3 head=2:leaf(key revoked @2 head=1:leaf(key added @1 head=- public) public) public"
+            )
         ]
     );
+    let plugin = store.plugin("acme", "jira").await.unwrap().unwrap();
     assert_eq!(
-        store.log_entries(2, 1).await.unwrap(),
-        [(2, "key revoked".to_owned())]
+        entries[0].plugin_id,
+        Some(plugin.id),
+        "releases name their plugin"
     );
+    assert_eq!(entries[1].plugin_id, None, "key events belong to no plugin");
+    assert_eq!(store.log_entries(2, 1).await.unwrap()[0].index, 2);
     let first = store
         .ensure_log_key("origin-a", "skey-a", "vkey-a")
         .await

@@ -18,9 +18,9 @@ pub mod log;
 pub mod release;
 
 pub use checkpoint::{Checkpoint, CheckpointError, generate_log_key};
-pub use entry::LogEntry;
+pub use entry::{EntryRef, LogEntry, OpenError, Sealed, open, seal};
 pub use keys::{KeyError, PublicKey, SigningKey};
-pub use log::{LogError, MerkleLog, TreeHead, verify_consistency, verify_inclusion};
+pub use log::{Frontier, LogError, MerkleLog, TreeHead, verify_consistency, verify_inclusion};
 pub use release::{
     Envelope, ReleaseClaim, VerifyError, sign_release, sign_release_with, verify_release,
 };

@@ -7,7 +7,7 @@
 
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 
 pub type Hash = [u8; 32];
 
@@ -98,6 +98,79 @@ impl MerkleLog {
                 .prove_consistency((size - old_size) as usize)
                 .as_bytes(),
         ))
+    }
+}
+
+/// The right edge of a log's tree: the roots of its perfect subtrees, largest first. It
+/// is all a monitor needs to append entries and compute the new root, so a monitor that
+/// reads every entry once can check them against a signed checkpoint without keeping the
+/// log (O(log n) hashes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    nodes: Vec<Hash>,
+}
+
+fn leaf_hash(entry: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(entry);
+    h.finalize().into()
+}
+
+fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+impl Frontier {
+    pub fn new() -> Frontier {
+        Frontier::default()
+    }
+
+    /// Rebuilds a frontier from its size and nodes (as [`Frontier::nodes`] returned them).
+    pub fn from_parts(size: u64, nodes: Vec<Hash>) -> Result<Frontier, LogError> {
+        if nodes.len() != size.count_ones() as usize {
+            return Err(LogError::Malformed);
+        }
+        Ok(Frontier { size, nodes })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn nodes(&self) -> &[Hash] {
+        &self.nodes
+    }
+
+    /// Appends the entry with this digest (the same leaf input as [`MerkleLog::append`]).
+    pub fn push(&mut self, entry: &Hash) {
+        let mut node = leaf_hash(entry);
+        let mut size = self.size;
+        while size & 1 == 1 {
+            let Some(left) = self.nodes.pop() else { break };
+            node = node_hash(&left, &node);
+            size >>= 1;
+        }
+        self.nodes.push(node);
+        self.size += 1;
+    }
+
+    /// The tree head of everything pushed so far.
+    pub fn head(&self) -> TreeHead {
+        let mut nodes = self.nodes.iter().rev();
+        let root = match nodes.next() {
+            None => Sha256::digest(b"").into(),
+            Some(last) => nodes.fold(*last, |acc, left| node_hash(left, &acc)),
+        };
+        TreeHead {
+            size: self.size,
+            root,
+        }
     }
 }
 
@@ -312,6 +385,21 @@ mod tests {
             verify_consistency(&seen, &older.head(), &[]),
             Err(LogError::Shrank { old: 10, new: 7 })
         );
+    }
+
+    #[test]
+    fn a_frontier_computes_the_same_roots_as_the_whole_tree() {
+        let mut log = MerkleLog::new();
+        let mut frontier = Frontier::new();
+        assert_eq!(frontier.head(), log.head());
+        for i in 0..130 {
+            log.append(entry(i));
+            frontier.push(&entry(i));
+            assert_eq!(frontier.head(), log.head(), "size {}", i + 1);
+            let again = Frontier::from_parts(frontier.size(), frontier.nodes().to_vec()).unwrap();
+            assert_eq!(again, frontier);
+        }
+        assert!(Frontier::from_parts(3, vec![[0; 32]]).is_err());
     }
 
     #[test]

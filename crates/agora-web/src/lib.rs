@@ -11,6 +11,7 @@
 mod assets;
 mod facets;
 mod format;
+mod input;
 mod markdown;
 mod pages;
 mod session;
@@ -100,6 +101,7 @@ pub fn app(state: AppState, config: WebConfig) -> Router {
             web.clone(),
             session::private_registry_gate,
         ))
+        .layer(axum::middleware::from_fn(input::reject_control_characters))
         .layer(axum::middleware::from_fn(session::security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(web);

@@ -2,31 +2,116 @@
 //! HTML, then sanitized with ammonia's allow-list, so a plugin's documentation cannot run
 //! script, load frames or style the page. Rendered documents are cached by digest.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use agora_core::Digest;
-use pulldown_cmark::{Options, Parser, html};
+use pulldown_cmark::{Event, Options, Parser, Tag, html};
 
 /// Largest document rendered; longer ones are cut (and say so).
 pub const MAX_DOC_BYTES: usize = 512 * 1024;
+/// Most HTML rendered from one document, before sanitizing. Markdown can expand a lot
+/// (a table row is padded to its header's width: 144 KB once became 71 MB), so the output
+/// is bounded, not only the input.
+pub const MAX_HTML_BYTES: usize = 1024 * 1024;
+/// Most table cells rendered from one document.
+pub const MAX_TABLE_CELLS: usize = 20_000;
+/// Most time spent rendering one document.
+pub const MAX_RENDER_TIME: Duration = Duration::from_secs(1);
 
-/// Markdown to sanitized HTML.
+/// Why a document was not rendered whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    Input,
+    Output,
+    Cells,
+    Time,
+}
+
+/// The parser's events, stopping at the first budget exhausted.
+struct Budgeted<'a, I> {
+    events: I,
+    cells: usize,
+    seen: usize,
+    started: Instant,
+    cut: &'a Cell<Option<Cut>>,
+}
+
+impl<'e, I: Iterator<Item = Event<'e>>> Iterator for Budgeted<'_, I> {
+    type Item = Event<'e>;
+
+    fn next(&mut self) -> Option<Event<'e>> {
+        if self.cut.get().is_some() {
+            return None;
+        }
+        let event = self.events.next()?;
+        self.seen += 1;
+        if matches!(event, Event::Start(Tag::TableCell)) {
+            self.cells += 1;
+            if self.cells > MAX_TABLE_CELLS {
+                self.cut.set(Some(Cut::Cells));
+                return None;
+            }
+        }
+        if self.seen.is_multiple_of(1024) && self.started.elapsed() > MAX_RENDER_TIME {
+            self.cut.set(Some(Cut::Time));
+            return None;
+        }
+        Some(event)
+    }
+}
+
+/// HTML output that refuses to grow past [`MAX_HTML_BYTES`].
+struct Capped<'a> {
+    html: String,
+    cut: &'a Cell<Option<Cut>>,
+}
+
+impl std::fmt::Write for Capped<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.html.len() + s.len() > MAX_HTML_BYTES {
+            self.cut.set(Some(Cut::Output));
+            return Err(std::fmt::Error);
+        }
+        self.html.push_str(s);
+        Ok(())
+    }
+}
+
+/// Markdown to sanitized HTML, within the size, table and time budgets above; a document
+/// over budget is cut, and says so.
 pub fn render_markdown(source: &str) -> String {
-    let (source, cut) = if source.len() > MAX_DOC_BYTES {
+    let cut = Cell::new(None);
+    let source = if source.len() > MAX_DOC_BYTES {
         let mut end = MAX_DOC_BYTES;
         while !source.is_char_boundary(end) {
             end -= 1;
         }
-        (&source[..end], true)
+        cut.set(Some(Cut::Input));
+        &source[..end]
     } else {
-        (source, false)
+        source
     };
     // No footnotes or task lists: their anchors and checkboxes would not survive the
     // sanitizer (relative links and inputs are removed).
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
-    let mut raw = String::with_capacity(source.len() * 3 / 2);
-    html::push_html(&mut raw, Parser::new_ext(source, options));
+    let input_cut = cut.get();
+    let render_cut = Cell::new(None);
+    let events = Budgeted {
+        events: Parser::new_ext(source, options),
+        cells: 0,
+        seen: 0,
+        started: Instant::now(),
+        cut: &render_cut,
+    };
+    let mut raw = Capped {
+        html: String::with_capacity(source.len().min(MAX_HTML_BYTES) * 3 / 2),
+        cut: &render_cut,
+    };
+    // An error here only means the output budget was reached; what was written stays.
+    let _ = html::write_html_fmt(&mut raw, events);
     let mut clean = ammonia::Builder::default()
         .link_rel(Some("noopener noreferrer nofollow ugc"))
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
@@ -41,12 +126,17 @@ pub fn render_markdown(source: &str) -> String {
                 Some(value.into())
             }
         })
-        .clean(&raw)
+        .clean(&raw.html)
         .to_string();
-    if cut {
-        clean.push_str(
+    match render_cut.get().or(input_cut) {
+        None => {}
+        Some(Cut::Input) => clean.push_str(
             "<p><em>(The rest of this document is longer than this page shows.)</em></p>",
-        );
+        ),
+        Some(Cut::Output | Cut::Cells | Cut::Time) => clean.push_str(
+            "<p><em>(This document is too large or complex to show in full here; the rest is \
+             cut. Install the plugin to read it whole.)</em></p>",
+        ),
     }
     clean
 }
@@ -135,6 +225,43 @@ mod tests {
         assert!(cache.get(&d(b"b")).is_some());
         cache.put(d(b"c"), "z".repeat(101)); // larger than the cache: not kept
         assert!(cache.get(&d(b"c")).is_none());
+    }
+
+    #[test]
+    fn a_table_that_pads_to_millions_of_cells_is_cut_and_says_so() {
+        // A wide header and many one-cell rows: each row is padded to the header's width.
+        let columns = 2_000;
+        let mut doc = String::from("|");
+        doc.push_str(&"h|".repeat(columns));
+        doc.push_str("\n|");
+        doc.push_str(&"-|".repeat(columns));
+        doc.push('\n');
+        doc.push_str(&"|x\n".repeat(20_000));
+        assert!(doc.len() < super::MAX_DOC_BYTES);
+        let html = render_markdown(&doc);
+        assert!(
+            html.len() <= super::MAX_HTML_BYTES + 1024,
+            "{} bytes",
+            html.len()
+        );
+        assert!(
+            html.contains("too large or complex"),
+            "the cut is announced"
+        );
+        assert!(html.contains("<table>"), "what fits is shown");
+    }
+
+    #[test]
+    fn output_is_bounded_even_without_tables() {
+        // Every `<` becomes `&lt;`: 400 KB of them render to 1.6 MB.
+        let doc = "<".repeat(400_000);
+        let html = render_markdown(&doc);
+        assert!(
+            html.len() <= super::MAX_HTML_BYTES + 1024,
+            "{} bytes",
+            html.len()
+        );
+        assert!(html.contains("too large or complex"));
     }
 
     #[test]

@@ -342,10 +342,15 @@ async fn sign_in_sets_a_safe_cookie_and_wrong_passwords_are_refused_then_throttl
     assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
 
     // `next` may only be a path on this site (a tab would become `//evil.test`).
-    for next in ["/%09/evil.test", "//evil.test", "https://evil.test"] {
+    for next in ["//evil.test", "https://evil.test", "/%5Cevil.test"] {
         let form = site.get(&format!("/login?next={next}"), "").await;
         assert_eq!(hidden(&form.body, "next"), "/", "{next}");
     }
+    // A control character (a tab would turn `/<TAB>/evil.test` into `//evil.test`) is
+    // refused outright, naming the parameter.
+    let tab = site.get("/login?next=/%09/evil.test", "").await;
+    assert_eq!(tab.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(tab.body.contains("next"), "{}", tab.body);
 
     // Behind a TLS proxy the cookie is Secure with the __Host- prefix.
     let request = Request::get("/login")

@@ -87,6 +87,9 @@ pub enum Command {
     /// A publisher's signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The registry's transparency log.
+    #[command(subcommand)]
+    Log(LogCommand),
     /// Search the catalog.
     Search(SearchArgs),
     /// Details of a plugin, or of one version with PUBLISHER/NAME@VERSION.
@@ -278,7 +281,8 @@ pub enum PublisherCommand {
         #[arg(long)]
         display_name: Option<String>,
     },
-    /// Add a member to a publisher.
+    /// Add a member: administrators add at once; owners (token with members:PUBLISHER)
+    /// change a member's role or invite a user, who then accepts.
     AddMember {
         publisher: String,
         user: String,
@@ -286,13 +290,40 @@ pub enum PublisherCommand {
         #[arg(long, default_value = "member")]
         role: String,
     },
+    /// Remove a member (owners), or yourself (leave). The last owner cannot be removed.
+    RemoveMember { publisher: String, user: String },
+    /// Open invitations: yours, or a publisher's (owners).
+    Invitations { publisher: Option<String> },
+    /// Accept an invitation to join a publisher.
+    Accept { publisher: String },
+    /// Decline your invitation, or withdraw USER's (owners).
+    Decline {
+        publisher: String,
+        user: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Read the log from where the last run stopped, check it against the registry's
+    /// signed checkpoint, and report every key event, release, lifecycle and visibility
+    /// change of the publishers you follow. Exits with status 1 if the log shows the
+    /// registry misbehaving (a forked key history, a release accepted against an old one).
+    Monitor {
+        /// Follow this publisher from now on (repeatable; without any, all are reported).
+        #[arg(long = "follow")]
+        follow: Vec<String>,
+        #[command(flatten)]
+        log: TrustArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token; its secret is shown once.
     Create {
-        /// Scopes: admin, read:private, publish:*, publish:PUBLISHER (repeatable).
+        /// Scopes (repeatable): admin, read:private, review, publish:*, publish:PUBLISHER,
+        /// members:*, members:PUBLISHER. See docs/security.md for what each allows.
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         /// A label for the token.

@@ -62,6 +62,15 @@ max_artifacts = 64
 max_page_size = 100
 # Largest JSON request body, in bytes (1 MiB).
 max_json_bytes = 1048576
+# Seconds a client has to send a request's head; also how long a keep-alive connection
+# may stay idle between requests.
+header_timeout_secs = 10
+# Longest pause, in seconds, while a request body is being received.
+body_idle_timeout_secs = 30
+# Most open connections (lowered to fit the process's open-file limit), and most from one
+# client address. Connections over either get a 503 and are closed.
+max_connections = 4096
+max_connections_per_client = 256
 
 [cache]
 # How long anonymous readers may be served a rendered version detail of a public plugin,
@@ -156,6 +165,10 @@ pub struct LimitsConfig {
     pub max_artifacts: usize,
     pub max_page_size: u32,
     pub max_json_bytes: usize,
+    pub header_timeout_secs: u64,
+    pub body_idle_timeout_secs: u64,
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,11 +199,16 @@ impl Default for ServerConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         let d = agora_server::Limits::default();
+        let c = agora_server::ConnectionLimits::default();
         LimitsConfig {
             max_blob_bytes: d.max_blob_bytes,
             max_artifacts: d.max_artifacts,
             max_page_size: d.max_page_size,
             max_json_bytes: d.max_json_bytes,
+            header_timeout_secs: c.header_timeout.as_secs(),
+            body_idle_timeout_secs: c.body_idle_timeout.as_secs(),
+            max_connections: c.max_connections,
+            max_connections_per_client: c.max_connections_per_client,
         }
     }
 }
@@ -265,6 +283,15 @@ impl ServerConfig {
             "limits.max_blob_bytes must be at least 1"
         );
         anyhow::ensure!(
+            (1..=3600).contains(&self.limits.header_timeout_secs)
+                && (1..=3600).contains(&self.limits.body_idle_timeout_secs),
+            "limits.header_timeout_secs and limits.body_idle_timeout_secs must be 1 to 3600"
+        );
+        anyhow::ensure!(
+            self.limits.max_connections >= 1 && self.limits.max_connections_per_client >= 1,
+            "limits.max_connections and limits.max_connections_per_client must be at least 1"
+        );
+        anyhow::ensure!(
             ["auto", "json", "text"].contains(&self.log.format.as_str()),
             "log.format is {:?}; expected auto, json or text",
             self.log.format
@@ -305,6 +332,22 @@ impl ServerConfig {
         agora_server::CacheConfig {
             ttl: std::time::Duration::from_millis(self.cache.metadata_ttl_ms),
             max_entries: self.cache.max_entries.max(1),
+        }
+    }
+
+    /// Connection limits, with the connection cap lowered to what the open-file limit
+    /// `fd_limit` leaves after a reserve for the database, blobs and plugins.
+    pub fn connection_limits(&self, fd_limit: Option<u64>) -> agora_server::ConnectionLimits {
+        const RESERVE: u64 = 128;
+        let cap = fd_limit
+            .map(|n| n.saturating_sub(RESERVE).max(16) as usize)
+            .unwrap_or(usize::MAX);
+        agora_server::ConnectionLimits {
+            header_timeout: std::time::Duration::from_secs(self.limits.header_timeout_secs),
+            body_idle_timeout: std::time::Duration::from_secs(self.limits.body_idle_timeout_secs),
+            max_connections: self.limits.max_connections.min(cap),
+            max_connections_per_client: self.limits.max_connections_per_client,
+            ..agora_server::ConnectionLimits::default()
         }
     }
 

@@ -1,10 +1,44 @@
 //! How results reach the user: text for people, JSON (with `--json`) for programs.
+//!
+//! Text that came from a registry (descriptions, names, reasons, error details) is
+//! never printed raw: a control character in it could recolour or rewrite the user's
+//! terminal. Everything printed for people passes [`terminal_safe`] (JSON output escapes
+//! control characters by itself).
+
+use std::borrow::Cow;
 
 use serde::Serialize;
 
-/// An error and its causes on one line.
+/// `text` with every control character but line breaks and tabs shown escaped (`\u{1b}`)
+/// instead of sent to the terminal.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    escape(text, |c| c.is_control() && c != '\n' && c != '\t')
+}
+
+/// One field of registry text on one line: every control character escaped, line breaks
+/// included, so a field cannot forge the lines around it.
+pub fn shown(text: &str) -> Cow<'_, str> {
+    escape(text, char::is_control)
+}
+
+fn escape(text: &str, bad: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.chars().any(&bad) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if bad(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// An error and its causes on one line, safe to print.
 pub fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
+    shown(&format!("{e:#}").replace('\n', " ")).into_owned()
 }
 
 pub struct Output {
@@ -24,7 +58,7 @@ impl Output {
         } else if !self.quiet {
             let text = human(value);
             if !text.is_empty() {
-                println!("{}", text.trim_end());
+                println!("{}", terminal_safe(text.trim_end()));
             }
         }
         Ok(())
@@ -33,7 +67,28 @@ impl Output {
     /// A progress or status message: stderr, never with `-q`.
     pub fn note(&self, message: &str) {
         if !self.quiet {
-            eprintln!("{message}");
+            eprintln!("{}", terminal_safe(message));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_from_a_registry_never_reach_the_terminal() {
+        let evil = "nice plugin\u{1b}[2J\u{1b}]0;pwned\u{7}\rverified: yes\u{9b}31m";
+        let safe = terminal_safe(evil);
+        assert!(!safe.chars().any(|c| c.is_control()), "{safe}");
+        assert!(safe.contains("\\u{1b}[2J"), "{safe}");
+        assert_eq!(
+            terminal_safe("two\nlines\tand a tab"),
+            "two\nlines\tand a tab"
+        );
+        assert_eq!(shown("forged\nline"), "forged\\nline");
+        assert!(matches!(terminal_safe("plain"), Cow::Borrowed(_)));
+        let e = anyhow::anyhow!("registry said: \u{1b}[31mred");
+        assert!(!one_line(&e).contains('\u{1b}'));
     }
 }

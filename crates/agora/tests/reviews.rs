@@ -44,7 +44,8 @@ fn reviews_ratings_passwords_and_publisher_settings_over_the_api() {
         .ok();
     admin.run(&["user", "create", "bob"]).ok();
     let alice_token = token_for(&admin, "alice", &["publish:*"]);
-    let bob = token_for(&admin, "bob", &["read:private"]);
+    let bob = token_for(&admin, "bob", &["read:private", "review"]);
+    let bob_read_only = token_for(&admin, "bob", &["read:private"]);
     let mut alice = server.cli(Some(&alice_token));
     alice.run(&["publisher", "create", "acme"]).ok();
     alice.sign_for("acme");
@@ -87,6 +88,13 @@ fn reviews_ratings_passwords_and_publisher_settings_over_the_api() {
         |token: Option<&str>, body| call(&server, "PATCH", "/api/v1/publishers/acme", token, body);
     let (status, _) = put_mine(None, serde_json::json!({ "rating": 4 }));
     assert_eq!(status, 401);
+    // Writing a review is a write: a read-only token may not.
+    let (status, problem) = put_mine(Some(&bob_read_only), serde_json::json!({ "rating": 4 }));
+    assert_eq!(status, 403);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("review"),
+        "{problem}"
+    );
     let (status, problem) = put_mine(Some(&bob), serde_json::json!({ "rating": 0 }));
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "rating");
@@ -115,7 +123,9 @@ fn reviews_ratings_passwords_and_publisher_settings_over_the_api() {
     );
     assert_eq!(edited["id"], review["id"]);
     assert_eq!(edited["version"], "1.1.0");
-    put_mine(Some(&alice_token), serde_json::json!({ "rating": 3 }));
+    let alice_reviews = token_for(&admin, "alice", &["review"]);
+    let (status, _) = put_mine(Some(&alice_reviews), serde_json::json!({ "rating": 3 }));
+    assert_eq!(status, 200);
 
     let (_, list) = reviews(None);
     assert_eq!(list["rating_count"], 2);
@@ -180,7 +190,11 @@ fn reviews_ratings_passwords_and_publisher_settings_over_the_api() {
         problem["detail"].as_str().unwrap().contains("publish:*"),
         "{problem}"
     );
-    let bob_full = token_for(&admin, "bob", &["read:private", "publish:*"]);
+    let bob_full = token_for(
+        &admin,
+        "bob",
+        &["read:private", "review", "publish:*", "members:*"],
+    );
     let (status, problem) = set_password("bob", Some(&bob_full), "short");
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "password");

@@ -338,30 +338,148 @@ fn a_changed_log_key_is_refused_until_repinned() {
         .ok();
 }
 
+impl World {
+    fn key_id(&self) -> String {
+        self.alice.run(&["--json", "key", "list", "acme"]).json()[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The leaf hash (hex sha256 of the body) of log entry `index`, as served.
+    fn leaf(&self, index: u64) -> String {
+        let (_, _, body) = http(
+            "GET",
+            &format!(
+                "{}/api/v1/log/entries?from={index}&limit=1",
+                self.server.url
+            ),
+            None,
+            None,
+        );
+        let entries: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let entry = entries[0]["body"].as_str().unwrap();
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(entry.as_bytes()))
+    }
+
+    fn publish(&self, version: &str) {
+        let dir = plugin_dir(
+            self.work.path(),
+            "acme",
+            "widget",
+            version,
+            "tags: [demo]\n",
+            format!("widget {version}").as_bytes(),
+        );
+        self.alice.run(&["publish", dir.to_str().unwrap()]).ok();
+    }
+}
+
 #[test]
-fn a_key_the_log_registered_after_the_release_is_refused() {
+fn a_revocation_the_registry_hides_from_its_key_list_is_caught() {
     let w = world();
-    w.db("UPDATE publisher_keys SET log_index = 99");
+    let id = w.key_id();
+    // Entries: 0 key added, 1 and 2 releases, 3 the revocation.
+    w.alice
+        .run(&["key", "revoke", "acme", &id, "--reason", "stolen"])
+        .ok();
+    // The registry forgets the revocation (in what it serves and in its own check) and
+    // accepts a release signed by the revoked key.
+    w.db(
+        "UPDATE publisher_keys SET revoked_at = NULL, revoked_by = NULL, revocation_reason = NULL, \
+         revoked_log_index = NULL",
+    );
+    w.publish("1.2.0");
+    // The release's log entry commits to the key history it was accepted against, which
+    // holds the revocation: the client walks it and refuses, whatever the key list says.
     w.install_refused(
-        "acme/widget",
-        "was registered in the log (entry 99) after this release",
+        "acme/widget@=1.2.0",
+        &format!("key {id} was revoked in the log (entry 3) before this release (entry 4)"),
+    );
+    // Releases from before the revocation still install.
+    w.anon
+        .run_in(
+            w.work.path(),
+            &["install", "acme/widget@=1.1.0", "--dir", "plugins"],
+        )
+        .ok();
+}
+
+#[test]
+fn a_key_missing_from_the_history_a_release_names_is_refused() {
+    let mut w = world();
+    // A second key is registered (entry 3); then the registry rewinds the publisher's key
+    // history head to before it, so the release that key signs names a history without it.
+    let second = w.alice.home.path().join("second_ed25519");
+    w.alice
+        .run(&["keygen", "--out", second.to_str().unwrap()])
+        .ok();
+    w.alice
+        .run(&["key", "add", "acme", &format!("{}.pub", second.display())])
+        .ok();
+    w.alice.key = Some(second);
+    let leaf = w.leaf(0);
+    w.db(&format!(
+        "UPDATE publishers SET key_head_index = 0, key_head_leaf = '{leaf}' WHERE name = 'acme'"
+    ));
+    w.publish("1.2.0");
+    w.install_refused(
+        "acme/widget@=1.2.0",
+        "is not registered in acme's key history before this release (entry 4)",
     );
 }
 
 #[test]
-fn a_key_the_log_shows_revoked_before_the_release_is_refused() {
+fn a_release_accepted_against_an_old_key_history_is_reported_by_the_monitor() {
     let w = world();
-    // The registry hides the revocation time but the log still orders it.
-    w.db("UPDATE publisher_keys SET revoked_log_index = 1");
-    w.install_refused(
-        "acme/widget",
-        "was revoked in the log (entry 1) before this release (entry 2)",
+    let monitor = |cli: &Cli| cli.run(&["log", "monitor", "--follow", "acme"]);
+    // An honest log: every event of the followed publisher is reported, no problem.
+    let out = monitor(&w.anon).ok();
+    assert!(
+        out.contains("key.add") && out.contains("widget@1.1.0"),
+        "{out}"
+    );
+    assert!(!out.contains("PROBLEM"), "{out}");
+    let id = w.key_id();
+    w.alice
+        .run(&["key", "revoke", "acme", &id, "--reason", "stolen"])
+        .ok();
+    // The registry hides the revocation and rewinds the key history head to before it,
+    // then accepts a release by the revoked key: the release's own chain shows no
+    // revocation, so an install cannot tell...
+    w.db(
+        "UPDATE publisher_keys SET revoked_at = NULL, revoked_by = NULL, revocation_reason = NULL, \
+         revoked_log_index = NULL",
+    );
+    let leaf = w.leaf(0);
+    w.db(&format!(
+        "UPDATE publishers SET key_head_index = 0, key_head_leaf = '{leaf}' WHERE name = 'acme'"
+    ));
+    w.publish("1.2.0");
+    // ...but a monitor, which reads every entry, sees the release skip the revocation.
+    let run = monitor(&w.anon);
+    let err = run.fails();
+    let out = run.stdout();
+    assert!(err.contains("problem"), "{err}");
+    assert!(
+        out.contains("key.revoke")
+            && out.contains(
+                "release acme/widget@1.2.0 was accepted against key history entry 0 but the publisher's newest key event was entry 3"
+            ),
+        "{out}"
     );
 }
 
 #[test]
-fn a_key_entry_that_is_not_the_registration_is_refused() {
-    let w = world();
-    w.db("UPDATE publisher_keys SET log_index = 1");
-    w.install_refused("acme/widget", "log entry 1 is not the registration of key");
+fn the_monitor_catches_a_rewritten_history() {
+    let mut w = world();
+    w.anon.run(&["log", "monitor"]).ok();
+    // The registry rewrites an entry the monitor has read (and restarts, so its tree and
+    // checkpoints follow the rewritten log): what it serves from now on does not extend
+    // what the monitor saw.
+    w.db("UPDATE log_entries SET body = replace(body, '1.0.0', '0.9.0') WHERE idx = 1");
+    w.server.restart();
+    w.publish("1.2.0");
+    let err = w.anon.run(&["log", "monitor"]).fails();
+    assert!(err.contains("its history was rewritten (fork)"), "{err}");
 }

@@ -13,6 +13,7 @@ use futures_util::TryStreamExt;
 
 use crate::auth::{Caller, MaybeCaller};
 use crate::error::ApiError;
+use crate::extract::ClientAddr;
 use crate::{AppState, metrics};
 
 /// Immutable content: cache it forever.
@@ -31,14 +32,17 @@ fn parse_digest(raw: &str) -> Result<Digest, ApiError> {
 }
 
 /// Upload a blob. The body is streamed to storage and hashed on the way; it becomes
-/// visible only if it matches the digest in the path.
+/// visible only if it matches the digest in the path. Uploading proves the caller has the
+/// bytes: a release may name only blobs its publisher uploaded (or can read already), so
+/// when the blob is stored already the body is still read and hashed (nothing is written)
+/// unless the caller uploaded it before or can read it.
 #[utoipa::path(put, path = "/api/v1/blobs/{digest}", tag = "blobs",
     params(("digest" = String, Path, description = "sha256:<hex> of the content")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     security(("token" = [])),
     responses(
         (status = 201, description = "Stored", body = BlobInfo),
-        (status = 200, description = "Already stored; the body was not read", body = BlobInfo),
+        (status = 200, description = "Already stored (the body was hashed to prove possession, or not read if the caller had uploaded it or can read it)", body = BlobInfo),
         (status = 400, description = "The content does not match the digest, or the upload was cut off", body = agora_core::api::Problem),
         (status = 413, description = "Larger than the server's limit", body = agora_core::api::Problem)
     ))]
@@ -68,9 +72,25 @@ pub async fn upload(
             ),
         ));
     }
-    if let Some(size) = state.meta.blob_size(&digest).await?
-        && state.blobs.size(&digest).await?.is_some()
-    {
+    let stored = match state.meta.blob_size(&digest).await? {
+        Some(size) if state.blobs.size(&digest).await?.is_some() => Some(size),
+        _ => None,
+    };
+    if let Some(size) = stored {
+        let known = state
+            .meta
+            .blob_uploaded_by(&digest, caller.user.id)
+            .await?
+            .is_some()
+            || state.meta.blob_readable(&digest, &caller.viewer()).await?;
+        if !known {
+            // Same digest, same bytes: the size is the stored one.
+            prove_possession(body, &digest, limit).await?;
+            state
+                .meta
+                .record_blob(&digest, size, caller.user.id)
+                .await?;
+        }
         return Ok((StatusCode::OK, Json(BlobInfo { digest, size })).into_response());
     }
     let stream = body.into_data_stream().map_err(std::io::Error::other);
@@ -96,6 +116,31 @@ pub async fn upload(
     Ok(response)
 }
 
+/// Reads an upload of bytes that are stored already, only hashing them: the caller shows
+/// they have the content without anything being written.
+async fn prove_possession(body: Body, digest: &Digest, limit: u64) -> Result<(), ApiError> {
+    use futures_util::StreamExt;
+    let mut hasher = agora_core::Sha256Hasher::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| agora_store::BlobError::Interrupted(std::io::Error::other(e)))?;
+        hasher.update(&chunk);
+        if hasher.len() > limit {
+            return Err(agora_store::BlobError::TooLarge { limit }.into());
+        }
+    }
+    let actual = hasher.finish();
+    if actual != *digest {
+        return Err(agora_store::BlobError::DigestMismatch {
+            expected: *digest,
+            actual,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// A requested byte range, resolved against the blob's size.
 enum Wanted {
     All,
@@ -119,6 +164,14 @@ fn parse_range(value: Option<&HeaderValue>, size: u64) -> Wanted {
         return Wanted::All;
     };
     let (first, last) = (first.trim(), last.trim());
+    if size == 0 {
+        // No byte of an empty blob can be asked for (RFC 9110 §14.1.2: 416).
+        return if first.is_empty() && last.is_empty() {
+            Wanted::All
+        } else {
+            Wanted::Unsatisfiable
+        };
+    }
     match (first.parse::<u64>(), last.parse::<u64>()) {
         (Ok(start), _) if start >= size => Wanted::Unsatisfiable,
         (Ok(start), Ok(end)) if end >= start => Wanted::Range {
@@ -141,7 +194,10 @@ fn parse_range(value: Option<&HeaderValue>, size: u64) -> Wanted {
     }
 }
 
-/// Download a blob (also answers HEAD). Private plugins' blobs need a member's token.
+/// Download a blob (also answers HEAD). Private plugins' blobs need a member's token. A
+/// publisher may HEAD a blob they uploaded themselves (to skip uploading it again), and
+/// only those: the existence and size of anyone else's unreleased or private blob is not
+/// disclosed.
 #[utoipa::path(get, path = "/api/v1/blobs/{digest}", tag = "blobs",
     params(("digest" = String, Path, description = "sha256:<hex> of the content")),
     responses(
@@ -154,6 +210,7 @@ fn parse_range(value: Option<&HeaderValue>, size: u64) -> Wanted {
 pub async fn download(
     State(state): State<AppState>,
     caller: MaybeCaller,
+    ClientAddr(client): ClientAddr,
     method: Method,
     Path(raw): Path<String>,
     headers: HeaderMap,
@@ -161,15 +218,20 @@ pub async fn download(
     let digest = parse_digest(&raw)?;
     let viewer = caller.viewer();
     let readable = state.meta.blob_readable(&digest, &viewer).await?;
-    // Publishers may ask whether a blob exists (HEAD, to skip re-uploads); its bytes are
-    // only served once a version they may see refers to it.
-    let existence_check = !readable
-        && method == Method::HEAD
-        && caller
-            .0
-            .as_ref()
-            .is_some_and(|c| c.require_some_publish_right().is_ok())
-        && state.meta.blob_size(&digest).await?.is_some();
+    // Publishers may ask whether a blob they uploaded exists (HEAD, to skip re-uploads);
+    // its bytes are only served once a version they may see refers to it.
+    let uploader = match caller.0.as_ref() {
+        Some(c)
+            if !readable && method == Method::HEAD && c.require_some_publish_right().is_ok() =>
+        {
+            Some(c.user.id)
+        }
+        _ => None,
+    };
+    let existence_check = match uploader {
+        Some(user) => state.meta.blob_uploaded_by(&digest, user).await?.is_some(),
+        None => false,
+    };
     if !readable && !existence_check {
         return Err(ApiError::not_found(format!("blob {digest} not found")));
     }
@@ -222,7 +284,7 @@ pub async fn download(
         .get(&digest, start, len)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("blob {digest} not found")))?;
-    if start == 0 && readable {
+    if start == 0 && readable && state.downloads.counts(client, &digest) {
         let meta = state.meta.clone();
         tokio::spawn(async move {
             if let Err(e) = meta.count_download(&digest).await {
@@ -258,5 +320,12 @@ mod tests {
         assert_eq!(range("items=0-1", 100), None);
         assert_eq!(range("bytes=9-3", 100), None);
         assert_eq!(range("bytes=x-y", 100), None);
+    }
+
+    #[test]
+    fn no_range_of_an_empty_blob_is_satisfiable() {
+        for spec in ["bytes=-1", "bytes=0-", "bytes=0-0", "bytes=-0"] {
+            assert_eq!(range(spec, 0), Some((u64::MAX, 0)), "{spec}");
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! publish right add and revoke them.
 
 use agora_core::api::{AddKey, PublisherKey, RevokeKey};
-use agora_store::{KeyRecord, now_ms};
-use agora_trust::PublicKey;
+use agora_store::{KeyRecord, LogWriter, now_ms};
+use agora_trust::{LogEntry, PublicKey};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,6 +14,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::time::rfc3339;
+use crate::transparency;
 
 pub fn key_view(k: KeyRecord) -> PublisherKey {
     PublisherKey {
@@ -95,17 +96,28 @@ pub async fn add(
         log_index: None,
         revoked_log_index: None,
     };
-    let entry = agora_trust::LogEntry::KeyAdded {
-        publisher: p.name.clone(),
-        key_id: record.id.clone(),
-        public_key: record.public_key.clone(),
-        at_ms: record.created_at,
-    };
-    state
-        .meta
-        .add_key(p.id, &record, Some(&entry.to_json()))
-        .await?;
+    let (publisher, key_id, public_key, at_ms) = (
+        p.name.clone(),
+        record.id.clone(),
+        record.public_key.clone(),
+        record.created_at,
+    );
+    let entry = LogWriter::new(move |context| {
+        let entry = LogEntry::KeyAdded {
+            publisher: publisher.clone(),
+            key_id: key_id.clone(),
+            public_key: public_key.clone(),
+            prev: transparency::key_head(context),
+            at_ms,
+        };
+        transparency::record(&entry, false)
+    });
+    let log_index = state.meta.add_key(p.id, &record, Some(entry)).await?;
     tracing::info!(publisher = %p.name, key = %record.id, by = %caller.user.username, "key added");
+    let record = KeyRecord {
+        log_index,
+        ..record
+    };
     Ok((StatusCode::CREATED, Json(key_view(record))))
 }
 
@@ -131,11 +143,16 @@ pub async fn revoke(
         ));
     }
     let now = now_ms();
-    let entry = agora_trust::LogEntry::KeyRevoked {
-        publisher: p.name.clone(),
-        key_id: request.id.clone(),
-        at_ms: now,
-    };
+    let (publisher, key_id) = (p.name.clone(), request.id.clone());
+    let entry = LogWriter::new(move |context| {
+        let entry = LogEntry::KeyRevoked {
+            publisher: publisher.clone(),
+            key_id: key_id.clone(),
+            prev: transparency::key_head(context),
+            at_ms: now,
+        };
+        transparency::record(&entry, false)
+    });
     if !state
         .meta
         .revoke_key(
@@ -144,7 +161,7 @@ pub async fn revoke(
             &caller.user.username,
             request.reason.as_deref(),
             now,
-            Some(&entry.to_json()),
+            Some(entry),
         )
         .await?
     {

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::auth::MaybeCaller;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 
@@ -41,17 +42,19 @@ pub struct InclusionParams {
     index: u64,
 }
 
-/// Proof that entry `index` is in the log, with the checkpoint it leads to.
+/// Proof that entry `index` is in the log, with the checkpoint it leads to. A sealed
+/// entry (about a private plugin) comes with its opening for callers who may see it.
 #[utoipa::path(get, path = "/api/v1/log/proof/inclusion", tag = "log", params(InclusionParams),
     responses((status = 200, body = InclusionProofResponse), (status = 422, body = agora_core::api::Problem)))]
 pub async fn inclusion(
     State(state): State<AppState>,
+    caller: MaybeCaller,
     ApiQuery(p): ApiQuery<InclusionParams>,
 ) -> Result<Json<InclusionProofResponse>, ApiError> {
     Ok(Json(
         state
             .log
-            .prove_inclusion(state.meta.as_ref(), p.index)
+            .prove_inclusion(state.meta.as_ref(), p.index, &caller.viewer())
             .await?,
     ))
 }
@@ -87,25 +90,31 @@ pub struct EntriesParams {
     limit: Option<u32>,
 }
 
-/// Log entries in order, for monitors and mirrors.
+/// Log entries in order, for monitors and mirrors. Sealed entries (about private plugins)
+/// come with their openings for callers who may see those plugins.
 #[utoipa::path(get, path = "/api/v1/log/entries", tag = "log", params(EntriesParams), responses((status = 200, body = Vec<LogEntryBody>)))]
 pub async fn entries(
     State(state): State<AppState>,
+    caller: MaybeCaller,
     ApiQuery(p): ApiQuery<EntriesParams>,
 ) -> Result<Json<Vec<LogEntryBody>>, ApiError> {
+    // An index past what the store can hold is past the end: nothing to show.
+    let Ok(from) = i64::try_from(p.from.unwrap_or(0)) else {
+        return Ok(Json(Vec::new()));
+    };
     let rows = state
         .meta
-        .log_entries(
-            p.from.unwrap_or(0) as i64,
-            p.limit.unwrap_or(100).clamp(1, 1000),
-        )
+        .log_entries(from, p.limit.unwrap_or(100).clamp(1, 1000))
         .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|(i, body)| LogEntryBody {
-                index: i as u64,
-                body,
-            })
-            .collect(),
-    ))
+    let viewer = caller.viewer();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let opening = crate::transparency::opening(state.meta.as_ref(), &viewer, &row).await?;
+        out.push(LogEntryBody {
+            index: row.index as u64,
+            body: row.body,
+            opening,
+        });
+    }
+    Ok(Json(out))
 }

@@ -71,6 +71,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(publishers::list, publishers::create))
         .routes(routes!(publishers::detail, publishers::update))
         .routes(routes!(publishers::members, publishers::add_member))
+        .routes(routes!(publishers::remove_member))
+        .routes(routes!(publishers::publisher_invitations))
+        .routes(routes!(publishers::cancel_invitation))
+        .routes(routes!(publishers::accept_invitation))
+        .routes(routes!(publishers::my_invitations))
         .routes(routes!(keys::list, keys::add))
         .routes(routes!(keys::revoke))
         .routes(routes!(log::key))
@@ -113,6 +118,9 @@ pub fn router(state: AppState) -> Router {
         )
     })
     .route_layer(axum::middleware::from_fn(metrics::track))
+    .layer(axum::middleware::from_fn(
+        crate::text::reject_control_characters,
+    ))
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),
         private_registry_gate,

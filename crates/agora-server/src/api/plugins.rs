@@ -175,12 +175,11 @@ pub async fn visible_plugin(
     publisher: &str,
     name: &str,
 ) -> Result<PluginRecord, ApiError> {
-    match state.meta.plugin(publisher, name).await? {
-        Some(p) if viewer.can_see(&p) => Ok(p),
-        _ => Err(ApiError::not_found(format!(
-            "plugin {publisher}/{name} not found"
-        ))),
-    }
+    state
+        .meta
+        .visible_plugin(publisher, name, viewer)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("plugin {publisher}/{name} not found")))
 }
 
 /// A plugin with its latest version and version history.
@@ -244,9 +243,20 @@ pub async fn update(
         .await?
         .ok_or_else(|| ApiError::internal("a plugin's publisher is missing", &plugin.publisher))?;
     caller.require_publish(&publisher)?;
+    let entry = crate::transparency::writer(agora_trust::LogEntry::Visibility {
+        publisher: plugin.publisher.clone(),
+        name: plugin.name.clone(),
+        visibility: settings.visibility.as_str().to_owned(),
+        at_ms: agora_store::now_ms(),
+    });
     state
         .meta
-        .set_visibility(plugin.id, settings.visibility, &caller.user.username)
+        .set_visibility(
+            plugin.id,
+            settings.visibility,
+            &caller.user.username,
+            Some(entry),
+        )
         .await?;
     state.cache.invalidate(&super::versions::cache_key(
         &plugin.publisher,

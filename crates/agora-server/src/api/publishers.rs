@@ -1,8 +1,15 @@
-//! Publishers (namespaces) and their members.
+//! Publishers (namespaces), their members and invitations.
+//!
+//! Owners change who belongs (with a `members:` scope); administrators add members at
+//! once, owners invite and the invited user accepts, so an owner learns nothing about
+//! which accounts exist. A publisher always keeps an owner.
 
-use agora_core::api::{AddMember, CreatePublisher, Member, Publisher, PublisherSettings};
+use agora_core::api::{
+    AddMember, CreatePublisher, Invitation, Member, MemberChangeResult, Publisher,
+    PublisherSettings,
+};
 use agora_core::name::{SLUG_RULE, Slug};
-use agora_store::{PublisherRecord, Role};
+use agora_store::{InvitationRecord, MemberChange, PublisherRecord, now_ms};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -192,13 +199,8 @@ pub async fn create(
     caller: Caller,
     ApiJson(request): ApiJson<CreatePublisher>,
 ) -> Result<(StatusCode, Json<Publisher>), ApiError> {
-    if caller.user.role == Role::User {
-        return Err(ApiError::forbidden(format!(
-            "user {} has the role user; creating publishers needs the publisher role (an administrator can grant it)",
-            caller.user.username
-        )));
-    }
     let name = valid_name(&request.name)?;
+    caller.require_create_publisher(name.as_str())?;
     if let Some(d) = &request.display_name
         && (d.is_empty() || d.chars().count() > 100)
     {
@@ -241,55 +243,247 @@ pub async fn members(
     Ok(Json(publisher_view(&state, p).await?.members))
 }
 
-/// Add a member (or change a member's role). Owners of the publisher and admins only.
+/// How long an invitation waits for its answer.
+const INVITATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Most open invitations per publisher.
+const MAX_OPEN_INVITATIONS: usize = 50;
+
+fn invitation_view(i: InvitationRecord) -> Invitation {
+    Invitation {
+        publisher: i.publisher,
+        username: i.username,
+        role: i.role,
+        invited_by: i.invited_by,
+        created_at: rfc3339(i.created_at),
+        expires_at: rfc3339(i.expires_at),
+    }
+}
+
+async fn is_owner(state: &AppState, p: &PublisherRecord, username: &str) -> Result<bool, ApiError> {
+    Ok(state
+        .meta
+        .members(p.id)
+        .await?
+        .iter()
+        .any(|m| m.username == username && m.role == "owner"))
+}
+
+fn valid_role(role: Option<&str>) -> Result<&str, ApiError> {
+    let role = role.unwrap_or("member");
+    if ["owner", "member"].contains(&role) {
+        Ok(role)
+    } else {
+        Err(ApiError::field(
+            "role",
+            format!("unknown role {:?}", crate::extract::truncate(role)),
+            Some("owner or member"),
+        ))
+    }
+}
+
+/// Add a member. An administrator adds (or changes the role of) an existing user at once;
+/// an owner (token with `members:PUBLISHER`) changes the role of a member, or invites
+/// anyone else: the answer is the same whether or not an account of that name exists.
 #[utoipa::path(post, path = "/api/v1/publishers/{publisher}/members", tag = "publishers",
     params(("publisher" = String, Path)), request_body = AddMember, security(("token" = [])),
-    responses((status = 200, body = Vec<Member>), (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+    responses((status = 200, body = MemberChangeResult), (status = 403, body = agora_core::api::Problem),
+        (status = 404, body = agora_core::api::Problem), (status = 409, body = agora_core::api::Problem)))]
 pub async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<AddMember>,
-) -> Result<Json<Vec<Member>>, ApiError> {
+) -> Result<Json<MemberChangeResult>, ApiError> {
     let name = valid_name(&name)?;
     let p = publisher_or_404(&state, name.as_str()).await?;
-    let is_owner = state
-        .meta
-        .members(p.id)
-        .await?
-        .iter()
-        .any(|m| m.username == caller.user.username && m.role == "owner");
-    if !is_owner && !caller.is_admin() {
-        return Err(ApiError::forbidden(format!(
-            "only owners of {} or administrators can add members",
-            p.name
-        )));
-    }
-    let role = request.role.as_deref().unwrap_or("member");
-    if !["owner", "member"].contains(&role) {
+    caller.require_members(&p, is_owner(&state, &p, &caller.user.username).await?)?;
+    let role = valid_role(request.role.as_deref())?;
+    let username = request.username.trim();
+    if !agora_core::name::is_slug(username) {
         return Err(ApiError::field(
-            "role",
-            format!("unknown role {role:?}"),
-            Some("owner or member"),
+            "username",
+            format!(
+                "{:?} is not a valid user name",
+                crate::extract::truncate(username)
+            ),
+            Some(SLUG_RULE),
         ));
     }
-    let user = state
-        .meta
-        .user_by_name(&request.username)
-        .await?
-        .ok_or_else(|| {
+    let members = state.meta.members(p.id).await?;
+    if members.iter().any(|m| m.username == username) {
+        state
+            .meta
+            .change_member(
+                p.id,
+                username,
+                MemberChange::Role(role),
+                &caller.user.username,
+            )
+            .await?;
+        let members = publisher_view(&state, p).await?.members;
+        return Ok(Json(MemberChangeResult {
+            outcome: "role-changed".into(),
+            members,
+            invitation: None,
+        }));
+    }
+    if caller.is_admin() {
+        // Administrators may list every user anyway; they add at once.
+        let user = state.meta.user_by_name(username).await?.ok_or_else(|| {
             ApiError::field(
                 "username",
-                format!(
-                    "no user named {:?}",
-                    crate::extract::truncate(&request.username)
-                ),
+                format!("no user named {username:?}"),
                 Some("an existing user name"),
             )
         })?;
+        state
+            .meta
+            .add_member(p.id, &user, role, &caller.user.username)
+            .await?;
+        let members = publisher_view(&state, p).await?.members;
+        return Ok(Json(MemberChangeResult {
+            outcome: "added".into(),
+            members,
+            invitation: None,
+        }));
+    }
+    let now = now_ms();
+    let invitation = InvitationRecord {
+        publisher: p.name.clone(),
+        username: username.to_owned(),
+        role: role.to_owned(),
+        invited_by: caller.user.username.clone(),
+        created_at: now,
+        expires_at: now + INVITATION_TTL_MS,
+    };
     state
         .meta
-        .add_member(p.id, &user, role, &caller.user.username)
+        .invite_member(&invitation, p.id, MAX_OPEN_INVITATIONS)
         .await?;
+    tracing::info!(publisher = %p.name, invited = %username, by = %caller.user.username, "member invited");
+    let members = publisher_view(&state, p).await?.members;
+    Ok(Json(MemberChangeResult {
+        outcome: "invited".into(),
+        members,
+        invitation: Some(invitation_view(invitation)),
+    }))
+}
+
+/// Remove a member, or leave. Owners (token with `members:PUBLISHER`) remove anyone; a
+/// member may remove themselves; administrators anyone. The last owner cannot be removed.
+#[utoipa::path(delete, path = "/api/v1/publishers/{publisher}/members/{username}", tag = "publishers",
+    params(("publisher" = String, Path), ("username" = String, Path)), security(("token" = [])),
+    responses((status = 200, body = Vec<Member>), (status = 403, body = agora_core::api::Problem),
+        (status = 404, body = agora_core::api::Problem), (status = 409, body = agora_core::api::Problem)))]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, username)): Path<(String, String)>,
+) -> Result<Json<Vec<Member>>, ApiError> {
+    let name = valid_name(&name)?;
+    let p = publisher_or_404(&state, name.as_str()).await?;
+    if username == caller.user.username {
+        caller.require_own_membership(&p.name)?;
+    } else {
+        caller.require_members(&p, is_owner(&state, &p, &caller.user.username).await?)?;
+    }
+    if !state
+        .meta
+        .change_member(p.id, &username, MemberChange::Remove, &caller.user.username)
+        .await?
+    {
+        return Err(ApiError::not_found(format!(
+            "{} is not a member of {}",
+            crate::extract::truncate(&username),
+            p.name
+        )));
+    }
+    tracing::info!(publisher = %p.name, removed = %username, by = %caller.user.username, "member removed");
     Ok(Json(publisher_view(&state, p).await?.members))
+}
+
+/// The publisher's open invitations (owners and administrators).
+#[utoipa::path(get, path = "/api/v1/publishers/{publisher}/invitations", tag = "publishers",
+    params(("publisher" = String, Path)), security(("token" = [])),
+    responses((status = 200, body = Vec<Invitation>), (status = 403, body = agora_core::api::Problem)))]
+pub async fn publisher_invitations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<Invitation>>, ApiError> {
+    let name = valid_name(&name)?;
+    let p = publisher_or_404(&state, name.as_str()).await?;
+    caller.require_members(&p, is_owner(&state, &p, &caller.user.username).await?)?;
+    let list = state.meta.invitations(Some(p.id), None).await?;
+    Ok(Json(list.into_iter().map(invitation_view).collect()))
+}
+
+/// Withdraw an invitation (owners, administrators) or decline one (the invited user).
+#[utoipa::path(delete, path = "/api/v1/publishers/{publisher}/invitations/{username}", tag = "publishers",
+    params(("publisher" = String, Path), ("username" = String, Path)), security(("token" = [])),
+    responses((status = 204, description = "Withdrawn"), (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+pub async fn cancel_invitation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, username)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let name = valid_name(&name)?;
+    let p = publisher_or_404(&state, name.as_str()).await?;
+    if username == caller.user.username {
+        caller.require_own_membership(&p.name)?;
+    } else {
+        caller.require_members(&p, is_owner(&state, &p, &caller.user.username).await?)?;
+    }
+    if state
+        .meta
+        .cancel_invitation(p.id, &username, &caller.user.username)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "no open invitation of {} to {}",
+            crate::extract::truncate(&username),
+            p.name
+        )))
+    }
+}
+
+/// Accept an invitation: the caller joins the publisher with the invitation's role. Needs
+/// a token with `members:PUBLISHER` or `members:*` (a web session has it).
+#[utoipa::path(post, path = "/api/v1/publishers/{publisher}/invitations/accept", tag = "publishers",
+    params(("publisher" = String, Path)), security(("token" = [])),
+    responses((status = 200, body = Vec<Member>), (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+pub async fn accept_invitation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<Member>>, ApiError> {
+    let name = valid_name(&name)?;
+    let p = publisher_or_404(&state, name.as_str()).await?;
+    caller.require_own_membership(&p.name)?;
+    match state.meta.accept_invitation(p.id, &caller.user).await? {
+        Some(role) => {
+            tracing::info!(publisher = %p.name, user = %caller.user.username, %role, "invitation accepted");
+            Ok(Json(publisher_view(&state, p).await?.members))
+        }
+        None => Err(ApiError::not_found(format!(
+            "no open invitation of {} to {}; ask an owner to invite you",
+            caller.user.username, p.name
+        ))),
+    }
+}
+
+/// The caller's open invitations.
+#[utoipa::path(get, path = "/api/v1/invitations", tag = "publishers", security(("token" = [])),
+    responses((status = 200, body = Vec<Invitation>), (status = 401, body = agora_core::api::Problem)))]
+pub async fn my_invitations(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<Invitation>>, ApiError> {
+    let list = state
+        .meta
+        .invitations(None, Some(&caller.user.username))
+        .await?;
+    Ok(Json(list.into_iter().map(invitation_view).collect()))
 }

@@ -54,6 +54,7 @@ pub async fn write_mine(
     path: PluginPath,
     ApiJson(input): ApiJson<ReviewInput>,
 ) -> Result<Json<Review>, ApiError> {
+    caller.require_review()?;
     let plugin = visible_plugin(
         &state,
         &caller.viewer(),

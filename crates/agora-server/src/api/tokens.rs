@@ -16,6 +16,8 @@ use crate::time::rfc3339;
 
 /// Longest token lifetime: ten years.
 const MAX_LIFETIME_SECONDS: u64 = 10 * 365 * 24 * 3600;
+/// Most live (unrevoked, unexpired) tokens one user may hold.
+pub const MAX_LIVE_TOKENS: usize = 200;
 
 pub fn token_info(t: TokenRecord) -> TokenInfo {
     TokenInfo {
@@ -28,6 +30,7 @@ pub fn token_info(t: TokenRecord) -> TokenInfo {
         expires_at: t.expires_at.map(rfc3339),
         revoked_at: t.revoked_at.map(rfc3339),
         last_used_at: t.last_used_at.map(rfc3339),
+        parent_id: t.parent_id,
     }
 }
 
@@ -56,8 +59,9 @@ pub async fn list(
     Ok(Json(tokens.into_iter().map(token_info).collect()))
 }
 
-/// Create a token. Its scopes cannot exceed the calling token's. The secret is returned
-/// once and stored only as a hash.
+/// Create a token. Its scopes cannot exceed the calling token's, it cannot outlive it,
+/// and revoking the calling token revokes it. The secret is returned once and stored only
+/// as a hash.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken, security(("token" = [])),
     responses((status = 201, body = CreatedToken), (status = 403, body = agora_core::api::Problem), (status = 422, body = agora_core::api::Problem)))]
 pub async fn create(
@@ -87,14 +91,16 @@ pub async fn create_token(
         ApiError::field(
             "scopes",
             e.to_string(),
-            Some("admin, read:private, publish:* or publish:PUBLISHER, space-separated"),
+            Some("admin, read:private, review, publish:*, publish:PUBLISHER, members:* or members:PUBLISHER, space-separated"),
         )
     })?;
     if scopes.is_empty() {
         return Err(ApiError::field(
             "scopes",
             "no scope given",
-            Some("admin, read:private, publish:* or publish:PUBLISHER"),
+            Some(
+                "admin, read:private, review, publish:*, publish:PUBLISHER, members:* or members:PUBLISHER",
+            ),
         ));
     }
     if let Some(denied) = scopes.iter().find(|s| !caller.may_grant(s)) {
@@ -116,7 +122,12 @@ pub async fn create_token(
         }
         None => caller.user.clone(),
     };
-    let expires_at = match request.expires_in_seconds {
+    // A token minted for oneself is a delegation: it never outlives the token that minted
+    // it, and dies with it. A token an administrator makes for another user is a grant of
+    // its own (the administrator's token rotating must not lock that user out). Sessions
+    // (token id 0) mint independent tokens too.
+    let parent = (request.for_user.is_none() && caller.token.id != 0).then_some(&caller.token);
+    let requested = match request.expires_in_seconds {
         Some(0) => {
             return Err(ApiError::field(
                 "expires_in_seconds",
@@ -134,6 +145,37 @@ pub async fn create_token(
         Some(s) => Some(now_ms() + (s as i64) * 1000),
         None => None,
     };
+    let expires_at = match (requested, parent.and_then(|p| p.expires_at)) {
+        (Some(wanted), Some(limit)) if wanted > limit => {
+            return Err(ApiError::field(
+                "expires_in_seconds",
+                format!(
+                    "the new token would outlive the one creating it, which expires at {}",
+                    rfc3339(limit)
+                ),
+                Some(&format!(
+                    "at most {} seconds",
+                    ((limit - now_ms()) / 1000).max(0)
+                )),
+            ));
+        }
+        (None, Some(limit)) => Some(limit),
+        (wanted, _) => wanted,
+    };
+    let now = now_ms();
+    let live = state
+        .meta
+        .list_tokens(Some(owner.id))
+        .await?
+        .iter()
+        .filter(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|at| at > now))
+        .count();
+    if live >= MAX_LIVE_TOKENS {
+        return Err(ApiError::conflict(format!(
+            "user {} has {live} live tokens, the most allowed; revoke unused ones with `agora token revoke ID`",
+            owner.username
+        )));
+    }
     let secret = new_token();
     let record = state
         .meta
@@ -144,6 +186,7 @@ pub async fn create_token(
             prefix: token_display_prefix(&secret),
             scopes: Scope::join(&scopes),
             expires_at,
+            parent_id: parent.map(|p| p.id),
         })
         .await?;
     tracing::info!(token = record.id, user = %owner.username, by = %caller.user.username, "token created");
@@ -153,7 +196,9 @@ pub async fn create_token(
     })
 }
 
-/// Revoke a token: the caller's own, or any token for an administrator.
+/// Revoke a token (and every token it minted): one of the caller's own whose scopes the
+/// calling token holds too (a narrow token cannot revoke a wider one), or any token for an
+/// administrator.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path)), security(("token" = [])),
     responses((status = 204, description = "Revoked"), (status = 404, body = agora_core::api::Problem)))]
 pub async fn revoke(
@@ -172,13 +217,30 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Revokes the caller's token `id` (any token, for an administrator).
+/// Revokes the caller's token `id` and what it minted (any token, for an administrator).
 pub async fn revoke_token(state: &AppState, caller: &Caller, id: i64) -> Result<(), ApiError> {
     let owner = if caller.is_admin() {
         None
     } else {
         Some(caller.user.id)
     };
+    if owner.is_some() && id != caller.token.id {
+        let target = state
+            .meta
+            .list_tokens(owner)
+            .await?
+            .into_iter()
+            .find(|t| t.id == id && t.revoked_at.is_none());
+        if let Some(target) = target {
+            let scopes = Scope::parse_list(&target.scopes)
+                .map_err(|e| ApiError::internal("a stored token has an unreadable scope", e))?;
+            if let Some(wider) = scopes.iter().find(|s| !caller.may_grant(s)) {
+                return Err(ApiError::forbidden(format!(
+                    "token {id} holds {wider}, which this token does not; revoke it with a token that holds every scope it has"
+                )));
+            }
+        }
+    }
     if state.meta.revoke_token(id, owner, now_ms()).await? {
         tracing::info!(token = id, by = %caller.user.username, "token revoked");
         Ok(())

@@ -7,7 +7,8 @@ use agora_core::api::{
 };
 use agora_core::manifest::{ArtifactRole, FieldError, MANIFEST_FILE, relative_path_problem};
 use agora_core::{Digest, Lifecycle, Manifest, ManifestError, PluginRef};
-use agora_store::{ArtifactRecord, LifecycleChange, NewRelease, PutOutcome};
+use agora_store::{ArtifactRecord, LifecycleChange, LogWriter, NewRelease, PutOutcome};
+use agora_trust::LogEntry;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -20,7 +21,7 @@ use super::{convert, publishers::publisher_or_404};
 use crate::auth::{Caller, MaybeCaller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, PluginPath, VersionPath};
-use crate::{AppState, metrics};
+use crate::{AppState, metrics, transparency};
 
 /// Largest signature envelope accepted.
 const MAX_SIGNATURE_BYTES: usize = 64 * 1024;
@@ -67,6 +68,7 @@ pub async fn detail(
     if anonymous && let Some(body) = state.cache.get(&key) {
         return Ok(json_bytes(body));
     }
+    let generation = state.cache.generation();
     let plugin = visible_plugin(
         &state,
         &caller.viewer(),
@@ -82,7 +84,7 @@ pub async fn detail(
             .map_err(|e| ApiError::internal("could not render a version", e))?,
     );
     if anonymous && plugin.visibility == agora_core::Visibility::Public {
-        state.cache.put(key, body.clone());
+        state.cache.put(key, body.clone(), generation);
     }
     Ok(json_bytes(body))
 }
@@ -121,12 +123,17 @@ fn json_bytes(body: Bytes) -> Response {
         .into_response()
 }
 
-/// Checks every artifact of a release against the manifest and the uploaded blobs.
+/// Checks every artifact of a release against the manifest and the uploaded blobs. A
+/// release may name only blobs the caller sent the bytes of, or can read already: knowing
+/// a digest (the log and HEAD show digests) never makes someone else's private blob part
+/// of a release, and so never public.
 async fn check_artifacts(
     state: &AppState,
+    caller: &Caller,
     manifest: &Manifest,
     request: &PublishRequest,
 ) -> Result<Vec<ArtifactRecord>, ApiError> {
+    let viewer = caller.viewer();
     let mut errors = Vec::new();
     if request.artifacts.len() > state.limits.max_artifacts {
         errors.push(FieldError::new(
@@ -175,10 +182,21 @@ async fn check_artifacts(
                 continue;
             }
         };
-        match state.meta.blob_size(&a.digest).await? {
+        let usable = match state
+            .meta
+            .blob_uploaded_by(&a.digest, caller.user.id)
+            .await?
+        {
+            Some(size) => Some(size),
+            None if state.meta.blob_readable(&a.digest, &viewer).await? => {
+                state.meta.blob_size(&a.digest).await?
+            }
+            None => None,
+        };
+        match usable {
             None => errors.push(FieldError::new(
                 format!("{field}.digest"),
-                format!("blob {} has not been uploaded", a.digest),
+                format!("blob {} has not been uploaded by you", a.digest),
                 Some(&format!(
                     "upload it first with PUT /api/v1/blobs/{}",
                     a.digest
@@ -287,7 +305,7 @@ pub async fn publish(
         }
         None => None,
     };
-    let mut artifacts = check_artifacts(&state, &manifest, &request).await?;
+    let mut artifacts = check_artifacts(&state, &caller, &manifest, &request).await?;
 
     // The manifest's exact bytes are a blob too: its digest is what a signature covers.
     let manifest_bytes = Bytes::from(request.manifest.clone().into_bytes());
@@ -319,6 +337,31 @@ pub async fn publish(
     });
 
     let envelope_digest = Digest::of(signature.as_deref().unwrap_or_default().as_bytes());
+    let entry = {
+        let (publisher, name, version) = (
+            publisher.name.clone(),
+            manifest.name.to_string(),
+            manifest.version.to_string(),
+        );
+        let signer_key = signer_key.clone();
+        let at_ms = agora_store::now_ms();
+        // Built by the store under the log's lock: the release names the key event that
+        // is the head of the publisher's key history at that moment, and is sealed if
+        // the plugin is private once this release is in.
+        LogWriter::new(move |context| {
+            let entry = LogEntry::Release {
+                publisher: publisher.clone(),
+                name: name.clone(),
+                version: version.clone(),
+                manifest_digest,
+                envelope_digest,
+                signer_key: signer_key.clone(),
+                key_head: transparency::key_head(context),
+                at_ms,
+            };
+            transparency::record(&entry, context.private)
+        })
+    };
     let version = state
         .meta
         .publish(NewRelease {
@@ -326,24 +369,17 @@ pub async fn publish(
             manifest: manifest.clone(),
             manifest_digest,
             signature,
-            signer_key: Some(signer_key.clone()),
-            log_entry: Some(
-                agora_trust::LogEntry::Release {
-                    publisher: publisher.name.clone(),
-                    name: manifest.name.to_string(),
-                    version: manifest.version.to_string(),
-                    manifest_digest,
-                    envelope_digest,
-                    signer_key,
-                    at_ms: agora_store::now_ms(),
-                }
-                .to_json(),
-            ),
+            signer_key: Some(signer_key),
+            log_entry: Some(entry),
             artifacts: artifacts.clone(),
             published_by: caller.user.id,
             actor: caller.user.username.clone(),
         })
         .await?;
+    // A release can make the plugin private: no cached public answer may outlive that.
+    state
+        .cache
+        .invalidate(&cache_key(&publisher.name, path.name.as_str(), ""));
     metrics::published();
     tracing::info!(release = %target, by = %caller.user.username, "published");
     let location = format!(
@@ -355,7 +391,7 @@ pub async fn publish(
         .ok_or_else(|| ApiError::internal("a release was stored without its log entry", &target))?;
     let log = state
         .log
-        .prove_inclusion(state.meta.as_ref(), log_index as u64)
+        .prove_inclusion(state.meta.as_ref(), log_index as u64, &caller.viewer())
         .await?;
     let body = PublishResponse {
         publisher: publisher.name,
@@ -507,6 +543,14 @@ pub async fn change_lifecycle(
             ),
             other => ApiError::conflict(other.to_string()),
         })?;
+    let entry = transparency::writer(LogEntry::Lifecycle {
+        publisher: plugin.publisher.clone(),
+        name: plugin.name.clone(),
+        version: version.clone(),
+        state: request.state.as_str().to_owned(),
+        reason: request.reason.clone(),
+        at_ms: agora_store::now_ms(),
+    });
     let (updated, orphaned) = state
         .meta
         .set_lifecycle(LifecycleChange {
@@ -519,6 +563,7 @@ pub async fn change_lifecycle(
                 None
             },
             actor: caller.user.username.clone(),
+            log_entry: Some(entry),
         })
         .await?;
     state

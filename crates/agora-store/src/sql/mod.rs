@@ -39,7 +39,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 5] = match self {
+        let files: [(i64, &'static str, &'static str); 6] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -65,6 +65,11 @@ impl Dialect {
                     5,
                     "web",
                     include_str!("../../migrations/sqlite/0005_web.sql"),
+                ),
+                (
+                    6,
+                    "security",
+                    include_str!("../../migrations/sqlite/0006_security.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -92,6 +97,11 @@ impl Dialect {
                     5,
                     "web",
                     include_str!("../../migrations/postgres/0005_web.sql"),
+                ),
+                (
+                    6,
+                    "security",
+                    include_str!("../../migrations/postgres/0006_security.sql"),
                 ),
             ],
         };
@@ -224,24 +234,148 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Appends an entry to the transparency log inside `tx`; returns its index. Indexes
-    /// are dense: PostgreSQL serializes appenders with a table lock, SQLite has one writer.
-    async fn append_log(&self, tx: &mut Transaction<'static, Any>, body: &str) -> Result<i64> {
-        if self.dialect == Dialect::Postgres {
+    /// Begins a transaction that will append to the transparency log. The log's lock is
+    /// its first step, before any row is touched: every appending transaction takes its
+    /// locks in the same order (log, then rows), so two of them never deadlock. (On
+    /// PostgreSQL a table lock; SQLite has one writer anyway.)
+    async fn begin_logged(&self, logged: bool) -> Result<Transaction<'static, Any>> {
+        let mut tx = self.write.begin().await?;
+        if logged && self.dialect == Dialect::Postgres {
             sqlx::query("LOCK TABLE log_entries IN EXCLUSIVE MODE")
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
-        let idx: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries")
+        Ok(tx)
+    }
+
+    /// Appends the entry `writer` builds to the transparency log inside `tx` (begun with
+    /// [`SqlStore::begin_logged`]); returns its index and record. Indexes are dense.
+    async fn append_log(
+        tx: &mut Transaction<'static, Any>,
+        writer: &LogWriter,
+        publisher_id: i64,
+        plugin: Option<(i64, bool)>,
+    ) -> Result<(i64, LogRecord)> {
+        let index: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries")
             .fetch_one(&mut **tx)
             .await?;
-        sqlx::query("INSERT INTO log_entries (idx, body, created_at) VALUES ($1, $2, $3)")
-            .bind(idx)
-            .bind(body)
-            .bind(now_ms())
+        let row = sqlx::query("SELECT key_head_index, key_head_leaf FROM publishers WHERE id = $1")
+            .bind(publisher_id)
+            .fetch_one(&mut **tx)
+            .await?;
+        let key_head = match (
+            row.try_get::<Option<i64>, _>("key_head_index")?,
+            row.try_get::<Option<String>, _>("key_head_leaf")?,
+        ) {
+            (Some(i), Some(leaf)) => Some((i, leaf)),
+            _ => None,
+        };
+        let record = writer.write(&LogContext {
+            index,
+            key_head,
+            private: plugin.is_some_and(|(_, private)| private),
+        });
+        sqlx::query(
+            "INSERT INTO log_entries (idx, body, created_at, opening, plugin_id) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(index)
+        .bind(&record.body)
+        .bind(now_ms())
+        .bind(record.opening.as_deref())
+        .bind(plugin.map(|(id, _)| id))
+        .execute(&mut **tx)
+        .await?;
+        Ok((index, record))
+    }
+
+    /// Locks a publisher's row for a membership change (PostgreSQL; SQLite has one writer),
+    /// so two concurrent demotions cannot both see the other owner; returns its name.
+    async fn lock_publisher(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        publisher_id: i64,
+    ) -> Result<String> {
+        let sql = match self.dialect {
+            Dialect::Postgres => "SELECT name FROM publishers WHERE id = $1 FOR UPDATE",
+            Dialect::Sqlite => "SELECT name FROM publishers WHERE id = $1",
+        };
+        sqlx::query_scalar(sql)
+            .bind(publisher_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("publisher id {publisher_id}")))
+    }
+
+    /// Refuses a membership change that leaves the publisher without an owner.
+    async fn keep_an_owner(
+        tx: &mut Transaction<'static, Any>,
+        publisher_id: i64,
+        name: &str,
+    ) -> Result<()> {
+        let owners: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM publisher_members WHERE publisher_id = $1 AND role = 'owner'",
+        )
+        .bind(publisher_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        if owners == 0 {
+            return Err(StoreError::Conflict(format!(
+                "publisher {name} must keep at least one owner; make another member an owner first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes a key event the head of its publisher's key history.
+    async fn set_key_head(
+        tx: &mut Transaction<'static, Any>,
+        publisher_id: i64,
+        index: i64,
+        leaf: &str,
+    ) -> Result<()> {
+        sqlx::query("UPDATE publishers SET key_head_index = $1, key_head_leaf = $2 WHERE id = $3")
+            .bind(index)
+            .bind(leaf)
+            .bind(publisher_id)
             .execute(&mut **tx)
             .await?;
-        Ok(idx)
+        Ok(())
+    }
+
+    /// Whether the plugin is private, read inside `tx`.
+    async fn is_private(tx: &mut Transaction<'static, Any>, plugin_id: i64) -> Result<bool> {
+        let visibility: String = sqlx::query_scalar("SELECT visibility FROM plugins WHERE id = $1")
+            .bind(plugin_id)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(visibility == Visibility::Private.as_str())
+    }
+
+    /// Runs a transaction again when PostgreSQL reports it lost a race (serialization
+    /// failure or deadlock): such a loss is a retry, never an error the caller sees, unless
+    /// it keeps happening.
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        const ATTEMPTS: u32 = 6;
+        let mut delay = Duration::from_millis(5);
+        let mut n = 1;
+        loop {
+            match attempt().await {
+                Err(e) if e.is_retryable() && n < ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt = n, "retrying a transaction that lost a race");
+                    let mut jitter = [0u8; 1];
+                    let _ = getrandom::fill(&mut jitter);
+                    tokio::time::sleep(delay + Duration::from_millis(u64::from(jitter[0] % 16)))
+                        .await;
+                    delay *= 2;
+                    n += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Recomputes a plugin's listing fields and labels from its latest resolvable version.
@@ -397,6 +531,236 @@ impl SqlStore {
             }
         }
         Ok(())
+    }
+
+    async fn add_key_once(
+        &self,
+        publisher_id: i64,
+        key: &KeyRecord,
+        log_entry: Option<&LogWriter>,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.begin_logged(log_entry.is_some()).await?;
+        let name: String = sqlx::query_scalar("SELECT name FROM publishers WHERE id = $1")
+            .bind(publisher_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO publisher_keys (publisher_id, id, algorithm, public_key, comment, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(publisher_id)
+        .bind(&key.id)
+        .bind(&key.algorithm)
+        .bind(&key.public_key)
+        .bind(key.comment.as_deref())
+        .bind(key.created_at)
+        .bind(&key.created_by)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::conflict_on_unique(e, || format!("publisher {name} already has key {}", key.id)))?;
+        Self::audit(
+            &mut tx,
+            &key.created_by,
+            "key.add",
+            &name,
+            Some(key.id.clone()),
+        )
+        .await?;
+        let mut index = None;
+        if let Some(writer) = log_entry {
+            let (idx, record) = Self::append_log(&mut tx, writer, publisher_id, None).await?;
+            sqlx::query(
+                "UPDATE publisher_keys SET log_index = $1 WHERE publisher_id = $2 AND id = $3",
+            )
+            .bind(idx)
+            .bind(publisher_id)
+            .bind(&key.id)
+            .execute(&mut *tx)
+            .await?;
+            Self::set_key_head(&mut tx, publisher_id, idx, &record.leaf).await?;
+            index = Some(idx);
+        }
+        tx.commit().await?;
+        Ok(index)
+    }
+
+    /// One attempt at [`MetadataStore::publish`]; returns the new version's id.
+    async fn publish_once(&self, release: &NewRelease) -> Result<i64> {
+        let m = &release.manifest;
+        let target = format!("{}/{}@{}", m.publisher, m.name, m.version);
+        let now = now_ms();
+        let manifest_json =
+            serde_json::to_string(m).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.begin_logged(release.log_entry.is_some()).await?;
+        // The signature was checked against the keys before this transaction; a key
+        // revoked since (the log's lock orders this after the revocation) vouches for
+        // nothing.
+        if let Some(signer) = &release.signer_key {
+            let revoked: Option<Option<i64>> = sqlx::query_scalar(
+                "SELECT revoked_at FROM publisher_keys WHERE publisher_id = $1 AND id = $2",
+            )
+            .bind(release.publisher_id)
+            .bind(signer)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if !matches!(revoked, Some(None)) {
+                return Err(StoreError::Conflict(format!(
+                    "key {signer} is not an active key of {}: it was revoked while the release was being checked; sign with an active key",
+                    m.publisher
+                )));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO plugins (publisher_id, publisher, name, visibility, display_name, description, \
+             provider, runtime, keywords, created_at, updated_at, verified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', $9, $9, \
+             (SELECT CASE WHEN verified_at IS NULL THEN 0 ELSE 1 END FROM publishers WHERE id = $1)) \
+             ON CONFLICT (publisher_id, name) DO NOTHING",
+        )
+        .bind(release.publisher_id)
+        .bind(m.publisher.as_str())
+        .bind(m.name.as_str())
+        .bind(m.visibility.as_str())
+        .bind(m.title())
+        .bind(&m.description)
+        .bind(m.provider.as_deref())
+        .bind(m.runtime.kind.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let plugin_id: i64 =
+            sqlx::query_scalar("SELECT id FROM plugins WHERE publisher_id = $1 AND name = $2")
+                .bind(release.publisher_id)
+                .bind(m.name.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        // A later release can make a plugin private, never silently public again.
+        if m.visibility == Visibility::Private {
+            sqlx::query("UPDATE plugins SET visibility = 'private' WHERE id = $1")
+                .bind(plugin_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let version_id: i64 = sqlx::query_scalar(
+            "INSERT INTO versions (plugin_id, version, manifest, manifest_digest, signature, signer_key, state, \
+             published_at, published_by) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8) RETURNING id",
+        )
+        .bind(plugin_id)
+        .bind(m.version.to_string())
+        .bind(&manifest_json)
+        .bind(release.manifest_digest.to_string())
+        .bind(release.signature.as_deref())
+        .bind(release.signer_key.as_deref())
+        .bind(now)
+        .bind(release.published_by)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| StoreError::conflict_on_unique(e, || format!("{target} is already published; a published version never changes, publish a new version instead")))?;
+        for a in &release.artifacts {
+            sqlx::query("INSERT INTO artifacts (version_id, path, role, digest, size) VALUES ($1, $2, $3, $4, $5)")
+                .bind(version_id)
+                .bind(&a.path)
+                .bind(a.role.as_str())
+                .bind(a.digest.to_string())
+                .bind(a.size)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(writer) = &release.log_entry {
+            let private = Self::is_private(&mut tx, plugin_id).await?;
+            let (idx, _) = Self::append_log(
+                &mut tx,
+                writer,
+                release.publisher_id,
+                Some((plugin_id, private)),
+            )
+            .await?;
+            sqlx::query("UPDATE versions SET log_index = $1 WHERE id = $2")
+                .bind(idx)
+                .bind(version_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (dependency, requirement) in &m.dependencies {
+            sqlx::query("INSERT INTO dependencies (version_id, dependency, requirement) VALUES ($1, $2, $3)")
+                .bind(version_id)
+                .bind(dependency)
+                .bind(requirement)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Self::refresh_plugin(&mut tx, plugin_id, now).await?;
+        Self::audit(
+            &mut tx,
+            &release.actor,
+            "version.publish",
+            &target,
+            Some(release.manifest_digest.to_string()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(version_id)
+    }
+
+    /// One attempt at [`MetadataStore::set_lifecycle`]; returns the orphaned digests.
+    async fn set_lifecycle_once(&self, change: &LifecycleChange) -> Result<Vec<Digest>> {
+        let now = now_ms();
+        let mut tx = self.begin_logged(change.log_entry.is_some()).await?;
+        let row = sqlx::query("SELECT v.plugin_id, v.version, p.publisher, p.name, p.publisher_id FROM versions v JOIN plugins p ON p.id = v.plugin_id WHERE v.id = $1")
+            .bind(change.version_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let plugin_id: i64 = row.try_get("plugin_id")?;
+        let publisher_id: i64 = row.try_get("publisher_id")?;
+        let target = format!(
+            "{}/{}@{}",
+            row.try_get::<String, _>("publisher")?,
+            row.try_get::<String, _>("name")?,
+            row.try_get::<String, _>("version")?
+        );
+        sqlx::query(
+            "UPDATE versions SET state = $1, state_reason = $2, replacement = $3 WHERE id = $4",
+        )
+        .bind(change.state.as_str())
+        .bind(change.reason.as_deref())
+        .bind(change.replacement.as_deref())
+        .bind(change.version_id)
+        .execute(&mut *tx)
+        .await?;
+        let mut orphaned = Vec::new();
+        if change.state == Lifecycle::Removed {
+            let rows = sqlx::query(
+                "SELECT DISTINCT a.digest FROM artifacts a WHERE a.version_id = $1 AND NOT EXISTS ( \
+                 SELECT 1 FROM artifacts b JOIN versions v ON v.id = b.version_id \
+                 WHERE b.digest = a.digest AND v.state <> 'removed')",
+            )
+            .bind(change.version_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in rows {
+                let digest: String = row.try_get("digest")?;
+                sqlx::query("DELETE FROM blobs WHERE digest = $1")
+                    .bind(&digest)
+                    .execute(&mut *tx)
+                    .await?;
+                orphaned.push(parse_digest(&digest)?);
+            }
+        }
+        Self::refresh_plugin(&mut tx, plugin_id, now).await?;
+        if let Some(writer) = &change.log_entry {
+            let private = Self::is_private(&mut tx, plugin_id).await?;
+            Self::append_log(&mut tx, writer, publisher_id, Some((plugin_id, private))).await?;
+        }
+        let detail = serde_json::json!({ "state": change.state, "reason": change.reason, "replacement": change.replacement });
+        Self::audit(
+            &mut tx,
+            &change.actor,
+            "version.lifecycle",
+            &target,
+            Some(detail.to_string()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(orphaned)
     }
 
     async fn version_by_id(&self, id: i64) -> Result<VersionRecord> {
@@ -570,8 +934,8 @@ impl MetadataStore for SqlStore {
     async fn create_token(&self, token: NewToken) -> Result<TokenRecord> {
         let now = now_ms();
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO tokens (user_id, name, hash, prefix, scopes, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO tokens (user_id, name, hash, prefix, scopes, created_at, expires_at, parent_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(token.user_id)
         .bind(&token.name)
@@ -580,6 +944,7 @@ impl MetadataStore for SqlStore {
         .bind(&token.scopes)
         .bind(now)
         .bind(token.expires_at)
+        .bind(token.parent_id)
         .fetch_one(&self.write)
         .await
         .map_err(|e| StoreError::conflict_on_unique(e, || "token already exists".into()))?;
@@ -627,6 +992,7 @@ impl MetadataStore for SqlStore {
     }
 
     async fn revoke_token(&self, id: i64, owner: Option<i64>, at: i64) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
         let result = sqlx::query(
             "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
              AND ($3 = 0 OR user_id = $4)",
@@ -635,9 +1001,24 @@ impl MetadataStore for SqlStore {
         .bind(id)
         .bind(i64::from(owner.is_some()))
         .bind(owner.unwrap_or(0))
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        Ok(result.rows_affected() == 1)
+        if result.rows_affected() != 1 {
+            return Ok(false);
+        }
+        // What it minted, and what those minted: a child never outlives its parent.
+        sqlx::query(
+            "WITH RECURSIVE minted (id) AS ( \
+                SELECT id FROM tokens WHERE parent_id = $1 \
+                UNION SELECT t.id FROM tokens t JOIN minted m ON t.parent_id = m.id) \
+             UPDATE tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND id IN (SELECT id FROM minted)",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn touch_token(&self, id: i64, at: i64) -> Result<()> {
@@ -783,10 +1164,7 @@ impl MetadataStore for SqlStore {
         actor: &str,
     ) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        let name: String = sqlx::query_scalar("SELECT name FROM publishers WHERE id = $1")
-            .bind(publisher_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let name = self.lock_publisher(&mut tx, publisher_id).await?;
         sqlx::query(
             "INSERT INTO publisher_members (publisher_id, user_id, role) VALUES ($1, $2, $3) \
              ON CONFLICT (publisher_id, user_id) DO UPDATE SET role = excluded.role",
@@ -796,6 +1174,7 @@ impl MetadataStore for SqlStore {
         .bind(role)
         .execute(&mut *tx)
         .await?;
+        Self::keep_an_owner(&mut tx, publisher_id, &name).await?;
         Self::audit(
             &mut tx,
             actor,
@@ -806,6 +1185,211 @@ impl MetadataStore for SqlStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn change_member(
+        &self,
+        publisher_id: i64,
+        username: &str,
+        change: MemberChange<'_>,
+        actor: &str,
+    ) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let name = self.lock_publisher(&mut tx, publisher_id).await?;
+        let user_id: Option<i64> = sqlx::query_scalar(
+            "SELECT m.user_id FROM publisher_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.publisher_id = $1 AND u.username = $2",
+        )
+        .bind(publisher_id)
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(user_id) = user_id else {
+            return Ok(false);
+        };
+        let (action, detail) = match change {
+            MemberChange::Role(role) => {
+                sqlx::query(
+                    "UPDATE publisher_members SET role = $1 WHERE publisher_id = $2 AND user_id = $3",
+                )
+                .bind(role)
+                .bind(publisher_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                ("publisher.member_role", format!("{username} as {role}"))
+            }
+            MemberChange::Remove => {
+                sqlx::query(
+                    "DELETE FROM publisher_members WHERE publisher_id = $1 AND user_id = $2",
+                )
+                .bind(publisher_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                ("publisher.remove_member", username.to_owned())
+            }
+        };
+        Self::keep_an_owner(&mut tx, publisher_id, &name).await?;
+        Self::audit(&mut tx, actor, action, &name, Some(detail)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn invite_member(
+        &self,
+        invitation: &InvitationRecord,
+        publisher_id: i64,
+        max_pending: usize,
+    ) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let name = self.lock_publisher(&mut tx, publisher_id).await?;
+        // Expired invitations go when new ones come: the table stays bounded.
+        sqlx::query("DELETE FROM publisher_invitations WHERE expires_at <= $1")
+            .bind(invitation.created_at)
+            .execute(&mut *tx)
+            .await?;
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM publisher_invitations WHERE publisher_id = $1 AND username <> $2",
+        )
+        .bind(publisher_id)
+        .bind(&invitation.username)
+        .fetch_one(&mut *tx)
+        .await?;
+        if pending as usize >= max_pending {
+            return Err(StoreError::Conflict(format!(
+                "publisher {name} has {pending} open invitations already (at most {max_pending}); withdraw some or wait until they expire"
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO publisher_invitations (publisher_id, username, role, invited_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (publisher_id, username) DO UPDATE SET \
+             role = excluded.role, invited_by = excluded.invited_by, created_at = excluded.created_at, \
+             expires_at = excluded.expires_at",
+        )
+        .bind(publisher_id)
+        .bind(&invitation.username)
+        .bind(&invitation.role)
+        .bind(&invitation.invited_by)
+        .bind(invitation.created_at)
+        .bind(invitation.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        Self::audit(
+            &mut tx,
+            &invitation.invited_by,
+            "publisher.invite",
+            &name,
+            Some(format!("{} as {}", invitation.username, invitation.role)),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn invitations(
+        &self,
+        publisher_id: Option<i64>,
+        username: Option<&str>,
+    ) -> Result<Vec<InvitationRecord>> {
+        let rows = sqlx::query(
+            "SELECT p.name AS publisher, i.username, i.role, i.invited_by, i.created_at, i.expires_at \
+             FROM publisher_invitations i JOIN publishers p ON p.id = i.publisher_id \
+             WHERE i.expires_at > $1 AND ($2 = 0 OR i.publisher_id = $3) AND ($4 = 0 OR i.username = $5) \
+             ORDER BY p.name, i.username LIMIT 1000",
+        )
+        .bind(now_ms())
+        .bind(i64::from(publisher_id.is_some()))
+        .bind(publisher_id.unwrap_or(0))
+        .bind(i64::from(username.is_some()))
+        .bind(username.unwrap_or(""))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InvitationRecord {
+                    publisher: r.try_get("publisher")?,
+                    username: r.try_get("username")?,
+                    role: r.try_get("role")?,
+                    invited_by: r.try_get("invited_by")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn accept_invitation(
+        &self,
+        publisher_id: i64,
+        user: &UserRecord,
+    ) -> Result<Option<String>> {
+        let mut tx = self.write.begin().await?;
+        let name = self.lock_publisher(&mut tx, publisher_id).await?;
+        let role: Option<String> = sqlx::query_scalar(
+            "DELETE FROM publisher_invitations WHERE publisher_id = $1 AND username = $2 AND expires_at > $3 \
+             RETURNING role",
+        )
+        .bind(publisher_id)
+        .bind(&user.username)
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(role) = role else {
+            return Ok(None);
+        };
+        // Joining never demotes: an owner who accepts a member invitation stays an owner.
+        sqlx::query(
+            "INSERT INTO publisher_members (publisher_id, user_id, role) VALUES ($1, $2, $3) \
+             ON CONFLICT (publisher_id, user_id) DO UPDATE SET role = CASE \
+             WHEN publisher_members.role = 'owner' THEN 'owner' ELSE excluded.role END",
+        )
+        .bind(publisher_id)
+        .bind(user.id)
+        .bind(&role)
+        .execute(&mut *tx)
+        .await?;
+        Self::audit(
+            &mut tx,
+            &user.username,
+            "publisher.join",
+            &name,
+            Some(format!("{} as {role}", user.username)),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(role))
+    }
+
+    async fn cancel_invitation(
+        &self,
+        publisher_id: i64,
+        username: &str,
+        actor: &str,
+    ) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let name = self.lock_publisher(&mut tx, publisher_id).await?;
+        let done = sqlx::query(
+            "DELETE FROM publisher_invitations WHERE publisher_id = $1 AND username = $2",
+        )
+        .bind(publisher_id)
+        .bind(username)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            Self::audit(
+                &mut tx,
+                actor,
+                "publisher.uninvite",
+                &name,
+                Some(username.to_owned()),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
     }
 
     async fn memberships(&self, user_id: i64) -> Result<Vec<(i64, String)>> {
@@ -825,48 +1409,10 @@ impl MetadataStore for SqlStore {
         &self,
         publisher_id: i64,
         key: &KeyRecord,
-        log_entry: Option<&str>,
-    ) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        let name: String = sqlx::query_scalar("SELECT name FROM publishers WHERE id = $1")
-            .bind(publisher_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO publisher_keys (publisher_id, id, algorithm, public_key, comment, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(publisher_id)
-        .bind(&key.id)
-        .bind(&key.algorithm)
-        .bind(&key.public_key)
-        .bind(key.comment.as_deref())
-        .bind(key.created_at)
-        .bind(&key.created_by)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::conflict_on_unique(e, || format!("publisher {name} already has key {}", key.id)))?;
-        Self::audit(
-            &mut tx,
-            &key.created_by,
-            "key.add",
-            &name,
-            Some(key.id.clone()),
-        )
-        .await?;
-        if let Some(body) = log_entry {
-            let idx = self.append_log(&mut tx, body).await?;
-            sqlx::query(
-                "UPDATE publisher_keys SET log_index = $1 WHERE publisher_id = $2 AND id = $3",
-            )
-            .bind(idx)
-            .bind(publisher_id)
-            .bind(&key.id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        log_entry: Option<LogWriter>,
+    ) -> Result<Option<i64>> {
+        self.retrying(|| self.add_key_once(publisher_id, key, log_entry.as_ref()))
+            .await
     }
 
     async fn keys(&self, publisher_id: i64) -> Result<Vec<KeyRecord>> {
@@ -887,10 +1433,11 @@ impl MetadataStore for SqlStore {
         actor: &str,
         reason: Option<&str>,
         at: i64,
-        log_entry: Option<&str>,
+        log_entry: Option<LogWriter>,
     ) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
-        let result = sqlx::query(
+        self.retrying(|| async {
+            let mut tx = self.begin_logged(log_entry.is_some()).await?;
+            let result = sqlx::query(
             "UPDATE publisher_keys SET revoked_at = $1, revoked_by = $2, revocation_reason = $3 \
              WHERE publisher_id = $4 AND id = $5 AND revoked_at IS NULL",
         )
@@ -907,29 +1454,40 @@ impl MetadataStore for SqlStore {
                 .fetch_one(&mut *tx)
                 .await?;
             Self::audit(&mut tx, actor, "key.revoke", &name, Some(id.to_owned())).await?;
-            if let Some(body) = log_entry {
-                let idx = self.append_log(&mut tx, body).await?;
+            if let Some(writer) = &log_entry {
+                let (idx, record) = Self::append_log(&mut tx, writer, publisher_id, None).await?;
                 sqlx::query("UPDATE publisher_keys SET revoked_log_index = $1 WHERE publisher_id = $2 AND id = $3")
                     .bind(idx)
                     .bind(publisher_id)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+                Self::set_key_head(&mut tx, publisher_id, idx, &record.leaf).await?;
             }
         }
         tx.commit().await?;
         Ok(result.rows_affected() == 1)
+        })
+        .await
     }
 
-    async fn log_entries(&self, from: i64, limit: u32) -> Result<Vec<(i64, String)>> {
-        let rows =
-            sqlx::query("SELECT idx, body FROM log_entries WHERE idx >= $1 ORDER BY idx LIMIT $2")
-                .bind(from)
-                .bind(i64::from(limit))
-                .fetch_all(&self.read)
-                .await?;
+    async fn log_entries(&self, from: i64, limit: u32) -> Result<Vec<LogRow>> {
+        let rows = sqlx::query(
+            "SELECT idx, body, opening, plugin_id FROM log_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+        )
+        .bind(from)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("idx")?, r.try_get("body")?)))
+            .map(|r| {
+                Ok(LogRow {
+                    index: r.try_get("idx")?,
+                    body: r.try_get("body")?,
+                    opening: r.try_get("opening")?,
+                    plugin_id: r.try_get("plugin_id")?,
+                })
+            })
             .collect()
     }
 
@@ -977,34 +1535,88 @@ impl MetadataStore for SqlStore {
         Ok(Some(plugin))
     }
 
+    async fn visible_plugin(
+        &self,
+        publisher: &str,
+        name: &str,
+        viewer: &Viewer,
+    ) -> Result<Option<PluginRecord>> {
+        let mut sql = format!(
+            "SELECT {PLUGIN_COLUMNS} FROM plugins p WHERE p.publisher = $1 AND p.name = $2"
+        );
+        if !viewer.admin {
+            sql.push_str(&search::visibility_condition(viewer, 3));
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(publisher)
+            .bind(name);
+        if !viewer.admin {
+            for id in &viewer.private_publishers {
+                query = query.bind(*id);
+            }
+        }
+        let Some(row) = query.fetch_optional(&self.read).await? else {
+            return Ok(None);
+        };
+        let mut plugins = [plugin_from_row(&row)?];
+        self.load_labels(&mut plugins).await?;
+        let [plugin] = plugins;
+        Ok(Some(plugin))
+    }
+
+    async fn plugin_visible_to(&self, plugin_id: i64, viewer: &Viewer) -> Result<bool> {
+        let mut sql = String::from("SELECT 1 FROM plugins p WHERE p.id = $1");
+        if !viewer.admin {
+            sql.push_str(&search::visibility_condition(viewer, 2));
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(plugin_id);
+        if !viewer.admin {
+            for id in &viewer.private_publishers {
+                query = query.bind(*id);
+            }
+        }
+        Ok(query.fetch_optional(&self.read).await?.is_some())
+    }
+
     async fn set_visibility(
         &self,
         plugin_id: i64,
         visibility: Visibility,
         actor: &str,
+        log_entry: Option<LogWriter>,
     ) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        let target: String =
-            sqlx::query_scalar("SELECT publisher || '/' || name FROM plugins WHERE id = $1")
-                .bind(plugin_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        sqlx::query("UPDATE plugins SET visibility = $1, updated_at = $2 WHERE id = $3")
-            .bind(visibility.as_str())
-            .bind(now_ms())
+        self.retrying(|| async {
+            let mut tx = self.begin_logged(log_entry.is_some()).await?;
+            let row = sqlx::query(
+                "SELECT publisher_id, publisher || '/' || name AS target FROM plugins WHERE id = $1",
+            )
             .bind(plugin_id)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-        Self::audit(
-            &mut tx,
-            actor,
-            "plugin.visibility",
-            &target,
-            Some(visibility.as_str().into()),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+            let target: String = row.try_get("target")?;
+            let publisher_id: i64 = row.try_get("publisher_id")?;
+            sqlx::query("UPDATE plugins SET visibility = $1, updated_at = $2 WHERE id = $3")
+                .bind(visibility.as_str())
+                .bind(now_ms())
+                .bind(plugin_id)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(writer) = &log_entry {
+                let private = visibility == Visibility::Private;
+                Self::append_log(&mut tx, writer, publisher_id, Some((plugin_id, private))).await?;
+            }
+            Self::audit(
+                &mut tx,
+                actor,
+                "plugin.visibility",
+                &target,
+                Some(visibility.as_str().into()),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn versions(&self, plugin_id: i64) -> Result<Vec<VersionRecord>> {
@@ -1040,93 +1652,7 @@ impl MetadataStore for SqlStore {
     }
 
     async fn publish(&self, release: NewRelease) -> Result<VersionRecord> {
-        let m = &release.manifest;
-        let target = format!("{}/{}@{}", m.publisher, m.name, m.version);
-        let now = now_ms();
-        let manifest_json =
-            serde_json::to_string(m).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut tx = self.write.begin().await?;
-        sqlx::query(
-            "INSERT INTO plugins (publisher_id, publisher, name, visibility, display_name, description, \
-             provider, runtime, keywords, created_at, updated_at, verified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', $9, $9, \
-             (SELECT CASE WHEN verified_at IS NULL THEN 0 ELSE 1 END FROM publishers WHERE id = $1)) \
-             ON CONFLICT (publisher_id, name) DO NOTHING",
-        )
-        .bind(release.publisher_id)
-        .bind(m.publisher.as_str())
-        .bind(m.name.as_str())
-        .bind(m.visibility.as_str())
-        .bind(m.title())
-        .bind(&m.description)
-        .bind(m.provider.as_deref())
-        .bind(m.runtime.kind.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let plugin_id: i64 =
-            sqlx::query_scalar("SELECT id FROM plugins WHERE publisher_id = $1 AND name = $2")
-                .bind(release.publisher_id)
-                .bind(m.name.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-        // A later release can make a plugin private, never silently public again.
-        if m.visibility == Visibility::Private {
-            sqlx::query("UPDATE plugins SET visibility = 'private' WHERE id = $1")
-                .bind(plugin_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let version_id: i64 = sqlx::query_scalar(
-            "INSERT INTO versions (plugin_id, version, manifest, manifest_digest, signature, signer_key, state, \
-             published_at, published_by) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8) RETURNING id",
-        )
-        .bind(plugin_id)
-        .bind(m.version.to_string())
-        .bind(&manifest_json)
-        .bind(release.manifest_digest.to_string())
-        .bind(release.signature.as_deref())
-        .bind(release.signer_key.as_deref())
-        .bind(now)
-        .bind(release.published_by)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| StoreError::conflict_on_unique(e, || format!("{target} is already published; a published version never changes, publish a new version instead")))?;
-        for a in &release.artifacts {
-            sqlx::query("INSERT INTO artifacts (version_id, path, role, digest, size) VALUES ($1, $2, $3, $4, $5)")
-                .bind(version_id)
-                .bind(&a.path)
-                .bind(a.role.as_str())
-                .bind(a.digest.to_string())
-                .bind(a.size)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(body) = &release.log_entry {
-            let idx = self.append_log(&mut tx, body).await?;
-            sqlx::query("UPDATE versions SET log_index = $1 WHERE id = $2")
-                .bind(idx)
-                .bind(version_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (dependency, requirement) in &m.dependencies {
-            sqlx::query("INSERT INTO dependencies (version_id, dependency, requirement) VALUES ($1, $2, $3)")
-                .bind(version_id)
-                .bind(dependency)
-                .bind(requirement)
-                .execute(&mut *tx)
-                .await?;
-        }
-        Self::refresh_plugin(&mut tx, plugin_id, now).await?;
-        Self::audit(
-            &mut tx,
-            &release.actor,
-            "version.publish",
-            &target,
-            Some(release.manifest_digest.to_string()),
-        )
-        .await?;
-        tx.commit().await?;
+        let version_id = self.retrying(|| self.publish_once(&release)).await?;
         self.version_by_id(version_id).await
     }
 
@@ -1134,58 +1660,7 @@ impl MetadataStore for SqlStore {
         &self,
         change: LifecycleChange,
     ) -> Result<(VersionRecord, Vec<agora_core::Digest>)> {
-        let now = now_ms();
-        let mut tx = self.write.begin().await?;
-        let row = sqlx::query("SELECT v.plugin_id, v.version, p.publisher, p.name FROM versions v JOIN plugins p ON p.id = v.plugin_id WHERE v.id = $1")
-            .bind(change.version_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let plugin_id: i64 = row.try_get("plugin_id")?;
-        let target = format!(
-            "{}/{}@{}",
-            row.try_get::<String, _>("publisher")?,
-            row.try_get::<String, _>("name")?,
-            row.try_get::<String, _>("version")?
-        );
-        sqlx::query(
-            "UPDATE versions SET state = $1, state_reason = $2, replacement = $3 WHERE id = $4",
-        )
-        .bind(change.state.as_str())
-        .bind(change.reason.as_deref())
-        .bind(change.replacement.as_deref())
-        .bind(change.version_id)
-        .execute(&mut *tx)
-        .await?;
-        let mut orphaned = Vec::new();
-        if change.state == Lifecycle::Removed {
-            let rows = sqlx::query(
-                "SELECT DISTINCT a.digest FROM artifacts a WHERE a.version_id = $1 AND NOT EXISTS ( \
-                 SELECT 1 FROM artifacts b JOIN versions v ON v.id = b.version_id \
-                 WHERE b.digest = a.digest AND v.state <> 'removed')",
-            )
-            .bind(change.version_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            for row in rows {
-                let digest: String = row.try_get("digest")?;
-                sqlx::query("DELETE FROM blobs WHERE digest = $1")
-                    .bind(&digest)
-                    .execute(&mut *tx)
-                    .await?;
-                orphaned.push(parse_digest(&digest)?);
-            }
-        }
-        Self::refresh_plugin(&mut tx, plugin_id, now).await?;
-        let detail = serde_json::json!({ "state": change.state, "reason": change.reason, "replacement": change.replacement });
-        Self::audit(
-            &mut tx,
-            &change.actor,
-            "version.lifecycle",
-            &target,
-            Some(detail.to_string()),
-        )
-        .await?;
-        tx.commit().await?;
+        let orphaned = self.retrying(|| self.set_lifecycle_once(&change)).await?;
         Ok((self.version_by_id(change.version_id).await?, orphaned))
     }
 
@@ -1309,14 +1784,35 @@ impl MetadataStore for SqlStore {
     }
 
     async fn record_blob(&self, digest: &Digest, size: u64, uploaded_by: i64) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await?;
         sqlx::query("INSERT INTO blobs (digest, size, uploaded_by, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING")
             .bind(digest.to_string())
             .bind(size as i64)
             .bind(uploaded_by)
-            .bind(now_ms())
-            .execute(&self.write)
+            .bind(now)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("INSERT INTO blob_uploaders (digest, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest, user_id) DO NOTHING")
+            .bind(digest.to_string())
+            .bind(uploaded_by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn blob_uploaded_by(&self, digest: &Digest, user_id: i64) -> Result<Option<u64>> {
+        let size: Option<i64> = sqlx::query_scalar(
+            "SELECT b.size FROM blobs b JOIN blob_uploaders u ON u.digest = b.digest \
+             WHERE b.digest = $1 AND u.user_id = $2",
+        )
+        .bind(digest.to_string())
+        .bind(user_id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(size.map(|s| s as u64))
     }
 
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {

@@ -21,7 +21,7 @@ pub(super) const REVIEW_SELECT: &str = "SELECT r.id, r.plugin_id, u.username, r.
 pub(super) fn token_select(condition: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(format!(
         "SELECT t.id, t.user_id, u.username, t.name, t.prefix, t.scopes, t.created_at, t.expires_at, \
-         t.revoked_at, t.last_used_at, u.role AS user_role, u.created_at AS user_created_at \
+         t.revoked_at, t.last_used_at, t.parent_id, u.role AS user_role, u.created_at AS user_created_at \
          FROM tokens t JOIN users u ON u.id = t.user_id WHERE {condition}"
     ))
 }
@@ -64,6 +64,7 @@ pub(super) fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
         last_used_at: row.try_get("last_used_at")?,
+        parent_id: row.try_get("parent_id")?,
     })
 }
 

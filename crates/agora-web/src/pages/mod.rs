@@ -116,6 +116,8 @@ pub fn percent(value: &str) -> String {
 pub enum PageError {
     NotFound(String),
     BadInput(String),
+    /// A field holds what no form or parameter may (a control character): 422.
+    Unprocessable(String),
     Forbidden(String),
     /// Signing in is needed; come back to this path afterwards.
     SignIn(String),
@@ -167,6 +169,9 @@ impl IntoResponse for PageError {
             }
             PageError::NotFound(d) => (StatusCode::NOT_FOUND, "Not found", d),
             PageError::BadInput(d) => (StatusCode::BAD_REQUEST, "That did not work", d),
+            PageError::Unprocessable(d) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "That did not work", d)
+            }
             PageError::Forbidden(d) => (StatusCode::FORBIDDEN, "Not allowed", d),
             PageError::Internal(d) => {
                 tracing::error!(error = %d, "page failed");

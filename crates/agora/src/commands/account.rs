@@ -112,18 +112,82 @@ pub async fn publisher(s: &Session, cmd: PublisherCommand) -> anyhow::Result<()>
             user,
             role,
         } => {
-            let members = client.add_member(&publisher, &user, Some(&role)).await?;
-            s.out.show(&members, |m| {
-                format!(
-                    "{publisher} members: {}",
-                    m.iter()
-                        .map(|m| format!("{} ({})", m.username, m.role))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+            names(&[&publisher, &user])?;
+            let result = client.add_member(&publisher, &user, Some(&role)).await?;
+            s.out.show(&result, |r| match &r.invitation {
+                Some(i) => format!(
+                    "Invited {} to {publisher} as {} (until {}); they join with `agora publisher accept {publisher}`",
+                    i.username, i.role, i.expires_at
+                ),
+                None => member_list(&publisher, &r.members),
             })
         }
+        PublisherCommand::RemoveMember { publisher, user } => {
+            names(&[&publisher, &user])?;
+            let members = client.remove_member(&publisher, &user).await?;
+            s.out.show(&members, |m| member_list(&publisher, m))
+        }
+        PublisherCommand::Invitations { publisher } => {
+            if let Some(p) = &publisher {
+                names(&[p])?;
+            }
+            let list = client.invitations(publisher.as_deref()).await?;
+            s.out.show(&list, |list| {
+                if list.is_empty() {
+                    return "No open invitations.".into();
+                }
+                list.iter()
+                    .map(|i| {
+                        format!(
+                            "{}: {} as {}, invited by {} (until {})",
+                            i.publisher, i.username, i.role, i.invited_by, i.expires_at
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        PublisherCommand::Accept { publisher } => {
+            names(&[&publisher])?;
+            let members = client.accept_invitation(&publisher).await?;
+            s.out.show(&members, |m| member_list(&publisher, m))
+        }
+        PublisherCommand::Decline { publisher, user } => {
+            let me = match user {
+                Some(u) => u,
+                None => client.me().await?.username,
+            };
+            names(&[&publisher, &me])?;
+            client.cancel_invitation(&publisher, &me).await?;
+            s.out.note(&format!(
+                "The invitation of {me} to {publisher} is withdrawn"
+            ));
+            Ok(())
+        }
     }
+}
+
+/// Names go into URL paths: only well-formed ones.
+fn names(list: &[&str]) -> anyhow::Result<()> {
+    for name in list {
+        anyhow::ensure!(
+            agora_core::name::is_slug(name),
+            "{name:?} is not a valid name: {}",
+            agora_core::name::SLUG_RULE
+        );
+    }
+    Ok(())
+}
+
+fn member_list(publisher: &str, members: &[agora_core::api::Member]) -> String {
+    format!(
+        "{publisher} members: {}",
+        members
+            .iter()
+            .map(|m| format!("{} ({})", m.username, m.role))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 pub async fn token(s: &Session, cmd: TokenCommand) -> anyhow::Result<()> {

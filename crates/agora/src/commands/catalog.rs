@@ -5,6 +5,7 @@ use agora_core::api::{PluginDetail, VersionDetail};
 
 use super::{Session, split_at};
 use crate::cli::SearchArgs;
+use crate::output::shown;
 
 pub async fn search(s: &Session, a: SearchArgs) -> anyhow::Result<()> {
     let params = SearchParams {
@@ -32,7 +33,7 @@ pub async fn search(s: &Session, a: SearchArgs) -> anyhow::Result<()> {
                     p.publisher,
                     p.name,
                     p.latest_version.as_deref().unwrap_or("-"),
-                    p.description,
+                    shown(&p.description),
                     p.runtime,
                     p.downloads
                 )
@@ -48,14 +49,20 @@ pub async fn search(s: &Session, a: SearchArgs) -> anyhow::Result<()> {
 fn version_text(v: &VersionDetail) -> String {
     let m = &v.manifest;
     let mut out = vec![
-        format!("{}/{}@{} — {}", v.publisher, v.name, v.version, m.title()),
-        m.description.clone(),
+        format!(
+            "{}/{}@{} — {}",
+            v.publisher,
+            v.name,
+            v.version,
+            shown(m.title())
+        ),
+        shown(&m.description).into_owned(),
         format!(
             "state: {}{}",
             v.state.as_str(),
             v.state_reason
                 .as_ref()
-                .map(|r| format!(" ({r})"))
+                .map(|r| format!(" ({})", shown(r)))
                 .unwrap_or_default()
         ),
         format!(
@@ -100,8 +107,8 @@ fn version_text(v: &VersionDetail) -> String {
 fn plugin_text(p: &PluginDetail) -> String {
     let s = &p.summary;
     let mut out = vec![
-        format!("{}/{} — {}", s.publisher, s.name, s.display_name),
-        s.description.clone(),
+        format!("{}/{} — {}", s.publisher, s.name, shown(&s.display_name)),
+        shown(&s.description).into_owned(),
         format!(
             "latest: {}  runtime: {}  visibility: {}  downloads: {}",
             s.latest_version.as_deref().unwrap_or("none"),

@@ -36,6 +36,62 @@ fn trust_config(
     })
 }
 
+/// `agora log monitor`: reads and checks the log since the last run, reports the followed
+/// publishers' events, and fails if the log shows the registry misbehaving.
+pub async fn monitor(
+    s: &Session,
+    follow: &[String],
+    log: &crate::cli::TrustArgs,
+) -> anyhow::Result<()> {
+    for p in follow {
+        anyhow::ensure!(
+            agora_core::name::is_slug(p),
+            "{p:?} is not a publisher name: {}",
+            agora_core::name::SLUG_RULE
+        );
+    }
+    let trust = trust_config(s, log)?;
+    let state = trust.log_state.with_file_name("monitor.json");
+    let report = agora_client::monitor(&s.client()?, &state, &trust.pinning, follow).await?;
+    s.out.show(&report, |r| {
+        let mut lines = vec![format!(
+            "Read log entries {}..{}{}",
+            r.from,
+            r.to,
+            if r.follow.is_empty() {
+                String::new()
+            } else {
+                format!(" (following {})", r.follow.join(", "))
+            }
+        )];
+        for e in &r.events {
+            lines.push(format!(
+                "  {:>6}  {:<10} {}  {}",
+                e.index,
+                e.kind,
+                e.publisher,
+                crate::output::shown(&e.detail)
+            ));
+        }
+        if r.sealed > 0 {
+            lines.push(format!(
+                "  {} entries about private plugins you may not see",
+                r.sealed
+            ));
+        }
+        for p in &r.problems {
+            lines.push(format!("PROBLEM: {}", crate::output::shown(p)));
+        }
+        lines.join("\n")
+    })?;
+    anyhow::ensure!(
+        report.problems.is_empty(),
+        "the log shows {} problem(s) with this registry (listed above)",
+        report.problems.len()
+    );
+    Ok(())
+}
+
 pub async fn install(
     s: &Session,
     spec: &str,

@@ -62,6 +62,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             force,
         } => keys::keygen(&ctx, out, passphrase_file.as_deref(), force),
         Command::Key(cmd) => keys::key(&ctx, cmd).await,
+        Command::Log(crate::cli::LogCommand::Monitor { follow, log }) => {
+            install::monitor(&ctx, &follow, &log).await
+        }
         Command::Yank(args) => release::lifecycle(&ctx, args, agora_core::Lifecycle::Yanked).await,
         Command::Unyank(args) => {
             release::lifecycle(&ctx, args, agora_core::Lifecycle::Active).await

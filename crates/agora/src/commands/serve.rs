@@ -68,6 +68,17 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Raises the soft open-file limit to the hard one (allowed without privileges) and
+/// returns it, so the connection cap can be sized to it.
+fn raise_open_file_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
+    }
+    Some(soft)
+}
+
 pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()> {
     let mut cfg = ServerConfig::load(args.config.as_deref())?;
     if let Some(d) = args.data_dir {
@@ -123,8 +134,12 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
     )
     .with_sign_in_required(cfg.web.require_sign_in);
     let app = agora_web::app(state, cfg.web.config());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    let limits = cfg.connection_limits(raise_open_file_limit());
+    tracing::info!(
+        max_connections = limits.max_connections,
+        "connection limits"
+    );
+    agora_server::serve(listener, app, limits, shutdown_signal())
         .await
         .context("the server stopped")?;
     meta.close().await;
