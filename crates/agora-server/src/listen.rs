@@ -3,6 +3,10 @@
 //! request body that stalls is cut, and the number of open connections is capped, in all
 //! and per client address, so a few clients holding connections open can never use up
 //! the process's file descriptors. A connection over a cap gets a 503 and is closed.
+//!
+//! Plain-text connections speak HTTP/1.1 only: detecting HTTP/2 without TLS means waiting
+//! for a client's first bytes with no timeout, which is exactly what a slow client
+//! exploits. (Behind TLS, ALPN chooses the protocol without waiting.)
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -12,8 +16,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
@@ -128,18 +132,11 @@ pub async fn serve(
         open: Mutex::new((0, HashMap::new())),
     });
     let refusing = Arc::new(tokio::sync::Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_headers(100);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(limits.header_timeout))
-        .keep_alive_timeout(limits.header_timeout)
-        .max_concurrent_streams(64);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -175,10 +172,7 @@ pub async fn serve(
                     .insert(ConnectInfo::<SocketAddr>(peer));
                 app.clone().oneshot(request.map(Body::new))
             });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");

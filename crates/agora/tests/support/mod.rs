@@ -154,6 +154,30 @@ impl Server {
         self.url = url;
     }
 
+    /// Runs SQL against the server's database behind its back (as an attacker with
+    /// access to the storage would), on whichever backend it uses.
+    pub fn sql(&self, sql: &str) {
+        match &self.schema {
+            Some(schema) => psql(
+                &postgres_url(),
+                &format!("SET search_path TO {schema}; {sql}"),
+            ),
+            None => {
+                let db = self.data.path().join("data/agora.db");
+                let out = Command::new("sqlite3")
+                    .arg(&db)
+                    .arg(sql)
+                    .output()
+                    .expect("sqlite3 is needed for these tests");
+                assert!(
+                    out.status.success(),
+                    "{sql}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()
     }
