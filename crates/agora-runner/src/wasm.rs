@@ -57,8 +57,8 @@ impl WasmEngine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
-        // The full WASI set with an empty context: std guests import wasi:cli and
-        // wasi:random beside wasi:http (see ../shared/notes/wasi-http.md).
+        // The full WASI set with an empty context: Rust std guests import wasi:cli and
+        // wasi:random beside wasi:http, and fail to link without them.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         let weak = engine.weak();

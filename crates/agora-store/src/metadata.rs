@@ -371,6 +371,15 @@ pub enum SearchSort {
 
 /// Most words of a text query that are used; the rest are ignored.
 pub const MAX_QUERY_WORDS: usize = 8;
+/// Words at least this long also match as prefixes (`atlass` finds `atlassian`); shorter
+/// ones match whole words only. A one- or two-letter prefix matches a large part of any
+/// catalog and makes the engine merge thousands of terms for one query.
+pub const MIN_PREFIX_CHARS: usize = 3;
+
+/// Whether a query word (from [`query_words`]) matches as a prefix.
+pub fn matches_as_prefix(word: &str) -> bool {
+    word.chars().count() >= MIN_PREFIX_CHARS
+}
 
 /// Splits user text into plain words (letters and digits only), so no query syntax of
 /// either engine can be injected, and lowercases them.

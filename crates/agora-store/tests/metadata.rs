@@ -314,6 +314,26 @@ async fn search_matches_text_and_every_filter(store: &SqlStore) {
         ["jira-ticket"],
         "prefix match"
     );
+    // Short words match whole words only: a one- or two-letter prefix would match much
+    // of a large catalog (and cost the engine thousands of terms).
+    assert!(
+        store
+            .search(&query(Some("ji")))
+            .await
+            .unwrap()
+            .plugins
+            .is_empty(),
+        "no two-letter prefix"
+    );
+    assert_eq!(
+        names(&store.search(&query(Some("jir"))).await.unwrap()),
+        ["jira-ticket"]
+    );
+    assert_eq!(
+        names(&store.search(&query(Some("s3"))).await.unwrap()),
+        ["s3-scan"],
+        "a short word still matches itself"
+    );
     assert_eq!(store.search(&query(None)).await.unwrap().plugins.len(), 3);
     let mut q = query(None);
     q.category = Some("ticketing".into());

@@ -1,4 +1,4 @@
-//! The command line, as users type it (see INTERFACE.md).
+//! The command line, as users type it (`agora --help`; the README's "Using it").
 
 use std::path::PathBuf;
 

@@ -78,7 +78,10 @@ fn filters(dialect: Dialect, q: &SearchQuery, b: &mut Builder) -> (&'static str,
             Dialect::Sqlite => {
                 let expr = words
                     .iter()
-                    .map(|w| format!("\"{w}\"*"))
+                    .map(|w| {
+                        let star = if matches_as_prefix(w) { "*" } else { "" };
+                        format!("\"{w}\"{star}")
+                    })
                     .collect::<Vec<_>>()
                     .join(" ");
                 let ph = b.arg(Arg::Text(expr));
@@ -94,7 +97,10 @@ fn filters(dialect: Dialect, q: &SearchQuery, b: &mut Builder) -> (&'static str,
             Dialect::Postgres => {
                 let expr = words
                     .iter()
-                    .map(|w| format!("{w}:*"))
+                    .map(|w| {
+                        let star = if matches_as_prefix(w) { ":*" } else { "" };
+                        format!("{w}{star}")
+                    })
                     .collect::<Vec<_>>()
                     .join(" & ");
                 let ph = b.arg(Arg::Text(expr));
