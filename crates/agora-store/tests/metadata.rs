@@ -962,7 +962,405 @@ on_every_backend!(
     reviews_are_one_per_user_editable_and_hidden_ones_leave_the_rating,
     facets_count_hits_and_new_filters_narrow_them,
     sessions_and_passwords,
+    revoking_a_token_revokes_what_it_minted,
+    publishers_keep_an_owner_and_invitations_are_bounded,
+    blob_uploaders_are_recorded_per_user,
+    private_plugins_are_found_only_by_who_may_see_them,
+    private_entries_are_sealed_and_name_their_plugin,
+    a_release_signed_by_a_key_revoked_meanwhile_is_refused,
+    concurrent_publishes_with_mixed_visibility_all_succeed,
+    text_the_database_cannot_store_is_an_invalid_text_error,
 );
+
+async fn revoking_a_token_revokes_what_it_minted(store: &SqlStore) {
+    let w = world(store).await;
+    let token = |hash: &str, parent: Option<i64>| NewToken {
+        user_id: w.alice.id,
+        name: hash.into(),
+        hash: hash.into(),
+        prefix: "agora_x".into(),
+        scopes: "publish:acme".into(),
+        expires_at: None,
+        parent_id: parent,
+    };
+    let root = store.create_token(token("root", None)).await.unwrap();
+    let child = store
+        .create_token(token("child", Some(root.id)))
+        .await
+        .unwrap();
+    let grandchild = store
+        .create_token(token("grandchild", Some(child.id)))
+        .await
+        .unwrap();
+    let other = store.create_token(token("other", None)).await.unwrap();
+    assert_eq!(grandchild.parent_id, Some(child.id));
+    assert!(
+        store
+            .revoke_token(child.id, Some(w.alice.id), 7)
+            .await
+            .unwrap()
+    );
+    let revoked = |hash: &'static str| async move {
+        store
+            .token_by_hash(hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .revoked_at
+    };
+    assert_eq!(revoked("child").await, Some(7));
+    assert_eq!(
+        revoked("grandchild").await,
+        Some(7),
+        "revoked with its parent"
+    );
+    assert_eq!(revoked("root").await, None, "the parent lives on");
+    assert_eq!(revoked("other").await, None);
+    let _ = (root, other);
+}
+
+async fn publishers_keep_an_owner_and_invitations_are_bounded(store: &SqlStore) {
+    let w = world(store).await;
+    let bob = store.create_user("bob", Role::User).await.unwrap();
+    let last_owner = store
+        .change_member(w.acme.id, "alice", MemberChange::Remove, "alice")
+        .await;
+    assert!(
+        matches!(last_owner, Err(StoreError::Conflict(_))),
+        "{last_owner:?}"
+    );
+    assert!(matches!(
+        store
+            .change_member(w.acme.id, "alice", MemberChange::Role("member"), "alice")
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .add_member(w.acme.id, &w.alice, "member", "admin")
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        !store
+            .change_member(w.acme.id, "nobody", MemberChange::Remove, "alice")
+            .await
+            .unwrap()
+    );
+    // An invitation to any name, bounded per publisher, used up by accepting.
+    let now = now_ms();
+    let invite = |name: &str, role: &str, expires_at: i64| InvitationRecord {
+        publisher: "acme".into(),
+        username: name.into(),
+        role: role.into(),
+        invited_by: "alice".into(),
+        created_at: now,
+        expires_at,
+    };
+    store
+        .invite_member(&invite("bob", "owner", now + 60_000), w.acme.id, 3)
+        .await
+        .unwrap();
+    store
+        .invite_member(&invite("ghost", "member", now + 60_000), w.acme.id, 3)
+        .await
+        .unwrap();
+    store
+        .invite_member(&invite("old", "member", now - 1), w.acme.id, 3)
+        .await
+        .unwrap();
+    store
+        .invite_member(&invite("carol", "member", now + 60_000), w.acme.id, 3)
+        .await
+        .expect("the expired invitation does not count");
+    assert!(matches!(
+        store
+            .invite_member(&invite("dave", "member", now + 60_000), w.acme.id, 3)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .invite_member(&invite("bob", "owner", now + 90_000), w.acme.id, 3)
+        .await
+        .expect("inviting the same name again replaces its invitation");
+    let mine = store.invitations(None, Some("bob")).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].expires_at, now + 90_000);
+    assert_eq!(
+        store
+            .invitations(Some(w.acme.id), None)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        store.accept_invitation(w.acme.id, &bob).await.unwrap(),
+        Some("owner".to_owned())
+    );
+    assert_eq!(
+        store.accept_invitation(w.acme.id, &bob).await.unwrap(),
+        None,
+        "used up"
+    );
+    // With a second owner, the first may go.
+    assert!(
+        store
+            .change_member(w.acme.id, "alice", MemberChange::Remove, "alice")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .cancel_invitation(w.acme.id, "ghost", "bob")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .cancel_invitation(w.acme.id, "ghost", "bob")
+            .await
+            .unwrap()
+    );
+}
+
+async fn blob_uploaders_are_recorded_per_user(store: &SqlStore) {
+    let w = world(store).await;
+    let bob = store.create_user("bob", Role::Publisher).await.unwrap();
+    let d = Digest::of(b"bytes");
+    store.record_blob(&d, 5, w.alice.id).await.unwrap();
+    assert_eq!(
+        store.blob_uploaded_by(&d, w.alice.id).await.unwrap(),
+        Some(5)
+    );
+    assert_eq!(store.blob_uploaded_by(&d, bob.id).await.unwrap(), None);
+    assert_eq!(
+        store.blob_size(&d).await.unwrap(),
+        Some(5),
+        "it exists all the same"
+    );
+    store.record_blob(&d, 5, bob.id).await.unwrap();
+    assert_eq!(store.blob_uploaded_by(&d, bob.id).await.unwrap(), Some(5));
+    assert_eq!(
+        store.blob_uploaded_by(&d, w.alice.id).await.unwrap(),
+        Some(5)
+    );
+}
+
+async fn private_plugins_are_found_only_by_who_may_see_them(store: &SqlStore) {
+    let w = world(store).await;
+    release(
+        store,
+        &w,
+        manifest(
+            "acme",
+            "secret",
+            "1.0.0",
+            "visibility: private
+",
+        ),
+        b"s",
+    )
+    .await
+    .unwrap();
+    let member = Viewer {
+        admin: false,
+        private_publishers: vec![w.acme.id],
+    };
+    let admin = Viewer {
+        admin: true,
+        private_publishers: vec![],
+    };
+    let anonymous = Viewer::anonymous();
+    let found = store
+        .visible_plugin("acme", "secret", &member)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.name, "secret");
+    assert!(
+        store
+            .visible_plugin("acme", "secret", &admin)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .visible_plugin("acme", "secret", &anonymous)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .visible_plugin("acme", "nothing", &member)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.plugin_visible_to(found.id, &member).await.unwrap());
+    assert!(!store.plugin_visible_to(found.id, &anonymous).await.unwrap());
+    assert!(
+        !store
+            .plugin_visible_to(found.id + 1000, &admin)
+            .await
+            .unwrap()
+    );
+}
+
+async fn private_entries_are_sealed_and_name_their_plugin(store: &SqlStore) {
+    let w = world(store).await;
+    let publish = |name: &str, extra: &str, version: &str| NewRelease {
+        publisher_id: w.acme.id,
+        manifest: manifest("acme", name, version, extra),
+        manifest_digest: Digest::of(version.as_bytes()),
+        signature: None,
+        signer_key: None,
+        log_entry: Some(noting(name)),
+        artifacts: vec![],
+        published_by: w.alice.id,
+        actor: "alice".into(),
+    };
+    store.publish(publish("open", "", "1.0.0")).await.unwrap();
+    store
+        .publish(publish("secret", "visibility: private\n", "1.0.0"))
+        .await
+        .unwrap();
+    // A later release without the field keeps the plugin private, and sealed.
+    store.publish(publish("secret", "", "1.1.0")).await.unwrap();
+    let secret = store.plugin("acme", "secret").await.unwrap().unwrap();
+    let entries = store.log_entries(0, 10).await.unwrap();
+    assert!(entries[0].body.ends_with("public") && entries[0].opening.is_none());
+    for e in &entries[1..3] {
+        assert!(e.body.ends_with("private"), "{e:?}");
+        assert_eq!(e.opening.as_deref(), Some("opening of secret"));
+        assert_eq!(e.plugin_id, Some(secret.id));
+    }
+    // Lifecycle and visibility changes are logged too, sealed while private.
+    let v = store.version(secret.id, "1.0.0").await.unwrap().unwrap();
+    store
+        .set_lifecycle(LifecycleChange {
+            version_id: v.id,
+            state: Lifecycle::Yanked,
+            reason: Some("broken".into()),
+            replacement: None,
+            actor: "alice".into(),
+            log_entry: Some(noting("yank")),
+        })
+        .await
+        .unwrap();
+    store
+        .set_visibility(
+            secret.id,
+            Visibility::Public,
+            "alice",
+            Some(noting("public")),
+        )
+        .await
+        .unwrap();
+    let entries = store.log_entries(3, 10).await.unwrap();
+    assert!(entries[0].body.starts_with("yank") && entries[0].body.ends_with("private"));
+    assert!(entries[1].body.starts_with("public") && entries[1].body.ends_with("public"));
+    assert_eq!(entries[1].plugin_id, Some(secret.id));
+}
+
+async fn a_release_signed_by_a_key_revoked_meanwhile_is_refused(store: &SqlStore) {
+    let w = world(store).await;
+    let key = KeyRecord {
+        id: "SHA256:k".into(),
+        algorithm: "ed25519".into(),
+        public_key: "ssh-ed25519 AAAA".into(),
+        comment: None,
+        created_at: 1,
+        created_by: "alice".into(),
+        revoked_at: None,
+        revoked_by: None,
+        revocation_reason: None,
+        log_index: None,
+        revoked_log_index: None,
+    };
+    store.add_key(w.acme.id, &key, None).await.unwrap();
+    let signed = |version: &str, signer: &str| NewRelease {
+        publisher_id: w.acme.id,
+        manifest: manifest("acme", "widget", version, ""),
+        manifest_digest: Digest::of(version.as_bytes()),
+        signature: None,
+        signer_key: Some(signer.into()),
+        log_entry: Some(noting(version)),
+        artifacts: vec![],
+        published_by: w.alice.id,
+        actor: "alice".into(),
+    };
+    store.publish(signed("1.0.0", "SHA256:k")).await.unwrap();
+    store
+        .revoke_key(w.acme.id, "SHA256:k", "alice", None, 2, None)
+        .await
+        .unwrap();
+    let refused = store.publish(signed("1.1.0", "SHA256:k")).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    let unknown = store.publish(signed("1.2.0", "SHA256:never")).await;
+    assert!(
+        matches!(unknown, Err(StoreError::Conflict(_))),
+        "{unknown:?}"
+    );
+    assert_eq!(
+        store.log_entries(0, 10).await.unwrap().len(),
+        1,
+        "nothing logged"
+    );
+}
+
+/// Public and private releases of one plugin at once: each transaction takes the log's
+/// lock before any row (one lock order), and a lost race is retried, never an error.
+async fn concurrent_publishes_with_mixed_visibility_all_succeed(store: &SqlStore) {
+    let w = world(store).await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let store = store.clone();
+        let extra = if i % 2 == 0 {
+            "visibility: private\n"
+        } else {
+            ""
+        };
+        let release = NewRelease {
+            publisher_id: w.acme.id,
+            manifest: manifest("acme", "racer", &format!("1.0.{i}"), extra),
+            manifest_digest: Digest::of(format!("{i}").as_bytes()),
+            signature: None,
+            signer_key: None,
+            log_entry: Some(noting("race")),
+            artifacts: vec![],
+            published_by: w.alice.id,
+            actor: "alice".into(),
+        };
+        tasks.push(tokio::spawn(async move { store.publish(release).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let plugin = store.plugin("acme", "racer").await.unwrap().unwrap();
+    assert_eq!(store.versions(plugin.id).await.unwrap().len(), 24);
+    let entries = store.log_entries(0, 100).await.unwrap();
+    assert_eq!(entries.len(), 24);
+    assert!(entries.iter().enumerate().all(|(i, e)| e.index == i as i64));
+}
+
+async fn text_the_database_cannot_store_is_an_invalid_text_error(store: &SqlStore) {
+    let w = world(store).await;
+    // The edges refuse control characters first; should one get through, PostgreSQL's
+    // refusal of NUL is a typed error (a 422), not a database failure (a 500). SQLite
+    // stores it, which is why the edges check.
+    match store.create_publisher("a\u{0}b", None, &w.alice).await {
+        Err(StoreError::InvalidText) => assert_eq!(store.dialect(), Dialect::Postgres),
+        Ok(_) => assert_eq!(store.dialect(), Dialect::Sqlite),
+        Err(other) => panic!("{other}"),
+    }
+}
 
 /// With a text query and filters, the full-text index must drive the query; if SQLite
 /// starts from a filter's index instead, it runs the full-text query once per row and a
