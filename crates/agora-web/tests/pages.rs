@@ -21,6 +21,7 @@ const XSS: &str = "<script>alert('xss')</script>";
 struct Site {
     app: axum::Router,
     meta: Arc<SqlStore>,
+    blobs: Arc<FsBlobStore>,
     _dir: tempfile::TempDir,
 }
 
@@ -93,9 +94,10 @@ async fn site(sign_in_required: bool) -> Site {
     }
     let log = TransparencyLog::open(&meta, "test").await.unwrap();
     let meta = Arc::new(meta);
+    let blobs = Arc::new(blobs);
     let state = AppState::new(
         meta.clone(),
-        Arc::new(blobs),
+        blobs.clone(),
         Limits::default(),
         CacheConfig::default(),
         log,
@@ -104,6 +106,7 @@ async fn site(sign_in_required: bool) -> Site {
     Site {
         app: agora_web::app(state, agora_web::WebConfig::default()),
         meta,
+        blobs,
         _dir: dir,
     }
 }
@@ -554,4 +557,118 @@ async fn facet_counts_follow_a_change_to_the_catalog_at_once() {
         .await
         .unwrap();
     assert_eq!(count(&site.get("/search", "").await.body), "2");
+}
+
+#[tokio::test]
+async fn control_characters_in_paths_queries_and_forms_are_refused_by_name() {
+    let site = site(false).await;
+    for (path, field) in [
+        ("/search?tag=a%00b", "tag"),
+        ("/search?q=%1B%5B2J", "q"),
+        ("/plugins/a%00b/c", "path"),
+        ("/publishers/a%00b", "path"),
+    ] {
+        let page = site.get(path, "").await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert!(
+            page.body.contains(field) && page.body.contains("control character"),
+            "{path}: {}",
+            page.body
+        );
+        assert!(page.headers.contains_key("content-security-policy"));
+    }
+    let form = site.get("/login", "").await;
+    let login_cookie = cookie_of(&form, "agora_login_csrf");
+    let csrf = hidden(&form.body, "csrf");
+    let refused = site
+        .post(
+            "/login",
+            &login_cookie,
+            &[("csrf", &csrf), ("username", "ad\0min"), ("password", "x")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("username"), "{}", refused.body);
+    // A review may hold line breaks, not escape sequences.
+    let cookie = site.sign_in("alice").await;
+    let account = site.get("/account", &cookie).await;
+    let session_csrf = hidden(&account.body, "csrf");
+    let review = site
+        .post(
+            "/plugins/acme/jira/review",
+            &cookie,
+            &[
+                ("csrf", &session_csrf),
+                ("rating", "4"),
+                ("body", "line one\nline two \u{1b}[31m"),
+            ],
+        )
+        .await;
+    assert_eq!(review.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(review.body.contains("body"), "{}", review.body);
+}
+
+#[tokio::test]
+async fn a_readme_built_to_explode_renders_cut_and_bounded() {
+    let site = site(false).await;
+    // A two-thousand-column header and twenty thousand one-cell rows: 60 KB that, padded,
+    // would be forty million cells.
+    let mut readme = String::from("|");
+    readme.push_str(&"h|".repeat(2_000));
+    readme.push_str("\n|");
+    readme.push_str(&"-|".repeat(2_000));
+    readme.push('\n');
+    readme.push_str(&"|x\n".repeat(20_000));
+    let readme_digest = Digest::of(readme.as_bytes());
+    let body = futures_util::stream::iter([Ok(axum::body::Bytes::from(readme.clone()))]);
+    site.blobs
+        .put(&readme_digest, Box::pin(body), 1 << 20)
+        .await
+        .unwrap();
+    let text = "api_version: agora/v1\npublisher: acme\nname: bomb\nversion: 1.0.0\n\
+                description: A big table\nlicense: MIT\nruntime: { type: wasm, module: plugin.wasm }\n";
+    let manifest_digest = Digest::of(text.as_bytes());
+    let alice = site.meta.user_by_name("alice").await.unwrap().unwrap();
+    let acme = site.meta.publisher_by_name("acme").await.unwrap().unwrap();
+    site.meta
+        .publish(NewRelease {
+            publisher_id: acme.id,
+            manifest: Manifest::from_yaml(text).unwrap(),
+            manifest_digest,
+            signature: None,
+            signer_key: None,
+            log_entry: None,
+            artifacts: vec![
+                ArtifactRecord {
+                    path: "plugin.yaml".into(),
+                    role: ArtifactRole::Manifest,
+                    digest: manifest_digest,
+                    size: text.len() as i64,
+                },
+                ArtifactRecord {
+                    path: "README.md".into(),
+                    role: ArtifactRole::Readme,
+                    digest: readme_digest,
+                    size: readme.len() as i64,
+                },
+            ],
+            published_by: alice.id,
+            actor: "alice".into(),
+        })
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let page = site.get("/plugins/acme/bomb", "").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.body.len() < 2 * 1024 * 1024,
+            "{} bytes",
+            page.body.len()
+        );
+        assert!(
+            page.body.contains("too large or complex"),
+            "the cut is announced"
+        );
+        assert!(page.body.contains("<table>"), "what fits is shown");
+    }
 }
