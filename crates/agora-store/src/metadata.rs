@@ -260,6 +260,9 @@ pub struct Facets {
     /// (minimum average rating 1..=4, hits rated at least that).
     pub ratings: Vec<(i64, i64)>,
     pub verified: i64,
+    /// A text search matched more than [`MAX_TEXT_MATCHES`]: the counts are of the most
+    /// recently added that many.
+    pub capped: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -376,6 +379,12 @@ pub const MAX_QUERY_WORDS: usize = 8;
 /// catalog and makes the engine merge thousands of terms for one query.
 pub const MIN_PREFIX_CHARS: usize = 3;
 
+/// Most matches a text search considers: the most recently added ones, when more match.
+/// Ranking and facet counts cost in proportion to the matches, so this is what bounds
+/// the cost of any one query however broad its words (a word in every description
+/// matches the whole catalog). Narrower searches are exact.
+pub const MAX_TEXT_MATCHES: i64 = 10_000;
+
 /// Whether a query word (from [`query_words`]) matches as a prefix.
 pub fn matches_as_prefix(word: &str) -> bool {
     word.chars().count() >= MIN_PREFIX_CHARS
@@ -444,6 +453,8 @@ pub struct SearchQuery {
     pub after: Option<SearchCursor>,
     pub limit: u32,
     pub viewer: Viewer,
+    /// Most matches a text search considers ([`MAX_TEXT_MATCHES`] unless lowered).
+    pub max_matches: i64,
 }
 
 impl Default for SearchQuery {
@@ -464,6 +475,7 @@ impl Default for SearchQuery {
             after: None,
             limit: 20,
             viewer: Viewer::anonymous(),
+            max_matches: MAX_TEXT_MATCHES,
         }
     }
 }

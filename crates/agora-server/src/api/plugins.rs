@@ -164,6 +164,7 @@ pub fn search_query(
         after,
         limit,
         viewer,
+        max_matches: agora_store::MAX_TEXT_MATCHES,
     })
 }
 

@@ -127,6 +127,8 @@ struct SearchPage {
     layout: Layout,
     form: SearchForm,
     total: i64,
+    /// The text matched more plugins than a search considers (the newest are shown).
+    capped: bool,
     cards: Vec<Card>,
     groups: Vec<FacetGroup>,
     chips: Vec<Chip>,
@@ -274,6 +276,7 @@ pub async fn search(
         keep_for_compat,
         layout,
         total: facets.total,
+        capped: facets.capped,
         cards: hits.plugins.iter().map(Card::of).collect(),
         groups,
         chips,
