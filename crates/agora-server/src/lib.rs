@@ -27,7 +27,10 @@ use tokio::net::TcpListener;
 pub use api::cursor::encode as encode_cursor;
 pub use api::openapi;
 pub use api::plugins::{SearchParams, search_query, visible_plugin};
-pub use api::publishers::apply_settings as apply_publisher_settings;
+pub use api::publishers::{
+    accept as accept_invitation, apply_settings as apply_publisher_settings,
+    withdraw as withdraw_invitation,
+};
 pub use api::reviews::{hide_review, write_review};
 pub use api::tokens::{create_token, revoke_token};
 pub use auth::{Caller, hash_token, new_token, token_display_prefix};

@@ -94,6 +94,10 @@ pub fn app(state: AppState, config: WebConfig) -> Router {
             post(pages::account::revoke_token),
         )
         .route("/account/password", post(pages::account::change_password))
+        .route(
+            "/account/invitations/{publisher}/{answer}",
+            post(pages::account::answer_invitation),
+        )
         .route("/admin", get(pages::admin::admin))
         .route("/static/{file}", get(assets::asset))
         .fallback(pages::not_found)

@@ -672,3 +672,64 @@ async fn a_readme_built_to_explode_renders_cut_and_bounded() {
         assert!(page.body.contains("<table>"), "what fits is shown");
     }
 }
+
+#[tokio::test]
+async fn an_invited_user_accepts_on_the_account_page() {
+    let site = site(false).await;
+    let admin = site.meta.user_by_name("admin").await.unwrap().unwrap();
+    let acme = site.meta.publisher_by_name("acme").await.unwrap().unwrap();
+    let now = agora_store::now_ms();
+    site.meta
+        .invite_member(
+            &agora_store::InvitationRecord {
+                publisher: "acme".into(),
+                username: "admin".into(),
+                role: "member".into(),
+                invited_by: "alice".into(),
+                created_at: now,
+                expires_at: now + 60_000,
+            },
+            acme.id,
+            10,
+        )
+        .await
+        .unwrap();
+    let cookie = site.sign_in("admin").await;
+    let account = site.get("/account", &cookie).await;
+    assert!(account.body.contains("Invitations"), "{}", account.body);
+    assert!(account.body.contains("/account/invitations/acme/accept"));
+    let csrf = hidden(&account.body, "csrf");
+    // Without the session's CSRF token nothing happens.
+    let forged = site
+        .post(
+            "/account/invitations/acme/accept",
+            &cookie,
+            &[("csrf", "forged")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let accepted = site
+        .post(
+            "/account/invitations/acme/accept",
+            &cookie,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER, "{}", accepted.body);
+    assert!(
+        site.meta
+            .memberships(admin.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|(_, n)| n == "acme")
+    );
+    let again = site
+        .post(
+            "/account/invitations/acme/accept",
+            &cookie,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "used up");
+}

@@ -106,12 +106,7 @@ pub async fn apply_settings(
     actor: &agora_store::UserRecord,
     is_admin: bool,
 ) -> Result<(), ApiError> {
-    let is_owner = state
-        .meta
-        .members(p.id)
-        .await?
-        .iter()
-        .any(|m| m.username == actor.username && m.role == "owner");
+    let is_owner = is_owner(state, p, &actor.username).await?;
     if settings.verified.is_some() && !is_admin {
         return Err(ApiError::forbidden("only administrators verify publishers"));
     }
@@ -427,23 +422,35 @@ pub async fn cancel_invitation(
     caller: Caller,
     Path((name, username)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let name = valid_name(&name)?;
-    let p = publisher_or_404(&state, name.as_str()).await?;
+    withdraw(&state, &caller, &name, &username).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Declines (the invited user) or withdraws (an owner) an invitation: what the API and the
+/// account page share.
+pub async fn withdraw(
+    state: &AppState,
+    caller: &Caller,
+    publisher: &str,
+    username: &str,
+) -> Result<(), ApiError> {
+    let name = valid_name(publisher)?;
+    let p = publisher_or_404(state, name.as_str()).await?;
     if username == caller.user.username {
         caller.require_own_membership(&p.name)?;
     } else {
-        caller.require_members(&p, is_owner(&state, &p, &caller.user.username).await?)?;
+        caller.require_members(&p, is_owner(state, &p, &caller.user.username).await?)?;
     }
     if state
         .meta
-        .cancel_invitation(p.id, &username, &caller.user.username)
+        .cancel_invitation(p.id, username, &caller.user.username)
         .await?
     {
-        Ok(StatusCode::NO_CONTENT)
+        Ok(())
     } else {
         Err(ApiError::not_found(format!(
             "no open invitation of {} to {}",
-            crate::extract::truncate(&username),
+            crate::extract::truncate(username),
             p.name
         )))
     }
@@ -459,13 +466,24 @@ pub async fn accept_invitation(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
-    let name = valid_name(&name)?;
-    let p = publisher_or_404(&state, name.as_str()).await?;
+    let p = accept(&state, &caller, &name).await?;
+    Ok(Json(publisher_view(&state, p).await?.members))
+}
+
+/// The caller joins the publisher with the role its invitation names: what the API and
+/// the account page share.
+pub async fn accept(
+    state: &AppState,
+    caller: &Caller,
+    publisher: &str,
+) -> Result<PublisherRecord, ApiError> {
+    let name = valid_name(publisher)?;
+    let p = publisher_or_404(state, name.as_str()).await?;
     caller.require_own_membership(&p.name)?;
     match state.meta.accept_invitation(p.id, &caller.user).await? {
         Some(role) => {
             tracing::info!(publisher = %p.name, user = %caller.user.username, %role, "invitation accepted");
-            Ok(Json(publisher_view(&state, p).await?.members))
+            Ok(p)
         }
         None => Err(ApiError::not_found(format!(
             "no open invitation of {} to {}; ask an owner to invite you",

@@ -294,6 +294,13 @@ pub struct TokenRow {
     pub revoked: bool,
 }
 
+pub struct InvitationRow {
+    pub publisher: String,
+    pub role: String,
+    pub invited_by: String,
+    pub expires: String,
+}
+
 pub struct KeyRow {
     pub publisher: String,
     pub id: String,
@@ -310,6 +317,7 @@ struct AccountPage {
     username: String,
     role: &'static str,
     publishers: Vec<String>,
+    invitations: Vec<InvitationRow>,
     tokens: Vec<TokenRow>,
     keys: Vec<KeyRow>,
     scope_options: Vec<String>,
@@ -363,11 +371,25 @@ async fn account_page(
     if visitor.is_admin() {
         scope_options.push("admin".into());
     }
+    let invitations = web
+        .app
+        .meta
+        .invitations(None, Some(&me.user.username))
+        .await?
+        .into_iter()
+        .map(|i| InvitationRow {
+            publisher: i.publisher,
+            role: i.role,
+            invited_by: i.invited_by,
+            expires: format::date(i.expires_at),
+        })
+        .collect();
     let page = AccountPage {
         layout: Layout::new(web, visitor, "Your account"),
         username: me.user.username.clone(),
         role: me.user.role.as_str(),
         publishers: me.memberships.iter().map(|(_, n)| n.clone()).collect(),
+        invitations,
         tokens,
         keys,
         scope_options,
@@ -452,6 +474,34 @@ pub async fn revoke_token(
         return Err(PageError::NotFound(format!("you have no token {id}")));
     }
     agora_server::revoke_token(&web.app, &caller, id).await?;
+    Ok(see_other("/account"))
+}
+
+/// Accepts or declines an invitation to join a publisher, through the API's own rules.
+pub async fn answer_invitation(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Path((publisher, answer)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    visitor.check_csrf(&form.csrf)?;
+    let caller = visitor
+        .caller()
+        .ok_or(PageError::SignIn("/account".into()))?;
+    match answer.as_str() {
+        "accept" => {
+            agora_server::accept_invitation(&web.app, &caller, &publisher).await?;
+        }
+        "decline" => {
+            let me = caller.user.username.clone();
+            agora_server::withdraw_invitation(&web.app, &caller, &publisher, &me).await?;
+        }
+        _ => {
+            return Err(PageError::NotFound(
+                "there is no page at this address".into(),
+            ));
+        }
+    }
     Ok(see_other("/account"))
 }
 
