@@ -55,34 +55,46 @@ pub struct LogState {
     pub root: String,
 }
 
+/// Reads a client state file (JSON); `None` when there is none yet.
+pub(crate) fn load_state<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<T>, LogCheckError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| LogCheckError::Malformed(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LogCheckError::State {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// Writes a client state file atomically (temporary file, fsync, rename).
+pub(crate) fn save_state<T: Serialize>(path: &Path, state: &T) -> Result<(), LogCheckError> {
+    let write = || -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let temp = tempfile::NamedTempFile::new_in(dir)?;
+        serde_json::to_writer_pretty(temp.as_file(), state).map_err(std::io::Error::other)?;
+        temp.as_file().sync_all()?;
+        temp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    write().map_err(|source| LogCheckError::State {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 impl LogState {
     pub fn load(path: &Path) -> Result<Option<LogState>, LogCheckError> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| LogCheckError::Malformed(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(LogCheckError::State {
-                path: path.display().to_string(),
-                source,
-            }),
-        }
+        load_state(path)
     }
 
     pub fn save(&self, path: &Path) -> Result<(), LogCheckError> {
-        let write = || -> std::io::Result<()> {
-            let dir = path.parent().unwrap_or(Path::new("."));
-            std::fs::create_dir_all(dir)?;
-            let temp = tempfile::NamedTempFile::new_in(dir)?;
-            serde_json::to_writer_pretty(temp.as_file(), self).map_err(std::io::Error::other)?;
-            temp.as_file().sync_all()?;
-            temp.persist(path).map_err(|e| e.error)?;
-            Ok(())
-        };
-        write().map_err(|source| LogCheckError::State {
-            path: path.display().to_string(),
-            source,
-        })
+        save_state(path, self)
     }
 
     fn head(&self) -> Result<TreeHead, LogCheckError> {

@@ -20,7 +20,7 @@ use agora_trust::{Checkpoint, EntryRef, Frontier, LogEntry, LogError};
 use serde::{Deserialize, Serialize};
 
 use crate::api::Client;
-use crate::logcheck::{LogCheckError, Pinning};
+use crate::logcheck::{LogCheckError, Pinning, load_state, save_state};
 
 /// Entries read per request.
 const BATCH: u32 = 1000;
@@ -39,35 +39,6 @@ pub struct MonitorState {
 }
 
 impl MonitorState {
-    pub fn load(path: &Path) -> Result<Option<MonitorState>, LogCheckError> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| LogCheckError::Malformed(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(LogCheckError::State {
-                path: path.display().to_string(),
-                source,
-            }),
-        }
-    }
-
-    fn save(&self, path: &Path) -> Result<(), LogCheckError> {
-        let write = || -> std::io::Result<()> {
-            let dir = path.parent().unwrap_or(Path::new("."));
-            std::fs::create_dir_all(dir)?;
-            let temp = tempfile::NamedTempFile::new_in(dir)?;
-            serde_json::to_writer_pretty(temp.as_file(), self).map_err(std::io::Error::other)?;
-            temp.as_file().sync_all()?;
-            temp.persist(path).map_err(|e| e.error)?;
-            Ok(())
-        };
-        write().map_err(|source| LogCheckError::State {
-            path: path.display().to_string(),
-            source,
-        })
-    }
-
     fn frontier(&self) -> Result<Frontier, LogCheckError> {
         let nodes = self
             .frontier
@@ -119,7 +90,7 @@ pub async fn monitor(
     pinning: &Pinning,
     follow: &[String],
 ) -> Result<MonitorReport, LogCheckError> {
-    let mut state = MonitorState::load(state_path)?.unwrap_or_default();
+    let mut state: MonitorState = load_state(state_path)?.unwrap_or_default();
     let key = match &pinning.configured_key {
         Some(k) => k.clone(),
         None if !state.verifier_key.is_empty() && !pinning.repin => state.verifier_key.clone(),
@@ -185,7 +156,7 @@ pub async fn monitor(
     }
     state.size = frontier.size();
     state.frontier = frontier.nodes().iter().map(hex::encode).collect();
-    state.save(state_path)?;
+    save_state(state_path, &state)?;
     Ok(report)
 }
 

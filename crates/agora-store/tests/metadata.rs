@@ -1256,27 +1256,19 @@ async fn private_plugins_are_found_only_by_who_may_see_them(store: &SqlStore) {
         .unwrap()
         .unwrap();
     assert_eq!(found.name, "secret");
-    assert!(
-        store
-            .visible_plugin("acme", "secret", &admin)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        store
-            .visible_plugin("acme", "secret", &anonymous)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .visible_plugin("acme", "nothing", &member)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let sees = |name: &'static str, viewer: &Viewer| {
+        let viewer = viewer.clone();
+        async move {
+            store
+                .visible_plugin("acme", name, &viewer)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(sees("secret", &admin).await);
+    assert!(!sees("secret", &anonymous).await, "as if it did not exist");
+    assert!(!sees("nothing", &member).await);
     assert!(store.plugin_visible_to(found.id, &member).await.unwrap());
     assert!(!store.plugin_visible_to(found.id, &anonymous).await.unwrap());
     assert!(

@@ -57,40 +57,7 @@ async fn site(sign_in_required: bool) -> Site {
              capabilities: [outbound_http]\nnetwork: {{ outbound_hosts: [api.atlassian.com] }}\n\
              runtime: {{ type: wasm, module: plugin.wasm }}\n"
         );
-        let manifest = Manifest::from_yaml(&text).unwrap();
-        let readme_digest = Digest::of(readme.as_bytes());
-        let body = futures_util::stream::iter([Ok(axum::body::Bytes::from(readme.clone()))]);
-        blobs
-            .put(&readme_digest, Box::pin(body), 1 << 20)
-            .await
-            .unwrap();
-        let manifest_digest = Digest::of(text.as_bytes());
-        meta.publish(NewRelease {
-            publisher_id: acme.id,
-            manifest,
-            manifest_digest,
-            signature: None,
-            signer_key: None,
-            log_entry: None,
-            artifacts: vec![
-                ArtifactRecord {
-                    path: "plugin.yaml".into(),
-                    role: ArtifactRole::Manifest,
-                    digest: manifest_digest,
-                    size: text.len() as i64,
-                },
-                ArtifactRecord {
-                    path: "README.md".into(),
-                    role: ArtifactRole::Readme,
-                    digest: readme_digest,
-                    size: readme.len() as i64,
-                },
-            ],
-            published_by: alice.id,
-            actor: "alice".into(),
-        })
-        .await
-        .unwrap();
+        publish_with_readme(&meta, &blobs, &acme, &alice, &text, &readme).await;
     }
     let log = TransparencyLog::open(&meta, "test").await.unwrap();
     let meta = Arc::new(meta);
@@ -109,6 +76,50 @@ async fn site(sign_in_required: bool) -> Site {
         blobs,
         _dir: dir,
     }
+}
+
+/// Publishes a release of `manifest` (text) with `readme` as its README, as `user`.
+async fn publish_with_readme(
+    meta: &SqlStore,
+    blobs: &FsBlobStore,
+    publisher: &agora_store::PublisherRecord,
+    user: &agora_store::UserRecord,
+    manifest: &str,
+    readme: &str,
+) {
+    let readme_digest = Digest::of(readme.as_bytes());
+    let body = futures_util::stream::iter([Ok(axum::body::Bytes::from(readme.to_owned()))]);
+    blobs
+        .put(&readme_digest, Box::pin(body), 1 << 20)
+        .await
+        .unwrap();
+    let manifest_digest = Digest::of(manifest.as_bytes());
+    meta.publish(NewRelease {
+        publisher_id: publisher.id,
+        manifest: Manifest::from_yaml(manifest).unwrap(),
+        manifest_digest,
+        signature: None,
+        signer_key: None,
+        log_entry: None,
+        artifacts: vec![
+            ArtifactRecord {
+                path: "plugin.yaml".into(),
+                role: ArtifactRole::Manifest,
+                digest: manifest_digest,
+                size: manifest.len() as i64,
+            },
+            ArtifactRecord {
+                path: "README.md".into(),
+                role: ArtifactRole::Readme,
+                digest: readme_digest,
+                size: readme.len() as i64,
+            },
+        ],
+        published_by: user.id,
+        actor: user.username.clone(),
+    })
+    .await
+    .unwrap();
 }
 
 struct Answer {
@@ -619,44 +630,11 @@ async fn a_readme_built_to_explode_renders_cut_and_bounded() {
     readme.push_str(&"-|".repeat(2_000));
     readme.push('\n');
     readme.push_str(&"|x\n".repeat(20_000));
-    let readme_digest = Digest::of(readme.as_bytes());
-    let body = futures_util::stream::iter([Ok(axum::body::Bytes::from(readme.clone()))]);
-    site.blobs
-        .put(&readme_digest, Box::pin(body), 1 << 20)
-        .await
-        .unwrap();
     let text = "api_version: agora/v1\npublisher: acme\nname: bomb\nversion: 1.0.0\n\
                 description: A big table\nlicense: MIT\nruntime: { type: wasm, module: plugin.wasm }\n";
-    let manifest_digest = Digest::of(text.as_bytes());
     let alice = site.meta.user_by_name("alice").await.unwrap().unwrap();
     let acme = site.meta.publisher_by_name("acme").await.unwrap().unwrap();
-    site.meta
-        .publish(NewRelease {
-            publisher_id: acme.id,
-            manifest: Manifest::from_yaml(text).unwrap(),
-            manifest_digest,
-            signature: None,
-            signer_key: None,
-            log_entry: None,
-            artifacts: vec![
-                ArtifactRecord {
-                    path: "plugin.yaml".into(),
-                    role: ArtifactRole::Manifest,
-                    digest: manifest_digest,
-                    size: text.len() as i64,
-                },
-                ArtifactRecord {
-                    path: "README.md".into(),
-                    role: ArtifactRole::Readme,
-                    digest: readme_digest,
-                    size: readme.len() as i64,
-                },
-            ],
-            published_by: alice.id,
-            actor: "alice".into(),
-        })
-        .await
-        .unwrap();
+    publish_with_readme(&site.meta, &site.blobs, &acme, &alice, text, &readme).await;
     for _ in 0..3 {
         let page = site.get("/plugins/acme/bomb", "").await;
         assert_eq!(page.status, StatusCode::OK);

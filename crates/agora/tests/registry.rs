@@ -22,16 +22,7 @@ fn registry_scenario(backend: Backend) {
         .run(&["user", "create", "alice", "--role", "publisher"])
         .ok();
     admin.run(&["user", "create", "mallory"]).ok();
-    let token_of = |user: &str, scopes: &[&str]| {
-        let mut args = vec!["--json", "token", "create", "--user", user, "--name", "e2e"];
-        for s in scopes {
-            args.extend(["--scope", s]);
-        }
-        admin.run(&args).json()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let token_of = |user: &str, scopes: &[&str]| admin.token_for(user, scopes);
     let mut alice = server.cli(Some(&token_of("alice", &["publish:*", "read:private"])));
     let mallory = server.cli(Some(&token_of("mallory", &["read:private"])));
     alice.run(&["publisher", "create", "examples"]).ok();

@@ -25,14 +25,7 @@ fn call(
 }
 
 fn token_for(admin: &Cli, user: &str, scopes: &[&str]) -> String {
-    let mut args = vec!["--json", "token", "create", "--user", user, "--name", "t"];
-    for s in scopes {
-        args.extend(["--scope", s]);
-    }
-    admin.run(&args).json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    admin.token_for(user, scopes)
 }
 
 #[test]

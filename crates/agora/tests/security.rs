@@ -19,14 +19,7 @@ struct World {
 }
 
 fn token(admin: &Cli, user: &str, scopes: &[&str]) -> String {
-    let mut args = vec!["--json", "token", "create", "--user", user, "--name", "t"];
-    for s in scopes {
-        args.extend(["--scope", s]);
-    }
-    admin.run(&args).json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    admin.token_for(user, scopes)
 }
 
 fn world_with(backend: Backend, env: &[(&str, &str)]) -> World {

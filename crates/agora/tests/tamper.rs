@@ -4,7 +4,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use support::*;
 
@@ -44,17 +43,7 @@ fn world() -> World {
 
 impl World {
     fn db(&self, sql: &str) {
-        let db = self.server.data.path().join("data/agora.db");
-        let out = Command::new("sqlite3")
-            .arg(&db)
-            .arg(sql)
-            .output()
-            .expect("sqlite3 is needed for these tests");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.server.sql(sql);
     }
 
     fn blob_path(&self, digest: &str) -> PathBuf {
@@ -362,6 +351,14 @@ impl World {
         hex::encode(<sha2::Sha256 as sha2::Digest>::digest(entry.as_bytes()))
     }
 
+    /// The registry forgets every revocation, in what it serves and in its own checks.
+    fn hide_revocations(&self) {
+        self.db(
+            "UPDATE publisher_keys SET revoked_at = NULL, revoked_by = NULL, \
+             revocation_reason = NULL, revoked_log_index = NULL",
+        );
+    }
+
     fn publish(&self, version: &str) {
         let dir = plugin_dir(
             self.work.path(),
@@ -385,10 +382,7 @@ fn a_revocation_the_registry_hides_from_its_key_list_is_caught() {
         .ok();
     // The registry forgets the revocation (in what it serves and in its own check) and
     // accepts a release signed by the revoked key.
-    w.db(
-        "UPDATE publisher_keys SET revoked_at = NULL, revoked_by = NULL, revocation_reason = NULL, \
-         revoked_log_index = NULL",
-    );
+    w.hide_revocations();
     w.publish("1.2.0");
     // The release's log entry commits to the key history it was accepted against, which
     // holds the revocation: the client walks it and refuses, whatever the key list says.
@@ -447,10 +441,7 @@ fn a_release_accepted_against_an_old_key_history_is_reported_by_the_monitor() {
     // The registry hides the revocation and rewinds the key history head to before it,
     // then accepts a release by the revoked key: the release's own chain shows no
     // revocation, so an install cannot tell...
-    w.db(
-        "UPDATE publisher_keys SET revoked_at = NULL, revoked_by = NULL, revocation_reason = NULL, \
-         revoked_log_index = NULL",
-    );
+    w.hide_revocations();
     let leaf = w.leaf(0);
     w.db(&format!(
         "UPDATE publishers SET key_head_index = 0, key_head_leaf = '{leaf}' WHERE name = 'acme'"

@@ -279,6 +279,15 @@ impl Run {
 }
 
 impl Cli {
+    /// A new token for `user` with `scopes`, made with this (administrator's) CLI.
+    pub fn token_for(&self, user: &str, scopes: &[&str]) -> String {
+        let mut args = vec!["--json", "token", "create", "--user", user, "--name", "e2e"];
+        for s in scopes {
+            args.extend(["--scope", s]);
+        }
+        self.run(&args).json()["token"].as_str().unwrap().to_owned()
+    }
+
     /// Makes a key, registers it for `publisher`, and signs later publishes with it.
     pub fn sign_for(&mut self, publisher: &str) -> PathBuf {
         let key = self.home.path().join(format!("{publisher}_ed25519"));
