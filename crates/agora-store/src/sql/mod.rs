@@ -124,6 +124,9 @@ impl Dialect {
     }
 }
 
+/// How long a revoked token stays listed (as history) before it is deleted.
+const REVOKED_TOKENS_KEPT_MS: i64 = 30 * 24 * 3600 * 1000;
+
 /// The SQL metadata store.
 #[derive(Clone)]
 pub struct SqlStore {
@@ -738,6 +741,10 @@ impl SqlStore {
             .await?;
             for row in rows {
                 let digest: String = row.try_get("digest")?;
+                sqlx::query("DELETE FROM blob_uploaders WHERE digest = $1")
+                    .bind(&digest)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("DELETE FROM blobs WHERE digest = $1")
                     .bind(&digest)
                     .execute(&mut *tx)
@@ -933,6 +940,16 @@ impl MetadataStore for SqlStore {
 
     async fn create_token(&self, token: NewToken) -> Result<TokenRecord> {
         let now = now_ms();
+        // Tokens revoked long ago go when new ones come, so creating and revoking in a loop
+        // cannot grow the table. (A token's descendants are revoked no later than it is,
+        // so none outlives its parent's row.)
+        sqlx::query(
+            "DELETE FROM tokens WHERE user_id = $1 AND revoked_at IS NOT NULL AND revoked_at < $2",
+        )
+        .bind(token.user_id)
+        .bind(now - REVOKED_TOKENS_KEPT_MS)
+        .execute(&self.write)
+        .await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO tokens (user_id, name, hash, prefix, scopes, created_at, expires_at, parent_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
