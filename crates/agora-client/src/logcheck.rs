@@ -304,7 +304,9 @@ async fn check_signer_history(
     };
     let mut next = key_head.ok_or_else(|| {
         history(format!(
-            "the release's log entry names no key history of {}",
+            "the release's log entry names no key history of {} (it was logged before key \
+             histories were recorded, so its signing key's revocations cannot be checked; \
+             a new release can be)",
             detail.publisher
         ))
     })?;
