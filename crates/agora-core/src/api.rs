@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::digest::Digest;
+use crate::field::FieldError;
 use crate::lifecycle::Lifecycle;
-use crate::manifest::{ArtifactRole, FieldError, Manifest, Visibility};
+use crate::manifest::{ArtifactRole, Manifest, Visibility};
 
 /// An RFC 9457 problem details document, as every API error is returned.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -182,7 +183,6 @@ pub const MAX_REVIEW_CHARS: usize = 4000;
 impl ReviewInput {
     /// Checks the rating and text; the version is checked against the plugin by the server.
     pub fn check(&self) -> Result<(), crate::manifest::FieldError> {
-        use crate::manifest::FieldError;
         if !(1..=5).contains(&self.rating) {
             return Err(FieldError::new(
                 "rating",
@@ -255,6 +255,51 @@ pub struct SearchPage {
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/plugins`: what to search for. The one shape of a search, used by the API,
+/// the web form, the client and the CLI; it is checked in one place
+/// (`agora_registry::catalog::search_query`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// Words to look for in names, titles, descriptions, tags and categories (words of
+    /// three letters or more also match as prefixes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<String>,
+    /// `wasm`, `exec` or `oci`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// Only this publisher's plugins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
+    /// `true`: only plugins of verified publishers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    /// Only plugins whose average rating is at least this (1 to 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_rating: Option<u8>,
+    /// Only plugins whose latest version runs on this host version (its `min_core`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compatible_with: Option<String>,
+    /// `relevance` (default with `q`), `downloads` (default without), `recent`, `name` or
+    /// `rating`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Page size, 1 to the server's maximum (100 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// `PATCH .../versions/{version}`: change a version's lifecycle state.

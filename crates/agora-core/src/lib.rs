@@ -7,15 +7,19 @@
 
 pub mod api;
 pub mod digest;
+pub mod field;
 pub mod lifecycle;
 pub mod manifest;
 pub mod name;
+pub mod problem;
 pub mod resolve;
 pub mod scope;
 pub mod text;
 
 pub use digest::{Digest, DigestError, Sha256Hasher};
+pub use field::FieldError;
 pub use lifecycle::{Lifecycle, LifecycleError};
-pub use manifest::{FieldError, Manifest, ManifestError, Runtime, RuntimeKind, Visibility};
+pub use manifest::{Manifest, ManifestError, Runtime, RuntimeKind, Visibility};
 pub use name::{NameError, PluginRef, Slug};
+pub use problem::ProblemKind;
 pub use scope::{Scope, ScopeError};

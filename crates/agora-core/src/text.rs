@@ -6,7 +6,7 @@
 //! Every edge that accepts text applies this: the HTTP layer to paths, query strings and
 //! JSON bodies, the web forms, and the manifest validator to every string it holds.
 
-use crate::manifest::FieldError;
+use crate::field::FieldError;
 
 /// Where a text may contain line breaks and tabs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,6 +29,16 @@ impl Default for CacheConfig {
     }
 }
 
+/// The key of a version's rendered detail.
+pub fn version_key(publisher: &str, name: &str, version: &str) -> String {
+    format!("{publisher}/{name}@{version}")
+}
+
+/// What every cached answer about one plugin starts with (for [`ResponseCache::invalidate`]).
+pub fn plugin_prefix(publisher: &str, name: &str) -> String {
+    version_key(publisher, name, "")
+}
+
 pub struct ResponseCache {
     config: CacheConfig,
     entries: RwLock<HashMap<String, (Instant, Bytes)>>,

@@ -1,124 +1,91 @@
 //! The one HTTP error type: every failure leaves as an RFC 9457 problem details document
-//! with a stable `type` URI, never a stack trace.
+//! whose `type` is one of the documented kinds (`agora_core::ProblemKind`), never a stack
+//! trace. Use cases fail with `RegistryError`; this renders it, with the kind's status and
+//! the headers some kinds need (`WWW-Authenticate`, `Content-Range`).
 
 use agora_core::api::Problem;
-use agora_core::manifest::FieldError;
+use agora_core::problem::PROBLEM_TYPE_PREFIX;
+use agora_core::{FieldError, ProblemKind};
+use agora_registry::RegistryError;
 use agora_store::{BlobError, StoreError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-/// Prefix of every problem `type`; the suffix names the kind (e.g. `not-found`).
-pub const PROBLEM_TYPE_PREFIX: &str = "urn:agora:problem:";
-
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub kind: &'static str,
-    pub title: &'static str,
-    pub detail: Option<String>,
-    pub errors: Vec<FieldError>,
-    /// Extra headers, e.g. `WWW-Authenticate` or `Content-Range`.
-    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    pub problem: RegistryError,
 }
 
 impl ApiError {
-    pub fn new(
+    /// A problem of `kind`, answered with the kind's status.
+    pub fn of(kind: ProblemKind, detail: impl Into<String>) -> ApiError {
+        RegistryError::new(kind, detail).into()
+    }
+
+    /// A problem of `kind` answered with another status than the kind's own (e.g. the
+    /// 415 of a body sent without a JSON content type).
+    pub fn with_status(
         status: StatusCode,
-        kind: &'static str,
-        title: &'static str,
+        kind: ProblemKind,
         detail: impl Into<String>,
     ) -> ApiError {
         ApiError {
             status,
-            kind,
-            title,
-            detail: Some(detail.into()),
-            errors: Vec::new(),
-            headers: Vec::new(),
+            problem: RegistryError::new(kind, detail),
         }
     }
 
     pub fn not_found(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
-    }
-
-    pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, kind, "Bad request", detail)
-    }
-
-    /// One or more fields of the request are wrong; each is named.
-    pub fn invalid(title: &'static str, errors: Vec<FieldError>) -> ApiError {
-        let detail = errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            kind: "invalid-request",
-            title,
-            detail: Some(detail),
-            errors,
-            headers: Vec::new(),
-        }
-    }
-
-    pub fn field(field: &str, problem: impl Into<String>, expected: Option<&str>) -> ApiError {
-        ApiError::invalid(
-            "Invalid request",
-            vec![FieldError::new(field, problem, expected)],
-        )
+        ApiError::of(ProblemKind::NotFound, detail)
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> ApiError {
-        let mut e = ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Authentication required",
-            detail,
-        );
-        e.headers.push((
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"agora\""),
-        ));
-        e
+        ApiError::of(ProblemKind::Unauthorized, detail)
     }
 
-    pub fn forbidden(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
+    pub fn invalid(title: &'static str, errors: Vec<FieldError>) -> ApiError {
+        RegistryError::invalid(title, errors).into()
     }
 
-    pub fn conflict(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+    pub fn field(field: &str, problem: impl Into<String>, expected: Option<&str>) -> ApiError {
+        RegistryError::field(field, problem, expected).into()
     }
 
     pub fn internal(context: &str, err: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %err, "{context}");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal server error",
-            format!("{context}; the server log has details"),
-        )
-    }
-
-    pub fn unavailable(detail: impl Into<String>) -> ApiError {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "Service unavailable",
-            detail,
-        )
+        RegistryError::internal(context, err).into()
     }
 
     pub fn problem(&self) -> Problem {
         Problem {
-            kind: format!("{PROBLEM_TYPE_PREFIX}{}", self.kind),
-            title: self.title.to_owned(),
+            kind: format!("{PROBLEM_TYPE_PREFIX}{}", self.problem.kind),
+            title: self.problem.title.to_owned(),
             status: self.status.as_u16(),
-            detail: self.detail.clone(),
-            errors: self.errors.clone(),
+            detail: self.problem.detail.clone(),
+            errors: self.problem.errors.clone(),
         }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(problem: RegistryError) -> Self {
+        ApiError {
+            status: StatusCode::from_u16(problem.kind.status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            problem,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        RegistryError::from(err).into()
+    }
+}
+
+impl From<BlobError> for ApiError {
+    fn from(err: BlobError) -> Self {
+        RegistryError::from(err).into()
     }
 }
 
@@ -131,61 +98,25 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        for (name, value) in self.headers {
-            headers.insert(name, value);
+        match self.problem.kind {
+            ProblemKind::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"agora\""),
+                );
+            }
+            ProblemKind::RangeNotSatisfiable => {
+                if let Some(v) = self
+                    .problem
+                    .size
+                    .and_then(|size| HeaderValue::from_str(&format!("bytes */{size}")).ok())
+                {
+                    headers.insert(header::CONTENT_RANGE, v);
+                }
+            }
+            _ => {}
         }
         response
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
-            StoreError::Conflict(detail) => ApiError::conflict(detail),
-            StoreError::InvalidText => ApiError::field(
-                "",
-                "the request holds a character that cannot be stored",
-                Some("text without control characters"),
-            ),
-            other => ApiError::internal("the metadata store failed", other),
-        }
-    }
-}
-
-impl From<BlobError> for ApiError {
-    fn from(err: BlobError) -> Self {
-        match err {
-            BlobError::DigestMismatch { .. } => {
-                ApiError::bad_request("digest-mismatch", format!("{err}; nothing was stored"))
-            }
-            BlobError::TooLarge { .. } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                "Content too large",
-                format!("{err}; nothing was stored"),
-            ),
-            BlobError::SizeMismatch { .. } => {
-                ApiError::bad_request("size-mismatch", err.to_string())
-            }
-            BlobError::Interrupted(_) => ApiError::bad_request(
-                "upload-interrupted",
-                format!("{err}; nothing was stored, upload again"),
-            ),
-            BlobError::RangeNotSatisfiable { size } => {
-                let mut e = ApiError::new(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range-not-satisfiable",
-                    "Range not satisfiable",
-                    err.to_string(),
-                );
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                    e.headers.push((header::CONTENT_RANGE, v));
-                }
-                e
-            }
-            other => ApiError::internal("the blob store failed", other),
-        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Request extractors whose rejections are problem details naming what was wrong.
 
+use agora_core::ProblemKind;
 use agora_core::name::Slug;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -24,27 +25,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     return Err(ApiError::invalid("Invalid request", errors));
                 }
                 serde_json::from_value(document).map(ApiJson).map_err(|e| {
-                    let mut err = ApiError::new(
-                        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid-request",
-                        "Invalid request body",
+                    let mut err = ApiError::of(
+                        ProblemKind::InvalidRequest,
                         format!("Failed to deserialize the JSON body into the target type: {e}"),
                     );
-                    err.kind = "invalid-request";
+                    err.problem.title = "Invalid request body";
                     err
                 })
             }
             Err(rejection) => {
                 let status = rejection.status();
-                let mut e = ApiError::new(
-                    status,
-                    "invalid-body",
-                    "Invalid request body",
-                    rejection.body_text(),
-                );
-                if status == axum::http::StatusCode::UNPROCESSABLE_ENTITY {
-                    e.kind = "invalid-request";
-                }
+                let kind = if status == axum::http::StatusCode::UNPROCESSABLE_ENTITY {
+                    ProblemKind::InvalidRequest
+                } else {
+                    ProblemKind::InvalidBody
+                };
+                let mut e = ApiError::with_status(status, kind, rejection.body_text());
+                e.problem.title = "Invalid request body";
                 Err(e)
             }
         }
@@ -61,7 +58,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|r| ApiError::bad_request("invalid-query", r.body_text()))
+            .map_err(|r| ApiError::of(ProblemKind::InvalidQuery, r.body_text()))
     }
 }
 
@@ -95,7 +92,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PluginPath {
         let axum::extract::Path((publisher, name)) =
             axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
                 .await
-                .map_err(|r| ApiError::bad_request("invalid-path", r.body_text()))?;
+                .map_err(|r| ApiError::of(ProblemKind::InvalidPath, r.body_text()))?;
         Ok(PluginPath {
             publisher: slug("publisher", &publisher)?,
             name: slug("name", &name)?,
@@ -110,7 +107,7 @@ impl<S: Send + Sync> FromRequestParts<S> for VersionPath {
         let axum::extract::Path((publisher, name, version)) =
             axum::extract::Path::<(String, String, String)>::from_request_parts(parts, state)
                 .await
-                .map_err(|r| ApiError::bad_request("invalid-path", r.body_text()))?;
+                .map_err(|r| ApiError::of(ProblemKind::InvalidPath, r.body_text()))?;
         let version = semver::Version::parse(&version).map_err(|e| {
             ApiError::field(
                 "version",
@@ -143,6 +140,4 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
-pub fn truncate(s: &str) -> String {
-    s.chars().take(80).collect()
-}
+pub use agora_registry::truncate;

@@ -22,9 +22,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
-/// How the server treats connections; every value configurable (`[limits]`).
+/// The HTTP layer's limits; every value configurable (`[limits]`).
 #[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
+pub struct HttpLimits {
+    /// Largest JSON request body.
+    pub max_json_bytes: usize,
     /// Time for a client to send a request's head; also how long a keep-alive connection
     /// may sit idle between requests.
     pub header_timeout: Duration,
@@ -38,9 +40,10 @@ pub struct ConnectionLimits {
     pub shutdown_grace: Duration,
 }
 
-impl Default for ConnectionLimits {
+impl Default for HttpLimits {
     fn default() -> Self {
-        ConnectionLimits {
+        HttpLimits {
+            max_json_bytes: 1024 * 1024,
             header_timeout: Duration::from_secs(10),
             body_idle_timeout: Duration::from_secs(30),
             max_connections: 4096,
@@ -52,7 +55,7 @@ impl Default for ConnectionLimits {
 
 /// Counts open connections, in all and per client address.
 struct Gate {
-    limits: ConnectionLimits,
+    limits: HttpLimits,
     open: Mutex<(usize, HashMap<IpAddr, usize>)>,
 }
 
@@ -118,7 +121,7 @@ async fn refuse(mut stream: TcpStream) {
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    limits: ConnectionLimits,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let body_timeout = limits.body_idle_timeout;
@@ -197,10 +200,10 @@ mod tests {
     #[test]
     fn the_gate_caps_connections_in_all_and_per_client() {
         let gate = Arc::new(Gate {
-            limits: ConnectionLimits {
+            limits: HttpLimits {
                 max_connections: 3,
                 max_connections_per_client: 2,
-                ..ConnectionLimits::default()
+                ..HttpLimits::default()
             },
             open: Mutex::new((0, HashMap::new())),
         });

@@ -19,6 +19,7 @@ mod session;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agora_registry::Registry;
 use agora_server::AppState;
 use axum::Router;
 use axum::routing::{get, post};
@@ -51,23 +52,21 @@ impl Default for WebConfig {
 /// What every page handler can reach.
 #[derive(Clone)]
 pub(crate) struct Web {
-    pub app: AppState,
+    pub registry: Arc<Registry>,
     pub config: Arc<WebConfig>,
     pub docs: Arc<markdown::DocCache>,
-    pub throttle: Arc<pages::account::Throttle>,
     pub facets: Arc<facets::FacetCache>,
 }
 
 /// The web pages and the API together: the application `agora serve` runs.
 pub fn app(state: AppState, config: WebConfig) -> Router {
     let web = Web {
-        app: state.clone(),
+        registry: state.registry.clone(),
         config: Arc::new(config),
         docs: Arc::new(markdown::DocCache::new(64 * 1024 * 1024)),
-        throttle: Arc::new(pages::account::Throttle::default()),
         facets: Arc::new(facets::FacetCache::default()),
     };
-    web.facets.warm(&web.app.meta);
+    web.facets.warm(&web.registry.meta);
     let pages = Router::new()
         .route("/", get(pages::home::home))
         .route("/search", get(pages::search::search))

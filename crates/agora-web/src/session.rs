@@ -6,7 +6,8 @@
 //! CSRF token (sign-in: a double-submit cookie) and must not come from another site
 //! (`Origin` / `Sec-Fetch-Site`).
 
-use agora_server::{Caller, hash_token};
+use agora_registry::Caller;
+use agora_registry::caller::hash_token;
 use agora_store::{UserRecord, Viewer, now_ms};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -165,9 +166,9 @@ async fn load(web: &Web, headers: &HeaderMap) -> Result<Visitor, PageError> {
         });
     };
     let session_hash = hash_token(value);
-    let signed_in = match web.app.meta.session(&session_hash).await? {
+    let signed_in = match web.registry.meta.session(&session_hash).await? {
         Some((session, user)) => Some(SignedIn {
-            memberships: web.app.meta.memberships(user.id).await?,
+            memberships: web.registry.meta.memberships(user.id).await?,
             user,
             csrf: session.csrf,
             session_hash,
@@ -189,7 +190,7 @@ pub(crate) async fn start(
 ) -> Result<HeaderValue, PageError> {
     let value = random_hex();
     let ttl = web.config.session_ttl.as_secs() as i64;
-    web.app
+    web.registry
         .meta
         .create_session(
             &hash_token(&value),
@@ -209,7 +210,7 @@ pub(crate) async fn start(
 /// Ends the visitor's session: the `Set-Cookie` header that removes the cookie.
 pub(crate) async fn end(web: &Web, visitor: &Visitor) -> Result<HeaderValue, PageError> {
     if let Some(s) = &visitor.signed_in {
-        web.app.meta.delete_session(&s.session_hash).await?;
+        web.registry.meta.delete_session(&s.session_hash).await?;
     }
     Ok(set_cookie(names(visitor.secure).0, "", 0, visitor.secure))
 }
@@ -254,7 +255,7 @@ pub(crate) async fn private_registry_gate(
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    if web.app.sign_in_required && !open && visitor.signed_in.is_none() {
+    if web.registry.sign_in_required && !open && visitor.signed_in.is_none() {
         let back = request
             .uri()
             .path_and_query()

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use agora_core::manifest::ArtifactRole;
 use agora_core::{Digest, Manifest};
-use agora_server::{AppState, CacheConfig, Limits, TransparencyLog};
+use agora_registry::{Limits, Registry, TransparencyLog};
+use agora_server::{AppState, CacheConfig, HttpLimits};
 use agora_store::{
     ArtifactRecord, BlobStore, FsBlobStore, MetadataStore, NewRelease, Role, SqlStore,
 };
@@ -30,7 +31,9 @@ async fn site(sign_in_required: bool) -> Site {
     let url = format!("sqlite://{}", dir.path().join("agora.db").display());
     let meta = SqlStore::connect(&url).await.unwrap();
     let blobs = FsBlobStore::open(dir.path().join("blobs")).await.unwrap();
-    let hash = agora_server::password::hash(PASSWORD.into()).await.unwrap();
+    let hash = agora_registry::password::hash(PASSWORD.into())
+        .await
+        .unwrap();
     let alice = meta.create_user("alice", Role::Publisher).await.unwrap();
     meta.set_password(alice.id, Some(&hash), "test")
         .await
@@ -62,14 +65,13 @@ async fn site(sign_in_required: bool) -> Site {
     let log = TransparencyLog::open(&meta, "test").await.unwrap();
     let meta = Arc::new(meta);
     let blobs = Arc::new(blobs);
+    let registry = Registry::new(meta.clone(), blobs.clone(), log, Limits::default())
+        .with_sign_in_required(sign_in_required);
     let state = AppState::new(
-        meta.clone(),
-        blobs.clone(),
-        Limits::default(),
+        Arc::new(registry),
+        HttpLimits::default(),
         CacheConfig::default(),
-        log,
-    )
-    .with_sign_in_required(sign_in_required);
+    );
     Site {
         app: agora_web::app(state, agora_web::WebConfig::default()),
         meta,

@@ -198,13 +198,13 @@ impl Default for ServerConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        let d = agora_server::Limits::default();
-        let c = agora_server::ConnectionLimits::default();
+        let d = agora_registry::Limits::default();
+        let c = agora_server::HttpLimits::default();
         LimitsConfig {
             max_blob_bytes: d.max_blob_bytes,
             max_artifacts: d.max_artifacts,
             max_page_size: d.max_page_size,
-            max_json_bytes: d.max_json_bytes,
+            max_json_bytes: c.max_json_bytes,
             header_timeout_secs: c.header_timeout.as_secs(),
             body_idle_timeout_secs: c.body_idle_timeout.as_secs(),
             max_connections: c.max_connections,
@@ -268,10 +268,10 @@ impl ServerConfig {
         );
         if let Some(p) = &self.admin_password {
             anyhow::ensure!(
-                p.chars().count() >= agora_server::password::MIN_PASSWORD_CHARS,
+                p.chars().count() >= agora_registry::password::MIN_PASSWORD_CHARS,
                 "admin_password (AGORA_ADMIN_PASSWORD) is {} characters; use at least {}",
                 p.chars().count(),
-                agora_server::password::MIN_PASSWORD_CHARS
+                agora_registry::password::MIN_PASSWORD_CHARS
             );
         }
         anyhow::ensure!(
@@ -335,28 +335,28 @@ impl ServerConfig {
         }
     }
 
-    /// Connection limits, with the connection cap lowered to what the open-file limit
-    /// `fd_limit` leaves after a reserve for the database, blobs and plugins.
-    pub fn connection_limits(&self, fd_limit: Option<u64>) -> agora_server::ConnectionLimits {
+    /// The HTTP layer's limits, with the connection cap lowered to what the open-file
+    /// limit `fd_limit` leaves after a reserve for the database, blobs and plugins.
+    pub fn http_limits(&self, fd_limit: Option<u64>) -> agora_server::HttpLimits {
         const RESERVE: u64 = 128;
         let cap = fd_limit
             .map(|n| n.saturating_sub(RESERVE).max(16) as usize)
             .unwrap_or(usize::MAX);
-        agora_server::ConnectionLimits {
+        agora_server::HttpLimits {
+            max_json_bytes: self.limits.max_json_bytes,
             header_timeout: std::time::Duration::from_secs(self.limits.header_timeout_secs),
             body_idle_timeout: std::time::Duration::from_secs(self.limits.body_idle_timeout_secs),
             max_connections: self.limits.max_connections.min(cap),
             max_connections_per_client: self.limits.max_connections_per_client,
-            ..agora_server::ConnectionLimits::default()
+            ..agora_server::HttpLimits::default()
         }
     }
 
-    pub fn limits(&self) -> agora_server::Limits {
-        agora_server::Limits {
+    pub fn limits(&self) -> agora_registry::Limits {
+        agora_registry::Limits {
             max_blob_bytes: self.limits.max_blob_bytes,
             max_artifacts: self.limits.max_artifacts,
             max_page_size: self.limits.max_page_size,
-            max_json_bytes: self.limits.max_json_bytes,
         }
     }
 }

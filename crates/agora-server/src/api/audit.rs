@@ -6,10 +6,10 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::time::rfc3339;
+use agora_registry::time::rfc3339;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -36,15 +36,16 @@ pub struct AuditEvent {
     responses((status = 200, body = Vec<AuditEvent>), (status = 403, body = agora_core::api::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<Json<Vec<AuditEvent>>, ApiError> {
-    caller.require_admin()?;
-    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
-    let events = state
-        .meta
-        .audit_events(params.target.as_deref(), limit)
-        .await?;
+    let events = agora_registry::audit::events(
+        &state.registry,
+        &caller,
+        params.target.as_deref(),
+        params.limit.unwrap_or(100),
+    )
+    .await?;
     Ok(Json(
         events
             .into_iter()

@@ -1,9 +1,8 @@
 //! Content-addressed blobs: streamed upload with digest check, cacheable download with
 //! ranges.
 
-use agora_core::Digest;
 use agora_core::api::BlobInfo;
-use agora_store::PutOutcome;
+use agora_registry::blobs::{self, Access, Uploaded};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -11,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 
-use crate::auth::{Caller, MaybeCaller};
+use crate::auth::{Authenticated, MaybeCaller};
 use crate::error::ApiError;
 use crate::extract::ClientAddr;
 use crate::{AppState, metrics};
@@ -20,16 +19,6 @@ use crate::{AppState, metrics};
 const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
 /// The header carrying the blob's digest.
 pub const DIGEST_HEADER: &str = "agora-digest";
-
-fn parse_digest(raw: &str) -> Result<Digest, ApiError> {
-    raw.parse().map_err(|e: agora_core::DigestError| {
-        ApiError::field(
-            "digest",
-            e.to_string(),
-            Some("sha256:<64 lowercase hex digits>"),
-        )
-    })
-}
 
 /// Upload a blob. The body is streamed to storage and hashed on the way; it becomes
 /// visible only if it matches the digest in the path. Uploading proves the caller has the
@@ -48,97 +37,39 @@ fn parse_digest(raw: &str) -> Result<Digest, ApiError> {
     ))]
 pub async fn upload(
     State(state): State<AppState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     Path(raw): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    caller.require_some_publish_right()?;
-    let digest = parse_digest(&raw)?;
-    let limit = state.limits.max_blob_bytes;
+    let digest = blobs::parse_digest(&raw)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = declared
-        && len > limit
-    {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            "Content too large",
-            format!(
-                "the blob is {len} bytes; this registry accepts at most {limit} bytes per blob"
-            ),
-        ));
-    }
-    let stored = match state.meta.blob_size(&digest).await? {
-        Some(size) if state.blobs.size(&digest).await?.is_some() => Some(size),
-        _ => None,
-    };
-    if let Some(size) = stored {
-        let known = state
-            .meta
-            .blob_uploaded_by(&digest, caller.user.id)
-            .await?
-            .is_some()
-            || state.meta.blob_readable(&digest, &caller.viewer()).await?;
-        if !known {
-            // Same digest, same bytes: the size is the stored one.
-            prove_possession(body, &digest, limit).await?;
-            state
-                .meta
-                .record_blob(&digest, size, caller.user.id)
-                .await?;
-        }
-        return Ok((StatusCode::OK, Json(BlobInfo { digest, size })).into_response());
-    }
     let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let (outcome, size) = state.blobs.put(&digest, Box::pin(stream), limit).await?;
-    if let Some(len) = declared
-        && len != size
-        && outcome == PutOutcome::Created
+    match blobs::upload(
+        &state.registry,
+        &caller,
+        &digest,
+        declared,
+        Box::pin(stream),
+    )
+    .await?
     {
-        return Err(ApiError::bad_request(
-            "size-mismatch",
-            format!("Content-Length said {len} bytes but {size} arrived"),
-        ));
-    }
-    state
-        .meta
-        .record_blob(&digest, size, caller.user.id)
-        .await?;
-    metrics::uploaded(size);
-    let mut response = (StatusCode::CREATED, Json(BlobInfo { digest, size })).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/blobs/{digest}")) {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(response)
-}
-
-/// Reads an upload of bytes that are stored already, only hashing them: the caller shows
-/// they have the content without anything being written.
-async fn prove_possession(body: Body, digest: &Digest, limit: u64) -> Result<(), ApiError> {
-    use futures_util::StreamExt;
-    let mut hasher = agora_core::Sha256Hasher::new();
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| agora_store::BlobError::Interrupted(std::io::Error::other(e)))?;
-        hasher.update(&chunk);
-        if hasher.len() > limit {
-            return Err(agora_store::BlobError::TooLarge { limit }.into());
+        Uploaded::Known { size } => {
+            Ok((StatusCode::OK, Json(BlobInfo { digest, size })).into_response())
+        }
+        Uploaded::Stored { size } => {
+            metrics::uploaded(size);
+            let mut response =
+                (StatusCode::CREATED, Json(BlobInfo { digest, size })).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/blobs/{digest}")) {
+                response.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(response)
         }
     }
-    let actual = hasher.finish();
-    if actual != *digest {
-        return Err(agora_store::BlobError::DigestMismatch {
-            expected: *digest,
-            actual,
-        }
-        .into());
-    }
-    Ok(())
 }
 
 /// A requested byte range, resolved against the blob's size.
@@ -215,26 +146,14 @@ pub async fn download(
     Path(raw): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let digest = parse_digest(&raw)?;
-    let viewer = caller.viewer();
-    let readable = state.meta.blob_readable(&digest, &viewer).await?;
-    // Publishers may ask whether a blob they uploaded exists (HEAD, to skip re-uploads);
-    // its bytes are only served once a version they may see refers to it.
-    let uploader = match caller.0.as_ref() {
-        Some(c)
-            if !readable && method == Method::HEAD && c.require_some_publish_right().is_ok() =>
-        {
-            Some(c.user.id)
-        }
-        _ => None,
-    };
-    let existence_check = match uploader {
-        Some(user) => state.meta.blob_uploaded_by(&digest, user).await?.is_some(),
-        None => false,
-    };
-    if !readable && !existence_check {
-        return Err(ApiError::not_found(format!("blob {digest} not found")));
-    }
+    let digest = blobs::parse_digest(&raw)?;
+    let access = blobs::access(
+        &state.registry,
+        caller.0.as_ref(),
+        &digest,
+        method == Method::HEAD,
+    )
+    .await?;
     let etag = format!("\"{digest}\"");
     let mut common = HeaderMap::new();
     common.insert(
@@ -255,7 +174,7 @@ pub async fn download(
     {
         return Ok((StatusCode::NOT_MODIFIED, common).into_response());
     }
-    let Some(size) = state.blobs.size(&digest).await? else {
+    let Some(size) = state.registry.blobs.size(&digest).await? else {
         tracing::error!(%digest, "metadata refers to a blob the blob store does not have");
         return Err(ApiError::not_found(format!("blob {digest} not found")));
     };
@@ -280,17 +199,13 @@ pub async fn download(
         return Ok((status, common).into_response());
     }
     let blob = state
+        .registry
         .blobs
         .get(&digest, start, len)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("blob {digest} not found")))?;
-    if start == 0 && readable && state.downloads.counts(client, &digest) {
-        let meta = state.meta.clone();
-        tokio::spawn(async move {
-            if let Err(e) = meta.count_download(&digest).await {
-                tracing::warn!(%digest, error = %e, "could not count a download");
-            }
-        });
+    if start == 0 && access == Access::Read {
+        blobs::count_download(&state.registry, client, digest);
     }
     metrics::downloaded(len);
     Ok((status, common, Body::from_stream(blob.body)).into_response())

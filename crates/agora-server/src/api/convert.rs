@@ -6,8 +6,9 @@ use agora_core::api::{
 };
 use agora_store::{ArtifactRecord, PluginRecord, ReviewRecord, VersionRecord};
 
+use agora_registry::time::rfc3339;
+
 use crate::error::ApiError;
-use crate::time::rfc3339;
 
 pub fn plugin_summary(p: PluginRecord) -> PluginSummary {
     let rating = p.rating();

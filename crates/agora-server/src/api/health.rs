@@ -26,15 +26,19 @@ pub async fn health() -> Response {
     (status = 503, description = "A dependency is unreachable", body = agora_core::api::Problem)
 ))]
 pub async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
-    if let Err(e) = state.meta.ping().await {
+    if let Err(e) = state.registry.meta.ping().await {
         tracing::warn!(error = %e, "readiness: database unreachable");
-        return Err(ApiError::unavailable(format!("database unreachable: {e}")));
+        return Err(ApiError::of(
+            agora_core::ProblemKind::Unavailable,
+            format!("database unreachable: {e}"),
+        ));
     }
-    if let Err(e) = state.blobs.check().await {
+    if let Err(e) = state.registry.blobs.check().await {
         tracing::warn!(error = %e, "readiness: blob storage unavailable");
-        return Err(ApiError::unavailable(format!(
-            "blob storage unavailable: {e}"
-        )));
+        return Err(ApiError::of(
+            agora_core::ProblemKind::Unavailable,
+            format!("blob storage unavailable: {e}"),
+        ));
     }
     Ok((
         [(

@@ -1,20 +1,17 @@
-//! Publisher signing keys: anyone may read them (to verify releases); members with a
-//! publish right add and revoke them.
+//! Publisher signing keys: adapters over `agora_registry::keys`.
 
 use agora_core::api::{AddKey, PublisherKey, RevokeKey};
-use agora_store::{KeyRecord, LogWriter, now_ms};
-use agora_trust::{LogEntry, PublicKey};
+use agora_registry::keys;
+use agora_registry::time::rfc3339;
+use agora_store::KeyRecord;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::publishers::{publisher_or_404, valid_name};
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::time::rfc3339;
-use crate::transparency;
 
 pub fn key_view(k: KeyRecord) -> PublisherKey {
     PublisherKey {
@@ -40,19 +37,12 @@ pub async fn list(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<PublisherKey>>, ApiError> {
-    let p = publisher_or_404(&state, valid_name(&name)?.as_str()).await?;
-    Ok(Json(
-        state
-            .meta
-            .keys(p.id)
-            .await?
-            .into_iter()
-            .map(key_view)
-            .collect(),
-    ))
+    let list = keys::list(&state.registry, &name).await?;
+    Ok(Json(list.into_iter().map(key_view).collect()))
 }
 
-/// Register a signing key (an OpenSSH Ed25519 public key line).
+/// Register a signing key (an OpenSSH Ed25519 public key line or an armored OpenPGP key);
+/// the answer carries its log index.
 #[utoipa::path(post, path = "/api/v1/publishers/{publisher}/keys", tag = "publishers",
     params(("publisher" = String, Path)), request_body = AddKey, security(("token" = [])),
     responses(
@@ -63,62 +53,12 @@ pub async fn list(
     ))]
 pub async fn add(
     State(state): State<AppState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<AddKey>,
 ) -> Result<(StatusCode, Json<PublisherKey>), ApiError> {
-    let p = publisher_or_404(&state, valid_name(&name)?.as_str()).await?;
-    caller.require_publish(&p)?;
-    if request.public_key.len() > 65536 {
-        return Err(ApiError::field(
-            "public_key",
-            "is longer than 65536 characters",
-            Some("an OpenSSH public key line or an armored OpenPGP public key"),
-        ));
-    }
-    let key = PublicKey::parse(&request.public_key).map_err(|e| {
-        ApiError::field(
-            "public_key",
-            e.to_string(),
-            Some("an OpenSSH Ed25519 public key line (ssh-ed25519 AAAA... comment) or an armored OpenPGP public key (gpg --armor --export)"),
-        )
-    })?;
-    let record = KeyRecord {
-        id: key.id().to_owned(),
-        algorithm: key.algorithm().into(),
-        public_key: key.to_openssh(),
-        comment: Some(key.comment().to_owned()).filter(|c| !c.is_empty()),
-        created_at: now_ms(),
-        created_by: caller.user.username.clone(),
-        revoked_at: None,
-        revoked_by: None,
-        revocation_reason: None,
-        log_index: None,
-        revoked_log_index: None,
-    };
-    let (publisher, key_id, public_key, at_ms) = (
-        p.name.clone(),
-        record.id.clone(),
-        record.public_key.clone(),
-        record.created_at,
-    );
-    let entry = LogWriter::new(move |context| {
-        let entry = LogEntry::KeyAdded {
-            publisher: publisher.clone(),
-            key_id: key_id.clone(),
-            public_key: public_key.clone(),
-            prev: transparency::key_head(context),
-            at_ms,
-        };
-        transparency::record(&entry, false)
-    });
-    let log_index = state.meta.add_key(p.id, &record, Some(entry)).await?;
-    tracing::info!(publisher = %p.name, key = %record.id, by = %caller.user.username, "key added");
-    let record = KeyRecord {
-        log_index,
-        ..record
-    };
-    Ok((StatusCode::CREATED, Json(key_view(record))))
+    let key = keys::add(&state.registry, &caller, &name, request).await?;
+    Ok((StatusCode::CREATED, Json(key_view(key))))
 }
 
 /// Revoke a key: releases it signed stay, new releases signed with it are refused.
@@ -127,58 +67,10 @@ pub async fn add(
     responses((status = 200, body = PublisherKey), (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
 pub async fn revoke(
     State(state): State<AppState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<RevokeKey>,
 ) -> Result<Json<PublisherKey>, ApiError> {
-    let p = publisher_or_404(&state, valid_name(&name)?.as_str()).await?;
-    caller.require_publish(&p)?;
-    if let Some(reason) = &request.reason
-        && reason.chars().count() > 1000
-    {
-        return Err(ApiError::field(
-            "reason",
-            "is longer than 1000 characters",
-            Some("at most 1000 characters"),
-        ));
-    }
-    let now = now_ms();
-    let (publisher, key_id) = (p.name.clone(), request.id.clone());
-    let entry = LogWriter::new(move |context| {
-        let entry = LogEntry::KeyRevoked {
-            publisher: publisher.clone(),
-            key_id: key_id.clone(),
-            prev: transparency::key_head(context),
-            at_ms: now,
-        };
-        transparency::record(&entry, false)
-    });
-    if !state
-        .meta
-        .revoke_key(
-            p.id,
-            &request.id,
-            &caller.user.username,
-            request.reason.as_deref(),
-            now,
-            Some(entry),
-        )
-        .await?
-    {
-        return Err(ApiError::not_found(format!(
-            "publisher {} has no active key {:?}; `agora key list {}` shows its keys",
-            p.name,
-            crate::extract::truncate(&request.id),
-            p.name
-        )));
-    }
-    let key = state
-        .meta
-        .keys(p.id)
-        .await?
-        .into_iter()
-        .find(|k| k.id == request.id);
-    let key = key.ok_or_else(|| ApiError::internal("a revoked key vanished", &request.id))?;
-    tracing::info!(publisher = %p.name, key = %key.id, by = %caller.user.username, "key revoked");
+    let key = keys::revoke(&state.registry, &caller, &name, request).await?;
     Ok(Json(key_view(key)))
 }

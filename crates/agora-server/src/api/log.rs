@@ -16,15 +16,19 @@ use crate::extract::ApiQuery;
 #[utoipa::path(get, path = "/api/v1/log/key", tag = "log", responses((status = 200, body = LogKeyInfo)))]
 pub async fn key(State(state): State<AppState>) -> Json<LogKeyInfo> {
     Json(LogKeyInfo {
-        origin: state.log.origin().to_owned(),
-        verifier_key: state.log.verifier_key().to_owned(),
+        origin: state.registry.log.origin().to_owned(),
+        verifier_key: state.registry.log.verifier_key().to_owned(),
     })
 }
 
 /// The latest signed checkpoint (C2SP signed note: origin, size, root hash, signature).
 #[utoipa::path(get, path = "/api/v1/log/checkpoint", tag = "log", responses((status = 200, description = "A signed note", content_type = "text/plain")))]
 pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let note = state.log.checkpoint(state.meta.as_ref()).await?;
+    let note = state
+        .registry
+        .log
+        .checkpoint(state.registry.meta.as_ref())
+        .await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -53,8 +57,9 @@ pub async fn inclusion(
 ) -> Result<Json<InclusionProofResponse>, ApiError> {
     Ok(Json(
         state
+            .registry
             .log
-            .prove_inclusion(state.meta.as_ref(), p.index, &caller.viewer())
+            .prove_inclusion(state.registry.meta.as_ref(), p.index, &caller.viewer())
             .await?,
     ))
 }
@@ -75,8 +80,9 @@ pub async fn consistency(
 ) -> Result<Json<ConsistencyProofResponse>, ApiError> {
     Ok(Json(
         state
+            .registry
             .log
-            .prove_consistency(state.meta.as_ref(), p.from)
+            .prove_consistency(state.registry.meta.as_ref(), p.from)
             .await?,
     ))
 }
@@ -103,13 +109,15 @@ pub async fn entries(
         return Ok(Json(Vec::new()));
     };
     let rows = state
+        .registry
         .meta
         .log_entries(from, p.limit.unwrap_or(100).clamp(1, 1000))
         .await?;
     let viewer = caller.viewer();
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let opening = crate::transparency::opening(state.meta.as_ref(), &viewer, &row).await?;
+        let opening =
+            agora_registry::log::opening(state.registry.meta.as_ref(), &viewer, &row).await?;
         out.push(LogEntryBody {
             index: row.index as u64,
             body: row.body,

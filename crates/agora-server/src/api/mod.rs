@@ -4,14 +4,13 @@
 mod audit;
 mod blobs;
 mod convert;
-pub(crate) mod cursor;
 mod health;
 mod keys;
 mod log;
-pub(crate) mod plugins;
-pub(crate) mod publishers;
-pub(crate) mod reviews;
-pub(crate) mod tokens;
+mod plugins;
+mod publishers;
+mod reviews;
+mod tokens;
 mod users;
 mod versions;
 
@@ -98,7 +97,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 pub fn router(state: AppState) -> Router {
     let metrics_handle = metrics::handle();
-    let json_limit = state.limits.max_json_bytes;
+    let json_limit = state.http.max_json_bytes;
     let (api, doc) = api_routes().split_for_parts();
     let doc = Arc::new(doc.to_json().unwrap_or_default());
     api.route(
@@ -110,10 +109,8 @@ pub fn router(state: AppState) -> Router {
         get(move || async move { metrics_handle.render() }),
     )
     .method_not_allowed_fallback(|| async {
-        ApiError::new(
-            axum::http::StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "Method not allowed",
+        ApiError::of(
+            agora_core::ProblemKind::MethodNotAllowed,
             "this endpoint does not accept that method",
         )
     })
@@ -142,7 +139,7 @@ async fn private_registry_gate(
     next: axum::middleware::Next,
 ) -> Response {
     let open = matches!(request.uri().path(), "/health" | "/ready" | "/metrics");
-    if !state.sign_in_required || open {
+    if !state.registry.sign_in_required || open {
         return next.run(request).await;
     }
     // The token is checked here, not only its presence: some handlers never look at it.

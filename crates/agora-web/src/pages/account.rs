@@ -1,12 +1,9 @@
 //! Signing in and out, and the account page: memberships, API tokens (create, revoke),
 //! the signing keys of one's publishers, and the password.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use agora_core::api::CreateToken;
+use agora_registry::accounts::{self, SignIn};
+use agora_registry::{publishers, tokens};
 use agora_server::ClientAddr;
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
@@ -18,133 +15,6 @@ use super::{Layout, PageError, render, see_other};
 use crate::Web;
 use crate::format;
 use crate::session::{self, Visitor};
-
-/// Failed sign-ins one client may make for one user name before each further attempt
-/// must wait (1 s, then 2 s, 4 s, ... up to [`MAX_DELAY`]).
-const FREE_PER_PAIR: u32 = 5;
-/// Failed sign-ins one client may make across all names before it must wait the same way,
-/// so flooding made-up names neither escapes the throttle nor flushes it.
-const FREE_PER_CLIENT: u32 = 30;
-const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
-/// An entry is forgotten this long after its last failure.
-const FORGET_AFTER: Duration = Duration::from_secs(30 * 60);
-/// Entries kept per table; when full, the one with the fewest failures goes (an
-/// attacker's own entries are the busiest, so flooding the table does not reset them).
-const MAX_TRACKED: usize = 10_000;
-
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
-}
-
-impl Failures {
-    /// How long until the next attempt is allowed, given `free` failures without waiting.
-    fn wait(&self, free: u32, now: Instant) -> Option<Duration> {
-        let over = self.count.checked_sub(free)?;
-        let delay = Duration::from_secs(1u64 << over.min(20)).min(MAX_DELAY);
-        (self.last + delay)
-            .checked_duration_since(now)
-            .filter(|d| !d.is_zero())
-    }
-}
-
-/// A bounded table of failures by key.
-struct Table<K> {
-    entries: HashMap<K, Failures>,
-}
-
-impl<K: std::hash::Hash + Eq + Clone> Table<K> {
-    fn new() -> Self {
-        Table {
-            entries: HashMap::new(),
-        }
-    }
-
-    fn record(&mut self, key: &K, now: Instant) {
-        if !self.entries.contains_key(key) && self.entries.len() >= MAX_TRACKED {
-            self.entries
-                .retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
-            if self.entries.len() >= MAX_TRACKED
-                && let Some(quietest) = self
-                    .entries
-                    .iter()
-                    .min_by_key(|(_, f)| (f.count, f.last))
-                    .map(|(k, _)| k.clone())
-            {
-                self.entries.remove(&quietest);
-            }
-        }
-        let f = self.entries.entry(key.clone()).or_insert(Failures {
-            count: 0,
-            last: now,
-        });
-        if now.duration_since(f.last) >= FORGET_AFTER {
-            f.count = 0;
-        }
-        f.count += 1;
-        f.last = now;
-    }
-
-    fn wait(&self, key: &K, free: u32, now: Instant) -> Option<Duration> {
-        self.entries.get(key)?.wait(free, now)
-    }
-}
-
-/// Slows password guessing without letting anyone lock a user out: failures count per
-/// (user name, client address) pair and per client address, and each attempt beyond the
-/// free ones waits twice as long as the last. The real owner, signing in from their own
-/// address, is never held up by someone else's failures.
-pub struct Throttle {
-    tables: Mutex<Tables>,
-}
-
-/// Failures per (user name, client address), and per client address.
-type Tables = (Table<(String, IpAddr)>, Table<IpAddr>);
-
-impl Default for Throttle {
-    fn default() -> Self {
-        Throttle {
-            tables: Mutex::new((Table::new(), Table::new())),
-        }
-    }
-}
-
-/// Stands for clients whose address the server does not know (tests drive the router
-/// without a connection).
-const UNKNOWN_CLIENT: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
-
-impl Throttle {
-    /// How long this client must wait before trying this name again, if at all.
-    fn wait(&self, user: &str, client: IpAddr) -> Option<Duration> {
-        let now = Instant::now();
-        let tables = self.tables.lock().ok()?;
-        let pair = tables
-            .0
-            .wait(&(user.to_owned(), client), FREE_PER_PAIR, now);
-        let all = tables.1.wait(&client, FREE_PER_CLIENT, now);
-        pair.max(all)
-    }
-
-    /// Counts an attempt as a failure before the password is checked, so concurrent
-    /// guesses cannot all slip in; [`Throttle::succeed`] takes it back.
-    fn fail(&self, user: &str, client: IpAddr) {
-        let now = Instant::now();
-        if let Ok(mut tables) = self.tables.lock() {
-            tables.0.record(&(user.to_owned(), client), now);
-            tables.1.record(&client, now);
-        }
-    }
-
-    fn succeed(&self, user: &str, client: IpAddr) {
-        if let Ok(mut tables) = self.tables.lock() {
-            tables.0.entries.remove(&(user.to_owned(), client));
-            if let Some(f) = tables.1.entries.get_mut(&client) {
-                f.count = f.count.saturating_sub(1);
-            }
-        }
-    }
-}
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -211,7 +81,6 @@ pub async fn login(
     ClientAddr(client): ClientAddr,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
-    let client = client.unwrap_or(UNKNOWN_CLIENT);
     session::check_login_csrf(&visitor, &form.csrf)?;
     let username = form.username.trim();
     if username.is_empty() || username.len() > 64 || form.password.len() > 1024 {
@@ -224,41 +93,35 @@ pub async fn login(
             Some("Enter your user name and password.".into()),
         );
     }
-    if let Some(wait) = web.throttle.wait(username, client) {
-        let seconds = wait.as_secs().max(1);
-        let mut page = login_page(
-            &web,
-            &visitor,
-            StatusCode::TOO_MANY_REQUESTS,
-            &form.next,
-            username,
-            Some(format!(
-                "Too many failed attempts from here; try again in {seconds} seconds."
-            )),
-        )?;
-        page.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        return Ok(page);
-    }
-    web.throttle.fail(username, client);
-    let found = web.app.meta.user_credentials(username).await?;
-    let (user, stored) = match found {
-        Some((user, stored)) => (Some(user), stored),
-        None => (None, None),
+    let user = match accounts::sign_in(&web.registry, username, form.password, client).await? {
+        SignIn::Accepted(user) => user,
+        SignIn::Wait(wait) => {
+            let seconds = wait.as_secs().max(1);
+            let mut page = login_page(
+                &web,
+                &visitor,
+                StatusCode::TOO_MANY_REQUESTS,
+                &form.next,
+                username,
+                Some(format!(
+                    "Too many failed attempts from here; try again in {seconds} seconds."
+                )),
+            )?;
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            return Ok(page);
+        }
+        SignIn::Refused => {
+            return login_page(
+                &web,
+                &visitor,
+                StatusCode::UNAUTHORIZED,
+                &form.next,
+                username,
+                Some("Wrong user name or password.".into()),
+            );
+        }
     };
-    let ok = agora_server::password::verify(form.password, stored).await;
-    let Some(user) = user.filter(|_| ok) else {
-        tracing::info!(user = %username, "failed sign-in");
-        return login_page(
-            &web,
-            &visitor,
-            StatusCode::UNAUTHORIZED,
-            &form.next,
-            username,
-            Some("Wrong user name or password.".into()),
-        );
-    };
-    web.throttle.succeed(username, client);
     let cookie = session::start(&web, &visitor, &user).await?;
     let mut response = see_other(super::local_path(&form.next));
     response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -330,10 +193,10 @@ async fn account_page(
     new_token: Option<String>,
 ) -> Result<Response, PageError> {
     let me = visitor.require("/account")?;
-    let tokens = web
-        .app
-        .meta
-        .list_tokens(Some(me.user.id))
+    let caller = visitor
+        .caller()
+        .ok_or(PageError::SignIn("/account".into()))?;
+    let tokens = tokens::list(&web.registry, &caller, false)
         .await?
         .into_iter()
         .map(|t| TokenRow {
@@ -349,7 +212,7 @@ async fn account_page(
         .collect();
     let mut keys = Vec::new();
     for (id, name) in &me.memberships {
-        for k in web.app.meta.keys(*id).await? {
+        for k in web.registry.meta.keys(*id).await? {
             keys.push(KeyRow {
                 publisher: name.clone(),
                 id: k.id,
@@ -371,10 +234,7 @@ async fn account_page(
     if visitor.is_admin() {
         scope_options.push("admin".into());
     }
-    let invitations = web
-        .app
-        .meta
-        .invitations(None, Some(&me.user.username))
+    let invitations = publishers::my_invitations(&web.registry, &caller)
         .await?
         .into_iter()
         .map(|i| InvitationRow {
@@ -438,8 +298,8 @@ pub async fn create_token(
                 * 86_400,
         ),
     };
-    let created = agora_server::create_token(
-        &web.app,
+    let (_, secret) = tokens::create(
+        &web.registry,
         &caller,
         CreateToken {
             name: form.name,
@@ -449,7 +309,7 @@ pub async fn create_token(
         },
     )
     .await?;
-    account_page(&web, &visitor, Some(created.token)).await
+    account_page(&web, &visitor, Some(secret)).await
 }
 
 pub async fn revoke_token(
@@ -463,17 +323,14 @@ pub async fn revoke_token(
         .caller()
         .ok_or(PageError::SignIn("/account".into()))?;
     // Only one's own tokens here, administrators included.
-    let mine = web
-        .app
-        .meta
-        .list_tokens(Some(caller.user.id))
+    let mine = tokens::list(&web.registry, &caller, false)
         .await?
         .iter()
         .any(|t| t.id == id);
     if !mine {
         return Err(PageError::NotFound(format!("you have no token {id}")));
     }
-    agora_server::revoke_token(&web.app, &caller, id).await?;
+    tokens::revoke(&web.registry, &caller, id).await?;
     Ok(see_other("/account"))
 }
 
@@ -490,11 +347,11 @@ pub async fn answer_invitation(
         .ok_or(PageError::SignIn("/account".into()))?;
     match answer.as_str() {
         "accept" => {
-            agora_server::accept_invitation(&web.app, &caller, &publisher).await?;
+            publishers::accept(&web.registry, &caller, &publisher).await?;
         }
         "decline" => {
             let me = caller.user.username.clone();
-            agora_server::withdraw_invitation(&web.app, &caller, &publisher, &me).await?;
+            publishers::withdraw(&web.registry, &caller, &publisher, &me).await?;
         }
         _ => {
             return Err(PageError::NotFound(
@@ -517,83 +374,11 @@ pub async fn change_password(
     visitor: Visitor,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, PageError> {
-    let me = visitor.check_csrf(&form.csrf)?;
-    let (_, stored) = web
-        .app
-        .meta
-        .user_credentials(&me.user.username)
-        .await?
+    visitor.check_csrf(&form.csrf)?;
+    let caller = visitor
+        .caller()
         .ok_or(PageError::SignIn("/account".into()))?;
-    if !agora_server::password::verify(form.current, stored).await {
-        return Err(PageError::BadInput(
-            "current password: it is not your password".into(),
-        ));
-    }
-    agora_server::password::check_new(&form.new)?;
-    let hash = agora_server::password::hash(form.new).await?;
     // Setting the password ends every session, this one too: sign in again.
-    web.app
-        .meta
-        .set_password(me.user.id, Some(&hash), &me.user.username)
-        .await?;
+    accounts::change_own_password(&web.registry, &caller, form.current, form.new).await?;
     Ok(see_other("/login?next=/account"))
-}
-
-#[cfg(test)]
-mod throttle_tests {
-    use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn failures_from_one_client_never_lock_out_another() {
-        let t = Throttle::default();
-        let attacker = ip("203.0.113.9");
-        for _ in 0..FREE_PER_PAIR {
-            assert!(t.wait("admin", attacker).is_none());
-            t.fail("admin", attacker);
-        }
-        let wait = t.wait("admin", attacker).expect("the attacker waits");
-        assert!(wait <= Duration::from_secs(1));
-        assert!(
-            t.wait("admin", ip("198.51.100.7")).is_none(),
-            "the owner, elsewhere, signs in"
-        );
-        // Each further failure doubles the wait, up to the ceiling.
-        t.fail("admin", attacker);
-        t.fail("admin", attacker);
-        let longer = t.wait("admin", attacker).unwrap();
-        assert!(longer > Duration::from_secs(2) && longer <= Duration::from_secs(4));
-        for _ in 0..40 {
-            t.fail("admin", attacker);
-        }
-        assert!(t.wait("admin", attacker).unwrap() <= MAX_DELAY);
-    }
-
-    #[test]
-    fn made_up_names_hit_the_per_client_limit_and_cannot_flush_the_table() {
-        let t = Throttle::default();
-        let attacker = ip("203.0.113.9");
-        t.fail("admin", attacker);
-        for i in 0..FREE_PER_CLIENT {
-            t.fail(&format!("junk{i}"), attacker);
-        }
-        assert!(
-            t.wait("someone-new", attacker).is_some(),
-            "a new name from a flooding client waits too"
-        );
-        // A table flooded past its bound keeps the busiest entries.
-        let mut table = Table::new();
-        let now = Instant::now();
-        for _ in 0..10 {
-            table.record(&"busy".to_owned(), now);
-        }
-        for i in 0..MAX_TRACKED + 50 {
-            table.record(&format!("junk{i}"), now + Duration::from_millis(1));
-        }
-        assert!(table.entries.len() <= MAX_TRACKED);
-        assert_eq!(table.entries.get("busy").map(|f| f.count), Some(10));
-    }
 }

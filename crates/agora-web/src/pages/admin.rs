@@ -65,7 +65,7 @@ pub async fn admin(State(web): State<Web>, visitor: Visitor) -> Result<Response,
         ));
     }
     let users = web
-        .app
+        .registry
         .meta
         .list_users()
         .await?
@@ -77,7 +77,7 @@ pub async fn admin(State(web): State<Web>, visitor: Visitor) -> Result<Response,
         })
         .collect();
     let publishers = web
-        .app
+        .registry
         .meta
         .list_publishers()
         .await?
@@ -90,7 +90,7 @@ pub async fn admin(State(web): State<Web>, visitor: Visitor) -> Result<Response,
         })
         .collect();
     let (mut lifecycle, mut moderation, mut other) = (Vec::new(), Vec::new(), Vec::new());
-    for e in web.app.meta.audit_events(None, 300).await? {
+    for e in web.registry.meta.audit_events(None, 300).await? {
         let list = if e.action.starts_with("version.") && e.action != "version.publish" {
             &mut lifecycle
         } else if e.action.starts_with("review.hide") || e.action.starts_with("review.show") {

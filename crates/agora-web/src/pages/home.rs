@@ -74,7 +74,7 @@ pub async fn home(State(web): State<Web>, visitor: Visitor) -> Result<Response, 
             min_rating: (sort == SearchSort::Rating).then_some(1),
             ..base.clone()
         };
-        let hits = web.app.meta.search(&q).await?;
+        let hits = web.registry.meta.search(&q).await?;
         if !hits.plugins.is_empty() {
             shelves.push(Shelf {
                 title,
@@ -83,7 +83,7 @@ pub async fn home(State(web): State<Web>, visitor: Visitor) -> Result<Response, 
             });
         }
     }
-    let facets = web.facets.get(&web.app.meta, &base).await?;
+    let facets = web.facets.get(&web.registry.meta, &base).await?;
     let categories = facets
         .categories
         .iter()

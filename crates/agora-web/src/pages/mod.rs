@@ -8,7 +8,7 @@ pub mod plugin;
 pub mod publisher;
 pub mod search;
 
-use agora_server::ApiError;
+use agora_registry::RegistryError;
 use agora_store::{PluginRecord, StoreError};
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -126,22 +126,23 @@ pub enum PageError {
 
 impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
-        PageError::from(ApiError::from(e))
+        PageError::from(RegistryError::from(e))
     }
 }
 
-impl From<ApiError> for PageError {
-    fn from(e: ApiError) -> Self {
+impl From<RegistryError> for PageError {
+    fn from(e: RegistryError) -> Self {
+        use agora_core::ProblemKind;
         let mut detail = e.detail.clone().unwrap_or_else(|| e.title.to_owned());
         for f in &e.errors {
             detail.push_str(&format!("; {f}"));
         }
-        match e.status {
-            StatusCode::NOT_FOUND => PageError::NotFound(detail),
-            StatusCode::FORBIDDEN => PageError::Forbidden(detail),
-            StatusCode::UNAUTHORIZED => PageError::SignIn("/".into()),
-            s if s.is_client_error() => PageError::BadInput(detail),
-            _ => PageError::Internal(detail),
+        match e.kind {
+            ProblemKind::NotFound => PageError::NotFound(detail),
+            ProblemKind::Forbidden => PageError::Forbidden(detail),
+            ProblemKind::Unauthorized => PageError::SignIn("/".into()),
+            ProblemKind::Internal | ProblemKind::Unavailable => PageError::Internal(detail),
+            _ => PageError::BadInput(detail),
         }
     }
 }

@@ -18,9 +18,9 @@ use crate::Web;
 use crate::format;
 use crate::markdown::{MAX_DOC_BYTES, render_markdown};
 use crate::session::Visitor;
+use agora_registry::catalog;
 
 /// Most reviews shown on the page.
-const MAX_REVIEWS: u32 = 100;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct PluginQuery {
@@ -223,7 +223,7 @@ async fn read_text(web: &Web, a: &ArtifactRecord) -> Option<String> {
     let digest = &a.digest;
     // Past the limit the renderer says the document was cut.
     let len = (a.size.max(0) as u64).min(MAX_DOC_BYTES as u64 + 4);
-    let stream = match web.app.blobs.get(digest, 0, len).await {
+    let stream = match web.registry.blobs.get(digest, 0, len).await {
         Ok(Some(s)) => s,
         Ok(None) => return None,
         Err(e) => {
@@ -243,8 +243,7 @@ pub async fn plugin(
     Query(query): Query<PluginQuery>,
 ) -> Result<Response, PageError> {
     let viewer = visitor.viewer();
-    let p = agora_server::visible_plugin(&web.app, &viewer, &publisher, &name).await?;
-    let versions = web.app.meta.versions(p.id).await?;
+    let (p, versions) = catalog::versions(&web.registry, &viewer, &publisher, &name).await?;
     let wanted = query.version.as_ref().or(p.latest_version.as_ref());
     let selected = match wanted {
         Some(w) => versions.iter().find(|v| &v.version == w),
@@ -258,7 +257,7 @@ pub async fn plugin(
     let mut version = None;
     let (mut readme, mut changelog) = (None, None);
     if let Some(v) = selected.filter(|v| v.state != Lifecycle::Removed) {
-        let artifacts = web.app.meta.artifacts(v.id).await?;
+        let artifacts = web.registry.meta.artifacts(v.id).await?;
         let manifest: Manifest = serde_json::from_str(&v.manifest)
             .map_err(|e| PageError::Internal(format!("stored manifest of {}: {e}", v.id)))?;
         readme = document(
@@ -273,21 +272,16 @@ pub async fn plugin(
         .await;
         version = Some(version_view(&p, v, &manifest, &artifacts));
     }
-    let reviews = web
-        .app
-        .meta
-        .reviews(p.id, viewer.admin, MAX_REVIEWS)
-        .await?;
+    let (_, reviews) =
+        agora_registry::reviews::list(&web.registry, visitor.caller().as_ref(), &publisher, &name)
+            .await?;
     let mine = match &visitor.signed_in {
-        Some(s) => web.app.meta.review_of(p.id, s.user.id).await?,
+        Some(s) => web.registry.meta.review_of(p.id, s.user.id).await?,
         None => None,
     };
-    let publisher_display = web
-        .app
-        .meta
-        .publisher_by_name(&p.publisher)
+    let publisher_display = agora_registry::publishers::get(&web.registry, &p.publisher)
         .await?
-        .and_then(|r| r.display_name)
+        .display_name
         .unwrap_or_else(|| p.publisher.clone());
     let base = format!("/plugins/{}/{}", p.publisher, p.name);
     let rows = versions
@@ -356,8 +350,8 @@ pub async fn write_review(
     Path((publisher, name)): Path<(String, String)>,
     Form(form): Form<ReviewForm>,
 ) -> Result<Response, PageError> {
-    let me = visitor.check_csrf(&form.csrf)?;
-    let p = agora_server::visible_plugin(&web.app, &visitor.viewer(), &publisher, &name).await?;
+    visitor.check_csrf(&form.csrf)?;
+    let caller = visitor.caller().ok_or(PageError::SignIn("/".into()))?;
     let rating = form
         .rating
         .trim()
@@ -368,11 +362,10 @@ pub async fn write_review(
         body: form.body,
         version: Some(form.version).filter(|v| !v.trim().is_empty()),
     };
-    agora_server::write_review(&web.app, &p, &me.user, input).await?;
-    Ok(see_other(&format!(
-        "/plugins/{}/{}#reviews",
-        p.publisher, p.name
-    )))
+    let review =
+        agora_registry::reviews::write(&web.registry, &caller, &publisher, &name, input).await?;
+    let _ = review;
+    Ok(see_other(&format!("/plugins/{publisher}/{name}#reviews")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -389,13 +382,9 @@ pub async fn hide_review(
     Path(id): Path<i64>,
     Form(form): Form<HideForm>,
 ) -> Result<Response, PageError> {
-    let me = visitor.check_csrf(&form.csrf)?;
-    if !visitor.is_admin() {
-        return Err(PageError::Forbidden(
-            "only administrators hide reviews".into(),
-        ));
-    }
-    agora_server::hide_review(&web.app, id, Some(&form.reason), &me.user.username).await?;
+    visitor.check_csrf(&form.csrf)?;
+    let caller = visitor.caller().ok_or(PageError::SignIn("/".into()))?;
+    agora_registry::reviews::hide(&web.registry, &caller, id, Some(&form.reason)).await?;
     Ok(see_other(&format!(
         "{}#reviews",
         super::local_path(&form.back)
@@ -408,13 +397,9 @@ pub async fn show_review(
     Path(id): Path<i64>,
     Form(form): Form<HideForm>,
 ) -> Result<Response, PageError> {
-    let me = visitor.check_csrf(&form.csrf)?;
-    if !visitor.is_admin() {
-        return Err(PageError::Forbidden(
-            "only administrators show hidden reviews".into(),
-        ));
-    }
-    agora_server::hide_review(&web.app, id, None, &me.user.username).await?;
+    visitor.check_csrf(&form.csrf)?;
+    let caller = visitor.caller().ok_or(PageError::SignIn("/".into()))?;
+    agora_registry::reviews::hide(&web.registry, &caller, id, None).await?;
     Ok(see_other(&format!(
         "{}#reviews",
         super::local_path(&form.back)

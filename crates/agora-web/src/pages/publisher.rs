@@ -2,7 +2,7 @@
 //! and forms for owners (contacts) and administrators (verification).
 
 use agora_core::api::PublisherSettings;
-use agora_store::{PublisherRecord, SearchQuery, SearchSort};
+use agora_store::{SearchQuery, SearchSort};
 use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::response::Response;
@@ -12,6 +12,7 @@ use super::{Card, Layout, PageError, render, see_other};
 use crate::Web;
 use crate::format;
 use crate::session::Visitor;
+use agora_registry::publishers;
 
 #[derive(Template)]
 #[template(path = "publisher.html")]
@@ -30,21 +31,13 @@ struct PublisherPage {
     is_owner: bool,
 }
 
-async fn publisher_or_404(web: &Web, name: &str) -> Result<PublisherRecord, PageError> {
-    web.app
-        .meta
-        .publisher_by_name(name)
-        .await?
-        .ok_or_else(|| PageError::NotFound(format!("there is no publisher {name}")))
-}
-
 pub async fn publisher(
     State(web): State<Web>,
     visitor: Visitor,
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
-    let p = publisher_or_404(&web, &name).await?;
-    let members = web.app.meta.members(p.id).await?;
+    let p = publishers::get(&web.registry, &name).await?;
+    let members = publishers::members(&web.registry, &p).await?;
     let query = SearchQuery {
         publisher: Some(p.name.clone()),
         sort: SearchSort::Downloads,
@@ -53,8 +46,8 @@ pub async fn publisher(
         ..SearchQuery::default()
     };
     let (hits, facets) = tokio::try_join!(
-        web.app.meta.search(&query),
-        web.facets.get(&web.app.meta, &query)
+        web.registry.meta.search(&query),
+        web.facets.get(&web.registry.meta, &query)
     )?;
     let me = visitor.signed_in.as_ref().map(|s| s.user.username.as_str());
     let is_owner = members
@@ -97,14 +90,13 @@ pub async fn update(
     Path(name): Path<String>,
     Form(form): Form<PublisherForm>,
 ) -> Result<Response, PageError> {
-    let me = visitor.check_csrf(&form.csrf)?;
-    let p = publisher_or_404(&web, &name).await?;
+    visitor.check_csrf(&form.csrf)?;
+    let caller = visitor.caller().ok_or(PageError::SignIn("/".into()))?;
     let settings = PublisherSettings {
         email: form.email,
         url: form.url,
         verified: form.verified.map(|v| v == "true"),
     };
-    agora_server::apply_publisher_settings(&web.app, &p, settings, &me.user, visitor.is_admin())
-        .await?;
+    let p = publishers::update_settings(&web.registry, &caller, &name, settings).await?;
     Ok(see_other(&format!("/publishers/{}", p.name)))
 }

@@ -2,7 +2,8 @@
 //! removed one by one, sorting, and cursor paging. The query is checked by the same code
 //! as the API's `GET /api/v1/plugins`.
 
-use agora_server::{SearchParams, encode_cursor, search_query};
+use agora_core::api::SearchParams;
+use agora_registry::catalog::{cursor::encode as encode_cursor, search_query};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -149,8 +150,8 @@ pub async fn search(
 ) -> Result<Response, PageError> {
     let query = search_query(form.params()?, visitor.viewer(), PAGE_SIZE)?;
     let (hits, facets) = tokio::try_join!(
-        web.app.meta.search(&query),
-        web.facets.get(&web.app.meta, &query)
+        web.registry.meta.search(&query),
+        web.facets.get(&web.registry.meta, &query)
     )?;
     let facets = (*facets).clone();
 

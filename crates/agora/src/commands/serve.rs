@@ -104,9 +104,10 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
     let blobs = FsBlobStore::open(&blob_dir)
         .await
         .with_context(|| format!("cannot open the blob store at {}", blob_dir.display()))?;
-    let new_admin_token = agora_server::ensure_admin(&meta, cfg.admin_token.as_deref()).await?;
+    let new_admin_token =
+        agora_registry::bootstrap::ensure_admin(&meta, cfg.admin_token.as_deref()).await?;
     if let Some(password) = &cfg.admin_password {
-        agora_server::ensure_admin_password(&meta, password).await?;
+        agora_registry::bootstrap::ensure_admin_password(&meta, password).await?;
     }
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
@@ -121,20 +122,16 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         println!("Created the admin account. Its token is shown only this once; store it now:");
         println!("  agora login --registry http://{addr} --token {token}");
     }
-    let log = agora_server::TransparencyLog::open(&meta, &cfg.log_origin())
+    let log = agora_registry::TransparencyLog::open(&meta, &cfg.log_origin())
         .await
         .context("cannot open the transparency log")?;
     tracing::info!(origin = %log.origin(), key = %log.verifier_key(), "transparency log ready");
-    let state = AppState::new(
-        Arc::new(meta.clone()),
-        Arc::new(blobs),
-        cfg.limits(),
-        cfg.cache(),
-        log,
-    )
-    .with_sign_in_required(cfg.web.require_sign_in);
+    let registry =
+        agora_registry::Registry::new(Arc::new(meta.clone()), Arc::new(blobs), log, cfg.limits())
+            .with_sign_in_required(cfg.web.require_sign_in);
+    let limits = cfg.http_limits(raise_open_file_limit());
+    let state = AppState::new(Arc::new(registry), limits, cfg.cache());
     let app = agora_web::app(state, cfg.web.config());
-    let limits = cfg.connection_limits(raise_open_file_limit());
     tracing::info!(
         max_connections = limits.max_connections,
         "connection limits"

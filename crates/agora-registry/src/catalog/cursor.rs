@@ -2,7 +2,7 @@
 
 use agora_store::{SearchCursor, SearchSort};
 
-use crate::error::ApiError;
+use crate::error::RegistryError;
 
 pub fn encode(cursor: &SearchCursor) -> String {
     let plain = match cursor {
@@ -15,9 +15,9 @@ pub fn encode(cursor: &SearchCursor) -> String {
     hex::encode(plain)
 }
 
-pub fn decode(cursor: &str, sort: SearchSort) -> Result<SearchCursor, ApiError> {
+pub fn decode(cursor: &str, sort: SearchSort) -> Result<SearchCursor, RegistryError> {
     let bad = || {
-        ApiError::field(
+        RegistryError::field(
             "cursor",
             "not a cursor this server issued",
             Some("the next_cursor value of the previous page, with the same sort"),

@@ -5,16 +5,16 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use std::sync::LazyLock;
 
-use crate::error::ApiError;
+use crate::error::RegistryError;
 
 pub const MIN_PASSWORD_CHARS: usize = 12;
 pub const MAX_PASSWORD_CHARS: usize = 256;
 
 /// Checks a new password's length: the one rule NIST SP 800-63B asks for.
-pub fn check_new(password: &str) -> Result<(), ApiError> {
+pub fn check_new(password: &str) -> Result<(), RegistryError> {
     let chars = password.chars().count();
     if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
-        return Err(ApiError::field(
+        return Err(RegistryError::field(
             "password",
             format!("is {chars} characters long"),
             Some("12 to 256 characters; a passphrase of several words is a good choice"),
@@ -28,19 +28,19 @@ pub fn check_new(password: &str) -> Result<(), ApiError> {
 static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 /// The PHC string of an Argon2id hash of `password` with a fresh random salt.
-pub async fn hash(password: String) -> Result<String, ApiError> {
+pub async fn hash(password: String) -> Result<String, RegistryError> {
     let _slot = SLOTS
         .acquire()
         .await
-        .map_err(|e| ApiError::internal("password hashing is shut down", e))?;
+        .map_err(|e| RegistryError::internal("password hashing is shut down", e))?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
     })
     .await
-    .map_err(|e| ApiError::internal("password hashing stopped", e))?
-    .map_err(|e| ApiError::internal("could not hash a password", e))
+    .map_err(|e| RegistryError::internal("password hashing stopped", e))?
+    .map_err(|e| RegistryError::internal("could not hash a password", e))
 }
 
 /// A hash of nothing anyone knows, checked when the user does not exist so that a

@@ -2,7 +2,7 @@
 
 use agora_store::{MetadataStore, NewToken, Role, StoreError};
 
-use crate::auth::{hash_token, new_token, token_display_prefix};
+use crate::caller::{hash_token, new_token, token_display_prefix};
 
 pub const ADMIN_USER: &str = "admin";
 const ADMIN_SCOPES: &str = "admin read:private review publish:* members:*";

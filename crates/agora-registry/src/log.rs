@@ -8,7 +8,7 @@ use agora_trust::log::Hash;
 use agora_trust::{Checkpoint, EntryRef, LogEntry, MerkleLog};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::error::ApiError;
+use crate::error::RegistryError;
 
 /// The stored form of an entry: in clear, or sealed when it is about a private plugin
 /// (the log then commits to it without naming it; see `agora_trust::entry`).
@@ -119,16 +119,16 @@ impl TransparencyLog {
         }
     }
 
-    fn sign(&self, tree: &MerkleLog) -> Result<String, ApiError> {
+    fn sign(&self, tree: &MerkleLog) -> Result<String, RegistryError> {
         Checkpoint {
             origin: self.origin.clone(),
             head: tree.head(),
         }
         .sign(&self.signer_key)
-        .map_err(|e| ApiError::internal("could not sign a checkpoint", e))
+        .map_err(|e| RegistryError::internal("could not sign a checkpoint", e))
     }
 
-    pub async fn checkpoint(&self, meta: &dyn MetadataStore) -> Result<String, ApiError> {
+    pub async fn checkpoint(&self, meta: &dyn MetadataStore) -> Result<String, RegistryError> {
         let tree = self.synced(meta).await?;
         self.sign(&tree)
     }
@@ -140,17 +140,19 @@ impl TransparencyLog {
         meta: &dyn MetadataStore,
         index: u64,
         viewer: &Viewer,
-    ) -> Result<InclusionProofResponse, ApiError> {
+    ) -> Result<InclusionProofResponse, RegistryError> {
         let tree = self.synced(meta).await?;
         let hashes = tree
             .prove_inclusion(index)
-            .map_err(|e| ApiError::field("index", e.to_string(), None))?;
+            .map_err(|e| RegistryError::field("index", e.to_string(), None))?;
         let row = meta
             .log_entries(index as i64, 1)
             .await?
             .pop()
             .filter(|r| r.index as u64 == index)
-            .ok_or_else(|| ApiError::internal("a log entry is missing from the store", index))?;
+            .ok_or_else(|| {
+                RegistryError::internal("a log entry is missing from the store", index)
+            })?;
         let opening = opening(meta, viewer, &row).await?;
         Ok(InclusionProofResponse {
             checkpoint: self.sign(&tree)?,
@@ -166,11 +168,11 @@ impl TransparencyLog {
         &self,
         meta: &dyn MetadataStore,
         from: u64,
-    ) -> Result<ConsistencyProofResponse, ApiError> {
+    ) -> Result<ConsistencyProofResponse, RegistryError> {
         let tree = self.synced(meta).await?;
         let hashes = tree
             .prove_consistency(from)
-            .map_err(|e| ApiError::field("from", e.to_string(), None))?;
+            .map_err(|e| RegistryError::field("from", e.to_string(), None))?;
         Ok(ConsistencyProofResponse {
             checkpoint: self.sign(&tree)?,
             from,

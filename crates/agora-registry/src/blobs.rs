@@ -1,0 +1,169 @@
+//! Blobs: uploading (which proves the uploader has the bytes), who may read a blob, and
+//! which downloads count.
+
+use std::net::IpAddr;
+
+use agora_core::{Digest, Sha256Hasher};
+use agora_store::{BlobError, ByteStream, PutOutcome};
+use futures_util::StreamExt;
+
+use crate::Registry;
+use crate::caller::Caller;
+use crate::error::{RegistryError, Result};
+
+/// A blob digest from a request, checked.
+pub fn parse_digest(raw: &str) -> Result<Digest> {
+    raw.parse().map_err(|e: agora_core::DigestError| {
+        RegistryError::field(
+            "digest",
+            e.to_string(),
+            Some("sha256:<64 lowercase hex digits>"),
+        )
+    })
+}
+
+/// What an upload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uploaded {
+    /// New bytes, stored.
+    Stored { size: u64 },
+    /// The bytes were stored already (and the caller proved they have them, or had
+    /// uploaded them before, or can read them).
+    Known { size: u64 },
+}
+
+/// Stores `body` under `digest` for a caller with some publish right. Bytes stored already
+/// are still read and hashed, and nothing written, unless the caller uploaded them before
+/// or can read them: a release may name only blobs its publisher uploaded, so knowing a
+/// digest never makes someone else's private blob part of a release.
+pub async fn upload(
+    registry: &Registry,
+    caller: &Caller,
+    digest: &Digest,
+    declared: Option<u64>,
+    body: ByteStream,
+) -> Result<Uploaded> {
+    caller.require_some_publish_right()?;
+    let limit = registry.limits.max_blob_bytes;
+    if let Some(len) = declared
+        && len > limit
+    {
+        return Err(RegistryError::new(
+            agora_core::ProblemKind::TooLarge,
+            format!(
+                "the blob is {len} bytes; this registry accepts at most {limit} bytes per blob"
+            ),
+        ));
+    }
+    let stored = match registry.meta.blob_size(digest).await? {
+        Some(size) if registry.blobs.size(digest).await?.is_some() => Some(size),
+        _ => None,
+    };
+    if let Some(size) = stored {
+        let known = registry
+            .meta
+            .blob_uploaded_by(digest, caller.user.id)
+            .await?
+            .is_some()
+            || registry
+                .meta
+                .blob_readable(digest, &caller.viewer())
+                .await?;
+        if !known {
+            // Same digest, same bytes: the size is the stored one.
+            prove_possession(body, digest, limit).await?;
+            registry
+                .meta
+                .record_blob(digest, size, caller.user.id)
+                .await?;
+        }
+        return Ok(Uploaded::Known { size });
+    }
+    let (outcome, size) = registry.blobs.put(digest, body, limit).await?;
+    if let Some(len) = declared
+        && len != size
+        && outcome == PutOutcome::Created
+    {
+        return Err(BlobError::SizeMismatch {
+            declared: len,
+            actual: size,
+        }
+        .into());
+    }
+    registry
+        .meta
+        .record_blob(digest, size, caller.user.id)
+        .await?;
+    Ok(Uploaded::Stored { size })
+}
+
+/// Reads an upload of bytes that are stored already, only hashing them: the caller shows
+/// they have the content without anything being written.
+async fn prove_possession(mut body: ByteStream, digest: &Digest, limit: u64) -> Result<()> {
+    let mut hasher = Sha256Hasher::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(BlobError::Interrupted)?;
+        hasher.update(&chunk);
+        if hasher.len() > limit {
+            return Err(BlobError::TooLarge { limit }.into());
+        }
+    }
+    let actual = hasher.finish();
+    if actual != *digest {
+        return Err(BlobError::DigestMismatch {
+            expected: *digest,
+            actual,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// What a caller may know of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Its bytes: a non-removed release the caller may see includes it.
+    Read,
+    /// Only that it exists (a HEAD by the publisher who uploaded it).
+    Exists,
+}
+
+/// Whether the caller may read the blob, or (asking only whether it exists) uploaded it;
+/// for anyone else the blob does not exist. `exists_only`: a HEAD request.
+pub async fn access(
+    registry: &Registry,
+    caller: Option<&Caller>,
+    digest: &Digest,
+    exists_only: bool,
+) -> Result<Access> {
+    let viewer = crate::caller::viewer_of(caller);
+    if registry.meta.blob_readable(digest, &viewer).await? {
+        return Ok(Access::Read);
+    }
+    // Publishers may ask whether a blob they uploaded exists (to skip re-uploads); its
+    // bytes are only served once a release they may see includes it.
+    if let Some(c) = caller.filter(|c| exists_only && c.require_some_publish_right().is_ok())
+        && registry
+            .meta
+            .blob_uploaded_by(digest, c.user.id)
+            .await?
+            .is_some()
+    {
+        return Ok(Access::Exists);
+    }
+    Err(RegistryError::not_found(format!("blob {digest} not found")))
+}
+
+/// Counts a download of a readable blob (from its first byte) once per client and release
+/// per period; the count is written in the background.
+pub fn count_download(registry: &Registry, client: Option<IpAddr>, digest: Digest) {
+    if !registry.downloads.counts(client, &digest) {
+        return;
+    }
+    let meta = registry.meta.clone();
+    tokio::spawn(async move {
+        if let Err(e) = meta.count_download(&digest).await {
+            tracing::warn!(%digest, error = %e, "could not count a download");
+        }
+    });
+}

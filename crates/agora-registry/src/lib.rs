@@ -1,0 +1,104 @@
+//! Agora's use cases: what the API (`agora-server`) and the web pages (`agora-web`) both do,
+//! with the rules that decide who may do it. One module per use case; each takes the
+//! [`Registry`] and a [`Caller`] and returns records or a typed [`RegistryError`] that each
+//! face renders its own way. Nothing here knows HTTP.
+//!
+//! - [`catalog`]: searching (the one place search input is validated), plugins and versions
+//!   as a viewer may see them.
+//! - [`publish`]: a release's checks (manifest, artifacts the caller may name, signature by
+//!   an active key) and its transactional write with its log entry; [`blobs`]: uploads
+//!   (possession), who may read a blob, which downloads count.
+//! - [`lifecycle`]: yank, deprecate, mark insecure, remove, visibility.
+//! - [`reviews`], [`publishers`] (settings, members, invitations), [`keys`], [`tokens`],
+//!   [`accounts`] (users, passwords, signing in with its throttle).
+//! - [`log`]: the transparency log as the registry runs it (tree, checkpoints, proofs,
+//!   sealed entries and who may open them).
+//! - [`caller`]: who is calling and the authorization rules; [`bootstrap`]: the first
+//!   administrator.
+
+pub mod accounts;
+pub mod audit;
+pub mod blobs;
+pub mod bootstrap;
+pub mod caller;
+pub mod catalog;
+pub mod downloads;
+mod error;
+pub mod keys;
+pub mod lifecycle;
+pub mod log;
+pub mod password;
+pub mod publish;
+pub mod publishers;
+pub mod reviews;
+pub mod throttle;
+pub mod time;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use agora_store::{BlobStore, MetadataStore};
+
+pub use caller::{Caller, Credential};
+pub use error::{RegistryError, Result, truncate};
+pub use log::TransparencyLog;
+
+/// The limits of the use cases; every one configurable (`[limits]`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest blob accepted by an upload.
+    pub max_blob_bytes: u64,
+    /// Most artifacts in one release.
+    pub max_artifacts: usize,
+    /// Largest page a list returns.
+    pub max_page_size: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_blob_bytes: 1024 * 1024 * 1024,
+            max_artifacts: 64,
+            max_page_size: 100,
+        }
+    }
+}
+
+/// Everything the use cases work on: the stores, the transparency log, the limits and the
+/// registry's in-process bookkeeping (download counting, the sign-in throttle).
+pub struct Registry {
+    pub meta: Arc<dyn MetadataStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub log: TransparencyLog,
+    pub limits: Limits,
+    /// A private registry: nothing is readable without signing in (a token, or a browser
+    /// session for the web pages); only health probes and metrics stay open.
+    pub sign_in_required: bool,
+    downloads: downloads::DownloadCounter,
+    throttle: throttle::SignInThrottle,
+}
+
+impl Registry {
+    pub fn new(
+        meta: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        log: TransparencyLog,
+        limits: Limits,
+    ) -> Registry {
+        Registry {
+            meta,
+            blobs,
+            log,
+            limits,
+            sign_in_required: false,
+            downloads: downloads::DownloadCounter::default(),
+            throttle: throttle::SignInThrottle::default(),
+        }
+    }
+
+    /// Makes this a private registry (see [`Registry::sign_in_required`]).
+    pub fn with_sign_in_required(mut self, required: bool) -> Registry {
+        self.sign_in_required = required;
+        self
+    }
+}
