@@ -3,13 +3,14 @@
 //! - `latency`: sequential GETs of one URL, reporting p50/p99;
 //! - `publish`: uploads and publishes a release of a given size, reporting MiB/s.
 
+use agora_store::prelude::*;
 use std::time::{Duration, Instant};
 
 use agora_client::Client;
 use agora_core::api::{ArtifactRef, PublishRequest};
 use agora_core::manifest::ArtifactRole;
 use agora_core::{Digest, Manifest};
-use agora_store::{ArtifactRecord, MetadataStore, NewRelease, Role, SqlStore};
+use agora_store::{ArtifactRecord, NewRelease, Role, SqlStore};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

@@ -9,11 +9,13 @@ pub mod api;
 pub mod digest;
 pub mod field;
 pub mod lifecycle;
+pub mod listing;
 pub mod manifest;
 pub mod name;
 pub mod problem;
 pub mod resolve;
 pub mod scope;
+pub mod search;
 pub mod text;
 
 pub use digest::{Digest, DigestError, Sha256Hasher};

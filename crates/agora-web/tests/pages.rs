@@ -3,15 +3,14 @@
 //! private-registry mode. The browser tests in `crates/agora/tests/browser.rs` drive the
 //! same pages in Chromium.
 
+use agora_store::prelude::*;
 use std::sync::Arc;
 
 use agora_core::manifest::ArtifactRole;
 use agora_core::{Digest, Manifest};
 use agora_registry::{Limits, Registry, TransparencyLog};
 use agora_server::{AppState, CacheConfig, HttpLimits};
-use agora_store::{
-    ArtifactRecord, BlobStore, FsBlobStore, MetadataStore, NewRelease, Role, SqlStore,
-};
+use agora_store::{ArtifactRecord, BlobStore, FsBlobStore, NewRelease, Role, SqlStore};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use tower::ServiceExt;

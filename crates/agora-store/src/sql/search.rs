@@ -426,17 +426,21 @@ pub(super) async fn facets(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) ->
     Ok(facets)
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::query_words as words;
-
-    #[test]
-    fn query_text_is_reduced_to_plain_words() {
-        assert_eq!(
-            words("Jira \"ticket\"* OR x'; DROP TABLE plugins;--"),
-            ["jira", "ticket", "or", "x", "drop", "table", "plugins"]
-        );
-        assert!(words("%%% ''' ***").is_empty());
-        assert_eq!(words(&"a ".repeat(100)).len(), 8);
+#[async_trait::async_trait]
+impl CatalogStore for super::SqlStore {
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResult> {
+        let mut result = run(&self.read, self.dialect, query).await?;
+        self.load_labels(&mut result.plugins).await?;
+        Ok(result)
+    }
+    async fn facets(&self, query: &SearchQuery) -> Result<Facets> {
+        facets(&self.read, self.dialect, query).await
+    }
+    async fn catalog_stamp(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM audit_events")
+                .fetch_one(&self.read)
+                .await?,
+        )
     }
 }

@@ -1,0 +1,61 @@
+//! The metadata store's contract, split by aggregate: each part a trait with its records
+//! (accounts, publishers, releases, reviews, the log, blob metadata, search, audit), all
+//! of them together the [`MetadataStore`]. Callers bring the parts they use into scope
+//! (`use agora_store::prelude::*` brings all).
+
+mod accounts;
+mod audit;
+mod blobs;
+mod log;
+mod publishers;
+mod releases;
+mod reviews;
+mod search;
+
+use async_trait::async_trait;
+
+use crate::StoreError;
+
+pub use accounts::*;
+pub use audit::*;
+pub use blobs::*;
+pub use log::*;
+pub use publishers::*;
+pub use releases::*;
+pub use reviews::*;
+pub use search::*;
+
+pub use agora_core::listing::{PRIOR_RATING, PRIOR_WEIGHT, rating_rank, version_key};
+pub use agora_core::search::{
+    MAX_QUERY_WORDS, MAX_TEXT_MATCHES, MIN_PREFIX_CHARS, SearchSort, matches_as_prefix, query_words,
+};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The whole metadata store. Every method that changes more than one row is one
+/// transaction.
+#[async_trait]
+pub trait MetadataStore:
+    AccountStore
+    + PublisherStore
+    + ReleaseStore
+    + ReviewStore
+    + LogStore
+    + BlobIndex
+    + CatalogStore
+    + AuditStore
+    + Send
+    + Sync
+    + 'static
+{
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Every part of the store's contract, for callers that use several.
+pub mod prelude {
+    pub use super::{
+        AccountStore, AuditStore, BlobIndex, CatalogStore, LogStore, MetadataStore, PublisherStore,
+        ReleaseStore, ReviewStore,
+    };
+}

@@ -1,0 +1,56 @@
+//! The transparency log's rows and key on SQL.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::SqlStore;
+use crate::metadata::*;
+use crate::now_ms;
+
+#[async_trait]
+impl LogStore for SqlStore {
+    async fn log_entries(&self, from: i64, limit: u32) -> Result<Vec<LogRow>> {
+        let rows = sqlx::query(
+            "SELECT idx, body, opening, plugin_id FROM log_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+        )
+        .bind(from)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogRow {
+                    index: r.try_get("idx")?,
+                    body: r.try_get("body")?,
+                    opening: r.try_get("opening")?,
+                    plugin_id: r.try_get("plugin_id")?,
+                })
+            })
+            .collect()
+    }
+    async fn ensure_log_key(
+        &self,
+        origin: &str,
+        signer_key: &str,
+        verifier_key: &str,
+    ) -> Result<(String, String, String)> {
+        sqlx::query(
+            "INSERT INTO log_key (id, origin, signer_key, verifier_key, created_at) VALUES (1, $1, $2, $3, $4) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(origin)
+        .bind(signer_key)
+        .bind(verifier_key)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await?;
+        let row = sqlx::query("SELECT origin, signer_key, verifier_key FROM log_key WHERE id = 1")
+            .fetch_one(&self.write)
+            .await?;
+        Ok((
+            row.try_get("origin")?,
+            row.try_get("signer_key")?,
+            row.try_get("verifier_key")?,
+        ))
+    }
+}
