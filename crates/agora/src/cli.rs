@@ -344,6 +344,7 @@ pub enum TokenCommand {
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
+    /// Words to look for (words of three letters or more also match as prefixes).
     pub query: Option<String>,
     #[arg(long)]
     pub tag: Option<String>,
@@ -356,7 +357,19 @@ pub struct SearchArgs {
     /// wasm, exec or oci.
     #[arg(long)]
     pub runtime: Option<String>,
-    /// relevance, downloads, recent or name.
+    /// Only this publisher's plugins.
+    #[arg(long)]
+    pub publisher: Option<String>,
+    /// Only plugins of verified publishers.
+    #[arg(long)]
+    pub verified: bool,
+    /// Only plugins rated at least this on average (1 to 5).
+    #[arg(long, value_name = "STARS")]
+    pub min_rating: Option<u8>,
+    /// Only plugins whose latest version runs on this host version (its min_core).
+    #[arg(long, value_name = "VERSION")]
+    pub compatible_with: Option<String>,
+    /// relevance (default with words), downloads (default without), recent, name or rating.
     #[arg(long)]
     pub sort: Option<String>,
     #[arg(long)]
@@ -364,6 +377,27 @@ pub struct SearchArgs {
     /// Continue after a previous page.
     #[arg(long)]
     pub cursor: Option<String>,
+}
+
+impl SearchArgs {
+    /// The one shape of a search, as the API takes it.
+    pub fn params(self) -> agora_core::api::SearchParams {
+        agora_core::api::SearchParams {
+            q: self.query,
+            tag: self.tag,
+            category: self.category,
+            provider: self.provider,
+            capability: self.capability,
+            runtime: self.runtime,
+            publisher: self.publisher,
+            verified: self.verified.then_some(true),
+            min_rating: self.min_rating,
+            compatible_with: self.compatible_with,
+            sort: self.sort,
+            cursor: self.cursor,
+            limit: self.limit,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

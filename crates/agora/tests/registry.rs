@@ -375,3 +375,68 @@ fn login_stores_the_token_privately_and_is_used_afterwards() {
     let err = cli.run(&["login", "--token", "agora_wrong"]).fails();
     assert!(err.contains("401"), "{err}");
 }
+
+/// The CLI searches with every filter and sort the API has (one shape of a search).
+#[test]
+fn the_cli_searches_with_every_filter_and_sort_the_api_has() {
+    let server = Server::start(Backend::Sqlite);
+    let mut admin = server.admin();
+    let work = tempfile::tempdir().unwrap();
+    for publisher in ["acme", "other"] {
+        admin.run(&["publisher", "create", publisher]).ok();
+        admin.sign_for(publisher);
+        let dir = plugin_dir(
+            work.path(),
+            publisher,
+            "scanner",
+            "1.0.0",
+            "compatibility: { min_core: 2.0.0 }\n",
+            publisher.as_bytes(),
+        );
+        admin.run(&["publish", dir.to_str().unwrap()]).ok();
+    }
+    let anon = server.cli(None);
+    let search = |args: &[&str]| {
+        let mut all = vec!["--json", "search", "scanner"];
+        all.extend(args);
+        names_by_publisher(&anon.run(&all).json())
+    };
+    assert_eq!(search(&[]).len(), 2);
+    assert_eq!(search(&["--publisher", "acme"]), ["acme/scanner"]);
+    assert!(search(&["--verified"]).is_empty(), "nobody is verified yet");
+    assert!(
+        search(&["--min-rating", "4"]).is_empty(),
+        "nobody is rated yet"
+    );
+    assert!(search(&["--compatible-with", "1.9.0"]).is_empty());
+    assert_eq!(search(&["--compatible-with", "2.1.0"]).len(), 2);
+    assert_eq!(search(&["--sort", "rating"]).len(), 2);
+    let verified = http_with(
+        "PATCH",
+        &format!("{}/api/v1/publishers/other", server.url),
+        Some(&server.admin_token),
+        &[("content-type", "application/json")],
+        Some(br#"{"verified": true}"#.to_vec()),
+    );
+    assert_eq!(verified.0, 200);
+    assert_eq!(search(&["--verified"]), ["other/scanner"]);
+    let err = anon
+        .run(&["search", "scanner", "--min-rating", "9"])
+        .fails();
+    assert!(err.contains("min_rating"), "{err}");
+}
+
+fn names_by_publisher(page: &serde_json::Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{}",
+                p["publisher"].as_str().unwrap(),
+                p["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}

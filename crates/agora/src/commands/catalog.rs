@@ -1,6 +1,5 @@
 //! `search`, `info`, `versions`.
 
-use agora_client::api::SearchParams;
 use agora_core::api::{PluginDetail, VersionDetail};
 
 use super::{Session, split_at};
@@ -8,17 +7,7 @@ use crate::cli::SearchArgs;
 use crate::output::shown;
 
 pub async fn search(s: &Session, a: SearchArgs) -> anyhow::Result<()> {
-    let params = SearchParams {
-        q: a.query,
-        tag: a.tag,
-        category: a.category,
-        provider: a.provider,
-        capability: a.capability,
-        runtime: a.runtime,
-        sort: a.sort,
-        cursor: a.cursor,
-        limit: a.limit,
-    };
+    let params = a.params();
     let page = s.client()?.search(&params).await?;
     s.out.show(&page, |page| {
         if page.items.is_empty() {
