@@ -7,7 +7,7 @@ use agora_store::prelude::*;
 use std::time::{Duration, Instant};
 
 use agora_client::Client;
-use agora_core::api::{ArtifactRef, PublishRequest};
+use agora_client::publish;
 use agora_core::manifest::ArtifactRole;
 use agora_core::{Digest, Manifest};
 use agora_store::{ArtifactRecord, NewRelease, Role, SqlStore};
@@ -323,44 +323,26 @@ async fn publish(registry: &str, token: &str, size_mib: u64, version: &str) -> a
     let size = size_mib * 1024 * 1024;
     let mut module = vec![0u8; size as usize];
     getrandom::fill(&mut module)?;
-    let module_path = dir.join("plugin.wasm");
-    std::fs::write(&module_path, &module)?;
-    let digest = Digest::of(&module);
+    std::fs::write(dir.join("plugin.wasm"), &module)?;
     drop(module);
-    let manifest = format!(
-        "api_version: agora/v1\npublisher: bench\nname: big\nversion: {version}\ndescription: A large plugin\nlicense: MIT\n\
-         runtime: {{ type: wasm, module: plugin.wasm }}\n"
-    );
+    std::fs::write(
+        dir.join("plugin.yaml"),
+        format!(
+            "api_version: agora/v1\npublisher: bench\nname: big\nversion: {version}\ndescription: A large plugin\nlicense: MIT\n\
+             runtime: {{ type: wasm, module: plugin.wasm }}\n"
+        ),
+    )?;
+    // Hashing the files and signing happen before the timed part, as a publisher would.
+    let release = agora_client::ReleaseFiles::from_dir(&dir)?;
     let client = Client::new(registry, Some(token.to_owned()))?;
-    // Sign as a publisher would (outside the timed part, like hashing the file).
     let key = agora_trust::SigningKey::generate("bench")?;
     client.add_key("bench", &key.public().to_openssh()).await?;
-    let claim = agora_trust::ReleaseClaim {
-        publisher: "bench".into(),
-        name: "big".into(),
-        version: version.to_owned(),
-        files: [
-            ("plugin.wasm".to_owned(), digest),
-            ("plugin.yaml".to_owned(), Digest::of(manifest.as_bytes())),
-        ]
-        .into(),
-    };
-    let signature = serde_json::to_value(agora_trust::sign_release(&claim, &key))?;
+    let signature = publish::Signer::Key(&key).sign(&release)?;
     let started = Instant::now();
-    client
-        .upload_blob(&digest, &module_path, size, |_| {})
-        .await?;
+    let missing = publish::missing(&client, &release).await?;
+    publish::upload(&client, &missing, |_| {}, |_| {}).await?;
     let uploaded = started.elapsed();
-    let request = PublishRequest {
-        manifest,
-        artifacts: vec![ArtifactRef {
-            path: "plugin.wasm".into(),
-            digest,
-            size,
-        }],
-        signature: Some(signature),
-    };
-    client.publish("bench", "big", &request).await?;
+    publish::submit(&client, &release, &signature).await?;
     let total = started.elapsed();
     std::fs::remove_dir_all(&dir)?;
     let mib = size as f64 / (1024.0 * 1024.0);

@@ -333,6 +333,18 @@ async fn collect_candidates(
 /// Most distinct plugins one install may pull in.
 const MAX_PLUGINS_IN_TREE: usize = 200;
 
+/// Where this client keeps what it learned of `registry`'s log (under the user's data
+/// directory, one folder per registry): the file of the log key and last checkpoint seen;
+/// the monitor keeps `monitor.json` beside it.
+pub fn log_state_path(data_dir: &std::path::Path, registry: &str) -> std::path::PathBuf {
+    let id = &agora_core::Digest::of(registry.trim_end_matches('/').as_bytes()).hex()[..16];
+    data_dir
+        .join("agora")
+        .join("registries")
+        .join(id)
+        .join("log.json")
+}
+
 /// Where this client keeps what it learned of a registry's log, and how it pins the key.
 #[derive(Debug, Clone)]
 pub struct TrustConfig {

@@ -4,10 +4,12 @@
 
 pub mod api;
 pub mod bundle;
+pub mod gpg;
 pub mod install;
 pub mod lockfile;
 pub mod logcheck;
 pub mod monitor;
+pub mod publish;
 pub mod verify;
 
 pub use api::{Client, ClientError};

@@ -50,9 +50,76 @@ pub enum LockfileError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    NotInstalled(String),
+}
+
+/// An installed plugin as `agora.lock` pins it: its directory and its entry.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub dir: PathBuf,
+    pub entry: LockEntry,
+}
+
+impl Installed {
+    /// The digest `agora.lock` pins for the file at `relative` (inside the plugin's
+    /// directory), which the code must still hash to when it runs.
+    pub fn pinned_digest(&self, relative: &str) -> Result<Digest, LockfileError> {
+        self.entry
+            .artifacts
+            .iter()
+            .find(|a| a.path == relative)
+            .map(|a| a.digest)
+            .ok_or_else(|| {
+                LockfileError::NotInstalled(format!(
+                    "agora.lock pins no digest for {relative} of {}; reinstall it",
+                    self.entry.name
+                ))
+            })
+    }
 }
 
 impl Lockfile {
+    /// The plugin `spec` (`PUBLISHER/NAME[@VERSION]`) as installed in `dir`: refused if
+    /// the directory has no lockfile, the plugin is not in it, or another version is.
+    pub fn installed(dir: &Path, spec: &str) -> Result<Installed, LockfileError> {
+        let not = |why: String| LockfileError::NotInstalled(why);
+        let (name, version) = match spec.split_once('@') {
+            Some((name, version)) => (name, Some(version)),
+            None => (spec, None),
+        };
+        let wanted: agora_core::PluginRef = name
+            .parse()
+            .map_err(|_| not(format!("`{spec}` is not PUBLISHER/NAME[@VERSION]")))?;
+        let id = format!("{}/{}", wanted.publisher, wanted.name);
+        let lock = Lockfile::load(dir)?.ok_or_else(|| {
+            not(format!(
+                "{} has no agora.lock; install the plugin first (`agora install {id}`)",
+                dir.display()
+            ))
+        })?;
+        let entry = lock
+            .plugins
+            .into_iter()
+            .find(|e| e.name == id)
+            .ok_or_else(|| not(format!("{id} is not installed in {}", dir.display())))?;
+        if let Some(version) = version
+            && version != entry.version
+        {
+            return Err(not(format!(
+                "{id}@{version} is not installed in {}; {id}@{} is",
+                dir.display(),
+                entry.version
+            )));
+        }
+        Ok(Installed {
+            dir: dir
+                .join(wanted.publisher.as_str())
+                .join(wanted.name.as_str()),
+            entry,
+        })
+    }
+
     pub fn new(registry: &str) -> Lockfile {
         Lockfile {
             format: FORMAT_VERSION,

@@ -15,14 +15,8 @@ fn trust_config(
         dirs::data_dir(),
         "cannot find your data directory (set XDG_DATA_HOME or HOME)",
     )?;
-    let registry_id =
-        &agora_core::Digest::of(s.registry.trim_end_matches('/').as_bytes()).hex()[..16];
     Ok(installer::TrustConfig {
-        log_state: data
-            .join("agora")
-            .join("registries")
-            .join(registry_id)
-            .join("log.json"),
+        log_state: installer::log_state_path(&data, &s.registry),
         pinning: agora_client::Pinning {
             configured_key: log.log_key.clone(),
             repin: log.repin_log_key,

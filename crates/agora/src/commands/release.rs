@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use agora_client::ReleaseFiles;
+use agora_client::publish::{self, Signer};
 use agora_core::Lifecycle;
-use agora_core::api::{ArtifactRef, LifecycleRequest, PublishRequest};
+use agora_core::api::LifecycleRequest;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -39,6 +40,11 @@ pub async fn publish(s: &Session, path: &Path, key: &crate::cli::KeyArgs) -> any
         Some(_) => None,
         None => Some(super::keys::signing_key(key)?),
     };
+    let signer = match (&key.gpg, &signing_key) {
+        (Some(gpg), _) => Signer::Gpg(gpg),
+        (None, Some(k)) => Signer::Key(k),
+        (None, None) => anyhow::bail!("no signing key"),
+    };
     let unpacked;
     let release = if path.is_dir() {
         ReleaseFiles::from_dir(path)?
@@ -47,13 +53,7 @@ pub async fn publish(s: &Session, path: &Path, key: &crate::cli::KeyArgs) -> any
         ReleaseFiles::from_bundle(path, unpacked.path())?
     };
     let client = s.client()?;
-    let plugin = release.manifest.plugin_ref();
-    let mut missing = Vec::new();
-    for f in &release.files {
-        if !client.has_blob(&f.digest).await? {
-            missing.push(f);
-        }
-    }
+    let missing = publish::missing(&client, &release).await?;
     let total: u64 = missing.iter().map(|f| f.size).sum();
     let bar = if s.out.quiet || s.out.json {
         ProgressBar::hidden()
@@ -67,35 +67,17 @@ pub async fn publish(s: &Session, path: &Path, key: &crate::cli::KeyArgs) -> any
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    for f in &missing {
-        bar.set_message(f.path.clone());
-        let b = bar.clone();
-        client
-            .upload_blob(&f.digest, &f.source, f.size, move |n| b.inc(n))
-            .await
-            .with_context(|| format!("uploading {}", f.path))?;
-    }
+    let b = bar.clone();
+    publish::upload(
+        &client,
+        &missing,
+        |name| bar.set_message(name.to_owned()),
+        move |n| b.inc(n),
+    )
+    .await?;
     bar.finish_and_clear();
-    let request = PublishRequest {
-        manifest: release.manifest_text.clone(),
-        artifacts: release
-            .files
-            .iter()
-            .map(|f| ArtifactRef {
-                path: f.path.clone(),
-                digest: f.digest,
-                size: f.size,
-            })
-            .collect(),
-        signature: Some(serde_json::to_value(match (&key.gpg, &signing_key) {
-            (Some(gpg), _) => super::keys::gpg_sign(&release.claim(), gpg)?,
-            (None, Some(k)) => agora_trust::sign_release(&release.claim(), k),
-            (None, None) => anyhow::bail!("no signing key"),
-        })?),
-    };
-    let response = client
-        .publish(plugin.publisher.as_str(), plugin.name.as_str(), &request)
-        .await?;
+    let signature = signer.sign(&release)?;
+    let response = publish::submit(&client, &release, &signature).await?;
     s.out.show(&response, |r| {
         format!(
             "Published {}/{}@{} ({} files, {} uploaded, manifest {})",

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use agora_client::Lockfile;
-use agora_core::PluginRef;
 use agora_runner::audit::AuditLog;
 use agora_runner::policy::{HostPolicy, Mode};
 use agora_runner::{PluginSource, RunError, Runner, RunnerConfig, conformance};
@@ -56,51 +55,14 @@ fn runner(args: &RunnerArgs, policy: HostPolicy) -> anyhow::Result<Runner> {
 
 /// An installed plugin, its code checked against the digest `agora.lock` pins.
 fn installed(plugin: &str, dir: &Path) -> anyhow::Result<PluginSource> {
-    let (name, version) = match plugin.split_once('@') {
-        Some((name, version)) => (name, Some(version)),
-        None => (plugin, None),
-    };
-    let wanted: PluginRef = name
-        .parse()
-        .with_context(|| format!("`{plugin}` is not PUBLISHER/NAME[@VERSION]"))?;
-    let id = format!("{}/{}", wanted.publisher, wanted.name);
-    let lock = Lockfile::load(dir)?.with_context(|| {
-        format!(
-            "{} has no agora.lock; install the plugin first (`agora install {id}`)",
-            dir.display()
-        )
-    })?;
-    let entry = lock
-        .plugins
-        .iter()
-        .find(|e| e.name == id)
-        .with_context(|| format!("{id} is not installed in {}", dir.display()))?;
-    if let Some(version) = version
-        && version != entry.version
-    {
-        bail!(
-            "{id}@{version} is not installed in {}; {id}@{} is",
-            dir.display(),
-            entry.version
-        );
-    }
-    let plugin_dir = dir
-        .join(wanted.publisher.as_str())
-        .join(wanted.name.as_str());
-    let source = PluginSource::from_dir(&plugin_dir)?;
+    let installed = Lockfile::installed(dir, plugin)?;
+    let source = PluginSource::from_dir(&installed.dir)?;
     let relative = source
         .code
-        .strip_prefix(&plugin_dir)
+        .strip_prefix(&installed.dir)
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let pinned = entry
-        .artifacts
-        .iter()
-        .find(|a| a.path == relative)
-        .with_context(|| {
-            format!("agora.lock pins no digest for {relative} of {id}; reinstall it")
-        })?;
-    Ok(source.pinned(&pinned.digest)?)
+    Ok(source.pinned(&installed.pinned_digest(&relative)?)?)
 }
 
 fn read_input(input: &str) -> anyhow::Result<Vec<u8>> {
