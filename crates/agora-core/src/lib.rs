@@ -6,6 +6,7 @@
 //! values; it hands back validated types or errors that name the field at fault.
 
 pub mod api;
+pub mod audit;
 pub mod digest;
 pub mod field;
 pub mod lifecycle;

@@ -92,6 +92,12 @@ pub enum RuntimeKind {
 }
 
 impl RuntimeKind {
+    pub const ALL: [RuntimeKind; 3] = [RuntimeKind::Wasm, RuntimeKind::Exec, RuntimeKind::Oci];
+
+    pub fn parse(s: &str) -> Option<RuntimeKind> {
+        RuntimeKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RuntimeKind::Wasm => "wasm",

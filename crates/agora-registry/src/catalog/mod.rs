@@ -12,9 +12,12 @@ use agora_store::{
 use crate::Registry;
 use crate::error::{RegistryError, Result, truncate};
 
-const MAX_QUERY_CHARS: usize = 256;
-const MAX_FILTER_CHARS: usize = 64;
-const DEFAULT_PAGE_SIZE: u32 = 20;
+/// Longest search text.
+pub const MAX_QUERY_CHARS: usize = 256;
+/// Longest filter value (tag, category, provider, capability, publisher, host version).
+pub const MAX_FILTER_CHARS: usize = 64;
+/// Page size when none is asked for.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
 
 fn filter(field: &str, value: Option<String>) -> Result<Option<String>> {
     match value {
@@ -55,7 +58,7 @@ pub fn search_query(params: SearchParams, viewer: Viewer, max: u32) -> Result<Se
     // The order the store will really use, so the cursors it issues decode again.
     let sort = sort.for_text(text.as_deref());
     if let Some(runtime) = &params.runtime
-        && !["wasm", "exec", "oci"].contains(&runtime.as_str())
+        && agora_core::RuntimeKind::parse(runtime).is_none()
     {
         return Err(RegistryError::field(
             "runtime",

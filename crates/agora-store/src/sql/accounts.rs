@@ -7,6 +7,7 @@ use super::SqlStore;
 use super::rows::*;
 use crate::metadata::*;
 use crate::{StoreError, now_ms};
+use agora_core::audit::AuditAction;
 
 /// How long a revoked token stays listed (as history) before it is deleted.
 const REVOKED_TOKENS_KEPT_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -61,9 +62,9 @@ impl AccountStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         let action = if hash.is_some() {
-            "user.password.set"
+            AuditAction::UserPasswordSet
         } else {
-            "user.password.clear"
+            AuditAction::UserPasswordClear
         };
         Self::audit(&mut tx, actor, action, &name, None).await?;
         tx.commit().await?;

@@ -225,14 +225,14 @@ impl SqlStore {
     async fn audit(
         tx: &mut Transaction<'static, Any>,
         actor: &str,
-        action: &str,
+        action: agora_core::audit::AuditAction,
         target: &str,
         detail: Option<String>,
     ) -> Result<()> {
         sqlx::query("INSERT INTO audit_events (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)")
             .bind(now_ms())
             .bind(actor)
-            .bind(action)
+            .bind(action.as_str())
             .bind(target)
             .bind(detail)
             .execute(&mut **tx)

@@ -8,6 +8,7 @@ use super::rows::*;
 use super::{Dialect, SqlStore};
 use crate::metadata::*;
 use crate::{StoreError, now_ms};
+use agora_core::audit::AuditAction;
 
 impl SqlStore {
     /// Locks a publisher's row for a membership change (PostgreSQL; SQLite has one writer),
@@ -74,7 +75,7 @@ impl SqlStore {
         Self::audit(
             &mut tx,
             &key.created_by,
-            "key.add",
+            AuditAction::KeyAdd,
             &name,
             Some(key.id.clone()),
         )
@@ -122,7 +123,14 @@ impl PublisherStore for SqlStore {
         .bind(owner.id)
         .execute(&mut *tx)
         .await?;
-        Self::audit(&mut tx, &owner.username, "publisher.create", name, None).await?;
+        Self::audit(
+            &mut tx,
+            &owner.username,
+            AuditAction::PublisherCreate,
+            name,
+            None,
+        )
+        .await?;
         tx.commit().await?;
         Ok(PublisherRecord {
             id,
@@ -173,9 +181,9 @@ impl PublisherStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         let action = if verified {
-            "publisher.verify"
+            AuditAction::PublisherVerify
         } else {
-            "publisher.unverify"
+            AuditAction::PublisherUnverify
         };
         Self::audit(&mut tx, actor, action, &name, None).await?;
         tx.commit().await?;
@@ -199,7 +207,14 @@ impl PublisherStore for SqlStore {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("publisher id {publisher_id}")))?;
         let detail = format!("email={} url={}", email.unwrap_or("-"), url.unwrap_or("-"));
-        Self::audit(&mut tx, actor, "publisher.contacts", &name, Some(detail)).await?;
+        Self::audit(
+            &mut tx,
+            actor,
+            AuditAction::PublisherContacts,
+            &name,
+            Some(detail),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -242,7 +257,7 @@ impl PublisherStore for SqlStore {
         Self::audit(
             &mut tx,
             actor,
-            "publisher.add_member",
+            AuditAction::PublisherAddMember,
             &name,
             Some(format!("{} as {role}", user.username)),
         )
@@ -280,7 +295,10 @@ impl PublisherStore for SqlStore {
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
-                ("publisher.member_role", format!("{username} as {role}"))
+                (
+                    AuditAction::PublisherMemberRole,
+                    format!("{username} as {role}"),
+                )
             }
             MemberChange::Remove => {
                 sqlx::query(
@@ -290,7 +308,7 @@ impl PublisherStore for SqlStore {
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
-                ("publisher.remove_member", username.to_owned())
+                (AuditAction::PublisherRemoveMember, username.to_owned())
             }
         };
         Self::keep_an_owner(&mut tx, publisher_id, &name).await?;
@@ -352,7 +370,7 @@ impl PublisherStore for SqlStore {
         Self::audit(
             &mut tx,
             &invitation.invited_by,
-            "publisher.invite",
+            AuditAction::PublisherInvite,
             &name,
             Some(format!("{} as {}", invitation.username, invitation.role)),
         )
@@ -424,7 +442,7 @@ impl PublisherStore for SqlStore {
         Self::audit(
             &mut tx,
             &user.username,
-            "publisher.join",
+            AuditAction::PublisherJoin,
             &name,
             Some(format!("{} as {role}", user.username)),
         )
@@ -453,7 +471,7 @@ impl PublisherStore for SqlStore {
             Self::audit(
                 &mut tx,
                 actor,
-                "publisher.uninvite",
+                AuditAction::PublisherUninvite,
                 &name,
                 Some(username.to_owned()),
             )
@@ -508,7 +526,7 @@ impl PublisherStore for SqlStore {
                 .bind(publisher_id)
                 .fetch_one(&mut *tx)
                 .await?;
-            Self::audit(&mut tx, actor, "key.revoke", &name, Some(id.to_owned())).await?;
+            Self::audit(&mut tx, actor, AuditAction::KeyRevoke, &name, Some(id.to_owned())).await?;
             if let Some(writer) = &log_entry {
                 let (idx, record) = Self::append_log(&mut tx, writer, publisher_id, None).await?;
                 sqlx::query("UPDATE publisher_keys SET revoked_log_index = $1 WHERE publisher_id = $2 AND id = $3")

@@ -9,6 +9,7 @@ use super::rows::*;
 use super::{SqlStore, search};
 use crate::metadata::*;
 use crate::{StoreError, now_ms};
+use agora_core::audit::AuditAction;
 
 impl SqlStore {
     /// Recomputes a plugin's listing fields and labels from its latest resolvable version.
@@ -220,7 +221,7 @@ impl SqlStore {
         Self::audit(
             &mut tx,
             &release.actor,
-            "version.publish",
+            AuditAction::VersionPublish,
             &target,
             Some(release.manifest_digest.to_string()),
         )
@@ -285,7 +286,7 @@ impl SqlStore {
         Self::audit(
             &mut tx,
             &change.actor,
-            "version.lifecycle",
+            AuditAction::VersionLifecycle,
             &target,
             Some(detail.to_string()),
         )
@@ -400,7 +401,7 @@ impl ReleaseStore for SqlStore {
             Self::audit(
                 &mut tx,
                 actor,
-                "plugin.visibility",
+                AuditAction::PluginVisibility,
                 &target,
                 Some(visibility.as_str().into()),
             )

@@ -7,6 +7,7 @@ use super::SqlStore;
 use super::rows::*;
 use crate::metadata::*;
 use crate::{StoreError, now_ms};
+use agora_core::audit::AuditAction;
 
 impl SqlStore {
     /// Recomputes a plugin's rating from its visible reviews; returns `publisher/name`.
@@ -64,7 +65,7 @@ impl ReviewStore for SqlStore {
         Self::audit(
             &mut tx,
             &review.actor,
-            "review.write",
+            AuditAction::ReviewWrite,
             &target,
             Some(format!(
                 "review {id}, {} stars, version {}",
@@ -131,8 +132,8 @@ impl ReviewStore for SqlStore {
         };
         let target = Self::refresh_rating(&mut tx, plugin_id).await?;
         let (action, detail) = match reason {
-            Some(reason) => ("review.hide", format!("review {id}: {reason}")),
-            None => ("review.show", format!("review {id}")),
+            Some(reason) => (AuditAction::ReviewHide, format!("review {id}: {reason}")),
+            None => (AuditAction::ReviewShow, format!("review {id}")),
         };
         Self::audit(&mut tx, actor, action, &target, Some(detail)).await?;
         tx.commit().await?;

@@ -91,9 +91,10 @@ pub async fn admin(State(web): State<Web>, visitor: Visitor) -> Result<Response,
         .collect();
     let (mut lifecycle, mut moderation, mut other) = (Vec::new(), Vec::new(), Vec::new());
     for e in web.registry.meta.audit_events(None, 300).await? {
-        let list = if e.action.starts_with("version.") && e.action != "version.publish" {
+        let action = agora_core::audit::AuditAction::parse(&e.action);
+        let list = if action.is_some_and(|a| a.is_lifecycle()) {
             &mut lifecycle
-        } else if e.action.starts_with("review.hide") || e.action.starts_with("review.show") {
+        } else if action.is_some_and(|a| a.is_moderation()) {
             &mut moderation
         } else {
             &mut other
