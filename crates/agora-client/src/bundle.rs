@@ -170,21 +170,13 @@ impl ReleaseFiles {
     /// exact bytes included.
     pub fn claim(&self) -> agora_trust::ReleaseClaim {
         let m = &self.manifest;
-        let mut files: std::collections::BTreeMap<String, Digest> = self
-            .files
-            .iter()
-            .map(|f| (f.path.clone(), f.digest))
-            .collect();
-        files.insert(
-            MANIFEST_FILE.to_owned(),
+        agora_trust::ReleaseClaim::new(
+            m.publisher.to_string(),
+            m.name.to_string(),
+            m.version.to_string(),
             Digest::of(self.manifest_text.as_bytes()),
-        );
-        agora_trust::ReleaseClaim {
-            publisher: m.publisher.to_string(),
-            name: m.name.to_string(),
-            version: m.version.to_string(),
-            files,
-        }
+            self.files.iter().map(|f| (f.path.clone(), f.digest)),
+        )
     }
 
     /// The file name `agora pack` uses by default: `publisher-name-version.agora`.

@@ -53,16 +53,13 @@ pub fn verify_release_signature(
         })
         .filter_map(|k| PublicKey::parse(&k.public_key).ok())
         .collect();
-    let claim = ReleaseClaim {
-        publisher: detail.publisher.clone(),
-        name: detail.name.clone(),
-        version: detail.version.clone(),
-        files: detail
-            .artifacts
-            .iter()
-            .map(|a| (a.path.clone(), a.digest))
-            .collect(),
-    };
+    let claim = ReleaseClaim::new(
+        &detail.publisher,
+        &detail.name,
+        &detail.version,
+        detail.manifest_digest,
+        detail.artifacts.iter().map(|a| (a.path.clone(), a.digest)),
+    );
     let verified = agora_trust::verify_release(&envelope, &keys, &claim).map_err(|source| {
         TrustError::Signature {
             label: label.clone(),

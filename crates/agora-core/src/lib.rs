@@ -25,4 +25,4 @@ pub use lifecycle::{Lifecycle, LifecycleError};
 pub use manifest::{Manifest, ManifestError, Runtime, RuntimeKind, Visibility};
 pub use name::{NameError, PluginRef, Slug};
 pub use problem::ProblemKind;
-pub use scope::{Scope, ScopeError};
+pub use scope::{SCOPE_SYNTAX, Scope, ScopeError};

@@ -5,10 +5,13 @@ use std::str::FromStr;
 
 use crate::name::is_slug;
 
+/// The scopes a token may carry, as an error message or help text lists them.
+pub const SCOPE_SYNTAX: &str =
+    "admin, read:private, review, publish:*, publish:PUBLISHER, members:* or members:PUBLISHER";
+
+/// A word that is not a scope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid scope {0:?}: expected admin, read:private, review, publish:*, publish:PUBLISHER, members:* or members:PUBLISHER"
-)]
+#[error("invalid scope {0:?}: expected {SCOPE_SYNTAX}")]
 pub struct ScopeError(pub String);
 
 /// One permission a token carries. A scope never grants more than the user's role and

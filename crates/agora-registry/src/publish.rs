@@ -343,17 +343,13 @@ async fn verify_signature(
             publisher.name, publisher.name
         )));
     }
-    let mut files: std::collections::BTreeMap<String, Digest> = artifacts
-        .iter()
-        .map(|a| (a.path.clone(), a.digest))
-        .collect();
-    files.insert(MANIFEST_FILE.into(), manifest_digest);
-    let claim = agora_trust::ReleaseClaim {
-        publisher: publisher.name.clone(),
-        name: manifest.name.to_string(),
-        version: manifest.version.to_string(),
-        files,
-    };
+    let claim = agora_trust::ReleaseClaim::new(
+        &publisher.name,
+        manifest.name.as_str(),
+        manifest.version.to_string(),
+        manifest_digest,
+        artifacts.iter().map(|a| (a.path.clone(), a.digest)),
+    );
     agora_trust::verify_release(&envelope, &keys, &claim).map_err(|e| invalid(e.to_string()))
 }
 

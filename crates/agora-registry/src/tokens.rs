@@ -1,8 +1,8 @@
 //! API tokens: created (never wider than the token creating them, never outliving it, and
 //! revoked with it), listed and revoked.
 
-use agora_core::Scope;
 use agora_core::api::CreateToken;
+use agora_core::{SCOPE_SYNTAX, Scope};
 use agora_store::{NewToken, TokenRecord, now_ms};
 
 use crate::Registry;
@@ -43,17 +43,15 @@ pub async fn create(
     let scopes = Scope::parse_list(&request.scopes).map_err(|e| {
         RegistryError::field(
             "scopes",
-            e.to_string(),
-            Some("admin, read:private, review, publish:*, publish:PUBLISHER, members:* or members:PUBLISHER, space-separated"),
+            format!("{:?} is not a scope", truncate(&e.0)),
+            Some(&format!("{SCOPE_SYNTAX}, space-separated")),
         )
     })?;
     if scopes.is_empty() {
         return Err(RegistryError::field(
             "scopes",
             "no scope given",
-            Some(
-                "admin, read:private, review, publish:*, publish:PUBLISHER, members:* or members:PUBLISHER",
-            ),
+            Some(SCOPE_SYNTAX),
         ));
     }
     if let Some(denied) = scopes.iter().find(|s| !caller.may_grant(s)) {

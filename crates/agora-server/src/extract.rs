@@ -62,6 +62,39 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// Path segments, rejecting unreadable ones (bad percent-encoding, a number that is not
+/// one) with a problem document.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|r| ApiError::of(ProblemKind::InvalidPath, r.body_text()))
+    }
+}
+
+/// A record's numeric `{id}` from the path (a token, a review).
+pub struct IdPath(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ApiPath(raw) = ApiPath::<String>::from_request_parts(parts, state).await?;
+        raw.parse().map(IdPath).map_err(|_| {
+            ApiError::field(
+                "id",
+                format!("{:?} is not an id", truncate(&raw)),
+                Some("the number a listing shows (`agora token list`, a review's `id`)"),
+            )
+        })
+    }
+}
+
 /// `{publisher}/{name}` from the path, both validated.
 pub struct PluginPath {
     pub publisher: Slug,
@@ -89,10 +122,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PluginPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path((publisher, name)) =
-            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
-                .await
-                .map_err(|r| ApiError::of(ProblemKind::InvalidPath, r.body_text()))?;
+        let ApiPath((publisher, name)) =
+            ApiPath::<(String, String)>::from_request_parts(parts, state).await?;
         Ok(PluginPath {
             publisher: slug("publisher", &publisher)?,
             name: slug("name", &name)?,
@@ -104,10 +135,8 @@ impl<S: Send + Sync> FromRequestParts<S> for VersionPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path((publisher, name, version)) =
-            axum::extract::Path::<(String, String, String)>::from_request_parts(parts, state)
-                .await
-                .map_err(|r| ApiError::of(ProblemKind::InvalidPath, r.body_text()))?;
+        let ApiPath((publisher, name, version)) =
+            ApiPath::<(String, String, String)>::from_request_parts(parts, state).await?;
         let version = semver::Version::parse(&version).map_err(|e| {
             ApiError::field(
                 "version",

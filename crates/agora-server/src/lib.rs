@@ -13,11 +13,9 @@ mod error;
 mod extract;
 mod listen;
 mod metrics;
+mod state;
 pub mod text;
 
-use std::sync::Arc;
-
-use agora_registry::Registry;
 use tokio::net::TcpListener;
 
 pub use api::openapi;
@@ -25,24 +23,7 @@ pub use cache::CacheConfig;
 pub use error::ApiError;
 pub use extract::ClientAddr;
 pub use listen::HttpLimits;
-
-/// What every handler can reach: the registry and the HTTP layer's own settings and cache.
-#[derive(Clone)]
-pub struct AppState {
-    pub registry: Arc<Registry>,
-    pub http: HttpLimits,
-    cache: Arc<cache::ResponseCache>,
-}
-
-impl AppState {
-    pub fn new(registry: Arc<Registry>, http: HttpLimits, cache: CacheConfig) -> AppState {
-        AppState {
-            registry,
-            http,
-            cache: Arc::new(cache::ResponseCache::new(cache)),
-        }
-    }
-}
+pub use state::AppState;
 
 /// The complete HTTP API: [`api_routes`] with a JSON problem for unknown paths.
 pub fn app(state: AppState) -> axum::Router {

@@ -73,6 +73,29 @@ pub struct ReleaseClaim {
     pub files: BTreeMap<String, Digest>,
 }
 
+impl ReleaseClaim {
+    /// The claim over one release, made the same way by the publisher who signs it, the
+    /// registry that checks it on publish and the client that checks it on install: the
+    /// manifest by the digest of its exact bytes under `plugin.yaml`, and every other file
+    /// by path and digest. (A `plugin.yaml` among `files` is replaced by `manifest`.)
+    pub fn new(
+        publisher: impl Into<String>,
+        name: impl Into<String>,
+        version: impl Into<String>,
+        manifest: Digest,
+        files: impl IntoIterator<Item = (String, Digest)>,
+    ) -> ReleaseClaim {
+        let mut files: BTreeMap<String, Digest> = files.into_iter().collect();
+        files.insert(agora_core::manifest::MANIFEST_FILE.to_owned(), manifest);
+        ReleaseClaim {
+            publisher: publisher.into(),
+            name: name.into(),
+            version: version.into(),
+            files,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     #[error("the signature envelope is malformed: {0}")]

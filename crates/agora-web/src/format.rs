@@ -1,4 +1,4 @@
-//! Small formatting helpers for the pages: dates, counts, stars.
+//! Small formatting helpers for the pages: dates, counts, stars, query-string values.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -40,6 +40,13 @@ pub fn bytes(n: i64) -> String {
     } else {
         format!("{:.1} MiB", n / (1024.0 * 1024.0))
     }
+}
+
+/// Percent-encodes a value for a query string.
+pub fn percent(value: &str) -> String {
+    serde_urlencoded::to_string([("v", value)])
+        .map(|s| s[2..].to_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::pages::PageError;
+use crate::error::PageError;
 
 /// Largest form body the pages accept (the same bound as the router's body limit).
 pub const MAX_FORM_BYTES: usize = 64 * 1024;

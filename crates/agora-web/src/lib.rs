@@ -9,64 +9,28 @@
 //! sign-in, a double-submit cookie) and a same-origin request.
 
 mod assets;
+mod error;
 mod facets;
 mod format;
 mod input;
+mod layout;
 mod markdown;
 mod pages;
 mod session;
+mod state;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use agora_registry::Registry;
 use agora_server::AppState;
 use axum::Router;
 use axum::routing::{get, post};
 
 pub use markdown::render_markdown;
+pub use state::WebConfig;
 
-/// How the web pages behave.
-#[derive(Debug, Clone)]
-pub struct WebConfig {
-    /// Mark cookies `Secure` (and use the `__Host-` prefix): on when the registry is served
-    /// over HTTPS. Without it, cookies are still `Secure` for requests that arrive with
-    /// `X-Forwarded-Proto: https` from a TLS-terminating proxy.
-    pub secure_cookies: bool,
-    /// How long a sign-in lasts.
-    pub session_ttl: Duration,
-    /// The name shown in the header and titles.
-    pub site_name: String,
-}
-
-impl Default for WebConfig {
-    fn default() -> Self {
-        WebConfig {
-            secure_cookies: false,
-            session_ttl: Duration::from_secs(7 * 24 * 3600),
-            site_name: "Agora".into(),
-        }
-    }
-}
-
-/// What every page handler can reach.
-#[derive(Clone)]
-pub(crate) struct Web {
-    pub registry: Arc<Registry>,
-    pub config: Arc<WebConfig>,
-    pub docs: Arc<markdown::DocCache>,
-    pub facets: Arc<facets::FacetCache>,
-}
+use state::Web;
 
 /// The web pages and the API together: the application `agora serve` runs.
 pub fn app(state: AppState, config: WebConfig) -> Router {
-    let web = Web {
-        registry: state.registry.clone(),
-        config: Arc::new(config),
-        docs: Arc::new(markdown::DocCache::new(64 * 1024 * 1024)),
-        facets: Arc::new(facets::FacetCache::default()),
-    };
-    web.facets.warm(&web.registry.meta);
+    let web = Web::new(state.registry.clone(), config);
     let pages = Router::new()
         .route("/", get(pages::home::home))
         .route("/search", get(pages::search::search))

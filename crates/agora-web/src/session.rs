@@ -15,8 +15,10 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::Web;
-use crate::pages::{PageError, percent};
+use crate::error::PageError;
+use crate::format::percent;
+use crate::layout::Layout;
+use crate::state::Web;
 
 const SESSION: &str = "agora_session";
 const SECURE_SESSION: &str = "__Host-agora_session";
@@ -116,6 +118,16 @@ impl Visitor {
                 "this form has expired or came from another site; reload the page and try again"
                     .into(),
             ))
+        }
+    }
+
+    /// The frame of a page as this visitor sees it.
+    pub fn layout(&self, web: &Web, title: impl Into<String>) -> Layout {
+        Layout {
+            user: self.signed_in.as_ref().map(|s| s.user.username.clone()),
+            is_admin: self.is_admin(),
+            csrf: self.csrf().to_owned(),
+            ..Layout::signed_out(web.config.site_name.clone(), title)
         }
     }
 

@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::state::AppState;
 use agora_registry::time::rfc3339;
 
 #[derive(Deserialize, utoipa::IntoParams)]

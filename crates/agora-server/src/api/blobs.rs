@@ -5,15 +5,16 @@ use agora_core::api::BlobInfo;
 use agora_registry::blobs::{self, Access, Uploaded};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 
 use crate::auth::{Authenticated, MaybeCaller};
 use crate::error::ApiError;
-use crate::extract::ClientAddr;
-use crate::{AppState, metrics};
+use crate::extract::{ApiPath, ClientAddr};
+use crate::metrics;
+use crate::state::AppState;
 
 /// Immutable content: cache it forever.
 const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
@@ -38,7 +39,7 @@ pub const DIGEST_HEADER: &str = "agora-digest";
 pub async fn upload(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -143,7 +144,7 @@ pub async fn download(
     caller: MaybeCaller,
     ClientAddr(client): ClientAddr,
     method: Method,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let digest = blobs::parse_digest(&raw)?;

@@ -5,13 +5,13 @@ use agora_registry::keys;
 use agora_registry::time::rfc3339;
 use agora_store::KeyRecord;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
 
 pub fn key_view(k: KeyRecord) -> PublisherKey {
     PublisherKey {
@@ -35,7 +35,7 @@ pub fn key_view(k: KeyRecord) -> PublisherKey {
     responses((status = 200, body = Vec<PublisherKey>), (status = 404, body = agora_core::api::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Vec<PublisherKey>>, ApiError> {
     let list = keys::list(&state.registry, &name).await?;
     Ok(Json(list.into_iter().map(key_view).collect()))
@@ -54,7 +54,7 @@ pub async fn list(
 pub async fn add(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(request): ApiJson<AddKey>,
 ) -> Result<(StatusCode, Json<PublisherKey>), ApiError> {
     let key = keys::add(&state.registry, &caller, &name, request).await?;
@@ -68,7 +68,7 @@ pub async fn add(
 pub async fn revoke(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(request): ApiJson<RevokeKey>,
 ) -> Result<Json<PublisherKey>, ApiError> {
     let key = keys::revoke(&state.registry, &caller, &name, request).await?;

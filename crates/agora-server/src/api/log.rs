@@ -7,10 +7,10 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::AppState;
 use crate::auth::MaybeCaller;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::state::AppState;
 
 /// The log's verifier key, for clients to pin.
 #[utoipa::path(get, path = "/api/v1/log/key", tag = "log", responses((status = 200, body = LogKeyInfo)))]

@@ -10,6 +10,8 @@ mod log;
 mod plugins;
 mod publishers;
 mod reviews;
+#[cfg(test)]
+mod testing;
 mod tokens;
 mod users;
 mod versions;
@@ -27,7 +29,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
-use crate::{AppState, metrics};
+use crate::metrics;
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -8,10 +8,10 @@ use axum::Json;
 use axum::extract::State;
 
 use super::convert;
-use crate::AppState;
 use crate::auth::{Authenticated, MaybeCaller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, PluginPath};
+use crate::state::AppState;
 
 /// Search the catalog.
 #[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", params(SearchParams), responses(
@@ -99,4 +99,98 @@ pub async fn update(
     plugin_detail(&state, &MaybeCaller(Some(caller)), &path)
         .await
         .map(Json)
+}
+
+#[cfg(test)]
+mod tests {
+    use agora_store::Role;
+    use axum::http::{Method, StatusCode};
+    use serde_json::json;
+
+    use crate::api::testing::TestApp;
+
+    #[tokio::test]
+    async fn search_answers_summaries_and_refuses_bad_parameters_by_name() {
+        let app = TestApp::new().await;
+        let key = app.publisher(&app.admin, "acme").await;
+        for (name, version) in [("hello", "1.0.0"), ("world", "0.2.0")] {
+            let published = app.publish(&app.admin, &key, "acme", name, version).await;
+            assert_eq!(published.status, StatusCode::CREATED, "{published:?}");
+        }
+
+        let all = app.get("/api/v1/plugins?sort=name", None).await;
+        insta::assert_json_snapshot!("search", all.snapshot());
+
+        let bad = app
+            .get("/api/v1/plugins?limit=100000&sort=best", None)
+            .await;
+        assert_eq!(bad.content_type, "application/problem+json");
+        insta::assert_json_snapshot!("search_bad_parameters", bad.snapshot());
+
+        let unknown = app.get("/api/v1/plugins?colour=red", None).await;
+        assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{unknown:?}");
+    }
+
+    #[tokio::test]
+    async fn detail_shows_the_latest_version_and_private_plugins_only_to_members() {
+        let app = TestApp::new().await;
+        let key = app.publisher(&app.admin, "acme").await;
+        app.publish(&app.admin, &key, "acme", "hello", "1.0.0")
+            .await;
+        app.publish(&app.admin, &key, "acme", "hello", "1.1.0")
+            .await;
+
+        let detail = app.get("/api/v1/plugins/acme/hello", None).await;
+        insta::assert_json_snapshot!("detail", detail.snapshot());
+
+        let private = app
+            .call(
+                Method::PATCH,
+                "/api/v1/plugins/acme/hello",
+                Some(&app.admin),
+                Some(json!({ "visibility": "private" })),
+            )
+            .await;
+        assert_eq!(private.status, StatusCode::OK, "{private:?}");
+        assert_eq!(private.body["visibility"], "private");
+
+        let outsider = app.user("mallory", Role::User, "review").await;
+        for token in [None, Some(outsider.as_str())] {
+            let hidden = app.get("/api/v1/plugins/acme/hello", token).await;
+            assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{hidden:?}");
+            let search = app.get("/api/v1/plugins", token).await;
+            assert_eq!(search.body["items"], json!([]));
+        }
+        let seen = app
+            .get("/api/v1/plugins/acme/hello", Some(&app.admin))
+            .await;
+        assert_eq!(seen.status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn only_members_change_a_plugins_settings() {
+        let app = TestApp::new().await;
+        let key = app.publisher(&app.admin, "acme").await;
+        app.publish(&app.admin, &key, "acme", "hello", "1.0.0")
+            .await;
+        let outsider = app.user("mallory", Role::Publisher, "publish:*").await;
+        let refused = app
+            .call(
+                Method::PATCH,
+                "/api/v1/plugins/acme/hello",
+                Some(&outsider),
+                Some(json!({ "visibility": "private" })),
+            )
+            .await;
+        insta::assert_json_snapshot!("update_by_outsider", refused.snapshot());
+        let anonymous = app
+            .call(
+                Method::PATCH,
+                "/api/v1/plugins/acme/hello",
+                None,
+                Some(json!({ "visibility": "private" })),
+            )
+            .await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    }
 }

@@ -9,13 +9,13 @@ use agora_registry::publishers::{self, MemberOutcome};
 use agora_registry::time::rfc3339;
 use agora_store::{InvitationRecord, PublisherRecord};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
 
 async fn publisher_view(state: &AppState, p: PublisherRecord) -> Result<Publisher, ApiError> {
     let members = publishers::members(&state.registry, &p).await?;
@@ -55,7 +55,7 @@ fn invitation_view(i: InvitationRecord) -> Invitation {
 pub async fn update(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(settings): ApiJson<PublisherSettings>,
 ) -> Result<Json<Publisher>, ApiError> {
     let p = publishers::update_settings(&state.registry, &caller, &name, settings).await?;
@@ -92,7 +92,7 @@ pub async fn create(
     responses((status = 200, body = Publisher), (status = 404, body = agora_core::api::Problem)))]
 pub async fn detail(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Publisher>, ApiError> {
     let p = publishers::get(&state.registry, &name).await?;
     Ok(Json(publisher_view(&state, p).await?))
@@ -104,7 +104,7 @@ pub async fn detail(
     responses((status = 200, body = Vec<Member>), (status = 404, body = agora_core::api::Problem)))]
 pub async fn members(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
     let p = publishers::get(&state.registry, &name).await?;
     Ok(Json(publisher_view(&state, p).await?.members))
@@ -120,7 +120,7 @@ pub async fn members(
 pub async fn add_member(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(request): ApiJson<AddMember>,
 ) -> Result<Json<MemberChangeResult>, ApiError> {
     let (p, outcome) = publishers::add_member(&state.registry, &caller, &name, request).await?;
@@ -145,7 +145,7 @@ pub async fn add_member(
 pub async fn remove_member(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((name, username)): Path<(String, String)>,
+    ApiPath((name, username)): ApiPath<(String, String)>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
     let p = publishers::remove_member(&state.registry, &caller, &name, &username).await?;
     Ok(Json(publisher_view(&state, p).await?.members))
@@ -158,7 +158,7 @@ pub async fn remove_member(
 pub async fn publisher_invitations(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Vec<Invitation>>, ApiError> {
     let list = publishers::invitations_of(&state.registry, &caller, &name).await?;
     Ok(Json(list.into_iter().map(invitation_view).collect()))
@@ -171,7 +171,7 @@ pub async fn publisher_invitations(
 pub async fn cancel_invitation(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path((name, username)): Path<(String, String)>,
+    ApiPath((name, username)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     publishers::withdraw(&state.registry, &caller, &name, &username).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -185,7 +185,7 @@ pub async fn cancel_invitation(
 pub async fn accept_invitation(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
     let p = publishers::accept(&state.registry, &caller, &name).await?;
     Ok(Json(publisher_view(&state, p).await?.members))
@@ -200,4 +200,104 @@ pub async fn my_invitations(
 ) -> Result<Json<Vec<Invitation>>, ApiError> {
     let list = publishers::my_invitations(&state.registry, &caller).await?;
     Ok(Json(list.into_iter().map(invitation_view).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use agora_store::Role;
+    use axum::http::{Method, StatusCode};
+    use serde_json::json;
+
+    use crate::api::testing::TestApp;
+
+    #[tokio::test]
+    async fn an_owner_invites_and_the_invited_user_accepts() {
+        let app = TestApp::new().await;
+        let alice = app
+            .user("alice", Role::Publisher, "publish:* members:*")
+            .await;
+        let bob = app
+            .user("bob", Role::Publisher, "publish:* members:*")
+            .await;
+        app.publisher(&alice, "acme").await;
+
+        let invited = app
+            .call(
+                Method::POST,
+                "/api/v1/publishers/acme/members",
+                Some(&alice),
+                Some(json!({ "username": "bob" })),
+            )
+            .await;
+        insta::assert_json_snapshot!("invite", invited.snapshot());
+        let ghost = app
+            .call(
+                Method::POST,
+                "/api/v1/publishers/acme/members",
+                Some(&alice),
+                Some(json!({ "username": "nobody" })),
+            )
+            .await;
+        // The answer does not tell whether an account of that name exists.
+        assert_eq!(ghost.status, invited.status);
+        assert_eq!(ghost.body["outcome"], invited.body["outcome"]);
+        assert_eq!(ghost.body["invitation"]["username"], "nobody");
+
+        let mine = app.get("/api/v1/invitations", Some(&bob)).await;
+        insta::assert_json_snapshot!("my_invitations", mine.snapshot());
+        let accepted = app
+            .call(
+                Method::POST,
+                "/api/v1/publishers/acme/invitations/accept",
+                Some(&bob),
+                None,
+            )
+            .await;
+        insta::assert_json_snapshot!("accept", accepted.snapshot());
+    }
+
+    #[tokio::test]
+    async fn members_are_managed_by_owners_and_the_last_owner_stays() {
+        let app = TestApp::new().await;
+        let alice = app
+            .user("alice", Role::Publisher, "publish:* members:*")
+            .await;
+        let bob = app
+            .user("bob", Role::Publisher, "publish:* members:*")
+            .await;
+        app.publisher(&alice, "acme").await;
+
+        let by_outsider = app
+            .call(
+                Method::POST,
+                "/api/v1/publishers/acme/members",
+                Some(&bob),
+                Some(json!({ "username": "bob", "role": "owner" })),
+            )
+            .await;
+        assert_eq!(by_outsider.status, StatusCode::FORBIDDEN, "{by_outsider:?}");
+
+        let last_owner = app
+            .call(
+                Method::DELETE,
+                "/api/v1/publishers/acme/members/alice",
+                Some(&alice),
+                None,
+            )
+            .await;
+        insta::assert_json_snapshot!("remove_last_owner", last_owner.snapshot());
+
+        let bad_name = app
+            .call(
+                Method::POST,
+                "/api/v1/publishers",
+                Some(&alice),
+                Some(json!({ "name": "Not A Slug" })),
+            )
+            .await;
+        insta::assert_json_snapshot!("create_bad_name", bad_name.snapshot());
+
+        let detail = app.get("/api/v1/publishers/acme", None).await;
+        insta::assert_json_snapshot!("detail", detail.snapshot());
+    }
 }

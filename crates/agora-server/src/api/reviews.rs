@@ -3,14 +3,14 @@
 use agora_core::api::{HideReview, Review, ReviewInput, ReviewList};
 use agora_registry::reviews;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::convert;
-use crate::AppState;
 use crate::auth::{Authenticated, MaybeCaller};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, PluginPath};
+use crate::extract::{ApiJson, IdPath, PluginPath};
+use crate::state::AppState;
 
 /// A plugin's reviews, newest first. Administrators also see hidden ones.
 #[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}/reviews", tag = "reviews",
@@ -65,7 +65,7 @@ pub async fn write_mine(
 pub async fn hide(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<i64>,
+    IdPath(id): IdPath,
     ApiJson(input): ApiJson<HideReview>,
 ) -> Result<StatusCode, ApiError> {
     reviews::hide(&state.registry, &caller, id, Some(&input.reason)).await?;
@@ -79,8 +79,94 @@ pub async fn hide(
 pub async fn show(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<i64>,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     reviews::hide(&state.registry, &caller, id, None).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use agora_store::Role;
+    use axum::http::{Method, StatusCode};
+    use serde_json::json;
+
+    use crate::api::testing::TestApp;
+
+    #[tokio::test]
+    async fn reviews_are_written_listed_and_hidden_by_a_reviewer() {
+        let app = TestApp::new().await;
+        let key = app.publisher(&app.admin, "acme").await;
+        app.publish(&app.admin, &key, "acme", "hello", "1.0.0")
+            .await;
+        let carol = app.user("carol", Role::User, "review").await;
+        let path = "/api/v1/plugins/acme/hello/reviews/mine";
+
+        let written = app
+            .call(
+                Method::PUT,
+                path,
+                Some(&carol),
+                Some(json!({ "rating": 4, "body": "Does what it says." })),
+            )
+            .await;
+        insta::assert_json_snapshot!("write", written.snapshot());
+
+        let out_of_range = app
+            .call(
+                Method::PUT,
+                path,
+                Some(&carol),
+                Some(json!({ "rating": 9, "body": "" })),
+            )
+            .await;
+        insta::assert_json_snapshot!("write_out_of_range", out_of_range.snapshot());
+
+        let no_scope = app.user("dave", Role::User, "publish:*").await;
+        let refused = app
+            .call(
+                Method::PUT,
+                path,
+                Some(&no_scope),
+                Some(json!({ "rating": 1 })),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+
+        let list = app.get("/api/v1/plugins/acme/hello/reviews", None).await;
+        insta::assert_json_snapshot!("list", list.snapshot());
+
+        let id = written.body["id"].as_i64().unwrap();
+        let by_author = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/reviews/{id}/hide"),
+                Some(&carol),
+                Some(json!({ "reason": "mine" })),
+            )
+            .await;
+        assert_eq!(by_author.status, StatusCode::FORBIDDEN, "{by_author:?}");
+        let hidden = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/reviews/{id}/hide"),
+                Some(&app.admin),
+                Some(json!({ "reason": "abuse" })),
+            )
+            .await;
+        assert!(hidden.status.is_success(), "{hidden:?}");
+        let after = app.get("/api/v1/plugins/acme/hello/reviews", None).await;
+        assert_eq!(after.body["rating_count"], 0, "{after:?}");
+
+        let bad_id = app
+            .call(
+                Method::DELETE,
+                "/api/v1/reviews/abc/hide",
+                Some(&app.admin),
+                None,
+            )
+            .await;
+        insta::assert_json_snapshot!("show_bad_id", bad_id.snapshot());
+        assert_eq!(bad_id.content_type, "application/problem+json");
+    }
 }

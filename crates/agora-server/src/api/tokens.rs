@@ -6,14 +6,14 @@ use agora_registry::time::rfc3339;
 use agora_registry::{Credential, tokens};
 use agora_store::TokenRecord;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::state::AppState;
 
 pub fn token_info(t: TokenRecord) -> TokenInfo {
     TokenInfo {
@@ -77,15 +77,8 @@ pub async fn create(
 pub async fn revoke(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    let id: i64 = id.parse().map_err(|_| {
-        ApiError::field(
-            "id",
-            "not a token id",
-            Some("the numeric id shown by `agora token list`"),
-        )
-    })?;
     tokens::revoke(&state.registry, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -105,4 +98,79 @@ pub async fn me(Authenticated(caller): Authenticated) -> Json<Me> {
         scopes: Scope::join(&caller.scopes),
         publishers: caller.memberships.iter().map(|(_, n)| n.clone()).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use agora_store::Role;
+    use axum::http::{Method, StatusCode};
+    use serde_json::json;
+
+    use crate::api::testing::TestApp;
+
+    #[tokio::test]
+    async fn a_token_is_shown_once_listed_without_its_secret_and_revoked() {
+        let app = TestApp::new().await;
+        let alice = app.user("alice", Role::Publisher, "publish:* review").await;
+        let created = app
+            .call(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(&alice),
+                Some(json!({ "name": "ci", "scopes": "publish:*", "expires_in_seconds": 3600 })),
+            )
+            .await;
+        insta::assert_json_snapshot!("create", created.snapshot());
+        let secret = created.body["token"].as_str().unwrap().to_owned();
+
+        let me = app.get("/api/v1/me", Some(&secret)).await;
+        insta::assert_json_snapshot!("me", me.snapshot());
+
+        let list = app.get("/api/v1/tokens", Some(&alice)).await;
+        assert!(!list.body.to_string().contains(&secret), "{list:?}");
+        assert_eq!(list.body.as_array().unwrap().len(), 2);
+
+        let id = created.body["info"]["id"].as_i64().unwrap();
+        let revoked = app
+            .call(
+                Method::DELETE,
+                &format!("/api/v1/tokens/{id}"),
+                Some(&alice),
+                None,
+            )
+            .await;
+        assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+        let after = app.get("/api/v1/me", Some(&secret)).await;
+        insta::assert_json_snapshot!("revoked_token", after.snapshot());
+    }
+
+    #[tokio::test]
+    async fn a_token_cannot_grant_more_than_it_holds_or_name_a_bad_id() {
+        let app = TestApp::new().await;
+        let narrow = app.user("alice", Role::Admin, "review").await;
+        let wider = app
+            .call(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(&narrow),
+                Some(json!({ "name": "more", "scopes": "admin" })),
+            )
+            .await;
+        insta::assert_json_snapshot!("create_wider", wider.snapshot());
+        let unknown_scope = app
+            .call(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(&narrow),
+                Some(json!({ "name": "odd", "scopes": "root" })),
+            )
+            .await;
+        insta::assert_json_snapshot!("create_unknown_scope", unknown_scope.snapshot());
+        let bad_id = app
+            .call(Method::DELETE, "/api/v1/tokens/abc", Some(&narrow), None)
+            .await;
+        insta::assert_json_snapshot!("revoke_bad_id", bad_id.snapshot());
+        let anonymous = app.get("/api/v1/tokens", None).await;
+        insta::assert_json_snapshot!("list_anonymous", anonymous.snapshot());
+    }
 }

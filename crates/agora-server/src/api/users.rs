@@ -5,13 +5,13 @@ use agora_registry::accounts;
 use agora_registry::time::rfc3339;
 use agora_store::UserRecord;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
 
 fn user_view(u: UserRecord) -> User {
     User {
@@ -54,7 +54,7 @@ pub async fn create(
 pub async fn set_password(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(request): ApiJson<SetPassword>,
 ) -> Result<StatusCode, ApiError> {
     accounts::set_password(&state.registry, &caller, &name, request.password).await?;

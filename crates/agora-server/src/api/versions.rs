@@ -16,7 +16,8 @@ use crate::auth::{Authenticated, MaybeCaller};
 use crate::cache::{plugin_prefix, version_key};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, PluginPath, VersionPath};
-use crate::{AppState, metrics};
+use crate::metrics;
+use crate::state::AppState;
 
 /// The version history of a plugin, newest first.
 #[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}/versions", tag = "versions",
@@ -175,4 +176,115 @@ pub async fn change_lifecycle(
         .cache
         .invalidate(&version_key(&plugin.publisher, &plugin.name, &version));
     Ok(Json(convert::version_detail(&plugin, updated, artifacts)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use agora_store::Role;
+    use agora_trust::SigningKey;
+    use axum::http::{Method, StatusCode};
+    use serde_json::json;
+
+    use crate::api::testing::TestApp;
+
+    #[tokio::test]
+    async fn publishing_answers_the_release_with_its_log_entry_and_never_twice() {
+        let app = TestApp::new().await;
+        let key = app.publisher(&app.admin, "acme").await;
+        let published = app
+            .publish(&app.admin, &key, "acme", "hello", "1.0.0")
+            .await;
+        insta::assert_json_snapshot!("publish", published.snapshot());
+
+        let again = app
+            .publish(&app.admin, &key, "acme", "hello", "1.0.0")
+            .await;
+        insta::assert_json_snapshot!("publish_again", again.snapshot());
+
+        let detail = app
+            .get("/api/v1/plugins/acme/hello/versions/1.0.0", None)
+            .await;
+        assert_eq!(detail.status, StatusCode::OK);
+        assert_eq!(detail.body["log_index"], published.body["log"]["index"]);
+        let missing = app
+            .get("/api/v1/plugins/acme/hello/versions/9.9.9", None)
+            .await;
+        insta::assert_json_snapshot!("detail_missing", missing.snapshot());
+    }
+
+    #[tokio::test]
+    async fn a_release_signed_by_another_key_or_by_an_outsider_is_refused() {
+        let app = TestApp::new().await;
+        app.publisher(&app.admin, "acme").await;
+        let stranger = SigningKey::generate("stranger").unwrap();
+        let forged = app
+            .publish(&app.admin, &stranger, "acme", "hello", "1.0.0")
+            .await;
+        assert_eq!(
+            forged.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{forged:?}"
+        );
+        assert!(
+            forged.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("no signature is by a key of this publisher"),
+            "{forged:?}"
+        );
+
+        let outsider = app.user("mallory", Role::Publisher, "publish:*").await;
+        let key = app.publisher(&outsider, "mallory-tools").await;
+        let foreign = app.publish(&outsider, &key, "acme", "hello", "1.0.0").await;
+        insta::assert_json_snapshot!("publish_by_outsider", foreign.snapshot());
+
+        let list = app.get("/api/v1/plugins/acme/hello/versions", None).await;
+        assert_eq!(
+            list.status,
+            StatusCode::NOT_FOUND,
+            "nothing was half-written"
+        );
+    }
+
+    #[tokio::test]
+    async fn lifecycle_changes_show_in_the_version_list() {
+        let app = TestApp::new().await;
+        let key = app.publisher(&app.admin, "acme").await;
+        app.publish(&app.admin, &key, "acme", "hello", "1.0.0")
+            .await;
+        app.publish(&app.admin, &key, "acme", "hello", "1.1.0")
+            .await;
+        let path = "/api/v1/plugins/acme/hello/versions/1.0.0";
+        let deprecated = app
+            .call(
+                Method::PATCH,
+                path,
+                Some(&app.admin),
+                Some(json!({ "state": "deprecated", "reason": "use 1.1", "replacement": "acme/hello" })),
+            )
+            .await;
+        assert_eq!(deprecated.status, StatusCode::OK, "{deprecated:?}");
+        let yanked = app
+            .call(
+                Method::PATCH,
+                "/api/v1/plugins/acme/hello/versions/1.1.0",
+                Some(&app.admin),
+                Some(json!({ "state": "yanked", "reason": "broken build" })),
+            )
+            .await;
+        assert_eq!(yanked.status, StatusCode::OK, "{yanked:?}");
+        let list = app.get("/api/v1/plugins/acme/hello/versions", None).await;
+        insta::assert_json_snapshot!("list_after_lifecycle", list.snapshot());
+
+        let member = app.user("bob", Role::User, "review").await;
+        let refused = app
+            .call(
+                Method::PATCH,
+                path,
+                Some(&member),
+                Some(json!({ "state": "removed", "reason": "spam" })),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+    }
 }

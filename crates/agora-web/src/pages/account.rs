@@ -11,10 +11,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{Layout, PageError, render, see_other};
-use crate::Web;
+use super::{render, see_other};
+use crate::error::PageError;
 use crate::format;
+use crate::layout::Layout;
 use crate::session::{self, Visitor};
+use crate::state::Web;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -42,7 +44,7 @@ fn login_page(
 ) -> Result<Response, PageError> {
     let (token, cookie) = session::login_csrf(visitor);
     let page = LoginPage {
-        layout: Layout::new(web, visitor, "Sign in"),
+        layout: visitor.layout(&web, "Sign in"),
         login_csrf: token,
         next: super::local_path(next).to_owned(),
         username: username.to_owned(),
@@ -245,7 +247,7 @@ async fn account_page(
         })
         .collect();
     let page = AccountPage {
-        layout: Layout::new(web, visitor, "Your account"),
+        layout: visitor.layout(&web, "Your account"),
         username: me.user.username.clone(),
         role: me.user.role.as_str(),
         publishers: me.memberships.iter().map(|(_, n)| n.clone()).collect(),

@@ -5,10 +5,12 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::{Layout, PageError, render};
-use crate::Web;
+use super::render;
+use crate::error::PageError;
 use crate::format;
+use crate::layout::Layout;
 use crate::session::Visitor;
+use crate::state::Web;
 
 pub struct UserRow {
     pub name: String,
@@ -104,7 +106,7 @@ pub async fn admin(State(web): State<Web>, visitor: Visitor) -> Result<Response,
         }
     }
     render(&AdminPage {
-        layout: Layout::new(&web, &visitor, "Administration"),
+        layout: visitor.layout(&web, "Administration"),
         users,
         publishers,
         lifecycle,

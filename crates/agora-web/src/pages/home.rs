@@ -6,9 +6,12 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::{Card, Layout, PageError, percent, render};
-use crate::Web;
+use super::{Card, render};
+use crate::error::PageError;
+use crate::format::percent;
+use crate::layout::Layout;
 use crate::session::Visitor;
+use crate::state::Web;
 
 const SHELF: u32 = 6;
 
@@ -95,7 +98,7 @@ pub async fn home(State(web): State<Web>, visitor: Visitor) -> Result<Response, 
         })
         .collect();
     render(&HomePage {
-        layout: Layout::new(&web, &visitor, "Plugins"),
+        layout: visitor.layout(&web, "Plugins"),
         total: facets.total,
         shelves,
         categories,

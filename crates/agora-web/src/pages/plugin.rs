@@ -13,11 +13,13 @@ use axum::response::Response;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 
-use super::{Layout, PageError, render, see_other};
-use crate::Web;
+use super::{render, see_other};
+use crate::error::PageError;
 use crate::format;
+use crate::layout::Layout;
 use crate::markdown::{MAX_DOC_BYTES, render_markdown};
 use crate::session::Visitor;
+use crate::state::Web;
 use agora_registry::catalog;
 
 /// Most reviews shown on the page.
@@ -288,7 +290,7 @@ pub async fn plugin(
         .iter()
         .map(|v| VersionRow {
             version: v.version.clone(),
-            url: format!("{base}?version={}", super::percent(&v.version)),
+            url: format!("{base}?version={}", crate::format::percent(&v.version)),
             state: v.state.as_str().to_owned(),
             state_reason: v.state_reason.clone(),
             replacement: v.replacement.clone(),
@@ -314,7 +316,7 @@ pub async fn plugin(
         .unwrap_or_default();
     let chosen = mine.as_ref().map_or(0, |m| m.rating);
     render(&PluginPage {
-        layout: Layout::new(&web, &visitor, p.display_name.clone()),
+        layout: visitor.layout(&web, p.display_name.clone()),
         plugin: super::Card::of(&p),
         publisher_display,
         version,
@@ -329,7 +331,7 @@ pub async fn plugin(
         signed_in: visitor.signed_in.is_some(),
         review_versions,
         default_version,
-        login_url: format!("/login?next={}", super::percent(&base)),
+        login_url: format!("/login?next={}", crate::format::percent(&base)),
         rating_options: (1..=5).rev().map(|r| (r, r == chosen)).collect(),
     })
 }

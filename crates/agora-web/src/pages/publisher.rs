@@ -8,10 +8,12 @@ use axum::extract::{Form, Path, State};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{Card, Layout, PageError, render, see_other};
-use crate::Web;
+use super::{Card, render, see_other};
+use crate::error::PageError;
 use crate::format;
+use crate::layout::Layout;
 use crate::session::Visitor;
+use crate::state::Web;
 use agora_registry::publishers;
 
 #[derive(Template)]
@@ -54,11 +56,7 @@ pub async fn publisher(
         .iter()
         .any(|m| Some(m.username.as_str()) == me && m.role == "owner");
     render(&PublisherPage {
-        layout: Layout::new(
-            &web,
-            &visitor,
-            p.display_name.clone().unwrap_or(p.name.clone()),
-        ),
+        layout: visitor.layout(&web, p.display_name.clone().unwrap_or(p.name.clone())),
         display_name: p.display_name.clone().unwrap_or(p.name.clone()),
         verified: p.verified_at.map(format::date),
         email: p.email,

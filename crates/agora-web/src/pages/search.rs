@@ -9,9 +9,11 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::{Card, Layout, PageError, render};
-use crate::Web;
+use super::{Card, render};
+use crate::error::PageError;
+use crate::layout::Layout;
 use crate::session::Visitor;
+use crate::state::Web;
 
 const PAGE_SIZE: u32 = 20;
 
@@ -266,7 +268,7 @@ pub async fn search(
         )
     });
     let first = (!form.cursor.is_empty()).then(|| form.url_with(|_| {}));
-    let mut layout = Layout::new(&web, &visitor, "Search");
+    let mut layout = visitor.layout(&web, "Search");
     layout.q = form.q.clone();
     let mut keep_for_compat = form.hidden("compatible_with");
     if !form.sort.is_empty() {

@@ -1,0 +1,316 @@
+//! What the handler tests beside each API module share: the real router over a real
+//! SQLite store and file blob store in a temporary directory, an administrator's token,
+//! and requests sent through `tower::ServiceExt::oneshot` (no socket). Answers are
+//! snapshotted with `insta` after [`redacted`] replaces what changes from run to run.
+
+use std::sync::Arc;
+
+use agora_core::Digest;
+use agora_core::api::{ArtifactRef, PublishRequest};
+use agora_registry::caller::{TOKEN_PREFIX, hash_token, new_token, token_display_prefix};
+use agora_registry::{Limits, Registry, TransparencyLog};
+use agora_store::{FsBlobStore, MetadataStore, NewToken, Role, SqlStore};
+use agora_trust::{ReleaseClaim, SigningKey};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::cache::CacheConfig;
+use crate::listen::HttpLimits;
+use crate::state::AppState;
+
+/// The API over fresh stores, with an administrator.
+pub struct TestApp {
+    router: axum::Router,
+    pub state: AppState,
+    /// The administrator's token (every scope).
+    pub admin: String,
+    _dir: tempfile::TempDir,
+}
+
+/// What the API answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: String,
+    /// The body as JSON (`Value::Null` when empty, a string when not JSON).
+    pub body: Value,
+}
+
+impl Answer {
+    /// What a snapshot holds: the status and the redacted body.
+    pub fn snapshot(&self) -> Value {
+        json!({ "status": self.status.as_u16(), "body": redacted(&self.body) })
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> TestApp {
+        TestApp::with(|registry| registry).await
+    }
+
+    /// A private registry: nothing is readable without a token.
+    pub async fn private() -> TestApp {
+        TestApp::with(|registry| registry.with_sign_in_required(true)).await
+    }
+
+    async fn with(configure: impl FnOnce(Registry) -> Registry) -> TestApp {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("agora.db").display());
+        let meta = SqlStore::connect(&url).await.expect("the test database");
+        let blobs = FsBlobStore::open(&dir.path().join("blobs"))
+            .await
+            .expect("the test blob store");
+        let admin = new_token();
+        agora_registry::bootstrap::ensure_admin(&meta, Some(&admin))
+            .await
+            .expect("the administrator");
+        let log = TransparencyLog::open(&meta, "agora.test/log")
+            .await
+            .expect("the transparency log");
+        let registry = configure(Registry::new(
+            Arc::new(meta),
+            Arc::new(blobs),
+            log,
+            Limits::default(),
+        ));
+        let state = AppState::new(
+            Arc::new(registry),
+            HttpLimits::default(),
+            CacheConfig::default(),
+        );
+        TestApp {
+            router: crate::app(state.clone()),
+            state,
+            admin,
+            _dir: dir,
+        }
+    }
+
+    pub fn meta(&self) -> &dyn MetadataStore {
+        self.state.registry.meta.as_ref()
+    }
+
+    /// Sends one request; `body` is sent as JSON.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(json) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(request.body(body).expect("a well-formed request"))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router answers");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("the whole body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Answer {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// A new account with `role` and a token of `scopes` for it.
+    pub async fn user(&self, username: &str, role: Role, scopes: &str) -> String {
+        let user = self
+            .meta()
+            .create_user(username, role)
+            .await
+            .expect("a new user");
+        let token = new_token();
+        self.meta()
+            .create_token(NewToken {
+                user_id: user.id,
+                name: "test".into(),
+                hash: hash_token(&token),
+                prefix: token_display_prefix(&token),
+                scopes: scopes.into(),
+                expires_at: None,
+                parent_id: None,
+            })
+            .await
+            .expect("a new token");
+        token
+    }
+
+    /// Creates publisher `name` owned by `token`'s user and registers a new signing key
+    /// for it; returns the key.
+    pub async fn publisher(&self, token: &str, name: &str) -> SigningKey {
+        let created = self
+            .call(
+                Method::POST,
+                "/api/v1/publishers",
+                Some(token),
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+        let key = SigningKey::generate("test").expect("a key");
+        let added = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/publishers/{name}/keys"),
+                Some(token),
+                Some(json!({ "public_key": key.public().to_openssh() })),
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::CREATED, "{added:?}");
+        key
+    }
+
+    /// Publishes `publisher/name@version` (a manifest and a module) signed by `key`.
+    pub async fn publish(
+        &self,
+        token: &str,
+        key: &SigningKey,
+        publisher: &str,
+        name: &str,
+        version: &str,
+    ) -> Answer {
+        let manifest = manifest(publisher, name, version);
+        let module = format!("\0asm module of {publisher}/{name}@{version}");
+        let digest = Digest::of(module.as_bytes());
+        let upload = self
+            .send(
+                Request::put(format!("/api/v1/blobs/{digest}"))
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .body(Body::from(module.clone()))
+                    .expect("an upload request"),
+            )
+            .await;
+        assert!(upload.status.is_success(), "{upload:?}");
+        let claim = ReleaseClaim::new(
+            publisher,
+            name,
+            version,
+            Digest::of(manifest.as_bytes()),
+            [("plugin.wasm".to_owned(), digest)],
+        );
+        let request = PublishRequest {
+            manifest,
+            artifacts: vec![ArtifactRef {
+                path: "plugin.wasm".into(),
+                digest,
+                size: module.len() as u64,
+            }],
+            signature: Some(
+                serde_json::to_value(agora_trust::sign_release(&claim, key))
+                    .expect("an envelope is JSON"),
+            ),
+        };
+        self.call(
+            Method::POST,
+            &format!("/api/v1/plugins/{publisher}/{name}/versions"),
+            Some(token),
+            Some(serde_json::to_value(request).expect("a request is JSON")),
+        )
+        .await
+    }
+}
+
+/// A small valid manifest.
+pub fn manifest(publisher: &str, name: &str, version: &str) -> String {
+    format!(
+        "api_version: agora/v1\npublisher: {publisher}\nname: {name}\nversion: {version}\n\
+         description: The {name} plugin does useful things\nlicense: MIT\n\
+         categories: [testing]\ntags: [example]\n\
+         runtime: {{ type: wasm, module: plugin.wasm }}\n"
+    )
+}
+
+/// `value` with what differs from run to run replaced by placeholders, so a snapshot
+/// holds only what the API promises: times, digests of generated content, keys and
+/// signatures, token secrets and prefixes, log roots and checkpoints.
+pub fn redacted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), redact_field(k, v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
+        Value::String(text) => Value::String(without_token_prefixes(text)),
+        other => other.clone(),
+    }
+}
+
+/// `text` with every token's display prefix (`agora_` and six random hex digits) replaced.
+fn without_token_prefixes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(TOKEN_PREFIX) {
+        let after = &rest[at + TOKEN_PREFIX.len()..];
+        let hex = after.bytes().take_while(|b| b.is_ascii_hexdigit()).count();
+        out.push_str(&rest[..at]);
+        if hex >= 6 {
+            out.push_str("[token]");
+            rest = &after[hex..];
+        } else {
+            out.push_str(TOKEN_PREFIX);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn redact_field(key: &str, value: &Value) -> Value {
+    if value.is_null() {
+        return Value::Null;
+    }
+    if let ("entry", Some(Ok(entry))) = (key, value.as_str().map(serde_json::from_str)) {
+        // A log entry is JSON in a string: shown parsed, redacted the same way.
+        return redacted(&entry);
+    }
+    let placeholder = match key {
+        k if k.ends_with("_at") || k.ends_with("_ms") => "[time]",
+        k if k.ends_with("digest") || k.ends_with("hash") => "[digest]",
+        "leaf" | "prev" => "[digest]",
+        "token" | "prefix" => "[secret]",
+        "signature" => "[signature]",
+        "signer_key" | "public_key" | "fingerprint" | "key" | "keyid" => "[key]",
+        "checkpoint" | "hashes" | "proof" => "[log]",
+        _ => return redacted(value),
+    };
+    Value::String(placeholder.into())
+}
