@@ -16,8 +16,8 @@ pub fn parse_digest(raw: &str) -> Result<Digest> {
     raw.parse().map_err(|e: agora_core::DigestError| {
         RegistryError::field(
             "digest",
-            e.to_string(),
-            Some("sha256:<64 lowercase hex digits>"),
+            format!("{:?} is not a digest", e.0),
+            Some("sha256: followed by 64 lowercase hex digits"),
         )
     })
 }

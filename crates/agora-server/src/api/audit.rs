@@ -60,3 +60,37 @@ pub async fn list(
             .collect(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use agora_store::Role;
+    use axum::http::StatusCode;
+
+    use crate::api::testing::TestApp;
+
+    #[tokio::test]
+    async fn the_audit_log_names_who_did_what_to_administrators_only() {
+        let app = TestApp::new().await;
+        let key = app.publisher(&app.admin, "acme").await;
+        app.publish(&app.admin, &key, "acme", "hello", "1.0.0")
+            .await;
+        let events = app.get("/api/v1/audit?target=acme", Some(&app.admin)).await;
+        insta::assert_json_snapshot!("events", events.snapshot());
+
+        let user = app.user("gina", Role::User, "review").await;
+        let refused = app.get("/api/v1/audit", Some(&user)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+        let one = app.get("/api/v1/audit?limit=1", Some(&app.admin)).await;
+        assert_eq!(one.body.as_array().map(Vec::len), Some(1), "{one:?}");
+        let clamped = app.get("/api/v1/audit?limit=5000", Some(&app.admin)).await;
+        assert_eq!(
+            clamped.status,
+            StatusCode::OK,
+            "a limit above 1000 means 1000"
+        );
+        let unknown = app
+            .get("/api/v1/audit?since=yesterday", Some(&app.admin))
+            .await;
+        insta::assert_json_snapshot!("unknown_parameter", unknown.snapshot());
+    }
+}

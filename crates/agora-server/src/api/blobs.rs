@@ -245,3 +245,98 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod through_the_router {
+    use agora_core::Digest;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+
+    use crate::api::testing::{TestApp, module};
+
+    #[tokio::test]
+    async fn a_published_blob_downloads_whole_in_ranges_and_revalidates() {
+        let app = TestApp::new().await;
+        let key = app.publisher(&app.admin, "acme").await;
+        app.publish(&app.admin, &key, "acme", "hello", "1.0.0")
+            .await;
+        let bytes = module("acme", "hello", "1.0.0");
+        let path = format!("/api/v1/blobs/{}", Digest::of(bytes.as_bytes()));
+
+        let whole = app.get(&path, None).await;
+        assert_eq!(whole.status, StatusCode::OK);
+        assert_eq!(whole.body, bytes.as_str());
+        let etag = whole.headers[header::ETAG].clone();
+
+        let range = app
+            .send(
+                Request::get(&path)
+                    .header(header::RANGE, "bytes=1-4")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(range.status, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(range.body, "asm ");
+
+        let unchanged = app
+            .send(
+                Request::get(&path)
+                    .header(header::IF_NONE_MATCH, etag)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED);
+
+        let beyond = app
+            .send(
+                Request::get(&path)
+                    .header(header::RANGE, "bytes=5000-")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        insta::assert_json_snapshot!("range_beyond_the_end", beyond.snapshot());
+    }
+
+    #[tokio::test]
+    async fn uploads_must_match_their_digest_and_unreleased_blobs_stay_unseen() {
+        let app = TestApp::new().await;
+        let claimed = Digest::of(b"what the path says");
+        let mismatch = app
+            .send(
+                Request::put(format!("/api/v1/blobs/{claimed}"))
+                    .header(header::AUTHORIZATION, format!("Bearer {}", app.admin))
+                    .body(Body::from("other bytes"))
+                    .unwrap(),
+            )
+            .await;
+        insta::assert_json_snapshot!("upload_digest_mismatch", mismatch.snapshot());
+
+        let bytes = b"unreleased";
+        let digest = Digest::of(bytes);
+        let stored = app
+            .send(
+                Request::put(format!("/api/v1/blobs/{digest}"))
+                    .header(header::AUTHORIZATION, format!("Bearer {}", app.admin))
+                    .body(Body::from(&bytes[..]))
+                    .unwrap(),
+            )
+            .await;
+        insta::assert_json_snapshot!("upload", stored.snapshot());
+        let unseen = app.get(&format!("/api/v1/blobs/{digest}"), None).await;
+        assert_eq!(unseen.status, StatusCode::NOT_FOUND, "{unseen:?}");
+
+        let bad = app.get("/api/v1/blobs/md5:abc", None).await;
+        insta::assert_json_snapshot!("bad_digest", bad.snapshot());
+        let anonymous = app
+            .send(
+                Request::put(format!("/api/v1/blobs/{digest}"))
+                    .body(Body::from(&bytes[..]))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    }
+}

@@ -62,3 +62,38 @@ pub async fn manifest_schema() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{Method, StatusCode};
+
+    use crate::api::testing::TestApp;
+
+    #[tokio::test]
+    async fn probes_answer_and_unknown_paths_and_methods_are_problems() {
+        let app = TestApp::new().await;
+        let health = app.get("/health", None).await;
+        insta::assert_json_snapshot!("health", health.snapshot());
+        let ready = app.get("/ready", None).await;
+        insta::assert_json_snapshot!("ready", ready.snapshot());
+        let unknown = app.get("/api/v1/nothing-here", None).await;
+        insta::assert_json_snapshot!("unknown_path", unknown.snapshot());
+        let method = app
+            .call(Method::DELETE, "/api/v1/plugins", None, None)
+            .await;
+        insta::assert_json_snapshot!("method_not_allowed", method.snapshot());
+        let schema = app.get("/api/v1/schema/manifest.json", None).await;
+        assert_eq!(schema.status, StatusCode::OK);
+        assert!(schema.body["properties"]["runtime"].is_object());
+    }
+
+    #[tokio::test]
+    async fn a_private_registry_answers_only_probes_without_a_token() {
+        let app = TestApp::private().await;
+        assert_eq!(app.get("/health", None).await.status, StatusCode::OK);
+        let closed = app.get("/api/v1/plugins", None).await;
+        insta::assert_json_snapshot!("private_without_token", closed.snapshot());
+        let open = app.get("/api/v1/plugins", Some(&app.admin)).await;
+        assert_eq!(open.status, StatusCode::OK);
+    }
+}

@@ -74,3 +74,60 @@ pub async fn revoke(
     let key = keys::revoke(&state.registry, &caller, &name, request).await?;
     Ok(Json(key_view(key)))
 }
+
+#[cfg(test)]
+mod tests {
+    use agora_store::Role;
+    use axum::http::{Method, StatusCode};
+    use serde_json::json;
+
+    use crate::api::testing::TestApp;
+
+    #[tokio::test]
+    async fn keys_are_added_listed_and_revoked_by_members_only() {
+        let app = TestApp::new().await;
+        let key = app.publisher(&app.admin, "acme").await;
+        let list = app.get("/api/v1/publishers/acme/keys", None).await;
+        insta::assert_json_snapshot!("list", list.snapshot());
+
+        let garbage = app
+            .call(
+                Method::POST,
+                "/api/v1/publishers/acme/keys",
+                Some(&app.admin),
+                Some(json!({ "public_key": "ssh-rsa AAAA nope" })),
+            )
+            .await;
+        insta::assert_json_snapshot!("add_garbage", garbage.snapshot());
+
+        let outsider = app.user("mallory", Role::Publisher, "publish:*").await;
+        let id = key.public().id().to_owned();
+        let refused = app
+            .call(
+                Method::POST,
+                "/api/v1/publishers/acme/keys/revoke",
+                Some(&outsider),
+                Some(json!({ "id": id })),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+
+        let revoked = app
+            .call(
+                Method::POST,
+                "/api/v1/publishers/acme/keys/revoke",
+                Some(&app.admin),
+                Some(json!({ "id": id, "reason": "laptop lost" })),
+            )
+            .await;
+        insta::assert_json_snapshot!("revoke", revoked.snapshot());
+        let unsigned = app
+            .publish(&app.admin, &key, "acme", "hello", "1.0.0")
+            .await;
+        assert_eq!(
+            unsigned.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a revoked key signs nothing new: {unsigned:?}"
+        );
+    }
+}

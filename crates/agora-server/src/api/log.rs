@@ -126,3 +126,32 @@ pub async fn entries(
     }
     Ok(Json(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use crate::api::testing::TestApp;
+
+    #[tokio::test]
+    async fn the_log_proves_a_release_and_refuses_impossible_proofs() {
+        let app = TestApp::new().await;
+        let key = app.publisher(&app.admin, "acme").await;
+        app.publish(&app.admin, &key, "acme", "hello", "1.0.0")
+            .await;
+
+        let checkpoint = app.get("/api/v1/log/checkpoint", None).await;
+        assert_eq!(checkpoint.status, StatusCode::OK);
+        let text = checkpoint.body.as_str().unwrap();
+        assert!(text.starts_with("agora.test/log\n2\n"), "{text}");
+
+        let proof = app.get("/api/v1/log/proof/inclusion?index=1", None).await;
+        insta::assert_json_snapshot!("inclusion", proof.snapshot());
+        let beyond = app.get("/api/v1/log/proof/inclusion?index=5", None).await;
+        insta::assert_json_snapshot!("inclusion_beyond_the_tree", beyond.snapshot());
+        let consistency = app.get("/api/v1/log/proof/consistency?from=3", None).await;
+        insta::assert_json_snapshot!("consistency_from_beyond_the_tree", consistency.snapshot());
+        let entries = app.get("/api/v1/log/entries?from=0&limit=5", None).await;
+        insta::assert_json_snapshot!("entries", entries.snapshot());
+    }
+}

@@ -12,7 +12,7 @@ use agora_registry::{Limits, Registry, TransparencyLog};
 use agora_store::{FsBlobStore, MetadataStore, NewToken, Role, SqlStore};
 use agora_trust::{ReleaseClaim, SigningKey};
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -33,6 +33,7 @@ pub struct TestApp {
 #[derive(Debug)]
 pub struct Answer {
     pub status: StatusCode,
+    pub headers: HeaderMap,
     pub content_type: String,
     /// The body as JSON (`Value::Null` when empty, a string when not JSON).
     pub body: Value,
@@ -127,8 +128,8 @@ impl TestApp {
             .await
             .expect("the router answers");
         let status = response.status();
-        let content_type = response
-            .headers()
+        let headers = response.headers().clone();
+        let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
@@ -144,6 +145,7 @@ impl TestApp {
         };
         Answer {
             status,
+            headers,
             content_type,
             body,
         }
@@ -207,7 +209,7 @@ impl TestApp {
         version: &str,
     ) -> Answer {
         let manifest = manifest(publisher, name, version);
-        let module = format!("\0asm module of {publisher}/{name}@{version}");
+        let module = module(publisher, name, version);
         let digest = Digest::of(module.as_bytes());
         let upload = self
             .send(
@@ -248,6 +250,11 @@ impl TestApp {
     }
 }
 
+/// The module [`TestApp::publish`] uploads for a release.
+pub fn module(publisher: &str, name: &str, version: &str) -> String {
+    format!("\0asm module of {publisher}/{name}@{version}")
+}
+
 /// A small valid manifest.
 pub fn manifest(publisher: &str, name: &str, version: &str) -> String {
     format!(
@@ -269,24 +276,44 @@ pub fn redacted(value: &Value) -> Value {
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
-        Value::String(text) => Value::String(without_token_prefixes(text)),
+        Value::String(text) => Value::String(without_random_names(text)),
         other => other.clone(),
     }
 }
 
-/// `text` with every token's display prefix (`agora_` and six random hex digits) replaced.
-fn without_token_prefixes(text: &str) -> String {
+/// `text` with what is random in it replaced: a token's display prefix (`agora_` and
+/// six hex digits) and a signing key's id (`SHA256:` and 43 base64 characters).
+fn without_random_names(text: &str) -> String {
+    let text = replace_after(text, TOKEN_PREFIX, 6, |b| b.is_ascii_hexdigit(), "[token]");
+    replace_after(
+        &text,
+        "SHA256:",
+        43,
+        |b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/',
+        "[key]",
+    )
+}
+
+/// `text` with each `marker` followed by at least `min` bytes that satisfy `part`
+/// replaced by `with`.
+fn replace_after(
+    text: &str,
+    marker: &str,
+    min: usize,
+    part: impl Fn(u8) -> bool,
+    with: &str,
+) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = rest.find(TOKEN_PREFIX) {
-        let after = &rest[at + TOKEN_PREFIX.len()..];
-        let hex = after.bytes().take_while(|b| b.is_ascii_hexdigit()).count();
+    while let Some(at) = rest.find(marker) {
+        let after = &rest[at + marker.len()..];
+        let n = after.bytes().take_while(|b| part(*b)).count();
         out.push_str(&rest[..at]);
-        if hex >= 6 {
-            out.push_str("[token]");
-            rest = &after[hex..];
+        if n >= min {
+            out.push_str(with);
+            rest = &after[n..];
         } else {
-            out.push_str(TOKEN_PREFIX);
+            out.push_str(marker);
             rest = after;
         }
     }
@@ -298,12 +325,14 @@ fn redact_field(key: &str, value: &Value) -> Value {
     if value.is_null() {
         return Value::Null;
     }
-    if let ("entry", Some(Ok(entry))) = (key, value.as_str().map(serde_json::from_str)) {
+    if let ("entry" | "body", Some(Ok(entry @ Value::Object(_)))) =
+        (key, value.as_str().map(serde_json::from_str))
+    {
         // A log entry is JSON in a string: shown parsed, redacted the same way.
         return redacted(&entry);
     }
     let placeholder = match key {
-        k if k.ends_with("_at") || k.ends_with("_ms") => "[time]",
+        k if k == "at" || k.ends_with("_at") || k.ends_with("_ms") => "[time]",
         k if k.ends_with("digest") || k.ends_with("hash") => "[digest]",
         "leaf" | "prev" => "[digest]",
         "token" | "prefix" => "[secret]",

@@ -60,3 +60,60 @@ pub async fn set_password(
     accounts::set_password(&state.registry, &caller, &name, request.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use agora_store::Role;
+    use axum::http::{Method, StatusCode};
+    use serde_json::json;
+
+    use crate::api::testing::TestApp;
+
+    #[tokio::test]
+    async fn administrators_create_users_and_set_passwords() {
+        let app = TestApp::new().await;
+        let created = app
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(&app.admin),
+                Some(json!({ "username": "erin", "role": "publisher" })),
+            )
+            .await;
+        insta::assert_json_snapshot!("create", created.snapshot());
+        let twice = app
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(&app.admin),
+                Some(json!({ "username": "erin" })),
+            )
+            .await;
+        assert_eq!(twice.status, StatusCode::CONFLICT, "{twice:?}");
+        let bad_role = app
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(&app.admin),
+                Some(json!({ "username": "frank", "role": "root" })),
+            )
+            .await;
+        insta::assert_json_snapshot!("create_bad_role", bad_role.snapshot());
+
+        let short = app
+            .call(
+                Method::PUT,
+                "/api/v1/users/erin/password",
+                Some(&app.admin),
+                Some(json!({ "password": "short" })),
+            )
+            .await;
+        insta::assert_json_snapshot!("weak_password", short.snapshot());
+
+        let user = app.user("gina", Role::User, "review").await;
+        let refused = app.get("/api/v1/users", Some(&user)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+        let list = app.get("/api/v1/users", Some(&app.admin)).await;
+        insta::assert_json_snapshot!("list", list.snapshot());
+    }
+}

@@ -44,7 +44,7 @@ fn login_page(
 ) -> Result<Response, PageError> {
     let (token, cookie) = session::login_csrf(visitor);
     let page = LoginPage {
-        layout: visitor.layout(&web, "Sign in"),
+        layout: visitor.layout(web, "Sign in"),
         login_csrf: token,
         next: super::local_path(next).to_owned(),
         username: username.to_owned(),
@@ -247,7 +247,7 @@ async fn account_page(
         })
         .collect();
     let page = AccountPage {
-        layout: visitor.layout(&web, "Your account"),
+        layout: visitor.layout(web, "Your account"),
         username: me.user.username.clone(),
         role: me.user.role.as_str(),
         publishers: me.memberships.iter().map(|(_, n)| n.clone()).collect(),
