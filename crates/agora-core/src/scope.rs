@@ -19,7 +19,8 @@ pub struct ScopeError(pub String);
 /// the API accepts names the scope it needs (`docs/security.md` has the table).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
-    /// Everything an administrator may do (only effective for admin users).
+    /// Everything an administrator may do: only effective for admin users, inert on
+    /// anyone else's token (the registry's authorization ignores it there).
     Admin,
     /// See private plugins of the publishers the user belongs to.
     ReadPrivate,

@@ -136,6 +136,12 @@ impl Caller {
         }
     }
 
+    /// Whether the credential holds a scope that passes `test`. The `admin` scope counts
+    /// only through [`Caller::is_admin`]: on a non-administrator's token it is inert.
+    fn holds(&self, test: impl Fn(&Scope) -> bool) -> bool {
+        self.scopes.iter().any(|s| *s != Scope::Admin && test(s))
+    }
+
     pub fn is_admin(&self) -> bool {
         self.user.role == Role::Admin && self.scopes.contains(&Scope::Admin)
     }
@@ -165,11 +171,7 @@ impl Caller {
                 self.user.username, publisher.name, publisher.name, self.user.username
             )));
         }
-        if !self
-            .scopes
-            .iter()
-            .any(|s| s.allows_publish(&publisher.name))
-        {
+        if !self.holds(|s| s.allows_publish(&publisher.name)) {
             return Err(RegistryError::forbidden(format!(
                 "this token's scopes ({}) do not include publish:{} or publish:*",
                 Scope::join(&self.scopes),
@@ -195,11 +197,7 @@ impl Caller {
                 publisher.name
             )));
         }
-        if !self
-            .scopes
-            .iter()
-            .any(|s| s.allows_members(&publisher.name))
-        {
+        if !self.holds(|s| s.allows_members(&publisher.name)) {
             return Err(RegistryError::forbidden(format!(
                 "this token's scopes ({}) do not include members:{} or members:*",
                 Scope::join(&self.scopes),
@@ -212,7 +210,7 @@ impl Caller {
     /// May this caller act on the user's own membership (accept or decline an
     /// invitation, leave)? A token with `members:PUBLISHER` or `members:*`.
     pub fn require_own_membership(&self, publisher: &str) -> Result<(), RegistryError> {
-        if self.is_admin() || self.scopes.iter().any(|s| s.allows_members(publisher)) {
+        if self.is_admin() || self.holds(|s| s.allows_members(publisher)) {
             return Ok(());
         }
         Err(RegistryError::forbidden(format!(
@@ -244,7 +242,7 @@ impl Caller {
                 self.user.username
             )));
         }
-        if !self.scopes.iter().any(|s| s.allows_publish(name)) {
+        if !self.holds(|s| s.allows_publish(name)) {
             return Err(RegistryError::forbidden(format!(
                 "this token's scopes ({}) do not include publish:{name} or publish:*",
                 Scope::join(&self.scopes)
@@ -259,7 +257,7 @@ impl Caller {
             || self
                 .memberships
                 .iter()
-                .any(|(_, name)| self.scopes.iter().any(|s| s.allows_publish(name)));
+                .any(|(_, name)| self.holds(|s| s.allows_publish(name)));
         if can {
             Ok(())
         } else {
@@ -279,11 +277,7 @@ impl Caller {
         let private_publishers = self
             .memberships
             .iter()
-            .filter(|(_, name)| {
-                self.scopes
-                    .iter()
-                    .any(|s| *s == Scope::ReadPrivate || s.allows_publish(name))
-            })
+            .filter(|(_, name)| self.holds(|s| *s == Scope::ReadPrivate || s.allows_publish(name)))
             .map(|(id, _)| *id)
             .collect();
         Viewer {
@@ -303,5 +297,181 @@ impl Caller {
                 .scopes
                 .iter()
                 .any(|s| *s != Scope::Admin && s.covers(wanted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The authorization rules as one table: who (role), with what (the credential's
+    //! scopes), standing where (no membership, member or owner of `acme`), may do what.
+    //! Each row lists every action it allows; every other action must be refused.
+
+    use std::collections::BTreeSet;
+
+    use agora_core::Visibility;
+    use agora_store::PluginRecord;
+
+    use super::*;
+
+    const ACTIONS: &[&str] = &[
+        "see-private",
+        "publish",
+        "members",
+        "accept",
+        "review",
+        "create",
+        "upload",
+        "admin",
+        "grant-publish",
+    ];
+
+    #[derive(Clone, Copy)]
+    enum Standing {
+        None,
+        Member,
+        Owner,
+    }
+
+    enum Credential {
+        Token(&'static str),
+        Session,
+    }
+
+    fn acme() -> PublisherRecord {
+        PublisherRecord {
+            id: 7,
+            name: "acme".into(),
+            display_name: None,
+            created_at: 0,
+            verified_at: None,
+            email: None,
+            url: None,
+        }
+    }
+
+    fn plugin(visibility: Visibility) -> PluginRecord {
+        PluginRecord {
+            id: 1,
+            publisher_id: 7,
+            publisher: "acme".into(),
+            name: "jira".into(),
+            visibility,
+            display_name: "Jira".into(),
+            description: String::new(),
+            provider: None,
+            runtime: "wasm".into(),
+            latest_version: None,
+            downloads: 0,
+            created_at: 0,
+            updated_at: 0,
+            tags: Vec::new(),
+            categories: Vec::new(),
+            capabilities: Vec::new(),
+            verified: false,
+            rating_count: 0,
+            rating_sum: 0,
+            rating_rank: 0,
+        }
+    }
+
+    fn caller(role: Role, credential: &Credential, standing: Standing) -> Caller {
+        let user = UserRecord {
+            id: 1,
+            username: "alice".into(),
+            role,
+            created_at: 0,
+        };
+        let memberships = match standing {
+            Standing::None => Vec::new(),
+            Standing::Member | Standing::Owner => vec![(7, "acme".to_owned())],
+        };
+        match credential {
+            Credential::Session => Caller::for_session(user, memberships),
+            Credential::Token(scopes) => Caller {
+                user,
+                credential: super::Credential::Session,
+                scopes: Scope::parse_list(scopes).unwrap(),
+                memberships,
+            },
+        }
+    }
+
+    fn allowed(caller: &Caller, standing: Standing) -> BTreeSet<&'static str> {
+        let publisher = acme();
+        let owner = matches!(standing, Standing::Owner);
+        let checks = [
+            (
+                "see-private",
+                caller.viewer().can_see(&plugin(Visibility::Private)),
+            ),
+            ("publish", caller.require_publish(&publisher).is_ok()),
+            ("members", caller.require_members(&publisher, owner).is_ok()),
+            ("accept", caller.require_own_membership("acme").is_ok()),
+            ("review", caller.require_review().is_ok()),
+            ("create", caller.require_create_publisher("newco").is_ok()),
+            ("upload", caller.require_some_publish_right().is_ok()),
+            ("admin", caller.require_admin().is_ok()),
+            (
+                "grant-publish",
+                caller.may_grant(&Scope::Publish("acme".into())),
+            ),
+        ];
+        checks
+            .into_iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    #[test]
+    fn role_scope_membership_and_visibility_decide_together() {
+        use Credential::{Session, Token};
+        use Standing::{Member, None, Owner};
+        let all = ACTIONS.join(" ");
+        #[rustfmt::skip]
+        let table: &[(Role, Credential, Standing, &str)] = &[
+            // An administrator's rights need the admin scope on the token too.
+            (Role::Admin, Token("admin"), None, &all),
+            (Role::Admin, Token("review"), None, "review"),
+            (Role::Admin, Session, None, &all),
+            // A member publishes with publish:* or publish:acme, and nothing else does.
+            (Role::Publisher, Token("publish:*"), Member, "see-private publish create upload grant-publish"),
+            (Role::Publisher, Token("publish:acme"), Member, "see-private publish upload grant-publish"),
+            (Role::Publisher, Token("publish:other"), Member, ""),
+            (Role::Publisher, Token("read:private"), Member, "see-private"),
+            // Managing members needs the owner's standing and a members scope.
+            (Role::Publisher, Token("publish:* members:*"), Owner, "see-private publish members accept create upload grant-publish"),
+            (Role::Publisher, Token("publish:*"), Owner, "see-private publish create upload grant-publish"),
+            (Role::Publisher, Token("members:acme"), Owner, "members accept"),
+            (Role::Publisher, Token("members:acme"), Member, "accept"),
+            // Scopes give an outsider nothing of acme's.
+            (Role::Publisher, Token("publish:* members:*"), None, "accept create grant-publish"),
+            (Role::Publisher, Session, Member, "see-private publish accept review create upload grant-publish"),
+            // The user role may not create publishers; an admin scope on its token is inert.
+            (Role::User, Token("publish:* review"), Member, "see-private publish review upload grant-publish"),
+            (Role::User, Token("admin"), None, ""),
+            (Role::Publisher, Token("admin"), Owner, ""),
+            (Role::User, Token("review"), None, "review"),
+        ];
+        for (row, (role, credential, standing, expected)) in table.iter().enumerate() {
+            let caller = caller(*role, credential, *standing);
+            let expected: BTreeSet<&str> = expected.split_whitespace().collect();
+            assert!(
+                expected.iter().all(|a| ACTIONS.contains(a)),
+                "row {row} names an unknown action"
+            );
+            assert_eq!(
+                allowed(&caller, *standing),
+                expected,
+                "row {row}: {role:?} with {:?} ({:?})",
+                Scope::join(&caller.scopes),
+                caller.memberships
+            );
+            assert!(
+                caller.viewer().can_see(&plugin(Visibility::Public)),
+                "row {row}: public plugins are for everyone"
+            );
+        }
+        assert!(!Viewer::anonymous().can_see(&plugin(Visibility::Private)));
     }
 }
