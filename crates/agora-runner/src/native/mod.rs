@@ -23,12 +23,12 @@
 //! whole namespace with it; the cgroup is emptied as well before it is removed.
 
 mod cgroup;
+mod sandbox;
 mod seccomp;
 
 pub use cgroup::sweep_stale;
 
 use std::collections::VecDeque;
-use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -36,14 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use landlock::{
-    ABI, Access, AccessFs, CompatLevel, Compatible, RulesetAttr, RulesetCreated,
-    RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
-};
-use nix::sched::CloneFlags;
-use nix::sys::resource::Resource;
 use nix::sys::signal::Signal;
-use nix::unistd::{ForkResult, Gid, Uid};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
@@ -52,30 +45,13 @@ use crate::egress::{ProxyHandle, spawn_proxy};
 use crate::transport::{ExchangeError, exchange};
 use crate::{LaunchContext, PluginSource, RunError, START_TIMEOUT};
 use cgroup::Cgroup;
+use sandbox::{
+    ADDRESS_SPACE_SLACK, INSIDE_PLUGIN, INSIDE_WORK, MAX_FILE_BYTES, PLUGIN_SOCKET, PROXY_SOCKET,
+    SandboxSetup, control_dir, cstring, hidden_dirs, landlock_ruleset, prepare_control_dir,
+    prepare_workdir,
+};
 
-/// Inside the sandbox: the work directory, and the plugin directory beneath it.
-const INSIDE_WORK: &str = "/tmp";
-const INSIDE_PLUGIN: &str = "/tmp/plugin";
-const PLUGIN_SOCKET: &str = "plugin.sock";
-const PROXY_SOCKET: &str = "egress.sock";
-/// Largest file a native plugin may write.
-const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
-/// Address space beyond the memory limit (thread stacks, allocator arenas, mappings);
-/// resident memory is held to the limit by the cgroup.
-const ADDRESS_SPACE_SLACK: u64 = 1024 * 1024 * 1024;
 const STDERR_TAIL: usize = 4096;
-/// System paths a plugin may read and execute (libraries, loader cache, CA roots).
-const SYSTEM_READ: &[&str] = &[
-    "/usr",
-    "/lib",
-    "/lib64",
-    "/bin",
-    "/etc/ld.so.cache",
-    "/etc/ssl/certs",
-    "/dev/null",
-    "/dev/zero",
-    "/dev/urandom",
-];
 
 pub(crate) struct NativePlugin {
     context: Arc<LaunchContext>,
@@ -541,296 +517,4 @@ impl NativePlugin {
             delay = (delay * 2).min(Duration::from_millis(20));
         }
     }
-}
-
-fn cstring(path: &Path) -> Result<CString, RunError> {
-    CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| RunError::Sandbox(format!("{} contains a NUL byte", path.display())))
-}
-
-/// The work directory belongs to the sandbox user; `plugin/` inside it is the mount
-/// point of the plugin directory. Sockets of an earlier launch are removed.
-fn prepare_workdir(workdir: &Path, uid: u32, gid: u32, disk_mb: u32) -> Result<(), RunError> {
-    let io =
-        |e: std::io::Error| RunError::Sandbox(format!("cannot prepare {}: {e}", workdir.display()));
-    std::fs::create_dir_all(workdir).map_err(io)?;
-    nix::mount::mount(
-        Some("tmpfs"),
-        workdir,
-        Some("tmpfs"),
-        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-        Some(format!("size={disk_mb}m,mode=0700,uid={uid},gid={gid}").as_str()),
-    )
-    .map_err(|e| io(std::io::Error::from_raw_os_error(e as i32)))?;
-    std::fs::create_dir(workdir.join("plugin")).map_err(io)?;
-    Ok(())
-}
-
-/// Host directories a plugin must not see into: where services keep their sockets, home
-/// directories, and the runner's own state (other launches' sockets among them).
-const HIDDEN: &[&str] = &[
-    "/run", "/var", "/home", "/root", "/srv", "/mnt", "/media", "/opt", "/dev/shm", "/sys",
-];
-
-/// `launch_parent` is the plugin's directory under `<state>/runs`.
-fn hidden_dirs(launch_parent: &Path) -> Result<Vec<CString>, RunError> {
-    let workdir = launch_parent;
-    let state = workdir
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = HIDDEN.iter().map(PathBuf::from).collect();
-    // The state directory, unless something mounted before it covers it already: the
-    // work directory's bind on /tmp, or one of the directories above.
-    let covered = |d: &Path| {
-        d.starts_with(INSIDE_WORK) || HIDDEN.iter().any(|h| d != Path::new(h) && d.starts_with(h))
-    };
-    if !covered(&state) {
-        dirs.push(state);
-    }
-    dirs.iter()
-        .filter(|d| {
-            std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()) && d.as_os_str().len() > 1
-        })
-        .map(|d| cstring(d))
-        .collect()
-}
-
-/// `<runs>/<launch>.ctl`: root's, next to the work directory, never inside the sandbox.
-fn control_dir(workdir: &Path) -> PathBuf {
-    let mut name = workdir.file_name().unwrap_or_default().to_os_string();
-    name.push(".ctl");
-    workdir.with_file_name(name)
-}
-
-fn prepare_control_dir(control: &Path) -> Result<(), RunError> {
-    let io =
-        |e: std::io::Error| RunError::Sandbox(format!("cannot prepare {}: {e}", control.display()));
-    std::fs::create_dir_all(control).map_err(io)?;
-    std::fs::set_permissions(control, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
-    let _ = std::fs::remove_file(control.join(PLUGIN_SOCKET));
-    Ok(())
-}
-
-/// Landlock: read-only system libraries, read/execute the plugin directory, everything
-/// in the work directory, nothing else; no signals to processes outside the sandbox.
-fn landlock_ruleset(plugin_dir: &Path, workdir: &Path) -> Result<RulesetCreated, RunError> {
-    let abi = ABI::V5;
-    let landlock = |e: landlock::RulesetError| RunError::Sandbox(format!("Landlock: {e}"));
-    let system: Vec<&str> = SYSTEM_READ
-        .iter()
-        .copied()
-        .filter(|p| Path::new(p).exists())
-        .collect();
-    let ruleset = landlock::Ruleset::default()
-        .set_compatibility(CompatLevel::HardRequirement)
-        .handle_access(AccessFs::from_all(abi))
-        .map_err(landlock)?
-        .set_compatibility(CompatLevel::BestEffort)
-        .scope(Scope::from_all(ABI::V6))
-        .map_err(landlock)?
-        .create()
-        .map_err(landlock)?
-        .add_rules(path_beneath_rules(&system, AccessFs::from_read(abi)))
-        .map_err(landlock)?
-        .add_rules(path_beneath_rules([plugin_dir], AccessFs::from_read(abi)))
-        .map_err(landlock)?
-        .add_rules(path_beneath_rules([workdir], AccessFs::from_all(abi)))
-        .map_err(landlock)?
-        .add_rules(path_beneath_rules(["/dev/null"], AccessFs::from_file(abi)))
-        .map_err(landlock)?;
-    Ok(ruleset)
-}
-
-/// Everything the pre-exec hook needs, prepared before the fork.
-struct SandboxSetup {
-    listen_fd: std::os::fd::RawFd,
-    /// Host directories covered by empty tmpfs mounts inside the sandbox.
-    hidden: Vec<CString>,
-    cgroup_procs: Vec<CString>,
-    plugin_dir: CString,
-    plugin_mount: CString,
-    workdir: CString,
-    uid: u32,
-    gid: u32,
-    max_fds: u64,
-    address_space: u64,
-    cpu_secs: u64,
-    ruleset: Mutex<Option<RulesetCreated>>,
-    seccomp: Arc<seccomp::Filters>,
-}
-
-fn os_err(e: nix::Error) -> std::io::Error {
-    std::io::Error::from_raw_os_error(e as i32)
-}
-
-impl SandboxSetup {
-    /// Runs in the forked child before exec. Returns only in the plugin process; the
-    /// keeper never returns (it waits for the plugin and exits with its status).
-    fn enter(&self) -> std::io::Result<()> {
-        use nix::mount::{MsFlags, mount};
-        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(os_err)?;
-        nix::unistd::setsid().map_err(os_err)?;
-        for procs in &self.cgroup_procs {
-            // SAFETY: a valid C string and a constant buffer.
-            unsafe {
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                libc::close(fd);
-            }
-        }
-        nix::sched::unshare(
-            CloneFlags::CLONE_NEWNS
-                | CloneFlags::CLONE_NEWPID
-                | CloneFlags::CLONE_NEWNET
-                | CloneFlags::CLONE_NEWIPC
-                | CloneFlags::CLONE_NEWUTS
-                | CloneFlags::CLONE_NEWCGROUP,
-        )
-        .map_err(os_err)?;
-        // SAFETY: the child only makes system calls before it executes the plugin.
-        match unsafe { nix::unistd::fork() }.map_err(os_err)? {
-            ForkResult::Parent { child } => keep(child),
-            ForkResult::Child => {}
-        }
-        // The plugin: PID 1 of its namespace.
-        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(os_err)?;
-        // Its listening socket, as descriptor 3, kept across exec.
-        // SAFETY: plain descriptor calls on a descriptor this process holds.
-        unsafe {
-            let fd = agora_contract::PLUGIN_FD;
-            let rc = if self.listen_fd == fd {
-                libc::fcntl(fd, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(self.listen_fd, fd)
-            };
-            if rc < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        let none: Option<&str> = None;
-        mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(os_err)?;
-        mount(
-            Some(self.plugin_dir.as_c_str()),
-            self.plugin_mount.as_c_str(),
-            none,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            none,
-        )
-        .map_err(os_err)?;
-        mount(
-            none,
-            self.plugin_mount.as_c_str(),
-            none,
-            MsFlags::MS_BIND
-                | MsFlags::MS_REMOUNT
-                | MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV,
-            none,
-        )
-        .map_err(os_err)?;
-        mount(
-            Some(self.workdir.as_c_str()),
-            INSIDE_WORK,
-            none,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            none,
-        )
-        .map_err(os_err)?;
-        mount(
-            Some("proc"),
-            "/proc",
-            Some("proc"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            none,
-        )
-        .map_err(os_err)?;
-        // Landlock (ABI 5) does not govern connecting to Unix sockets by path: hide every
-        // place the host keeps them (and the runner's own state) under empty,
-        // read-only tmpfs mounts.
-        for hidden in &self.hidden {
-            mount(
-                Some("tmpfs"),
-                hidden.as_c_str(),
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some("size=4k,mode=555"),
-            )
-            .map_err(os_err)?;
-        }
-        nix::unistd::sethostname("agora-plugin").map_err(os_err)?;
-        for (resource, limit) in [
-            (Resource::RLIMIT_NOFILE, self.max_fds),
-            (Resource::RLIMIT_AS, self.address_space),
-            (Resource::RLIMIT_FSIZE, MAX_FILE_BYTES),
-            (Resource::RLIMIT_CORE, 0),
-        ] {
-            nix::sys::resource::setrlimit(resource, limit, limit).map_err(os_err)?;
-        }
-        nix::sys::resource::setrlimit(Resource::RLIMIT_CPU, self.cpu_secs, self.cpu_secs + 1)
-            .map_err(os_err)?;
-        nix::unistd::chdir(INSIDE_WORK).map_err(os_err)?;
-        nix::unistd::setgroups(&[]).map_err(os_err)?;
-        let (uid, gid) = (Uid::from_raw(self.uid), Gid::from_raw(self.gid));
-        nix::unistd::setresgid(gid, gid, gid).map_err(os_err)?;
-        nix::unistd::setresuid(uid, uid, uid).map_err(os_err)?;
-        let ruleset = self
-            .ruleset
-            .lock()
-            .map_err(|_| std::io::Error::other("landlock ruleset lock"))?
-            .take()
-            .ok_or_else(|| std::io::Error::other("landlock ruleset already used"))?;
-        let status = ruleset
-            .restrict_self()
-            .map_err(|_| std::io::Error::from_raw_os_error(libc::EPERM))?;
-        if status.ruleset == RulesetStatus::NotEnforced {
-            return Err(std::io::Error::from_raw_os_error(libc::ENOSYS));
-        }
-        self.seccomp.apply()?;
-        Ok(())
-    }
-}
-
-/// The keeper: waits for the plugin and exits with its status (128+N for signal N).
-fn keep(child: nix::unistd::Pid) -> ! {
-    use nix::sys::wait::{WaitStatus, waitpid};
-    // Hold no descriptor: the spawner waits for its exec-status channel to close, and
-    // the plugin's pipes must end when the plugin does.
-    // SAFETY: closes this process's descriptors from 3 up; it uses none of them.
-    unsafe {
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-    }
-    let code = loop {
-        match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, code)) => break code,
-            Ok(WaitStatus::Signaled(_, signal, _)) => {
-                // Die of the same signal, so that the runner sees a signal, never an exit
-                // code a plugin could have chosen; no core file.
-                // SAFETY: plain system calls on this process.
-                unsafe {
-                    let none = libc::rlimit {
-                        rlim_cur: 0,
-                        rlim_max: 0,
-                    };
-                    libc::setrlimit(libc::RLIMIT_CORE, &none);
-                    libc::signal(signal as i32, libc::SIG_DFL);
-                    let mut all: libc::sigset_t = std::mem::zeroed();
-                    libc::sigemptyset(&mut all);
-                    libc::sigaddset(&mut all, signal as i32);
-                    libc::sigprocmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut());
-                    libc::raise(signal as i32);
-                }
-                break 128 + signal as i32;
-            }
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break 127,
-        }
-    };
-    // SAFETY: ends the keeper without running the runner's exit handlers.
-    unsafe { libc::_exit(code) }
 }

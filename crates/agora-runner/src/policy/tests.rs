@@ -1,0 +1,188 @@
+//! Admission of manifests under a host policy, and the checks on policy files.
+use super::*;
+
+fn manifest(extra: &str) -> Manifest {
+    Manifest::from_yaml(&format!(
+        "api_version: agora/v1\npublisher: acme\nname: jira\nversion: 1.0.0\n\
+         description: d\nlicense: MIT\nruntime: {{ type: wasm, module: p.wasm }}\n{extra}"
+    ))
+    .unwrap()
+}
+
+fn open() -> HostPolicy {
+    HostPolicy {
+        mode: Mode::Open,
+        ..HostPolicy::default()
+    }
+}
+
+#[test]
+fn modes_and_lists_decide_who_runs() {
+    let m = manifest("");
+    let curated = HostPolicy::default();
+    assert_eq!(curated.admit(&m).unwrap_err().field, "mode");
+    let allowed = HostPolicy {
+        allow: vec!["acme/*".into()],
+        ..HostPolicy::default()
+    };
+    assert!(allowed.admit(&m).is_ok());
+    let first = HostPolicy {
+        mode: Mode::FirstParty,
+        allow: vec!["*".into()],
+        ..HostPolicy::default()
+    };
+    assert!(first.admit(&m).unwrap_err().reason.contains("first-party"));
+    let first = HostPolicy {
+        first_party: vec!["acme".into()],
+        ..first
+    };
+    assert!(first.admit(&m).is_ok());
+    let denied = HostPolicy {
+        deny: vec!["acme/jira".into()],
+        ..open()
+    };
+    let refusal = denied.admit(&m).unwrap_err();
+    assert_eq!(refusal.field, "deny");
+    assert!(refusal.reason.contains("acme/jira"));
+    let no_wasm = HostPolicy {
+        runtimes: vec![RuntimeKind::Exec],
+        ..open()
+    };
+    assert_eq!(no_wasm.admit(&m).unwrap_err().field, "runtime.type");
+}
+
+#[test]
+fn resources_are_capped_and_defaulted() {
+    let grant = open().admit(&manifest("")).unwrap();
+    assert_eq!(grant.limits.memory_mb, 128);
+    assert_eq!(grant.limits.timeout_ms, 10_000);
+    let m = manifest(
+        "resources: { memory_mb: 64, max_fds: 20 }\nentrypoints: { run: { path: /run, timeout_ms: 500 }, other: { path: /o } }",
+    );
+    let grant = open().admit(&m).unwrap();
+    assert_eq!((grant.limits.memory_mb, grant.limits.max_fds), (64, 20));
+    assert_eq!(grant.timeout_ms("run"), 500);
+    assert_eq!(grant.timeout_ms("other"), 10_000);
+
+    let greedy = manifest("resources: { memory_mb: 4096 }");
+    let refusal = open().admit(&greedy).unwrap_err();
+    assert_eq!(refusal.field, "resources.memory_mb");
+    assert_eq!(
+        refusal.reason,
+        "asks for 4096 MiB; this host allows at most 256 MiB"
+    );
+    let slow = manifest("entrypoints: { run: { path: /run, timeout_ms: 600000 } }");
+    assert_eq!(
+        open().admit(&slow).unwrap_err().field,
+        "entrypoints.run.timeout_ms"
+    );
+}
+
+#[test]
+fn outbound_hosts_must_fit_the_ceiling() {
+    let m = manifest(
+        "capabilities: [outbound_http]\nnetwork: { outbound_hosts: [jira.example.com, 'api.example.org:8443'] }",
+    );
+    let refusal = open().admit(&m).unwrap_err();
+    assert_eq!(refusal.field, "network.outbound_hosts[0]");
+    assert!(refusal.reason.contains("no outbound hosts"), "{refusal}");
+    let policy = HostPolicy {
+        network: NetworkPolicy {
+            allowed_hosts: vec!["*.example.com".into(), "api.example.org:8443".into()],
+            allow_private_addresses: false,
+        },
+        ..open()
+    };
+    let grant = policy.admit(&m).unwrap();
+    assert!(grant.allows_host("jira.example.com", 443));
+    assert!(grant.allows_host("JIRA.example.com.", 80));
+    assert!(
+        !grant.allows_host("jira.example.com", 22),
+        "a bare host allows 80 and 443 only"
+    );
+    assert!(grant.allows_host("api.example.org", 8443));
+    assert!(!grant.allows_host("api.example.org", 443));
+    assert!(!grant.allows_host("evil.com", 443));
+    assert!(!grant.allows_host("93.184.216.34", 443));
+    assert!(!grant.allows_host("example.com", 443));
+
+    let wider = manifest("capabilities: [outbound_http]\nnetwork: { outbound_hosts: ['*.com'] }");
+    assert_eq!(
+        policy.admit(&wider).unwrap_err().field,
+        "network.outbound_hosts[0]"
+    );
+    let port = manifest(
+        "capabilities: [outbound_http]\nnetwork: { outbound_hosts: ['jira.example.com:22'] }",
+    );
+    assert!(policy.admit(&port).is_err());
+}
+
+#[test]
+fn secrets_need_a_grant() {
+    let m = manifest("capabilities: [secrets_read]\nsecrets: [JIRA_TOKEN]");
+    let refusal = open().admit(&m).unwrap_err();
+    assert_eq!(refusal.field, "secrets[0]");
+    let policy = HostPolicy {
+        secrets: vec![SecretGrant {
+            plugin: "acme/jira".into(),
+            name: "JIRA_TOKEN".into(),
+            from_env: Some("HOST_JIRA".into()),
+            from_file: None,
+        }],
+        ..open()
+    };
+    assert_eq!(policy.admit(&m).unwrap().secrets.len(), 1);
+    let other = HostPolicy {
+        secrets: vec![SecretGrant {
+            plugin: "other/*".into(),
+            ..policy.secrets[0].clone()
+        }],
+        ..open()
+    };
+    assert!(other.admit(&m).is_err());
+}
+
+#[test]
+fn policy_files_are_checked() {
+    let policy = HostPolicy::from_toml(
+        "mode = \"open\"\ndeny = [\"evil/*\"]\n[limits]\nmemory_mb = 64\n[defaults]\nmemory_mb = 32\n\
+         [network]\nallowed_hosts = [\"api.example.com\"]\n",
+    )
+    .unwrap();
+    assert_eq!(policy.limits.memory_mb, 64);
+    assert_eq!(
+        policy.limits.timeout_ms, 30_000,
+        "unset ceilings keep their defaults"
+    );
+    for (bad, says) in [
+        ("mode = \"lax\"", "unknown variant"),
+        ("[limits]\nmemory_mb = 8", "defaults.memory_mb"),
+        (
+            "[network]\nallowed_hosts = [\"http://x\"]",
+            "not a host name",
+        ),
+        ("deny = [\"evil\"]", "plugin pattern"),
+        ("[[secrets]]\nplugin = \"*\"\nname = \"A\"", "exactly one"),
+        ("colour = 1", "unknown field"),
+        (
+            "[[secrets]]\nplugin = \"*\"\nname = \"AGORA_PLUGIN_KEY\"\nfrom_env = \"X\"",
+            "cannot be a secret",
+        ),
+        (
+            "[[secrets]]\nplugin = \"*\"\nname = \"LD_PRELOAD\"\nfrom_env = \"X\"",
+            "cannot be a secret",
+        ),
+    ] {
+        let err = HostPolicy::from_toml(bad).unwrap_err().to_string();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn runner_api_must_match() {
+    let m = manifest("compatibility: { runner_api: v2 }");
+    assert_eq!(
+        open().admit(&m).unwrap_err().field,
+        "compatibility.runner_api"
+    );
+}
