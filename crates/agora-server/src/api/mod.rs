@@ -4,6 +4,8 @@
 mod audit;
 mod blobs;
 mod convert;
+#[cfg(test)]
+mod docs_test;
 mod health;
 mod keys;
 mod log;
