@@ -419,4 +419,49 @@ mod tests {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
     }
+
+    /// `docs/cli.md` names every command and every long flag of each.
+    #[test]
+    fn the_cli_reference_names_every_command_and_flag() {
+        use clap::CommandFactory;
+        const DOC: &str = include_str!("../../../docs/cli.md");
+
+        /// `needle` occurs in the doc not followed by more of a name.
+        fn mentioned(needle: &str) -> bool {
+            DOC.match_indices(needle).any(|(at, _)| {
+                !DOC[at + needle.len()..]
+                    .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            })
+        }
+
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if !mentioned(path) {
+                missing.push(format!("command `{path}`"));
+            }
+            for arg in cmd.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if long == "help" || long == "version" {
+                    continue;
+                }
+                if !mentioned(&format!("--{long}")) {
+                    missing.push(format!("flag `--{long}` of `{path}`"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &format!("{path} {}", sub.get_name()), missing);
+                }
+            }
+        }
+
+        let mut cli = super::Cli::command();
+        cli.build();
+        let mut missing = Vec::new();
+        walk(&cli, cli.get_name(), &mut missing);
+        assert!(
+            missing.is_empty(),
+            "docs/cli.md does not mention: {}",
+            missing.join(", ")
+        );
+    }
 }
