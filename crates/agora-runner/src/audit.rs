@@ -13,12 +13,14 @@ use serde_json::{Map, Value};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Plugin code loaded and checked against its pinned digest.
     Pull,
     /// Refused by policy before starting.
     Refused,
+    /// Admitted with a weaker native sandbox than the full one (an older kernel).
+    WeakerSandbox,
     Start,
     Stop,
     Request,

@@ -20,6 +20,7 @@
 pub mod audit;
 pub mod conformance;
 mod egress;
+pub mod kernel;
 #[cfg(target_os = "linux")]
 mod native;
 #[cfg(target_os = "linux")]
@@ -156,6 +157,56 @@ impl Runner {
         &self.shared.config.policy
     }
 
+    /// The Landlock layers a native launch gets here, or why it may not start: no
+    /// Landlock at all, or a weaker sandbox than the policy accepts. A weaker one that is
+    /// accepted is warned about and audited.
+    #[cfg(target_os = "linux")]
+    fn native_layers(&self, subject: &Subject) -> Result<kernel::SandboxLayers, RunError> {
+        use policy::WeakerSandbox;
+        let config = &self.shared.config;
+        let layers = kernel::SandboxLayers::new(
+            kernel::landlock_abi().0,
+            config.policy.sandbox.landlock_max_abi,
+        );
+        let refuse = |reason: String| {
+            config.audit.record(
+                Kind::Refused,
+                subject,
+                json!({"field": "sandbox", "reason": reason, "landlock": &layers}),
+            );
+            Err(RunError::Sandbox(reason))
+        };
+        if layers.landlock_abi == 0 {
+            return refuse(format!(
+                "{}: native plugins need it (Linux 5.13 or newer with `landlock` in the `lsm=` boot parameter; `agora doctor` shows what this host has)",
+                layers.summary()
+            ));
+        }
+        if layers.is_weaker() {
+            match config.policy.sandbox.weaker {
+                WeakerSandbox::Refuse => {
+                    return refuse(format!(
+                        "this kernel cannot build the full sandbox: {}; the host policy's sandbox.weaker = \"refuse\" does not accept a weaker one",
+                        layers.summary()
+                    ));
+                }
+                WeakerSandbox::Warn => {
+                    tracing::warn!(
+                        plugin = %subject.plugin,
+                        "running a native plugin in a weaker sandbox: {}",
+                        layers.summary()
+                    );
+                    config.audit.record(
+                        Kind::WeakerSandbox,
+                        subject,
+                        json!({"reason": layers.summary(), "landlock": &layers}),
+                    );
+                }
+            }
+        }
+        Ok(layers)
+    }
+
     fn wasm_engine(&self) -> Result<&wasm::WasmEngine, RunError> {
         self.shared
             .wasm
@@ -213,18 +264,25 @@ impl Runner {
             environment,
             workdir: workdir.path.clone(),
         };
+        let mut sandbox = None;
         let backend = match source.manifest.runtime.kind {
             RuntimeKind::Wasm => {
                 let engine = self.wasm_engine()?;
                 Backend::Wasm(engine.load(&source, context).await?)
             }
             #[cfg(target_os = "linux")]
-            RuntimeKind::Exec => Backend::Native(native::NativePlugin::new(
-                &source,
-                context,
-                config.sandbox_uid,
-                config.sandbox_gid,
-            )?),
+            RuntimeKind::Exec => {
+                let layers = self.native_layers(&subject)?;
+                let plugin = native::NativePlugin::new(
+                    &source,
+                    context,
+                    config.sandbox_uid,
+                    config.sandbox_gid,
+                    layers.landlock_abi,
+                )?;
+                sandbox = Some(layers);
+                Backend::Native(plugin)
+            }
             other => {
                 return Err(RunError::Source {
                     path: source.code.clone(),
@@ -240,6 +298,7 @@ impl Runner {
                 key,
                 audit: config.audit.clone(),
                 backend,
+                sandbox,
                 _workdir: workdir,
             }),
         })
@@ -423,6 +482,8 @@ struct PluginInner {
     key: Key,
     audit: AuditLog,
     backend: Backend,
+    /// The native sandbox's Landlock layers on this kernel (None for WASM).
+    sandbox: Option<kernel::SandboxLayers>,
     _workdir: WorkDir,
 }
 
@@ -446,6 +507,11 @@ impl Plugin {
 
     pub fn grant(&self) -> &Grant {
         &self.inner.grant
+    }
+
+    /// A native plugin's sandbox layers on this kernel (`None` for WASM).
+    pub fn sandbox(&self) -> Option<&kernel::SandboxLayers> {
+        self.inner.sandbox.as_ref()
     }
 
     /// Calls entrypoint `name` with a JSON `input`; returns its JSON answer, or the

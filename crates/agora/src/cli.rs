@@ -146,6 +146,12 @@ pub enum Command {
         #[command(flatten)]
         dir: DirArg,
     },
+    /// What this host can enforce for native plugins (Landlock ABI and layers,
+    /// namespaces, cgroup version and controllers, seccomp) under the host policy.
+    Doctor {
+        #[command(flatten)]
+        runner: RunnerArgs,
+    },
     /// Plugins installed in a plugin directory.
     List {
         #[command(flatten)]

@@ -92,6 +92,48 @@ fn installed_plugins_run_in_the_sandbox_and_conform() {
         err.contains("refused by the host policy: deny: examples/echo-native matches"),
         "{err}"
     );
+    // An older kernel, stood in for by capping the Landlock ABI: a warning naming what
+    // is not confined, or a refusal when the policy says so; `doctor` says the same.
+    std::fs::write(
+        work.path().join("old-kernel.toml"),
+        "mode = \"open\"\n[sandbox]\nlandlock_max_abi = 2\n",
+    )
+    .unwrap();
+    let weaker = run(&[
+        "examples/echo-native",
+        "echo",
+        "--input",
+        r#"{"n":2}"#,
+        "--policy",
+        "old-kernel.toml",
+    ]);
+    assert_eq!(weaker.ok().trim(), "{\n  \"n\": 2\n}");
+    let warning = weaker.stderr();
+    assert!(
+        warning.contains("warning: examples/echo-native runs in a weaker sandbox")
+            && warning.contains("Landlock ABI 2")
+            && warning.contains("not confined: truncate"),
+        "{warning}"
+    );
+    std::fs::write(
+        work.path().join("refuse.toml"),
+        "mode = \"open\"\n[sandbox]\nlandlock_max_abi = 2\nweaker = \"refuse\"\n",
+    )
+    .unwrap();
+    let err = run(&["examples/echo-native", "echo", "--policy", "refuse.toml"]).fails();
+    assert!(
+        err.contains("cannot build the full sandbox") && err.contains("weaker = \"refuse\""),
+        "{err}"
+    );
+    let doctor = alice
+        .run_in(work.path(), &["--json", "doctor", "--policy", "refuse.toml"])
+        .json();
+    assert_eq!(doctor["native"], "refused", "{doctor}");
+    assert_eq!(doctor["sandbox"]["landlock_abi"], 2);
+    let doctor = alice.run_in(work.path(), &["--json", "doctor"]).json();
+    assert_eq!(doctor["native"], "full", "{doctor}");
+    assert!(doctor["host"]["landlock_abi"].as_u64().unwrap() >= 5);
+
     std::fs::write(work.path().join("bad.toml"), "mode = \"lax\"\n").unwrap();
     let err = run(&["examples/echo-native", "echo", "--policy", "bad.toml"]).fails();
     assert!(

@@ -60,6 +60,8 @@ pub(crate) struct NativePlugin {
     binary: PathBuf,
     uid: u32,
     gid: u32,
+    /// The Landlock ABI the rules are built for (the kernel's best, capped by policy).
+    landlock_abi: u8,
     seccomp: Arc<seccomp::Filters>,
     instance: tokio::sync::Mutex<Option<Arc<Instance>>>,
     launches: std::sync::atomic::AtomicU32,
@@ -127,6 +129,7 @@ impl NativePlugin {
         context: LaunchContext,
         uid: u32,
         gid: u32,
+        landlock_abi: u8,
     ) -> Result<NativePlugin, RunError> {
         if !nix::unistd::geteuid().is_root() {
             return Err(RunError::Sandbox(
@@ -166,6 +169,7 @@ impl NativePlugin {
             binary,
             uid,
             gid,
+            landlock_abi,
             seccomp: Arc::new(seccomp::Filters::new()?),
             instance: tokio::sync::Mutex::new(None),
             launches: std::sync::atomic::AtomicU32::new(0),
@@ -376,7 +380,7 @@ impl NativePlugin {
         )?;
         let proxy = spawn_proxy(&workdir.join(PROXY_SOCKET), context.clone())
             .map_err(|e| RunError::Sandbox(format!("cannot start the egress proxy: {e}")))?;
-        let ruleset = landlock_ruleset(&self.plugin_dir, workdir)?;
+        let ruleset = landlock_ruleset(&self.plugin_dir, workdir, self.landlock_abi)?;
 
         let inside_binary = Path::new(INSIDE_PLUGIN).join(&self.binary);
         let mut command = tokio::process::Command::new(&inside_binary);

@@ -120,25 +120,29 @@ pub(super) fn prepare_control_dir(control: &Path) -> Result<(), RunError> {
 }
 
 /// Landlock: read-only system libraries, read/execute the plugin directory, everything
-/// in the work directory, nothing else; no signals to processes outside the sandbox.
+/// in the work directory, nothing else; from ABI 6, no signals or abstract sockets
+/// reaching outside the sandbox. The rules are built for exactly `abi` (the kernel's
+/// best, capped by policy) and the kernel must enforce all of them.
 pub(super) fn landlock_ruleset(
     plugin_dir: &Path,
     workdir: &Path,
+    abi: u8,
 ) -> Result<RulesetCreated, RunError> {
-    let abi = ABI::V5;
+    let abi = ABI::from(i32::from(abi));
     let landlock = |e: landlock::RulesetError| RunError::Sandbox(format!("Landlock: {e}"));
     let system: Vec<&str> = SYSTEM_READ
         .iter()
         .copied()
         .filter(|p| Path::new(p).exists())
         .collect();
-    let ruleset = landlock::Ruleset::default()
+    let mut ruleset = landlock::Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(AccessFs::from_all(abi))
-        .map_err(landlock)?
-        .set_compatibility(CompatLevel::BestEffort)
-        .scope(Scope::from_all(ABI::V6))
-        .map_err(landlock)?
+        .map_err(landlock)?;
+    if abi >= ABI::V6 {
+        ruleset = ruleset.scope(Scope::from_all(abi)).map_err(landlock)?;
+    }
+    let ruleset = ruleset
         .create()
         .map_err(landlock)?
         .add_rules(path_beneath_rules(&system, AccessFs::from_read(abi)))
@@ -258,7 +262,7 @@ impl SandboxSetup {
             none,
         )
         .map_err(os_err)?;
-        // Landlock (ABI 5) does not govern connecting to Unix sockets by path: hide every
+        // Landlock does not govern connecting to Unix sockets by path: hide every
         // place the host keeps them (and the runner's own state) under empty,
         // read-only tmpfs mounts.
         for hidden in &self.hidden {

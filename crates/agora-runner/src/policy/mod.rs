@@ -87,6 +87,29 @@ pub struct NetworkPolicy {
     pub allow_private_addresses: bool,
 }
 
+/// What to do when this kernel cannot build the full native sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeakerSandbox {
+    /// Run native plugins with the layers the kernel has; warn (and audit) what is missing.
+    #[default]
+    Warn,
+    /// Do not start a native plugin unless the full sandbox can be built.
+    Refuse,
+}
+
+/// The native sandbox on this host's kernel (see `agora doctor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxPolicy {
+    /// When the kernel's Landlock is older than the full sandbox needs (ABI 5, Linux
+    /// 6.10): `warn` or `refuse`. Without Landlock at all, native plugins never run.
+    pub weaker: WeakerSandbox,
+    /// Build Landlock rules for at most this ABI (1 to 6), whatever the kernel offers:
+    /// the same rules on every host of a fleet. Unset: the kernel's best.
+    pub landlock_max_abi: Option<u8>,
+}
+
 /// The host policy file (TOML).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -106,6 +129,7 @@ pub struct HostPolicy {
     pub defaults: Limits,
     pub network: NetworkPolicy,
     pub secrets: Vec<SecretGrant>,
+    pub sandbox: SandboxPolicy,
 }
 
 impl Default for HostPolicy {
@@ -127,6 +151,7 @@ impl Default for HostPolicy {
             },
             network: NetworkPolicy::default(),
             secrets: Vec::new(),
+            sandbox: SandboxPolicy::default(),
         }
     }
 }
@@ -229,6 +254,14 @@ impl HostPolicy {
                     grant.name, grant.plugin
                 )));
             }
+        }
+        if let Some(abi) = self.sandbox.landlock_max_abi
+            && !(1..=crate::kernel::NEWEST_LANDLOCK_ABI).contains(&abi)
+        {
+            return Err(PolicyError(format!(
+                "sandbox.landlock_max_abi is {abi}; expected 1 to {} (native plugins never run without Landlock)",
+                crate::kernel::NEWEST_LANDLOCK_ABI
+            )));
         }
         let (l, d) = (&self.limits, &self.defaults);
         for (field, default, ceiling) in [

@@ -164,6 +164,9 @@ fn policy_files_are_checked() {
         ("deny = [\"evil\"]", "plugin pattern"),
         ("[[secrets]]\nplugin = \"*\"\nname = \"A\"", "exactly one"),
         ("colour = 1", "unknown field"),
+        ("[sandbox]\nlandlock_max_abi = 0", "expected 1 to 6"),
+        ("[sandbox]\nlandlock_max_abi = 7", "expected 1 to 6"),
+        ("[sandbox]\nweaker = \"ignore\"", "unknown variant"),
         (
             "[[secrets]]\nplugin = \"*\"\nname = \"AGORA_PLUGIN_KEY\"\nfrom_env = \"X\"",
             "cannot be a secret",

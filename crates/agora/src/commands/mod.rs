@@ -114,6 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             runner,
             dir,
         } => run::conformance(&ctx, &plugin, &runner, &dir.dir).await,
+        Command::Doctor { runner } => run::doctor(&ctx, &runner),
         Command::List { dir } => install::list(&ctx, &dir.dir),
         Command::Remove { plugin, dir } => install::remove(&ctx, &plugin, &dir.dir).await,
     }

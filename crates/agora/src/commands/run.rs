@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use agora_client::Lockfile;
 use agora_runner::audit::AuditLog;
-use agora_runner::policy::{HostPolicy, Mode};
+use agora_runner::kernel::{HostSupport, LANDLOCK_LAYERS, SandboxLayers};
+use agora_runner::policy::{HostPolicy, Mode, SandboxPolicy, WeakerSandbox};
 use agora_runner::{PluginSource, RunError, Runner, RunnerConfig, conformance};
 use anyhow::{Context, bail};
 
@@ -86,6 +87,12 @@ pub async fn run(
     let input = read_input(input)?;
     let runner = runner(args, load_policy(args)?)?;
     let loaded = runner.load(source).await?;
+    if let Some(layers) = loaded.sandbox().filter(|l| l.is_weaker() && !s.out.quiet) {
+        eprintln!(
+            "warning: {plugin} runs in a weaker sandbox on this kernel: {} (`agora doctor` explains; sandbox.weaker = \"refuse\" in the host policy refuses this)",
+            layers.summary()
+        );
+    }
     match loaded.call(entrypoint, &input).await {
         Ok(answer) => {
             println!("{}", serde_json::to_string_pretty(&answer)?);
@@ -135,4 +142,115 @@ pub async fn conformance(
         bail!("{} does not conform: {}", report.plugin, failed.join(", "));
     }
     Ok(())
+}
+
+/// What this host can enforce for native plugins, and whether the policy lets them run.
+#[derive(serde::Serialize)]
+struct Doctor {
+    host: HostSupport,
+    sandbox: SandboxLayers,
+    policy: SandboxPolicy,
+    /// `full`, `weaker` (accepted with a warning), or `refused`.
+    native: &'static str,
+    blockers: Vec<String>,
+}
+
+impl Doctor {
+    fn to_text(&self) -> String {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        let h = &self.host;
+        let mut out = format!("kernel        {}\n", h.kernel);
+        out.push_str(&format!(
+            "landlock      {}\n",
+            match &h.landlock_problem {
+                Some(why) => format!("not available ({why})"),
+                None => format!("ABI {}", h.landlock_abi),
+            }
+        ));
+        for layer in LANDLOCK_LAYERS {
+            let state = if self.sandbox.active.contains(&layer.name) {
+                "on".to_owned()
+            } else if self.sandbox.covered.contains(&layer.name) {
+                format!("off, covered: {}", layer.without)
+            } else {
+                "OFF: not confined".to_owned()
+            };
+            out.push_str(&format!(
+                "  {:<11} ABI {} (Linux {:>4})  {:<60} {state}\n",
+                layer.name, layer.abi, layer.linux, layer.confines
+            ));
+        }
+        let ns: Vec<String> = h
+            .namespaces
+            .iter()
+            .map(|(n, present)| {
+                if *present {
+                    n.clone()
+                } else {
+                    format!("{n} (missing)")
+                }
+            })
+            .collect();
+        out.push_str(&format!("namespaces    {}\n", ns.join(" ")));
+        out.push_str(&format!(
+            "cgroup        {}\n",
+            match h.cgroup_version {
+                2 => format!("v2, controllers: {}", h.cgroup_controllers.join(" ")),
+                1 => format!("v1, controllers: {}", h.cgroup_controllers.join(" ")),
+                _ => "not mounted".to_owned(),
+            }
+        ));
+        out.push_str(&format!("seccomp       {}\n", yes(h.seccomp)));
+        out.push_str(&format!("root          {}\n", yes(h.root)));
+        out.push_str(&format!(
+            "policy        sandbox.weaker = \"{}\"{}\n",
+            match self.policy.weaker {
+                WeakerSandbox::Warn => "warn",
+                WeakerSandbox::Refuse => "refuse",
+            },
+            self.policy
+                .landlock_max_abi
+                .map(|a| format!(", sandbox.landlock_max_abi = {a}"))
+                .unwrap_or_default()
+        ));
+        out.push_str(&match self.native {
+            "full" => "native plugins: run in the full sandbox".to_owned(),
+            "weaker" => format!(
+                "native plugins: run in a weaker sandbox, with a warning ({})",
+                self.sandbox.summary()
+            ),
+            _ => format!("native plugins: cannot run: {}", self.blockers.join("; ")),
+        });
+        out.push_str("\nWASM plugins: run on every host (in-process, no kernel features needed)");
+        out
+    }
+}
+
+pub fn doctor(s: &Session, args: &RunnerArgs) -> anyhow::Result<()> {
+    let policy = load_policy(args)?;
+    let host = HostSupport::probe();
+    let sandbox = SandboxLayers::new(host.landlock_abi, policy.sandbox.landlock_max_abi);
+    let mut blockers = host.native_blockers();
+    if blockers.is_empty() && sandbox.is_weaker() && policy.sandbox.weaker == WeakerSandbox::Refuse
+    {
+        blockers.push(format!(
+            "{}; the host policy's sandbox.weaker = \"refuse\" does not accept a weaker sandbox",
+            sandbox.summary()
+        ));
+    }
+    let native = if !blockers.is_empty() {
+        "refused"
+    } else if sandbox.is_weaker() {
+        "weaker"
+    } else {
+        "full"
+    };
+    let report = Doctor {
+        host,
+        sandbox,
+        policy: policy.sandbox,
+        native,
+        blockers,
+    };
+    s.out.show(&report, Doctor::to_text)
 }
