@@ -261,6 +261,7 @@ pub struct SearchPage {
 /// the web form, the client and the CLI; it is checked in one place
 /// (`agora_registry::catalog::search_query`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
     /// Words to look for in names, titles, descriptions, tags and categories (words of

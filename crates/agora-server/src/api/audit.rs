@@ -1,10 +1,12 @@
 //! The audit log of changes (administrators only).
 
+use agora_core::api::Problem;
 use agora_store::AuditRecord;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
+use super::openapi::PROBLEM;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
@@ -12,6 +14,7 @@ use crate::state::AppState;
 use agora_registry::time::rfc3339;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
     /// Only events whose target starts with this, e.g. `acme/jira`.
@@ -32,8 +35,9 @@ pub struct AuditEvent {
 }
 
 /// Who changed what, newest first.
-#[utoipa::path(get, path = "/api/v1/audit", tag = "operations", params(AuditParams), security(("token" = [])),
-    responses((status = 200, body = Vec<AuditEvent>), (status = 403, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/audit", tag = "operations", operation_id = "list_audit_events", params(AuditParams), security(("token" = [])),
+    responses((status = 200, description = "The events, newest first", body = Vec<AuditEvent>),
+        (status = 403, description = "`forbidden`: not an administrator", body = Problem, content_type = PROBLEM)))]
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -1,7 +1,7 @@
 //! Content-addressed blobs: streamed upload with digest check, cacheable download with
 //! ranges.
 
-use agora_core::api::BlobInfo;
+use agora_core::api::{BlobInfo, Problem};
 use agora_registry::blobs::{self, Access, Uploaded};
 use axum::Json;
 use axum::body::Body;
@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 
+use super::openapi::PROBLEM;
 use crate::auth::{Authenticated, MaybeCaller};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ClientAddr};
@@ -26,15 +27,17 @@ pub const DIGEST_HEADER: &str = "agora-digest";
 /// bytes: a release may name only blobs its publisher uploaded (or can read already), so
 /// when the blob is stored already the body is still read and hashed (nothing is written)
 /// unless the caller uploaded it before or can read it.
-#[utoipa::path(put, path = "/api/v1/blobs/{digest}", tag = "blobs",
-    params(("digest" = String, Path, description = "sha256:<hex> of the content")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+#[utoipa::path(put, path = "/api/v1/blobs/{digest}", tag = "blobs", operation_id = "upload_blob",
+    params(("digest" = String, Path, description = "`sha256:` and the 64 lowercase hex digits of the content's SHA-256")),
+    request_body(content_type = "application/octet-stream", description = "The blob's bytes"),
     security(("token" = [])),
     responses(
-        (status = 201, description = "Stored", body = BlobInfo),
+        (status = 201, description = "Stored", body = BlobInfo,
+            headers(("Location" = String, description = "The blob's URL"))),
         (status = 200, description = "Already stored (the body was hashed to prove possession, or not read if the caller had uploaded it or can read it)", body = BlobInfo),
-        (status = 400, description = "The content does not match the digest, or the upload was cut off", body = agora_core::api::Problem),
-        (status = 413, description = "Larger than the server's limit", body = agora_core::api::Problem)
+        (status = 400, description = "`digest-mismatch`: the bytes do not hash to the digest; `size-mismatch`: their length differs from `Content-Length`; `upload-interrupted`: the upload was cut off; `invalid-path`: the path cannot be read. Nothing was stored", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`: the token has no `publish:` scope for a publisher the user belongs to", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "`too-large`: larger than the server's limit (`limits.max_blob_bytes`); nothing was stored", body = Problem, content_type = PROBLEM)
     ))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -126,18 +129,33 @@ fn parse_range(value: Option<&HeaderValue>, size: u64) -> Wanted {
     }
 }
 
-/// Download a blob (also answers HEAD). Private plugins' blobs need a member's token. A
-/// publisher may HEAD a blob they uploaded themselves (to skip uploading it again), and
-/// only those: the existence and size of anyone else's unreleased or private blob is not
-/// disclosed.
-#[utoipa::path(get, path = "/api/v1/blobs/{digest}", tag = "blobs",
-    params(("digest" = String, Path, description = "sha256:<hex> of the content")),
+/// Download a blob: anyone who may see a non-removed release including it (private
+/// plugins' blobs need a member's token). `HEAD` answers the same headers (`head`).
+#[utoipa::path(get, path = "/api/v1/blobs/{digest}", tag = "blobs", operation_id = "download_blob",
+    params(
+        ("digest" = String, Path, description = "`sha256:` and the 64 lowercase hex digits of the content's SHA-256"),
+        ("Range" = Option<String>, Header, description = "One range, `bytes=FIRST-LAST`, `bytes=FIRST-` or `bytes=-SUFFIX`; anything else is ignored and the whole blob sent"),
+        ("If-None-Match" = Option<String>, Header, description = "The blob's `ETag` (or `*`): answered `304`")
+    ),
     responses(
-        (status = 200, description = "The bytes", content_type = "application/octet-stream"),
-        (status = 206, description = "The requested range"),
-        (status = 304, description = "Not modified (If-None-Match matched)"),
-        (status = 404, body = agora_core::api::Problem),
-        (status = 416, body = agora_core::api::Problem)
+        (status = 200, description = "The bytes", content_type = "application/octet-stream",
+            headers(
+                ("ETag" = String, description = "The digest, quoted"),
+                ("Agora-Digest" = String, description = "The digest"),
+                ("Cache-Control" = String, description = "`public, max-age=31536000, immutable`"),
+                ("Accept-Ranges" = String, description = "`bytes`")
+            )),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream",
+            headers(
+                ("Content-Range" = String, description = "`bytes FIRST-LAST/SIZE`"),
+                ("ETag" = String, description = "The digest, quoted"),
+                ("Agora-Digest" = String, description = "The digest")
+            )),
+        (status = 304, description = "Not modified (`If-None-Match` matched)",
+            headers(("ETag" = String, description = "The digest, quoted"))),
+        (status = 404, description = "`not-found`: no such blob, or none the caller may read", body = Problem, content_type = PROBLEM),
+        (status = 416, description = "`range-not-satisfiable`: no byte of the blob is in the range", body = Problem, content_type = PROBLEM,
+            headers(("Content-Range" = String, description = "`bytes */SIZE`")))
     ))]
 pub async fn download(
     State(state): State<AppState>,
@@ -210,6 +228,40 @@ pub async fn download(
     }
     metrics::downloaded(len);
     Ok((status, common, Body::from_stream(blob.body)).into_response())
+}
+
+/// Whether a blob exists, with its size and digest headers (no body). Answers as `GET`
+/// does; besides, a publisher may HEAD a blob they uploaded themselves, released or not
+/// (to skip uploading it again). Anyone else's unreleased or private blob is `404`.
+#[utoipa::path(head, path = "/api/v1/blobs/{digest}", tag = "blobs", operation_id = "head_blob",
+    params(
+        ("digest" = String, Path, description = "`sha256:` and the 64 lowercase hex digits of the content's SHA-256"),
+        ("Range" = Option<String>, Header, description = "As for `GET`"),
+        ("If-None-Match" = Option<String>, Header, description = "As for `GET`")
+    ),
+    responses(
+        (status = 200, description = "The blob exists; no body",
+            headers(
+                ("Content-Length" = u64, description = "The blob's size"),
+                ("ETag" = String, description = "The digest, quoted"),
+                ("Agora-Digest" = String, description = "The digest")
+            )),
+        (status = 206, description = "The range exists; no body",
+            headers(("Content-Range" = String, description = "`bytes FIRST-LAST/SIZE`"))),
+        (status = 304, description = "Not modified (`If-None-Match` matched)"),
+        (status = 404, description = "`not-found`: no such blob, or none the caller may see (no body)", body = Problem, content_type = PROBLEM),
+        (status = 416, description = "`range-not-satisfiable`: no byte of the blob is in the range (no body)", body = Problem, content_type = PROBLEM,
+            headers(("Content-Range" = String, description = "`bytes */SIZE`")))
+    ))]
+pub async fn head(
+    state: State<AppState>,
+    caller: MaybeCaller,
+    client: ClientAddr,
+    method: Method,
+    path: ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    download(state, caller, client, method, path, headers).await
 }
 
 #[cfg(test)]

@@ -1,31 +1,39 @@
 //! Probes and the manifest schema.
 
+use agora_core::api::Problem;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 
+use super::openapi::PROBLEM;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// A probe's answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Probe {
+    /// `ok` (`/health`) or `ready` (`/ready`).
+    #[schema(example = "ok")]
+    status: String,
+}
+
 /// The process is up.
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The process is up")))]
-pub async fn health() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        r#"{"status":"ok"}"#,
-    )
-        .into_response()
+#[utoipa::path(get, path = "/health", tag = "operations", operation_id = "health", security(()),
+    responses((status = 200, description = "The process is up: `{\"status\":\"ok\"}`", body = Probe)))]
+pub async fn health() -> Json<Probe> {
+    Json(Probe {
+        status: "ok".into(),
+    })
 }
 
 /// The database and blob storage are reachable.
-#[utoipa::path(get, path = "/ready", tag = "operations", responses(
-    (status = 200, description = "Ready to serve"),
-    (status = 503, description = "A dependency is unreachable", body = agora_core::api::Problem)
+#[utoipa::path(get, path = "/ready", tag = "operations", operation_id = "ready", security(()), responses(
+    (status = 200, description = "Ready to serve: `{\"status\":\"ready\"}`", body = Probe),
+    (status = 503, description = "`unavailable`: the database or the blob storage is unreachable, or the server is at its connection limit", body = Problem, content_type = PROBLEM)
 ))]
-pub async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Probe>, ApiError> {
     if let Err(e) = state.registry.meta.ping().await {
         tracing::warn!(error = %e, "readiness: database unreachable");
         return Err(ApiError::of(
@@ -40,18 +48,14 @@ pub async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> 
             format!("blob storage unavailable: {e}"),
         ));
     }
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        r#"{"status":"ready"}"#,
-    )
-        .into_response())
+    Ok(Json(Probe {
+        status: "ready".into(),
+    }))
 }
 
 /// The JSON Schema of `plugin.yaml`.
-#[utoipa::path(get, path = "/api/v1/schema/manifest.json", tag = "plugins", responses((status = 200, description = "JSON Schema (draft 2020-12)")))]
+#[utoipa::path(get, path = "/api/v1/schema/manifest.json", tag = "plugins", operation_id = "manifest_schema",
+    responses((status = 200, description = "The JSON Schema (draft 2020-12) of `plugin.yaml`", body = Object, content_type = "application/schema+json")))]
 pub async fn manifest_schema() -> Response {
     (
         [(

@@ -1,6 +1,6 @@
 //! Publisher signing keys: adapters over `agora_registry::keys`.
 
-use agora_core::api::{AddKey, PublisherKey, RevokeKey};
+use agora_core::api::{AddKey, Problem, PublisherKey, RevokeKey};
 use agora_registry::keys;
 use agora_registry::time::rfc3339;
 use agora_store::KeyRecord;
@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use super::openapi::PROBLEM;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
@@ -30,9 +31,9 @@ pub fn key_view(k: KeyRecord) -> PublisherKey {
 }
 
 /// A publisher's keys, revoked ones included (with when and why).
-#[utoipa::path(get, path = "/api/v1/publishers/{publisher}/keys", tag = "publishers",
-    params(("publisher" = String, Path)),
-    responses((status = 200, body = Vec<PublisherKey>), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/publishers/{publisher}/keys", tag = "publishers", operation_id = "list_keys",
+    params(("publisher" = String, Path, description = "The publisher's name")),
+    responses((status = 200, description = "The keys, revoked ones too", body = Vec<PublisherKey>), (status = 404, description = "`not-found`: no such publisher", body = Problem, content_type = PROBLEM)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -43,13 +44,13 @@ pub async fn list(
 
 /// Register a signing key (an OpenSSH Ed25519 public key line or an armored OpenPGP key);
 /// the answer carries its log index.
-#[utoipa::path(post, path = "/api/v1/publishers/{publisher}/keys", tag = "publishers",
-    params(("publisher" = String, Path)), request_body = AddKey, security(("token" = [])),
+#[utoipa::path(post, path = "/api/v1/publishers/{publisher}/keys", tag = "publishers", operation_id = "add_key",
+    params(("publisher" = String, Path, description = "The publisher's name")), request_body = AddKey, security(("token" = [])),
     responses(
-        (status = 201, body = PublisherKey),
-        (status = 403, body = agora_core::api::Problem),
-        (status = 409, description = "The key is registered already", body = agora_core::api::Problem),
-        (status = 422, body = agora_core::api::Problem)
+        (status = 201, description = "Registered, with its log index", body = PublisherKey),
+        (status = 403, description = "`forbidden`: not a member of the publisher with `publish:P` or `publish:*`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such publisher", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`conflict`: the key is registered already", body = Problem, content_type = PROBLEM)
     ))]
 pub async fn add(
     State(state): State<AppState>,
@@ -62,9 +63,11 @@ pub async fn add(
 }
 
 /// Revoke a key: releases it signed stay, new releases signed with it are refused.
-#[utoipa::path(post, path = "/api/v1/publishers/{publisher}/keys/revoke", tag = "publishers",
-    params(("publisher" = String, Path)), request_body = RevokeKey, security(("token" = [])),
-    responses((status = 200, body = PublisherKey), (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(post, path = "/api/v1/publishers/{publisher}/keys/revoke", tag = "publishers", operation_id = "revoke_key",
+    params(("publisher" = String, Path, description = "The publisher's name")), request_body = RevokeKey, security(("token" = [])),
+    responses((status = 200, description = "The revoked key", body = PublisherKey),
+        (status = 403, description = "`forbidden`: not a member of the publisher with `publish:P` or `publish:*`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such publisher, or it has no active key of that id", body = Problem, content_type = PROBLEM)))]
 pub async fn revoke(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

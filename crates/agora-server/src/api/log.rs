@@ -1,19 +1,23 @@
 //! The transparency log: its key, signed checkpoints, proofs and entries.
 
-use agora_core::api::{ConsistencyProofResponse, InclusionProofResponse, LogEntryBody, LogKeyInfo};
+use agora_core::api::{
+    ConsistencyProofResponse, InclusionProofResponse, LogEntryBody, LogKeyInfo, Problem,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::openapi::PROBLEM;
 use crate::auth::MaybeCaller;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::state::AppState;
 
 /// The log's verifier key, for clients to pin.
-#[utoipa::path(get, path = "/api/v1/log/key", tag = "log", responses((status = 200, body = LogKeyInfo)))]
+#[utoipa::path(get, path = "/api/v1/log/key", tag = "log", operation_id = "get_log_key",
+    responses((status = 200, description = "The log's origin and verifier key", body = LogKeyInfo)))]
 pub async fn key(State(state): State<AppState>) -> Json<LogKeyInfo> {
     Json(LogKeyInfo {
         origin: state.registry.log.origin().to_owned(),
@@ -22,7 +26,8 @@ pub async fn key(State(state): State<AppState>) -> Json<LogKeyInfo> {
 }
 
 /// The latest signed checkpoint (C2SP signed note: origin, size, root hash, signature).
-#[utoipa::path(get, path = "/api/v1/log/checkpoint", tag = "log", responses((status = 200, description = "A signed note", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/api/v1/log/checkpoint", tag = "log", operation_id = "get_log_checkpoint",
+    responses((status = 200, description = "A C2SP signed note (UTF-8)", body = String, content_type = "text/plain")))]
 pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
     let note = state
         .registry
@@ -40,6 +45,7 @@ pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiEr
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionParams {
     /// Index of the entry.
@@ -48,8 +54,9 @@ pub struct InclusionParams {
 
 /// Proof that entry `index` is in the log, with the checkpoint it leads to. A sealed
 /// entry (about a private plugin) comes with its opening for callers who may see it.
-#[utoipa::path(get, path = "/api/v1/log/proof/inclusion", tag = "log", params(InclusionParams),
-    responses((status = 200, body = InclusionProofResponse), (status = 422, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/log/proof/inclusion", tag = "log", operation_id = "prove_inclusion", params(InclusionParams),
+    responses((status = 200, description = "The proof and the checkpoint it leads to", body = InclusionProofResponse),
+        (status = 422, description = "`invalid-request`: `index` is past the end of the log, or a control character is in the path or query", body = Problem, content_type = PROBLEM)))]
 pub async fn inclusion(
     State(state): State<AppState>,
     caller: MaybeCaller,
@@ -65,6 +72,7 @@ pub async fn inclusion(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyParams {
     /// The size of the earlier tree (the last checkpoint the client saw).
@@ -72,8 +80,9 @@ pub struct ConsistencyParams {
 }
 
 /// Proof that the current log extends the log of its first `from` entries.
-#[utoipa::path(get, path = "/api/v1/log/proof/consistency", tag = "log", params(ConsistencyParams),
-    responses((status = 200, body = ConsistencyProofResponse), (status = 422, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/log/proof/consistency", tag = "log", operation_id = "prove_consistency", params(ConsistencyParams),
+    responses((status = 200, description = "The proof and the current checkpoint", body = ConsistencyProofResponse),
+        (status = 422, description = "`invalid-request`: `from` is past the end of the log, or a control character is in the path or query", body = Problem, content_type = PROBLEM)))]
 pub async fn consistency(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<ConsistencyParams>,
@@ -88,6 +97,7 @@ pub async fn consistency(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EntriesParams {
     /// First index (default 0).
@@ -98,7 +108,8 @@ pub struct EntriesParams {
 
 /// Log entries in order, for monitors and mirrors. Sealed entries (about private plugins)
 /// come with their openings for callers who may see those plugins.
-#[utoipa::path(get, path = "/api/v1/log/entries", tag = "log", params(EntriesParams), responses((status = 200, body = Vec<LogEntryBody>)))]
+#[utoipa::path(get, path = "/api/v1/log/entries", tag = "log", operation_id = "list_log_entries", params(EntriesParams),
+    responses((status = 200, description = "The entries from `from`, in order (none past the end)", body = Vec<LogEntryBody>)))]
 pub async fn entries(
     State(state): State<AppState>,
     caller: MaybeCaller,

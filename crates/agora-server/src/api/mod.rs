@@ -1,5 +1,6 @@
 //! The HTTP surface: routes grouped by resource, one module each. Each handler carries
-//! its OpenAPI annotation; the document at `/api/v1/openapi.json` is generated from them.
+//! its OpenAPI annotation; the document at `/api/v1/openapi.json` is generated from them,
+//! completed with the answers every route shares (`openapi::complete`).
 
 mod audit;
 mod blobs;
@@ -9,6 +10,9 @@ mod docs_test;
 mod health;
 mod keys;
 mod log;
+mod openapi;
+#[cfg(test)]
+mod openapi_test;
 mod plugins;
 mod publishers;
 mod reviews;
@@ -39,9 +43,11 @@ use crate::state::AppState;
     info(
         title = "Agora registry API",
         version = "1",
-        description = "Publish, find and fetch signed plugins. Errors are RFC 9457 problem details (application/problem+json) whose `type` is `urn:agora:problem:<kind>`."
+        description = "Publish, find and fetch signed plugins. Errors are RFC 9457 problem details (application/problem+json) whose `type` is `urn:agora:problem:<kind>`. A token is sent as `Authorization: Bearer <token>`: required where an operation's security says so, optional elsewhere (it shows private plugins to their members), and required on every operation but the probes in a private registry."
     ),
     components(schemas(agora_core::api::Problem)),
+    // By default a token is optional; operations that need one say so.
+    security((), ("token" = [])),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -71,7 +77,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reviews::hide, reviews::show))
         .routes(routes!(versions::list, versions::publish))
         .routes(routes!(versions::detail, versions::change_lifecycle))
-        .routes(routes!(blobs::upload, blobs::download))
+        .routes(routes!(blobs::upload, blobs::download, blobs::head))
         .routes(routes!(publishers::list, publishers::create))
         .routes(routes!(publishers::detail, publishers::update))
         .routes(routes!(publishers::members, publishers::add_member))
@@ -95,15 +101,22 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list))
 }
 
+/// The API's routes and their complete OpenAPI document.
+fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (api, mut doc) = api_routes().split_for_parts();
+    openapi::complete(&mut doc);
+    (api, doc)
+}
+
 /// The OpenAPI document of this server's API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    routes_and_document().1
 }
 
 pub fn router(state: AppState) -> Router {
     let metrics_handle = metrics::handle();
     let json_limit = state.http.max_json_bytes;
-    let (api, doc) = api_routes().split_for_parts();
+    let (api, doc) = routes_and_document();
     let doc = Arc::new(doc.to_json().unwrap_or_default());
     api.route(
         "/api/v1/openapi.json",

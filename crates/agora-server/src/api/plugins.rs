@@ -1,22 +1,23 @@
 //! The catalog: search and plugin details (`agora_registry::catalog`), and plugin settings
 //! (`agora_registry::lifecycle::set_visibility`).
 
-use agora_core::api::{PluginDetail, PluginSettings, SearchPage, SearchParams};
+use agora_core::api::{PluginDetail, PluginSettings, Problem, SearchPage, SearchParams};
 use agora_registry::catalog;
 use agora_registry::time::rfc3339;
 use axum::Json;
 use axum::extract::State;
 
 use super::convert;
+use super::openapi::PROBLEM;
 use crate::auth::{Authenticated, MaybeCaller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, PluginPath};
 use crate::state::AppState;
 
 /// Search the catalog.
-#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", params(SearchParams), responses(
-    (status = 200, body = SearchPage),
-    (status = 400, description = "A parameter is invalid", body = agora_core::api::Problem)
+#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", operation_id = "search_plugins", params(SearchParams), responses(
+    (status = 200, description = "A page of results; `next_cursor` is absent on the last page", body = SearchPage),
+    (status = 422, description = "`invalid-request`: a parameter's value is invalid (`errors` names it with what would be accepted), or a control character is in the path or query", body = Problem, content_type = PROBLEM)
 ))]
 pub async fn search(
     State(state): State<AppState>,
@@ -37,9 +38,10 @@ pub async fn search(
 }
 
 /// A plugin with its latest version and version history.
-#[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}", tag = "plugins",
-    params(("publisher" = String, Path), ("name" = String, Path)),
-    responses((status = 200, body = PluginDetail), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}", tag = "plugins", operation_id = "get_plugin",
+    params(("publisher" = String, Path, description = "The publisher's name"), ("name" = String, Path, description = "The plugin's name")),
+    responses((status = 200, description = "The plugin", body = PluginDetail),
+        (status = 404, description = "`not-found`: no such plugin, or a private one the caller may not see", body = Problem, content_type = PROBLEM)))]
 pub async fn detail(
     State(state): State<AppState>,
     caller: MaybeCaller,
@@ -74,10 +76,12 @@ async fn plugin_detail(
 }
 
 /// Change plugin-level settings (visibility). Publisher members only.
-#[utoipa::path(patch, path = "/api/v1/plugins/{publisher}/{name}", tag = "plugins",
-    params(("publisher" = String, Path), ("name" = String, Path)), request_body = PluginSettings,
-    security(("token" = [])),
-    responses((status = 200, body = PluginDetail), (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(patch, path = "/api/v1/plugins/{publisher}/{name}", tag = "plugins", operation_id = "update_plugin",
+    params(("publisher" = String, Path, description = "The publisher's name"), ("name" = String, Path, description = "The plugin's name")),
+    request_body = PluginSettings, security(("token" = [])),
+    responses((status = 200, description = "The plugin with its new settings", body = PluginDetail),
+        (status = 403, description = "`forbidden`: not a member of the publisher with `publish:P` or `publish:*`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such plugin, or a private one the caller may not see", body = Problem, content_type = PROBLEM)))]
 pub async fn update(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -2,7 +2,7 @@
 //! `agora_registry::publishers`.
 
 use agora_core::api::{
-    AddMember, CreatePublisher, Invitation, Member, MemberChangeResult, Publisher,
+    AddMember, CreatePublisher, Invitation, Member, MemberChangeResult, Problem, Publisher,
     PublisherSettings,
 };
 use agora_registry::publishers::{self, MemberOutcome};
@@ -12,6 +12,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use super::openapi::PROBLEM;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
@@ -48,10 +49,11 @@ fn invitation_view(i: InvitationRecord) -> Invitation {
 }
 
 /// Change a publisher's contacts (owners) or verification (administrators).
-#[utoipa::path(patch, path = "/api/v1/publishers/{publisher}", tag = "publishers",
-    params(("publisher" = String, Path)), request_body = PublisherSettings, security(("token" = [])),
-    responses((status = 200, body = Publisher), (status = 400, body = agora_core::api::Problem),
-        (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(patch, path = "/api/v1/publishers/{publisher}", tag = "publishers", operation_id = "update_publisher",
+    params(("publisher" = String, Path, description = "The publisher's name")), request_body = PublisherSettings, security(("token" = [])),
+    responses((status = 200, description = "The publisher with its new settings", body = Publisher),
+        (status = 403, description = "`forbidden`: contacts changed by someone other than an owner with `publish:P` or `publish:*` (or an administrator), or verification by someone other than an administrator", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such publisher", body = Problem, content_type = PROBLEM)))]
 pub async fn update(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -63,7 +65,8 @@ pub async fn update(
 }
 
 /// Every publisher.
-#[utoipa::path(get, path = "/api/v1/publishers", tag = "publishers", responses((status = 200, body = Vec<Publisher>)))]
+#[utoipa::path(get, path = "/api/v1/publishers", tag = "publishers", operation_id = "list_publishers",
+    responses((status = 200, description = "Every publisher", body = Vec<Publisher>)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Publisher>>, ApiError> {
     let mut out = Vec::new();
     for p in publishers::list(&state.registry).await? {
@@ -74,9 +77,11 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Publisher>>,
 
 /// Create a publisher; the caller becomes its owner. Needs the publisher or admin role and
 /// `publish:NAME` or `publish:*`.
-#[utoipa::path(post, path = "/api/v1/publishers", tag = "publishers", request_body = CreatePublisher,
+#[utoipa::path(post, path = "/api/v1/publishers", tag = "publishers", operation_id = "create_publisher", request_body = CreatePublisher,
     security(("token" = [])),
-    responses((status = 201, body = Publisher), (status = 403, body = agora_core::api::Problem), (status = 409, body = agora_core::api::Problem)))]
+    responses((status = 201, description = "Created; the caller is its owner", body = Publisher),
+        (status = 403, description = "`forbidden`: not of the publisher or admin role, or the token lacks `publish:NAME` or `publish:*`", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`conflict`: the name is taken", body = Problem, content_type = PROBLEM)))]
 pub async fn create(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -87,9 +92,9 @@ pub async fn create(
 }
 
 /// One publisher and its members.
-#[utoipa::path(get, path = "/api/v1/publishers/{publisher}", tag = "publishers",
-    params(("publisher" = String, Path)),
-    responses((status = 200, body = Publisher), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/publishers/{publisher}", tag = "publishers", operation_id = "get_publisher",
+    params(("publisher" = String, Path, description = "The publisher's name")),
+    responses((status = 200, description = "The publisher", body = Publisher), (status = 404, description = "`not-found`: no such publisher", body = Problem, content_type = PROBLEM)))]
 pub async fn detail(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -99,9 +104,9 @@ pub async fn detail(
 }
 
 /// The members of a publisher.
-#[utoipa::path(get, path = "/api/v1/publishers/{publisher}/members", tag = "publishers",
-    params(("publisher" = String, Path)),
-    responses((status = 200, body = Vec<Member>), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/publishers/{publisher}/members", tag = "publishers", operation_id = "list_members",
+    params(("publisher" = String, Path, description = "The publisher's name")),
+    responses((status = 200, description = "The members and their roles", body = Vec<Member>), (status = 404, description = "`not-found`: no such publisher", body = Problem, content_type = PROBLEM)))]
 pub async fn members(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -113,10 +118,12 @@ pub async fn members(
 /// Add a member. An administrator adds (or changes the role of) an existing user at once;
 /// an owner (token with `members:PUBLISHER`) changes the role of a member, or invites
 /// anyone else: the answer is the same whether or not an account of that name exists.
-#[utoipa::path(post, path = "/api/v1/publishers/{publisher}/members", tag = "publishers",
-    params(("publisher" = String, Path)), request_body = AddMember, security(("token" = [])),
-    responses((status = 200, body = MemberChangeResult), (status = 403, body = agora_core::api::Problem),
-        (status = 404, body = agora_core::api::Problem), (status = 409, body = agora_core::api::Problem)))]
+#[utoipa::path(post, path = "/api/v1/publishers/{publisher}/members", tag = "publishers", operation_id = "add_member",
+    params(("publisher" = String, Path, description = "The publisher's name")), request_body = AddMember, security(("token" = [])),
+    responses((status = 200, description = "What was done (`added`, `role-changed` or `invited`) and the members", body = MemberChangeResult),
+        (status = 403, description = "`forbidden`: not an owner of the publisher with `members:P` or `members:*`, nor an administrator", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such publisher", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`conflict`: the publisher has too many open invitations, or the change would leave it without an owner", body = Problem, content_type = PROBLEM)))]
 pub async fn add_member(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -138,10 +145,12 @@ pub async fn add_member(
 
 /// Remove a member, or leave. Owners (token with `members:PUBLISHER`) remove anyone; a
 /// member may remove themselves; administrators anyone. The last owner cannot be removed.
-#[utoipa::path(delete, path = "/api/v1/publishers/{publisher}/members/{username}", tag = "publishers",
-    params(("publisher" = String, Path), ("username" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = Vec<Member>), (status = 403, body = agora_core::api::Problem),
-        (status = 404, body = agora_core::api::Problem), (status = 409, body = agora_core::api::Problem)))]
+#[utoipa::path(delete, path = "/api/v1/publishers/{publisher}/members/{username}", tag = "publishers", operation_id = "remove_member",
+    params(("publisher" = String, Path, description = "The publisher's name"), ("username" = String, Path, description = "A user's name")), security(("token" = [])),
+    responses((status = 200, description = "The remaining members", body = Vec<Member>),
+        (status = 403, description = "`forbidden`: not an owner of the publisher with `members:P` or `members:*`, nor an administrator; or, leaving, the token lacks `members:P` or `members:*`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such publisher, or the user is not a member", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`conflict`: the last owner cannot be removed", body = Problem, content_type = PROBLEM)))]
 pub async fn remove_member(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -152,9 +161,11 @@ pub async fn remove_member(
 }
 
 /// The publisher's open invitations (owners and administrators).
-#[utoipa::path(get, path = "/api/v1/publishers/{publisher}/invitations", tag = "publishers",
-    params(("publisher" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = Vec<Invitation>), (status = 403, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/publishers/{publisher}/invitations", tag = "publishers", operation_id = "list_publisher_invitations",
+    params(("publisher" = String, Path, description = "The publisher's name")), security(("token" = [])),
+    responses((status = 200, description = "The open invitations", body = Vec<Invitation>),
+        (status = 403, description = "`forbidden`: not an owner of the publisher with `members:P` or `members:*`, nor an administrator", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such publisher", body = Problem, content_type = PROBLEM)))]
 pub async fn publisher_invitations(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -165,9 +176,11 @@ pub async fn publisher_invitations(
 }
 
 /// Withdraw an invitation (owners, administrators) or decline one (the invited user).
-#[utoipa::path(delete, path = "/api/v1/publishers/{publisher}/invitations/{username}", tag = "publishers",
-    params(("publisher" = String, Path), ("username" = String, Path)), security(("token" = [])),
-    responses((status = 204, description = "Withdrawn"), (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(delete, path = "/api/v1/publishers/{publisher}/invitations/{username}", tag = "publishers", operation_id = "cancel_invitation",
+    params(("publisher" = String, Path, description = "The publisher's name"), ("username" = String, Path, description = "A user's name")), security(("token" = [])),
+    responses((status = 204, description = "Withdrawn or declined"),
+        (status = 403, description = "`forbidden`: not an owner of the publisher with `members:P` or `members:*`, nor an administrator; or, declining, the token lacks `members:P` or `members:*`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such publisher, or no open invitation of the user", body = Problem, content_type = PROBLEM)))]
 pub async fn cancel_invitation(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -179,9 +192,11 @@ pub async fn cancel_invitation(
 
 /// Accept an invitation: the caller joins the publisher with the invitation's role. Needs
 /// a token with `members:PUBLISHER` or `members:*` (a web session has it).
-#[utoipa::path(post, path = "/api/v1/publishers/{publisher}/invitations/accept", tag = "publishers",
-    params(("publisher" = String, Path)), security(("token" = [])),
-    responses((status = 200, body = Vec<Member>), (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(post, path = "/api/v1/publishers/{publisher}/invitations/accept", tag = "publishers", operation_id = "accept_invitation",
+    params(("publisher" = String, Path, description = "The publisher's name")), security(("token" = [])),
+    responses((status = 200, description = "Joined; the members", body = Vec<Member>),
+        (status = 403, description = "`forbidden`: the token lacks `members:P` or `members:*`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such publisher, or no open invitation of the caller", body = Problem, content_type = PROBLEM)))]
 pub async fn accept_invitation(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -192,8 +207,8 @@ pub async fn accept_invitation(
 }
 
 /// The caller's open invitations.
-#[utoipa::path(get, path = "/api/v1/invitations", tag = "publishers", security(("token" = [])),
-    responses((status = 200, body = Vec<Invitation>), (status = 401, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/invitations", tag = "publishers", operation_id = "list_my_invitations", security(("token" = [])),
+    responses((status = 200, description = "The caller's open invitations", body = Vec<Invitation>)))]
 pub async fn my_invitations(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -1,21 +1,23 @@
 //! Ratings and reviews: adapters over `agora_registry::reviews`.
 
-use agora_core::api::{HideReview, Review, ReviewInput, ReviewList};
+use agora_core::api::{HideReview, Problem, Review, ReviewInput, ReviewList};
 use agora_registry::reviews;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::convert;
+use super::openapi::PROBLEM;
 use crate::auth::{Authenticated, MaybeCaller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, IdPath, PluginPath};
 use crate::state::AppState;
 
 /// A plugin's reviews, newest first. Administrators also see hidden ones.
-#[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}/reviews", tag = "reviews",
-    params(("publisher" = String, Path), ("name" = String, Path)),
-    responses((status = 200, body = ReviewList), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}/reviews", tag = "reviews", operation_id = "list_reviews",
+    params(("publisher" = String, Path, description = "The publisher's name"), ("name" = String, Path, description = "The plugin's name")),
+    responses((status = 200, description = "The rating and the newest reviews", body = ReviewList),
+        (status = 404, description = "`not-found`: no such plugin, or a private one the caller may not see", body = Problem, content_type = PROBLEM)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: MaybeCaller,
@@ -36,11 +38,12 @@ pub async fn list(
 }
 
 /// Write or replace the caller's review of a plugin (a token needs the `review` scope).
-#[utoipa::path(put, path = "/api/v1/plugins/{publisher}/{name}/reviews/mine", tag = "reviews",
-    params(("publisher" = String, Path), ("name" = String, Path)), request_body = ReviewInput,
+#[utoipa::path(put, path = "/api/v1/plugins/{publisher}/{name}/reviews/mine", tag = "reviews", operation_id = "write_my_review",
+    params(("publisher" = String, Path, description = "The publisher's name"), ("name" = String, Path, description = "The plugin's name")), request_body = ReviewInput,
     security(("token" = [])),
-    responses((status = 200, body = Review), (status = 400, body = agora_core::api::Problem),
-        (status = 401, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+    responses((status = 200, description = "The review as stored", body = Review),
+        (status = 403, description = "`forbidden`: the token lacks the `review` scope", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such plugin, or a private one the caller may not see", body = Problem, content_type = PROBLEM)))]
 pub async fn write_mine(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -59,9 +62,11 @@ pub async fn write_mine(
 }
 
 /// Hide an abusive review (administrators), with a reason kept in the audit log.
-#[utoipa::path(post, path = "/api/v1/reviews/{id}/hide", tag = "reviews",
-    params(("id" = i64, Path)), request_body = HideReview, security(("token" = [])),
-    responses((status = 204), (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(post, path = "/api/v1/reviews/{id}/hide", tag = "reviews", operation_id = "hide_review",
+    params(("id" = i64, Path, description = "The review's `id`")), request_body = HideReview, security(("token" = [])),
+    responses((status = 204, description = "Hidden"),
+        (status = 403, description = "`forbidden`: not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such review", body = Problem, content_type = PROBLEM)))]
 pub async fn hide(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -73,9 +78,11 @@ pub async fn hide(
 }
 
 /// Show a hidden review again (administrators).
-#[utoipa::path(delete, path = "/api/v1/reviews/{id}/hide", tag = "reviews",
-    params(("id" = i64, Path)), security(("token" = [])),
-    responses((status = 204), (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(delete, path = "/api/v1/reviews/{id}/hide", tag = "reviews", operation_id = "show_review",
+    params(("id" = i64, Path, description = "The review's `id`")), security(("token" = [])),
+    responses((status = 204, description = "Shown again"),
+        (status = 403, description = "`forbidden`: not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such review", body = Problem, content_type = PROBLEM)))]
 pub async fn show(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

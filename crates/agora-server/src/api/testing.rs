@@ -2,8 +2,11 @@
 //! SQLite store and file blob store in a temporary directory, an administrator's token,
 //! and requests sent through `tower::ServiceExt::oneshot` (no socket). Answers are
 //! snapshotted with `insta` after [`redacted`] replaces what changes from run to run.
+//! Every answer is also checked against the OpenAPI document ([`check_documented`]): its
+//! status and content type must be documented for its operation, and a JSON body must
+//! match the documented schema, so the document cannot drift from what the API answers.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use agora_core::Digest;
 use agora_core::api::{ArtifactRef, PublishRequest};
@@ -121,6 +124,7 @@ impl TestApp {
     }
 
     pub async fn send(&self, request: Request<Body>) -> Answer {
+        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
         let response = self
             .router
             .clone()
@@ -143,12 +147,14 @@ impl TestApp {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Answer {
+        let answer = Answer {
             status,
             headers,
             content_type,
             body,
-        }
+        };
+        check_documented(&method, &path, &answer);
+        answer
     }
 
     /// A new account with `role` and a token of `scopes` for it.
@@ -248,6 +254,104 @@ impl TestApp {
         )
         .await
     }
+}
+
+/// The OpenAPI document the server serves, as JSON.
+static DOCUMENT: LazyLock<Value> =
+    LazyLock::new(|| serde_json::to_value(super::openapi()).expect("the OpenAPI document is JSON"));
+
+/// `value`, or what it points to when it is a `$ref` into the document.
+fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(reference) => reference
+            .strip_prefix('#')
+            .and_then(|pointer| doc.pointer(pointer))
+            .unwrap_or_else(|| panic!("{reference} does not resolve")),
+        None => value,
+    }
+}
+
+/// The documented path template `path` matches, with its operation for `method`: of the
+/// templates that match, the one with the most literal segments (as the router picks).
+fn operation<'a>(doc: &'a Value, method: &Method, path: &str) -> Option<(&'a str, &'a Value)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let method = method.as_str().to_ascii_lowercase();
+    doc["paths"]
+        .as_object()?
+        .iter()
+        .filter_map(|(template, item)| {
+            let parts: Vec<&str> = template.split('/').collect();
+            let literal = |p: &str| !(p.starts_with('{') && p.ends_with('}'));
+            let matches = parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(p, s)| if literal(p) { p == s } else { !s.is_empty() });
+            matches.then(|| (parts.iter().filter(|p| literal(p)).count(), template, item))
+        })
+        .max_by_key(|(literal, _, _)| *literal)
+        .and_then(|(_, template, item)| Some((template.as_str(), item.get(&method)?)))
+}
+
+/// Panics unless `answer` to `method path` is documented: its status among the
+/// operation's responses, its content type among that response's, its JSON body valid
+/// against the documented schema. Paths and methods the document does not describe
+/// (unknown paths, `/metrics`, the document itself, a method an endpoint does not take)
+/// are not checked here.
+pub fn check_documented(method: &Method, path: &str, answer: &Answer) {
+    let doc = &*DOCUMENT;
+    let Some((template, op)) = operation(doc, method, path) else {
+        return;
+    };
+    let status = answer.status.as_str();
+    let Some(response) = op["responses"].get(status) else {
+        panic!(
+            "{method} {path} answered {status}, which the OpenAPI document does not list for \
+             {method} {template}: {answer:?}"
+        );
+    };
+    if *method == Method::HEAD {
+        return; // no body; the content type is the one GET would answer.
+    }
+    let response = resolve(doc, response);
+    let media_type = answer.content_type.split(';').next().unwrap_or("").trim();
+    let Some(content) = response["content"].as_object() else {
+        assert!(
+            answer.body.is_null(),
+            "{method} {path} answered {status} with a body, documented without one: {answer:?}"
+        );
+        return;
+    };
+    let Some(media) = content.get(media_type) else {
+        panic!(
+            "{method} {path} answered {status} as {media_type:?}; the OpenAPI document lists \
+             {:?}",
+            content.keys().collect::<Vec<_>>()
+        );
+    };
+    let is_json = media_type == "application/json" || media_type.ends_with("+json");
+    let Some(schema) = media.get("schema").filter(|_| is_json) else {
+        return;
+    };
+    // The schema with the document's components beside it, for its `$ref`s to resolve.
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"],
+        "allOf": [schema],
+    });
+    let validator = jsonschema::draft202012::new(&root).unwrap_or_else(|e| {
+        panic!("the schema of {method} {template} {status} does not compile: {e}")
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(&answer.body)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} answered {status} with a body the OpenAPI document's schema refuses:\n{}\n{}",
+        errors.join("\n"),
+        answer.body
+    );
 }
 
 /// The module [`TestApp::publish`] uploads for a release.

@@ -1,7 +1,7 @@
 //! API tokens and the caller's identity: adapters over `agora_registry::tokens`.
 
 use agora_core::Scope;
-use agora_core::api::{CreateToken, CreatedToken, Me, TokenInfo};
+use agora_core::api::{CreateToken, CreatedToken, Me, Problem, TokenInfo};
 use agora_registry::time::rfc3339;
 use agora_registry::{Credential, tokens};
 use agora_store::TokenRecord;
@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
+use super::openapi::PROBLEM;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, IdPath};
@@ -31,6 +32,7 @@ pub fn token_info(t: TokenRecord) -> TokenInfo {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Administrators: list every user's tokens.
@@ -38,8 +40,9 @@ pub struct ListParams {
 }
 
 /// The caller's tokens (never their secrets).
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(ListParams), security(("token" = [])),
-    responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", operation_id = "list_tokens", params(ListParams), security(("token" = [])),
+    responses((status = 200, description = "The tokens, revoked ones too", body = Vec<TokenInfo>),
+        (status = 403, description = "`forbidden`: `all=true` from someone other than an administrator", body = Problem, content_type = PROBLEM)))]
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -52,8 +55,10 @@ pub async fn list(
 /// Create a token. Its scopes cannot exceed the calling token's, it cannot outlive it,
 /// and revoking the calling token revokes it. The secret is returned once and stored only
 /// as a hash.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken, security(("token" = [])),
-    responses((status = 201, body = CreatedToken), (status = 403, body = agora_core::api::Problem), (status = 422, body = agora_core::api::Problem)))]
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", operation_id = "create_token", request_body = CreateToken, security(("token" = [])),
+    responses((status = 201, description = "Created; the secret is in this answer only", body = CreatedToken),
+        (status = 403, description = "`forbidden`: a scope beyond the calling token's, or `for_user` from someone other than an administrator", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`conflict`: the user has too many live tokens", body = Problem, content_type = PROBLEM)))]
 pub async fn create(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -72,8 +77,11 @@ pub async fn create(
 /// Revoke a token (and every token it minted): one of the caller's own whose scopes the
 /// calling token holds too (a narrow token cannot revoke a wider one), or any token for an
 /// administrator.
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path)), security(("token" = [])),
-    responses((status = 204, description = "Revoked"), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", operation_id = "revoke_token",
+    params(("id" = i64, Path, description = "The token's `id`")), security(("token" = [])),
+    responses((status = 204, description = "Revoked, with every token it minted"),
+        (status = 403, description = "`forbidden`: the token has a scope the calling token does not hold", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such token of the caller's (any user's, for an administrator)", body = Problem, content_type = PROBLEM)))]
 pub async fn revoke(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -84,8 +92,8 @@ pub async fn revoke(
 }
 
 /// Who the token belongs to and what it may do.
-#[utoipa::path(get, path = "/api/v1/me", tag = "tokens", security(("token" = [])),
-    responses((status = 200, body = Me), (status = 401, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/me", tag = "tokens", operation_id = "get_me", security(("token" = [])),
+    responses((status = 200, description = "The caller", body = Me)))]
 pub async fn me(Authenticated(caller): Authenticated) -> Json<Me> {
     let token_name = match &caller.credential {
         Credential::Token(t) => t.name.clone(),

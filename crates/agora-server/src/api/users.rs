@@ -1,6 +1,6 @@
 //! User accounts: adapters over `agora_registry::accounts`.
 
-use agora_core::api::{CreateUser, SetPassword, User};
+use agora_core::api::{CreateUser, Problem, SetPassword, User};
 use agora_registry::accounts;
 use agora_registry::time::rfc3339;
 use agora_store::UserRecord;
@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use super::openapi::PROBLEM;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
@@ -22,8 +23,8 @@ fn user_view(u: UserRecord) -> User {
 }
 
 /// Every user (administrators).
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("token" = [])),
-    responses((status = 200, body = Vec<User>), (status = 403, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users", security(("token" = [])),
+    responses((status = 200, description = "Every user", body = Vec<User>), (status = 403, description = "`forbidden`: not an administrator", body = Problem, content_type = PROBLEM)))]
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -34,8 +35,9 @@ pub async fn list(
 
 /// Create a user (administrators); give them a token with `POST /api/v1/tokens` and
 /// `for_user`.
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser, security(("token" = [])),
-    responses((status = 201, body = User), (status = 403, body = agora_core::api::Problem), (status = 409, body = agora_core::api::Problem)))]
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", operation_id = "create_user", request_body = CreateUser, security(("token" = [])),
+    responses((status = 201, description = "Created", body = User), (status = 403, description = "`forbidden`: not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`conflict`: the name is taken", body = Problem, content_type = PROBLEM)))]
 pub async fn create(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -47,10 +49,11 @@ pub async fn create(
 
 /// Set the password a user signs in to the web pages with: their own, or anyone's for an
 /// administrator. Ends the user's browser sessions.
-#[utoipa::path(put, path = "/api/v1/users/{name}/password", tag = "users", request_body = SetPassword,
-    params(("name" = String, Path)), security(("token" = [])),
-    responses((status = 204), (status = 400, body = agora_core::api::Problem),
-        (status = 403, body = agora_core::api::Problem), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(put, path = "/api/v1/users/{name}/password", tag = "users", operation_id = "set_password", request_body = SetPassword,
+    params(("name" = String, Path, description = "The user's name")), security(("token" = [])),
+    responses((status = 204, description = "Set; the user's browser sessions are ended"),
+        (status = 403, description = "`forbidden`: someone else's password, by someone other than an administrator; or one's own, with a token lacking a scope a web session gets", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such user", body = Problem, content_type = PROBLEM)))]
 pub async fn set_password(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

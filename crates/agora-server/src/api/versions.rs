@@ -2,7 +2,7 @@
 //! (`agora_registry::lifecycle`).
 
 use agora_core::api::{
-    LifecycleRequest, PublishRequest, PublishResponse, VersionDetail, VersionList,
+    LifecycleRequest, Problem, PublishRequest, PublishResponse, VersionDetail, VersionList,
 };
 use agora_registry::{catalog, lifecycle, publish};
 use axum::Json;
@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::convert;
+use super::openapi::PROBLEM;
 use crate::auth::{Authenticated, MaybeCaller};
 use crate::cache::{plugin_prefix, version_key};
 use crate::error::ApiError;
@@ -20,9 +21,9 @@ use crate::metrics;
 use crate::state::AppState;
 
 /// The version history of a plugin, newest first.
-#[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}/versions", tag = "versions",
-    params(("publisher" = String, Path), ("name" = String, Path)),
-    responses((status = 200, body = VersionList), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}/versions", tag = "versions", operation_id = "list_versions",
+    params(("publisher" = String, Path, description = "The publisher's name"), ("name" = String, Path, description = "The plugin's name")),
+    responses((status = 200, description = "The versions, newest first", body = VersionList), (status = 404, description = "`not-found`: no such plugin, or a private one the caller may not see", body = Problem, content_type = PROBLEM)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: MaybeCaller,
@@ -43,9 +44,9 @@ pub async fn list(
 }
 
 /// One version with its manifest, artifacts and signature.
-#[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}/versions/{version}", tag = "versions",
-    params(("publisher" = String, Path), ("name" = String, Path), ("version" = String, Path)),
-    responses((status = 200, body = VersionDetail), (status = 404, body = agora_core::api::Problem)))]
+#[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}/versions/{version}", tag = "versions", operation_id = "get_version",
+    params(("publisher" = String, Path, description = "The publisher's name"), ("name" = String, Path, description = "The plugin's name"), ("version" = String, Path, description = "A semantic version, e.g. `1.2.0`")),
+    responses((status = 200, description = "The version", body = VersionDetail), (status = 404, description = "`not-found`: no such plugin or version, or a private plugin the caller may not see", body = Problem, content_type = PROBLEM)))]
 pub async fn detail(
     State(state): State<AppState>,
     caller: MaybeCaller,
@@ -93,14 +94,16 @@ fn json_bytes(body: Bytes) -> Response {
 }
 
 /// Publish a new version. Upload every artifact with `PUT /api/v1/blobs/{digest}` first.
-#[utoipa::path(post, path = "/api/v1/plugins/{publisher}/{name}/versions", tag = "versions",
-    params(("publisher" = String, Path), ("name" = String, Path)), request_body = PublishRequest,
+#[utoipa::path(post, path = "/api/v1/plugins/{publisher}/{name}/versions", tag = "versions", operation_id = "publish_version",
+    params(("publisher" = String, Path, description = "The publisher's name"), ("name" = String, Path, description = "The plugin's name")), request_body = PublishRequest,
     security(("token" = [])),
     responses(
-        (status = 201, body = PublishResponse),
-        (status = 403, body = agora_core::api::Problem),
-        (status = 409, description = "The version exists already", body = agora_core::api::Problem),
-        (status = 422, description = "The manifest or an artifact is invalid", body = agora_core::api::Problem)
+        (status = 201, description = "Published, with the release's log entry and its inclusion proof", body = PublishResponse,
+            headers(("Location" = String, description = "The new version's URL"))),
+        (status = 403, description = "`forbidden`: not a member of the publisher with `publish:P` or `publish:*`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such publisher", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`conflict`: the version exists already, or the signing key was revoked while the release was checked", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`invalid-request`: the manifest (title `Invalid manifest`), the release's artifacts (title `Invalid release`) or another field is invalid, `errors` naming each; `invalid-signature`: the signature is missing, malformed, or not by an active key of the publisher. Also a body of the wrong shape, a bad name in the path, or a control character", body = Problem, content_type = PROBLEM)
     ))]
 pub async fn publish(
     State(state): State<AppState>,
@@ -147,14 +150,14 @@ pub async fn publish(
 
 /// Change a version's lifecycle state: deprecate, mark insecure, yank, unyank (active),
 /// or remove (administrators only; the bytes are deleted and a tombstone stays).
-#[utoipa::path(patch, path = "/api/v1/plugins/{publisher}/{name}/versions/{version}", tag = "versions",
-    params(("publisher" = String, Path), ("name" = String, Path), ("version" = String, Path)),
+#[utoipa::path(patch, path = "/api/v1/plugins/{publisher}/{name}/versions/{version}", tag = "versions", operation_id = "change_version_lifecycle",
+    params(("publisher" = String, Path, description = "The publisher's name"), ("name" = String, Path, description = "The plugin's name"), ("version" = String, Path, description = "A semantic version, e.g. `1.2.0`")),
     request_body = LifecycleRequest, security(("token" = [])),
     responses(
-        (status = 200, body = VersionDetail),
-        (status = 403, body = agora_core::api::Problem),
-        (status = 404, body = agora_core::api::Problem),
-        (status = 409, description = "The change is not allowed from the current state", body = agora_core::api::Problem)
+        (status = 200, description = "The version in its new state", body = VersionDetail),
+        (status = 403, description = "`forbidden`: not a member of the publisher with `publish:P` or `publish:*`, or `removed` by someone other than an administrator", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such plugin or version, or a private plugin the caller may not see", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`conflict`: the change is not allowed from the current state (e.g. after `removed`)", body = Problem, content_type = PROBLEM)
     ))]
 pub async fn change_lifecycle(
     State(state): State<AppState>,
