@@ -47,6 +47,10 @@ pub enum InstallError {
     LockMismatch(String),
     #[error("{0} is not installed in this plugin directory")]
     NotInstalled(String),
+    #[error(
+        "{release} is marked insecure: {reason}; install another version, or pass --allow-insecure to install it anyway"
+    )]
+    Insecure { release: String, reason: String },
 }
 
 fn available_hint(available: &[String]) -> String {
@@ -65,8 +69,32 @@ fn available_hint(available: &[String]) -> String {
 pub struct Installed {
     pub entry: LockEntry,
     pub path: PathBuf,
+    /// The version that was installed before (None: newly installed).
+    pub previous: Option<String>,
+    /// Nothing changed: this version was installed already and its files are intact.
+    pub unchanged: bool,
     /// The dependencies installed with it.
-    pub dependencies: Vec<LockEntry>,
+    pub dependencies: Vec<Changed>,
+    /// Deprecated versions in the set, with their reasons and replacements.
+    pub warnings: Vec<String>,
+}
+
+/// One plugin an install put in place (or found already in place).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Changed {
+    #[serde(flatten)]
+    pub entry: LockEntry,
+    /// The version installed before (None: newly installed).
+    pub previous: Option<String>,
+    /// Already installed, intact: nothing was downloaded.
+    pub unchanged: bool,
+}
+
+/// What the user asked of an install beyond the plugin and its requirement.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InstallOptions {
+    /// Install a version marked insecure (only ever by exact pin).
+    pub allow_insecure: bool,
 }
 
 /// Picks the version to install: the newest resolvable one matching `requirement`, or
@@ -131,6 +159,7 @@ pub async fn install(
     plugin: &PluginRef,
     requirement: Option<&str>,
     dir: &Path,
+    options: InstallOptions,
 ) -> Result<Installed, InstallError> {
     let (publisher, name) = (plugin.publisher.as_str(), plugin.name.as_str());
     let list = client.versions(publisher, name).await?;
@@ -167,8 +196,17 @@ pub async fn install(
             other => other,
         },
     )?;
-    let mut installed = None;
-    let mut also = Vec::new();
+    // The requirement recorded for `agora update`: what was asked, or `^VERSION` of
+    // what was chosen when nothing was (as cargo and npm record it).
+    let recorded = match requirement
+        .map(str::trim)
+        .filter(|r| !r.is_empty() && *r != "*")
+    {
+        Some(r) => r.to_owned(),
+        None => format!("^{chosen}"),
+    };
+    let mut chosen_details = Vec::new();
+    let mut warnings = Vec::new();
     for (dep, version) in &selected {
         let detail = details
             .get(&(dep.clone(), version.to_string()))
@@ -180,20 +218,200 @@ pub async fn install(
         let dep_ref: PluginRef = dep
             .parse()
             .map_err(|_| InstallError::UnsafePath(dep.clone()))?;
-        let done = install_version(client, trust, &dep_ref, detail, dir).await?;
-        if dep_ref == *plugin {
-            installed = Some(done);
-        } else {
-            also.push(done.entry);
+        let label = format!("{dep}@{version}");
+        match detail.state {
+            Lifecycle::Insecure if !options.allow_insecure => {
+                return Err(InstallError::Insecure {
+                    release: label,
+                    reason: detail.state_reason.clone().unwrap_or_default(),
+                });
+            }
+            Lifecycle::Deprecated => warnings.push(deprecation(&label, detail)),
+            _ => {}
+        }
+        let requirement = (dep_ref == *plugin).then(|| recorded.clone());
+        chosen_details.push((dep_ref, detail.clone(), requirement));
+    }
+    let mut changes = install_set(client, trust, dir, chosen_details).await?;
+    let root = changes
+        .iter()
+        .position(|c| c.entry.name == plugin.to_string())
+        .ok_or_else(|| InstallError::NoMatch {
+            plugin: plugin.to_string(),
+            requirement: root_req.to_string(),
+            available: vec![],
+        })?;
+    let root = changes.remove(root);
+    Ok(Installed {
+        path: dir
+            .join(plugin.publisher.as_str())
+            .join(plugin.name.as_str()),
+        previous: root.previous,
+        unchanged: root.unchanged,
+        entry: root.entry,
+        dependencies: changes,
+        warnings,
+    })
+}
+
+fn deprecation(label: &str, detail: &VersionDetail) -> String {
+    let mut text = format!("{label} is deprecated");
+    if let Some(reason) = detail.state_reason.as_deref().filter(|r| !r.is_empty()) {
+        text.push_str(&format!(": {reason}"));
+    }
+    if let Some(replacement) = detail.replacement.as_deref().filter(|r| !r.is_empty()) {
+        text.push_str(&format!(" (use {replacement} instead)"));
+    }
+    text
+}
+
+/// Puts a set of releases in place all or nothing: every release not already installed
+/// intact is downloaded and verified into a staging area first; only when all are, they
+/// are moved into place and `agora.lock` is written once. A failure at any point leaves
+/// the plugin directory and its lockfile exactly as they were.
+async fn install_set(
+    client: &Client,
+    trust: &TrustConfig,
+    dir: &Path,
+    set: Vec<(PluginRef, VersionDetail, Option<String>)>,
+) -> Result<Vec<Changed>, InstallError> {
+    let old = Lockfile::load(dir)?;
+    let installed = |name: &str| {
+        old.as_ref()
+            .and_then(|l| l.plugins.iter().find(|p| p.name == name))
+    };
+    let staging = Staging::create(dir).await?;
+    let mut staged = Vec::new();
+    let mut changes = Vec::new();
+    for (plugin, detail, requirement) in set {
+        let name = plugin.to_string();
+        let previous = installed(&name).cloned();
+        let requirement =
+            requirement.or_else(|| previous.as_ref().and_then(|p| p.requirement.clone()));
+        if let Some(prev) = &previous
+            && prev.version == detail.version
+            && prev.manifest_digest == detail.manifest_digest
+            && crate::verify::entry_intact(dir, prev)
+        {
+            changes.push(Changed {
+                entry: LockEntry {
+                    requirement,
+                    ..prev.clone()
+                },
+                previous: Some(prev.version.clone()),
+                unchanged: true,
+            });
+            continue;
+        }
+        let dest = staging.area.join(format!("new-{}", staged.len()));
+        tokio::fs::create_dir_all(&dest)
+            .await
+            .map_err(io_error(format!("cannot create {}", dest.display())))?;
+        let verified = fetch_verified(client, trust, &detail, &dest).await?;
+        let entry = LockEntry {
+            name,
+            version: detail.version.clone(),
+            manifest_digest: detail.manifest_digest,
+            artifacts: detail.artifacts.clone(),
+            signer_key: Some(verified.signer),
+            log_index: Some(verified.log_index),
+            requirement,
+        };
+        staged.push((plugin, dest));
+        changes.push(Changed {
+            entry,
+            previous: previous.map(|p| p.version),
+            unchanged: false,
+        });
+    }
+    if changes.iter().all(|c| c.unchanged)
+        && changes
+            .iter()
+            .all(|c| installed(&c.entry.name).is_some_and(|p| p.requirement == c.entry.requirement))
+    {
+        return Ok(changes);
+    }
+    let mut lock = old.unwrap_or_else(|| Lockfile::new(client.registry()));
+    for change in &changes {
+        lock.upsert(change.entry.clone());
+    }
+    staging.commit(dir, &staged, &lock)?;
+    Ok(changes)
+}
+
+/// `<dir>/.agora-tmp/<unique>`: where one install stages its downloads (and keeps what it
+/// replaces until the new lockfile is written). Removed when dropped.
+struct Staging {
+    area: PathBuf,
+}
+
+impl Staging {
+    async fn create(dir: &Path) -> Result<Staging, InstallError> {
+        let area = dir.join(".agora-tmp").join(random_suffix());
+        tokio::fs::create_dir_all(&area)
+            .await
+            .map_err(io_error(format!("cannot create {}", area.display())))?;
+        Ok(Staging { area })
+    }
+
+    /// Moves every staged release into place, then writes `lock`; on any failure,
+    /// moves everything back as it was.
+    fn commit(
+        &self,
+        dir: &Path,
+        staged: &[(PluginRef, PathBuf)],
+        lock: &Lockfile,
+    ) -> Result<(), InstallError> {
+        // (target, staged copy, what the target held before)
+        let mut moved: Vec<(PathBuf, PathBuf, Option<PathBuf>)> = Vec::new();
+        let mut swap = || -> std::io::Result<()> {
+            for (i, (plugin, source)) in staged.iter().enumerate() {
+                let target = dir
+                    .join(plugin.publisher.as_str())
+                    .join(plugin.name.as_str());
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let backup = self.area.join(format!("old-{i}"));
+                let had = match std::fs::rename(&target, &backup) {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                    Err(e) => return Err(e),
+                };
+                moved.push((target.clone(), source.clone(), had.then_some(backup)));
+                std::fs::rename(source, &target)?;
+            }
+            Ok(())
+        };
+        let result = swap()
+            .map_err(|e| {
+                InstallError::from(io_error(format!(
+                    "cannot move the verified plugins into {}",
+                    dir.display()
+                ))(e))
+            })
+            .and_then(|()| lock.save(dir).map_err(InstallError::from));
+        if result.is_err() {
+            for (target, source, backup) in moved.iter().rev() {
+                if !source.exists() {
+                    let _ = std::fs::rename(target, source);
+                }
+                if let Some(backup) = backup {
+                    let _ = std::fs::rename(backup, target);
+                }
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.area);
+        if let Some(root) = self.area.parent() {
+            let _ = std::fs::remove_dir(root);
         }
     }
-    let mut installed = installed.ok_or_else(|| InstallError::NoMatch {
-        plugin: plugin.to_string(),
-        requirement: root_req.to_string(),
-        available: vec![],
-    })?;
-    installed.dependencies = also;
-    Ok(installed)
 }
 
 /// Installs exactly what `dir/agora.lock` pins, again: same versions, and the registry
@@ -210,7 +428,7 @@ pub async fn install_locked(
             dir.display()
         ))
     })?;
-    let mut done = Vec::new();
+    let mut set = Vec::new();
     for entry in &lock.plugins {
         let plugin: PluginRef = entry
             .name
@@ -239,13 +457,13 @@ pub async fn install_locked(
                 entry.name, entry.version
             )));
         }
-        done.push(
-            install_version(client, trust, &plugin, &detail, dir)
-                .await?
-                .entry,
-        );
+        set.push((plugin, detail, entry.requirement.clone()));
     }
-    Ok(done)
+    Ok(install_set(client, trust, dir, set)
+        .await?
+        .into_iter()
+        .map(|c| c.entry)
+        .collect())
 }
 
 /// Every installable version of `root` and of everything reachable from it, with its
@@ -401,70 +619,6 @@ pub async fn fetch_verified(
             .await?;
     download_all(client, detail, dest, &label).await?;
     Ok(Verified { signer, log_index })
-}
-
-async fn install_version(
-    client: &Client,
-    trust: &TrustConfig,
-    plugin: &PluginRef,
-    detail: &VersionDetail,
-    dir: &Path,
-) -> Result<Installed, InstallError> {
-    let staging_root = dir.join(".agora-tmp");
-    let staging = staging_root.join(format!(
-        "{}-{}-{}",
-        plugin.publisher,
-        plugin.name,
-        random_suffix()
-    ));
-    tokio::fs::create_dir_all(&staging)
-        .await
-        .map_err(io_error(format!("cannot create {}", staging.display())))?;
-    let verified = match fetch_verified(client, trust, detail, &staging).await {
-        Ok(verified) => verified,
-        Err(e) => {
-            let _ = tokio::fs::remove_dir_all(&staging).await;
-            let _ = tokio::fs::remove_dir(&staging_root).await;
-            return Err(e);
-        }
-    };
-
-    let target = dir
-        .join(plugin.publisher.as_str())
-        .join(plugin.name.as_str());
-    let parent = target.parent().unwrap_or(dir);
-    tokio::fs::create_dir_all(parent)
-        .await
-        .map_err(io_error(format!("cannot create {}", parent.display())))?;
-    let backup = staging_root.join(format!("old-{}", random_suffix()));
-    let had_old = tokio::fs::rename(&target, &backup).await.is_ok();
-    tokio::fs::rename(&staging, &target)
-        .await
-        .map_err(io_error(format!(
-            "cannot move the plugin into {}",
-            target.display()
-        )))?;
-    if had_old {
-        let _ = tokio::fs::remove_dir_all(&backup).await;
-    }
-    let _ = tokio::fs::remove_dir(&staging_root).await;
-
-    let entry = LockEntry {
-        name: plugin.to_string(),
-        version: detail.version.clone(),
-        manifest_digest: detail.manifest_digest,
-        artifacts: detail.artifacts.clone(),
-        signer_key: Some(verified.signer),
-        log_index: Some(verified.log_index),
-    };
-    let mut lock = Lockfile::load(dir)?.unwrap_or_else(|| Lockfile::new(client.registry()));
-    lock.upsert(entry.clone());
-    lock.save(dir)?;
-    Ok(Installed {
-        entry,
-        path: target,
-        dependencies: Vec::new(),
-    })
 }
 
 async fn download_all(

@@ -14,7 +14,7 @@ pub mod verify;
 
 pub use api::{Client, ClientError};
 pub use bundle::{BundleError, ReleaseFiles};
-pub use install::{InstallError, Installed};
+pub use install::{Changed, InstallError, InstallOptions, Installed};
 pub use lockfile::{LockEntry, Lockfile};
 pub use logcheck::{LogCheckError, LogState, Pinning, verify_logged};
 pub use monitor::{MonitorReport, monitor};

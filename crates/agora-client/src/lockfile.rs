@@ -22,6 +22,10 @@ pub struct LockEntry {
     /// Index of the release in the registry's transparency log, once there is one.
     #[serde(default)]
     pub log_index: Option<u64>,
+    /// The version requirement it was installed with (`agora update` stays within it;
+    /// `--latest` moves it). None for plugins installed only as dependencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirement: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -93,6 +93,9 @@ pub enum Finding {
     },
     /// A file is in a plugin's directory that no release put there.
     Unexpected { plugin: String, path: String },
+    /// Something in the plugin directory that `agora.lock` does not know (a plugin
+    /// copied in by hand, a leftover of a removal).
+    Unknown { path: String },
 }
 
 impl std::fmt::Display for Finding {
@@ -102,6 +105,9 @@ impl std::fmt::Display for Finding {
             Finding::Modified { plugin, path, .. } => write!(f, "{plugin}: {path} was modified"),
             Finding::Unexpected { plugin, path } => {
                 write!(f, "{plugin}: {path} is not part of the release")
+            }
+            Finding::Unknown { path } => {
+                write!(f, "{path} is not a plugin agora.lock knows")
             }
         }
     }
@@ -133,11 +139,81 @@ fn files_under(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Resul
     Ok(())
 }
 
+/// Whether `entry`'s files in `dir` are exactly the ones it pins (no file missing,
+/// changed or added).
+pub fn entry_intact(dir: &Path, entry: &crate::lockfile::LockEntry) -> bool {
+    let plugin_dir = entry
+        .name
+        .split('/')
+        .fold(dir.to_path_buf(), |p, part| p.join(part));
+    let all_match = entry.artifacts.iter().all(|a| {
+        crate::bundle::hash_file(&plugin_dir.join(&a.path)).is_ok_and(|(d, _)| d == a.digest)
+    });
+    let mut present = Vec::new();
+    all_match
+        && files_under(&plugin_dir, &plugin_dir, &mut present).is_ok()
+        && present.len() == entry.artifacts.len()
+}
+
+/// What lies in `dir` besides `agora.lock`, the staging area and the locked plugins'
+/// directories (`PUBLISHER/NAME`).
+fn unknown_entries(dir: &Path, lock: &Lockfile) -> Vec<Finding> {
+    let known: std::collections::BTreeSet<&str> =
+        lock.plugins.iter().map(|p| p.name.as_str()).collect();
+    let names = |d: &Path| -> Vec<(String, bool)> {
+        let mut out: Vec<(String, bool)> = std::fs::read_dir(d)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| {
+                        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                        (e.file_name().to_string_lossy().into_owned(), is_dir)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    };
+    let mut findings = Vec::new();
+    for (publisher, is_dir) in names(dir) {
+        if publisher == crate::lockfile::LOCKFILE || publisher == ".agora-tmp" {
+            continue;
+        }
+        if !is_dir
+            || !known
+                .iter()
+                .any(|k| k.split('/').next() == Some(&publisher))
+        {
+            findings.push(Finding::Unknown { path: publisher });
+            continue;
+        }
+        for (name, _) in names(&dir.join(&publisher)) {
+            let path = format!("{publisher}/{name}");
+            if !known.contains(path.as_str()) {
+                findings.push(Finding::Unknown { path });
+            }
+        }
+    }
+    findings
+}
+
 /// Re-hashes every installed file against `agora.lock` and looks for files that do not
 /// belong. Nothing is changed.
 pub fn verify_installed(dir: &Path) -> Result<InstalledReport, LockfileError> {
-    let lock = Lockfile::load(dir)?.unwrap_or_else(|| Lockfile::new(""));
-    let mut findings = Vec::new();
+    if !dir.is_dir() {
+        return Err(LockfileError::NotInstalled(format!(
+            "{} does not exist or is not a directory; name the plugin directory with --dir",
+            dir.display()
+        )));
+    }
+    let lock = Lockfile::load(dir)?.ok_or_else(|| {
+        LockfileError::NotInstalled(format!(
+            "{} has no agora.lock: nothing was installed there with agora, so nothing can be checked",
+            dir.display()
+        ))
+    })?;
+    let mut findings = unknown_entries(dir, &lock);
     let mut files = 0;
     for entry in &lock.plugins {
         let plugin_dir = entry

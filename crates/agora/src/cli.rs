@@ -104,6 +104,28 @@ pub enum Command {
         /// Install exactly what the directory's agora.lock pins, with the same bytes.
         #[arg(long)]
         locked: bool,
+        /// Install a version marked insecure (exact =VERSION pins only); refused without.
+        #[arg(long)]
+        allow_insecure: bool,
+        #[command(flatten)]
+        dir: DirArg,
+        #[command(flatten)]
+        log: TrustArgs,
+    },
+    /// Installed plugins with newer versions: installed, wanted (the newest within the
+    /// requirement recorded at install), latest, and the installed version's state.
+    Outdated {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Update installed plugins (all, or PLUGIN) to the newest version within the
+    /// requirement recorded at install, with their dependencies, all or nothing.
+    Update {
+        /// PUBLISHER/NAME of an installed plugin (default: every plugin installed by name).
+        plugin: Option<String>,
+        /// Cross the recorded requirement: take the latest version and record ^LATEST.
+        #[arg(long)]
+        latest: bool,
         #[command(flatten)]
         dir: DirArg,
         #[command(flatten)]

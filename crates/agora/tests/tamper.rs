@@ -211,20 +211,41 @@ fn files_modified_removed_or_added_after_install_are_reported() {
     flip_a_byte(&installed.join("plugin.wasm"));
     std::fs::remove_file(installed.join("README.md")).unwrap();
     std::fs::write(installed.join("backdoor.sh"), "#!/bin/sh\n").unwrap();
+    // Plugins copied in by hand, beside and under a known publisher.
+    std::fs::create_dir_all(w.work.path().join("plugins/acme/sideloaded")).unwrap();
+    std::fs::create_dir_all(w.work.path().join("plugins/evil/tool")).unwrap();
     let run = w.anon.run_in(
         w.work.path(),
         &["--json", "verify", "--installed", "--dir", "plugins"],
     );
     let err = run.fails();
-    assert!(err.contains("3 problem(s)"), "{err}");
+    assert!(err.contains("5 problem(s)"), "{err}");
     assert!(
         err.contains("plugin.wasm was modified")
             && err.contains("README.md is missing")
-            && err.contains("backdoor.sh is not part"),
+            && err.contains("backdoor.sh is not part")
+            && err.contains("acme/sideloaded is not a plugin agora.lock knows")
+            && err.contains("evil is not a plugin agora.lock knows"),
         "{err}"
     );
     let report: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
-    assert_eq!(report["findings"].as_array().unwrap().len(), 3);
+    assert_eq!(report["findings"].as_array().unwrap().len(), 5);
+
+    // Nothing to check is a failure, not an all-clear.
+    let err = w
+        .anon
+        .run_in(
+            w.work.path(),
+            &["verify", "--installed", "--dir", "nowhere"],
+        )
+        .fails();
+    assert!(err.contains("nowhere does not exist"), "{err}");
+    std::fs::create_dir(w.work.path().join("empty")).unwrap();
+    let err = w
+        .anon
+        .run_in(w.work.path(), &["verify", "--installed", "--dir", "empty"])
+        .fails();
+    assert!(err.contains("has no agora.lock"), "{err}");
 }
 
 #[test]

@@ -91,31 +91,234 @@ pub async fn install(
     spec: &str,
     dir: &Path,
     log: &crate::cli::TrustArgs,
+    options: installer::InstallOptions,
 ) -> anyhow::Result<()> {
     let (plugin, requirement) = split_at(spec)?;
     let trust = trust_config(s, log)?;
-    let installed =
-        installer::install(&s.client()?, &trust, &plugin, requirement.as_deref(), dir).await?;
-    let mut report = serde_json::to_value(&installed.entry)?;
+    let installed = installer::install(
+        &s.client()?,
+        &trust,
+        &plugin,
+        requirement.as_deref(),
+        dir,
+        options,
+    )
+    .await?;
+    show_installed(s, &installed)
+}
+
+/// What changed, in words ("updated 0.1.0 → 0.2.0", "already up to date") or JSON.
+fn show_installed(s: &Session, installed: &installer::Installed) -> anyhow::Result<()> {
+    if !s.out.quiet {
+        for w in &installed.warnings {
+            eprintln!("warning: {}", crate::output::shown(w));
+        }
+    }
+    let root = installer::Changed {
+        entry: installed.entry.clone(),
+        previous: installed.previous.clone(),
+        unchanged: installed.unchanged,
+    };
+    let mut report = serde_json::to_value(&root)?;
     report["dependencies"] = serde_json::to_value(&installed.dependencies)?;
+    report["warnings"] = serde_json::to_value(&installed.warnings)?;
     s.out.show(&report, |_| {
-        let mut lines = vec![format!(
-            "Installed {}@{} into {} ({} files verified)",
-            installed.entry.name,
-            installed.entry.version,
-            installed.path.display(),
-            installed.entry.artifacts.len()
-        )];
+        let mut lines = vec![describe(&root, Some(&installed.path))];
         for d in &installed.dependencies {
+            lines.push(format!("  with {}", describe(d, None)));
+        }
+        lines.join("\n")
+    })
+}
+
+fn describe(change: &installer::Changed, path: Option<&Path>) -> String {
+    let e = &change.entry;
+    let files = e.artifacts.len();
+    match (&change.previous, change.unchanged) {
+        (_, true) => format!("{} {} is already up to date", e.name, e.version),
+        (Some(previous), false) if *previous != e.version => format!(
+            "{}: updated {previous} \u{2192} {} ({files} files verified)",
+            e.name, e.version
+        ),
+        (Some(_), false) => format!(
+            "{}@{}: reinstalled ({files} files verified)",
+            e.name, e.version
+        ),
+        (None, false) => match path {
+            Some(path) => format!(
+                "Installed {}@{} into {} ({files} files verified)",
+                e.name,
+                e.version,
+                path.display()
+            ),
+            None => format!("{}@{} ({files} files verified)", e.name, e.version),
+        },
+    }
+}
+
+/// One row of `outdated` (and the extra columns of `list`).
+#[derive(serde::Serialize)]
+struct Status {
+    name: String,
+    installed: String,
+    /// Newest resolvable version within the recorded requirement.
+    wanted: Option<String>,
+    /// Newest resolvable version.
+    latest: Option<String>,
+    /// The installed version's lifecycle state on the registry.
+    state: String,
+    requirement: Option<String>,
+    /// Why the state is what it is (deprecation or advisory text).
+    reason: Option<String>,
+}
+
+async fn statuses(s: &Session, lock: &Lockfile) -> anyhow::Result<Vec<Status>> {
+    let client = s.client()?;
+    let mut rows = Vec::new();
+    for entry in &lock.plugins {
+        let plugin: agora_core::PluginRef = entry.name.parse()?;
+        let list = client
+            .versions(plugin.publisher.as_str(), plugin.name.as_str())
+            .await?;
+        let parse = |v: &str| semver::Version::parse(v).ok();
+        let resolvable: Vec<semver::Version> = list
+            .versions
+            .iter()
+            .filter(|v| v.state.resolvable())
+            .filter_map(|v| parse(&v.version))
+            .collect();
+        let req = entry
+            .requirement
+            .as_deref()
+            .and_then(|r| semver::VersionReq::parse(r).ok());
+        let wanted = req.as_ref().and_then(|req| {
+            resolvable
+                .iter()
+                .filter(|v| req.matches(v))
+                .max()
+                .map(ToString::to_string)
+        });
+        let mine = list.versions.iter().find(|v| v.version == entry.version);
+        rows.push(Status {
+            name: entry.name.clone(),
+            installed: entry.version.clone(),
+            wanted,
+            latest: resolvable.iter().max().map(ToString::to_string),
+            state: mine.map_or("unknown", |v| v.state.as_str()).to_owned(),
+            requirement: entry.requirement.clone(),
+            reason: mine.and_then(|v| v.state_reason.clone()),
+        });
+    }
+    Ok(rows)
+}
+
+fn newer(row: &Status) -> bool {
+    let installed = semver::Version::parse(&row.installed).ok();
+    let newer_than = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(|v| semver::Version::parse(v).ok())
+            .is_some_and(|v| installed.as_ref().is_none_or(|i| v > *i))
+    };
+    newer_than(&row.wanted) || newer_than(&row.latest)
+}
+
+pub async fn outdated(s: &Session, dir: &Path) -> anyhow::Result<()> {
+    let lock = Lockfile::load(dir)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} has no agora.lock: nothing is installed there",
+            dir.display()
+        )
+    })?;
+    let rows: Vec<Status> = statuses(s, &lock)
+        .await?
+        .into_iter()
+        .filter(|r| newer(r) || r.state != "active")
+        .collect();
+    s.out.show(&rows, |rows| {
+        if rows.is_empty() {
+            return format!("Every plugin in {} is up to date", dir.display());
+        }
+        let mut lines = vec![format!(
+            "{:<40} {:<12} {:<12} {:<12} {}",
+            "PLUGIN", "INSTALLED", "WANTED", "LATEST", "STATE"
+        )];
+        for r in rows {
             lines.push(format!(
-                "  with {}@{} ({} files verified)",
-                d.name,
-                d.version,
-                d.artifacts.len()
+                "{:<40} {:<12} {:<12} {:<12} {}{}",
+                r.name,
+                r.installed,
+                r.wanted.as_deref().unwrap_or("-"),
+                r.latest.as_deref().unwrap_or("-"),
+                r.state,
+                r.reason
+                    .as_deref()
+                    .map(|why| format!(": {}", crate::output::shown(why)))
+                    .unwrap_or_default()
             ));
         }
         lines.join("\n")
     })
+}
+
+pub async fn update(
+    s: &Session,
+    plugin: Option<&str>,
+    latest: bool,
+    dir: &Path,
+    log: &crate::cli::TrustArgs,
+) -> anyhow::Result<()> {
+    let lock = Lockfile::load(dir)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} has no agora.lock: nothing is installed there",
+            dir.display()
+        )
+    })?;
+    let targets: Vec<&agora_client::LockEntry> = match plugin {
+        Some(name) => {
+            let wanted: agora_core::PluginRef = name.parse()?;
+            let wanted = wanted.to_string();
+            vec![
+                lock.plugins
+                    .iter()
+                    .find(|p| p.name == wanted)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{wanted} is not installed in {}", dir.display())
+                    })?,
+            ]
+        }
+        // Plugins installed by name; their dependencies follow them.
+        None => lock
+            .plugins
+            .iter()
+            .filter(|p| p.requirement.is_some())
+            .collect(),
+    };
+    anyhow::ensure!(
+        !targets.is_empty(),
+        "nothing in {} was installed by name; name the plugin to update",
+        dir.display()
+    );
+    let trust = trust_config(s, log)?;
+    let client = s.client()?;
+    for entry in targets {
+        let plugin: agora_core::PluginRef = entry.name.parse()?;
+        let requirement = if latest {
+            None
+        } else {
+            Some(entry.requirement.clone().unwrap_or_else(|| "*".to_owned()))
+        };
+        let installed = installer::install(
+            &client,
+            &trust,
+            &plugin,
+            requirement.as_deref(),
+            dir,
+            installer::InstallOptions::default(),
+        )
+        .await?;
+        show_installed(s, &installed)?;
+    }
+    Ok(())
 }
 
 pub async fn install_locked(
@@ -134,15 +337,64 @@ pub async fn install_locked(
     })
 }
 
-pub fn list(s: &Session, dir: &Path) -> anyhow::Result<()> {
+pub async fn list(s: &Session, dir: &Path) -> anyhow::Result<()> {
     let lock = Lockfile::load(dir)?.unwrap_or_else(|| Lockfile::new(&s.registry));
-    s.out.show(&lock.plugins, |plugins| {
-        if plugins.is_empty() {
+    // The registry's view (state, newer versions) when it answers; the lockfile alone
+    // when it does not.
+    let statuses = match statuses(s, &lock).await {
+        Ok(rows) => Some(rows),
+        Err(e) => {
+            if !s.out.quiet && !lock.plugins.is_empty() {
+                eprintln!(
+                    "note: cannot ask {} for states and newer versions: {}",
+                    s.registry,
+                    crate::output::one_line(&e)
+                );
+            }
+            None
+        }
+    };
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        #[serde(flatten)]
+        entry: &'a agora_client::LockEntry,
+        state: Option<&'a str>,
+        newer: Option<&'a str>,
+    }
+    let rows: Vec<Row> = lock
+        .plugins
+        .iter()
+        .map(|entry| {
+            let status = statuses
+                .as_ref()
+                .and_then(|all| all.iter().find(|r| r.name == entry.name));
+            Row {
+                entry,
+                state: status.map(|r| r.state.as_str()),
+                newer: status
+                    .filter(|r| newer(r))
+                    .and_then(|r| r.latest.as_deref()),
+            }
+        })
+        .collect();
+    s.out.show(&rows, |rows| {
+        if rows.is_empty() {
             return format!("No plugins installed in {}", dir.display());
         }
-        plugins
-            .iter()
-            .map(|p| format!("{:<40} {:<12} {}", p.name, p.version, p.manifest_digest))
+        rows.iter()
+            .map(|r| {
+                let mut line = format!(
+                    "{:<40} {:<12} {:<11} {}",
+                    r.entry.name,
+                    r.entry.version,
+                    r.state.unwrap_or("?"),
+                    r.entry.manifest_digest
+                );
+                if let Some(newer) = r.newer {
+                    line.push_str(&format!("  ({newer} available)"));
+                }
+                line
+            })
             .collect::<Vec<_>>()
             .join("\n")
     })

@@ -87,12 +87,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Install {
             plugin,
             locked: _,
+            allow_insecure,
             dir,
             log,
         } => match plugin {
-            Some(plugin) => install::install(&ctx, &plugin, &dir.dir, &log).await,
+            Some(plugin) => {
+                let options = agora_client::install::InstallOptions { allow_insecure };
+                install::install(&ctx, &plugin, &dir.dir, &log, options).await
+            }
             None => install::install_locked(&ctx, &dir.dir, &log).await,
         },
+        Command::Outdated { dir } => install::outdated(&ctx, &dir.dir).await,
+        Command::Update {
+            plugin,
+            latest,
+            dir,
+            log,
+        } => install::update(&ctx, plugin.as_deref(), latest, &dir.dir, &log).await,
         Command::Verify {
             release,
             installed: _,
@@ -115,7 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
         } => run::conformance(&ctx, &plugin, &runner, &dir.dir).await,
         Command::Doctor { runner } => run::doctor(&ctx, &runner),
-        Command::List { dir } => install::list(&ctx, &dir.dir),
+        Command::List { dir } => install::list(&ctx, &dir.dir).await,
         Command::Remove { plugin, dir } => install::remove(&ctx, &plugin, &dir.dir).await,
     }
 }
