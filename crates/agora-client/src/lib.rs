@@ -3,6 +3,7 @@
 //! Used by the CLI, and by tests and tools that talk to a registry.
 
 pub mod api;
+pub mod build;
 pub mod bundle;
 pub mod gpg;
 pub mod install;

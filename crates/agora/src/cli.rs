@@ -58,6 +58,17 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Build a Rust plugin with cargo and put each artifact where plugin.yaml names it
+    /// (runtime.module for WASM, built for wasm32-wasip2; runtime.binaries for native).
+    Build {
+        /// The plugin directory (with plugin.yaml and Cargo.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Native plugins: build the binary of this platform (repeatable, e.g.
+        /// linux-aarch64; default: this host's).
+        #[arg(long = "platform")]
+        platforms: Vec<String>,
+    },
     /// Validate a plugin directory and write a release bundle, offline.
     Pack {
         dir: PathBuf,

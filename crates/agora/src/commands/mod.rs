@@ -54,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => account::user(&ctx, cmd).await,
         Command::Publisher(cmd) => account::publisher(&ctx, cmd).await,
         Command::Token(cmd) => account::token(&ctx, cmd).await,
+        Command::Build { dir, platforms } => release::build(&ctx, &dir, &platforms),
         Command::Pack { dir, out } => release::pack(&ctx, &dir, out.as_deref()),
         Command::Publish { path, key } => release::publish(&ctx, &path, &key).await,
         Command::Keygen {

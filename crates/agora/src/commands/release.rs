@@ -12,6 +12,26 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{Session, split_at};
 use crate::cli::LifecycleArgs;
 
+pub fn build(s: &Session, dir: &Path, platforms: &[String]) -> anyhow::Result<()> {
+    let built = agora_client::build::build(dir, platforms)?;
+    s.out.show(&built, |built| {
+        built
+            .iter()
+            .map(|b| {
+                format!(
+                    "{} {} for {} ({} bytes, {})",
+                    if b.unchanged { "Unchanged" } else { "Built" },
+                    dir.join(&b.path).display(),
+                    b.target,
+                    b.size,
+                    b.digest
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
 pub fn pack(s: &Session, dir: &Path, out: Option<&Path>) -> anyhow::Result<()> {
     let release = ReleaseFiles::from_dir(dir)?;
     let target = out
