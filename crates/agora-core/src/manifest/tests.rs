@@ -257,3 +257,102 @@ fn long_non_ascii_values_are_reported_without_panicking() {
     assert_eq!(errors[0].field, "description");
     assert!(errors[0].problem.ends_with('…'));
 }
+
+/// docs/plugin-contract.md is how a plugin author learns the manifest: every field the
+/// schema accepts (and every field of `runtime`) is in its table.
+#[test]
+fn the_plugin_contract_lists_every_manifest_field() {
+    let doc = include_str!("../../../../docs/plugin-contract.md");
+    let table = &doc[doc.find("## The manifest").expect("a manifest section")..];
+    let schema: serde_json::Value = serde_json::from_str(SCHEMA_JSON).unwrap();
+    let mut fields: Vec<String> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    fields.extend(["type", "module", "binaries", "image"].map(String::from));
+    for field in fields {
+        assert!(
+            table.contains(&format!("`{field}`")),
+            "docs/plugin-contract.md does not describe the manifest field `{field}`"
+        );
+    }
+}
+
+fn publish_errors_of(text: &str) -> Vec<FieldError> {
+    match Manifest::from_yaml_to_publish(text) {
+        Err(ManifestError::Invalid(errors)) => errors,
+        other => panic!("expected field errors, got {other:?}"),
+    }
+}
+
+#[test]
+fn control_characters_are_refused_naming_the_field() {
+    let nul = with(
+        "description: Create and update Jira issues",
+        "description: \"nul \\0 here\"",
+    );
+    for errors in [errors_of(&nul), publish_errors_of(&nul)] {
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "description");
+        assert!(errors[0].problem.contains("U+0000 (NUL)"), "{errors:?}");
+    }
+    let escape = with(
+        "display_name: Jira Ticket Plugin",
+        "display_name: \"\\e[2Jverified\"",
+    );
+    let errors = publish_errors_of(&escape);
+    assert_eq!(errors[0].field, "display_name");
+    assert!(errors[0].problem.contains("U+001B (escape)"), "{errors:?}");
+    let c1 = with(
+        "contact: { support: support@example.com }",
+        "contact: { support: \"support\\u0085@example.com\" }",
+    );
+    assert_eq!(publish_errors_of(&c1)[0].field, "contact.support");
+    // A name: the slug rule and the text rule both name it.
+    let name = with("name: jira-ticket", "name: \"jira\\x07\"");
+    assert!(publish_errors_of(&name).iter().all(|e| e.field == "name"));
+}
+
+#[test]
+fn a_manifest_being_published_is_one_line_per_field() {
+    for (from, to, field) in [
+        (
+            "description: Create and update Jira issues",
+            "description: >\n  Create and update\n  Jira issues\n",
+            "description",
+        ),
+        (
+            "description: Create and update Jira issues",
+            "description: \"tab\\there\"",
+            "description",
+        ),
+        (
+            "display_name: Jira Ticket Plugin",
+            "display_name: \"Jira\\rTicket\"",
+            "display_name",
+        ),
+        ("license: Apache-2.0", "license: \"MIT\\nOR GPL\"", "license"),
+    ] {
+        let text = with(from, to);
+        let errors = publish_errors_of(&text);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, field, "{errors:?}");
+        assert!(
+            errors[0].expected.as_deref().unwrap().starts_with("one line"),
+            "{errors:?}"
+        );
+        // Read (a release published before the rule), the same manifest still parses.
+        Manifest::from_yaml(&text).unwrap();
+    }
+    let folded = with(
+        "description: Create and update Jira issues",
+        "description: >-\n  Create and update\n  Jira issues\n",
+    );
+    assert_eq!(
+        Manifest::from_yaml_to_publish(&folded).unwrap().description,
+        "Create and update Jira issues"
+    );
+    Manifest::from_yaml_to_publish(GOOD).unwrap();
+}
