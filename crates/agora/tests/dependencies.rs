@@ -5,28 +5,6 @@ mod support;
 
 use support::*;
 
-fn publish(alice: &Cli, work: &std::path::Path, name: &str, version: &str, deps: &[(&str, &str)]) {
-    let extra = if deps.is_empty() {
-        String::new()
-    } else {
-        let list = deps
-            .iter()
-            .map(|(d, r)| format!("\"{d}\": \"{r}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!("dependencies: {{ {list} }}\n")
-    };
-    let dir = plugin_dir(
-        work,
-        "acme",
-        name,
-        version,
-        &extra,
-        format!("{name} {version}").as_bytes(),
-    );
-    alice.run(&["publish", dir.to_str().unwrap()]).ok();
-}
-
 fn lock_versions(dir: &std::path::Path) -> Vec<(String, String)> {
     let lock: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("agora.lock")).unwrap()).unwrap();
@@ -51,10 +29,10 @@ fn dependencies_resolve_to_the_newest_compatible_set() {
     alice.sign_for("acme");
     let work = tempfile::tempdir().unwrap();
     for v in ["1.0.0", "1.4.0", "2.0.0"] {
-        publish(&alice, work.path(), "http", v, &[]);
+        publish_acme(&alice, work.path(), "http", v, &[]);
     }
-    publish(&alice, work.path(), "tls", "0.3.0", &[]);
-    publish(
+    publish_acme(&alice, work.path(), "tls", "0.3.0", &[]);
+    publish_acme(
         &alice,
         work.path(),
         "app",
@@ -100,18 +78,18 @@ fn conflicts_and_missing_dependencies_are_explained_and_install_nothing() {
     alice.run(&["publisher", "create", "acme"]).ok();
     alice.sign_for("acme");
     let work = tempfile::tempdir().unwrap();
-    publish(&alice, work.path(), "c", "1.0.0", &[]);
-    publish(&alice, work.path(), "c", "2.0.0", &[]);
-    publish(&alice, work.path(), "a", "1.0.0", &[("acme/c", "^1")]);
-    publish(&alice, work.path(), "b", "1.0.0", &[("acme/c", "^2")]);
-    publish(
+    publish_acme(&alice, work.path(), "c", "1.0.0", &[]);
+    publish_acme(&alice, work.path(), "c", "2.0.0", &[]);
+    publish_acme(&alice, work.path(), "a", "1.0.0", &[("acme/c", "^1")]);
+    publish_acme(&alice, work.path(), "b", "1.0.0", &[("acme/c", "^2")]);
+    publish_acme(
         &alice,
         work.path(),
         "bundle",
         "1.0.0",
         &[("acme/a", "^1"), ("acme/b", "^1")],
     );
-    publish(
+    publish_acme(
         &alice,
         work.path(),
         "orphan",
@@ -167,13 +145,13 @@ fn a_lockfile_reproduces_the_same_bytes_or_refuses() {
     alice.run(&["publisher", "create", "acme"]).ok();
     alice.sign_for("acme");
     let work = tempfile::tempdir().unwrap();
-    publish(&alice, work.path(), "http", "1.0.0", &[]);
-    publish(&alice, work.path(), "app", "1.0.0", &[("acme/http", "^1")]);
+    publish_acme(&alice, work.path(), "http", "1.0.0", &[]);
+    publish_acme(&alice, work.path(), "app", "1.0.0", &[("acme/http", "^1")]);
     let anon = server.cli(None);
     anon.run_in(work.path(), &["install", "acme/app", "--dir", "first"])
         .ok();
     // Newer versions appear; the lockfile still pins the old ones.
-    publish(&alice, work.path(), "http", "1.1.0", &[]);
+    publish_acme(&alice, work.path(), "http", "1.1.0", &[]);
     std::fs::create_dir_all(work.path().join("again")).unwrap();
     std::fs::copy(
         work.path().join("first/agora.lock"),

@@ -10,22 +10,6 @@ use std::path::Path;
 
 use support::*;
 
-fn publish(alice: &Cli, work: &Path, name: &str, version: &str, deps: &[(&str, &str)]) {
-    let extra = if deps.is_empty() {
-        String::new()
-    } else {
-        let list = deps
-            .iter()
-            .map(|(d, r)| format!("\"{d}\": \"{r}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!("dependencies: {{ {list} }}\n")
-    };
-    let module = format!("{name} {version}");
-    let dir = plugin_dir(work, "acme", name, version, &extra, module.as_bytes());
-    alice.run(&["publish", dir.to_str().unwrap()]).ok();
-}
-
 /// Every file under `dir` (relative path and bytes), directories included as empty.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
@@ -67,14 +51,14 @@ fn a_failure_in_the_last_plugin_of_a_tree_leaves_the_directory_as_it_was() {
     alice.sign_for("acme");
     let work = tempfile::tempdir().unwrap();
     for name in ["http", "json", "zlib"] {
-        publish(&alice, work.path(), name, "1.0.0", &[]);
+        publish_acme(&alice, work.path(), name, "1.0.0", &[]);
     }
     let deps = [
         ("acme/http", "^1"),
         ("acme/json", "^1"),
         ("acme/zlib", "^1"),
     ];
-    publish(&alice, work.path(), "app", "1.0.0", &deps);
+    publish_acme(&alice, work.path(), "app", "1.0.0", &deps);
     let anon = server.cli(None);
     anon.run_in(work.path(), &["install", "acme/app", "--dir", "plugins"])
         .ok();
@@ -85,9 +69,9 @@ fn a_failure_in_the_last_plugin_of_a_tree_leaves_the_directory_as_it_was() {
     // A new version of every plugin of the tree; the one installed last (zlib, by name)
     // has a blob the registry's storage corrupted.
     for name in ["http", "json", "zlib"] {
-        publish(&alice, work.path(), name, "1.1.0", &[]);
+        publish_acme(&alice, work.path(), name, "1.1.0", &[]);
     }
-    publish(&alice, work.path(), "app", "1.1.0", &deps);
+    publish_acme(&alice, work.path(), "app", "1.1.0", &deps);
     let zlib = sha256_file(&{
         let p = work.path().join("zlib-bytes");
         std::fs::write(&p, b"zlib 1.1.0").unwrap();
@@ -155,7 +139,7 @@ fn outdated_and_update_stay_within_the_recorded_requirement() {
     alice.sign_for("acme");
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("plugins");
-    publish(&alice, work.path(), "tool", "1.0.0", &[]);
+    publish_acme(&alice, work.path(), "tool", "1.0.0", &[]);
     let anon = server.cli(None);
     let run = |args: &[&str]| {
         let mut all = args.to_vec();
@@ -174,8 +158,8 @@ fn outdated_and_update_stay_within_the_recorded_requirement() {
     let out = run(&["outdated"]).ok();
     assert!(out.contains("up to date"), "{out}");
 
-    publish(&alice, work.path(), "tool", "1.1.0", &[]);
-    publish(&alice, work.path(), "tool", "2.0.0", &[]);
+    publish_acme(&alice, work.path(), "tool", "1.1.0", &[]);
+    publish_acme(&alice, work.path(), "tool", "2.0.0", &[]);
     let rows = run(&["--json", "outdated"]).json();
     assert_eq!(rows[0]["name"], "acme/tool");
     assert_eq!(rows[0]["installed"], "1.0.0");

@@ -369,6 +369,24 @@ pub fn example_plugin(name: &str, dest: &Path) -> PathBuf {
     dir
 }
 
+/// Publishes `acme/NAME@VERSION` with `deps` (`publisher/name`, requirement) and a module
+/// whose bytes are "NAME VERSION".
+pub fn publish_acme(alice: &Cli, work: &Path, name: &str, version: &str, deps: &[(&str, &str)]) {
+    let extra = if deps.is_empty() {
+        String::new()
+    } else {
+        let list = deps
+            .iter()
+            .map(|(d, r)| format!("\"{d}\": \"{r}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("dependencies: {{ {list} }}\n")
+    };
+    let module = format!("{name} {version}");
+    let dir = plugin_dir(work, "acme", name, version, &extra, module.as_bytes());
+    alice.run(&["publish", dir.to_str().unwrap()]).ok();
+}
+
 /// Writes a minimal plugin directory with a module of `module_bytes` bytes.
 pub fn plugin_dir(
     dest: &Path,
