@@ -503,4 +503,132 @@ mod tests {
             missing.join(", ")
         );
     }
+
+    /// Splits a shell command line into words: single and double quotes, no expansion
+    /// (a `$...` word stays as written). Stops at a comment; drops `<`/`>` redirections.
+    fn shell_words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word: Option<String> = None;
+        let mut chars = line.chars().peekable();
+        let mut skip_next = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' | '"' => {
+                    let w = word.get_or_insert_with(String::new);
+                    for q in chars.by_ref() {
+                        if q == c {
+                            break;
+                        }
+                        w.push(q);
+                    }
+                }
+                '#' if word.is_none() => break,
+                '<' | '>' if word.is_none() => skip_next = true,
+                c if c.is_whitespace() => {
+                    if let Some(w) = word.take()
+                        && !std::mem::take(&mut skip_next)
+                    {
+                        words.push(w);
+                    }
+                }
+                c => word.get_or_insert_with(String::new).push(c),
+            }
+        }
+        if let Some(w) = word
+            && !skip_next
+        {
+            words.push(w);
+        }
+        words
+    }
+
+    /// Every `agora ...` command the README and the docs show a user (in code spans and
+    /// sh blocks) parses with today's command line: no renamed command or flag.
+    #[test]
+    fn every_documented_command_parses() {
+        use clap::Parser;
+        let docs = [
+            ("README.md", include_str!("../../../README.md")),
+            ("docs/cli.md", include_str!("../../../docs/cli.md")),
+            ("docs/runner.md", include_str!("../../../docs/runner.md")),
+            (
+                "docs/plugin-contract.md",
+                include_str!("../../../docs/plugin-contract.md"),
+            ),
+            ("docs/web.md", include_str!("../../../docs/web.md")),
+            (
+                "docs/security.md",
+                include_str!("../../../docs/security.md"),
+            ),
+        ];
+        let mut checked = 0;
+        let mut broken = Vec::new();
+        for (file, text) in docs {
+            let mut commands: Vec<String> = Vec::new();
+            let mut in_sh = false;
+            for line in text.lines() {
+                if line.starts_with("```") {
+                    in_sh = line.trim() == "```sh";
+                    continue;
+                }
+                if in_sh {
+                    let line = line.trim();
+                    if line.starts_with("agora ") {
+                        commands.push(line.to_owned());
+                    }
+                    continue;
+                }
+                // Code spans: `agora ...` (one span per command; `; ` separates two).
+                for span in line.split('`').skip(1).step_by(2) {
+                    for part in span.split("; ") {
+                        if part.starts_with("agora ") && !part.contains("...") {
+                            commands.push(part.to_owned());
+                        }
+                    }
+                }
+            }
+            for command in commands {
+                let words = shell_words(&command);
+                // Synopses with placeholders (UPPER-CASE words, [optional], a|b) are
+                // described, not typed.
+                if words.iter().any(|w| {
+                    w.starts_with('[')
+                        || w.contains('|')
+                        || (w.len() > 1
+                            && w.chars()
+                                .all(|c| c.is_ascii_uppercase() || "_-/@:.".contains(c)))
+                }) {
+                    continue;
+                }
+                checked += 1;
+                if let Err(e) = super::Cli::try_parse_from(&words) {
+                    use clap::error::ErrorKind;
+                    // Prose names a command or a flag without its arguments; only a
+                    // command or flag that does not exist, or a value it refuses, is broken.
+                    let mention = matches!(
+                        e.kind(),
+                        ErrorKind::MissingRequiredArgument
+                            | ErrorKind::DisplayHelp
+                            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                            | ErrorKind::DisplayVersion
+                    ) || (words.last().is_some_and(|w| w.starts_with("--"))
+                        && e.kind() == ErrorKind::InvalidValue);
+                    if mention {
+                        continue;
+                    }
+                    let e = e.to_string();
+                    broken.push(format!(
+                        "{file}: `{command}`: {}",
+                        e.lines().next().unwrap_or("")
+                    ));
+                }
+            }
+        }
+        assert!(checked > 30, "only {checked} documented commands found");
+        assert!(
+            broken.is_empty(),
+            "documented commands that do not parse:\n{}",
+            broken.join("\n")
+        );
+    }
 }
