@@ -11,6 +11,7 @@ pub mod lockfile;
 pub mod logcheck;
 pub mod monitor;
 pub mod publish;
+pub mod scaffold;
 pub mod verify;
 
 pub use api::{Client, ClientError};

@@ -58,6 +58,19 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Start a new plugin in ./NAME: manifest, Rust source speaking the contract, README,
+    /// LICENSE; it builds (agora build), passes agora conformance and publishes as is.
+    New {
+        /// The plugin's name, or PUBLISHER/NAME.
+        name: String,
+        /// wasm (a WebAssembly component) or exec (a native executable).
+        #[arg(long, value_parser = ["wasm", "exec"])]
+        runtime: String,
+        /// The publisher (namespace) it will be published under (default: the one in
+        /// NAME, else my-publisher: edit plugin.yaml before publishing).
+        #[arg(long)]
+        publisher: Option<String>,
+    },
     /// Build a Rust plugin with cargo and put each artifact where plugin.yaml names it
     /// (runtime.module for WASM, built for wasm32-wasip2; runtime.binaries for native).
     Build {

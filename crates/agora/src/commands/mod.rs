@@ -9,7 +9,6 @@ mod run;
 mod serve;
 
 use agora_client::Client;
-use anyhow::Context;
 
 use crate::cli::{Cli, Command};
 use crate::credentials::Credentials;
@@ -24,9 +23,47 @@ pub struct Session {
 
 impl Session {
     pub fn client(&self) -> anyhow::Result<Client> {
-        Client::new(&self.registry, self.credentials.token_for(&self.registry))
-            .context("invalid registry URL")
+        // The error names the URL and what is wrong with it; a context would repeat it.
+        Ok(Client::new(
+            &self.registry,
+            self.credentials.token_for(&self.registry),
+        )?)
     }
+}
+
+/// The client commands' log on stderr, with `-v` (the Agora crates at `debug`: one
+/// event per registry request, with method, URL, status and time; other crates at
+/// `warn`) or `-vv` (the Agora crates at `trace`, the HTTP stack at `debug`).
+/// `RUST_LOG`, when set, replaces these levels. Without `-v` nothing is logged: messages
+/// are the output's job, and stderr stays one line on failure.
+fn client_logging(verbose: u8, quiet: bool) {
+    const OURS: [&str; 6] = [
+        "agora",
+        "agora_client",
+        "agora_runner",
+        "agora_core",
+        "agora_trust",
+        "agora_contract",
+    ];
+    if quiet || verbose == 0 {
+        return;
+    }
+    let (ours, others) = if verbose >= 2 {
+        ("trace", "debug")
+    } else {
+        ("debug", "warn")
+    };
+    let default = std::iter::once(others.to_owned())
+        .chain(OURS.iter().map(|c| format!("{c}={ours}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -40,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Init { config, force } = &cli.command {
         return serve::init(config, *force, &out);
     }
+    client_logging(cli.verbose, cli.quiet);
     let credentials = Credentials::load()?;
     let registry = credentials.registry(cli.registry.as_deref());
     let ctx = Session {
@@ -54,6 +92,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => account::user(&ctx, cmd).await,
         Command::Publisher(cmd) => account::publisher(&ctx, cmd).await,
         Command::Token(cmd) => account::token(&ctx, cmd).await,
+        Command::New {
+            name,
+            runtime,
+            publisher,
+        } => release::new(&ctx, &name, &runtime, publisher.as_deref()),
         Command::Build { dir, platforms } => release::build(&ctx, &dir, &platforms),
         Command::Pack { dir, out } => release::pack(&ctx, &dir, out.as_deref()),
         Command::Publish { path, key } => release::publish(&ctx, &path, &key).await,

@@ -12,6 +12,39 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{Session, split_at};
 use crate::cli::LifecycleArgs;
 
+pub fn new(s: &Session, name: &str, runtime: &str, publisher: Option<&str>) -> anyhow::Result<()> {
+    let (from_name, name) = match name.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, name),
+    };
+    let publisher = publisher.or(from_name).unwrap_or("my-publisher");
+    let runtime = agora_core::manifest::RuntimeKind::parse(runtime)
+        .ok_or_else(|| anyhow::anyhow!("--runtime {runtime:?}: expected wasm or exec"))?;
+    let dir = Path::new(name);
+    let files = agora_client::scaffold::scaffold(dir, publisher, name, runtime)?;
+    let report = serde_json::json!({
+        "plugin": format!("{publisher}/{name}"),
+        "dir": dir,
+        "files": files,
+    });
+    s.out.show(&report, |_| {
+        let mut text = format!(
+            "Created {publisher}/{name} in ./{name} ({} files). Next:\n  cd {name}\n",
+            files.len()
+        );
+        if runtime == agora_core::manifest::RuntimeKind::Wasm {
+            text.push_str("  rustup target add wasm32-wasip2   # once\n");
+        }
+        text.push_str("  agora build\n  agora conformance .\n  agora publish .");
+        if publisher == "my-publisher" {
+            text.push_str(
+                "\n(first set `publisher` in plugin.yaml to your namespace, or use --publisher)",
+            );
+        }
+        text
+    })
+}
+
 pub fn build(s: &Session, dir: &Path, platforms: &[String]) -> anyhow::Result<()> {
     let built = agora_client::build::build(dir, platforms)?;
     s.out.show(&built, |built| {

@@ -1,0 +1,106 @@
+//! `agora new` through the real binary: the scaffold builds with `agora build`, passes
+//! `agora conformance` in the sandbox, and publishes, installs and runs as is.
+
+mod support;
+
+use std::path::Path;
+
+use support::*;
+
+/// `cli` with a shared cargo target directory, so the plugin's dependencies are
+/// compiled once per test run.
+fn with_cargo_target(cli: &mut Cli) {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold");
+    cli.env
+        .push(("CARGO_TARGET_DIR".into(), target.display().to_string()));
+}
+
+fn agora_in(cli: &Cli, cwd: &Path, args: &[&str]) -> Run {
+    cli.run_in(cwd, args)
+}
+
+#[test]
+fn a_new_wasm_plugin_builds_conforms_publishes_and_runs() {
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    alice.sign_for("acme");
+    with_cargo_target(&mut alice);
+    let work = tempfile::tempdir().unwrap();
+
+    let out = agora_in(
+        &alice,
+        work.path(),
+        &["new", "acme/greeter", "--runtime", "wasm"],
+    )
+    .ok();
+    assert!(out.contains("Created acme/greeter in ./greeter"), "{out}");
+    let dir = work.path().join("greeter");
+    for file in [
+        "plugin.yaml",
+        "Cargo.toml",
+        "src/main.rs",
+        "README.md",
+        "LICENSE",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} is missing");
+    }
+    let err = agora_in(
+        &alice,
+        work.path(),
+        &["new", "greeter", "--runtime", "wasm"],
+    )
+    .fails();
+    assert!(err.contains("already exists"), "{err}");
+
+    let built = agora_in(&alice, &dir, &["build"]).ok();
+    assert!(
+        built.contains("Built") && built.contains("plugin.wasm"),
+        "{built}"
+    );
+    let again = agora_in(&alice, &dir, &["build"]).ok();
+    assert!(again.contains("Unchanged"), "{again}");
+    agora_in(&alice, &dir, &["conformance", "."]).ok();
+    agora_in(&alice, &dir, &["publish", "."]).ok();
+    agora_in(
+        &alice,
+        work.path(),
+        &["install", "acme/greeter", "--dir", "plugins"],
+    )
+    .ok();
+    let answer = agora_in(
+        &alice,
+        work.path(),
+        &[
+            "run",
+            "acme/greeter",
+            "greet",
+            "--input",
+            r#"{"name":"Ada"}"#,
+            "--dir",
+            "plugins",
+        ],
+    )
+    .ok();
+    assert!(answer.contains("Hello, Ada!"), "{answer}");
+}
+
+/// Needs root, like every native plugin run.
+#[test]
+fn a_new_exec_plugin_builds_and_conforms() {
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    with_cargo_target(&mut alice);
+    let work = tempfile::tempdir().unwrap();
+    agora_in(
+        &alice,
+        work.path(),
+        &["new", "echoer", "--runtime", "exec", "--publisher", "acme"],
+    )
+    .ok();
+    let dir = work.path().join("echoer");
+    let built = agora_in(&alice, &dir, &["build"]).ok();
+    assert!(built.contains("bin/echoer"), "{built}");
+    let report = agora_in(&alice, &dir, &["--json", "conformance", "."]).json();
+    assert_eq!(report["passed"], true, "{report}");
+}
