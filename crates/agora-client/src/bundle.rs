@@ -112,11 +112,14 @@ impl ReleaseFiles {
         }
         let manifest_text = std::fs::read_to_string(&manifest_path)
             .map_err(io(format!("cannot read {}", manifest_path.display())))?;
-        let manifest =
-            Manifest::from_yaml(&manifest_text).map_err(|source| BundleError::Manifest {
+        // A release being packed or published: every manifest field is one line, as the
+        // registry will require.
+        let manifest = Manifest::from_yaml_to_publish(&manifest_text).map_err(|source| {
+            BundleError::Manifest {
                 path: manifest_path.clone(),
                 source,
-            })?;
+            }
+        })?;
         let mut wanted: BTreeMap<String, ArtifactRole> = BTreeMap::new();
         for (path, role) in manifest.required_files() {
             wanted.insert(path.to_owned(), role);

@@ -198,18 +198,12 @@ impl ReviewInput {
                 Some("at most 4000 characters"),
             ));
         }
-        if self
-            .body
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-        {
-            return Err(FieldError::new(
-                "body",
-                "contains control characters",
-                Some("plain text; line breaks and tabs are fine"),
-            ));
-        }
-        Ok(())
+        crate::text::check("body", &self.body, crate::text::Lines::Multi)?;
+        crate::text::check_opt(
+            "version",
+            self.version.as_deref(),
+            crate::text::Lines::Single,
+        )
     }
 }
 

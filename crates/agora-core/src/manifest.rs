@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::name::{PluginRef, Slug};
+use crate::text::Lines;
 
 /// The manifest's JSON Schema (draft 2020-12), as served at `/api/v1/schema/manifest.json`.
 pub const SCHEMA_JSON: &str = include_str!("manifest.schema.json");
@@ -29,6 +30,11 @@ static VALIDATOR: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
 });
 
 pub use crate::field::FieldError;
+
+/// What a manifest field with a line break should be instead (YAML's `>` and `|` end the
+/// text with one).
+const ONE_LINE_YAML: &str = "one line of text without control characters; in YAML, `>-` \
+     folds a long text onto one line without the final line break `>` and `|` add";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
@@ -268,25 +274,49 @@ pub const DEFAULT_CHANGELOG: &[&str] = &["CHANGELOG.md", "CHANGELOG"];
 pub const DEFAULT_LICENSE: &[&str] = &["LICENSE", "LICENSE.md", "LICENSE.txt"];
 
 impl Manifest {
-    /// Parses and validates an untrusted manifest.
+    /// Parses and validates an untrusted manifest that is read (a release already
+    /// published, a plugin installed): no string may hold a control character but line
+    /// breaks and tabs, which pass so that releases published before the one-line rule
+    /// of [`Manifest::from_yaml_to_publish`] still install and run.
     pub fn from_yaml(text: &str) -> Result<Manifest, ManifestError> {
+        Self::parse(text, Lines::Multi)
+    }
+
+    /// Parses and validates a manifest that is being published (the registry's publish,
+    /// the client's bundle): as [`Manifest::from_yaml`], and every string is one line
+    /// (a description with a line break or a tab is refused naming `description`).
+    pub fn from_yaml_to_publish(text: &str) -> Result<Manifest, ManifestError> {
+        Self::parse(text, Lines::Single)
+    }
+
+    fn parse(text: &str, lines: Lines) -> Result<Manifest, ManifestError> {
         if text.len() > MAX_MANIFEST_BYTES {
             return Err(ManifestError::TooLarge { size: text.len() });
         }
         let document: Value = serde_saphyr::from_str_with_options(text, yaml_options())
             .map_err(|e| ManifestError::Yaml(e.to_string()))?;
-        Self::from_value(document)
+        Self::validate(document, lines)
     }
 
-    /// Validates a manifest already parsed into JSON values (e.g. from the API).
+    /// Validates a manifest already parsed into JSON values (e.g. from the API), with the
+    /// text rule of [`Manifest::from_yaml`].
     pub fn from_value(document: Value) -> Result<Manifest, ManifestError> {
+        Self::validate(document, Lines::Multi)
+    }
+
+    fn validate(document: Value, lines: Lines) -> Result<Manifest, ManifestError> {
         let mut errors: Vec<FieldError> =
             VALIDATOR.iter_errors(&document).map(schema_error).collect();
-        errors.extend(crate::text::check_json(
-            &document,
-            "",
-            crate::text::Lines::Multi,
-        ));
+        errors.extend(
+            crate::text::check_json(&document, "", lines)
+                .into_iter()
+                .map(|mut e| {
+                    if lines == Lines::Single && e.problem.contains("line break") {
+                        e.expected = Some(ONE_LINE_YAML.to_owned());
+                    }
+                    e
+                }),
+        );
         if !errors.is_empty() {
             errors.sort_by(|a, b| a.field.cmp(&b.field));
             errors.dedup();

@@ -1,10 +1,15 @@
 //! The one rule for text that comes from outside: no control characters. NUL cannot be
 //! stored by PostgreSQL (and SQLite would keep it), and escape sequences would rewrite a
-//! terminal that prints the text later. Multi-line text (descriptions, reviews, manifests)
-//! may hold line breaks and tabs; everything else (names, parameters, paths) may not.
+//! terminal that prints the text later. Only text that is meant to span lines (a review's
+//! body, a public key) may hold line breaks and tabs; every other field (names,
+//! descriptions, reasons, contacts, parameters, paths, every string of a manifest being
+//! published) is one line.
 //!
-//! Every edge that accepts text applies this: the HTTP layer to paths, query strings and
-//! JSON bodies, the web forms, and the manifest validator to every string it holds.
+//! The rule is applied twice, so the answer is the same 422 naming the field on every
+//! backend and through every door: the HTTP layer refuses what no field may hold (paths,
+//! query strings, JSON bodies and web forms, [`Lines::Multi`]) before any handler runs,
+//! and each use case of `agora-registry` checks each of its fields with the field's own
+//! rule before the store sees the value.
 
 use crate::field::FieldError;
 
@@ -23,9 +28,26 @@ pub fn forbidden_char(text: &str, lines: Lines) -> Option<char> {
         .find(|&c| c.is_control() && !(lines == Lines::Multi && matches!(c, '\n' | '\r' | '\t')))
 }
 
-/// How a forbidden character is named in an error: `U+0000`.
+/// How a forbidden character is named in an error: `U+0000`, with a name for the ones
+/// people meet (`U+000A (a line break)`).
 pub fn describe(c: char) -> String {
-    format!("U+{:04X}", c as u32)
+    let name = match c {
+        '\0' => " (NUL)",
+        '\n' | '\r' => " (a line break)",
+        '\t' => " (a tab)",
+        '\u{1b}' => " (escape)",
+        '\u{7f}' => " (delete)",
+        _ => "",
+    };
+    format!("U+{:04X}{name}", c as u32)
+}
+
+/// What a field with this rule accepts, as an error says it.
+pub fn accepted(lines: Lines) -> &'static str {
+    match lines {
+        Lines::Single => "one line of text without control characters (no NUL, tab or line break)",
+        Lines::Multi => "text without control characters (line breaks and tabs are fine)",
+    }
 }
 
 /// Checks one field; the error names it, the character and what is accepted.
@@ -35,12 +57,14 @@ pub fn check(field: &str, text: &str, lines: Lines) -> Result<(), FieldError> {
         Some(c) => Err(FieldError::new(
             field,
             format!("contains the control character {}", describe(c)),
-            Some(match lines {
-                Lines::Single => "text without control characters",
-                Lines::Multi => "text without control characters (line breaks and tabs are fine)",
-            }),
+            Some(accepted(lines)),
         )),
     }
+}
+
+/// Checks a field that may be absent.
+pub fn check_opt(field: &str, text: Option<&str>, lines: Lines) -> Result<(), FieldError> {
+    text.map_or(Ok(()), |t| check(field, t, lines))
 }
 
 /// Checks every string (object keys included) of a JSON document; fields are named by
@@ -103,7 +127,13 @@ mod tests {
         assert_eq!(forbidden_char("é ü 漢字 🙂", Lines::Single), None);
         let e = check("reason", "x\0", Lines::Multi).unwrap_err();
         assert_eq!(e.field, "reason");
-        assert!(e.problem.contains("U+0000"), "{e}");
+        assert!(e.problem.contains("U+0000 (NUL)"), "{e}");
+        let e = check("description", "one\ntwo", Lines::Single).unwrap_err();
+        assert!(e.problem.contains("U+000A (a line break)"), "{e}");
+        assert!(e.expected.unwrap().contains("one line"));
+        assert!(check_opt("display_name", None, Lines::Single).is_ok());
+        assert!(check_opt("display_name", Some("a\tb"), Lines::Single).is_err());
+        assert!(check_opt("body", Some("a\tb\r\n"), Lines::Multi).is_ok());
     }
 
     #[test]

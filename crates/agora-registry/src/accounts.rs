@@ -9,7 +9,7 @@ use agora_core::{Scope, api::CreateUser};
 use agora_store::{Role, UserRecord};
 
 use crate::caller::Caller;
-use crate::error::{RegistryError, Result, truncate};
+use crate::error::{RegistryError, Result, one_line, truncate};
 use crate::{Registry, password};
 
 /// Every user (administrators).
@@ -26,6 +26,7 @@ pub async fn create_user(
     request: CreateUser,
 ) -> Result<UserRecord> {
     caller.require_admin()?;
+    one_line("username", &request.username)?;
     if !is_slug(&request.username) {
         return Err(RegistryError::field(
             "username",
@@ -54,6 +55,7 @@ pub async fn set_password(
     name: &str,
     new: String,
 ) -> Result<()> {
+    one_line("name", name)?;
     if caller.user.username != name {
         caller.require_admin()?;
     } else {
@@ -129,6 +131,7 @@ pub async fn sign_in(
     password: String,
     client: Option<IpAddr>,
 ) -> Result<SignIn> {
+    one_line("username", username)?;
     let client = client.unwrap_or(crate::throttle::UNKNOWN_CLIENT);
     if let Some(wait) = registry.throttle.wait(username, client) {
         return Ok(SignIn::Wait(wait));

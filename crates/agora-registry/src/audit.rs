@@ -4,7 +4,7 @@ use agora_store::AuditRecord;
 
 use crate::Registry;
 use crate::caller::Caller;
-use crate::error::Result;
+use crate::error::{Result, one_line_opt};
 
 /// Most events listed at once.
 pub const MAX_EVENTS: u32 = 1000;
@@ -17,6 +17,7 @@ pub async fn events(
     limit: u32,
 ) -> Result<Vec<AuditRecord>> {
     caller.require_admin()?;
+    one_line_opt("target", target)?;
     Ok(registry
         .meta
         .audit_events(target, limit.clamp(1, MAX_EVENTS))

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use agora_core::text::Lines;
 use agora_core::{FieldError, ProblemKind};
 use agora_store::{BlobError, StoreError};
 
@@ -104,6 +105,31 @@ impl fmt::Display for RegistryError {
 }
 
 impl std::error::Error for RegistryError {}
+
+impl From<FieldError> for RegistryError {
+    fn from(error: FieldError) -> Self {
+        RegistryError::invalid(ProblemKind::InvalidRequest.title(), vec![error])
+    }
+}
+
+/// The text rule (`agora_core::text`) for a one-line field of a request (a name, a
+/// reason, a contact, a parameter): no control character at all. Every use case checks
+/// its fields with it (or [`multi_line`]) before the store sees them, so SQLite and
+/// PostgreSQL answer bad text alike, whichever door it came through.
+pub fn one_line(field: &str, text: &str) -> Result<()> {
+    Ok(agora_core::text::check(field, text, Lines::Single)?)
+}
+
+/// [`one_line`] for a field that may be absent.
+pub fn one_line_opt(field: &str, text: Option<&str>) -> Result<()> {
+    Ok(agora_core::text::check_opt(field, text, Lines::Single)?)
+}
+
+/// The text rule for a field meant to span lines (a review's body, an armored key): line
+/// breaks and tabs are fine, no other control character is.
+pub fn multi_line(field: &str, text: &str) -> Result<()> {
+    Ok(agora_core::text::check(field, text, Lines::Multi)?)
+}
 
 /// Text to quote from a request in an error: at most 80 characters of it.
 pub fn truncate(s: &str) -> String {

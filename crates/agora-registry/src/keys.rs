@@ -8,7 +8,7 @@ use agora_trust::{LogEntry, PublicKey};
 
 use crate::Registry;
 use crate::caller::Caller;
-use crate::error::{RegistryError, Result, truncate};
+use crate::error::{RegistryError, Result, multi_line, one_line, one_line_opt, truncate};
 use crate::log;
 
 /// Longest public key accepted (an armored OpenPGP key with its signatures).
@@ -29,6 +29,8 @@ pub async fn add(
     publisher: &str,
     request: AddKey,
 ) -> Result<KeyRecord> {
+    // An armored OpenPGP key spans lines; its comment (an OpenSSH key's) is one line.
+    multi_line("public_key", &request.public_key)?;
     let p = crate::publishers::get(registry, publisher).await?;
     caller.require_publish(&p)?;
     if request.public_key.len() > MAX_PUBLIC_KEY_CHARS {
@@ -45,6 +47,7 @@ pub async fn add(
             Some("an OpenSSH Ed25519 public key line (ssh-ed25519 AAAA... comment) or an armored OpenPGP public key (gpg --armor --export)"),
         )
     })?;
+    one_line("public_key", key.comment())?;
     let record = KeyRecord {
         id: key.id().to_owned(),
         algorithm: key.algorithm().into(),
@@ -90,6 +93,8 @@ pub async fn revoke(
     publisher: &str,
     request: RevokeKey,
 ) -> Result<KeyRecord> {
+    one_line("id", &request.id)?;
+    one_line_opt("reason", request.reason.as_deref())?;
     let p = crate::publishers::get(registry, publisher).await?;
     caller.require_publish(&p)?;
     if let Some(reason) = &request.reason

@@ -9,7 +9,7 @@ use agora_trust::LogEntry;
 use crate::Registry;
 use crate::caller::Caller;
 use crate::catalog::{version, visible_plugin};
-use crate::error::{RegistryError, Result};
+use crate::error::{RegistryError, Result, one_line_opt};
 use crate::log;
 
 /// Longest reason for a lifecycle change.
@@ -27,6 +27,8 @@ pub async fn change(
     version_name: &str,
     request: LifecycleRequest,
 ) -> Result<(PluginRecord, VersionRecord, Vec<ArtifactRecord>)> {
+    one_line_opt("reason", request.reason.as_deref())?;
+    one_line_opt("replacement", request.replacement.as_deref())?;
     let plugin = visible_plugin(registry, &caller.viewer(), publisher, name).await?;
     let owner = crate::publishers::get(registry, &plugin.publisher).await?;
     caller.require_publish(&owner)?;

@@ -42,7 +42,7 @@ pub async fn publish(
     target: &PluginRef,
     request: PublishRequest,
 ) -> Result<Published> {
-    let manifest = Manifest::from_yaml(&request.manifest).map_err(|e| match e {
+    let manifest = Manifest::from_yaml_to_publish(&request.manifest).map_err(|e| match e {
         ManifestError::Invalid(errors) => {
             RegistryError::invalid("Invalid manifest", prefix_fields(errors))
         }
@@ -204,6 +204,14 @@ async fn check_artifacts(
     let mut seen = HashSet::new();
     for (i, a) in request.artifacts.iter().enumerate() {
         let field = format!("artifacts[{i}]");
+        if let Err(e) = agora_core::text::check(
+            &format!("{field}.path"),
+            &a.path,
+            agora_core::text::Lines::Single,
+        ) {
+            errors.push(e);
+            continue;
+        }
         if let Some(problem) = relative_path_problem(&a.path) {
             errors.push(FieldError::new(
                 format!("{field}.path"),

@@ -10,7 +10,7 @@ use agora_store::{InvitationRecord, MemberChange, MemberRecord, PublisherRecord,
 
 use crate::Registry;
 use crate::caller::Caller;
-use crate::error::{RegistryError, Result, truncate};
+use crate::error::{RegistryError, Result, one_line, one_line_opt, truncate};
 
 /// How long an invitation waits for its answer.
 pub const INVITATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -21,6 +21,7 @@ pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
 
 /// A publisher name from a request, checked.
 pub fn valid_name(raw: &str) -> Result<Slug> {
+    one_line("name", raw)?;
     Slug::parse("publisher name", raw).map_err(|_| {
         RegistryError::field(
             "name",
@@ -72,6 +73,7 @@ pub async fn create(
     request: CreatePublisher,
 ) -> Result<PublisherRecord> {
     let name = valid_name(&request.name)?;
+    one_line_opt("display_name", request.display_name.as_deref())?;
     caller.require_create_publisher(name.as_str())?;
     if let Some(d) = &request.display_name
         && (d.is_empty() || d.chars().count() > MAX_DISPLAY_NAME_CHARS)
@@ -157,6 +159,9 @@ pub async fn update_settings(
             )));
         }
     }
+    // Checked as sent, before trimming: a line break around an address is refused too.
+    one_line_opt("email", settings.email.as_deref())?;
+    one_line_opt("url", settings.url.as_deref())?;
     let clean = |v: Option<String>| v.map(|v| v.trim().to_owned());
     let (email, url) = (clean(settings.email), clean(settings.url));
     if let Some(e) = email.as_deref().filter(|e| !e.is_empty()) {
@@ -184,6 +189,7 @@ pub async fn update_settings(
 }
 
 fn valid_role(role: Option<&str>) -> Result<&str> {
+    one_line_opt("role", role)?;
     let role = role.unwrap_or("member");
     if ["owner", "member"].contains(&role) {
         Ok(role)
@@ -219,6 +225,7 @@ pub async fn add_member(
     let p = get(registry, publisher).await?;
     caller.require_members(&p, is_owner(registry, &p, &caller.user.username).await?)?;
     let role = valid_role(request.role.as_deref())?;
+    one_line("username", &request.username)?;
     let username = request.username.trim();
     if !is_slug(username) {
         return Err(RegistryError::field(
@@ -273,6 +280,7 @@ pub async fn remove_member(
     publisher: &str,
     username: &str,
 ) -> Result<PublisherRecord> {
+    one_line("username", username)?;
     let p = get(registry, publisher).await?;
     if username == caller.user.username {
         caller.require_own_membership(&p.name)?;
@@ -320,6 +328,7 @@ pub async fn withdraw(
     publisher: &str,
     username: &str,
 ) -> Result<()> {
+    one_line("username", username)?;
     let p = get(registry, publisher).await?;
     if username == caller.user.username {
         caller.require_own_membership(&p.name)?;

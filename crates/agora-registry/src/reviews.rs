@@ -7,7 +7,7 @@ use agora_store::{NewReview, PluginRecord, ReviewRecord, UserRecord};
 use crate::Registry;
 use crate::caller::Caller;
 use crate::catalog::visible_plugin;
-use crate::error::{RegistryError, Result, truncate};
+use crate::error::{RegistryError, Result, one_line_opt, truncate};
 
 /// Most reviews listed at once.
 pub const MAX_REVIEWS: u32 = 200;
@@ -100,6 +100,7 @@ pub async fn hide(
     reason: Option<&str>,
 ) -> Result<()> {
     caller.require_admin()?;
+    one_line_opt("reason", reason)?;
     let actor = caller.user.username.as_str();
     let reason = reason.map(str::trim);
     if let Some(r) = reason {

@@ -7,7 +7,7 @@ use agora_store::{NewToken, TokenRecord, now_ms};
 
 use crate::Registry;
 use crate::caller::{Caller, hash_token, new_token, token_display_prefix};
-use crate::error::{RegistryError, Result, truncate};
+use crate::error::{RegistryError, Result, one_line, one_line_opt, truncate};
 use crate::time::rfc3339;
 
 /// Longest token lifetime: ten years.
@@ -33,6 +33,9 @@ pub async fn create(
     caller: &Caller,
     request: CreateToken,
 ) -> Result<(TokenRecord, String)> {
+    one_line("name", &request.name)?;
+    one_line("scopes", &request.scopes)?;
+    one_line_opt("for_user", request.for_user.as_deref())?;
     if request.name.trim().is_empty() || request.name.chars().count() > 64 {
         return Err(RegistryError::field(
             "name",

@@ -333,14 +333,22 @@ fn a_manifest_being_published_is_one_line_per_field() {
             "display_name: \"Jira\\rTicket\"",
             "display_name",
         ),
-        ("license: Apache-2.0", "license: \"MIT\\nOR GPL\"", "license"),
+        (
+            "license: Apache-2.0",
+            "license: \"MIT\\nOR GPL\"",
+            "license",
+        ),
     ] {
         let text = with(from, to);
         let errors = publish_errors_of(&text);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].field, field, "{errors:?}");
         assert!(
-            errors[0].expected.as_deref().unwrap().starts_with("one line"),
+            errors[0]
+                .expected
+                .as_deref()
+                .unwrap()
+                .starts_with("one line"),
             "{errors:?}"
         );
         // Read (a release published before the rule), the same manifest still parses.

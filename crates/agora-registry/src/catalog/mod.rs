@@ -10,7 +10,7 @@ use agora_store::{
 };
 
 use crate::Registry;
-use crate::error::{RegistryError, Result, truncate};
+use crate::error::{RegistryError, Result, one_line, one_line_opt, truncate};
 
 /// Longest search text.
 pub const MAX_QUERY_CHARS: usize = 256;
@@ -20,6 +20,7 @@ pub const MAX_FILTER_CHARS: usize = 64;
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 
 fn filter(field: &str, value: Option<String>) -> Result<Option<String>> {
+    one_line_opt(field, value.as_deref())?;
     match value {
         Some(v) if v.chars().count() > MAX_FILTER_CHARS => Err(RegistryError::field(
             field,
@@ -34,6 +35,14 @@ fn filter(field: &str, value: Option<String>) -> Result<Option<String>> {
 /// Checks search parameters and turns them into a query: the one place the API and the
 /// web pages validate them, so both accept and refuse the same things.
 pub fn search_query(params: SearchParams, viewer: Viewer, max: u32) -> Result<SearchQuery> {
+    for (field, value) in [
+        ("q", &params.q),
+        ("sort", &params.sort),
+        ("runtime", &params.runtime),
+        ("cursor", &params.cursor),
+    ] {
+        one_line_opt(field, value.as_deref())?;
+    }
     if let Some(q) = &params.q
         && q.chars().count() > MAX_QUERY_CHARS
     {
@@ -125,6 +134,8 @@ pub async fn visible_plugin(
     publisher: &str,
     name: &str,
 ) -> Result<PluginRecord> {
+    one_line("publisher", publisher)?;
+    one_line("name", name)?;
     registry
         .meta
         .visible_plugin(publisher, name, viewer)
@@ -148,6 +159,7 @@ pub async fn version(
     plugin: &PluginRecord,
     version: &str,
 ) -> Result<VersionRecord> {
+    one_line("version", version)?;
     registry
         .meta
         .version(plugin.id, version)

@@ -83,49 +83,67 @@ enum Wanted {
     Unsatisfiable,
 }
 
+/// One `bytes=` range as written, before it meets the blob's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeSpec {
+    /// `FIRST-LAST` (LAST ≥ FIRST).
+    FromTo(u64, u64),
+    /// `FIRST-`.
+    From(u64),
+    /// `-SUFFIX`: the last SUFFIX bytes.
+    Suffix(u64),
+}
+
 /// Parses a single `bytes=` range (RFC 9110 §14.1.2). Anything else (several ranges,
-/// other units, garbage) is ignored and the whole blob is sent, as the RFC allows.
-fn parse_range(value: Option<&HeaderValue>, size: u64) -> Wanted {
-    let Some(spec) = value
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().strip_prefix("bytes="))
-    else {
-        return Wanted::All;
-    };
+/// other units, garbage, `LAST` before `FIRST`) is `None`: ignored, and the whole blob is
+/// sent, as the RFC allows.
+fn parse_range_spec(value: Option<&HeaderValue>) -> Option<RangeSpec> {
+    let spec = value?.to_str().ok()?.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
-        return Wanted::All;
+        return None;
     }
-    let Some((first, last)) = spec.split_once('-') else {
+    let (first, last) = spec.split_once('-')?;
+    // Digits only (`str::parse` would take a sign).
+    let number = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    match (first.trim().is_empty(), last.trim().is_empty()) {
+        (true, true) => None,
+        (true, false) => number(last).map(RangeSpec::Suffix),
+        (false, true) => number(first).map(RangeSpec::From),
+        (false, false) => match (number(first)?, number(last)?) {
+            (start, end) if end >= start => Some(RangeSpec::FromTo(start, end)),
+            _ => None,
+        },
+    }
+}
+
+/// The `Range` header resolved against a blob of `size` bytes. A range is satisfiable
+/// when its first byte exists (a suffix when it is not empty and neither is the blob):
+/// on an empty blob no range is, so `bytes=-N` there is a 416, never an underflow.
+fn parse_range(value: Option<&HeaderValue>, size: u64) -> Wanted {
+    let Some(spec) = parse_range_spec(value) else {
         return Wanted::All;
     };
-    let (first, last) = (first.trim(), last.trim());
-    if size == 0 {
-        // No byte of an empty blob can be asked for (RFC 9110 §14.1.2: 416).
-        return if first.is_empty() && last.is_empty() {
-            Wanted::All
-        } else {
-            Wanted::Unsatisfiable
-        };
+    let start = match spec {
+        RangeSpec::FromTo(start, _) | RangeSpec::From(start) => start,
+        RangeSpec::Suffix(suffix) => size - suffix.min(size),
+    };
+    let empty_suffix = matches!(spec, RangeSpec::Suffix(0));
+    if start >= size || empty_suffix {
+        return Wanted::Unsatisfiable;
     }
-    match (first.parse::<u64>(), last.parse::<u64>()) {
-        (Ok(start), _) if start >= size => Wanted::Unsatisfiable,
-        (Ok(start), Ok(end)) if end >= start => Wanted::Range {
-            start,
-            len: end.min(size - 1) - start + 1,
-        },
-        (Ok(start), Err(_)) if last.is_empty() => Wanted::Range {
-            start,
-            len: size - start,
-        },
-        (Err(_), Ok(suffix)) if first.is_empty() && suffix > 0 => {
-            let len = suffix.min(size);
-            Wanted::Range {
-                start: size - len,
-                len,
-            }
-        }
-        (Err(_), Ok(0)) if first.is_empty() => Wanted::Unsatisfiable,
-        _ => Wanted::All,
+    // From here on 0 ≤ start < size, so size - 1 cannot underflow.
+    let last = match spec {
+        RangeSpec::FromTo(_, end) => end.min(size - 1),
+        RangeSpec::From(_) | RangeSpec::Suffix(_) => size - 1,
+    };
+    Wanted::Range {
+        start,
+        len: last - start + 1,
     }
 }
 
@@ -292,9 +310,45 @@ mod tests {
 
     #[test]
     fn no_range_of_an_empty_blob_is_satisfiable() {
-        for spec in ["bytes=-1", "bytes=0-", "bytes=0-0", "bytes=-0"] {
+        for spec in [
+            "bytes=-1",
+            "bytes=-18446744073709551615",
+            "bytes=0-",
+            "bytes=0-0",
+            "bytes=-0",
+            "bytes=5-10",
+        ] {
             assert_eq!(range(spec, 0), Some((u64::MAX, 0)), "{spec}");
         }
+        // A header the server ignores is ignored for an empty blob too: the whole (empty)
+        // blob, 200.
+        for spec in [
+            "bytes=x-y",
+            "bytes=-",
+            "bytes=9-3",
+            "bytes=0-1,2-3",
+            "items=-1",
+        ] {
+            assert_eq!(range(spec, 0), None, "{spec}");
+        }
+    }
+
+    #[test]
+    fn malformed_ranges_are_ignored_whatever_the_size() {
+        for spec in [
+            "bytes=+5-",
+            "bytes=200-abc",
+            "bytes=-+3",
+            "bytes=1-2-3",
+            "bytes=",
+        ] {
+            assert_eq!(range(spec, 100), None, "{spec}");
+        }
+        assert_eq!(range("bytes=-0", 100), Some((u64::MAX, 0)));
+        assert_eq!(range("bytes=99-", 100), Some((99, 1)));
+        assert_eq!(range("bytes=0-18446744073709551615", 100), Some((0, 100)));
+        assert_eq!(range("bytes=-1", 1), Some((0, 1)));
+        assert_eq!(range(" bytes= 2 - 4 ", 10), Some((2, 3)));
     }
 }
 
