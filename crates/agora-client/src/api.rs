@@ -17,11 +17,12 @@ pub enum ClientError {
         status: StatusCode,
         problem: Box<Problem>,
     },
-    #[error("the registry answered {status}: {body}")]
+    /// An error answer that is no problem document (a proxy's page, or no body at all).
+    #[error("the registry answered {status}{}", unexplained(.body))]
     Unexpected { status: StatusCode, body: String },
     #[error("cannot reach the registry at {url}: {source}")]
     Transport { url: String, source: reqwest::Error },
-    #[error("invalid registry URL {0:?}")]
+    #[error("invalid registry URL {0:?}{hint}", hint = url_hint(.0))]
     Url(String),
     #[error(
         "downloaded content of {digest} does not match its digest (got {actual}); nothing was kept"
@@ -40,24 +41,71 @@ pub enum ClientError {
     },
 }
 
+/// A problem document as one line a person can act on: its title, its detail, and every
+/// field error the detail does not already name, then the status and the problem kind.
 fn describe(status: &StatusCode, problem: &Problem) -> String {
-    let mut out = problem
-        .detail
-        .clone()
-        .unwrap_or_else(|| problem.title.clone());
-    if problem.errors.len() > 1 || (problem.errors.len() == 1 && problem.detail.is_none()) {
-        out = format!(
-            "{}: {}",
-            problem.title,
-            problem
-                .errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
+    let title = problem.title.trim();
+    let title = if title.is_empty() {
+        status.canonical_reason().unwrap_or("Error")
+    } else {
+        title
+    };
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(detail) = problem.detail.as_deref().map(str::trim)
+        && !detail.is_empty()
+        && detail != title
+    {
+        parts.push(detail.to_owned());
+    }
+    for error in &problem.errors {
+        let error = error.to_string();
+        if !parts.iter().any(|p| p.contains(&error)) {
+            parts.push(error);
+        }
+    }
+    let mut out = title.to_owned();
+    if !parts.is_empty() {
+        out = format!("{out}: {}", parts.join("; "));
     }
     format!("{out} ({}, {})", status.as_u16(), problem.kind)
+}
+
+/// The body of an error answer that is no problem document, when there is one.
+fn unexplained(body: &str) -> String {
+    let body = body.trim();
+    if body.is_empty() {
+        " without saying why".to_owned()
+    } else {
+        format!(": {body}")
+    }
+}
+
+/// What to say about a registry URL the client cannot use. For one without a scheme
+/// (`localhost:8080`, `registry.example.com`), the URL that was probably meant: `http://`
+/// for this machine, a bare IP address or a name without a dot (a local network),
+/// `https://` otherwise.
+pub fn url_hint(given: &str) -> String {
+    const SHAPE: &str = ": a registry URL is http://HOST[:PORT] or https://HOST[:PORT]";
+    let given = given.trim();
+    if given.is_empty() || given.contains("://") || given.contains(char::is_whitespace) {
+        return SHAPE.to_owned();
+    }
+    let host = given.split(['/', '?', '#']).next().unwrap_or("");
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let local = name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok()
+        || !name.contains('.');
+    let scheme = if local { "http" } else { "https" };
+    match reqwest::Url::parse(&format!("{scheme}://{given}")) {
+        Ok(url) if !name.is_empty() && url.host_str().is_some() => {
+            format!(": it has no scheme; did you mean {scheme}://{given}?")
+        }
+        _ => SHAPE.to_owned(),
+    }
 }
 
 impl ClientError {
@@ -130,12 +178,29 @@ impl Client {
         req
     }
 
+    /// Sends a request; an error answer becomes a [`ClientError`]. Each request is a
+    /// `debug` event (method, URL, status or error, milliseconds to the answer's head),
+    /// which `agora -v` shows.
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
-        let url = self.base.to_string();
-        let response = req
-            .send()
-            .await
-            .map_err(|source| ClientError::Transport { url, source })?;
+        let transport = |source| ClientError::Transport {
+            url: self.base.to_string(),
+            source,
+        };
+        let request = req.build().map_err(transport)?;
+        let (method, url) = (request.method().clone(), request.url().clone());
+        let started = std::time::Instant::now();
+        let result = self.http.execute(request).await;
+        let ms = started.elapsed().as_millis() as u64;
+        let response = match result {
+            Ok(response) => {
+                tracing::debug!(%method, %url, status = response.status().as_u16(), ms, "registry request");
+                response
+            }
+            Err(source) => {
+                tracing::debug!(%method, %url, error = %source, ms, "registry request failed");
+                return Err(transport(source));
+            }
+        };
         if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
             return Ok(response);
         }
@@ -445,16 +510,20 @@ impl Client {
 
     /// Whether the registry already has this blob (so it need not be uploaded again).
     pub async fn has_blob(&self, digest: &Digest) -> Result<bool, ClientError> {
-        match self
-            .send(self.request(Method::HEAD, &format!("api/v1/blobs/{digest}")))
-            .await
-        {
+        let path = format!("api/v1/blobs/{digest}");
+        let absent = |e: &ClientError| e.status() == Some(StatusCode::NOT_FOUND);
+        match self.send(self.request(Method::HEAD, &path)).await {
             Ok(_) => Ok(true),
-            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(false),
-            Err(ClientError::Unexpected {
-                status: StatusCode::NOT_FOUND,
-                ..
-            }) => Ok(false),
+            Err(e) if absent(&e) => Ok(false),
+            // An answer to HEAD has no body, so no problem document saying why: ask the
+            // same with GET to learn it (its body, if it succeeds, is not read).
+            Err(ClientError::Unexpected { .. }) => {
+                match self.send(self.request(Method::GET, &path)).await {
+                    Ok(_) => Ok(true),
+                    Err(e) if absent(&e) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
     }
@@ -573,5 +642,159 @@ async fn error_from(response: reqwest::Response) -> ClientError {
     ClientError::Unexpected {
         status,
         body: String::from_utf8_lossy(&body).chars().take(300).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    fn problem(title: &str, detail: Option<&str>, errors: Vec<agora_core::FieldError>) -> Problem {
+        Problem {
+            kind: "urn:agora:problem:invalid-request".into(),
+            title: title.into(),
+            status: 422,
+            detail: detail.map(Into::into),
+            errors,
+        }
+    }
+
+    #[test]
+    fn a_problem_reads_as_its_title_detail_and_field_errors() {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        let field = agora_core::FieldError::new("version", "is not semver", Some("1.2.3"));
+        // Detail that already names the field error: said once.
+        let p = problem(
+            "Invalid manifest",
+            Some(&field.to_string()),
+            vec![field.clone()],
+        );
+        assert_eq!(
+            describe(&status, &p),
+            "Invalid manifest: version: is not semver (expected 1.2.3) (422, urn:agora:problem:invalid-request)"
+        );
+        // Detail that does not: both.
+        let p = problem(
+            "Invalid release",
+            Some("2 files are wrong"),
+            vec![field.clone()],
+        );
+        assert_eq!(
+            describe(&status, &p),
+            "Invalid release: 2 files are wrong; version: is not semver (expected 1.2.3) (422, urn:agora:problem:invalid-request)"
+        );
+        // No detail, or the title again: the title alone.
+        assert_eq!(
+            describe(
+                &StatusCode::UNAUTHORIZED,
+                &problem("Unauthorized", None, vec![])
+            ),
+            "Unauthorized (401, urn:agora:problem:invalid-request)"
+        );
+        assert_eq!(
+            describe(&status, &problem("Conflict", Some("Conflict"), vec![])),
+            "Conflict (422, urn:agora:problem:invalid-request)"
+        );
+        // An empty title falls back to the status's reason.
+        assert!(
+            describe(&status, &problem("", Some("bad"), vec![]))
+                .starts_with("Unprocessable Entity: bad (")
+        );
+    }
+
+    #[test]
+    fn an_answer_without_a_body_says_so_instead_of_ending_in_a_colon() {
+        let e = ClientError::Unexpected {
+            status: StatusCode::UNAUTHORIZED,
+            body: String::new(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the registry answered 401 Unauthorized without saying why"
+        );
+        let e = ClientError::Unexpected {
+            status: StatusCode::BAD_GATEWAY,
+            body: "<html>bad gateway</html>\n".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the registry answered 502 Bad Gateway: <html>bad gateway</html>"
+        );
+    }
+
+    #[test]
+    fn a_registry_url_without_a_scheme_gets_the_url_it_probably_meant() {
+        let hint = |url: &str| match Client::new(url, None) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{url} was accepted"),
+        };
+        assert_eq!(
+            hint("localhost:8080"),
+            "invalid registry URL \"localhost:8080\": it has no scheme; did you mean http://localhost:8080?"
+        );
+        assert!(
+            hint("registry.example.com").ends_with("did you mean https://registry.example.com?")
+        );
+        assert!(
+            hint("192.168.1.5:8080/agora").ends_with("did you mean http://192.168.1.5:8080/agora?")
+        );
+        assert!(hint("registry:8080").ends_with("did you mean http://registry:8080?"));
+        assert!(
+            hint("ftp://example.com").ends_with("is http://HOST[:PORT] or https://HOST[:PORT]")
+        );
+        assert!(hint("").ends_with("is http://HOST[:PORT] or https://HOST[:PORT]"));
+        assert!(Client::new("http://localhost:8080", None).is_ok());
+    }
+
+    /// A registry that answers every request with 401: a problem document for GET,
+    /// headers only for HEAD (as HTTP wants). Returns its URL and the methods it saw.
+    async fn refusing_registry() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1
+                {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let method = head.split(' ').next().unwrap_or("").to_owned();
+                log.lock().unwrap().push(method.clone());
+                let body = r#"{"type":"urn:agora:problem:unauthorized","title":"Unauthorized","status":401,"detail":"token bad… is not known to this registry"}"#;
+                let answer = format!(
+                    "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+                    body.len(),
+                    if method == "HEAD" { "" } else { body }
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn a_refused_head_request_still_reports_the_registrys_problem() {
+        let (url, seen) = refusing_registry().await;
+        let client = Client::new(&url, Some("bad".into())).unwrap();
+        let digest = agora_core::Digest::of(b"x");
+        let e = client.has_blob(&digest).await.unwrap_err();
+        assert_eq!(e.status(), Some(StatusCode::UNAUTHORIZED));
+        assert_eq!(
+            e.to_string(),
+            "Unauthorized: token bad… is not known to this registry (401, urn:agora:problem:unauthorized)"
+        );
+        assert_eq!(*seen.lock().unwrap(), ["HEAD", "GET"]);
+        // Every other request reads the problem the same way.
+        let e = client.me().await.unwrap_err();
+        assert!(
+            e.to_string().contains("is not known to this registry"),
+            "{e}"
+        );
     }
 }

@@ -36,9 +36,28 @@ fn escape(text: &str, bad: impl Fn(char) -> bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// An error and its causes on one line, safe to print.
+/// An error and its causes on one line, joined by `: `, safe to print. Each text is said
+/// once: a cause that a message before it already quotes (an error that prints its
+/// source and also returns it as `source()`) is left out, and a context that its cause
+/// repeats word for word ("invalid registry URL" then `invalid registry URL "x"`) gives
+/// way to the cause.
 pub fn one_line(e: &anyhow::Error) -> String {
-    shown(&format!("{e:#}").replace('\n', " ")).into_owned()
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        let text = text.trim();
+        if text.is_empty() || parts.iter().any(|p| p.contains(text)) {
+            continue;
+        }
+        if parts
+            .last()
+            .is_some_and(|last| text.starts_with(last.as_str()))
+        {
+            parts.pop();
+        }
+        parts.push(text.to_owned());
+    }
+    shown(&parts.join(": ")).into_owned()
 }
 
 pub struct Output {
@@ -90,5 +109,52 @@ mod tests {
         assert!(matches!(terminal_safe("plain"), Cow::Borrowed(_)));
         let e = anyhow::anyhow!("registry said: \u{1b}[31mred");
         assert!(!one_line(&e).contains('\u{1b}'));
+    }
+
+    /// An error that prints its source and also returns it, as `thiserror` makes with
+    /// `#[error("...: {source}")]`.
+    #[derive(Debug)]
+    struct Quoting(std::io::Error);
+
+    impl std::fmt::Display for Quoting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot reach the registry at http://x/: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn no_message_is_printed_twice() {
+        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = anyhow::Error::new(Quoting(refused()));
+        assert_eq!(
+            one_line(&e),
+            "cannot reach the registry at http://x/: refused"
+        );
+        let e = anyhow::Error::new(Quoting(refused())).context("whoami");
+        assert_eq!(
+            one_line(&e),
+            "whoami: cannot reach the registry at http://x/: refused"
+        );
+        // A context its cause repeats gives way to the cause.
+        let e = anyhow::anyhow!("invalid registry URL \"x\": it has no scheme")
+            .context("invalid registry URL");
+        assert_eq!(one_line(&e), "invalid registry URL \"x\": it has no scheme");
+        // Causes that differ are all kept, in order.
+        let e = anyhow::Error::new(refused())
+            .context("uploading plugin.wasm")
+            .context("publish failed");
+        assert_eq!(
+            one_line(&e),
+            "publish failed: uploading plugin.wasm: refused"
+        );
+        // Line breaks in a message do not start a new line.
+        let e = anyhow::anyhow!("two\nlines");
+        assert_eq!(one_line(&e), "two lines");
     }
 }
