@@ -1,6 +1,7 @@
 //! The conformance harness: runs a plugin in the sandbox and checks it against the
 //! contract (`docs/plugin-contract.md`). Each check has a stable name, a verdict and a
-//! detail a plugin author can act on.
+//! detail a plugin author can act on. A check that could not be observed is reported as
+//! skipped, with the reason: it neither passes nor fails, and never passes silently.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ const MISSING_PATH: &str = "/.agora-conformance/no-such-entrypoint";
 pub struct Check {
     pub name: String,
     pub passed: bool,
+    /// Nothing could be observed (the detail says why): not passed, not failed.
+    pub skipped: bool,
     pub detail: String,
 }
 
@@ -28,13 +31,21 @@ pub struct Report {
     pub version: String,
     pub runtime: String,
     pub digest: String,
+    /// Which host policy the plugin ran under, when the caller says (e.g. a file's path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// No check failed (skipped ones do not count).
     pub passed: bool,
     pub checks: Vec<Check>,
 }
 
 impl Report {
     pub fn failed(&self) -> impl Iterator<Item = &Check> {
-        self.checks.iter().filter(|c| !c.passed)
+        self.checks.iter().filter(|c| !c.passed && !c.skipped)
+    }
+
+    pub fn skipped(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.skipped)
     }
 
     /// The human form: one line per check.
@@ -43,19 +54,35 @@ impl Report {
             "conformance of {}@{} ({}, {})\n",
             self.plugin, self.version, self.runtime, self.digest
         );
+        if let Some(policy) = &self.policy {
+            out.push_str(&format!("under {policy}\n"));
+        }
         for check in &self.checks {
             out.push_str(&format!(
                 "  {} {:<28} {}\n",
-                if check.passed { "pass" } else { "FAIL" },
+                match (check.passed, check.skipped) {
+                    (_, true) => "skip",
+                    (true, _) => "pass",
+                    (false, _) => "FAIL",
+                },
                 check.name,
                 check.detail
             ));
         }
         let failed = self.failed().count();
-        out.push_str(&if failed == 0 {
-            format!("passed: all {} checks\n", self.checks.len())
-        } else {
-            format!("failed: {failed} of {} checks\n", self.checks.len())
+        let skipped: Vec<&str> = self.skipped().map(|c| c.name.as_str()).collect();
+        let ran = self.checks.len() - skipped.len();
+        out.push_str(&match (failed, skipped.is_empty()) {
+            (0, true) => format!("passed: all {ran} checks\n"),
+            (0, false) => format!(
+                "passed: all {ran} checks that could run; skipped: {}\n",
+                skipped.join(", ")
+            ),
+            (_, true) => format!("failed: {failed} of {ran} checks\n"),
+            (_, false) => format!(
+                "failed: {failed} of {ran} checks that could run; skipped: {}\n",
+                skipped.join(", ")
+            ),
         });
         out
     }
@@ -87,7 +114,17 @@ fn check(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Ch
     Check {
         name: name.into(),
         passed,
+        skipped: false,
         detail: detail.into(),
+    }
+}
+
+fn skip(name: impl Into<String>, why: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        passed: false,
+        skipped: true,
+        detail: why.into(),
     }
 }
 
@@ -125,8 +162,9 @@ fn is_problem(response: &Response) -> Result<(), String> {
     }
 }
 
-/// Runs every check. Loading errors (a refused or unloadable plugin) are errors, not a
-/// report: there is nothing to check.
+/// Runs every check. A plugin the runner's host policy refuses fails the `policy` check
+/// with the refusal, and nothing more is run. Other loading errors (an unloadable
+/// plugin, a sandbox that cannot be built) are errors, not a report.
 pub async fn run(runner: &Runner, source: PluginSource) -> Result<Report, RunError> {
     let manifest = source.manifest.clone();
     let mut report = Report {
@@ -134,6 +172,7 @@ pub async fn run(runner: &Runner, source: PluginSource) -> Result<Report, RunErr
         version: manifest.version.to_string(),
         runtime: manifest.runtime.kind.as_str().to_owned(),
         digest: source.digest.to_string(),
+        policy: None,
         passed: false,
         checks: Vec::new(),
     };
@@ -163,7 +202,18 @@ pub async fn run(runner: &Runner, source: PluginSource) -> Result<Report, RunErr
             "the manifest declares no entrypoints",
         ));
     }
-    let plugin = runner.load(source).await?;
+    let plugin = match runner.load(source).await {
+        Ok(plugin) => plugin,
+        Err(RunError::Refused(refusal)) => {
+            checks.push(check(
+                "policy",
+                false,
+                format!("refused by the host policy: {refusal}"),
+            ));
+            return Ok(report);
+        }
+        Err(e) => return Err(e),
+    };
 
     checks.push(match plugin.health().await {
         Ok(r) if r.status == 200 => check("health", true, "GET /healthz answered 200"),
@@ -328,42 +378,80 @@ pub async fn run(runner: &Runner, source: PluginSource) -> Result<Report, RunErr
     });
 
     checks.push(timeout_check(&plugin, &manifest, cut).await);
-    report.passed = report.checks.iter().all(|c| c.passed);
+    report.passed = !report.checks.iter().any(|c| !c.passed && !c.skipped);
     Ok(report)
 }
 
+/// The deadline the runner is made to enforce when no entrypoint was slow: far shorter
+/// than any an entrypoint declares.
+const FORCED_DEADLINE: Duration = Duration::from_millis(1);
+/// Calls with an empty JSON body, then with [`PADDED_BODY_BYTES`] of JSON (under the
+/// 1 MiB many plugins accept): a plugin must read and hash every byte of a body to check
+/// its signature, which may take it longer than [`FORCED_DEADLINE`] when `{}` does not.
+const FORCED_TRIES: [bool; 5] = [false, false, true, true, true];
+const PADDED_BODY_BYTES: usize = 1_000_000;
+
+/// Calls an entrypoint with [`FORCED_DEADLINE`] until the runner cuts it: how long the
+/// cut took, the deadline, and what was sent and declared; or why no cut was seen.
+async fn force_cut(
+    plugin: &Plugin,
+    manifest: &Manifest,
+) -> Result<(Duration, Duration, String), String> {
+    let Some((name, entry)) = manifest.entrypoints.iter().next() else {
+        return Err("not observed: the manifest declares no entrypoint to call".into());
+    };
+    let declared = plugin.grant().timeout_ms(name);
+    let padded = {
+        let mut body = String::with_capacity(PADDED_BODY_BYTES);
+        body.push_str("{\"agora_conformance_padding\":\"");
+        body.extend(std::iter::repeat_n('a', PADDED_BODY_BYTES - body.len() - 2));
+        body.push_str("\"}");
+        bytes::Bytes::from(body)
+    };
+    for padding in FORCED_TRIES {
+        let body = if padding {
+            padded.clone()
+        } else {
+            bytes::Bytes::from_static(b"{}")
+        };
+        let started = Instant::now();
+        let outcome = plugin
+            .send(Request {
+                timeout: Some(FORCED_DEADLINE),
+                ..Request::post(&entry.path, body)
+            })
+            .await;
+        if let Err(RunError::Timeout { .. }) = outcome {
+            let sent = if padding { "a 1 MB body, " } else { "" };
+            let note = format!(" ({sent}entrypoint {name} declares {declared} ms)");
+            return Ok((started.elapsed(), FORCED_DEADLINE, note));
+        }
+    }
+    Err(format!(
+        "not observed: entrypoint {name} answered all {} calls given a {} ms deadline (the last ones with a 1 MB body) before the runner could cut one, so no cut was seen",
+        FORCED_TRIES.len(),
+        FORCED_DEADLINE.as_millis()
+    ))
+}
+
 /// A request past its timeout is cut in time, and the plugin serves again afterwards.
-/// If no entrypoint was slow, one is called with a 1 ms deadline until a cut happens.
+///
+/// When an entrypoint ran past its own timeout above, that cut is judged. Otherwise the
+/// runner is made to enforce a deadline far shorter than the one the plugin declares
+/// ([`force_cut`]). A plugin that answers every such call before the runner can cut it
+/// leaves no cut to observe, and the check is skipped, saying so: it is not a pass.
 async fn timeout_check(
     plugin: &Plugin,
     manifest: &Manifest,
-    mut cut: Option<(Duration, Duration)>,
+    cut: Option<(Duration, Duration)>,
 ) -> Check {
     const NAME: &str = "timeout";
-    if cut.is_none()
-        && let Some(entry) = manifest.entrypoints.values().next()
-    {
-        let deadline = Duration::from_millis(1);
-        for _ in 0..5 {
-            let started = Instant::now();
-            let outcome = plugin
-                .send(Request {
-                    timeout: Some(deadline),
-                    ..Request::post(&entry.path, "{}")
-                })
-                .await;
-            if let Err(RunError::Timeout { .. }) = outcome {
-                cut = Some((started.elapsed(), deadline));
-                break;
-            }
-        }
-    }
-    let Some((took, timeout)) = cut else {
-        return check(
-            NAME,
-            true,
-            "every request answered within 1 ms; nothing to cut",
-        );
+    let (took, timeout, declared) = match cut {
+        Some((took, timeout)) => (took, timeout, String::new()),
+        None => match force_cut(plugin, manifest).await {
+            Ok(forced) => forced,
+            Err(why) => return skip(NAME, why),
+        },
     };
     if took > timeout + CUT_GRACE {
         return check(
@@ -381,7 +469,7 @@ async fn timeout_check(
             NAME,
             true,
             format!(
-                "a request past its {} ms timeout was cut after {} ms, and the plugin answered again",
+                "a request past its {} ms timeout{declared} was cut after {} ms, and the plugin answered again",
                 timeout.as_millis(),
                 took.as_millis()
             ),
@@ -399,5 +487,58 @@ async fn timeout_check(
             false,
             format!("after a cut request, GET /healthz failed: {e}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(checks: Vec<Check>) -> Report {
+        let passed = !checks.iter().any(|c| !c.passed && !c.skipped);
+        Report {
+            plugin: "acme/demo".into(),
+            version: "1.0.0".into(),
+            runtime: "wasm".into(),
+            digest: "sha256:00".into(),
+            policy: Some("the host policy ./policy.toml".into()),
+            passed,
+            checks,
+        }
+    }
+
+    #[test]
+    fn a_skipped_check_is_neither_a_pass_nor_a_failure_and_says_so() {
+        let r = report(vec![
+            check("health", true, "GET /healthz answered 200"),
+            skip("timeout", "not observed: no cut was seen"),
+        ]);
+        assert!(r.passed);
+        assert_eq!(r.failed().count(), 0);
+        let text = r.to_text();
+        assert!(
+            text.contains("under the host policy ./policy.toml\n"),
+            "{text}"
+        );
+        assert!(text.contains("  skip timeout "), "{text}");
+        assert!(
+            text.ends_with("passed: all 1 checks that could run; skipped: timeout\n"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["checks"][1]["skipped"], true);
+        assert_eq!(json["checks"][1]["passed"], false);
+
+        let r = report(vec![
+            check("health", false, "GET /healthz answered 500"),
+            skip("timeout", "not observed"),
+        ]);
+        assert!(!r.passed);
+        assert!(
+            r.to_text()
+                .ends_with("failed: 1 of 1 checks that could run; skipped: timeout\n")
+        );
+        let r = report(vec![check("health", true, "ok")]);
+        assert!(r.to_text().ends_with("passed: all 1 checks\n"));
     }
 }

@@ -21,19 +21,26 @@ fn state_dir(args: &RunnerArgs) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The policy file named, the user's, or the built-in open policy.
-fn load_policy(args: &RunnerArgs) -> anyhow::Result<HostPolicy> {
-    let named = args.policy.clone().or_else(|| {
+/// The policy file given (`--policy` or `AGORA_RUNNER_POLICY`), else the user's
+/// `policy.toml` when there is one.
+fn policy_file(args: &RunnerArgs) -> Option<PathBuf> {
+    args.policy.clone().or_else(|| {
         dirs::config_dir()
             .map(|d| d.join("agora/policy.toml"))
             .filter(|p| p.exists())
-    });
-    match named {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read the policy {}", path.display()))?;
-            HostPolicy::from_toml(&text).with_context(|| format!("in {}", path.display()))
-        }
+    })
+}
+
+fn read_policy(path: &Path) -> anyhow::Result<HostPolicy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the policy {}", path.display()))?;
+    HostPolicy::from_toml(&text).with_context(|| format!("in {}", path.display()))
+}
+
+/// The policy file named, the user's, or the built-in open policy.
+fn load_policy(args: &RunnerArgs) -> anyhow::Result<HostPolicy> {
+    match policy_file(args) {
+        Some(path) => read_policy(&path),
         None => Ok(HostPolicy {
             mode: Mode::Open,
             ..HostPolicy::default()
@@ -134,12 +141,41 @@ pub async fn conformance(
             "{plugin} is neither a plugin directory (with plugin.yaml) nor PUBLISHER/NAME of an installed plugin"
         );
     };
-    let runner = runner(args, conformance::policy_for(&source.manifest))?;
-    let report = conformance::run(&runner, source).await?;
+    // A policy given (or the user's) is the one the plugin must run under; without one,
+    // the plugin is judged against its own declaration.
+    let (policy, under) = match policy_file(args) {
+        Some(path) => (
+            read_policy(&path)?,
+            format!("the host policy {}", path.display()),
+        ),
+        None => (
+            conformance::policy_for(&source.manifest),
+            "a policy made from its manifest (its outbound hosts, generous ceilings)".to_owned(),
+        ),
+    };
+    let runner = runner(args, policy)?;
+    let mut report = conformance::run(&runner, source).await?;
+    report.policy = Some(under);
     s.out.show(&report, conformance::Report::to_text)?;
     if !report.passed {
-        let failed: Vec<&str> = report.failed().map(|c| c.name.as_str()).collect();
-        bail!("{} does not conform: {}", report.plugin, failed.join(", "));
+        let failed: Vec<&conformance::Check> = report.failed().collect();
+        match failed.as_slice() {
+            [one] => bail!(
+                "{} does not conform: {}: {}",
+                report.plugin,
+                one.name,
+                one.detail
+            ),
+            _ => bail!(
+                "{} does not conform: {}",
+                report.plugin,
+                failed
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
     }
     Ok(())
 }
