@@ -361,6 +361,8 @@ mod tests {
             provider: None,
             runtime: "wasm".into(),
             latest_version: None,
+            listed_version: None,
+            listed_state: None,
             downloads: 0,
             created_at: 0,
             updated_at: 0,

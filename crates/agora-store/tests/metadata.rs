@@ -972,7 +972,94 @@ on_every_backend!(
     text_the_database_cannot_store_is_an_invalid_text_error,
     label_filters_read_the_labels_in_one_pass,
     a_broad_text_search_considers_only_the_newest_matches,
+    listings_carry_the_listed_state_and_insiders_see_unlisted_plugins,
 );
+
+/// A listing names the version it comes from and its state; a plugin with no version a
+/// range can choose (every one yanked or insecure) is left out of search, but its
+/// publisher's insiders still get it, and nobody gets one whose versions were removed.
+async fn listings_carry_the_listed_state_and_insiders_see_unlisted_plugins(store: &SqlStore) {
+    let w = world(store).await;
+    let set = |id, state, reason: &str| LifecycleChange {
+        version_id: id,
+        state,
+        reason: Some(reason.to_owned()),
+        replacement: None,
+        actor: "alice".into(),
+        log_entry: None,
+    };
+    release(store, &w, manifest("acme", "jira", "1.0.0", ""), b"j1")
+        .await
+        .unwrap();
+    let j2 = release(store, &w, manifest("acme", "jira", "1.1.0", ""), b"j2")
+        .await
+        .unwrap();
+    store
+        .set_lifecycle(set(j2.id, Lifecycle::Deprecated, "use jira-cloud"))
+        .await
+        .unwrap();
+    let old = release(store, &w, manifest("acme", "old", "0.1.0", ""), b"o1")
+        .await
+        .unwrap();
+    store
+        .set_lifecycle(set(old.id, Lifecycle::Yanked, "broken"))
+        .await
+        .unwrap();
+    let gone = release(store, &w, manifest("acme", "gone", "0.1.0", ""), b"g1")
+        .await
+        .unwrap();
+    store
+        .set_lifecycle(set(gone.id, Lifecycle::Removed, "malware"))
+        .await
+        .unwrap();
+
+    let hits = store.search(&query(None)).await.unwrap();
+    assert_eq!(
+        names(&hits),
+        ["jira"],
+        "yanked-only and removed plugins are not listed"
+    );
+    assert_eq!(hits.plugins[0].listed_version.as_deref(), Some("1.1.0"));
+    assert_eq!(hits.plugins[0].listed_state, Some(Lifecycle::Deprecated));
+    let p = store.plugin("acme", "old").await.unwrap().unwrap();
+    assert_eq!(p.latest_version, None);
+    assert_eq!(
+        (p.listed_version.as_deref(), p.listed_state),
+        (Some("0.1.0"), Some(Lifecycle::Yanked))
+    );
+
+    let anonymous = Viewer::anonymous();
+    let member = Viewer {
+        admin: false,
+        private_publishers: vec![w.acme.id],
+    };
+    let admin = Viewer {
+        admin: true,
+        private_publishers: vec![],
+    };
+    let outsider = Viewer {
+        admin: false,
+        private_publishers: vec![w.acme.id + 1000],
+    };
+    for viewer in [&anonymous, &outsider] {
+        let none = store
+            .unlisted_plugins(w.acme.id, viewer, 100)
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "{viewer:?} sees {none:?}");
+    }
+    for viewer in [&member, &admin] {
+        let unlisted = store
+            .unlisted_plugins(w.acme.id, viewer, 100)
+            .await
+            .unwrap();
+        let found: Vec<_> = unlisted
+            .iter()
+            .map(|p| (p.name.as_str(), p.listed_state))
+            .collect();
+        assert_eq!(found, [("old", Some(Lifecycle::Yanked))], "{viewer:?}");
+    }
+}
 
 /// Two label filters as two subqueries let a planner with stale statistics join the label
 /// sets to each other (9 s at 100,000 plugins on PostgreSQL); they are read in one pass,

@@ -18,6 +18,11 @@ pub struct PluginRecord {
     pub provider: Option<String>,
     pub runtime: String,
     pub latest_version: Option<String>,
+    /// The version the listing comes from and its state: the latest, else (every version
+    /// yanked or insecure) the newest that is not removed (`agora_core::listing::listed`).
+    /// A listing shows it and marks it when it is not active.
+    pub listed_version: Option<String>,
+    pub listed_state: Option<Lifecycle>,
     pub downloads: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -115,6 +120,12 @@ impl Viewer {
             || plugin.visibility == Visibility::Public
             || self.private_publishers.contains(&plugin.publisher_id)
     }
+
+    /// Whether this viewer sees the publisher from inside: an administrator, or a member
+    /// who may see its private plugins. Insiders also see the plugins listings leave out.
+    pub fn is_insider(&self, publisher_id: i64) -> bool {
+        self.admin || self.private_publishers.contains(&publisher_id)
+    }
 }
 
 /// Plugins, versions, artifacts, lifecycle and visibility.
@@ -129,6 +140,16 @@ pub trait ReleaseStore: Send + Sync {
         name: &str,
         viewer: &Viewer,
     ) -> Result<Option<PluginRecord>>;
+    /// The publisher's plugins that listings leave out because no version can be chosen
+    /// by a range (every one yanked or insecure; not those whose versions were all
+    /// removed), by name, at most `limit`: only for a viewer who
+    /// [is an insider](Viewer::is_insider) of the publisher, else none.
+    async fn unlisted_plugins(
+        &self,
+        publisher_id: i64,
+        viewer: &Viewer,
+        limit: u32,
+    ) -> Result<Vec<PluginRecord>>;
     /// Whether the plugin with this id exists and `viewer` may see it.
     async fn plugin_visible_to(&self, plugin_id: i64, viewer: &Viewer) -> Result<bool>;
     /// Changes a plugin's visibility; with `log_entry`, the change is logged.

@@ -84,7 +84,50 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn load_labels(&self, plugins: &mut [PluginRecord]) -> Result<()> {
+    /// Fills in what plugin rows do not hold: labels, and the listed version and state.
+    pub(super) async fn load_derived(&self, plugins: &mut [PluginRecord]) -> Result<()> {
+        self.load_labels(plugins).await?;
+        self.load_listed(plugins).await
+    }
+
+    /// The version each plugin's listing comes from and its state, by the domain's rule
+    /// (`agora_core::listing::listed`, as `refresh_plugin` applies it).
+    async fn load_listed(&self, plugins: &mut [PluginRecord]) -> Result<()> {
+        if plugins.is_empty() {
+            return Ok(());
+        }
+        let placeholders = (1..=plugins.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT plugin_id, version, state FROM versions WHERE plugin_id IN ({placeholders})"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for p in plugins.iter() {
+            query = query.bind(p.id);
+        }
+        let mut candidates: std::collections::HashMap<i64, Vec<_>> = Default::default();
+        for row in query.fetch_all(&self.read).await? {
+            let id: i64 = row.try_get("plugin_id")?;
+            let version = parse_version(&row.try_get::<String, _>("version")?)?;
+            let state = parse_state(&row.try_get::<String, _>("state")?)?;
+            let list = candidates.entry(id).or_default();
+            list.push((list.len(), version, state));
+        }
+        for p in plugins.iter_mut() {
+            let Some(list) = candidates.get(&p.id) else {
+                continue;
+            };
+            if let (_, Some(i)) = agora_core::listing::listed(list) {
+                p.listed_version = Some(list[i].1.to_string());
+                p.listed_state = Some(list[i].2);
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_labels(&self, plugins: &mut [PluginRecord]) -> Result<()> {
         if plugins.is_empty() {
             return Ok(());
         }
@@ -326,7 +369,7 @@ impl ReleaseStore for SqlStore {
             return Ok(None);
         };
         let mut plugins = [plugin_from_row(&row)?];
-        self.load_labels(&mut plugins).await?;
+        self.load_derived(&mut plugins).await?;
         let [plugin] = plugins;
         Ok(Some(plugin))
     }
@@ -354,9 +397,35 @@ impl ReleaseStore for SqlStore {
             return Ok(None);
         };
         let mut plugins = [plugin_from_row(&row)?];
-        self.load_labels(&mut plugins).await?;
+        self.load_derived(&mut plugins).await?;
         let [plugin] = plugins;
         Ok(Some(plugin))
+    }
+    async fn unlisted_plugins(
+        &self,
+        publisher_id: i64,
+        viewer: &Viewer,
+        limit: u32,
+    ) -> Result<Vec<PluginRecord>> {
+        if !viewer.is_insider(publisher_id) {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {PLUGIN_COLUMNS} FROM plugins p WHERE p.publisher_id = $1 \
+             AND p.latest_version IS NULL AND EXISTS (SELECT 1 FROM versions v \
+             WHERE v.plugin_id = p.id AND v.state <> 'removed') ORDER BY p.name LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(publisher_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        let mut plugins = rows
+            .iter()
+            .map(plugin_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        self.load_derived(&mut plugins).await?;
+        Ok(plugins)
     }
     async fn plugin_visible_to(&self, plugin_id: i64, viewer: &Viewer) -> Result<bool> {
         let mut sql = String::from("SELECT 1 FROM plugins p WHERE p.id = $1");

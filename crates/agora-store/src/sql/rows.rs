@@ -94,6 +94,8 @@ pub(super) fn plugin_from_row(row: &AnyRow) -> Result<PluginRecord> {
         provider: row.try_get("provider")?,
         runtime: row.try_get("runtime")?,
         latest_version: row.try_get("latest_version")?,
+        listed_version: None,
+        listed_state: None,
         downloads: row.try_get("downloads")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,

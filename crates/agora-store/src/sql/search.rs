@@ -430,7 +430,7 @@ pub(super) async fn facets(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) ->
 impl CatalogStore for super::SqlStore {
     async fn search(&self, query: &SearchQuery) -> Result<SearchResult> {
         let mut result = run(&self.read, self.dialect, query).await?;
-        self.load_labels(&mut result.plugins).await?;
+        self.load_derived(&mut result.plugins).await?;
         Ok(result)
     }
     async fn facets(&self, query: &SearchQuery) -> Result<Facets> {
