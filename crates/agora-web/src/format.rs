@@ -24,6 +24,13 @@ pub fn count(n: i64) -> String {
     }
 }
 
+/// A count with its noun, singular for exactly one: `1 download`, `12.3k downloads`,
+/// `0 plugins`.
+pub fn counted(n: i64, one: &str, many: &str) -> String {
+    let noun = if n == 1 { one } else { many };
+    format!("{} {noun}", count(n))
+}
+
 /// Five stars, filled to the rounded rating: `★★★★☆`.
 pub fn stars(rating: f64) -> String {
     let full = rating.round().clamp(0.0, 5.0) as usize;
@@ -62,5 +69,9 @@ mod tests {
         assert_eq!(stars(3.6), "★★★★☆");
         assert_eq!(stars(0.0), "☆☆☆☆☆");
         assert_eq!(bytes(2048), "2.0 KiB");
+        assert_eq!(counted(1, "download", "downloads"), "1 download");
+        assert_eq!(counted(0, "download", "downloads"), "0 downloads");
+        assert_eq!(counted(2, "review", "reviews"), "2 reviews");
+        assert_eq!(counted(12_345, "plugin", "plugins"), "12.3k plugins");
     }
 }

@@ -49,7 +49,10 @@ pub fn app(state: AppState, config: WebConfig) -> Router {
             "/login",
             get(pages::account::login_form).post(pages::account::login),
         )
-        .route("/logout", post(pages::account::logout))
+        .route(
+            "/logout",
+            get(pages::account::logout_page).post(pages::account::logout),
+        )
         .route("/account", get(pages::account::account))
         .route("/account/tokens", post(pages::account::create_token))
         .route(
@@ -69,6 +72,10 @@ pub fn app(state: AppState, config: WebConfig) -> Router {
             session::private_registry_gate,
         ))
         .layer(axum::middleware::from_fn(input::reject_control_characters))
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            error::framed,
+        ))
         .layer(axum::middleware::from_fn(session::security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(web);

@@ -166,7 +166,7 @@ impl FromRequestParts<Web> for Visitor {
 #[derive(Clone)]
 struct VisitorCache(std::sync::Arc<std::sync::Mutex<Option<Visitor>>>);
 
-async fn load(web: &Web, headers: &HeaderMap) -> Result<Visitor, PageError> {
+pub(crate) async fn load(web: &Web, headers: &HeaderMap) -> Result<Visitor, PageError> {
     let secure = secure(web, headers);
     let (session_name, csrf_name) = names(secure);
     let login_csrf = cookie(headers, csrf_name).map(str::to_owned);

@@ -712,3 +712,369 @@ async fn an_invited_user_accepts_on_the_account_page() {
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND, "used up");
 }
+
+impl Site {
+    /// Publishes `acme/NAME@VERSION` (public, a README) with `extra` manifest lines, as
+    /// alice.
+    async fn publish(&self, name: &str, version: &str, extra: &str) {
+        let alice = self.meta.user_by_name("alice").await.unwrap().unwrap();
+        let acme = self.meta.publisher_by_name("acme").await.unwrap().unwrap();
+        let text = format!(
+            "api_version: agora/v1\npublisher: acme\nname: {name}\nversion: {version}\n\
+             description: The {name} plugin\nlicense: MIT\n\
+             runtime: {{ type: wasm, module: plugin.wasm }}\n{extra}"
+        );
+        let readme = format!("# {name}\n");
+        publish_with_readme(&self.meta, &self.blobs, &acme, &alice, &text, &readme).await;
+    }
+
+    /// Sets the state of `acme/NAME@VERSION` as the store does for a lifecycle change.
+    async fn set_state(
+        &self,
+        name: &str,
+        version: &str,
+        state: agora_core::Lifecycle,
+        reason: &str,
+        replacement: Option<&str>,
+    ) {
+        let p = self.meta.plugin("acme", name).await.unwrap().unwrap();
+        let v = self.meta.version(p.id, version).await.unwrap().unwrap();
+        self.meta
+            .set_lifecycle(agora_store::LifecycleChange {
+                version_id: v.id,
+                state,
+                reason: Some(reason.to_owned()),
+                replacement: replacement.map(str::to_owned),
+                actor: "alice".into(),
+                log_entry: None,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// The page's `<header class="top">…</header>`: the site's frame, with who is signed in.
+fn frame(body: &str) -> &str {
+    let start = body
+        .find("<header class=\"top\">")
+        .expect("the page has the frame");
+    let end = start + body[start..].find("</header>").unwrap();
+    &body[start..end]
+}
+
+/// An HTML attribute value as the browser reads it (askama escapes `/`, `'`, `&`...).
+fn unescape(html: &str) -> String {
+    html.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&lt;", "<")
+        .replace("&#60;", "<")
+        .replace("&gt;", ">")
+        .replace("&#62;", ">")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&")
+}
+
+#[tokio::test]
+async fn error_pages_show_the_signed_in_header_like_every_page() {
+    let site = site(false).await;
+    let alice = site.sign_in("alice").await;
+    for (path, status) in [
+        ("/nowhere", 404),
+        ("/plugins/acme/nothing", 404),
+        ("/search?min_rating=lots", 400),
+        ("/admin", 403),
+        ("/search?q=%1B%5B2J", 422),
+        // The framework's own answers: a page that only takes posts, a form it cannot read.
+        ("/account/tokens", 405),
+    ] {
+        let page = site.get(path, &alice).await;
+        assert_eq!(page.status.as_u16(), status, "{path}: {}", page.body);
+        assert!(
+            page.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let top = frame(&page.body);
+        assert!(
+            top.contains("href=\"&#x2f;account\">alice</a>")
+                || top.contains("href=\"/account\">alice</a>"),
+            "{path}: {top}"
+        );
+        assert!(top.contains("Sign out"), "{path}: {top}");
+        assert!(!top.contains("Sign in"), "{path}: {top}");
+        assert!(page.body.contains(&format!("Error {status}")), "{path}");
+        assert!(
+            page.headers.contains_key(header::CONTENT_SECURITY_POLICY),
+            "{path}"
+        );
+    }
+    let not_allowed = site.get("/account/tokens", &alice).await;
+    assert_eq!(not_allowed.headers[header::ALLOW], "POST");
+    // A form post the server refuses (a forged CSRF token): signed in all the same.
+    let forged = site.post("/logout", &alice, &[("csrf", "forged")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(frame(&forged.body).contains("Sign out"));
+    // A form the framework cannot read (no csrf field at all).
+    let unreadable = site.post("/account/tokens", &alice, &[("name", "x")]).await;
+    assert!(unreadable.status.is_client_error(), "{}", unreadable.status);
+    assert!(
+        frame(&unreadable.body).contains("Sign out"),
+        "{}",
+        unreadable.body
+    );
+    // Signed out, the same pages offer to sign in.
+    let page = site.get("/nowhere", "").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    let top = frame(&page.body);
+    assert!(
+        top.contains("Sign in") && !top.contains("Sign out"),
+        "{top}"
+    );
+}
+
+#[tokio::test]
+async fn get_logout_offers_a_sign_out_button_instead_of_an_empty_answer() {
+    let site = site(false).await;
+    let signed_out = site.get("/logout", "").await;
+    assert_eq!(signed_out.status, StatusCode::OK);
+    assert!(signed_out.body.contains("You are signed out"));
+    assert!(unescape(&signed_out.body).contains("<a href=\"/login\">Sign in</a>"));
+
+    let alice = site.sign_in("alice").await;
+    let page = site.get("/logout", &alice).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let main = unescape(&page.body[page.body.find("<main").unwrap()..]);
+    assert!(
+        main.contains("signed in as <strong>alice</strong>"),
+        "{main}"
+    );
+    assert!(
+        main.contains("<form action=\"/logout\" method=\"post\""),
+        "{main}"
+    );
+    let csrf = hidden(&main, "csrf");
+    let account = site.get("/account", &alice).await;
+    assert_eq!(
+        csrf,
+        hidden(&account.body, "csrf"),
+        "the session's own token"
+    );
+    let done = site.post("/logout", &alice, &[("csrf", &csrf)]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        site.get("/account", &alice).await.status,
+        StatusCode::SEE_OTHER,
+        "signed out: the account page sends to sign-in"
+    );
+}
+
+#[tokio::test]
+async fn contacts_are_links_only_when_they_are_http_urls_or_email_addresses() {
+    let site = site(false).await;
+    let long = "https://support.example.org/help-center/plugins/acme/helpdesk/a-very-long-path-without-any-spaces-at-all?topic=installation-and-configuration";
+    site.publish(
+        "helpdesk",
+        "1.0.0",
+        &format!("contact: {{ support: \"{long}\", security: security@example.org }}\n"),
+    )
+    .await;
+    site.publish(
+        "sneaky",
+        "1.0.0",
+        "contact: { support: \"javascript:alert(1)\", security: \"data:text/html,<b>x</b>\" }\n",
+    )
+    .await;
+    let page = unescape(&site.get("/plugins/acme/helpdesk", "").await.body);
+    assert!(
+        page.contains(&format!(
+            "<a href=\"{long}\" rel=\"nofollow noopener noreferrer\">{long}</a>"
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains("<a href=\"mailto:security@example.org\" rel=\"nofollow noopener noreferrer\">security@example.org</a>"),
+        "{page}"
+    );
+    let page = site.get("/plugins/acme/sneaky", "").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let text = unescape(&page.body);
+    assert!(!text.contains("href=\"javascript:"), "no javascript: link");
+    assert!(!text.contains("href=\"data:text"), "no data: link");
+    assert!(
+        text.contains("<dd>javascript:alert(1)</dd>"),
+        "shown as text"
+    );
+    assert!(!page.body.contains("<b>x</b>"), "escaped");
+}
+
+#[tokio::test]
+async fn the_admin_page_tells_lifecycle_changes_in_words() {
+    let site = site(false).await;
+    site.set_state(
+        "jira",
+        "1.0.0",
+        agora_core::Lifecycle::Deprecated,
+        "moved to the cloud API",
+        Some("acme/jira-cloud"),
+    )
+    .await;
+    let admin = site.sign_in("admin").await;
+    let page = site.get("/admin", &admin).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = unescape(&page.body);
+    let start = body.find("id=\"life-h\"").unwrap();
+    let section = &body[start..start + body[start..].find("</section>").unwrap()];
+    assert!(
+        section.contains("<span class=\"state state-deprecated\">deprecated</span>"),
+        "{section}"
+    );
+    assert!(
+        section.contains("reason:</span> moved to the cloud API"),
+        "{section}"
+    );
+    assert!(
+        section.contains("replaced by <a href=\"/plugins/acme/jira-cloud\">acme/jira-cloud</a>"),
+        "{section}"
+    );
+    assert!(!section.contains("\"state\""), "no raw JSON: {section}");
+    assert!(!section.contains('{'), "no raw JSON: {section}");
+}
+
+#[tokio::test]
+async fn counts_read_in_the_singular_for_one() {
+    let site = site(false).await;
+    let jira = site.meta.plugin("acme", "jira").await.unwrap().unwrap();
+    let v = site.meta.version(jira.id, "1.0.0").await.unwrap().unwrap();
+    site.meta.count_download(&v.manifest_digest).await.unwrap();
+    let alice = site.sign_in("alice").await;
+    let page = site.get("/plugins/acme/jira", &alice).await;
+    let csrf = hidden(&page.body, "csrf");
+    let posted = site
+        .post(
+            "/plugins/acme/jira/review",
+            &alice,
+            &[
+                ("csrf", &csrf),
+                ("rating", "5"),
+                ("version", "1.0.0"),
+                ("body", "ok"),
+            ],
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER);
+
+    let home = site.get("/", "").await.body;
+    assert!(home.contains("<p>1 plugin. Every release"), "{home}");
+    let plugin = site.get("/plugins/acme/jira", "").await.body;
+    let search = site.get("/search?q=tickets", "").await.body;
+    let publisher = site.get("/publishers/acme", "").await.body;
+    for (page, body) in [
+        ("home", &home),
+        ("plugin", &plugin),
+        ("search", &search),
+        ("publisher", &publisher),
+    ] {
+        assert!(body.contains("1 download"), "{page}");
+        for wrong in ["1 downloads", "1 reviews", "1 versions", "1 plugins"] {
+            assert!(!body.contains(wrong), "{page} says {wrong:?}");
+        }
+    }
+    assert!(home.contains("(1 review)") && search.contains("(1 review)"));
+    assert!(plugin.contains("from 1 review") && plugin.contains("5.0 out of 5 · 1 review"));
+    assert!(
+        plugin.contains("1 version</span>"),
+        "version history counted"
+    );
+    assert!(publisher.contains("1 plugin · 1 download"), "{publisher}");
+    assert!(search.contains("1 plugin for"), "results counted");
+    let none = site.get("/search?q=nothing-matches-this", "").await.body;
+    assert!(none.contains("0 plugins for"));
+}
+
+#[tokio::test]
+async fn listings_mark_versions_not_to_use_and_members_still_see_yanked_only_plugins() {
+    let site = site(false).await;
+    // Deprecated is still the latest: listed, marked in words.
+    site.set_state(
+        "jira",
+        "1.0.0",
+        agora_core::Lifecycle::Deprecated,
+        "use jira-cloud",
+        None,
+    )
+    .await;
+    let marker = "<span class=\"badge state-deprecated\" title=\"Version 1.0.0 is deprecated\">deprecated</span>";
+    for path in ["/", "/search?q=tickets", "/publishers/acme"] {
+        let body = site.get(path, "").await.body;
+        assert!(body.contains(marker), "{path}: {body}");
+    }
+    // Yanked-only and insecure-only plugins: out of every listing for outsiders...
+    site.publish("old", "0.1.0", "").await;
+    site.set_state(
+        "old",
+        "0.1.0",
+        agora_core::Lifecycle::Yanked,
+        "broken",
+        None,
+    )
+    .await;
+    site.publish("leaky", "2.0.0", "").await;
+    site.set_state(
+        "leaky",
+        "2.0.0",
+        agora_core::Lifecycle::Insecure,
+        "CVE-2099-0001",
+        None,
+    )
+    .await;
+    let alice = site.sign_in("alice").await;
+    for cookie in ["", alice.as_str()] {
+        for path in ["/", "/search", "/search?q=old", "/search?q=leaky"] {
+            let body = site.get(path, cookie).await.body;
+            assert!(
+                !body.contains("/plugins/acme/old") && !body.contains("/plugins/acme/leaky"),
+                "{path} ({cookie:?}) lists an unlisted plugin"
+            );
+        }
+    }
+    let outside = site.get("/publishers/acme", "").await.body;
+    assert!(!outside.contains("/plugins/acme/old") && !outside.contains("/plugins/acme/leaky"));
+    assert!(outside.contains("1 plugin ·"), "{outside}");
+    // ...but the publisher's members still find them on its page, marked.
+    let inside = site.get("/publishers/acme", &alice).await.body;
+    let inside_text = unescape(&inside);
+    assert!(
+        inside_text.contains("href=\"/plugins/acme/old\""),
+        "{inside}"
+    );
+    assert!(inside.contains(
+        "<span class=\"badge state-yanked\" title=\"Version 0.1.0 is yanked\">yanked</span>"
+    ));
+    assert!(inside.contains(
+        "<span class=\"badge state-insecure\" title=\"Version 2.0.0 is insecure\">insecure</span>"
+    ));
+    assert!(
+        inside.contains("4 plugins ·"),
+        "jira, secret-tool, old, leaky: {inside}"
+    );
+    // So does an administrator; a plugin whose versions were all removed is gone for all.
+    site.set_state(
+        "old",
+        "0.1.0",
+        agora_core::Lifecycle::Removed,
+        "malware",
+        None,
+    )
+    .await;
+    let admin = site.sign_in("admin").await;
+    let body = unescape(&site.get("/publishers/acme", &admin).await.body);
+    assert!(
+        body.contains("href=\"/plugins/acme/leaky\"")
+            && !body.contains("href=\"/plugins/acme/old\"")
+    );
+}

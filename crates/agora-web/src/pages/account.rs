@@ -136,6 +136,26 @@ pub struct CsrfForm {
     csrf: String,
 }
 
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage {
+    layout: Layout,
+}
+
+/// `GET /logout` (a bookmark, a typed address): signing out changes state, so it takes a
+/// post with the session's CSRF token; this page offers that button, or says one is
+/// already signed out.
+pub async fn logout_page(State(web): State<Web>, visitor: Visitor) -> Result<Response, PageError> {
+    let title = if visitor.signed_in.is_some() {
+        "Sign out"
+    } else {
+        "Signed out"
+    };
+    render(&LogoutPage {
+        layout: visitor.layout(&web, title),
+    })
+}
+
 pub async fn logout(
     State(web): State<Web>,
     visitor: Visitor,

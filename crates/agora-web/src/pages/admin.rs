@@ -32,6 +32,54 @@ pub struct EventRow {
     pub target: String,
     pub target_url: Option<String>,
     pub detail: String,
+    /// A lifecycle event's detail, read: the state, the reason and the replacement.
+    pub change: Option<StateChange>,
+}
+
+/// A lifecycle change as words: `deprecated — "reason" — use acme/other instead`.
+pub struct StateChange {
+    pub state: &'static str,
+    pub reason: Option<String>,
+    pub replacement: Option<String>,
+    /// The replacement's page, when it names a plugin.
+    pub replacement_url: Option<String>,
+}
+
+impl StateChange {
+    /// Reads the detail the store writes with a lifecycle change (`{"state": …,
+    /// "reason": …, "replacement": …}`); `None` for anything else, shown as written.
+    fn parse(detail: &str) -> Option<StateChange> {
+        #[derive(serde::Deserialize)]
+        struct Detail {
+            state: String,
+            #[serde(default)]
+            reason: Option<String>,
+            #[serde(default)]
+            replacement: Option<String>,
+        }
+        let d: Detail = serde_json::from_str(detail).ok()?;
+        let state = agora_core::Lifecycle::parse(&d.state).ok()?.as_str();
+        let some = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let replacement = some(d.replacement);
+        let replacement_url = replacement
+            .as_deref()
+            .filter(|r| {
+                let parts: Vec<_> = r.split('/').collect();
+                parts.len() == 2
+                    && parts.iter().all(|p| {
+                        !p.is_empty()
+                            && p.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    })
+            })
+            .map(|r| format!("/plugins/{r}"));
+        Some(StateChange {
+            state,
+            reason: some(d.reason),
+            replacement,
+            replacement_url,
+        })
+    }
 }
 
 #[derive(Template)]
@@ -55,6 +103,7 @@ fn event_row(e: agora_store::AuditRecord) -> EventRow {
         action: e.action,
         target_url,
         target: e.target,
+        change: e.detail.as_deref().and_then(StateChange::parse),
         detail: e.detail.unwrap_or_default(),
     }
 }
@@ -113,4 +162,33 @@ pub async fn admin(State(web): State<Web>, visitor: Visitor) -> Result<Response,
         moderation,
         other,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StateChange;
+
+    #[test]
+    fn a_lifecycle_detail_reads_as_words() {
+        let c = StateChange::parse(
+            r#"{"state":"deprecated","reason":"moved to the cloud API","replacement":"acme/jira-cloud"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.state, "deprecated");
+        assert_eq!(c.reason.as_deref(), Some("moved to the cloud API"));
+        assert_eq!(c.replacement.as_deref(), Some("acme/jira-cloud"));
+        assert_eq!(
+            c.replacement_url.as_deref(),
+            Some("/plugins/acme/jira-cloud")
+        );
+        let c =
+            StateChange::parse(r#"{"state":"active","reason":null,"replacement":null}"#).unwrap();
+        assert_eq!((c.state, c.reason, c.replacement), ("active", None, None));
+        let c =
+            StateChange::parse(r#"{"state":"yanked","reason":"x","replacement":"../../admin"}"#)
+                .unwrap();
+        assert_eq!(c.replacement_url, None, "only a plugin name becomes a link");
+        assert!(StateChange::parse("private").is_none());
+        assert!(StateChange::parse(r#"{"state":"exploded"}"#).is_none());
+    }
 }

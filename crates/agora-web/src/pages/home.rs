@@ -31,7 +31,8 @@ pub struct Category {
 #[template(path = "home.html")]
 struct HomePage {
     layout: Layout,
-    total: i64,
+    /// `1 plugin`, `12 plugins`.
+    total: String,
     shelves: Vec<Shelf>,
     categories: Vec<Category>,
 }
@@ -99,7 +100,7 @@ pub async fn home(State(web): State<Web>, visitor: Visitor) -> Result<Response, 
         .collect();
     render(&HomePage {
         layout: visitor.layout(&web, "Plugins"),
-        total: facets.total,
+        total: crate::format::counted(facets.total, "plugin", "plugins"),
         shelves,
         categories,
     })

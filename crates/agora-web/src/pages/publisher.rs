@@ -28,7 +28,9 @@ struct PublisherPage {
     since: String,
     members: Vec<(String, String)>,
     cards: Vec<Card>,
-    total: i64,
+    /// `1 plugin`, `3 plugins`.
+    total: String,
+    /// `1 download`, `12.3k downloads`.
     downloads: String,
     is_owner: bool,
 }
@@ -47,14 +49,20 @@ pub async fn publisher(
         viewer: visitor.viewer(),
         ..SearchQuery::default()
     };
-    let (hits, facets) = tokio::try_join!(
+    let viewer = query.viewer.clone();
+    let (hits, facets, unlisted) = tokio::try_join!(
         web.registry.meta.search(&query),
-        web.facets.get(&web.registry.meta, &query)
+        web.facets.get(&web.registry.meta, &query),
+        // Plugins with nothing installable by range (every version yanked or insecure)
+        // are left out of listings, but not out of sight of the publisher's own members.
+        web.registry.meta.unlisted_plugins(p.id, &viewer, 100),
     )?;
     let me = visitor.signed_in.as_ref().map(|s| s.user.username.as_str());
     let is_owner = members
         .iter()
         .any(|m| Some(m.username.as_str()) == me && m.role == "owner");
+    let plugins: Vec<_> = hits.plugins.iter().chain(&unlisted).collect();
+    let total = facets.total + unlisted.len() as i64;
     render(&PublisherPage {
         layout: visitor.layout(&web, p.display_name.clone().unwrap_or(p.name.clone())),
         display_name: p.display_name.clone().unwrap_or(p.name.clone()),
@@ -63,9 +71,13 @@ pub async fn publisher(
         url: p.url.filter(|u| super::is_web_link(u)),
         since: format::date(p.created_at),
         members: members.into_iter().map(|m| (m.username, m.role)).collect(),
-        downloads: format::count(hits.plugins.iter().map(|p| p.downloads).sum()),
-        cards: hits.plugins.iter().map(Card::of).collect(),
-        total: facets.total,
+        downloads: format::counted(
+            plugins.iter().map(|p| p.downloads).sum(),
+            "download",
+            "downloads",
+        ),
+        cards: plugins.into_iter().map(Card::of).collect(),
+        total: format::counted(total, "plugin", "plugins"),
         is_owner,
         name: p.name,
     })
