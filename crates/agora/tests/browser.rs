@@ -1,9 +1,15 @@
 //! The web UI in a real headless Chromium against the real binary: browse, search and
 //! filter, open a plugin page, sign in, write a review and see it, hide it as an
-//! administrator; every page is screenshotted (target/test-artifacts/browser/) and must
-//! log no console error, exception, CSP violation or failed load. XSS attempts in a
-//! description, a README and a review must show as text and never run (a dialog opened
-//! by `alert` is recorded as a problem).
+//! administrator; every page must log no console error, exception, CSP violation or
+//! failed load. XSS attempts in a description, a README and a review must show as text
+//! and never run (a dialog opened by `alert` is recorded as a problem).
+//!
+//! The main pages are also laid out at a phone's width (400 px, and 320 px) and on a
+//! desktop (1280 px): nothing may make the page scroll sideways, the header's Search
+//! button and the install box's Copy button must be whole on screen, and each page is
+//! screenshotted at both widths (`phone-*.png`, `desktop-*.png` in
+//! `$CARGO_TARGET_TMPDIR/screenshots/`, by default `target/tmp/screenshots/`; the test
+//! prints the directory).
 
 mod browser_support;
 mod support;
@@ -15,6 +21,13 @@ const PASSWORD: &str = "correct horse battery staple";
 const XSS_DESC: &str = "Files tickets <script>alert('description')</script>";
 const XSS_REVIEW: &str =
     "Works well <img src=x onerror=alert('review')> <script>alert('review2')</script>";
+/// A support address far wider than the plugin page's side column.
+const SUPPORT_URL: &str = "https://support.example.org/help-center/plugins/acme/jira-tickets/troubleshooting-installation-and-configuration?from=agora";
+
+/// The widths pages are laid out at: a phone, a small phone, a desktop window.
+const PHONE: (u32, u32) = (400, 860);
+const SMALL_PHONE: (u32, u32) = (320, 640);
+const DESKTOP: (u32, u32) = browser_support::VIEWPORT;
 
 fn set_password(server: &Server, user: &str) {
     let body = serde_json::json!({ "password": PASSWORD }).to_string();
@@ -65,7 +78,10 @@ fn catalog(server: &Server, work: &std::path::Path) {
         "jira",
         "1.2.0",
         "display_name: Jira Tickets\ncategories: [ticketing]\ntags: [tickets, atlassian]\nprovider: atlassian\n\
-         capabilities: [outbound_http]\nnetwork: { outbound_hosts: [api.atlassian.com] }\n",
+         capabilities: [outbound_http]\nnetwork: { outbound_hosts: [api.atlassian.com] }\n\
+         contact: { support: \"SUPPORT\", security: security@example.org }\n"
+            .replace("SUPPORT", SUPPORT_URL)
+            .as_str(),
         b"\0asm\x01\0\0\0",
     );
     let manifest = std::fs::read_to_string(jira.join("plugin.yaml"))
@@ -92,6 +108,34 @@ fn catalog(server: &Server, work: &std::path::Path) {
         b"\0asm\x01\0\0\0",
     );
     alice.run(&["publish", slack.to_str().unwrap()]).ok();
+    alice
+        .run(&[
+            "deprecate",
+            "acme/slack-notify@0.3.0",
+            "--reason",
+            "Slack retired this API",
+            "--replacement",
+            "acme/jira",
+        ])
+        .ok();
+    // Its only version yanked: out of listings, but not out of its publisher's sight.
+    let legacy = plugin_dir(
+        work,
+        "acme",
+        "legacy-sync",
+        "0.1.0",
+        "categories: [ticketing]\n",
+        b"\0asm\x01\0\0\0",
+    );
+    alice.run(&["publish", legacy.to_str().unwrap()]).ok();
+    alice
+        .run(&[
+            "yank",
+            "acme/legacy-sync@0.1.0",
+            "--reason",
+            "corrupts the sync state",
+        ])
+        .ok();
     let private = plugin_dir(
         work,
         "acme",
@@ -107,6 +151,104 @@ async fn visit(page: &Page, url: &str, shot: &str) {
     page.goto(url).await;
     page.screenshot(shot).await;
     page.assert_clean().await;
+}
+
+/// Fails unless the page fits the window's width: `document.documentElement.scrollWidth
+/// <= window.innerWidth`, naming the elements that stick out when it does not.
+async fn assert_no_sideways_scroll(page: &Page, what: &str) {
+    let (scroll, inner): (u32, u32) = page
+        .eval("[document.documentElement.scrollWidth, window.innerWidth]")
+        .await;
+    if scroll <= inner {
+        return;
+    }
+    let culprits: Vec<String> = page
+        .eval(
+            "Array.from(document.querySelectorAll('body *'))\
+             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)\
+             .filter(e => ['absolute', 'fixed'].includes(getComputedStyle(e).position) || (() => { \
+               for (let a = e.parentElement; a; a = a.parentElement) \
+                 if (getComputedStyle(a).overflowX !== 'visible') return false; return true; })())\
+             .slice(0, 8).map(e => `${e.tagName.toLowerCase()}.${e.className} \
+             (right edge ${Math.round(e.getBoundingClientRect().right)})`)",
+        )
+        .await;
+    panic!(
+        "{what}: the page is {scroll}px wide in a {inner}px window; sticking out: {culprits:#?}"
+    );
+}
+
+/// Fails unless the element matching `selector`, scrolled into view, is whole inside the
+/// window, not cut off by a scrolling or clipping ancestor, and not covered at its centre.
+async fn assert_fully_visible(page: &Page, selector: &str, what: &str) {
+    let sel = serde_json::to_string(selector).unwrap();
+    let why: Option<String> = page
+        .eval(&format!(
+            r#"(() => {{
+                const el = document.querySelector({sel});
+                if (!el) return 'is missing';
+                if (!el.checkVisibility()) return 'is not shown';
+                el.scrollIntoView({{ block: 'center', inline: 'nearest' }});
+                const r = el.getBoundingClientRect();
+                const where = `${{Math.round(r.left)}}..${{Math.round(r.right)}} x ${{Math.round(r.top)}}..${{Math.round(r.bottom)}} in a ${{window.innerWidth}}x${{window.innerHeight}} window`;
+                if (r.width === 0 || r.height === 0) return 'has no size';
+                if (r.left < 0 || r.top < 0 || r.right > window.innerWidth || r.bottom > window.innerHeight)
+                    return `is at ${{where}}`;
+                for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {{
+                    if (getComputedStyle(a).overflowX === 'visible') continue;
+                    const b = a.getBoundingClientRect();
+                    if (r.left < b.left - 0.5 || r.right > b.right + 0.5)
+                        return `is cut off by <${{a.tagName.toLowerCase()}} class="${{a.className}}"> (${{where}})`;
+                }}
+                const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+                if (!el.contains(hit)) return `is covered by ${{hit ? hit.outerHTML.slice(0, 120) : 'nothing'}}`;
+                window.scrollTo(0, 0);
+                return null;
+            }})()"#
+        ))
+        .await;
+    if let Some(why) = why {
+        panic!("{what}: {selector} {why}");
+    }
+}
+
+/// Fails unless the element matching `inner` lies within the box of the nearest ancestor
+/// matching `outer` (text that would spill out of its card).
+async fn assert_inside(page: &Page, inner: &str, outer: &str, what: &str) {
+    let js = format!(
+        "(() => {{ const el = document.querySelector({i}); if (!el) return 'missing'; \
+         const box = el.closest({o}); if (!box) return 'not inside {outer}'; \
+         const r = el.getBoundingClientRect(), b = box.getBoundingClientRect(); \
+         return r.left >= b.left - 0.5 && r.right <= b.right + 0.5 ? null : \
+         `spans ${{Math.round(r.left)}}..${{Math.round(r.right)}}, its box ${{Math.round(b.left)}}..${{Math.round(b.right)}}`; }})()",
+        i = serde_json::to_string(inner).unwrap(),
+        o = serde_json::to_string(outer).unwrap(),
+    );
+    if let Some(why) = page.eval::<Option<String>>(&js).await {
+        panic!("{what}: {inner} {why}");
+    }
+}
+
+/// The page at `url` at a phone's width (400 px, then 320 px) and on a desktop: it never
+/// scrolls sideways, the header's Search button (and the Copy button, where there is an
+/// install box) is whole on screen; screenshots `phone-NAME` and `desktop-NAME`. Leaves
+/// the tab at desktop size on the page. Problems the page logs are left to the caller.
+async fn at_phone_and_desktop(page: &Page, url: &str, name: &str) {
+    for (width, height) in [PHONE, SMALL_PHONE, DESKTOP] {
+        page.set_viewport(width, height).await;
+        page.goto(url).await;
+        let what = format!("{name} at {width}px");
+        assert_no_sideways_scroll(page, &what).await;
+        assert_fully_visible(page, ".searchbox button[type=submit]", &what).await;
+        if page.exists(".copyable").await {
+            assert_fully_visible(page, "button.copy", &what).await;
+        }
+        if (width, height) == PHONE {
+            page.screenshot(&format!("phone-{name}")).await;
+        } else if (width, height) == DESKTOP {
+            page.screenshot(&format!("desktop-{name}")).await;
+        }
+    }
 }
 
 #[test]
@@ -130,6 +272,14 @@ async fn scenario(base: &str) {
     visit(&page, &format!("{base}/"), "01-home").await;
     assert!(page.text("main").await.contains("Jira Tickets"));
     assert!(!page.text("main").await.contains("internal-audit"));
+    // The deprecated plugin carries the word on its card; the yanked-only one is not listed.
+    let marker = page
+        .text(".card:has(a[href='/plugins/acme/slack-notify']) .badge.state-deprecated")
+        .await;
+    assert_eq!(marker, "deprecated");
+    assert!(!page.text("main").await.contains("legacy-sync"));
+    at_phone_and_desktop(&page, &format!("{base}/"), "home").await;
+    page.assert_clean().await;
 
     // Search from the header, then narrow by a facet and remove the filter again.
     page.fill("#q", "tickets").await;
@@ -138,6 +288,19 @@ async fn scenario(base: &str) {
     page.assert_clean().await;
     assert!(page.text(".results").await.contains("Jira Tickets"));
     assert!(!page.text(".results").await.contains("internal-audit"));
+    at_phone_and_desktop(&page, &format!("{base}/search?q=tickets"), "search").await;
+    page.assert_clean().await;
+    page.goto(&format!("{base}/search?category=messaging"))
+        .await;
+    assert_eq!(
+        page.text(".card:has(a[href='/plugins/acme/slack-notify']) .badge.state-deprecated")
+            .await,
+        "deprecated",
+        "a marker in words, not colour alone"
+    );
+    page.goto(&format!("{base}/search?category=ticketing"))
+        .await;
+    assert!(!page.text(".results").await.contains("legacy-sync"));
     page.goto(&format!("{base}/search")).await;
     page.click(".facet a[href*='category=messaging']").await;
     page.screenshot("03-search-filtered").await;
@@ -184,6 +347,52 @@ async fn scenario(base: &str) {
     assert!(!page.exists(".readme img[onerror]").await);
     assert!(!page.exists(".readme a[href^='javascript']").await);
 
+    // At a phone's width and on a desktop: nothing scrolls sideways, Search and Copy are
+    // whole on screen, and the long support address is a link that stays in its card.
+    let plugin_url = format!("{base}/plugins/acme/jira");
+    at_phone_and_desktop(&page, &plugin_url, "plugin").await;
+    page.assert_clean().await;
+    let support = format!("a[href='{SUPPORT_URL}']");
+    assert_eq!(page.text(&support).await, SUPPORT_URL);
+    let rel: String = page
+        .eval(&format!(
+            "document.querySelector({}).rel",
+            serde_json::to_string(&support).unwrap()
+        ))
+        .await;
+    assert!(
+        rel.contains("nofollow") && rel.contains("noopener"),
+        "{rel}"
+    );
+    assert!(
+        page.exists("a[href='mailto:security@example.org']").await,
+        "an e-mail address is a mailto: link"
+    );
+    assert_inside(&page, &support, ".plugin-side section", "desktop").await;
+    page.set_viewport(PHONE.0, PHONE.1).await;
+    page.goto(&plugin_url).await;
+    assert_inside(&page, &support, ".plugin-side section", "phone").await;
+    page.set_viewport(DESKTOP.0, DESKTOP.1).await;
+
+    // The other pages a visitor sees, at both widths: the publisher's (the yanked-only
+    // plugin is not there for outsiders), sign-in, signing out, a missing page.
+    at_phone_and_desktop(&page, &format!("{base}/publishers/acme"), "publisher").await;
+    page.assert_clean().await;
+    assert!(!page.text("main").await.contains("legacy-sync"));
+    at_phone_and_desktop(&page, &format!("{base}/login"), "sign-in").await;
+    page.assert_clean().await;
+    at_phone_and_desktop(&page, &format!("{base}/logout"), "logout-signed-out").await;
+    page.assert_clean().await;
+    assert!(page.text("main").await.contains("You are signed out"));
+    at_phone_and_desktop(&page, &format!("{base}/plugins/acme/nothing"), "not-found").await;
+    let problems = page.take_problems().await;
+    assert!(
+        !problems.is_empty() && problems.iter().all(|p| p.contains("404")),
+        "{problems:?}"
+    );
+    assert!(page.text("header.top nav").await.contains("Sign in"));
+    page.goto(&plugin_url).await;
+
     // Sign in from the review section and come back to the plugin.
     page.click(".reviews a[href^='/login']").await;
     page.screenshot("05-sign-in").await;
@@ -204,7 +413,12 @@ async fn scenario(base: &str) {
     page.screenshot("06-plugin-reviewed").await;
     page.assert_clean().await;
     assert_eq!(page.text(".review-body").await, XSS_REVIEW);
-    assert!(page.text(".rating-big").await.contains("4.0 out of 5"));
+    assert!(
+        page.text(".rating-big")
+            .await
+            .contains("4.0 out of 5 · 1 review")
+    );
+    assert!(!page.text("main").await.contains("1 reviews"));
     // Edit it: still one review, now 5 stars.
     page.click("input[name=rating][value='5']").await;
     page.fill("#review-body", "Even better after the update")
@@ -227,14 +441,64 @@ async fn scenario(base: &str) {
     );
     visit(&page, &format!("{base}/publishers/acme"), "09-publisher").await;
     assert!(page.text("main").await.contains("ACME Corp"));
+    // Its members still see the plugin whose only version is yanked, marked so.
+    assert_eq!(
+        page.text(".card:has(a[href='/plugins/acme/legacy-sync']) .badge.state-yanked")
+            .await,
+        "yanked"
+    );
+    at_phone_and_desktop(
+        &page,
+        &format!("{base}/publishers/acme"),
+        "publisher-member",
+    )
+    .await;
+    page.assert_clean().await;
+    at_phone_and_desktop(&page, &format!("{base}/account"), "account").await;
+    page.assert_clean().await;
+    at_phone_and_desktop(&page, &plugin_url, "plugin-signed-in").await;
+    page.assert_clean().await;
 
-    // Sign out; the administrator hides the review and verifies the publisher.
-    page.click("form[action='/logout'] button").await;
+    // An error page shows who is signed in, like every other page.
+    at_phone_and_desktop(&page, &format!("{base}/nowhere"), "not-found-signed-in").await;
+    let problems = page.take_problems().await;
+    assert!(problems.iter().all(|p| p.contains("404")), "{problems:?}");
+    let nav = page.text("header.top nav").await;
+    assert!(
+        nav.contains("alice") && nav.contains("Sign out") && !nav.contains("Sign in"),
+        "{nav}"
+    );
+
+    // Sign out from the address bar: /logout offers the button that does it.
+    at_phone_and_desktop(&page, &format!("{base}/logout"), "logout").await;
+    page.assert_clean().await;
+    assert!(page.text("main").await.contains("signed in as alice"));
+    page.click("main form[action='/logout'] button").await;
+    assert!(page.text("header.top nav").await.contains("Sign in"));
+
+    // The administrator hides the review and verifies the publisher.
     visit(&page, &format!("{base}/login"), "10-sign-in-admin").await;
     page.fill("#username", "admin").await;
     page.fill("#password", PASSWORD).await;
     page.click("form.stack button[type=submit]").await;
     visit(&page, &format!("{base}/admin"), "11-admin").await;
+    // Lifecycle changes in words: state, reason, replacement; no JSON.
+    let lifecycle = page.text("section[aria-labelledby=life-h]").await;
+    for words in [
+        "deprecated",
+        "Slack retired this API",
+        "replaced by acme/jira",
+        "yanked",
+        "corrupts the sync state",
+    ] {
+        assert!(lifecycle.contains(words), "{words:?} in {lifecycle}");
+    }
+    assert!(
+        !lifecycle.contains('{') && !lifecycle.contains("\"state\""),
+        "{lifecycle}"
+    );
+    at_phone_and_desktop(&page, &format!("{base}/admin"), "admin").await;
+    page.assert_clean().await;
     page.click("form[action='/publishers/acme'] button").await;
     visit(
         &page,
@@ -271,4 +535,10 @@ async fn scenario(base: &str) {
         page.problems().await
     );
     browser.close().await;
+    println!(
+        "screenshots (phone-*.png at {}px, desktop-*.png at {}px): {}",
+        PHONE.0,
+        DESKTOP.0,
+        browser_support::artifacts_dir().display()
+    );
 }

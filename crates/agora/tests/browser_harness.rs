@@ -68,6 +68,11 @@ const CSP: &str = r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>CSP</title></head>
 <body><p>csp</p><script>document.title = "inline script ran"</script></body></html>"#;
 
+const WIDE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Wide</title></head>
+<body style="margin: 0"><div id="wide" style="width: 600px">six hundred pixels</div></body></html>"#;
+
 const MISSING_CSS: &str = r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>Styles</title>
 <link rel="stylesheet" href="/static/missing.css"></head>
@@ -162,6 +167,7 @@ async fn respond(mut stream: TcpStream, log: Arc<Mutex<Vec<String>>>) {
             CSP,
         ),
         ("GET", "/missing-css") => ("200 OK", "", MISSING_CSS),
+        ("GET", "/wide") => ("200 OK", "", WIDE),
         ("GET", "/hang") => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return;
@@ -258,6 +264,34 @@ async fn drives_a_plain_form_and_reports_nothing_on_a_clean_site() {
         "{:?}",
         site.requests()
     );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_viewport_narrows_to_a_phone_and_overflow_shows_in_the_scroll_width() {
+    let site = Site::start().await;
+    let browser = Browser::start().await;
+    let page = browser.page().await;
+    page.set_viewport(400, 800).await;
+    page.goto(&site.url("/wide")).await;
+    assert_eq!(page.eval::<u32>("window.innerWidth").await, 400);
+    assert_eq!(page.eval::<u32>("window.innerHeight").await, 800);
+    // No zooming out to fit: a 600 px element makes the page scroll sideways.
+    assert_eq!(
+        page.eval::<u32>("document.documentElement.scrollWidth")
+            .await,
+        600
+    );
+    let shot = std::fs::read(page.screenshot("wide-phone").await).unwrap();
+    assert_eq!(u32::from_be_bytes(shot[16..20].try_into().unwrap()), 600);
+    page.set_viewport(1280, 900).await;
+    assert_eq!(page.eval::<u32>("window.innerWidth").await, 1280);
+    assert_eq!(
+        page.eval::<u32>("document.documentElement.scrollWidth")
+            .await,
+        1280
+    );
+    page.assert_clean().await;
     browser.close().await;
 }
 

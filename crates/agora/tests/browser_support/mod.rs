@@ -30,7 +30,9 @@
 //! Every operation fails the test (panics) instead of returning errors, and gives up
 //! after [`DEFAULT_TIMEOUT`] (see [`Page::set_timeout`]) so that a hung page fails the
 //! test instead of hanging CI. Screenshots go to `$AGORA_TEST_ARTIFACTS`, else
-//! `target/test-artifacts/browser/` at the workspace root.
+//! `screenshots/` in the test's target tmpdir (`$CARGO_TARGET_TMPDIR`, by default
+//! `target/tmp/screenshots/`). Pages start at [`VIEWPORT`]; [`Page::set_viewport`]
+//! narrows one to a phone's width.
 
 #![allow(dead_code)]
 
@@ -268,6 +270,18 @@ impl Page {
     /// [`DEFAULT_TIMEOUT`]).
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
+    }
+
+    /// Resizes this tab's viewport to `width` x `height` CSS pixels, as a phone or a
+    /// desktop window would be, for the pages loaded after it (and the one shown, which
+    /// lays out again). No mobile emulation: a page must fit the width by its own layout,
+    /// never by the browser zooming out.
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        let what = format!("set the viewport to {width}x{height}");
+        let viewport = SetDeviceMetricsOverrideParams::new(width, height, 1.0, false);
+        within(self.timeout, &what, self.inner.execute(viewport))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
     }
 
     /// The underlying chromiumoxide page, for what this harness does not cover.
@@ -654,18 +668,14 @@ fn is_favicon_probe(entry: &LogEntry) -> bool {
         })
 }
 
-/// `$AGORA_TEST_ARTIFACTS`, else `target/test-artifacts/browser` at the workspace root
-/// (not `CARGO_TARGET_DIR`, which may be anywhere).
+/// Where screenshots go: `$AGORA_TEST_ARTIFACTS`, else `screenshots/` in the test's
+/// target tmpdir (`$CARGO_TARGET_TMPDIR`, which Cargo gives integration tests: by
+/// default `target/tmp`).
 pub fn artifacts_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("AGORA_TEST_ARTIFACTS") {
         return PathBuf::from(dir);
     }
-    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let workspace = crate_dir
-        .parent()
-        .and_then(std::path::Path::parent)
-        .expect("crates/agora sits two levels below the workspace root");
-    workspace.join("target/test-artifacts/browser")
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
 }
 
 /// `<test name>--<name>.png` with anything unusual replaced, so that tests running in
