@@ -1,6 +1,6 @@
 //! `login`, `whoami`, `user`, `publisher`, `token`.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 
 use agora_client::Client;
 use agora_core::api::CreateToken;
@@ -12,18 +12,12 @@ use crate::cli::{PublisherCommand, TokenCommand, UserCommand};
 pub async fn login(mut s: Session, token: Option<String>) -> anyhow::Result<()> {
     let token = match token {
         Some(t) => t,
-        None => {
-            s.out.note(&format!(
-                "Paste your token for {} and press Enter:",
-                s.registry
-            ));
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .context("cannot read the token from standard input")?;
-            line.trim().to_owned()
-        }
+        None => read_secret(
+            &format!("Token for {} (not shown as you type): ", s.registry),
+            "the token",
+        )?
+        .trim()
+        .to_owned(),
     };
     anyhow::ensure!(!token.is_empty(), "no token given");
     let me = Client::new(&s.registry, Some(token.clone()))?
@@ -69,16 +63,12 @@ pub async fn user(s: &Session, cmd: UserCommand) -> anyhow::Result<()> {
                 Some(n) => n,
                 None => client.me().await?.username,
             };
-            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                eprintln!("New password for {name} (12 characters or more), then Enter:");
-            }
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .context("cannot read the password from standard input")?;
-            let password = line.trim_end_matches(['\n', '\r']);
+            let password = read_secret(
+                &format!("New password for {name} (12 characters or more, not shown): "),
+                "the password",
+            )?;
             anyhow::ensure!(!password.is_empty(), "no password on standard input");
-            client.set_password(&name, password).await?;
+            client.set_password(&name, &password).await?;
             s.out.show(&name, |n| {
                 format!("Password of {n} set; sign in at the registry's /login page")
             })
@@ -167,6 +157,36 @@ pub async fn publisher(s: &Session, cmd: PublisherCommand) -> anyhow::Result<()>
     }
 }
 
+/// A secret (a token, a password) from standard input. On a terminal it is asked for with
+/// `prompt` and read with echo off, so it never shows on the screen; from a pipe or a file
+/// it is the first line. The line break is removed, nothing else.
+fn read_secret(prompt: &str, what: &str) -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        // Standard input itself (not the controlling terminal, which a process may lack),
+        // with the prompt where a person sees it.
+        let config = rpassword::ConfigBuilder::new().input_file_path("/dev/stdin");
+        let config = if std::io::stderr().is_terminal() {
+            config.output_file_path("/dev/stderr")
+        } else if std::fs::File::options()
+            .write(true)
+            .open("/dev/tty")
+            .is_ok()
+        {
+            config.output_file_path("/dev/tty")
+        } else {
+            config.output_discard()
+        };
+        return rpassword::prompt_password_with_config(prompt, config.build())
+            .with_context(|| format!("cannot read {what} from the terminal"));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .with_context(|| format!("cannot read {what} from standard input"))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
 /// Names go into URL paths: only well-formed ones.
 fn names(list: &[&str]) -> anyhow::Result<()> {
     for name in list {
@@ -214,6 +234,11 @@ pub async fn token(s: &Session, cmd: TokenCommand) -> anyhow::Result<()> {
                 for_user: user,
             };
             let created = client.create_token(&request).await?;
+            if s.out.quiet && !s.out.json {
+                // Quiet drops the chatter, never the one-time secret: the token alone.
+                println!("{}", crate::output::shown(&created.token));
+                return Ok(());
+            }
             s.out.show(&created, |c| {
                 format!(
                     "Created token {} for {} (scopes: {}{}). It is shown only this once:\n{}",
