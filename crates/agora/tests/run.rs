@@ -126,7 +126,10 @@ fn installed_plugins_run_in_the_sandbox_and_conform() {
         "{err}"
     );
     let doctor = alice
-        .run_in(work.path(), &["--json", "doctor", "--policy", "refuse.toml"])
+        .run_in(
+            work.path(),
+            &["--json", "doctor", "--policy", "refuse.toml"],
+        )
         .json();
     assert_eq!(doctor["native"], "refused", "{doctor}");
     assert_eq!(doctor["sandbox"]["landlock_abi"], 2);
