@@ -37,14 +37,20 @@ impl From<RegistryError> for PageError {
     fn from(e: RegistryError) -> Self {
         use agora_core::ProblemKind;
         let mut detail = e.detail.clone().unwrap_or_else(|| e.title.to_owned());
+        // Field errors the detail does not already say (it often does).
         for f in &e.errors {
-            detail.push_str(&format!("; {f}"));
+            let text = f.to_string();
+            if !detail.contains(&text) {
+                detail.push_str(&format!("; {text}"));
+            }
         }
         match e.kind {
             ProblemKind::NotFound => PageError::NotFound(detail),
             ProblemKind::Forbidden => PageError::Forbidden(detail),
             ProblemKind::Unauthorized => PageError::SignIn("/".into()),
             ProblemKind::Internal | ProblemKind::Unavailable => PageError::Internal(detail),
+            // The same status the API answers for the same problem.
+            kind if kind.status() == 422 => PageError::Unprocessable(detail),
             _ => PageError::BadInput(detail),
         }
     }

@@ -418,8 +418,15 @@ async fn reviews_need_the_csrf_token_and_show_escaped() {
             &[("csrf", &csrf), ("rating", "9"), ("body", "x")],
         )
         .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // The status the API answers for the same problem.
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.body.contains("rating"), "{}", bad.body);
+    assert_eq!(
+        bad.body.matches("rating:").count(),
+        1,
+        "the field error is said once: {}",
+        bad.body
+    );
 
     let posted = site
         .post("/plugins/acme/jira/review", &alice, &review)
@@ -521,8 +528,9 @@ async fn unknown_pages_are_html_and_unknown_api_paths_are_problems() {
     let bad = site.get("/search?min_rating=lots", "").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("min_rating"));
+    // Readable but invalid: the API's status for the same problem.
     let bad = site.get("/search?compatible_with=banana", "").await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.body.contains("compatible_with"));
 }
 
