@@ -973,7 +973,158 @@ on_every_backend!(
     label_filters_read_the_labels_in_one_pass,
     a_broad_text_search_considers_only_the_newest_matches,
     listings_carry_the_listed_state_and_insiders_see_unlisted_plugins,
+    jobs_are_claimed_once_retried_with_backoff_and_reclaimed_after_their_lease,
+    a_burst_of_jobs_claimed_by_racing_workers_runs_each_exactly_once,
 );
+
+/// The job queue's life cycle: one open job per subject, one holder at a time, retries
+/// after a growing wait, a lost lease changes nothing, spent attempts fail for good.
+async fn jobs_are_claimed_once_retried_with_backoff_and_reclaimed_after_their_lease(
+    store: &SqlStore,
+) {
+    let id = store
+        .enqueue_job("verify", "acme/jira@1.0.0", 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .enqueue_job("verify", "acme/jira@1.0.0", 3)
+            .await
+            .unwrap(),
+        id,
+        "an open job is not queued twice"
+    );
+    let a = store
+        .claim_job("a", &["verify"], 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (a.id, a.attempt, a.subject.as_str()),
+        (id, 1, "acme/jira@1.0.0")
+    );
+    assert!(
+        store.claim_job("b", &[], 60_000).await.unwrap().is_none(),
+        "held"
+    );
+    assert!(
+        store
+            .claim_job("b", &["other"], 60_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.extend_job_lease(&a, 60_000).await.unwrap());
+
+    // A failure queues it again after the backoff; not due yet, so nobody gets it.
+    let before = agora_store::now_ms();
+    let Retry::At(at) = store.fail_job(&a, "storage timed out").await.unwrap() else {
+        panic!("a first failure is retried");
+    };
+    assert!(at >= before + backoff_ms(1), "{at} vs {before}");
+    assert!(
+        store.claim_job("b", &[], 60_000).await.unwrap().is_none(),
+        "not due"
+    );
+    let record = store.job(id).await.unwrap().unwrap();
+    assert_eq!(record.state, "queued");
+    assert_eq!(record.last_error.as_deref(), Some("storage timed out"));
+    assert!(
+        !store.complete_job(&a).await.unwrap(),
+        "the old claim ended with the failure"
+    );
+
+    // A worker that stops answering loses its lease; another takes the job over, and the
+    // first can no longer end it.
+    let stuck = store
+        .enqueue_job("verify", "acme/wiki@2.0.0", 3)
+        .await
+        .unwrap();
+    let first = store.claim_job("a", &[], 1).await.unwrap().unwrap();
+    assert_eq!(first.id, stuck);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second = store.claim_job("b", &[], 60_000).await.unwrap().unwrap();
+    assert_eq!((second.id, second.attempt), (stuck, 2));
+    assert!(!store.complete_job(&first).await.unwrap());
+    assert_eq!(
+        store.fail_job(&first, "late").await.unwrap(),
+        Retry::LeaseLost
+    );
+    assert!(!store.extend_job_lease(&first, 60_000).await.unwrap());
+    assert!(store.complete_job(&second).await.unwrap());
+    let done = store.job(stuck).await.unwrap().unwrap();
+    assert_eq!((done.state.as_str(), done.attempts), ("done", 2));
+    assert!(done.finished_at.is_some());
+
+    // Once done, the same subject can be queued again (a re-check).
+    assert_ne!(
+        store
+            .enqueue_job("verify", "acme/wiki@2.0.0", 3)
+            .await
+            .unwrap(),
+        stuck
+    );
+
+    // Spent attempts: failed for good, with the last error.
+    let once = store.enqueue_job("notify", "hook-1", 1).await.unwrap();
+    let job = store
+        .claim_job("a", &["notify"], 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.id, once);
+    assert_eq!(
+        store.fail_job(&job, "refused").await.unwrap(),
+        Retry::GaveUp
+    );
+    let failed = store.job(once).await.unwrap().unwrap();
+    assert_eq!(failed.state, "failed");
+    assert!(
+        store
+            .claim_job("a", &["notify"], 60_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.jobs("notify", 10).await.unwrap().len(), 1);
+    assert_eq!(backoff_ms(1), 2_000);
+    assert_eq!(backoff_ms(2), 4_000);
+    assert_eq!(backoff_ms(40), 3_600_000);
+}
+
+/// 200 jobs, four workers claiming at once (on PostgreSQL over separate connections):
+/// every job is run by exactly one of them, exactly once.
+async fn a_burst_of_jobs_claimed_by_racing_workers_runs_each_exactly_once(store: &SqlStore) {
+    for i in 0..200 {
+        store
+            .enqueue_job("verify", &format!("acme/p{i}@1.0.0"), 3)
+            .await
+            .unwrap();
+    }
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        workers.push(tokio::spawn(async move {
+            let name = format!("worker-{w}");
+            let mut ran = Vec::new();
+            while let Some(job) = store.claim_job(&name, &["verify"], 60_000).await.unwrap() {
+                assert!(store.complete_job(&job).await.unwrap());
+                ran.push(job.id);
+            }
+            ran
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((total, all.len()), (200, 200), "each job once, none missed");
+    let jobs = store.jobs("verify", 1000).await.unwrap();
+    assert!(jobs.iter().all(|j| j.state == "done" && j.attempts == 1));
+}
 
 /// A listing names the version it comes from and its state; a plugin with no version a
 /// range can choose (every one yanked or insecure) is left out of search, but its

@@ -6,6 +6,7 @@
 mod accounts;
 mod audit;
 mod blobs;
+mod jobs;
 mod log;
 mod publishers;
 mod releases;
@@ -19,6 +20,7 @@ use crate::StoreError;
 pub use accounts::*;
 pub use audit::*;
 pub use blobs::*;
+pub use jobs::*;
 pub use log::*;
 pub use publishers::*;
 pub use releases::*;
@@ -44,6 +46,7 @@ pub trait MetadataStore:
     + BlobIndex
     + CatalogStore
     + AuditStore
+    + JobQueue
     + Send
     + Sync
     + 'static
@@ -55,7 +58,7 @@ pub trait MetadataStore:
 /// Every part of the store's contract, for callers that use several.
 pub mod prelude {
     pub use super::{
-        AccountStore, AuditStore, BlobIndex, CatalogStore, LogStore, MetadataStore, PublisherStore,
-        ReleaseStore, ReviewStore,
+        AccountStore, AuditStore, BlobIndex, CatalogStore, JobQueue, LogStore, MetadataStore,
+        PublisherStore, ReleaseStore, ReviewStore,
     };
 }

@@ -8,6 +8,7 @@
 mod accounts;
 mod audit;
 mod blobs;
+mod jobs;
 mod log;
 mod publishers;
 mod releases;
@@ -45,7 +46,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 6] = match self {
+        let files: [(i64, &'static str, &'static str); 7] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -76,6 +77,11 @@ impl Dialect {
                     6,
                     "security",
                     include_str!("../../migrations/sqlite/0006_security.sql"),
+                ),
+                (
+                    7,
+                    "jobs",
+                    include_str!("../../migrations/sqlite/0007_jobs.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -108,6 +114,11 @@ impl Dialect {
                     6,
                     "security",
                     include_str!("../../migrations/postgres/0006_security.sql"),
+                ),
+                (
+                    7,
+                    "jobs",
+                    include_str!("../../migrations/postgres/0007_jobs.sql"),
                 ),
             ],
         };
