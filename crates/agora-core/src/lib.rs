@@ -18,6 +18,7 @@ pub mod resolve;
 pub mod scope;
 pub mod search;
 pub mod text;
+pub mod verification;
 
 pub use digest::{Digest, DigestError, Sha256Hasher};
 pub use field::FieldError;

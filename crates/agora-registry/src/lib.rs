@@ -34,6 +34,7 @@ pub mod reviews;
 pub mod throttle;
 pub mod time;
 pub mod tokens;
+pub mod verification;
 
 use std::sync::Arc;
 

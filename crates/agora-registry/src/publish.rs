@@ -171,6 +171,11 @@ pub async fn publish(
         .log
         .prove_inclusion(registry.meta.as_ref(), log_index as u64, &caller.viewer())
         .await?;
+    // The release stands; its verification follows in the background. A queue that
+    // cannot be written is logged, not the publisher's failure.
+    if let Err(e) = crate::verification::enqueue(registry, &wanted, &version.version).await {
+        tracing::error!(release = %label, error = %e, "cannot queue the release's verification");
+    }
     Ok(Published {
         version,
         manifest_digest,

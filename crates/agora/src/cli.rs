@@ -30,6 +30,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Verify queued releases (the checks every publish queues) as a process of its own,
+    /// against the server's database and blob store.
+    Worker(WorkerArgs),
     /// Run the registry server.
     Serve(ServeArgs),
     /// Write a commented configuration file with every setting and its default.
@@ -239,6 +242,19 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one).
     #[arg(long)]
     pub listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Configuration file, the server's (default: ./agora.toml when it exists).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory of the embedded database and blobs, the server's.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Run what is due, then exit.
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Args)]

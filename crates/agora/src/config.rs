@@ -49,6 +49,11 @@ site_name = "Agora"
 # How long a sign-in lasts, in hours.
 session_hours = 168
 
+[worker]
+# Verify releases (the checks every publish queues) in the server process. Set false when
+# `agora worker` processes do it instead, so audits never compete with the API.
+in_process = true
+
 [blobs]
 # Directory of the content-addressed blob store. Default: <data_dir>/blobs.
 # path = "./agora-data/blobs"
@@ -96,12 +101,26 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     pub admin_password: Option<String>,
     pub web: WebSettings,
+    pub worker: WorkerSettings,
     /// Name of the transparency log, used only when the log is created (first start).
     pub log_origin: Option<String>,
     pub blobs: BlobConfig,
     pub limits: LimitsConfig,
     pub cache: CacheSettings,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WorkerSettings {
+    /// Run the verification worker inside `agora serve`.
+    pub in_process: bool,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings { in_process: true }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,6 +206,7 @@ impl Default for ServerConfig {
             admin_token: None,
             admin_password: None,
             web: WebSettings::default(),
+            worker: WorkerSettings::default(),
             log_origin: None,
             blobs: BlobConfig::default(),
             limits: LimitsConfig::default(),

@@ -77,6 +77,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reviews::hide, reviews::show))
         .routes(routes!(versions::list, versions::publish))
         .routes(routes!(versions::detail, versions::change_lifecycle))
+        .routes(routes!(versions::verification))
         .routes(routes!(blobs::upload, blobs::download, blobs::head))
         .routes(routes!(publishers::list, publishers::create))
         .routes(routes!(publishers::detail, publishers::update))

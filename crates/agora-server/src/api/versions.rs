@@ -82,6 +82,34 @@ pub async fn detail(
     Ok(json_bytes(body))
 }
 
+/// The newest verification report of a version: the outcome (`verified`, `needs-review`,
+/// `rejected`) and every stage with its findings. 404 until the first run ended.
+#[utoipa::path(get, path = "/api/v1/plugins/{publisher}/{name}/versions/{version}/verification", tag = "versions", operation_id = "get_version_verification",
+    params(("publisher" = String, Path, description = "The publisher's name"), ("name" = String, Path, description = "The plugin's name"), ("version" = String, Path, description = "A semantic version, e.g. `1.2.0`")),
+    responses((status = 200, description = "The newest verification report", body = agora_core::verification::VerificationReport), (status = 404, description = "`not-found`: no such plugin or version, a private plugin the caller may not see, or a version not checked yet", body = Problem, content_type = PROBLEM)))]
+pub async fn verification(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    path: VersionPath,
+) -> Result<Json<agora_core::verification::VerificationReport>, ApiError> {
+    let version = path.version.to_string();
+    let report = agora_registry::verification::latest(
+        &state.registry,
+        &caller.viewer(),
+        path.publisher.as_str(),
+        path.name.as_str(),
+        &version,
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::from(agora_registry::RegistryError::not_found(format!(
+            "{}/{}@{version} has not been checked yet; its verification is queued",
+            path.publisher, path.name
+        )))
+    })?;
+    Ok(Json(report))
+}
+
 fn json_bytes(body: Bytes) -> Response {
     (
         [(

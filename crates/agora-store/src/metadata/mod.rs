@@ -12,6 +12,7 @@ mod publishers;
 mod releases;
 mod reviews;
 mod search;
+mod verifications;
 
 use async_trait::async_trait;
 
@@ -26,6 +27,7 @@ pub use publishers::*;
 pub use releases::*;
 pub use reviews::*;
 pub use search::*;
+pub use verifications::*;
 
 pub use agora_core::listing::{PRIOR_RATING, PRIOR_WEIGHT, rating_rank, version_key};
 pub use agora_core::search::{
@@ -47,6 +49,7 @@ pub trait MetadataStore:
     + CatalogStore
     + AuditStore
     + JobQueue
+    + VerificationStore
     + Send
     + Sync
     + 'static
@@ -59,6 +62,6 @@ pub trait MetadataStore:
 pub mod prelude {
     pub use super::{
         AccountStore, AuditStore, BlobIndex, CatalogStore, JobQueue, LogStore, MetadataStore,
-        PublisherStore, ReleaseStore, ReviewStore,
+        PublisherStore, ReleaseStore, ReviewStore, VerificationStore,
     };
 }

@@ -15,6 +15,7 @@ mod releases;
 mod reviews;
 mod rows;
 mod search;
+mod verifications;
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -46,7 +47,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 7] = match self {
+        let files: [(i64, &'static str, &'static str); 8] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -82,6 +83,11 @@ impl Dialect {
                     7,
                     "jobs",
                     include_str!("../../migrations/sqlite/0007_jobs.sql"),
+                ),
+                (
+                    8,
+                    "verifications",
+                    include_str!("../../migrations/sqlite/0008_verifications.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -119,6 +125,11 @@ impl Dialect {
                     7,
                     "jobs",
                     include_str!("../../migrations/postgres/0007_jobs.sql"),
+                ),
+                (
+                    8,
+                    "verifications",
+                    include_str!("../../migrations/postgres/0008_verifications.sql"),
                 ),
             ],
         };

@@ -74,6 +74,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Serve(args) = cli.command {
         return serve::run(args, cli.verbose, cli.quiet).await;
     }
+    if let Command::Worker(args) = cli.command {
+        return serve::worker(args, cli.verbose, cli.quiet).await;
+    }
     if let Command::Init { config, force } = &cli.command {
         return serve::init(config, *force, &out);
     }
@@ -86,7 +89,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         out,
     };
     match cli.command {
-        Command::Serve(_) | Command::Init { .. } => unreachable!("handled above"),
+        Command::Serve(_) | Command::Worker(_) | Command::Init { .. } => {
+            unreachable!("handled above")
+        }
         Command::Login { token } => account::login(ctx, token).await,
         Command::Whoami => account::whoami(&ctx).await,
         Command::User(cmd) => account::user(&ctx, cmd).await,

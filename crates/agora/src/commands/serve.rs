@@ -9,7 +9,7 @@ use agora_store::{FsBlobStore, SqlStore};
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::ServeArgs;
+use crate::cli::{ServeArgs, WorkerArgs};
 use crate::config::{ServerConfig, TEMPLATE};
 use crate::output::Output;
 
@@ -79,6 +79,21 @@ fn raise_open_file_limit() -> Option<u64> {
     Some(soft)
 }
 
+/// The metadata database and the blob store the configuration names.
+async fn open_stores(cfg: &ServerConfig) -> anyhow::Result<(SqlStore, FsBlobStore)> {
+    let url = cfg.database_url();
+    let meta = SqlStore::connect(&url).await.with_context(|| {
+        // Never print a URL that may hold a password: only its scheme and host part.
+        let shown = url.split('@').next_back().unwrap_or("");
+        format!("cannot open the metadata database ({shown})")
+    })?;
+    let blob_dir = cfg.blob_dir();
+    let blobs = FsBlobStore::open(&blob_dir)
+        .await
+        .with_context(|| format!("cannot open the blob store at {}", blob_dir.display()))?;
+    Ok((meta, blobs))
+}
+
 pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()> {
     let mut cfg = ServerConfig::load(args.config.as_deref())?;
     if let Some(d) = args.data_dir {
@@ -94,16 +109,8 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
             cfg.data_dir.display()
         )
     })?;
-    let url = cfg.database_url();
-    let meta = SqlStore::connect(&url).await.with_context(|| {
-        // Never print a URL that may hold a password: only its scheme and host part.
-        let shown = url.split('@').next_back().unwrap_or("");
-        format!("cannot open the metadata database ({shown})")
-    })?;
+    let (meta, blobs) = open_stores(&cfg).await?;
     let blob_dir = cfg.blob_dir();
-    let blobs = FsBlobStore::open(&blob_dir)
-        .await
-        .with_context(|| format!("cannot open the blob store at {}", blob_dir.display()))?;
     let new_admin_token =
         agora_registry::bootstrap::ensure_admin(&meta, cfg.admin_token.as_deref()).await?;
     if let Some(password) = &cfg.admin_password {
@@ -129,8 +136,15 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
     let registry =
         agora_registry::Registry::new(Arc::new(meta.clone()), Arc::new(blobs), log, cfg.limits())
             .with_sign_in_required(cfg.web.require_sign_in);
+    let registry = Arc::new(registry);
+    let worker = cfg.worker.in_process.then(|| {
+        tokio::spawn(agora_registry::verification::run_worker(
+            registry.clone(),
+            format!("serve-{}", std::process::id()),
+        ))
+    });
     let limits = cfg.http_limits(raise_open_file_limit());
-    let state = AppState::new(Arc::new(registry), limits, cfg.cache());
+    let state = AppState::new(registry, limits, cfg.cache());
     let app = agora_web::app(state, cfg.web.config());
     tracing::info!(
         max_connections = limits.max_connections,
@@ -139,6 +153,46 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
     agora_server::serve(listener, app, limits, shutdown_signal())
         .await
         .context("the server stopped")?;
+    if let Some(worker) = worker {
+        // A run cut here is claimed again once its lease expires.
+        worker.abort();
+    }
+    meta.close().await;
+    Ok(())
+}
+
+/// `agora worker`: verifies queued releases against the same database and blob store as
+/// the server, as its own process; with `once`, until none is due, then exits.
+pub async fn worker(args: WorkerArgs, verbose: u8, quiet: bool) -> anyhow::Result<()> {
+    let once = args.once;
+    let mut cfg = ServerConfig::load(args.config.as_deref())?;
+    if let Some(d) = args.data_dir {
+        cfg.data_dir = d;
+    }
+    init_logging(&cfg, verbose, quiet);
+    let (meta, blobs) = open_stores(&cfg).await?;
+    let log = agora_registry::TransparencyLog::open(&meta, &cfg.log_origin())
+        .await
+        .context("cannot open the transparency log")?;
+    let registry = Arc::new(agora_registry::Registry::new(
+        Arc::new(meta.clone()),
+        Arc::new(blobs),
+        log,
+        cfg.limits(),
+    ));
+    let name = format!("worker-{}", std::process::id());
+    if once {
+        let ran = agora_registry::verification::run_until_idle(&registry, &name).await?;
+        if !quiet {
+            println!("Verified {ran} release(s); none is due now");
+        }
+    } else {
+        tracing::info!(worker = %name, "verification worker started");
+        tokio::select! {
+            _ = agora_registry::verification::run_worker(registry, name) => {}
+            _ = shutdown_signal() => {}
+        }
+    }
     meta.close().await;
     Ok(())
 }

@@ -186,6 +186,17 @@ impl Server {
         self.data.path().join("data").join("blobs")
     }
 
+    /// Flips one bit of the stored blob holding exactly `content` (as the storage going
+    /// bad would); calling it again restores it.
+    pub fn flip_stored_blob(&self, content: &[u8]) {
+        use sha2::Digest;
+        let hex = hex::encode(sha2::Sha256::digest(content));
+        let blob = self.blob_dir().join("sha256").join(&hex[..2]).join(&hex);
+        let mut bytes = std::fs::read(&blob).unwrap();
+        bytes[0] ^= 0x01;
+        std::fs::write(&blob, bytes).unwrap();
+    }
+
     /// Runs the CLI against this server with `token` (none: anonymous).
     pub fn cli(&self, token: Option<&str>) -> Cli {
         Cli {

@@ -1,0 +1,161 @@
+//! A release's verification: the stages a run went through, what each found, and the
+//! outcome a policy draws from them. Pure: running the stages is the registry's job.
+
+use serde::{Deserialize, Serialize};
+
+/// How bad a finding is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// One thing a stage found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Finding {
+    pub severity: Severity,
+    /// A stable rule id, e.g. `integrity.digest-mismatch`.
+    pub rule: String,
+    pub message: String,
+    /// Where: a file of the release, a manifest field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// How a stage ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StageStatus {
+    /// Ran; nothing it found stops the release.
+    Passed,
+    /// Ran and found what stops the release.
+    Failed,
+}
+
+/// One stage of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StageReport {
+    /// `manifest`, `integrity`, `signature`, ...
+    pub stage: String,
+    pub status: StageStatus,
+    pub duration_ms: u64,
+    pub findings: Vec<Finding>,
+}
+
+/// What a run concludes about a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Verified,
+    NeedsReview,
+    Rejected,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Verified => "verified",
+            Outcome::NeedsReview => "needs-review",
+            Outcome::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [Outcome::Verified, Outcome::NeedsReview, Outcome::Rejected]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+/// Stages whose failure rejects a release whatever its findings' severities: what was
+/// published is not what is stored, or not what its publisher signed.
+pub const MUST_PASS: [&str; 2] = ["integrity", "signature"];
+
+/// The default policy: rejected when a must-pass stage failed or anything is critical;
+/// needs review when anything is medium or high; verified otherwise.
+pub fn decide(stages: &[StageReport]) -> Outcome {
+    let worst = stages
+        .iter()
+        .flat_map(|s| s.findings.iter().map(|f| f.severity))
+        .max();
+    let must_pass_failed = stages
+        .iter()
+        .any(|s| s.status == StageStatus::Failed && MUST_PASS.contains(&s.stage.as_str()));
+    match worst {
+        _ if must_pass_failed => Outcome::Rejected,
+        Some(Severity::Critical) => Outcome::Rejected,
+        Some(Severity::High | Severity::Medium) => Outcome::NeedsReview,
+        _ if stages.iter().any(|s| s.status == StageStatus::Failed) => Outcome::NeedsReview,
+        _ => Outcome::Verified,
+    }
+}
+
+/// A verification run as recorded and served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VerificationReport {
+    pub release: String,
+    pub outcome: Outcome,
+    /// When the run ended (RFC 3339).
+    pub checked_at: String,
+    pub stages: Vec<StageReport>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(name: &str, status: StageStatus, severities: &[Severity]) -> StageReport {
+        StageReport {
+            stage: name.into(),
+            status,
+            duration_ms: 1,
+            findings: severities
+                .iter()
+                .map(|s| Finding {
+                    severity: *s,
+                    rule: "r".into(),
+                    message: "m".into(),
+                    location: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_default_policy_decides_by_stage_and_severity() {
+        use Severity::*;
+        use StageStatus::*;
+        assert_eq!(
+            decide(&[stage("manifest", Passed, &[Low, Info])]),
+            Outcome::Verified
+        );
+        assert_eq!(
+            decide(&[stage("manifest", Passed, &[Medium])]),
+            Outcome::NeedsReview
+        );
+        assert_eq!(
+            decide(&[stage("manifest", Failed, &[High])]),
+            Outcome::NeedsReview
+        );
+        assert_eq!(
+            decide(&[stage("manifest", Passed, &[Critical])]),
+            Outcome::Rejected
+        );
+        assert_eq!(
+            decide(&[stage("integrity", Failed, &[])]),
+            Outcome::Rejected
+        );
+        assert_eq!(
+            decide(&[stage("signature", Failed, &[Low])]),
+            Outcome::Rejected
+        );
+        assert_eq!(decide(&[]), Outcome::Verified);
+        assert_eq!(Outcome::parse("needs-review"), Some(Outcome::NeedsReview));
+    }
+}

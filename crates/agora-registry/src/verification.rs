@@ -1,0 +1,342 @@
+//! Verifying releases: every publish queues a `verify` job; a worker ([`run_worker`], in
+//! the server or as `agora worker`) runs the stages on the release as stored, draws the
+//! outcome with the policy in `agora_core::verification::decide`, and records the
+//! report. Stages so far: `manifest` (lint), `integrity` (every blob re-hashed from
+//! storage), `signature` (the release statement against the keys its publisher had
+//! registered and not revoked when it was published).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agora_core::verification::{
+    Finding, Severity, StageReport, StageStatus, VerificationReport, decide,
+};
+use agora_core::{Manifest, PluginRef, Sha256Hasher};
+use agora_store::{ArtifactRecord, PluginRecord, VersionRecord, Viewer};
+use futures_util::StreamExt;
+
+use crate::Registry;
+use crate::error::{RegistryError, Result};
+
+/// The job kind a publish queues.
+pub const JOB_KIND: &str = "verify";
+/// Attempts before a run that keeps failing (storage down, say) is given up.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// How long a worker holds a claimed run before another may take it over.
+pub const LEASE: Duration = Duration::from_secs(300);
+/// How long an idle worker waits before looking for work again.
+pub const IDLE_WAIT: Duration = Duration::from_millis(500);
+
+/// The job subject of a release: `publisher/name@version`.
+pub fn subject(plugin: &PluginRef, version: &str) -> String {
+    format!("{plugin}@{version}")
+}
+
+/// Queues a verification run of a release (one open run per release).
+pub async fn enqueue(registry: &Registry, plugin: &PluginRef, version: &str) -> Result<i64> {
+    Ok(registry
+        .meta
+        .enqueue_job(JOB_KIND, &subject(plugin, version), MAX_ATTEMPTS)
+        .await?)
+}
+
+/// The newest verification report of a release the caller may see; `None` until its
+/// first run ended.
+pub async fn latest(
+    registry: &Registry,
+    viewer: &Viewer,
+    publisher: &str,
+    name: &str,
+    version: &str,
+) -> Result<Option<VerificationReport>> {
+    let (_, (v, _)) = crate::catalog::release(registry, viewer, publisher, name, version).await?;
+    let Some(record) = registry.meta.latest_verification(v.id).await? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&record.report)
+        .map(Some)
+        .map_err(|e| RegistryError::internal("a stored verification report does not parse", e))
+}
+
+/// Runs every stage on the release `subject` names, records and returns the report.
+pub async fn run(registry: &Registry, subject: &str) -> Result<VerificationReport> {
+    let (name, version) = subject
+        .split_once('@')
+        .ok_or_else(|| RegistryError::internal("a verify job has a malformed subject", subject))?;
+    let plugin: PluginRef = name
+        .parse()
+        .map_err(|e| RegistryError::internal("a verify job names no plugin", e))?;
+    let everyone = Viewer {
+        admin: true,
+        private_publishers: Vec::new(),
+    };
+    let (record, (v, artifacts)) = crate::catalog::release(
+        registry,
+        &everyone,
+        plugin.publisher.as_str(),
+        plugin.name.as_str(),
+        version,
+    )
+    .await?;
+    let stages = vec![
+        timed("manifest", || async { manifest_stage(&v) }).await,
+        timed("integrity", || integrity_stage(registry, &artifacts)).await,
+        timed("signature", || {
+            signature_stage(registry, &record, &v, &artifacts)
+        })
+        .await,
+    ];
+    let outcome = decide(&stages);
+    let now = agora_store::now_ms();
+    let report = VerificationReport {
+        release: subject.to_owned(),
+        outcome,
+        checked_at: crate::time::rfc3339(now),
+        stages,
+    };
+    let json = serde_json::to_string(&report)
+        .map_err(|e| RegistryError::internal("cannot render a verification report", e))?;
+    registry
+        .meta
+        .record_verification(v.id, outcome.as_str(), &json, now)
+        .await?;
+    tracing::info!(
+        release = subject,
+        outcome = outcome.as_str(),
+        "release verified"
+    );
+    Ok(report)
+}
+
+async fn timed<F, Fut>(stage: &str, body: F) -> StageReport
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Vec<Finding>>,
+{
+    let started = Instant::now();
+    let findings = body().await;
+    let failed = findings.iter().any(|f| f.severity >= Severity::High);
+    StageReport {
+        stage: stage.to_owned(),
+        status: if failed {
+            StageStatus::Failed
+        } else {
+            StageStatus::Passed
+        },
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        findings,
+    }
+}
+
+fn finding(severity: Severity, rule: &str, message: String, location: Option<&str>) -> Finding {
+    Finding {
+        severity,
+        rule: rule.to_owned(),
+        message,
+        location: location.map(str::to_owned),
+    }
+}
+
+/// Manifest lint: what the schema allows but a reviewer should look at.
+fn manifest_stage(v: &VersionRecord) -> Vec<Finding> {
+    let manifest: Manifest = match serde_json::from_str(&v.manifest) {
+        Ok(m) => m,
+        Err(e) => {
+            return vec![finding(
+                Severity::Critical,
+                "manifest.unreadable",
+                format!("the stored manifest does not read as a manifest: {e}"),
+                Some("plugin.yaml"),
+            )];
+        }
+    };
+    let mut findings = Vec::new();
+    for host in &manifest.network.outbound_hosts {
+        if host == "*" || host.starts_with("*.") && host.matches('.').count() < 2 {
+            findings.push(finding(
+                Severity::Medium,
+                "manifest.broad-host",
+                format!("outbound host {host:?} reaches a whole top-level domain or more"),
+                Some("network.outbound_hosts"),
+            ));
+        }
+    }
+    if !manifest.secrets.is_empty() && !manifest.network.outbound_hosts.is_empty() {
+        findings.push(finding(
+            Severity::Low,
+            "manifest.secrets-with-network",
+            format!(
+                "it asks for secrets ({}) and may reach {} host(s): a host it reaches can receive them",
+                manifest.secrets.join(", "),
+                manifest.network.outbound_hosts.len()
+            ),
+            Some("secrets"),
+        ));
+    }
+    findings
+}
+
+/// Every file re-read from storage and re-hashed: what is stored is what was published.
+async fn integrity_stage(registry: &Registry, artifacts: &[ArtifactRecord]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for a in artifacts {
+        let expected_size = u64::try_from(a.size).unwrap_or(0);
+        let stream = match registry.blobs.get(&a.digest, 0, expected_size).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                findings.push(finding(
+                    Severity::Critical,
+                    "integrity.missing",
+                    format!("the blob {} is not in storage", a.digest),
+                    Some(&a.path),
+                ));
+                continue;
+            }
+            Err(e) => {
+                findings.push(finding(
+                    Severity::Critical,
+                    "integrity.unreadable",
+                    format!("the blob {} cannot be read: {e}", a.digest),
+                    Some(&a.path),
+                ));
+                continue;
+            }
+        };
+        let mut hasher = Sha256Hasher::new();
+        let mut body = stream.body;
+        let mut read_error = None;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(bytes) => hasher.update(&bytes),
+                Err(e) => {
+                    read_error = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = read_error {
+            findings.push(finding(
+                Severity::Critical,
+                "integrity.unreadable",
+                format!("reading the blob {} failed: {e}", a.digest),
+                Some(&a.path),
+            ));
+            continue;
+        }
+        let size = hasher.len();
+        let actual = hasher.finish();
+        if actual != a.digest || size != expected_size {
+            findings.push(finding(
+                Severity::Critical,
+                "integrity.digest-mismatch",
+                format!(
+                    "stored bytes hash to {actual} ({size} bytes); the release names {} ({} bytes)",
+                    a.digest, a.size
+                ),
+                Some(&a.path),
+            ));
+        }
+    }
+    findings
+}
+
+/// The release statement checked again, against the keys the publisher had registered
+/// and not revoked at publication.
+async fn signature_stage(
+    registry: &Registry,
+    plugin: &PluginRecord,
+    v: &VersionRecord,
+    artifacts: &[ArtifactRecord],
+) -> Vec<Finding> {
+    let fail = |rule: &str, message: String| vec![finding(Severity::Critical, rule, message, None)];
+    let Some(raw) = &v.signature else {
+        return fail(
+            "signature.missing",
+            "the release carries no signature".into(),
+        );
+    };
+    let envelope: agora_trust::Envelope = match serde_json::from_str(raw) {
+        Ok(e) => e,
+        Err(e) => return fail("signature.malformed", format!("not a DSSE envelope: {e}")),
+    };
+    let keys = match registry.meta.keys(plugin.publisher_id).await {
+        Ok(keys) => keys,
+        Err(e) => {
+            return fail(
+                "signature.keys-unreadable",
+                format!("cannot read keys: {e}"),
+            );
+        }
+    };
+    let keys: Vec<agora_trust::PublicKey> = keys
+        .into_iter()
+        .filter(|k| k.revoked_at.is_none_or(|at| at > v.published_at))
+        .filter_map(|k| agora_trust::PublicKey::parse(&k.public_key).ok())
+        .collect();
+    let claim = agora_trust::ReleaseClaim::new(
+        &plugin.publisher,
+        &plugin.name,
+        v.version.clone(),
+        v.manifest_digest,
+        artifacts.iter().map(|a| (a.path.clone(), a.digest)),
+    );
+    match agora_trust::verify_release(&envelope, &keys, &claim) {
+        Ok(signer) if v.signer_key.as_deref().is_some_and(|k| k != signer) => fail(
+            "signature.signer-mismatch",
+            format!(
+                "signed by {signer}, but the release records {}",
+                v.signer_key.as_deref().unwrap_or_default()
+            ),
+        ),
+        Ok(_) => Vec::new(),
+        Err(e) => fail("signature.invalid", e.to_string()),
+    }
+}
+
+/// Runs queued verifications until none is due; returns how many ran. For `agora worker
+/// --once` and tests.
+pub async fn run_until_idle(registry: &Registry, worker: &str) -> Result<usize> {
+    let mut ran = 0;
+    while work_one(registry, worker).await? {
+        ran += 1;
+    }
+    Ok(ran)
+}
+
+/// Claims and runs one due verification; false when none was due.
+async fn work_one(registry: &Registry, worker: &str) -> Result<bool> {
+    let lease = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+    let Some(job) = registry.meta.claim_job(worker, &[JOB_KIND], lease).await? else {
+        return Ok(false);
+    };
+    match run(registry, &job.subject).await {
+        Ok(_) => {
+            if !registry.meta.complete_job(&job).await? {
+                tracing::warn!(
+                    job = job.id,
+                    "a verification outlived its lease; another worker took it over"
+                );
+            }
+        }
+        Err(e) => {
+            let retry = registry.meta.fail_job(&job, &e.to_string()).await?;
+            tracing::warn!(job = job.id, release = %job.subject, error = %e, ?retry, "a verification run failed");
+        }
+    }
+    Ok(true)
+}
+
+/// The worker loop: runs due verifications, waits [`IDLE_WAIT`] when there are none, and
+/// keeps going through store errors (logged). Runs until its task is dropped.
+pub async fn run_worker(registry: Arc<Registry>, worker: String) {
+    loop {
+        match work_one(&registry, &worker).await {
+            Ok(true) => {}
+            Ok(false) => tokio::time::sleep(IDLE_WAIT).await,
+            Err(e) => {
+                tracing::error!(error = %e, "the verification worker cannot reach the store");
+                tokio::time::sleep(IDLE_WAIT * 4).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Verification runs of releases: each run's outcome and report, the newest one being
+//! the release's current verdict.
+
+use async_trait::async_trait;
+
+use super::Result;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationRecord {
+    pub id: i64,
+    pub version_id: i64,
+    /// `verified`, `needs-review` or `rejected`.
+    pub outcome: String,
+    /// The report as JSON (`agora_core::verification::VerificationReport`).
+    pub report: String,
+    pub checked_at: i64,
+}
+
+#[async_trait]
+pub trait VerificationStore: Send + Sync {
+    async fn record_verification(
+        &self,
+        version_id: i64,
+        outcome: &str,
+        report: &str,
+        checked_at: i64,
+    ) -> Result<i64>;
+
+    /// The newest run of a version, if it was checked yet.
+    async fn latest_verification(&self, version_id: i64) -> Result<Option<VerificationRecord>>;
+}

@@ -1,0 +1,50 @@
+//! Verification runs on SQL.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::SqlStore;
+use crate::metadata::*;
+
+#[async_trait]
+impl VerificationStore for SqlStore {
+    async fn record_verification(
+        &self,
+        version_id: i64,
+        outcome: &str,
+        report: &str,
+        checked_at: i64,
+    ) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO verifications (version_id, outcome, report, checked_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(version_id)
+        .bind(outcome)
+        .bind(report)
+        .bind(checked_at)
+        .fetch_one(&self.write)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn latest_verification(&self, version_id: i64) -> Result<Option<VerificationRecord>> {
+        let row = sqlx::query(
+            "SELECT id, version_id, outcome, report, checked_at FROM verifications \
+             WHERE version_id = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(version_id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| {
+            Ok(VerificationRecord {
+                id: r.try_get("id")?,
+                version_id: r.try_get("version_id")?,
+                outcome: r.try_get("outcome")?,
+                report: r.try_get("report")?,
+                checked_at: r.try_get("checked_at")?,
+            })
+        })
+        .transpose()
+    }
+}

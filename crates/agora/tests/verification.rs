@@ -1,0 +1,134 @@
+//! Release verification through the real binaries: a publish queues a run; the server's
+//! own worker, or an `agora worker` process started later, runs the stages on what is
+//! stored and records the outcome, served by the API.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn report(server: &Server, release: &str) -> (u16, serde_json::Value) {
+    let (plugin, version) = release.split_once('@').unwrap();
+    let (status, _, body) = http(
+        "GET",
+        &format!(
+            "{}/api/v1/plugins/{plugin}/versions/{version}/verification",
+            server.url
+        ),
+        None,
+        None,
+    );
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
+#[test]
+fn the_server_verifies_what_is_published() {
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    alice.sign_for("acme");
+    let work = tempfile::tempdir().unwrap();
+    publish_acme(&alice, work.path(), "tool", "1.0.0", &[]);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        let (status, body) = report(&server, "acme/tool@1.0.0");
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 404, "{body}");
+        assert!(Instant::now() < deadline, "not verified within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(report["outcome"], "verified", "{report}");
+    let stages: Vec<&str> = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["manifest", "integrity", "signature"]);
+    assert!(
+        report["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "passed"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() {
+    // No worker in the server: runs wait in the queue, as after a crash.
+    let server = Server::start_with(Backend::Sqlite, &[("AGORA_WORKER__IN_PROCESS", "false")]);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    alice.sign_for("acme");
+    let work = tempfile::tempdir().unwrap();
+    publish_acme(&alice, work.path(), "good", "1.0.0", &[]);
+    publish_acme(&alice, work.path(), "bad", "1.0.0", &[]);
+    let (status, body) = report(&server, "acme/good@1.0.0");
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not been checked yet")
+    );
+
+    // The storage changes a byte of one release after it was published.
+    server.flip_stored_blob(b"bad 1.0.0");
+
+    let data_dir = server.blob_dir().parent().unwrap().to_path_buf();
+    let worker = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["worker", "--once", "--data-dir"])
+        .arg(&data_dir)
+        .env_remove("AGORA_DATABASE_URL")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&worker.stdout);
+    assert!(
+        worker.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&worker.stderr)
+    );
+    assert!(said.contains("Verified 2 release(s)"), "{said}");
+
+    let (status, good) = report(&server, "acme/good@1.0.0");
+    assert_eq!(
+        (status, good["outcome"].as_str()),
+        (200, Some("verified")),
+        "{good}"
+    );
+    let (status, bad) = report(&server, "acme/bad@1.0.0");
+    assert_eq!(
+        (status, bad["outcome"].as_str()),
+        (200, Some("rejected")),
+        "{bad}"
+    );
+    let integrity = bad["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "integrity")
+        .unwrap();
+    assert_eq!(integrity["status"], "failed");
+    assert_eq!(
+        integrity["findings"][0]["rule"],
+        "integrity.digest-mismatch"
+    );
+    assert_eq!(integrity["findings"][0]["severity"], "critical");
+    assert_eq!(integrity["findings"][0]["location"], "plugin.wasm");
+
+    // Nothing is left to run: a second worker finds the queue empty.
+    let again = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["worker", "--once", "--data-dir"])
+        .arg(&data_dir)
+        .env_remove("AGORA_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("Verified 0 release(s)"));
+}
