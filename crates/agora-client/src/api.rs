@@ -458,6 +458,31 @@ impl Client {
         .await
     }
 
+    /// The newest verification report of a release; `None` while it is not checked yet.
+    pub async fn verification(
+        &self,
+        publisher: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<agora_core::verification::VerificationReport>, ClientError> {
+        match self
+            .json(self.request(
+                Method::GET,
+                &format!("api/v1/plugins/{publisher}/{name}/versions/{version}/verification"),
+            ))
+            .await
+        {
+            Ok(report) => Ok(Some(report)),
+            Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => {
+                // The release itself exists (its detail answered before); 404 here means
+                // not checked yet, unless the release is gone too.
+                self.version(publisher, name, version).await?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn version(
         &self,
         publisher: &str,

@@ -51,6 +51,10 @@ pub enum InstallError {
         "{release} is marked insecure: {reason}; install another version, or pass --allow-insecure to install it anyway"
     )]
     Insecure { release: String, reason: String },
+    #[error(
+        "{release} is not verified ({outcome}) and --require-verified was given; nothing was installed"
+    )]
+    NotVerified { release: String, outcome: String },
 }
 
 fn available_hint(available: &[String]) -> String {
@@ -95,6 +99,8 @@ pub struct Changed {
 pub struct InstallOptions {
     /// Install a version marked insecure (only ever by exact pin).
     pub allow_insecure: bool,
+    /// Install only releases the registry's verification found `verified`.
+    pub require_verified: bool,
 }
 
 /// Picks the version to install: the newest resolvable one matching `requirement`, or
@@ -228,6 +234,22 @@ pub async fn install(
             }
             Lifecycle::Deprecated => warnings.push(deprecation(&label, detail)),
             _ => {}
+        }
+        if options.require_verified {
+            let report = client
+                .verification(
+                    dep_ref.publisher.as_str(),
+                    dep_ref.name.as_str(),
+                    version.to_string().as_str(),
+                )
+                .await?;
+            let outcome = report.map(|r| r.outcome);
+            if outcome != Some(agora_core::verification::Outcome::Verified) {
+                return Err(InstallError::NotVerified {
+                    release: label,
+                    outcome: outcome.map_or("not checked yet", |o| o.as_str()).to_owned(),
+                });
+            }
         }
         let requirement = (dep_ref == *plugin).then(|| recorded.clone());
         chosen_details.push((dep_ref, detail.clone(), requirement));

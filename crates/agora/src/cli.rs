@@ -134,6 +134,10 @@ pub enum Command {
         /// Install a version marked insecure (exact =VERSION pins only); refused without.
         #[arg(long)]
         allow_insecure: bool,
+        /// Install only releases (the plugin and every dependency) the registry's
+        /// verification found `verified`.
+        #[arg(long)]
+        require_verified: bool,
         #[command(flatten)]
         dir: DirArg,
         #[command(flatten)]

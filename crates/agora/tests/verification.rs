@@ -78,6 +78,22 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
             .unwrap()
             .contains("not been checked yet")
     );
+    let anon = server.cli(None);
+    let err = anon
+        .run_in(
+            work.path(),
+            &[
+                "install",
+                "acme/good",
+                "--require-verified",
+                "--dir",
+                "early",
+            ],
+        )
+        .fails();
+    assert!(err.contains("is not verified (not checked yet)"), "{err}");
+    let info = anon.run(&["info", "acme/good@1.0.0"]).ok();
+    assert!(info.contains("verification: not checked yet"), "{info}");
 
     // The storage changes a byte of one release after it was published.
     server.flip_stored_blob(b"bad 1.0.0");
@@ -122,6 +138,43 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
     );
     assert_eq!(integrity["findings"][0]["severity"], "critical");
     assert_eq!(integrity["findings"][0]["location"], "plugin.wasm");
+
+    // The CLI shows the verdict, and installs only what was verified when asked to.
+    let info = anon.run(&["info", "acme/bad@1.0.0"]).ok();
+    assert!(
+        info.contains("verification: rejected")
+            && info.contains("integrity.digest-mismatch")
+            && info.contains("(plugin.wasm)"),
+        "{info}"
+    );
+    let err = anon
+        .run_in(
+            work.path(),
+            &[
+                "install",
+                "acme/bad",
+                "--require-verified",
+                "--dir",
+                "strict",
+            ],
+        )
+        .fails();
+    assert!(
+        err.contains("acme/bad@1.0.0 is not verified (rejected)"),
+        "{err}"
+    );
+    assert!(!work.path().join("strict/agora.lock").exists());
+    anon.run_in(
+        work.path(),
+        &[
+            "install",
+            "acme/good",
+            "--require-verified",
+            "--dir",
+            "strict",
+        ],
+    )
+    .ok();
 
     // Nothing is left to run: a second worker finds the queue empty.
     let again = Command::new(env!("CARGO_BIN_EXE_agora"))

@@ -137,7 +137,19 @@ pub async fn info(s: &Session, spec: &str) -> anyhow::Result<()> {
             let detail = client
                 .version(plugin.publisher.as_str(), plugin.name.as_str(), &v)
                 .await?;
-            s.out.show(&detail, version_text)
+            let report = client
+                .verification(plugin.publisher.as_str(), plugin.name.as_str(), &v)
+                .await?;
+            let mut json = serde_json::to_value(&detail)?;
+            json["verification"] = serde_json::to_value(&report)?;
+            s.out.show(&json, |_| {
+                let mut text = version_text(&detail);
+                text.push_str(&format!(
+                    "\nverification: {}",
+                    verification_text(report.as_ref())
+                ));
+                text
+            })
         }
         None => {
             let detail = client
@@ -146,6 +158,29 @@ pub async fn info(s: &Session, spec: &str) -> anyhow::Result<()> {
             s.out.show(&detail, plugin_text)
         }
     }
+}
+
+/// The verdict and what stands behind it, in a few lines.
+fn verification_text(report: Option<&agora_core::verification::VerificationReport>) -> String {
+    let Some(r) = report else {
+        return "not checked yet (queued)".to_owned();
+    };
+    let mut text = format!("{} (checked {})", r.outcome.as_str(), r.checked_at);
+    for stage in &r.stages {
+        for f in &stage.findings {
+            text.push_str(&format!(
+                "\n  {:<8} {} {}{}",
+                format!("{:?}", f.severity).to_lowercase(),
+                f.rule,
+                crate::output::shown(&f.message),
+                f.location
+                    .as_deref()
+                    .map(|l| format!(" ({})", crate::output::shown(l)))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    text
 }
 
 pub async fn versions(s: &Session, spec: &str) -> anyhow::Result<()> {

@@ -137,11 +137,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             plugin,
             locked: _,
             allow_insecure,
+            require_verified,
             dir,
             log,
         } => match plugin {
             Some(plugin) => {
-                let options = agora_client::install::InstallOptions { allow_insecure };
+                let options = agora_client::install::InstallOptions {
+                    allow_insecure,
+                    require_verified,
+                };
                 install::install(&ctx, &plugin, &dir.dir, &log, options).await
             }
             None => install::install_locked(&ctx, &dir.dir, &log).await,
