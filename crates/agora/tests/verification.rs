@@ -94,6 +94,13 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
     assert!(err.contains("is not verified (not checked yet)"), "{err}");
     let info = anon.run(&["info", "acme/good@1.0.0"]).ok();
     assert!(info.contains("verification: not checked yet"), "{info}");
+    let (_, _, body) = http(
+        "GET",
+        &format!("{}/plugins/acme/good", server.url),
+        None,
+        None,
+    );
+    assert!(String::from_utf8(body).unwrap().contains("Not checked yet"));
 
     // The storage changes a byte of one release after it was published.
     server.flip_stored_blob(b"bad 1.0.0");
@@ -138,6 +145,19 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
     );
     assert_eq!(integrity["findings"][0]["severity"], "critical");
     assert_eq!(integrity["findings"][0]["location"], "plugin.wasm");
+
+    // So does the plugin page.
+    let page = |path: &str| {
+        let (status, _, body) = http("GET", &format!("{}{path}", server.url), None, None);
+        assert_eq!(status, 200, "{path}");
+        String::from_utf8(body).unwrap()
+    };
+    let bad_page = page("/plugins/acme/bad");
+    assert!(
+        bad_page.contains("✗ Rejected") && bad_page.contains("integrity.digest-mismatch"),
+        "{bad_page}"
+    );
+    assert!(page("/plugins/acme/good").contains("✓ Verified"));
 
     // The CLI shows the verdict, and installs only what was verified when asked to.
     let info = anon.run(&["info", "acme/bad@1.0.0"]).ok();

@@ -145,6 +145,38 @@ pub struct VersionView {
     pub published: String,
     pub published_by: String,
     pub verify_command: String,
+    /// The newest verification run, if it ended.
+    pub verification: Option<VerificationView>,
+}
+
+/// A verification run as the page shows it.
+pub struct VerificationView {
+    pub outcome: String,
+    pub checked_at: String,
+    /// Severity, rule, message, location.
+    pub findings: Vec<(String, String, String, Option<String>)>,
+}
+
+impl VerificationView {
+    fn of(report: agora_core::verification::VerificationReport) -> VerificationView {
+        VerificationView {
+            outcome: report.outcome.as_str().to_owned(),
+            checked_at: report.checked_at,
+            findings: report
+                .stages
+                .into_iter()
+                .flat_map(|s| s.findings)
+                .map(|f| {
+                    (
+                        format!("{:?}", f.severity).to_lowercase(),
+                        f.rule,
+                        f.message,
+                        f.location,
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 fn version_view(
@@ -200,6 +232,7 @@ fn version_view(
         published: format::date_time(v.published_at),
         published_by: v.published_by.clone(),
         verify_command: format!("agora verify {reference}@{}", v.version),
+        verification: None,
     }
 }
 
@@ -275,7 +308,17 @@ pub async fn plugin(
             artifacts.iter().find(|a| a.role == ArtifactRole::Changelog),
         )
         .await;
-        version = Some(version_view(&p, v, &manifest, &artifacts));
+        let mut view = version_view(&p, v, &manifest, &artifacts);
+        view.verification = agora_registry::verification::latest(
+            &web.registry,
+            &viewer,
+            &publisher,
+            &name,
+            &v.version,
+        )
+        .await?
+        .map(VerificationView::of);
+        version = Some(view);
     }
     let (_, reviews) =
         agora_registry::reviews::list(&web.registry, visitor.caller().as_ref(), &publisher, &name)
