@@ -35,6 +35,7 @@ pub mod throttle;
 pub mod time;
 pub mod tokens;
 pub mod verification;
+pub mod wasm_audit;
 
 use std::sync::Arc;
 

@@ -3,7 +3,8 @@
 //! outcome with the policy in `agora_core::verification::decide`, and records the
 //! report. Stages so far: `manifest` (lint), `integrity` (every blob re-hashed from
 //! storage), `signature` (the release statement against the keys its publisher had
-//! registered and not revoked when it was published).
+//! registered and not revoked when it was published), and for WASM plugins `wasm` (the
+//! component's imports against the declared capabilities, its handler export).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,7 +79,7 @@ pub async fn run(registry: &Registry, subject: &str) -> Result<VerificationRepor
         version,
     )
     .await?;
-    let stages = vec![
+    let mut stages = vec![
         timed("manifest", || async { manifest_stage(&v) }).await,
         timed("integrity", || integrity_stage(registry, &artifacts)).await,
         timed("signature", || {
@@ -86,6 +87,11 @@ pub async fn run(registry: &Registry, subject: &str) -> Result<VerificationRepor
         })
         .await,
     ];
+    if let Ok(manifest) = serde_json::from_str::<Manifest>(&v.manifest)
+        && manifest.runtime.kind == agora_core::RuntimeKind::Wasm
+    {
+        stages.push(timed("wasm", || wasm_stage(registry, &manifest, &artifacts)).await);
+    }
     let outcome = decide(&stages);
     let now = agora_store::now_ms();
     let report = VerificationReport {
@@ -291,6 +297,56 @@ async fn signature_stage(
         Ok(_) => Vec::new(),
         Err(e) => fail("signature.invalid", e.to_string()),
     }
+}
+
+/// Largest WebAssembly module the audit reads.
+pub const MAX_AUDITED_MODULE: u64 = 256 * 1024 * 1024;
+
+/// The component's imports and exports against the contract and the declared
+/// capabilities ([`crate::wasm_audit`]).
+async fn wasm_stage(
+    registry: &Registry,
+    manifest: &Manifest,
+    artifacts: &[ArtifactRecord],
+) -> Vec<Finding> {
+    let module = manifest.runtime.module.as_deref().unwrap_or_default();
+    let Some(a) = artifacts.iter().find(|a| a.path == module) else {
+        return vec![finding(
+            Severity::Critical,
+            "wasm.missing",
+            format!("runtime.module names {module:?}, which is not a file of the release"),
+            Some("runtime.module"),
+        )];
+    };
+    let size = u64::try_from(a.size).unwrap_or(0);
+    if size > MAX_AUDITED_MODULE {
+        return vec![finding(
+            Severity::High,
+            "wasm.too-large",
+            format!("{size} bytes; the audit reads modules up to {MAX_AUDITED_MODULE} bytes"),
+            Some(&a.path),
+        )];
+    }
+    let bytes = match registry.blobs.get(&a.digest, 0, size).await {
+        Ok(Some(stream)) => {
+            let chunks: std::result::Result<Vec<bytes::Bytes>, _> =
+                stream.body.collect::<Vec<_>>().await.into_iter().collect();
+            match chunks {
+                Ok(chunks) => chunks.concat(),
+                Err(e) => {
+                    return vec![finding(
+                        Severity::High,
+                        "wasm.unreadable",
+                        format!("cannot read the module: {e}"),
+                        Some(&a.path),
+                    )];
+                }
+            }
+        }
+        // The integrity stage reports a missing or unreadable blob.
+        _ => return Vec::new(),
+    };
+    crate::wasm_audit::audit(&bytes, &manifest.capabilities, &a.path)
 }
 
 /// Runs queued verifications until none is due; returns how many ran. For `agora worker

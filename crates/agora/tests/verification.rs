@@ -23,25 +23,44 @@ fn report(server: &Server, release: &str) -> (u16, serde_json::Value) {
     (status, serde_json::from_slice(&body).unwrap_or_default())
 }
 
-#[test]
-fn the_server_verifies_what_is_published() {
-    let server = Server::start(Backend::Sqlite);
-    let mut alice = server.admin();
-    alice.run(&["publisher", "create", "acme"]).ok();
-    alice.sign_for("acme");
-    let work = tempfile::tempdir().unwrap();
-    publish_acme(&alice, work.path(), "tool", "1.0.0", &[]);
-
+/// Waits for the server's worker to record a report.
+fn verified(server: &Server, release: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let report = loop {
-        let (status, body) = report(&server, "acme/tool@1.0.0");
+    loop {
+        let (status, body) = report(server, release);
         if status == 200 {
-            break body;
+            return body;
         }
         assert_eq!(status, 404, "{body}");
-        assert!(Instant::now() < deadline, "not verified within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "{release} not verified within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
-    };
+    }
+}
+
+fn rules(report: &serde_json::Value) -> Vec<String> {
+    report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["findings"].as_array().unwrap().iter())
+        .map(|f| f["rule"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_server_verifies_what_is_published_and_audits_wasm_imports() {
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "examples"]).ok();
+    alice.sign_for("examples");
+    let work = tempfile::tempdir().unwrap();
+    let hello = example_plugin("hello-wasm", work.path());
+    alice.run(&["publish", hello.to_str().unwrap()]).ok();
+
+    let report = verified(&server, "examples/hello-wasm@1.0.0");
     assert_eq!(report["outcome"], "verified", "{report}");
     let stages: Vec<&str> = report["stages"]
         .as_array()
@@ -49,14 +68,43 @@ fn the_server_verifies_what_is_published() {
         .iter()
         .map(|s| s["stage"].as_str().unwrap())
         .collect();
-    assert_eq!(stages, ["manifest", "integrity", "signature"]);
+    assert_eq!(stages, ["manifest", "integrity", "signature", "wasm"]);
+    assert!(rules(&report).is_empty(), "{report}");
+
+    // A component that imports outgoing HTTP and the file system: with outbound_http
+    // declared, only the file system is questioned; with no capability, both.
+    let hostile = example_plugin("hostile-wasm", work.path());
+    alice.run(&["publish", hostile.to_str().unwrap()]).ok();
+    let report = verified(&server, "examples/hostile-wasm@1.0.0");
+    assert_eq!(rules(&report), ["wasm.undeclared-filesystem"], "{report}");
+    assert_eq!(report["outcome"], "needs-review");
+    let yaml = std::fs::read_to_string(hostile.join("plugin.yaml")).unwrap();
+    let undeclared = yaml
+        .replace("version: 1.0.0", "version: 1.0.1")
+        .replace("capabilities: [outbound_http]\n", "")
+        .replace("network: { outbound_hosts: ['localhost:18081'] }\n", "");
+    std::fs::write(hostile.join("plugin.yaml"), undeclared).unwrap();
+    alice.run(&["publish", hostile.to_str().unwrap()]).ok();
+    let report = verified(&server, "examples/hostile-wasm@1.0.1");
+    let found = rules(&report);
     assert!(
-        report["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["status"] == "passed"),
+        found.contains(&"wasm.undeclared-outbound-http".to_owned())
+            && found.contains(&"wasm.undeclared-filesystem".to_owned()),
         "{report}"
+    );
+    let wasm = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "wasm")
+        .unwrap();
+    assert_eq!(wasm["status"], "failed");
+    assert!(
+        wasm["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not declare the capability"),
+        "{wasm}"
     );
 }
 
@@ -65,12 +113,14 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
     // No worker in the server: runs wait in the queue, as after a crash.
     let server = Server::start_with(Backend::Sqlite, &[("AGORA_WORKER__IN_PROCESS", "false")]);
     let mut alice = server.admin();
-    alice.run(&["publisher", "create", "acme"]).ok();
-    alice.sign_for("acme");
+    alice.run(&["publisher", "create", "examples"]).ok();
+    alice.sign_for("examples");
     let work = tempfile::tempdir().unwrap();
-    publish_acme(&alice, work.path(), "good", "1.0.0", &[]);
-    publish_acme(&alice, work.path(), "bad", "1.0.0", &[]);
-    let (status, body) = report(&server, "acme/good@1.0.0");
+    let good = example_plugin("hello-wasm", work.path());
+    alice.run(&["publish", good.to_str().unwrap()]).ok();
+    let bad = plugin_dir(work.path(), "examples", "bad", "1.0.0", "", b"bad 1.0.0");
+    alice.run(&["publish", bad.to_str().unwrap()]).ok();
+    let (status, body) = report(&server, "examples/hello-wasm@1.0.0");
     assert_eq!(status, 404, "{body}");
     assert!(
         body["detail"]
@@ -84,7 +134,7 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
             work.path(),
             &[
                 "install",
-                "acme/good",
+                "examples/hello-wasm",
                 "--require-verified",
                 "--dir",
                 "early",
@@ -92,11 +142,11 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
         )
         .fails();
     assert!(err.contains("is not verified (not checked yet)"), "{err}");
-    let info = anon.run(&["info", "acme/good@1.0.0"]).ok();
+    let info = anon.run(&["info", "examples/hello-wasm@1.0.0"]).ok();
     assert!(info.contains("verification: not checked yet"), "{info}");
     let (_, _, body) = http(
         "GET",
-        &format!("{}/plugins/acme/good", server.url),
+        &format!("{}/plugins/examples/hello-wasm", server.url),
         None,
         None,
     );
@@ -120,13 +170,13 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
     );
     assert!(said.contains("Verified 2 release(s)"), "{said}");
 
-    let (status, good) = report(&server, "acme/good@1.0.0");
+    let (status, good) = report(&server, "examples/hello-wasm@1.0.0");
     assert_eq!(
         (status, good["outcome"].as_str()),
         (200, Some("verified")),
         "{good}"
     );
-    let (status, bad) = report(&server, "acme/bad@1.0.0");
+    let (status, bad) = report(&server, "examples/bad@1.0.0");
     assert_eq!(
         (status, bad["outcome"].as_str()),
         (200, Some("rejected")),
@@ -152,15 +202,15 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
         assert_eq!(status, 200, "{path}");
         String::from_utf8(body).unwrap()
     };
-    let bad_page = page("/plugins/acme/bad");
+    let bad_page = page("/plugins/examples/bad");
     assert!(
         bad_page.contains("✗ Rejected") && bad_page.contains("integrity.digest-mismatch"),
         "{bad_page}"
     );
-    assert!(page("/plugins/acme/good").contains("✓ Verified"));
+    assert!(page("/plugins/examples/hello-wasm").contains("✓ Verified"));
 
     // The CLI shows the verdict, and installs only what was verified when asked to.
-    let info = anon.run(&["info", "acme/bad@1.0.0"]).ok();
+    let info = anon.run(&["info", "examples/bad@1.0.0"]).ok();
     assert!(
         info.contains("verification: rejected")
             && info.contains("integrity.digest-mismatch")
@@ -172,7 +222,7 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
             work.path(),
             &[
                 "install",
-                "acme/bad",
+                "examples/bad",
                 "--require-verified",
                 "--dir",
                 "strict",
@@ -180,7 +230,7 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
         )
         .fails();
     assert!(
-        err.contains("acme/bad@1.0.0 is not verified (rejected)"),
+        err.contains("examples/bad@1.0.0 is not verified (rejected)"),
         "{err}"
     );
     assert!(!work.path().join("strict/agora.lock").exists());
@@ -188,7 +238,7 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
         work.path(),
         &[
             "install",
-            "acme/good",
+            "examples/hello-wasm",
             "--require-verified",
             "--dir",
             "strict",

@@ -353,6 +353,11 @@ pub fn example_plugin(name: &str, dest: &Path) -> PathBuf {
             "wasm32-wasip2/release/hello-wasm.wasm",
             "plugin.wasm",
         ),
+        "hostile-wasm" => (
+            Some("wasm32-wasip2"),
+            "wasm32-wasip2/release/hostile-wasm.wasm",
+            "plugin.wasm",
+        ),
         "echo-native" => (None, "release/echo-native", "bin/echo-native"),
         other => panic!("unknown example {other}"),
     };
