@@ -23,6 +23,7 @@ pub mod bootstrap;
 pub mod caller;
 pub mod catalog;
 pub mod downloads;
+pub mod elf_audit;
 mod error;
 pub mod keys;
 pub mod lifecycle;

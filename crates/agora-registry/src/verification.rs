@@ -4,7 +4,9 @@
 //! report. Stages so far: `manifest` (lint), `integrity` (every blob re-hashed from
 //! storage), `signature` (the release statement against the keys its publisher had
 //! registered and not revoked when it was published), and for WASM plugins `wasm` (the
-//! component's imports against the declared capabilities, its handler export).
+//! component's imports against the declared capabilities, its handler export) or for
+//! native ones `native` (each executable: architecture, PIE, non-executable stack,
+//! RELRO, loader).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,10 +89,16 @@ pub async fn run(registry: &Registry, subject: &str) -> Result<VerificationRepor
         })
         .await,
     ];
-    if let Ok(manifest) = serde_json::from_str::<Manifest>(&v.manifest)
-        && manifest.runtime.kind == agora_core::RuntimeKind::Wasm
-    {
-        stages.push(timed("wasm", || wasm_stage(registry, &manifest, &artifacts)).await);
+    if let Ok(manifest) = serde_json::from_str::<Manifest>(&v.manifest) {
+        match manifest.runtime.kind {
+            agora_core::RuntimeKind::Wasm => {
+                stages.push(timed("wasm", || wasm_stage(registry, &manifest, &artifacts)).await)
+            }
+            agora_core::RuntimeKind::Exec => {
+                stages.push(timed("native", || native_stage(registry, &manifest, &artifacts)).await)
+            }
+            agora_core::RuntimeKind::Oci => {}
+        }
     }
     let outcome = decide(&stages);
     let now = agora_store::now_ms();
@@ -299,8 +307,41 @@ async fn signature_stage(
     }
 }
 
-/// Largest WebAssembly module the audit reads.
-pub const MAX_AUDITED_MODULE: u64 = 256 * 1024 * 1024;
+/// Largest executable or module the audits read.
+pub const MAX_AUDITED_FILE: u64 = 256 * 1024 * 1024;
+
+/// The bytes of a release's file for an audit, or the finding that says why not (none
+/// when the integrity stage already reports it missing or unreadable).
+async fn audited_bytes(
+    registry: &Registry,
+    artifacts: &[ArtifactRecord],
+    path: &str,
+    field: &str,
+) -> std::result::Result<Vec<u8>, Vec<Finding>> {
+    let Some(a) = artifacts.iter().find(|a| a.path == path) else {
+        return Err(vec![finding(
+            Severity::Critical,
+            "release.file-missing",
+            format!("{field} names {path:?}, which is not a file of the release"),
+            Some(field),
+        )]);
+    };
+    let size = u64::try_from(a.size).unwrap_or(0);
+    if size > MAX_AUDITED_FILE {
+        return Err(vec![finding(
+            Severity::High,
+            "release.too-large-to-audit",
+            format!("{size} bytes; the audits read files up to {MAX_AUDITED_FILE} bytes"),
+            Some(path),
+        )]);
+    }
+    let Ok(Some(stream)) = registry.blobs.get(&a.digest, 0, size).await else {
+        return Err(Vec::new());
+    };
+    let chunks: std::result::Result<Vec<bytes::Bytes>, _> =
+        stream.body.collect::<Vec<_>>().await.into_iter().collect();
+    chunks.map(|c| c.concat()).map_err(|_| Vec::new())
+}
 
 /// The component's imports and exports against the contract and the declared
 /// capabilities ([`crate::wasm_audit`]).
@@ -310,43 +351,28 @@ async fn wasm_stage(
     artifacts: &[ArtifactRecord],
 ) -> Vec<Finding> {
     let module = manifest.runtime.module.as_deref().unwrap_or_default();
-    let Some(a) = artifacts.iter().find(|a| a.path == module) else {
-        return vec![finding(
-            Severity::Critical,
-            "wasm.missing",
-            format!("runtime.module names {module:?}, which is not a file of the release"),
-            Some("runtime.module"),
-        )];
-    };
-    let size = u64::try_from(a.size).unwrap_or(0);
-    if size > MAX_AUDITED_MODULE {
-        return vec![finding(
-            Severity::High,
-            "wasm.too-large",
-            format!("{size} bytes; the audit reads modules up to {MAX_AUDITED_MODULE} bytes"),
-            Some(&a.path),
-        )];
+    match audited_bytes(registry, artifacts, module, "runtime.module").await {
+        Ok(bytes) => crate::wasm_audit::audit(&bytes, &manifest.capabilities, module),
+        Err(findings) => findings,
     }
-    let bytes = match registry.blobs.get(&a.digest, 0, size).await {
-        Ok(Some(stream)) => {
-            let chunks: std::result::Result<Vec<bytes::Bytes>, _> =
-                stream.body.collect::<Vec<_>>().await.into_iter().collect();
-            match chunks {
-                Ok(chunks) => chunks.concat(),
-                Err(e) => {
-                    return vec![finding(
-                        Severity::High,
-                        "wasm.unreadable",
-                        format!("cannot read the module: {e}"),
-                        Some(&a.path),
-                    )];
-                }
-            }
+}
+
+/// Each platform's executable against what the sandbox relies on
+/// ([`crate::elf_audit`]).
+async fn native_stage(
+    registry: &Registry,
+    manifest: &Manifest,
+    artifacts: &[ArtifactRecord],
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (platform, path) in &manifest.runtime.binaries {
+        let field = format!("runtime.binaries.{platform}");
+        match audited_bytes(registry, artifacts, path, &field).await {
+            Ok(bytes) => findings.extend(crate::elf_audit::audit(&bytes, platform, path)),
+            Err(more) => findings.extend(more),
         }
-        // The integrity stage reports a missing or unreadable blob.
-        _ => return Vec::new(),
-    };
-    crate::wasm_audit::audit(&bytes, &manifest.capabilities, &a.path)
+    }
+    findings
 }
 
 /// Runs queued verifications until none is due; returns how many ran. For `agora worker

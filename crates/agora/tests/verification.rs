@@ -255,3 +255,52 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
         .unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains("Verified 0 release(s)"));
 }
+
+#[test]
+fn native_executables_are_audited_for_pie_stack_and_architecture() {
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "examples"]).ok();
+    alice.sign_for("examples");
+    let work = tempfile::tempdir().unwrap();
+    let echo = example_plugin("echo-native", work.path());
+    alice.run(&["publish", echo.to_str().unwrap()]).ok();
+    let report = verified(&server, "examples/echo-native@1.0.0");
+    assert_eq!(report["outcome"], "verified", "{report}");
+    assert_eq!(report["stages"][3]["stage"], "native", "{report}");
+
+    // A C program linked as a fixed-address executable with an executable stack.
+    let dir = work.path().join("risky");
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(work.path().join("main.c"), "int main(void) { return 0; }\n").unwrap();
+    let cc = Command::new("cc")
+        .args(["-no-pie", "-z", "execstack", "-o"])
+        .arg(dir.join("bin/risky"))
+        .arg(work.path().join("main.c"))
+        .output()
+        .expect("a C compiler (cc) for the native audit's test binary");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let platform = format!("linux-{}", std::env::consts::ARCH);
+    std::fs::write(
+        dir.join("plugin.yaml"),
+        format!(
+            "api_version: agora/v1\npublisher: examples\nname: risky\nversion: 1.0.0\n\
+             description: A native binary built without the usual protections\nlicense: MIT\n\
+             runtime:\n  type: exec\n  binaries:\n    {platform}: bin/risky\n"
+        ),
+    )
+    .unwrap();
+    alice.run(&["publish", dir.to_str().unwrap()]).ok();
+    let report = verified(&server, "examples/risky@1.0.0");
+    let found = rules(&report);
+    assert!(
+        found.contains(&"native.not-pie".to_owned())
+            && found.contains(&"native.executable-stack".to_owned()),
+        "{report}"
+    );
+    assert_eq!(report["outcome"], "needs-review", "{report}");
+}
