@@ -153,17 +153,19 @@ fn finding(severity: Severity, rule: &str, message: String, location: Option<&st
 
 /// Manifest lint: what the schema allows but a reviewer should look at.
 fn manifest_stage(v: &VersionRecord) -> Vec<Finding> {
-    let manifest: Manifest = match serde_json::from_str(&v.manifest) {
-        Ok(m) => m,
-        Err(e) => {
-            return vec![finding(
-                Severity::Critical,
-                "manifest.unreadable",
-                format!("the stored manifest does not read as a manifest: {e}"),
-                Some("plugin.yaml"),
-            )];
-        }
-    };
+    match serde_json::from_str(&v.manifest) {
+        Ok(manifest) => manifest_lint(&manifest),
+        Err(e) => vec![finding(
+            Severity::Critical,
+            "manifest.unreadable",
+            format!("the stored manifest does not read as a manifest: {e}"),
+            Some("plugin.yaml"),
+        )],
+    }
+}
+
+/// What the schema allows but a reviewer should look at.
+pub fn manifest_lint(manifest: &Manifest) -> Vec<Finding> {
     let mut findings = Vec::new();
     for host in &manifest.network.outbound_hosts {
         if host == "*" || host.starts_with("*.") && host.matches('.').count() < 2 {
@@ -373,6 +375,56 @@ async fn native_stage(
         }
     }
     findings
+}
+
+/// The stages that need no registry (the manifest lint and the WASM or native audit), on
+/// a plugin's files before it is published: `read` gives a file's bytes by its path in
+/// the plugin directory. For `agora audit`.
+pub fn audit_local(
+    manifest: &Manifest,
+    read: impl Fn(&str) -> Option<Vec<u8>>,
+) -> Vec<StageReport> {
+    let stage = |name: &str, findings: Vec<Finding>| StageReport {
+        stage: name.to_owned(),
+        status: if findings.iter().any(|f| f.severity >= Severity::High) {
+            StageStatus::Failed
+        } else {
+            StageStatus::Passed
+        },
+        duration_ms: 0,
+        findings,
+    };
+    let missing = |field: &str, path: &str| {
+        finding(
+            Severity::Critical,
+            "release.file-missing",
+            format!("{field} names {path:?}, which is not in the plugin directory"),
+            Some(field),
+        )
+    };
+    let mut stages = vec![stage("manifest", manifest_lint(manifest))];
+    match manifest.runtime.kind {
+        agora_core::RuntimeKind::Wasm => {
+            let module = manifest.runtime.module.as_deref().unwrap_or_default();
+            let findings = match read(module) {
+                Some(bytes) => crate::wasm_audit::audit(&bytes, &manifest.capabilities, module),
+                None => vec![missing("runtime.module", module)],
+            };
+            stages.push(stage("wasm", findings));
+        }
+        agora_core::RuntimeKind::Exec => {
+            let mut findings = Vec::new();
+            for (platform, path) in &manifest.runtime.binaries {
+                match read(path) {
+                    Some(bytes) => findings.extend(crate::elf_audit::audit(&bytes, platform, path)),
+                    None => findings.push(missing(&format!("runtime.binaries.{platform}"), path)),
+                }
+            }
+            stages.push(stage("native", findings));
+        }
+        agora_core::RuntimeKind::Oci => {}
+    }
+    stages
 }
 
 /// Runs queued verifications until none is due; returns how many ran. For `agora worker

@@ -85,6 +85,14 @@ pub enum Command {
         #[arg(long = "platform")]
         platforms: Vec<String>,
     },
+    /// Run the registry's verification stages that need no registry (manifest lint,
+    /// WASM or native audit) on a plugin directory before publishing; exits 1 when the
+    /// registry's policy would reject it.
+    Audit {
+        /// The plugin directory (default: .).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Validate a plugin directory and write a release bundle, offline.
     Pack {
         dir: PathBuf,

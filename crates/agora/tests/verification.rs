@@ -294,6 +294,12 @@ fn native_executables_are_audited_for_pie_stack_and_architecture() {
         ),
     )
     .unwrap();
+    // `agora audit` says the same before publishing; needing review is not a failure.
+    let audit = alice
+        .run(&["--json", "audit", dir.to_str().unwrap()])
+        .json();
+    assert_eq!(audit["outcome"], "needs-review", "{audit}");
+    assert!(audit.to_string().contains("native.not-pie"), "{audit}");
     alice.run(&["publish", dir.to_str().unwrap()]).ok();
     let report = verified(&server, "examples/risky@1.0.0");
     let found = rules(&report);
@@ -303,4 +309,12 @@ fn native_executables_are_audited_for_pie_stack_and_architecture() {
         "{report}"
     );
     assert_eq!(report["outcome"], "needs-review", "{report}");
+
+    // What the registry would reject fails the audit, before anything is published.
+    std::fs::write(dir.join("bin/risky"), b"#!/bin/sh\necho not an ELF\n").unwrap();
+    let err = alice.run(&["audit", dir.to_str().unwrap()]).fails();
+    assert!(err.contains("would be rejected"), "{err}");
+    std::fs::remove_file(dir.join("bin/risky")).unwrap();
+    let err = alice.run(&["audit", dir.to_str().unwrap()]).fails();
+    assert!(err.contains("would be rejected"), "{err}");
 }

@@ -102,6 +102,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             runtime,
             publisher,
         } => release::new(&ctx, &name, &runtime, publisher.as_deref()),
+        Command::Audit { dir } => release::audit(&ctx, &dir),
         Command::Build { dir, platforms } => release::build(&ctx, &dir, &platforms),
         Command::Pack { dir, out } => release::pack(&ctx, &dir, out.as_deref()),
         Command::Publish { path, key } => release::publish(&ctx, &path, &key).await,

@@ -45,6 +45,60 @@ pub fn new(s: &Session, name: &str, runtime: &str, publisher: Option<&str>) -> a
     })
 }
 
+pub fn audit(s: &Session, dir: &Path) -> anyhow::Result<()> {
+    use agora_core::verification::{Outcome, decide};
+    let path = dir.join(agora_core::manifest::MANIFEST_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let manifest = agora_core::Manifest::from_yaml_to_publish(&text)
+        .with_context(|| format!("{} is not a valid manifest", path.display()))?;
+    let read = |relative: &str| -> Option<Vec<u8>> {
+        agora_core::manifest::relative_path_problem(relative)
+            .is_none()
+            .then(|| std::fs::read(dir.join(relative)).ok())
+            .flatten()
+    };
+    let stages = agora_registry::verification::audit_local(&manifest, read);
+    let outcome = decide(&stages);
+    let report = serde_json::json!({
+        "plugin": format!("{}@{}", manifest.plugin_ref(), manifest.version),
+        "outcome": outcome,
+        "stages": stages,
+    });
+    s.out.show(&report, |_| {
+        let mut lines = vec![format!(
+            "{}@{}: {} (what the registry would decide from these stages; it also re-hashes \
+             every file and checks the signature)",
+            manifest.plugin_ref(),
+            manifest.version,
+            outcome.as_str()
+        )];
+        for stage in &stages {
+            lines.push(format!("  {:<9} {:?}", stage.stage, stage.status).to_lowercase());
+            for f in &stage.findings {
+                lines.push(format!(
+                    "    {:<8} {} {}{}",
+                    format!("{:?}", f.severity).to_lowercase(),
+                    f.rule,
+                    f.message,
+                    f.location
+                        .as_deref()
+                        .map(|l| format!(" ({l})"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        lines.join("\n")
+    })?;
+    anyhow::ensure!(
+        outcome != Outcome::Rejected,
+        "{}@{} would be rejected (see the findings above)",
+        manifest.plugin_ref(),
+        manifest.version
+    );
+    Ok(())
+}
+
 pub fn build(s: &Session, dir: &Path, platforms: &[String]) -> anyhow::Result<()> {
     let built = agora_client::build::build(dir, platforms)?;
     s.out.show(&built, |built| {
