@@ -43,6 +43,8 @@ audit_actions! {
     VersionPublish = "version.publish";
     /// A lifecycle change (deprecate, mark insecure, yank, unyank, remove).
     VersionLifecycle = "version.lifecycle";
+    /// An administrator's decision on a release's verification (approve or reject).
+    VersionReview = "version.review";
     PluginVisibility = "plugin.visibility";
     ReviewWrite = "review.write";
     ReviewHide = "review.hide";

@@ -96,6 +96,16 @@ pub fn decide(stages: &[StageReport]) -> Outcome {
     }
 }
 
+/// An administrator's decision on a release that needs review (or on any verdict).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewDecision {
+    /// `verified` (approve) or `rejected`.
+    pub outcome: Outcome,
+    /// Why, for the publisher and the audit log (one line, 1 to 500 characters).
+    pub reason: String,
+}
+
 /// A verification run as recorded and served.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerificationReport {

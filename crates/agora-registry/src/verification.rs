@@ -61,6 +61,80 @@ pub async fn latest(
         .map_err(|e| RegistryError::internal("a stored verification report does not parse", e))
 }
 
+/// An administrator's decision on a release's verification: approve (`verified`) or
+/// reject, with a reason. Recorded as the release's newest run (its stages kept, a
+/// `review` stage added naming who decided and why) with an audit event.
+pub async fn review(
+    registry: &Registry,
+    caller: &crate::caller::Caller,
+    publisher: &str,
+    name: &str,
+    version: &str,
+    decision: agora_core::verification::ReviewDecision,
+) -> Result<VerificationReport> {
+    caller.require_admin()?;
+    crate::error::one_line("reason", &decision.reason)?;
+    let reason = decision.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(RegistryError::field(
+            "reason",
+            "a decision needs a reason of 1 to 500 characters",
+            Some("why it is approved or rejected, in one line"),
+        ));
+    }
+    let word = match decision.outcome {
+        agora_core::verification::Outcome::Verified => "approved",
+        agora_core::verification::Outcome::Rejected => "rejected",
+        agora_core::verification::Outcome::NeedsReview => {
+            return Err(RegistryError::field(
+                "outcome",
+                "a review decides: it cannot leave the release needing review",
+                Some("verified or rejected"),
+            ));
+        }
+    };
+    let (_, (v, _)) =
+        crate::catalog::release(registry, &caller.viewer(), publisher, name, version).await?;
+    let release = format!("{publisher}/{name}@{version}");
+    let Some(latest) = registry.meta.latest_verification(v.id).await? else {
+        return Err(RegistryError::conflict(format!(
+            "{release} has not been checked yet; review it once its verification ran"
+        )));
+    };
+    let mut report: VerificationReport = serde_json::from_str(&latest.report)
+        .map_err(|e| RegistryError::internal("a stored verification report does not parse", e))?;
+    report.stages.retain(|s| s.stage != "review");
+    report.stages.push(StageReport {
+        stage: "review".into(),
+        status: StageStatus::Passed,
+        duration_ms: 0,
+        findings: vec![finding(
+            Severity::Info,
+            &format!("review.{word}"),
+            format!("{word} by {}: {reason}", caller.user.username),
+            None,
+        )],
+    });
+    report.outcome = decision.outcome;
+    let now = agora_store::now_ms();
+    report.checked_at = crate::time::rfc3339(now);
+    let json = serde_json::to_string(&report)
+        .map_err(|e| RegistryError::internal("cannot render a verification report", e))?;
+    registry
+        .meta
+        .record_review(
+            v.id,
+            report.outcome.as_str(),
+            &json,
+            now,
+            &caller.user.username,
+            &release,
+            reason,
+        )
+        .await?;
+    Ok(report)
+}
+
 /// Runs every stage on the release `subject` names, records and returns the report.
 pub async fn run(registry: &Registry, subject: &str) -> Result<VerificationReport> {
     let (name, version) = subject

@@ -92,6 +92,66 @@ fn the_server_verifies_what_is_published_and_audits_wasm_imports() {
             && found.contains(&"wasm.undeclared-filesystem".to_owned()),
         "{report}"
     );
+    // An administrator decides on the one that needs review; nobody else may.
+    let url = format!(
+        "{}/api/v1/plugins/examples/hostile-wasm/versions/1.0.0/verification/review",
+        server.url
+    );
+    let decide = |token: Option<&str>, body: &str| {
+        let (status, _, answer) = http_with(
+            "POST",
+            &url,
+            token,
+            &[("content-type", "application/json")],
+            Some(body.as_bytes().to_vec()),
+        );
+        (
+            status,
+            serde_json::from_slice::<serde_json::Value>(&answer).unwrap_or_default(),
+        )
+    };
+    let approve = r#"{"outcome":"verified","reason":"the file system is only its /tmp"}"#;
+    alice
+        .run(&["user", "create", "pat", "--role", "publisher"])
+        .ok();
+    let pat = alice.token_for("pat", &["publish:*"]);
+    assert_eq!(decide(Some(&pat), approve).0, 403);
+    let admin_read_only = alice.token_for("admin", &["read:private"]);
+    assert_eq!(
+        decide(Some(&admin_read_only), approve).0,
+        403,
+        "the admin scope is needed too"
+    );
+    let (status, problem) = decide(
+        Some(&server.admin_token),
+        r#"{"outcome":"needs-review","reason":"x"}"#,
+    );
+    assert_eq!(status, 422, "{problem}");
+    let (status, problem) = decide(
+        Some(&server.admin_token),
+        r#"{"outcome":"verified","reason":""}"#,
+    );
+    assert_eq!(status, 422, "{problem}");
+    let (status, decided) = decide(Some(&server.admin_token), approve);
+    assert_eq!(status, 200, "{decided}");
+    let (_, now) = self::report(&server, "examples/hostile-wasm@1.0.0");
+    assert_eq!(now["outcome"], "verified", "{now}");
+    assert!(
+        rules(&now).contains(&"review.approved".to_owned()),
+        "the decision is a stage of the report: {now}"
+    );
+    let (_, _, events) = http(
+        "GET",
+        &format!("{}/api/v1/audit?target=examples/hostile-wasm", server.url),
+        Some(&server.admin_token),
+        None,
+    );
+    let events = String::from_utf8(events).unwrap();
+    assert!(
+        events.contains("version.review") && events.contains("the file system is only its /tmp"),
+        "{events}"
+    );
+
     let wasm = report["stages"]
         .as_array()
         .unwrap()

@@ -78,6 +78,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(versions::list, versions::publish))
         .routes(routes!(versions::detail, versions::change_lifecycle))
         .routes(routes!(versions::verification))
+        .routes(routes!(versions::review_verification))
         .routes(routes!(blobs::upload, blobs::download, blobs::head))
         .routes(routes!(publishers::list, publishers::create))
         .routes(routes!(publishers::detail, publishers::update))

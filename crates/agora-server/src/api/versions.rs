@@ -110,6 +110,33 @@ pub async fn verification(
     Ok(Json(report))
 }
 
+/// An administrator's decision on a version's verification: approve (`verified`) or
+/// reject, with a reason; recorded as its newest run, audited.
+#[utoipa::path(post, path = "/api/v1/plugins/{publisher}/{name}/versions/{version}/verification/review", tag = "versions", operation_id = "review_version_verification",
+    params(("publisher" = String, Path, description = "The publisher's name"), ("name" = String, Path, description = "The plugin's name"), ("version" = String, Path, description = "A semantic version, e.g. `1.2.0`")),
+    request_body = agora_core::verification::ReviewDecision, security(("token" = [])),
+    responses((status = 200, description = "The report with the decision", body = agora_core::verification::VerificationReport),
+        (status = 403, description = "`forbidden`: only administrators (token with `admin`) decide", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such plugin or version", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`conflict`: the version has not been checked yet", body = Problem, content_type = PROBLEM)))]
+pub async fn review_verification(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    path: VersionPath,
+    ApiJson(decision): ApiJson<agora_core::verification::ReviewDecision>,
+) -> Result<Json<agora_core::verification::VerificationReport>, ApiError> {
+    let report = agora_registry::verification::review(
+        &state.registry,
+        &caller,
+        path.publisher.as_str(),
+        path.name.as_str(),
+        &path.version.to_string(),
+        decision,
+    )
+    .await?;
+    Ok(Json(report))
+}
+
 fn json_bytes(body: Bytes) -> Response {
     (
         [(

@@ -26,6 +26,20 @@ pub trait VerificationStore: Send + Sync {
         checked_at: i64,
     ) -> Result<i64>;
 
+    /// Records an administrator's decision as the version's newest run, with its audit
+    /// event (`version.review` on `target`, detail `reason`), in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_review(
+        &self,
+        version_id: i64,
+        outcome: &str,
+        report: &str,
+        checked_at: i64,
+        actor: &str,
+        target: &str,
+        reason: &str,
+    ) -> Result<i64>;
+
     /// The newest run of a version, if it was checked yet.
     async fn latest_verification(&self, version_id: i64) -> Result<Option<VerificationRecord>>;
 }

@@ -28,6 +28,39 @@ impl VerificationStore for SqlStore {
         Ok(row.try_get("id")?)
     }
 
+    async fn record_review(
+        &self,
+        version_id: i64,
+        outcome: &str,
+        report: &str,
+        checked_at: i64,
+        actor: &str,
+        target: &str,
+        reason: &str,
+    ) -> Result<i64> {
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO verifications (version_id, outcome, report, checked_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(version_id)
+        .bind(outcome)
+        .bind(report)
+        .bind(checked_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        SqlStore::audit(
+            &mut tx,
+            actor,
+            agora_core::audit::AuditAction::VersionReview,
+            target,
+            Some(format!("{outcome}: {reason}")),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(row.try_get("id")?)
+    }
+
     async fn latest_verification(&self, version_id: i64) -> Result<Option<VerificationRecord>> {
         let row = sqlx::query(
             "SELECT id, version_id, outcome, report, checked_at FROM verifications \
