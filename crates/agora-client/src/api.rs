@@ -458,7 +458,8 @@ impl Client {
         .await
     }
 
-    /// The newest verification report of a release; `None` while it is not checked yet.
+    /// The newest verification report of a release whose detail the caller already
+    /// fetched; `None` while it is not checked yet.
     pub async fn verification(
         &self,
         publisher: &str,
@@ -473,12 +474,8 @@ impl Client {
             .await
         {
             Ok(report) => Ok(Some(report)),
-            Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => {
-                // The release itself exists (its detail answered before); 404 here means
-                // not checked yet, unless the release is gone too.
-                self.version(publisher, name, version).await?;
-                Ok(None)
-            }
+            // Callers have the release's detail already: 404 here means not checked yet.
+            Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => Ok(None),
             Err(e) => Err(e),
         }
     }

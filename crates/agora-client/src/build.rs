@@ -76,11 +76,6 @@ pub fn rust_target(platform: &str) -> Result<String, BuildError> {
     }
 }
 
-/// This machine's platform name, as manifests spell it.
-pub fn host_platform() -> String {
-    format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
-}
-
 /// Builds the plugin in `dir`. For native plugins, `platforms` chooses which of the
 /// manifest's binaries to build (empty: this host's only).
 pub fn build(dir: &Path, platforms: &[String]) -> Result<Vec<Built>, BuildError> {
@@ -111,11 +106,11 @@ pub fn build(dir: &Path, platforms: &[String]) -> Result<Vec<Built>, BuildError>
         }
         RuntimeKind::Exec => {
             let wanted: Vec<String> = if platforms.is_empty() {
-                vec![host_platform()]
+                vec![agora_core::manifest::platform()]
             } else {
                 platforms.to_vec()
             };
-            let host = host_platform();
+            let host = agora_core::manifest::platform();
             let mut built = Vec::new();
             for platform in &wanted {
                 let path = manifest.runtime.binaries.get(platform).ok_or_else(|| {
@@ -170,7 +165,7 @@ fn cargo_build(
         cmd.args(["--target", t]);
     }
     let out = cmd.output().map_err(BuildError::Cargo)?;
-    let target_name = target.map_or_else(host_platform, str::to_owned);
+    let target_name = target.map_or_else(agora_core::manifest::platform, str::to_owned);
     if !out.status.success() {
         let hint = match target {
             Some(t) if !target_installed(t) => {

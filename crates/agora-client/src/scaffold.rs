@@ -108,7 +108,7 @@ pub fn scaffold(
             ));
         }
         RuntimeKind::Exec => {
-            let platform = crate::build::host_platform();
+            let platform = agora_core::manifest::platform();
             files.push((
                 "plugin.yaml".into(),
                 format!(

@@ -19,6 +19,12 @@ pub const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 /// The file name of a manifest inside a plugin directory or bundle.
 pub const MANIFEST_FILE: &str = "plugin.yaml";
 
+/// The key of this machine in a manifest's `runtime.binaries`, e.g. `linux-x86_64`
+/// (compile-time constants: no I/O).
+pub fn platform() -> String {
+    format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
+}
+
 static SCHEMA: LazyLock<Value> =
     LazyLock::new(|| serde_json::from_str(SCHEMA_JSON).expect("embedded manifest schema is JSON"));
 

@@ -16,6 +16,18 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// One thing a stage found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
@@ -46,6 +58,39 @@ pub struct StageReport {
     pub status: StageStatus,
     pub duration_ms: u64,
     pub findings: Vec<Finding>,
+}
+
+impl StageReport {
+    /// A stage that found `findings`: failed when any is high or critical.
+    pub fn of(stage: &str, duration_ms: u64, findings: Vec<Finding>) -> StageReport {
+        let failed = findings.iter().any(|f| f.severity >= Severity::High);
+        StageReport {
+            stage: stage.to_owned(),
+            status: if failed {
+                StageStatus::Failed
+            } else {
+                StageStatus::Passed
+            },
+            duration_ms,
+            findings,
+        }
+    }
+}
+
+impl Finding {
+    /// `severity rule message (location)`, one line.
+    pub fn line(&self) -> String {
+        let mut text = format!(
+            "{:<8} {} {}",
+            self.severity.as_str(),
+            self.rule,
+            self.message
+        );
+        if let Some(at) = &self.location {
+            text.push_str(&format!(" ({at})"));
+        }
+        text
+    }
 }
 
 /// What a run concludes about a release.

@@ -155,21 +155,34 @@ pub async fn run(registry: &Registry, subject: &str) -> Result<VerificationRepor
         version,
     )
     .await?;
+    // The stored manifest, read once for the lint and for which audit applies.
+    let manifest = serde_json::from_str::<Manifest>(&v.manifest);
     let mut stages = vec![
-        timed("manifest", || async { manifest_stage(&v) }).await,
+        timed("manifest", || async {
+            match &manifest {
+                Ok(m) => manifest_lint(m),
+                Err(e) => vec![finding(
+                    Severity::Critical,
+                    "manifest.unreadable",
+                    format!("the stored manifest does not read as a manifest: {e}"),
+                    Some("plugin.yaml"),
+                )],
+            }
+        })
+        .await,
         timed("integrity", || integrity_stage(registry, &artifacts)).await,
         timed("signature", || {
             signature_stage(registry, &record, &v, &artifacts)
         })
         .await,
     ];
-    if let Ok(manifest) = serde_json::from_str::<Manifest>(&v.manifest) {
+    if let Ok(manifest) = &manifest {
         match manifest.runtime.kind {
             agora_core::RuntimeKind::Wasm => {
-                stages.push(timed("wasm", || wasm_stage(registry, &manifest, &artifacts)).await)
+                stages.push(timed("wasm", || wasm_stage(registry, manifest, &artifacts)).await)
             }
             agora_core::RuntimeKind::Exec => {
-                stages.push(timed("native", || native_stage(registry, &manifest, &artifacts)).await)
+                stages.push(timed("native", || native_stage(registry, manifest, &artifacts)).await)
             }
             agora_core::RuntimeKind::Oci => {}
         }
@@ -203,17 +216,8 @@ where
 {
     let started = Instant::now();
     let findings = body().await;
-    let failed = findings.iter().any(|f| f.severity >= Severity::High);
-    StageReport {
-        stage: stage.to_owned(),
-        status: if failed {
-            StageStatus::Failed
-        } else {
-            StageStatus::Passed
-        },
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        findings,
-    }
+    let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    StageReport::of(stage, elapsed, findings)
 }
 
 fn finding(severity: Severity, rule: &str, message: String, location: Option<&str>) -> Finding {
@@ -222,19 +226,6 @@ fn finding(severity: Severity, rule: &str, message: String, location: Option<&st
         rule: rule.to_owned(),
         message,
         location: location.map(str::to_owned),
-    }
-}
-
-/// Manifest lint: what the schema allows but a reviewer should look at.
-fn manifest_stage(v: &VersionRecord) -> Vec<Finding> {
-    match serde_json::from_str(&v.manifest) {
-        Ok(manifest) => manifest_lint(&manifest),
-        Err(e) => vec![finding(
-            Severity::Critical,
-            "manifest.unreadable",
-            format!("the stored manifest does not read as a manifest: {e}"),
-            Some("plugin.yaml"),
-        )],
     }
 }
 
@@ -458,16 +449,7 @@ pub fn audit_local(
     manifest: &Manifest,
     read: impl Fn(&str) -> Option<Vec<u8>>,
 ) -> Vec<StageReport> {
-    let stage = |name: &str, findings: Vec<Finding>| StageReport {
-        stage: name.to_owned(),
-        status: if findings.iter().any(|f| f.severity >= Severity::High) {
-            StageStatus::Failed
-        } else {
-            StageStatus::Passed
-        },
-        duration_ms: 0,
-        findings,
-    };
+    let stage = |name: &str, findings: Vec<Finding>| StageReport::of(name, 0, findings);
     let missing = |field: &str, path: &str| {
         finding(
             Severity::Critical,

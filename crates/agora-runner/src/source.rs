@@ -24,10 +24,7 @@ pub struct PluginSource {
     pub digest: Digest,
 }
 
-/// The key of this machine in a manifest's `runtime.binaries`, e.g. `linux-x86_64`.
-pub fn platform() -> String {
-    format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
-}
+pub use agora_core::manifest::platform;
 
 fn source_error(path: &Path, problem: impl Into<String>) -> RunError {
     RunError::Source {

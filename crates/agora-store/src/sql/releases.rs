@@ -96,10 +96,7 @@ impl SqlStore {
         if plugins.is_empty() {
             return Ok(());
         }
-        let placeholders = (1..=plugins.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let placeholders = placeholders(plugins.len());
         let sql = format!(
             "SELECT plugin_id, version, state FROM versions WHERE plugin_id IN ({placeholders})"
         );
@@ -131,10 +128,7 @@ impl SqlStore {
         if plugins.is_empty() {
             return Ok(());
         }
-        let placeholders = (1..=plugins.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let placeholders = placeholders(plugins.len());
         let sql = format!(
             "SELECT plugin_id, kind, value FROM plugin_labels WHERE plugin_id IN ({placeholders}) ORDER BY value"
         );
@@ -520,4 +514,12 @@ impl ReleaseStore for SqlStore {
         let orphaned = self.retrying(|| self.set_lifecycle_once(&change)).await?;
         Ok((self.version_by_id(change.version_id).await?, orphaned))
     }
+}
+
+/// `$1, $2, ... $n`, for an `IN (...)` over `n` bound values.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -168,7 +168,7 @@ impl VerificationView {
                 .flat_map(|s| s.findings)
                 .map(|f| {
                     (
-                        format!("{:?}", f.severity).to_lowercase(),
+                        f.severity.as_str().to_owned(),
                         f.rule,
                         f.message,
                         f.location,

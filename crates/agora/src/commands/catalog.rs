@@ -166,19 +166,8 @@ fn verification_text(report: Option<&agora_core::verification::VerificationRepor
         return "not checked yet (queued)".to_owned();
     };
     let mut text = format!("{} (checked {})", r.outcome.as_str(), r.checked_at);
-    for stage in &r.stages {
-        for f in &stage.findings {
-            text.push_str(&format!(
-                "\n  {:<8} {} {}{}",
-                format!("{:?}", f.severity).to_lowercase(),
-                f.rule,
-                crate::output::shown(&f.message),
-                f.location
-                    .as_deref()
-                    .map(|l| format!(" ({})", crate::output::shown(l)))
-                    .unwrap_or_default()
-            ));
-        }
+    for f in r.stages.iter().flat_map(|s| &s.findings) {
+        text.push_str(&format!("\n  {}", crate::output::shown(&f.line())));
     }
     text
 }

@@ -76,16 +76,7 @@ pub fn audit(s: &Session, dir: &Path) -> anyhow::Result<()> {
         for stage in &stages {
             lines.push(format!("  {:<9} {:?}", stage.stage, stage.status).to_lowercase());
             for f in &stage.findings {
-                lines.push(format!(
-                    "    {:<8} {} {}{}",
-                    format!("{:?}", f.severity).to_lowercase(),
-                    f.rule,
-                    f.message,
-                    f.location
-                        .as_deref()
-                        .map(|l| format!(" ({l})"))
-                        .unwrap_or_default()
-                ));
+                lines.push(format!("    {}", f.line()));
             }
         }
         lines.join("\n")
