@@ -17,6 +17,7 @@
 //!   administrator.
 
 pub mod accounts;
+pub mod archive_audit;
 pub mod audit;
 pub mod blobs;
 pub mod bootstrap;
