@@ -53,6 +53,35 @@ pub struct Subject {
 #[derive(Clone, Default)]
 pub struct AuditLog {
     sink: Option<Arc<Mutex<File>>>,
+    captured: Option<Captured>,
+}
+
+/// Most events a [`Captured`] keeps; later ones are counted, not kept.
+pub const MAX_CAPTURED_EVENTS: usize = 1000;
+
+/// The events of an [`AuditLog::capturing`] log, in memory, for the caller to read (the
+/// verification's behaviour run turns denials into findings).
+#[derive(Clone, Default)]
+pub struct Captured {
+    events: Arc<Mutex<(Vec<Value>, usize)>>,
+}
+
+impl Captured {
+    /// The events recorded since the last call, and how many more were dropped beyond
+    /// [`MAX_CAPTURED_EVENTS`].
+    pub fn take(&self) -> (Vec<Value>, usize) {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        (std::mem::take(&mut events.0), std::mem::take(&mut events.1))
+    }
+
+    fn push(&self, event: Value) {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if events.0.len() < MAX_CAPTURED_EVENTS {
+            events.0.push(event);
+        } else {
+            events.1 += 1;
+        }
+    }
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -76,7 +105,18 @@ impl AuditLog {
         let file = options.open(path)?;
         Ok(AuditLog {
             sink: Some(Arc::new(Mutex::new(file))),
+            captured: None,
         })
+    }
+
+    /// A log that keeps its events in memory, readable through the [`Captured`].
+    pub fn capturing() -> (AuditLog, Captured) {
+        let captured = Captured::default();
+        let log = AuditLog {
+            sink: None,
+            captured: Some(captured.clone()),
+        };
+        (log, captured)
     }
 
     /// An audit log that records nothing (the library default for embedders that audit
@@ -88,7 +128,9 @@ impl AuditLog {
     /// Records one event. `fields` adds event-specific members (entrypoint, status,
     /// duration_ms, denied, target, reason, ...).
     pub fn record(&self, kind: Kind, subject: &Subject, fields: Value) {
-        if self.sink.is_none() && !tracing::enabled!(target: "agora::audit", tracing::Level::DEBUG)
+        if self.sink.is_none()
+            && self.captured.is_none()
+            && !tracing::enabled!(target: "agora::audit", tracing::Level::DEBUG)
         {
             return;
         }
@@ -109,8 +151,12 @@ impl AuditLog {
         if let Value::Object(fields) = fields {
             event.extend(fields);
         }
-        let mut line = Value::Object(event).to_string();
+        let event = Value::Object(event);
+        let mut line = event.to_string();
         tracing::debug!(target: "agora::audit", "{line}");
+        if let Some(captured) = &self.captured {
+            captured.push(event);
+        }
         let Some(sink) = &self.sink else { return };
         line.push('\n');
         let mut file = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod audit;
+pub mod behaviour;
 pub mod conformance;
 mod egress;
 pub mod kernel;

@@ -49,6 +49,13 @@ impl PluginSource {
             .map_err(|e| source_error(&manifest_path, format!("cannot read the manifest: {e}")))?;
         let manifest =
             Manifest::from_yaml(&text).map_err(|e| source_error(&manifest_path, e.to_string()))?;
+        PluginSource::with_manifest(dir, manifest)
+    }
+
+    /// The plugin in `dir` that `manifest` describes (already read, e.g. a release's
+    /// stored manifest), its code hashed.
+    pub fn with_manifest(dir: &Path, manifest: Manifest) -> Result<PluginSource, RunError> {
+        let manifest_path = dir.join(MANIFEST_FILE);
         let relative = match manifest.runtime.kind {
             RuntimeKind::Wasm => manifest.runtime.module.clone().ok_or_else(|| {
                 source_error(
