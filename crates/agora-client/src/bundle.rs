@@ -2,20 +2,24 @@
 //! (gzip-compressed tar of `plugin.yaml` and the files of the release), and read back
 //! with limits on entries, sizes and paths so a hostile bundle cannot escape or explode.
 
-use std::collections::BTreeMap;
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use agora_core::manifest::{
-    ArtifactRole, DEFAULT_CHANGELOG, DEFAULT_LICENSE, DEFAULT_README, MANIFEST_FILE,
-    MAX_MANIFEST_BYTES, relative_path_problem,
+    ArtifactRole, MANIFEST_FILE, MAX_MANIFEST_BYTES, relative_path_problem,
 };
+use agora_core::verification::{Finding, Severity};
 use agora_core::{Digest, Manifest, ManifestError, Sha256Hasher};
 
 /// Most entries a bundle may hold.
 pub const MAX_ENTRIES: usize = 256;
 /// Most bytes a bundle may unpack to.
 pub const MAX_UNPACKED_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// The setuid and setgid bits of a file's mode: no file of a release carries them.
+pub const SETID_BITS: u32 = 0o6000;
+/// The bit that lets anyone write a file.
+const WORLD_WRITABLE: u32 = 0o002;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -30,6 +34,10 @@ pub enum BundleError {
     Missing { path: String, role: &'static str },
     #[error("{0} is not a regular file (symbolic links and special files are not packed)")]
     NotAFile(String),
+    #[error("{0} is a symbolic link; a release carries no links (copy the file in its place)")]
+    Symlink(String),
+    #[error("{0} has the setuid or setgid bit; a release carries no such mode (chmod u-s,g-s)")]
+    Setuid(String),
     #[error("bundle entry {entry:?} is refused: {why}")]
     UnsafeEntry { entry: String, why: String },
     #[error("bundle has more than {MAX_ENTRIES} entries")]
@@ -83,14 +91,135 @@ pub(crate) fn hash_file(path: &Path) -> std::io::Result<(Digest, u64)> {
     }
 }
 
+/// The file at `rel` in `dir`, when it is a regular file reached through directories
+/// only (no link on the way is followed) and carries no setuid or setgid bit.
 fn regular_file(dir: &Path, rel: &str) -> Result<Option<PathBuf>, BundleError> {
-    let path = dir.join(rel);
-    match std::fs::symlink_metadata(&path) {
-        Ok(meta) if meta.file_type().is_file() => Ok(Some(path)),
-        Ok(_) => Err(BundleError::NotAFile(rel.to_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io(format!("cannot read {}", path.display()))(e)),
+    let mut path = dir.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        path.push(part);
+        let last = i + 1 == parts.len();
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(format!("cannot read {}", path.display()))(e)),
+        };
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            return Err(BundleError::Symlink(parts[..=i].join("/")));
+        }
+        if !last {
+            if !kind.is_dir() {
+                return Ok(None);
+            }
+            continue;
+        }
+        if !kind.is_file() {
+            return Err(BundleError::NotAFile(rel.to_owned()));
+        }
+        if meta.permissions().mode() & SETID_BITS != 0 {
+            return Err(BundleError::Setuid(rel.to_owned()));
+        }
     }
+    Ok(Some(path))
+}
+
+/// What `agora audit` holds against the real files of a plugin directory that a release
+/// would carry (`plugin.yaml` and [`Manifest::release_files`]), which `agora publish`
+/// refuses: a symbolic link on the way (`files.symlink`: critical when it leads outside
+/// the directory or nowhere, high otherwise), a setuid or setgid bit (`files.setuid`,
+/// critical), a device or pipe (`files.special-file`, critical); and a world-writable
+/// file (`files.world-writable`, low: anyone on the machine could change it before it is
+/// published).
+pub fn audit_dir_files(dir: &Path, manifest: &Manifest) -> Vec<Finding> {
+    let root = dir.canonicalize().ok();
+    let mut paths = vec![MANIFEST_FILE.to_owned()];
+    paths.extend(
+        manifest
+            .release_files(|name| dir.join(name).symlink_metadata().is_ok())
+            .into_keys(),
+    );
+    let mut findings = Vec::new();
+    let mut found = |severity, rule: &str, message: String, at: &str| {
+        findings.push(Finding {
+            severity,
+            rule: rule.to_owned(),
+            message,
+            location: Some(at.to_owned()),
+        })
+    };
+    for rel in paths.iter().filter(|p| relative_path_problem(p).is_none()) {
+        let mut path = dir.to_path_buf();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            path.push(part);
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                break;
+            };
+            let here = parts[..=i].join("/");
+            let kind = meta.file_type();
+            if kind.is_symlink() {
+                let target = std::fs::read_link(&path)
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let inside = root
+                    .as_ref()
+                    .zip(path.canonicalize().ok())
+                    .is_some_and(|(root, real)| real.starts_with(root));
+                let (severity, where_to) = if inside {
+                    (Severity::High, "")
+                } else {
+                    (
+                        Severity::Critical,
+                        ", outside the plugin directory (or nowhere)",
+                    )
+                };
+                found(
+                    severity,
+                    "files.symlink",
+                    format!(
+                        "{here} is a symbolic link to {target:?}{where_to}; agora publish follows no links"
+                    ),
+                    &here,
+                );
+                break;
+            }
+            if i + 1 < parts.len() {
+                if kind.is_dir() {
+                    continue;
+                }
+                break;
+            }
+            let mode = meta.permissions().mode();
+            if !kind.is_file() {
+                found(
+                    Severity::Critical,
+                    "files.special-file",
+                    format!("{here} is not a regular file (a device, pipe, socket or directory)"),
+                    &here,
+                );
+            } else if mode & SETID_BITS != 0 {
+                found(
+                    Severity::Critical,
+                    "files.setuid",
+                    format!(
+                        "{here} has the setuid or setgid bit (mode {:o})",
+                        mode & 0o7777
+                    ),
+                    &here,
+                );
+            }
+            if kind.is_file() && mode & WORLD_WRITABLE != 0 {
+                found(
+                    Severity::Low,
+                    "files.world-writable",
+                    format!("anyone may write {here} (mode {:o})", mode & 0o7777),
+                    &here,
+                );
+            }
+        }
+    }
+    findings
 }
 
 impl ReleaseFiles {
@@ -120,32 +249,7 @@ impl ReleaseFiles {
                 source,
             }
         })?;
-        let mut wanted: BTreeMap<String, ArtifactRole> = BTreeMap::new();
-        for (path, role) in manifest.required_files() {
-            wanted.insert(path.to_owned(), role);
-        }
-        let defaults = [
-            (
-                manifest.readme.is_none(),
-                DEFAULT_README,
-                ArtifactRole::Readme,
-            ),
-            (
-                manifest.changelog.is_none(),
-                DEFAULT_CHANGELOG,
-                ArtifactRole::Changelog,
-            ),
-            (
-                manifest.license_file.is_none(),
-                DEFAULT_LICENSE,
-                ArtifactRole::License,
-            ),
-        ];
-        for (applies, names, role) in defaults {
-            if let Some(name) = names.iter().find(|n| applies && dir.join(n).exists()) {
-                wanted.insert((*name).to_owned(), role);
-            }
-        }
+        let wanted = manifest.release_files(|name| dir.join(name).exists());
         let mut files = Vec::new();
         for (rel, role) in wanted {
             let source = regular_file(dir, &rel)?.ok_or_else(|| BundleError::Missing {
@@ -259,6 +363,15 @@ impl ReleaseFiles {
             if let Some(problem) = relative_path_problem(&name) {
                 return Err(refuse(&problem));
             }
+            if entry
+                .header()
+                .mode()
+                .is_ok_and(|mode| mode & SETID_BITS != 0)
+            {
+                return Err(refuse(
+                    "has the setuid or setgid bit; a release carries no such mode",
+                ));
+            }
             let size = entry
                 .header()
                 .size()
@@ -294,6 +407,11 @@ mod tests {
 
     const MANIFEST: &str = "api_version: agora/v1\npublisher: acme\nname: demo\nversion: 1.0.0\n\
         description: A demo\nlicense: MIT\nruntime: { type: wasm, module: plugin.wasm }\n";
+
+    fn manifest_of(dir: &Path) -> Manifest {
+        let text = std::fs::read_to_string(dir.join(MANIFEST_FILE)).unwrap();
+        Manifest::from_yaml_to_publish(&text).unwrap()
+    }
 
     fn plugin_dir() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -341,8 +459,65 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("plugin.wasm")).unwrap();
         assert!(matches!(
             ReleaseFiles::from_dir(dir.path()),
-            Err(BundleError::NotAFile(_))
+            Err(BundleError::Symlink(ref p)) if p == "plugin.wasm"
         ));
+        let findings = audit_dir_files(dir.path(), &manifest_of(dir.path()));
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(
+            (findings[0].rule.as_str(), findings[0].severity),
+            ("files.symlink", Severity::Critical)
+        );
+        // A link to a directory on the way is not followed either; inside the directory
+        // it is high, not critical.
+        std::fs::remove_file(dir.path().join("plugin.wasm")).unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        std::fs::write(dir.path().join("real/plugin.wasm"), b"\0asm").unwrap();
+        let yaml = MANIFEST.replace("module: plugin.wasm", "module: lib/plugin.wasm");
+        std::fs::write(dir.path().join("plugin.yaml"), yaml).unwrap();
+        std::os::unix::fs::symlink("real", dir.path().join("lib")).unwrap();
+        assert!(matches!(
+            ReleaseFiles::from_dir(dir.path()),
+            Err(BundleError::Symlink(ref p)) if p == "lib"
+        ));
+        let findings = audit_dir_files(dir.path(), &manifest_of(dir.path()));
+        assert_eq!(
+            findings
+                .iter()
+                .map(|f| (f.rule.as_str(), f.severity, f.location.as_deref()))
+                .collect::<Vec<_>>(),
+            [("files.symlink", Severity::High, Some("lib"))]
+        );
+    }
+
+    #[test]
+    fn setuid_and_world_writable_files_are_found_and_setuid_is_not_packed() {
+        let dir = plugin_dir();
+        let wasm = dir.path().join("plugin.wasm");
+        std::fs::set_permissions(&wasm, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("README.md"),
+            std::fs::Permissions::from_mode(0o666),
+        )
+        .unwrap();
+        let err = ReleaseFiles::from_dir(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, BundleError::Setuid(ref p) if p == "plugin.wasm"),
+            "{err}"
+        );
+        let findings = audit_dir_files(dir.path(), &manifest_of(dir.path()));
+        let found: Vec<_> = findings
+            .iter()
+            .map(|f| (f.rule.as_str(), f.severity, f.location.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("files.world-writable", Severity::Low, Some("README.md")),
+                ("files.setuid", Severity::Critical, Some("plugin.wasm")),
+            ]
+        );
+        std::fs::set_permissions(&wasm, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(ReleaseFiles::from_dir(dir.path()).is_ok());
     }
 
     #[test]
@@ -359,13 +534,24 @@ mod tests {
     }
 
     fn bundle_with(entries: &[(&str, tar::EntryType, &[u8])]) -> tempfile::NamedTempFile {
+        let entries: Vec<_> = entries
+            .iter()
+            .map(|(n, k, d)| (*n, *k, 0o644, *d))
+            .collect();
+        bundle_with_modes(&entries)
+    }
+
+    fn bundle_with_modes(
+        entries: &[(&str, tar::EntryType, u32, &[u8])],
+    ) -> tempfile::NamedTempFile {
         let file = tempfile::NamedTempFile::new().unwrap();
         let gz = flate2::write::GzEncoder::new(file.as_file(), flate2::Compression::fast());
         let mut tar = tar::Builder::new(gz);
-        for (name, kind, data) in entries {
+        for (name, kind, mode, data) in entries {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(*kind);
             h.set_size(data.len() as u64);
+            h.set_mode(*mode);
             // Write the raw name so hostile paths survive (the builder would refuse them).
             let raw = &mut h.as_old_mut().name;
             raw[..name.len()].copy_from_slice(name.as_bytes());
@@ -383,6 +569,7 @@ mod tests {
             ("../escape.txt", tar::EntryType::Regular),
             ("/tmp/absolute.txt", tar::EntryType::Regular),
             ("link", tar::EntryType::Symlink),
+            ("hard", tar::EntryType::Link),
             ("dev", tar::EntryType::Char),
         ] {
             let bundle = bundle_with(&[(name, kind, b"x")]);
@@ -396,6 +583,25 @@ mod tests {
             assert!(!outside.path().join("escape.txt").exists());
             std::fs::remove_dir_all(&dest).unwrap();
         }
+        // A setuid file is refused by name, before it is written.
+        let bundle = bundle_with_modes(&[
+            (
+                "plugin.yaml",
+                tar::EntryType::Regular,
+                0o644,
+                MANIFEST.as_bytes(),
+            ),
+            ("plugin.wasm", tar::EntryType::Regular, 0o4755, b"\0asm"),
+        ]);
+        let dest = outside.path().join("dest");
+        std::fs::create_dir_all(&dest).unwrap();
+        let err = ReleaseFiles::from_bundle(bundle.path(), &dest).unwrap_err();
+        assert!(
+            matches!(err, BundleError::UnsafeEntry { ref entry, .. } if entry == "plugin.wasm"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("setuid"), "{err}");
+        assert!(!dest.join("plugin.wasm").exists());
     }
 }
 

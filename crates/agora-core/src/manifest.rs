@@ -381,6 +381,29 @@ impl Manifest {
         files
     }
 
+    /// Every file a release of this manifest carries besides `plugin.yaml`, by path: the
+    /// files it names, and the first conventional README, CHANGELOG and LICENSE that
+    /// `exists` finds for each it does not name. Bundles, `agora publish` and `agora
+    /// audit` all take their list from here.
+    pub fn release_files(&self, exists: impl Fn(&str) -> bool) -> BTreeMap<String, ArtifactRole> {
+        let mut files: BTreeMap<String, ArtifactRole> = self
+            .required_files()
+            .into_iter()
+            .map(|(path, role)| (path.to_owned(), role))
+            .collect();
+        let defaults = [
+            (&self.readme, DEFAULT_README, ArtifactRole::Readme),
+            (&self.changelog, DEFAULT_CHANGELOG, ArtifactRole::Changelog),
+            (&self.license_file, DEFAULT_LICENSE, ArtifactRole::License),
+        ];
+        for (named, names, role) in defaults {
+            if let Some(name) = names.iter().find(|n| named.is_none() && exists(n)) {
+                files.insert((*name).to_owned(), role);
+            }
+        }
+        files
+    }
+
     /// The role a file at `path` plays in this release, or `None` when the manifest gives
     /// it no role (such a file does not belong in the release).
     pub fn role_of(&self, path: &str) -> Option<ArtifactRole> {

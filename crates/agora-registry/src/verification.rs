@@ -3,7 +3,8 @@
 //! outcome with the policy in `agora_core::verification::decide`, and records the
 //! report. Stages so far: `manifest` (lint), `integrity` (every blob re-hashed from
 //! storage), `signature` (the release statement against the keys its publisher had
-//! registered and not revoked when it was published), and for WASM plugins `wasm` (the
+//! registered and not revoked when it was published), `files` (every file's archive
+//! entries, [`crate::archive_audit`]; documents as text), and for WASM plugins `wasm` (the
 //! component's imports against the declared capabilities, its handler export) or for
 //! native ones `native` (each executable: architecture, PIE, non-executable stack,
 //! RELRO, loader).
@@ -11,6 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agora_core::manifest::ArtifactRole;
 use agora_core::verification::{
     Finding, Severity, StageReport, StageStatus, VerificationReport, decide,
 };
@@ -175,6 +177,7 @@ pub async fn run(registry: &Registry, subject: &str) -> Result<VerificationRepor
             signature_stage(registry, &record, &v, &artifacts)
         })
         .await,
+        timed("files", || files_stage(registry, &artifacts)).await,
     ];
     if let Ok(manifest) = &manifest {
         match manifest.runtime.kind {
@@ -442,9 +445,50 @@ async fn native_stage(
     findings
 }
 
-/// The stages that need no registry (the manifest lint and the WASM or native audit), on
-/// a plugin's files before it is published: `read` gives a file's bytes by its path in
-/// the plugin directory. For `agora audit`.
+/// Every file of the release through [`file_findings`]. A module or executable too large
+/// or missing is reported by its own stage.
+async fn files_stage(registry: &Registry, artifacts: &[ArtifactRecord]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for a in artifacts {
+        match audited_bytes(registry, artifacts, &a.path, &a.path).await {
+            Ok(bytes) => findings.extend(file_findings(a.role, &a.path, &bytes)),
+            Err(more) if !matches!(a.role, ArtifactRole::Module | ArtifactRole::Binary) => {
+                findings.extend(more)
+            }
+            Err(_) => {}
+        }
+    }
+    findings
+}
+
+/// What the `files` stage holds against one file of a release, in the registry and in
+/// `agora audit` alike: a file whose bytes are an archive gets the archive audit
+/// ([`crate::archive_audit`]: paths, links, special files, setuid entries, bombs); a
+/// document (README, changelog, license, SBOM) must be UTF-8 text (`files.not-text`).
+pub fn file_findings(role: ArtifactRole, path: &str, bytes: &[u8]) -> Vec<Finding> {
+    let mut findings = crate::archive_audit::audit(bytes, path);
+    let document = matches!(
+        role,
+        ArtifactRole::Readme | ArtifactRole::Changelog | ArtifactRole::License | ArtifactRole::Sbom
+    );
+    if document && let Err(e) = std::str::from_utf8(bytes) {
+        findings.push(finding(
+            Severity::Medium,
+            "files.not-text",
+            format!(
+                "the {} is not UTF-8 text (byte {} is not)",
+                role.as_str(),
+                e.valid_up_to()
+            ),
+            Some(path),
+        ));
+    }
+    findings
+}
+
+/// The stages that need no registry (the manifest lint, the files, and the WASM or
+/// native audit), on a plugin's files before it is published: `read` gives a file's
+/// bytes by its path in the plugin directory. For `agora audit`.
 pub fn audit_local(
     manifest: &Manifest,
     read: impl Fn(&str) -> Option<Vec<u8>>,
@@ -459,6 +503,19 @@ pub fn audit_local(
         )
     };
     let mut stages = vec![stage("manifest", manifest_lint(manifest))];
+    // A document named but absent is refused by publish; modules and executables are
+    // reported missing by their own stage.
+    let mut files = Vec::new();
+    for (path, role) in manifest.release_files(|p| read(p).is_some()) {
+        match read(&path) {
+            Some(bytes) => files.extend(file_findings(role, &path, &bytes)),
+            None if !matches!(role, ArtifactRole::Module | ArtifactRole::Binary) => {
+                files.push(missing(role.as_str(), &path))
+            }
+            None => {}
+        }
+    }
+    stages.push(stage("files", files));
     match manifest.runtime.kind {
         agora_core::RuntimeKind::Wasm => {
             let module = manifest.runtime.module.as_deref().unwrap_or_default();

@@ -86,10 +86,11 @@ pub enum Command {
         platforms: Vec<String>,
     },
     /// Run the registry's verification stages that need no registry (manifest lint,
-    /// WASM or native audit) on a plugin directory before publishing; exits 1 when the
+    /// files, WASM or native audit) on a plugin directory or a bundle before publishing
+    /// (a bundle's archive is audited before it is unpacked); exits 1 when the
     /// registry's policy would reject it.
     Audit {
-        /// The plugin directory (default: .).
+        /// The plugin directory or `.agora` bundle (default: .).
         #[arg(default_value = ".")]
         dir: PathBuf,
     },

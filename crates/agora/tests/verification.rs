@@ -68,7 +68,10 @@ fn the_server_verifies_what_is_published_and_audits_wasm_imports() {
         .iter()
         .map(|s| s["stage"].as_str().unwrap())
         .collect();
-    assert_eq!(stages, ["manifest", "integrity", "signature", "wasm"]);
+    assert_eq!(
+        stages,
+        ["manifest", "integrity", "signature", "files", "wasm"]
+    );
     assert!(rules(&report).is_empty(), "{report}");
 
     // A component that imports outgoing HTTP and the file system: with outbound_http
@@ -327,7 +330,7 @@ fn native_executables_are_audited_for_pie_stack_and_architecture() {
     alice.run(&["publish", echo.to_str().unwrap()]).ok();
     let report = verified(&server, "examples/echo-native@1.0.0");
     assert_eq!(report["outcome"], "verified", "{report}");
-    assert_eq!(report["stages"][3]["stage"], "native", "{report}");
+    assert_eq!(report["stages"][4]["stage"], "native", "{report}");
 
     // A C program linked as a fixed-address executable with an executable stack.
     let dir = work.path().join("risky");
@@ -377,4 +380,241 @@ fn native_executables_are_audited_for_pie_stack_and_architecture() {
     std::fs::remove_file(dir.join("bin/risky")).unwrap();
     let err = alice.run(&["audit", dir.to_str().unwrap()]).fails();
     assert!(err.contains("would be rejected"), "{err}");
+}
+
+/// An entry of a crafted bundle: name, type, mode, link target, data.
+type Crafted<'a> = (&'a str, tar::EntryType, u32, &'a str, &'a [u8]);
+
+/// A `.agora` bundle written header by header, so hostile names, links and modes survive
+/// (the tar builder would refuse them).
+fn crafted_bundle(path: &std::path::Path, entries: &[Crafted<'_>]) {
+    let file = std::fs::File::create(path).unwrap();
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (name, kind, mode, link, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(*mode);
+        let raw = h.as_old_mut();
+        raw.name[..name.len()].copy_from_slice(name.as_bytes());
+        raw.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_cksum();
+        tar.append(&h, *data).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+#[test]
+fn hostile_bundles_are_stopped_by_the_archive_audit_and_refused_by_publish() {
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "examples"]).ok();
+    alice.sign_for("examples");
+    let work = tempfile::tempdir().unwrap();
+    let manifest = "api_version: agora/v1\npublisher: examples\nname: crafted\nversion: 1.0.0\n\
+                    description: A crafted bundle\nlicense: MIT\n\
+                    runtime: { type: wasm, module: plugin.wasm }\n";
+    let bundles = work.path().join("bundles");
+    std::fs::create_dir_all(&bundles).unwrap();
+    let cases: [(&str, Crafted<'_>, &str); 3] = [
+        (
+            "escape",
+            ("../escape", tar::EntryType::Regular, 0o644, "", b"x"),
+            "archive.path-traversal",
+        ),
+        (
+            "link",
+            (
+                "plugin.wasm",
+                tar::EntryType::Symlink,
+                0o777,
+                "/etc/passwd",
+                b"",
+            ),
+            "archive.link",
+        ),
+        (
+            "setuid",
+            ("plugin.wasm", tar::EntryType::Regular, 0o4755, "", b"\0asm"),
+            "archive.setuid",
+        ),
+    ];
+    for (name, entry, rule) in cases {
+        let bundle = bundles.join(format!("{name}.agora"));
+        let yaml = (
+            "plugin.yaml",
+            tar::EntryType::Regular,
+            0o644,
+            "",
+            manifest.as_bytes(),
+        );
+        crafted_bundle(&bundle, &[yaml, entry]);
+        let path = bundle.to_str().unwrap();
+
+        let audit = alice.run(&["audit", path]);
+        let err = audit.fails();
+        assert!(
+            err.contains("would be rejected") && err.contains(rule),
+            "{name}: {err}"
+        );
+        let said = audit.stdout();
+        assert!(
+            said.contains(&format!("critical {rule}")) && said.contains(entry.0),
+            "{name}: {said}"
+        );
+        let json = alice.run(&["--json", "audit", path]);
+        json.fails();
+        let report: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+        assert_eq!(report["outcome"], "rejected", "{report}");
+        assert_eq!(report["stages"][0]["stage"], "archive", "{report}");
+        assert_eq!(report["stages"][0]["findings"][0]["rule"], rule, "{report}");
+
+        let err = alice.run(&["publish", path]).fails();
+        assert!(
+            err.contains("is refused") && err.contains(rule),
+            "{name}: {err}"
+        );
+        assert!(!work.path().join("escape").exists());
+    }
+    let (status, _) = report(&server, "examples/crafted@1.0.0");
+    assert_eq!(status, 404, "nothing was published");
+
+    // A good bundle comes through its archive audit clean, and its contents are audited.
+    let hello = example_plugin("hello-wasm", work.path());
+    let good = bundles.join("good.agora");
+    alice
+        .run(&[
+            "pack",
+            hello.to_str().unwrap(),
+            "--out",
+            good.to_str().unwrap(),
+        ])
+        .ok();
+    let audit = alice
+        .run(&["--json", "audit", good.to_str().unwrap()])
+        .json();
+    assert_eq!(audit["outcome"], "verified", "{audit}");
+    let stages = audit["stages"].as_array().unwrap();
+    let names = stage_names(&audit);
+    assert_eq!(
+        names[..4],
+        ["archive", "manifest", "files", "wasm"],
+        "{audit}"
+    );
+    for stage in &stages[..4] {
+        assert_eq!(stage["findings"], serde_json::json!([]), "{audit}");
+    }
+}
+
+#[test]
+fn the_files_stage_audits_archives_among_a_releases_files_and_local_file_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "examples"]).ok();
+    alice.sign_for("examples");
+    let work = tempfile::tempdir().unwrap();
+
+    // The good examples: nothing for the files stage.
+    for example in ["hello-wasm", "echo-native"] {
+        let dir = example_plugin(example, work.path());
+        let audit = alice
+            .run(&["--json", "audit", dir.to_str().unwrap()])
+            .json();
+        assert_eq!(audit["outcome"], "verified", "{audit}");
+        let files = stage(&audit, "files");
+        assert_eq!(files["findings"], serde_json::json!([]), "{audit}");
+        alice.run(&["publish", dir.to_str().unwrap()]).ok();
+        let report = verified(&server, &format!("examples/{example}@1.0.0"));
+        assert_eq!(report["outcome"], "verified", "{report}");
+        let files = stage(&report, "files");
+        assert_eq!(files["findings"], serde_json::json!([]), "{report}");
+    }
+
+    // A setuid file in the plugin directory: the audit names it; publish refuses it.
+    let dir = example_plugin("hello-wasm", &work.path().join("suid"));
+    let module = dir.join("plugin.wasm");
+    std::fs::set_permissions(&module, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let audit = alice.run(&["--json", "audit", dir.to_str().unwrap()]);
+    let err = audit.fails();
+    assert!(err.contains("would be rejected"), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&audit.stdout()).unwrap();
+    let files = stage(&report, "files");
+    assert_eq!(files["findings"][0]["rule"], "files.setuid", "{report}");
+    assert_eq!(files["findings"][0]["severity"], "critical", "{report}");
+    assert_eq!(files["findings"][0]["location"], "plugin.wasm", "{report}");
+    let err = alice.run(&["publish", dir.to_str().unwrap()]).fails();
+    assert!(
+        err.contains("plugin.wasm has the setuid or setgid bit"),
+        "{err}"
+    );
+    std::fs::set_permissions(&module, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    // A release whose README is a tar.gz with an escaping entry and a link out: the
+    // registry's files stage reads it as an archive and rejects the release.
+    let hostile = bundle_bytes(&[
+        ("../escape", tar::EntryType::Regular, 0o644, "", b"x"),
+        ("etc", tar::EntryType::Symlink, 0o777, "/etc", b""),
+    ]);
+    let yaml = std::fs::read_to_string(dir.join("plugin.yaml")).unwrap();
+    std::fs::write(
+        dir.join("plugin.yaml"),
+        yaml.replace("version: 1.0.0", "version: 1.0.1"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("README.md"), hostile).unwrap();
+    alice.run(&["publish", dir.to_str().unwrap()]).ok();
+    let report = verified(&server, "examples/hello-wasm@1.0.1");
+    assert_eq!(report["outcome"], "rejected", "{report}");
+    let stages = stage_names(&report);
+    assert_eq!(
+        stages[..5],
+        ["manifest", "integrity", "signature", "files", "wasm"]
+    );
+    let files = &report["stages"][3];
+    assert_eq!(files["status"], "failed", "{report}");
+    let found: Vec<(&str, &str)> = files["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap(), f["severity"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("archive.path-traversal", "critical"),
+            ("archive.link", "critical"),
+            ("files.not-text", "medium"),
+        ],
+        "{report}"
+    );
+    assert_eq!(files["findings"][0]["location"], "README.md", "{report}");
+}
+
+/// The bytes of a crafted bundle (see [`crafted_bundle`]).
+fn bundle_bytes(entries: &[Crafted<'_>]) -> Vec<u8> {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    crafted_bundle(file.path(), entries);
+    std::fs::read(file.path()).unwrap()
+}
+
+/// The stage of a report (or of `agora audit --json`) named `name`.
+fn stage<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == name)
+        .unwrap_or_else(|| panic!("no {name} stage: {report}"))
+}
+
+/// The names of a report's stages, in order.
+fn stage_names(report: &serde_json::Value) -> Vec<&str> {
+    report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect()
 }

@@ -45,49 +45,125 @@ pub fn new(s: &Session, name: &str, runtime: &str, publisher: Option<&str>) -> a
     })
 }
 
-pub fn audit(s: &Session, dir: &Path) -> anyhow::Result<()> {
-    use agora_core::verification::{Outcome, decide};
-    let path = dir.join(agora_core::manifest::MANIFEST_FILE);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+/// `agora audit PATH`: a plugin directory, or a bundle: its archive first (paths, links,
+/// modes, sizes), then, when it is safe to unpack, its contents.
+pub fn audit(s: &Session, path: &Path) -> anyhow::Result<()> {
+    use agora_core::verification::{Outcome, StageReport, decide};
+    let mut stages = Vec::new();
+    let unpacked;
+    let dir = if path.is_dir() {
+        path
+    } else {
+        let archive = StageReport::of("archive", 0, bundle_findings(path)?);
+        let refused = refusals(&archive.findings);
+        stages.push(archive);
+        if !refused.is_empty() {
+            let label = path.display().to_string();
+            show_audit(s, &label, None, Outcome::Rejected, &stages)?;
+            anyhow::bail!(
+                "{label} would be rejected, and agora publish refuses it: {refused} (see the findings above)"
+            );
+        }
+        unpacked = tempfile::tempdir().context("cannot create a temporary directory")?;
+        ReleaseFiles::from_bundle(path, unpacked.path())?;
+        unpacked.path()
+    };
+    let manifest_path = dir.join(agora_core::manifest::MANIFEST_FILE);
+    let text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
     let manifest = agora_core::Manifest::from_yaml_to_publish(&text)
-        .with_context(|| format!("{} is not a valid manifest", path.display()))?;
+        .with_context(|| format!("{} is not a valid manifest", manifest_path.display()))?;
     let read = |relative: &str| -> Option<Vec<u8>> {
         agora_core::manifest::relative_path_problem(relative)
             .is_none()
             .then(|| std::fs::read(dir.join(relative)).ok())
             .flatten()
     };
-    let stages = agora_registry::verification::audit_local(&manifest, read);
+    stages.extend(agora_registry::verification::audit_local(&manifest, read));
+    if path.is_dir() {
+        // The files as they are on disk: links, modes (a bundle's were checked above).
+        let on_disk = agora_client::bundle::audit_dir_files(dir, &manifest);
+        if let Some(files) = stages.iter_mut().find(|st| st.stage == "files") {
+            let mut findings = std::mem::take(&mut files.findings);
+            findings.extend(on_disk);
+            *files = StageReport::of("files", files.duration_ms, findings);
+        }
+    }
     let outcome = decide(&stages);
+    let label = format!("{}@{}", manifest.plugin_ref(), manifest.version);
+    show_audit(s, &label, Some(&label), outcome, &stages)?;
+    anyhow::ensure!(
+        outcome != Outcome::Rejected,
+        "{label} would be rejected (see the findings above)"
+    );
+    Ok(())
+}
+
+/// Prints what `agora audit` found.
+fn show_audit(
+    s: &Session,
+    label: &str,
+    plugin: Option<&str>,
+    outcome: agora_core::verification::Outcome,
+    stages: &[agora_core::verification::StageReport],
+) -> anyhow::Result<()> {
     let report = serde_json::json!({
-        "plugin": format!("{}@{}", manifest.plugin_ref(), manifest.version),
+        "plugin": plugin,
         "outcome": outcome,
         "stages": stages,
     });
     s.out.show(&report, |_| {
         let mut lines = vec![format!(
-            "{}@{}: {} (what the registry would decide from these stages; it also re-hashes \
+            "{label}: {} (what the registry would decide from these stages; it also re-hashes \
              every file and checks the signature)",
-            manifest.plugin_ref(),
-            manifest.version,
             outcome.as_str()
         )];
-        for stage in &stages {
+        for stage in stages {
             lines.push(format!("  {:<9} {:?}", stage.stage, stage.status).to_lowercase());
             for f in &stage.findings {
                 lines.push(format!("    {}", f.line()));
             }
         }
         lines.join("\n")
-    })?;
+    })
+}
+
+/// The archive audit of a bundle file ([`agora_registry::archive_audit`]), read whole
+/// within the audits' size cap.
+fn bundle_findings(path: &Path) -> anyhow::Result<Vec<agora_core::verification::Finding>> {
+    use agora_registry::verification::MAX_AUDITED_FILE;
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
     anyhow::ensure!(
-        outcome != Outcome::Rejected,
-        "{}@{} would be rejected (see the findings above)",
-        manifest.plugin_ref(),
-        manifest.version
+        size <= MAX_AUDITED_FILE,
+        "{} is {size} bytes; bundles are audited up to {MAX_AUDITED_FILE} bytes",
+        path.display()
     );
-    Ok(())
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    anyhow::ensure!(
+        agora_registry::archive_audit::sniff(&bytes).is_some(),
+        "{} is neither a plugin directory nor a bundle (.agora)",
+        path.display()
+    );
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(agora_registry::archive_audit::audit(&bytes, &name))
+}
+
+/// The rules of the findings that stop a bundle before it is unpacked (high or worse),
+/// comma-separated; empty when there are none.
+fn refusals(findings: &[agora_core::verification::Finding]) -> String {
+    let mut rules: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.severity >= agora_core::verification::Severity::High)
+        .map(|f| f.rule.as_str())
+        .collect();
+    rules.sort_unstable();
+    rules.dedup();
+    rules.join(", ")
 }
 
 pub fn build(s: &Session, dir: &Path, platforms: &[String]) -> anyhow::Result<()> {
@@ -147,6 +223,13 @@ pub async fn publish(s: &Session, path: &Path, key: &crate::cli::KeyArgs) -> any
     let release = if path.is_dir() {
         ReleaseFiles::from_dir(path)?
     } else {
+        let refused = refusals(&bundle_findings(path)?);
+        anyhow::ensure!(
+            refused.is_empty(),
+            "{} is refused: {refused} (agora audit {} shows why)",
+            path.display(),
+            path.display()
+        );
         unpacked = tempfile::tempdir().context("cannot create a temporary directory")?;
         ReleaseFiles::from_bundle(path, unpacked.path())?
     };
