@@ -31,6 +31,31 @@ pub const MAX_ATTEMPTS: u32 = 5;
 pub const LEASE: Duration = Duration::from_secs(300);
 /// How long an idle worker waits before looking for work again.
 pub const IDLE_WAIT: Duration = Duration::from_millis(500);
+/// The leases a worker may be configured with: long enough for a run to finish, short
+/// enough that a dead worker's run is taken over the same day.
+pub const LEASE_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(24 * 3600);
+/// The idle waits a worker may be configured with.
+pub const IDLE_WAIT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(600);
+
+/// How a worker holds and looks for runs (`[worker]` in the server's configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerOptions {
+    /// How long a claimed run is held before another worker may take it over.
+    pub lease: Duration,
+    /// How long an idle worker waits before looking for work again.
+    pub idle_wait: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            lease: LEASE,
+            idle_wait: IDLE_WAIT,
+        }
+    }
+}
 
 /// The job subject of a release: `publisher/name@version`.
 pub fn subject(plugin: &PluginRef, version: &str) -> String {
@@ -139,6 +164,40 @@ pub async fn review(
 
 /// Runs every stage on the release `subject` names, records and returns the report.
 pub async fn run(registry: &Registry, subject: &str) -> Result<VerificationReport> {
+    let checked = check(registry, subject).await?;
+    registry
+        .meta
+        .record_verification(
+            checked.version_id,
+            checked.report.outcome.as_str(),
+            &checked.json,
+            checked.at,
+        )
+        .await?;
+    checked.log();
+    Ok(checked.report)
+}
+
+/// A run's report, not yet recorded.
+struct Checked {
+    version_id: i64,
+    report: VerificationReport,
+    json: String,
+    at: i64,
+}
+
+impl Checked {
+    fn log(&self) {
+        tracing::info!(
+            release = self.report.release,
+            outcome = self.report.outcome.as_str(),
+            "release verified"
+        );
+    }
+}
+
+/// Runs every stage on the release `subject` names.
+async fn check(registry: &Registry, subject: &str) -> Result<Checked> {
     let (name, version) = subject
         .split_once('@')
         .ok_or_else(|| RegistryError::internal("a verify job has a malformed subject", subject))?;
@@ -200,16 +259,12 @@ pub async fn run(registry: &Registry, subject: &str) -> Result<VerificationRepor
     };
     let json = serde_json::to_string(&report)
         .map_err(|e| RegistryError::internal("cannot render a verification report", e))?;
-    registry
-        .meta
-        .record_verification(v.id, outcome.as_str(), &json, now)
-        .await?;
-    tracing::info!(
-        release = subject,
-        outcome = outcome.as_str(),
-        "release verified"
-    );
-    Ok(report)
+    Ok(Checked {
+        version_id: v.id,
+        report,
+        json,
+        at: now,
+    })
 }
 
 async fn timed<F, Fut>(stage: &str, body: F) -> StageReport
@@ -542,27 +597,44 @@ pub fn audit_local(
 
 /// Runs queued verifications until none is due; returns how many ran. For `agora worker
 /// --once` and tests.
-pub async fn run_until_idle(registry: &Registry, worker: &str) -> Result<usize> {
+pub async fn run_until_idle(
+    registry: &Registry,
+    worker: &str,
+    options: &WorkerOptions,
+) -> Result<usize> {
     let mut ran = 0;
-    while work_one(registry, worker).await? {
+    while work_one(registry, worker, options).await? {
         ran += 1;
     }
     Ok(ran)
 }
 
-/// Claims and runs one due verification; false when none was due.
-async fn work_one(registry: &Registry, worker: &str) -> Result<bool> {
-    let lease = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+/// Claims and runs one due verification; false when none was due. The report is
+/// recorded together with the job's end, and only while the lease is held, so a run
+/// taken over by another worker (this one stalled, or was thought dead) records nothing.
+async fn work_one(registry: &Registry, worker: &str, options: &WorkerOptions) -> Result<bool> {
+    let lease = i64::try_from(options.lease.as_millis()).unwrap_or(i64::MAX);
     let Some(job) = registry.meta.claim_job(worker, &[JOB_KIND], lease).await? else {
         return Ok(false);
     };
-    match run(registry, &job.subject).await {
-        Ok(_) => {
-            if !registry.meta.complete_job(&job).await? {
-                tracing::warn!(
+    match check(registry, &job.subject).await {
+        Ok(checked) => {
+            let recorded = registry
+                .meta
+                .record_verification_job(
+                    &job,
+                    checked.version_id,
+                    checked.report.outcome.as_str(),
+                    &checked.json,
+                    checked.at,
+                )
+                .await?;
+            match recorded {
+                Some(_) => checked.log(),
+                None => tracing::warn!(
                     job = job.id,
                     "a verification outlived its lease; another worker took it over"
-                );
+                ),
             }
         }
         Err(e) => {
@@ -573,16 +645,16 @@ async fn work_one(registry: &Registry, worker: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// The worker loop: runs due verifications, waits [`IDLE_WAIT`] when there are none, and
-/// keeps going through store errors (logged). Runs until its task is dropped.
-pub async fn run_worker(registry: Arc<Registry>, worker: String) {
+/// The worker loop: runs due verifications, waits `options.idle_wait` when there are
+/// none, and keeps going through store errors (logged). Runs until its task is dropped.
+pub async fn run_worker(registry: Arc<Registry>, worker: String, options: WorkerOptions) {
     loop {
-        match work_one(&registry, &worker).await {
+        match work_one(&registry, &worker, &options).await {
             Ok(true) => {}
-            Ok(false) => tokio::time::sleep(IDLE_WAIT).await,
+            Ok(false) => tokio::time::sleep(options.idle_wait).await,
             Err(e) => {
                 tracing::error!(error = %e, "the verification worker cannot reach the store");
-                tokio::time::sleep(IDLE_WAIT * 4).await;
+                tokio::time::sleep(options.idle_wait * 4).await;
             }
         }
     }

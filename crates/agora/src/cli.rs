@@ -268,7 +268,14 @@ pub struct WorkerArgs {
     /// Run what is due, then exit.
     #[arg(long)]
     pub once: bool,
+    /// Verifications run at the same time by this process (1 to 64).
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKER_CONCURRENCY)))]
+    pub concurrency: u16,
 }
+
+/// Most verifications one `agora worker` process runs at the same time.
+pub const MAX_WORKER_CONCURRENCY: u16 = 64;
 
 #[derive(Debug, Args)]
 pub struct DirArg {

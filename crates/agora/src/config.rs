@@ -53,6 +53,13 @@ session_hours = 168
 # Verify releases (the checks every publish queues) in the server process. Set false when
 # `agora worker` processes do it instead, so audits never compete with the API.
 in_process = true
+# Seconds a worker holds a claimed verification before another worker may take it over
+# (a worker that died mid-run is replaced after this long): 1 to 86400. Longer than the
+# slowest run; a run that outlives it is redone by another worker and its own report
+# discarded.
+lease_secs = 300
+# Milliseconds an idle worker waits before looking for queued work again: 10 to 600000.
+idle_wait_ms = 500
 
 [blobs]
 # Directory of the content-addressed blob store. Default: <data_dir>/blobs.
@@ -115,11 +122,54 @@ pub struct ServerConfig {
 pub struct WorkerSettings {
     /// Run the verification worker inside `agora serve`.
     pub in_process: bool,
+    /// How long a claimed run is held before another worker may take it over.
+    pub lease_secs: u64,
+    /// How long an idle worker waits before looking for work again.
+    pub idle_wait_ms: u64,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { in_process: true }
+        let d = agora_registry::verification::WorkerOptions::default();
+        WorkerSettings {
+            in_process: true,
+            lease_secs: d.lease.as_secs(),
+            idle_wait_ms: u64::try_from(d.idle_wait.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl WorkerSettings {
+    /// The worker's options, as `agora serve` and `agora worker` both run it.
+    pub fn options(&self) -> agora_registry::verification::WorkerOptions {
+        agora_registry::verification::WorkerOptions {
+            lease: std::time::Duration::from_secs(self.lease_secs),
+            idle_wait: std::time::Duration::from_millis(self.idle_wait_ms),
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        use agora_registry::verification::{IDLE_WAIT_RANGE, LEASE_RANGE};
+        let options = self.options();
+        anyhow::ensure!(
+            LEASE_RANGE.contains(&options.lease),
+            "worker.lease_secs (AGORA_WORKER__LEASE_SECS) is {}: a claimed verification must \
+             be held long enough to finish, and a dead worker's runs taken over within a day; \
+             expected {} to {} seconds",
+            self.lease_secs,
+            LEASE_RANGE.start().as_secs(),
+            LEASE_RANGE.end().as_secs()
+        );
+        anyhow::ensure!(
+            IDLE_WAIT_RANGE.contains(&options.idle_wait),
+            "worker.idle_wait_ms (AGORA_WORKER__IDLE_WAIT_MS) is {}: an idle worker must \
+             neither poll the database in a busy loop nor leave new releases unchecked for \
+             long; expected {} to {} milliseconds",
+            self.idle_wait_ms,
+            IDLE_WAIT_RANGE.start().as_millis(),
+            IDLE_WAIT_RANGE.end().as_millis()
+        );
+        Ok(())
     }
 }
 
@@ -316,6 +366,7 @@ impl ServerConfig {
             "log.format is {:?}; expected auto, json or text",
             self.log.format
         );
+        self.worker.validate()?;
         Ok(())
     }
 
@@ -395,6 +446,28 @@ mod tests {
         assert_eq!((&cfg.listen, &cfg.data_dir), (&d.listen, &d.data_dir));
         assert_eq!(cfg.limits.max_blob_bytes, d.limits.max_blob_bytes);
         assert!(cfg.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn worker_settings_come_from_the_file_and_out_of_range_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agora.toml");
+        std::fs::write(&file, "[worker]\nlease_secs = 2\nidle_wait_ms = 50\n").unwrap();
+        let options = ServerConfig::load(Some(&file)).unwrap().worker.options();
+        assert_eq!(options.lease, std::time::Duration::from_secs(2));
+        assert_eq!(options.idle_wait, std::time::Duration::from_millis(50));
+        std::fs::write(&file, "[worker]\nlease_secs = 0\n").unwrap();
+        let err = ServerConfig::load(Some(&file)).unwrap_err().to_string();
+        assert!(
+            err.contains("worker.lease_secs") && err.contains("1 to 86400 seconds"),
+            "{err}"
+        );
+        std::fs::write(&file, "[worker]\nidle_wait_ms = 1\n").unwrap();
+        let err = ServerConfig::load(Some(&file)).unwrap_err().to_string();
+        assert!(
+            err.contains("worker.idle_wait_ms") && err.contains("10 to 600000 milliseconds"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::Result;
+use super::{ClaimedJob, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerificationRecord {
@@ -25,6 +25,19 @@ pub trait VerificationStore: Send + Sync {
         report: &str,
         checked_at: i64,
     ) -> Result<i64>;
+
+    /// Records a worker's run of `job` and ends the job as done, in one transaction, only
+    /// while the worker still holds `job`'s lease: a run that outlived its lease (another
+    /// worker took the job over) records nothing and returns `None`, so each job's report
+    /// is recorded once however often it was started.
+    async fn record_verification_job(
+        &self,
+        job: &ClaimedJob,
+        version_id: i64,
+        outcome: &str,
+        report: &str,
+        checked_at: i64,
+    ) -> Result<Option<i64>>;
 
     /// Records an administrator's decision as the version's newest run, with its audit
     /// event (`version.review` on `target`, detail `reason`), in one transaction.

@@ -25,6 +25,21 @@ fn job_record(r: &AnyRow) -> Result<JobRecord> {
     })
 }
 
+/// Ends `job` as done, if its claim still holds the lease (one row affected) — alone or
+/// inside a transaction that records what the job produced.
+pub(super) fn complete_query(
+    job: &ClaimedJob,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'done', lease_until = NULL, finished_at = $1, last_error = NULL \
+         WHERE id = $2 AND state = 'running' AND worker = $3 AND attempts = $4",
+    )
+    .bind(now_ms())
+    .bind(job.id)
+    .bind(&job.lease.worker)
+    .bind(i64::from(job.attempt))
+}
+
 /// Most kinds one claim may name.
 const MAX_KINDS: usize = 16;
 
@@ -121,16 +136,7 @@ impl JobQueue for SqlStore {
     }
 
     async fn complete_job(&self, job: &ClaimedJob) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE jobs SET state = 'done', lease_until = NULL, finished_at = $1, last_error = NULL \
-             WHERE id = $2 AND state = 'running' AND worker = $3 AND attempts = $4",
-        )
-        .bind(now_ms())
-        .bind(job.id)
-        .bind(&job.lease.worker)
-        .bind(i64::from(job.attempt))
-        .execute(&self.write)
-        .await?;
+        let done = complete_query(job).execute(&self.write).await?;
         Ok(done.rows_affected() == 1)
     }
 

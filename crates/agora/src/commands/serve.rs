@@ -141,6 +141,7 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         tokio::spawn(agora_registry::verification::run_worker(
             registry.clone(),
             format!("serve-{}", std::process::id()),
+            cfg.worker.options(),
         ))
     });
     let limits = cfg.http_limits(raise_open_file_limit());
@@ -162,9 +163,11 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
 }
 
 /// `agora worker`: verifies queued releases against the same database and blob store as
-/// the server, as its own process; with `once`, until none is due, then exits.
+/// the server, as its own process, `concurrency` at a time; with `once`, until none is
+/// due, then exits.
 pub async fn worker(args: WorkerArgs, verbose: u8, quiet: bool) -> anyhow::Result<()> {
     let once = args.once;
+    let concurrency = args.concurrency.max(1);
     let mut cfg = ServerConfig::load(args.config.as_deref())?;
     if let Some(d) = args.data_dir {
         cfg.data_dir = d;
@@ -180,18 +183,43 @@ pub async fn worker(args: WorkerArgs, verbose: u8, quiet: bool) -> anyhow::Resul
         log,
         cfg.limits(),
     ));
-    let name = format!("worker-{}", std::process::id());
+    let options = cfg.worker.options();
+    // Each task claims under its own name, so the queue records which one ran a job.
+    let name = |task: u16| match concurrency {
+        1 => format!("worker-{}", std::process::id()),
+        _ => format!("worker-{}-{task}", std::process::id()),
+    };
     if once {
-        let ran = agora_registry::verification::run_until_idle(&registry, &name).await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in 0..concurrency {
+            let (registry, name) = (registry.clone(), name(task));
+            tasks.spawn(async move {
+                agora_registry::verification::run_until_idle(&registry, &name, &options).await
+            });
+        }
+        let mut ran = 0;
+        while let Some(done) = tasks.join_next().await {
+            ran += done.context("a verification task panicked")??;
+        }
         if !quiet {
             println!("Verified {ran} release(s); none is due now");
         }
     } else {
-        tracing::info!(worker = %name, "verification worker started");
+        tracing::info!(worker = %name(0), concurrency, "verification worker started");
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in 0..concurrency {
+            tasks.spawn(agora_registry::verification::run_worker(
+                registry.clone(),
+                name(task),
+                options,
+            ));
+        }
         tokio::select! {
-            _ = agora_registry::verification::run_worker(registry, name) => {}
+            _ = tasks.join_next() => {}
             _ = shutdown_signal() => {}
         }
+        // A run cut here is claimed again once its lease expires.
+        tasks.abort_all();
     }
     meta.close().await;
     Ok(())

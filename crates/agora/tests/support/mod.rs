@@ -31,9 +31,10 @@ pub fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-fn psql(url: &str, sql: &str) {
+/// Runs `sql`; returns what it printed, rows as `a|b` lines.
+fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
         .output()
         .unwrap_or_else(|e| panic!("psql is needed to prepare PostgreSQL tests: {e}"));
     assert!(
@@ -41,6 +42,7 @@ fn psql(url: &str, sql: &str) {
         "PostgreSQL is required and `{sql}` failed at {url}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub struct Server {
@@ -157,6 +159,12 @@ impl Server {
     /// Runs SQL against the server's database behind its back (as an attacker with
     /// access to the storage would), on whichever backend it uses.
     pub fn sql(&self, sql: &str) {
+        self.query(sql);
+    }
+
+    /// Runs SQL against the server's database; returns the rows it printed, one line
+    /// each, columns joined by `|`.
+    pub fn query(&self, sql: &str) -> String {
         match &self.schema {
             Some(schema) => psql(
                 &postgres_url(),
@@ -174,8 +182,35 @@ impl Server {
                     "{sql}: {}",
                     String::from_utf8_lossy(&out.stderr)
                 );
+                String::from_utf8_lossy(&out.stdout).into_owned()
             }
         }
+    }
+
+    /// An `agora worker` process's command on this server's database and blob store,
+    /// with `args` (`--once`, `--concurrency N`); its log goes to `<name>.log` beside the
+    /// server's.
+    pub fn worker(&self, name: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("worker")
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data.path().join("data"))
+            .current_dir(self.data.path())
+            .env("AGORA_LOG__FORMAT", "json")
+            .env_remove("AGORA_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.data.path().join(format!("{name}.log"))).unwrap());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// The log of the worker started as `name`.
+    pub fn worker_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.data.path().join(format!("{name}.log"))).unwrap_or_default()
     }
 
     pub fn log(&self) -> String {
