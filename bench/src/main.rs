@@ -1,7 +1,9 @@
 //! Benchmark tools driven by `bench/run.sh`:
 //! - `seed`: fills a catalog with generated plugins through the real store code;
 //! - `latency`: sequential GETs of one URL, reporting p50/p99;
-//! - `publish`: uploads and publishes a release of a given size, reporting MiB/s.
+//! - `publish`: uploads and publishes a release of a given size, reporting MiB/s;
+//! - `verify`: the verification pipeline (driven by `bench/verify.sh`): per-stage and
+//!   total times, releases audited per minute, publish latency beside a busy worker.
 
 use agora_store::prelude::*;
 use std::time::{Duration, Instant};
@@ -66,6 +68,35 @@ enum Command {
         requests: u32,
         #[arg(long)]
         vary: Option<u32>,
+    },
+    /// The verification pipeline on a server that verifies nothing itself
+    /// (`[worker] in_process = false`), whose publisher `bench` exists: publish COUNT
+    /// signed releases with no worker running (each publish timed), start `agora worker`
+    /// (the binary AGORA on DATA_DIR; the environment names the database), publish DURING
+    /// more while it drains that backlog (timed), then wait for every release's report.
+    /// Prints as JSON: p50/p99 of each stage and of the whole pipeline per release (from
+    /// the reports' `stages[].duration_ms`), releases audited per minute, and publish
+    /// latency without and beside the busy worker.
+    Verify {
+        #[arg(long)]
+        registry: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        agora: std::path::PathBuf,
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 200)]
+        count: u32,
+        #[arg(long, default_value_t = 100)]
+        during: u32,
+        /// The module every release carries (a built WebAssembly component makes the
+        /// `wasm` stage do its real work); default: 64 KiB of random bytes.
+        #[arg(long)]
+        module: Option<std::path::PathBuf>,
+        /// `agora worker --concurrency`.
+        #[arg(long, default_value_t = 1)]
+        concurrency: u16,
     },
     /// Publish a release with a module of SIZE_MIB random mebibytes; print timings as JSON.
     Publish {
@@ -382,7 +413,193 @@ async fn main() -> anyhow::Result<()> {
             size_mib,
             version,
         } => publish(&registry, &token, size_mib, &version).await,
+        Command::Verify {
+            registry,
+            token,
+            agora,
+            data_dir,
+            count,
+            during,
+            module,
+            concurrency,
+        } => {
+            let worker = WorkerProcess {
+                agora,
+                data_dir,
+                concurrency,
+            };
+            verify(&registry, &token, &worker, count, during, module.as_deref()).await
+        }
     }
+}
+
+/// Size of the generated module when `verify` is given none.
+const GENERATED_MODULE_BYTES: usize = 64 * 1024;
+/// How often `verify` asks whether a release's report exists.
+const REPORT_POLL: Duration = Duration::from_millis(10);
+/// How long `verify` waits for one release's report before giving up.
+const REPORT_WAIT: Duration = Duration::from_secs(600);
+
+/// The `agora worker` process `verify` starts.
+struct WorkerProcess {
+    agora: std::path::PathBuf,
+    data_dir: std::path::PathBuf,
+    concurrency: u16,
+}
+
+impl WorkerProcess {
+    fn spawn(&self) -> anyhow::Result<std::process::Child> {
+        let log = std::fs::File::create(self.data_dir.join("bench-worker.log"))?;
+        Ok(std::process::Command::new(&self.agora)
+            .args([
+                "worker",
+                "--concurrency",
+                &self.concurrency.to_string(),
+                "--data-dir",
+            ])
+            .arg(&self.data_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()?)
+    }
+}
+
+/// Publishes signed releases `bench/<prefix><i>@1.0.0` carrying `module`, one after
+/// another; returns each one's publish time (missing-blob check, upload, release).
+async fn publish_many(
+    client: &Client,
+    key: &agora_trust::SigningKey,
+    work: &std::path::Path,
+    prefix: &str,
+    count: u32,
+    module: &[u8],
+) -> anyhow::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let dir = work.join(format!("{prefix}{i}"));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("plugin.wasm"), module)?;
+        std::fs::write(
+            dir.join("plugin.yaml"),
+            format!(
+                "api_version: agora/v1\npublisher: bench\nname: {prefix}{i}\nversion: 1.0.0\n\
+                 description: A release of the verification benchmark\nlicense: MIT\n\
+                 runtime: {{ type: wasm, module: plugin.wasm }}\n"
+            ),
+        )?;
+        let release = agora_client::ReleaseFiles::from_dir(&dir)?;
+        let signature = publish::Signer::Key(key).sign(&release)?;
+        let started = Instant::now();
+        let missing = publish::missing(client, &release).await?;
+        publish::upload(client, &missing, |_| {}, |_| {}).await?;
+        publish::submit(client, &release, &signature).await?;
+        samples.push(started.elapsed());
+    }
+    Ok(samples)
+}
+
+/// Waits for the report of `bench/<name>@1.0.0`.
+async fn report_of(
+    client: &Client,
+    name: &str,
+) -> anyhow::Result<agora_core::verification::VerificationReport> {
+    let deadline = Instant::now() + REPORT_WAIT;
+    loop {
+        if let Some(report) = client.verification("bench", name, "1.0.0").await? {
+            return Ok(report);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "bench/{name} was never verified");
+        tokio::time::sleep(REPORT_POLL).await;
+    }
+}
+
+async fn verify(
+    registry: &str,
+    token: &str,
+    worker: &WorkerProcess,
+    count: u32,
+    during: u32,
+    module: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(count >= 2, "--count must be at least 2");
+    let module = match module {
+        Some(path) => std::fs::read(path)?,
+        None => {
+            let mut bytes = vec![0u8; GENERATED_MODULE_BYTES];
+            getrandom::fill(&mut bytes)?;
+            bytes
+        }
+    };
+    let work = tempfile::tempdir()?;
+    let client = Client::new(registry, Some(token.to_owned()))?;
+    let key = agora_trust::SigningKey::generate("bench")?;
+    client.add_key("bench", &key.public().to_openssh()).await?;
+
+    // Publishing alone: no worker runs, the backlog builds up.
+    let alone = publish_many(&client, &key, work.path(), "backlog-", count, &module).await?;
+    // Publishing beside a worker draining that backlog.
+    let mut child = worker.spawn()?;
+    let busy = publish_many(&client, &key, work.path(), "busy-", during, &module).await;
+    let last_backlog = format!("backlog-{}", count - 1);
+    let busy_throughout = client
+        .verification("bench", &last_backlog, "1.0.0")
+        .await?
+        .is_none();
+    // Releases are claimed in the order they were queued: time from the first report to
+    // the last one seen.
+    let drained = async {
+        let first = report_of(&client, "backlog-0").await?;
+        let first_seen = Instant::now();
+        let mut reports = vec![first];
+        for i in 1..count {
+            reports.push(report_of(&client, &format!("backlog-{i}")).await?);
+        }
+        for i in 0..during {
+            reports.push(report_of(&client, &format!("busy-{i}")).await?);
+        }
+        anyhow::Ok((reports, first_seen.elapsed()))
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let busy = busy?;
+    let (reports, span) = drained?;
+
+    let mut stages: std::collections::BTreeMap<String, Vec<Duration>> = Default::default();
+    let mut totals = Vec::with_capacity(reports.len());
+    let mut outcomes: std::collections::BTreeMap<&'static str, u32> = Default::default();
+    for report in &reports {
+        let mut total = 0;
+        for stage in &report.stages {
+            total += stage.duration_ms;
+            stages
+                .entry(stage.stage.clone())
+                .or_default()
+                .push(Duration::from_millis(stage.duration_ms));
+        }
+        totals.push(Duration::from_millis(total));
+        *outcomes.entry(report.outcome.as_str()).or_default() += 1;
+    }
+    let per_minute = (reports.len() - 1) as f64 / span.as_secs_f64() * 60.0;
+    let (alone, busy) = (spread(alone), spread(busy));
+    let ratio =
+        |field: &str| busy[field].as_f64().unwrap_or(0.0) / alone[field].as_f64().unwrap_or(1.0);
+    println!(
+        "{}",
+        serde_json::json!({
+            "releases": reports.len(), "module_bytes": module.len(), "worker_concurrency": worker.concurrency,
+            "outcomes": outcomes,
+            "pipeline_per_release": spread(totals),
+            "stages": stages.into_iter().map(|(k, v)| (k, spread(v))).collect::<serde_json::Map<_, _>>(),
+            "audited_per_minute": per_minute,
+            "publish_without_worker": alone,
+            "publish_beside_busy_worker": busy,
+            "publish_ratio_p50": ratio("p50_ms"), "publish_ratio_p99": ratio("p99_ms"),
+            "worker_busy_throughout": busy_throughout,
+        })
+    );
+    Ok(())
 }
 
 fn median_ms(mut samples: Vec<Duration>) -> f64 {
