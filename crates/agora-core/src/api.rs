@@ -137,6 +137,9 @@ pub struct PluginSummary {
     /// Its publisher's identity was verified by the registry's administrators.
     #[serde(default)]
     pub verified_publisher: bool,
+    /// Its latest version came out `verified` in its newest verification run.
+    #[serde(default)]
+    pub verified_release: bool,
 }
 
 /// A user's rating and review of a plugin.
@@ -279,6 +282,10 @@ pub struct SearchParams {
     /// `true`: only plugins of verified publishers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+    /// `true`: only plugins whose latest version came out `verified` in its newest
+    /// verification run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_release: Option<bool>,
     /// Only plugins whose average rating is at least this (1 to 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_rating: Option<u8>,

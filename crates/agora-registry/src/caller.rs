@@ -373,6 +373,7 @@ mod tests {
             rating_count: 0,
             rating_sum: 0,
             rating_rank: 0,
+            latest_verification: None,
         }
     }
 

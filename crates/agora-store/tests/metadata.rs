@@ -975,7 +975,114 @@ on_every_backend!(
     listings_carry_the_listed_state_and_insiders_see_unlisted_plugins,
     jobs_are_claimed_once_retried_with_backoff_and_reclaimed_after_their_lease,
     a_burst_of_jobs_claimed_by_racing_workers_runs_each_exactly_once,
+    the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs,
 );
+
+/// `plugins.latest_verification` is the newest run's outcome of the latest version, kept
+/// in step by runs, reviews and changes of the latest version; search filters and counts
+/// on it; the review queue lists each version once, by its newest run, newest first.
+async fn the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs(
+    store: &SqlStore,
+) {
+    let w = world(store).await;
+    let v1 = release(store, &w, manifest("acme", "jira", "1.0.0", ""), b"1")
+        .await
+        .unwrap();
+    release(store, &w, manifest("acme", "slack", "1.0.0", ""), b"s")
+        .await
+        .unwrap();
+    let verdict = |name: &'static str| async move {
+        store
+            .plugin("acme", name)
+            .await
+            .unwrap()
+            .unwrap()
+            .latest_verification
+    };
+    assert_eq!(verdict("jira").await, None, "not checked yet");
+    let stamp = store.catalog_stamp().await.unwrap();
+    store
+        .record_verification(v1.id, "needs-review", "{}", 1)
+        .await
+        .unwrap();
+    assert!(
+        store.catalog_stamp().await.unwrap() > stamp,
+        "a run changes the catalog's stamp"
+    );
+    use agora_core::verification::Outcome;
+    assert_eq!(verdict("jira").await, Some(Outcome::NeedsReview));
+    store
+        .record_review(v1.id, "verified", "{}", 2, "admin", "acme/jira@1.0.0", "fine")
+        .await
+        .unwrap();
+    assert_eq!(verdict("jira").await, Some(Outcome::Verified));
+    let only_verified = SearchQuery {
+        verified_release: true,
+        ..query(None)
+    };
+    assert_eq!(names(&store.search(&only_verified).await.unwrap()), ["jira"]);
+    assert_eq!(store.facets(&query(None)).await.unwrap().verified_releases, 1);
+
+    // A newer version has no run yet: the verdict goes; yanked, the old one comes back.
+    let v2 = release(store, &w, manifest("acme", "jira", "2.0.0", ""), b"2")
+        .await
+        .unwrap();
+    assert_eq!(verdict("jira").await, None);
+    assert!(store.search(&only_verified).await.unwrap().plugins.is_empty());
+    store
+        .record_verification(v2.id, "rejected", "{}", 3)
+        .await
+        .unwrap();
+    assert_eq!(verdict("jira").await, Some(Outcome::Rejected));
+    store
+        .set_lifecycle(LifecycleChange {
+            version_id: v2.id,
+            state: Lifecycle::Yanked,
+            reason: Some("bad".into()),
+            replacement: None,
+            actor: "alice".into(),
+            log_entry: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(verdict("jira").await, Some(Outcome::Verified));
+
+    // The queue: newest run per version with the outcome, newest first, paged by run id.
+    let slack = store.plugin("acme", "slack").await.unwrap().unwrap();
+    let s1 = store.version(slack.id, "1.0.0").await.unwrap().unwrap();
+    store
+        .record_verification(s1.id, "needs-review", "{\"r\":1}", 4)
+        .await
+        .unwrap();
+    let queue = store
+        .verification_queue("needs-review", None, 10)
+        .await
+        .unwrap();
+    let releases: Vec<_> = queue
+        .iter()
+        .map(|q| format!("{}/{}@{}", q.publisher, q.name, q.version))
+        .collect();
+    assert_eq!(releases, ["acme/slack@1.0.0"], "jira 1.0.0 was decided since");
+    assert_eq!(queue[0].run.report, "{\"r\":1}");
+    store
+        .record_verification(v2.id, "needs-review", "{}", 5)
+        .await
+        .unwrap();
+    let first = store
+        .verification_queue("needs-review", None, 1)
+        .await
+        .unwrap();
+    assert_eq!(first[0].version, "2.0.0", "newest first");
+    let rest = store
+        .verification_queue("needs-review", Some(first[0].run.id), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].name, "slack");
+    let verified = store.verification_queue("verified", None, 10).await.unwrap();
+    assert_eq!(verified.len(), 1);
+    assert_eq!(verified[0].version, "1.0.0");
+}
 
 /// The job queue's life cycle: one open job per subject, one holder at a time, retries
 /// after a growing wait, a lost lease changes nothing, spent attempts fail for good.

@@ -479,6 +479,7 @@ impl SearchArgs {
             runtime: self.runtime,
             publisher: self.publisher,
             verified: self.verified.then_some(true),
+            verified_release: None,
             min_rating: self.min_rating,
             compatible_with: self.compatible_with,
             sort: self.sort,

@@ -116,6 +116,7 @@ pub fn search_query(params: SearchParams, viewer: Viewer, max: u32) -> Result<Se
         runtime: filter("runtime", params.runtime)?,
         publisher: filter("publisher", params.publisher)?,
         verified: params.verified.unwrap_or(false),
+        verified_release: params.verified_release.unwrap_or(false),
         min_rating: params.min_rating.map(i64::from),
         compatible_with,
         sort,

@@ -36,6 +36,9 @@ pub struct PluginRecord {
     pub rating_sum: i64,
     /// What "top rated" orders by: the Bayesian average x 1000.
     pub rating_rank: i64,
+    /// The verdict of the latest version: its newest verification run's outcome, `None`
+    /// until its first run.
+    pub latest_verification: Option<agora_core::verification::Outcome>,
 }
 
 impl PluginRecord {

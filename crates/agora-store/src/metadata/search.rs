@@ -26,6 +26,8 @@ pub struct SearchQuery {
     pub publisher: Option<String>,
     /// Only plugins of verified publishers.
     pub verified: bool,
+    /// Only plugins whose latest version came out verified in its newest run.
+    pub verified_release: bool,
     /// Only plugins whose average rating is at least this (1 to 5).
     pub min_rating: Option<i64>,
     /// Only plugins whose latest version runs on this host version (`min_core`).
@@ -50,6 +52,7 @@ impl Default for SearchQuery {
             runtime: None,
             publisher: None,
             verified: false,
+            verified_release: false,
             min_rating: None,
             compatible_with: None,
             sort: SearchSort::Relevance,
@@ -79,6 +82,8 @@ pub struct Facets {
     /// (minimum average rating 1..=4, hits rated at least that).
     pub ratings: Vec<(i64, i64)>,
     pub verified: i64,
+    /// Hits whose latest version came out verified in its newest run.
+    pub verified_releases: i64,
     /// A text search matched more than [`MAX_TEXT_MATCHES`]: the counts are of the most
     /// recently added that many.
     pub capped: bool,
@@ -91,7 +96,8 @@ pub trait CatalogStore: Send + Sync {
     /// Hit counts of the search by facet value (the query's cursor, sort and limit are ignored).
     async fn facets(&self, query: &SearchQuery) -> Result<Facets>;
     /// A number that changes whenever the catalog does (every release, lifecycle,
-    /// visibility, review and publisher change is audited): the newest audit event's id.
+    /// visibility, review and publisher change is audited; every verification run is
+    /// recorded): the newest audit event's id plus the newest verification run's id.
     /// Caches of derived data (facet counts) compare it to know they are stale.
     async fn catalog_stamp(&self) -> Result<i64>;
 }

@@ -55,4 +55,22 @@ pub trait VerificationStore: Send + Sync {
 
     /// The newest run of a version, if it was checked yet.
     async fn latest_verification(&self, version_id: i64) -> Result<Option<VerificationRecord>>;
+
+    /// The review queue: the versions (not removed) whose newest run has `outcome`, that
+    /// run first by newest, from the run before the run id `before`, at most `limit`.
+    async fn verification_queue(
+        &self,
+        outcome: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<QueuedVerification>>;
+}
+
+/// A version in the review queue and its newest run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedVerification {
+    pub publisher: String,
+    pub name: String,
+    pub version: String,
+    pub run: VerificationRecord,
 }

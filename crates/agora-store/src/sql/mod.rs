@@ -47,7 +47,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 8] = match self {
+        let files: [(i64, &'static str, &'static str); 9] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -88,6 +88,11 @@ impl Dialect {
                     8,
                     "verifications",
                     include_str!("../../migrations/sqlite/0008_verifications.sql"),
+                ),
+                (
+                    10,
+                    "review queue",
+                    include_str!("../../migrations/sqlite/0010_review_queue.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -130,6 +135,11 @@ impl Dialect {
                     8,
                     "verifications",
                     include_str!("../../migrations/postgres/0008_verifications.sql"),
+                ),
+                (
+                    10,
+                    "review queue",
+                    include_str!("../../migrations/postgres/0010_review_queue.sql"),
                 ),
             ],
         };

@@ -44,6 +44,7 @@ impl SqlStore {
                 .bind(plugin_id)
                 .execute(&mut **tx)
                 .await?;
+            super::verifications::refresh_verdict(tx, plugin_id).await?;
             return Ok(());
         };
         let manifest_json: String =
@@ -81,7 +82,7 @@ impl SqlStore {
                 .execute(&mut **tx)
                 .await?;
         }
-        Ok(())
+        super::verifications::refresh_verdict(tx, plugin_id).await
     }
 
     /// Fills in what plugin rows do not hold: labels, and the listed version and state.

@@ -10,7 +10,7 @@ use crate::metadata::*;
 
 pub(super) const PLUGIN_COLUMNS: &str = "p.id, p.publisher_id, p.publisher, p.name, p.visibility, p.display_name, \
      p.description, p.provider, p.runtime, p.latest_version, p.downloads, p.created_at, p.updated_at, \
-     p.verified, p.rating_count, p.rating_sum, p.rating_rank";
+     p.verified, p.rating_count, p.rating_sum, p.rating_rank, p.latest_verification";
 
 pub(super) const PUBLISHER_COLUMNS: &str =
     "id, name, display_name, created_at, verified_at, email, url";
@@ -106,6 +106,13 @@ pub(super) fn plugin_from_row(row: &AnyRow) -> Result<PluginRecord> {
         rating_count: row.try_get("rating_count")?,
         rating_sum: row.try_get("rating_sum")?,
         rating_rank: row.try_get("rating_rank")?,
+        latest_verification: match row.try_get::<Option<String>, _>("latest_verification")? {
+            Some(o) => Some(
+                agora_core::verification::Outcome::parse(&o)
+                    .ok_or_else(|| corrupt("latest_verification", &o))?,
+            ),
+            None => None,
+        },
     })
 }
 

@@ -185,6 +185,10 @@ fn filters(dialect: Dialect, q: &SearchQuery, b: &mut Builder) -> Source {
     if q.verified {
         b.conditions.push("p.verified = 1".into());
     }
+    if q.verified_release {
+        b.conditions
+            .push("p.latest_verification = 'verified'".into());
+    }
     if let Some(min) = q.min_rating {
         let ph = b.arg(Arg::Int(min.clamp(1, 5)));
         b.conditions.push(format!(
@@ -352,19 +356,21 @@ pub(super) async fn run(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Re
 /// Most values listed per facet (the most frequent ones).
 const MAX_FACET_VALUES: usize = 12;
 
-/// Counts the search's hits by provider, runtime, label, rating and verification in one
-/// statement over the filtered set.
+/// Counts the search's hits by provider, runtime, label, rating and verification (of the
+/// publisher, and of the latest version) in one statement over the filtered set.
 pub(super) async fn facets(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Result<Facets> {
     let mut b = Builder::default();
     let source = filters(dialect, q, &mut b);
     let sql = format!(
-        "WITH hits AS (SELECT p.id, p.provider, p.runtime, p.verified, p.rating_count, p.rating_sum \
+        "WITH hits AS (SELECT p.id, p.provider, p.runtime, p.verified, p.latest_verification, \
+         p.rating_count, p.rating_sum \
          FROM {from} WHERE {conditions}{cap}) \
          SELECT 'total' AS kind, '' AS value, COUNT(*) AS n FROM hits \
          UNION ALL SELECT 'provider', provider, COUNT(*) FROM hits WHERE provider IS NOT NULL GROUP BY provider \
          UNION ALL SELECT 'runtime', runtime, COUNT(*) FROM hits GROUP BY runtime \
          UNION ALL SELECT l.kind, l.value, COUNT(*) FROM hits JOIN plugin_labels l ON l.plugin_id = hits.id GROUP BY l.kind, l.value \
          UNION ALL SELECT 'verified', '', COUNT(*) FROM hits WHERE verified = 1 \
+         UNION ALL SELECT 'verified-release', '', COUNT(*) FROM hits WHERE latest_verification = 'verified' \
          UNION ALL SELECT 'rating', '4', COUNT(*) FROM hits WHERE rating_count > 0 AND rating_sum >= 4 * rating_count \
          UNION ALL SELECT 'rating', '3', COUNT(*) FROM hits WHERE rating_count > 0 AND rating_sum >= 3 * rating_count \
          UNION ALL SELECT 'rating', '2', COUNT(*) FROM hits WHERE rating_count > 0 AND rating_sum >= 2 * rating_count \
@@ -395,6 +401,10 @@ pub(super) async fn facets(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) ->
             }
             "verified" => {
                 facets.verified = n;
+                continue;
+            }
+            "verified-release" => {
+                facets.verified_releases = n;
                 continue;
             }
             "rating" => {
@@ -438,9 +448,14 @@ impl CatalogStore for super::SqlStore {
     }
     async fn catalog_stamp(&self) -> Result<i64> {
         Ok(
-            sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM audit_events")
-                .fetch_one(&self.read)
-                .await?,
+            // Both ids only grow, so their sum changes whenever either table does: the worker
+            // records runs without an audit event, and runs change the catalog's verdicts.
+            sqlx::query_scalar(
+                "SELECT CAST((SELECT COALESCE(MAX(id), 0) FROM audit_events) \
+                 + (SELECT COALESCE(MAX(id), 0) FROM verifications) AS BIGINT)",
+            )
+            .fetch_one(&self.read)
+            .await?,
         )
     }
 }

@@ -1,14 +1,15 @@
 //! Verification runs on SQL.
 
 use async_trait::async_trait;
-use sqlx::{Any, Row};
+use sqlx::Row;
 
 use super::SqlStore;
 use crate::metadata::*;
 
-/// Inserts one run of a version, alone or inside a transaction; returns its id.
-async fn insert_run<'e>(
-    executor: impl sqlx::Executor<'e, Database = Any>,
+/// Inserts one run of a version inside a transaction, and keeps its plugin's verdict
+/// (`plugins.latest_verification`) in step; returns the run's id.
+async fn insert_run(
+    conn: &mut sqlx::AnyConnection,
     version_id: i64,
     outcome: &str,
     report: &str,
@@ -22,9 +23,32 @@ async fn insert_run<'e>(
     .bind(outcome)
     .bind(report)
     .bind(checked_at)
-    .fetch_one(executor)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{REFRESH_VERDICT} (SELECT plugin_id FROM versions WHERE id = $1)"
+    )))
+    .bind(version_id)
+    .execute(&mut *conn)
     .await?;
     Ok(row.try_get("id")?)
+}
+
+/// Sets a plugin's verdict (the plugin's id follows) to the outcome of its latest
+/// version's newest run, NULL when there is none.
+const REFRESH_VERDICT: &str = "UPDATE plugins SET latest_verification = (\
+     SELECT r.outcome FROM verifications r JOIN versions v ON v.id = r.version_id \
+     WHERE v.plugin_id = plugins.id AND v.version = plugins.latest_version \
+     ORDER BY r.id DESC LIMIT 1) WHERE id =";
+
+/// Recomputes a plugin's verdict, for a change of its latest version (in the same
+/// transaction as that change).
+pub(super) async fn refresh_verdict(conn: &mut sqlx::AnyConnection, plugin_id: i64) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!("{REFRESH_VERDICT} $1")))
+        .bind(plugin_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -36,7 +60,10 @@ impl VerificationStore for SqlStore {
         report: &str,
         checked_at: i64,
     ) -> Result<i64> {
-        insert_run(&self.write, version_id, outcome, report, checked_at).await
+        let mut tx = self.write.begin().await?;
+        let id = insert_run(&mut tx, version_id, outcome, report, checked_at).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     async fn record_verification_job(
@@ -84,6 +111,40 @@ impl VerificationStore for SqlStore {
         Ok(id)
     }
 
+    async fn verification_queue(
+        &self,
+        outcome: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<QueuedVerification>> {
+        // Runs with the outcome, newest first (index verifications_outcome), each kept only
+        // while no newer run of its version exists (index verifications_version).
+        let rows = sqlx::query(
+            "SELECT r.id, r.version_id, r.outcome, r.report, r.checked_at, \
+             p.publisher, p.name, v.version FROM verifications r \
+             JOIN versions v ON v.id = r.version_id JOIN plugins p ON p.id = v.plugin_id \
+             WHERE r.outcome = $1 AND r.id < $2 AND v.state <> 'removed' \
+             AND NOT EXISTS (SELECT 1 FROM verifications n \
+                 WHERE n.version_id = r.version_id AND n.id > r.id) \
+             ORDER BY r.id DESC LIMIT $3",
+        )
+        .bind(outcome)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QueuedVerification {
+                    publisher: r.try_get("publisher")?,
+                    name: r.try_get("name")?,
+                    version: r.try_get("version")?,
+                    run: run_from_row(r)?,
+                })
+            })
+            .collect()
+    }
+
     async fn latest_verification(&self, version_id: i64) -> Result<Option<VerificationRecord>> {
         let row = sqlx::query(
             "SELECT id, version_id, outcome, report, checked_at FROM verifications \
@@ -92,15 +153,16 @@ impl VerificationStore for SqlStore {
         .bind(version_id)
         .fetch_optional(&self.read)
         .await?;
-        row.map(|r| {
-            Ok(VerificationRecord {
-                id: r.try_get("id")?,
-                version_id: r.try_get("version_id")?,
-                outcome: r.try_get("outcome")?,
-                report: r.try_get("report")?,
-                checked_at: r.try_get("checked_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(run_from_row).transpose()
     }
+}
+
+fn run_from_row(r: &sqlx::any::AnyRow) -> Result<VerificationRecord> {
+    Ok(VerificationRecord {
+        id: r.try_get("id")?,
+        version_id: r.try_get("version_id")?,
+        outcome: r.try_get("outcome")?,
+        report: r.try_get("report")?,
+        checked_at: r.try_get("checked_at")?,
+    })
 }
