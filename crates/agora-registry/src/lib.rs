@@ -19,6 +19,7 @@
 pub mod accounts;
 pub mod archive_audit;
 pub mod audit;
+pub mod behaviour;
 pub mod blobs;
 pub mod bootstrap;
 pub mod caller;
@@ -78,6 +79,8 @@ pub struct Registry {
     /// A private registry: nothing is readable without signing in (a token, or a browser
     /// session for the web pages); only health probes and metrics stay open.
     pub sign_in_required: bool,
+    /// The check the `behaviour` stage of a verification runs (none: no such stage).
+    pub behaviour: Option<behaviour::Behaviour>,
     downloads: downloads::DownloadCounter,
     throttle: throttle::SignInThrottle,
 }
@@ -95,6 +98,7 @@ impl Registry {
             log,
             limits,
             sign_in_required: false,
+            behaviour: None,
             downloads: downloads::DownloadCounter::default(),
             throttle: throttle::SignInThrottle::default(),
         }
@@ -103,6 +107,17 @@ impl Registry {
     /// Makes this a private registry (see [`Registry::sign_in_required`]).
     pub fn with_sign_in_required(mut self, required: bool) -> Registry {
         self.sign_in_required = required;
+        self
+    }
+
+    /// Runs releases' plugins in verification ([`behaviour`]), with `check`, their files
+    /// materialised under `work_dir`.
+    pub fn with_behaviour(
+        mut self,
+        check: Arc<dyn behaviour::BehaviourCheck>,
+        work_dir: std::path::PathBuf,
+    ) -> Registry {
+        self.behaviour = Some(behaviour::Behaviour { check, work_dir });
         self
     }
 }

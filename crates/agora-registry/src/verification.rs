@@ -7,7 +7,8 @@
 //! entries, [`crate::archive_audit`]; documents as text), and for WASM plugins `wasm` (the
 //! component's imports against the declared capabilities, its handler export) or for
 //! native ones `native` (each executable: architecture, PIE, non-executable stack,
-//! RELRO, loader).
+//! RELRO, loader), then, when the registry has a check for it, `behaviour` (the plugin
+//! run in the sandbox: [`crate::behaviour`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -247,6 +248,14 @@ async fn check(registry: &Registry, subject: &str) -> Result<Checked> {
                 stages.push(timed("native", || native_stage(registry, manifest, &artifacts)).await)
             }
             agora_core::RuntimeKind::Oci => {}
+        }
+        if let Some(behaviour) = &registry.behaviour {
+            stages.push(
+                timed("behaviour", || {
+                    crate::behaviour::stage(registry, behaviour, manifest, &artifacts)
+                })
+                .await,
+            );
         }
     }
     let outcome = decide(&stages);
