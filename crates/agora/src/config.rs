@@ -53,6 +53,12 @@ session_hours = 168
 # Verify releases (the checks every publish queues) in the server process. Set false when
 # `agora worker` processes do it instead, so audits never compete with the API.
 in_process = true
+# Run each release's plugin in the sandbox as a verification stage (`behaviour`): the
+# conformance checks, then each entrypoint under a policy made from its own manifest;
+# every host, file or system call the sandbox denies it is a finding. Native plugins
+# need the worker to run as root (without it the stage says it did not run them);
+# false leaves the stage out of every report. Work files go to <data_dir>/behaviour.
+behaviour = true
 # Seconds a worker holds a claimed verification before another worker may take it over
 # (a worker that died mid-run is replaced after this long): 1 to 86400. Longer than the
 # slowest run; a run that outlives it is redone by another worker and its own report
@@ -122,6 +128,8 @@ pub struct ServerConfig {
 pub struct WorkerSettings {
     /// Run the verification worker inside `agora serve`.
     pub in_process: bool,
+    /// Run each release's plugin in the sandbox (the `behaviour` stage).
+    pub behaviour: bool,
     /// How long a claimed run is held before another worker may take it over.
     pub lease_secs: u64,
     /// How long an idle worker waits before looking for work again.
@@ -133,6 +141,7 @@ impl Default for WorkerSettings {
         let d = agora_registry::verification::WorkerOptions::default();
         WorkerSettings {
             in_process: true,
+            behaviour: true,
             lease_secs: d.lease.as_secs(),
             idle_wait_ms: u64::try_from(d.idle_wait.as_millis()).unwrap_or(u64::MAX),
         }

@@ -70,7 +70,14 @@ fn the_server_verifies_what_is_published_and_audits_wasm_imports() {
         .collect();
     assert_eq!(
         stages,
-        ["manifest", "integrity", "signature", "files", "wasm"]
+        [
+            "manifest",
+            "integrity",
+            "signature",
+            "files",
+            "wasm",
+            "behaviour"
+        ]
     );
     assert!(rules(&report).is_empty(), "{report}");
 
@@ -79,7 +86,11 @@ fn the_server_verifies_what_is_published_and_audits_wasm_imports() {
     let hostile = example_plugin("hostile-wasm", work.path());
     alice.run(&["publish", hostile.to_str().unwrap()]).ok();
     let report = verified(&server, "examples/hostile-wasm@1.0.0");
-    assert_eq!(rules(&report), ["wasm.undeclared-filesystem"], "{report}");
+    assert_eq!(
+        stage_rules(&report, "wasm"),
+        ["wasm.undeclared-filesystem"],
+        "{report}"
+    );
     assert_eq!(report["outcome"], "needs-review");
     let yaml = std::fs::read_to_string(hostile.join("plugin.yaml")).unwrap();
     let undeclared = yaml
@@ -617,4 +628,147 @@ fn stage_names(report: &serde_json::Value) -> Vec<&str> {
         .iter()
         .map(|s| s["stage"].as_str().unwrap())
         .collect()
+}
+
+/// The admin, publishing for `examples` with a signing key, and a work directory.
+fn examples_publisher(server: &Server) -> (Cli, tempfile::TempDir) {
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "examples"]).ok();
+    alice.sign_for("examples");
+    (alice, tempfile::tempdir().unwrap())
+}
+
+/// The rules the stage `name` of a report found.
+fn stage_rules(report: &serde_json::Value, name: &str) -> Vec<String> {
+    let stage = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == name)
+        .unwrap_or_else(|| panic!("no {name} stage: {report}"));
+    stage["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The finding of `rule` in a report.
+fn finding_of<'a>(report: &'a serde_json::Value, rule: &str) -> &'a serde_json::Value {
+    report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["findings"].as_array().unwrap())
+        .find(|f| f["rule"] == rule)
+        .unwrap_or_else(|| panic!("no {rule}: {report}"))
+}
+
+#[test]
+fn the_behaviour_stage_runs_each_plugin_under_its_own_declaration() {
+    let server = Server::start(Backend::Sqlite);
+    let (alice, work) = examples_publisher(&server);
+
+    // The good examples run clean: conformance passes and nothing is denied.
+    let hello = example_plugin("hello-wasm", work.path());
+    alice.run(&["publish", hello.to_str().unwrap()]).ok();
+    let report = verified(&server, "examples/hello-wasm@1.0.0");
+    assert_eq!(report["outcome"], "verified", "{report}");
+    assert!(stage_rules(&report, "behaviour").is_empty(), "{report}");
+    let echo = example_plugin("echo-native", work.path());
+    alice.run(&["publish", echo.to_str().unwrap()]).ok();
+    let report = verified(&server, "examples/echo-native@1.0.0");
+    assert_eq!(report["outcome"], "verified", "{report}");
+    // Run in the sandbox when the worker is root; else the stage says it was not run.
+    match stage_rules(&report, "behaviour").as_slice() {
+        [] => {}
+        [one] if one == "behaviour.not-run" => {
+            let message = finding_of(&report, one)["message"].as_str().unwrap();
+            assert!(message.contains("root"), "{report}");
+        }
+        other => panic!("{other:?}: {report}"),
+    }
+
+    // A plugin that declares api.example.com and calls telemetry.example.net: every
+    // static audit is content (it does declare outbound HTTP); its run is not.
+    let sneaky = example_plugin("sneaky-wasm", work.path());
+    alice.run(&["publish", sneaky.to_str().unwrap()]).ok();
+    let report = verified(&server, "examples/sneaky-wasm@1.0.0");
+    assert!(stage_rules(&report, "wasm").is_empty(), "{report}");
+    assert_eq!(
+        stage_rules(&report, "behaviour"),
+        ["behaviour.undeclared-host"],
+        "{report}"
+    );
+    let host = finding_of(&report, "behaviour.undeclared-host");
+    assert_eq!(host["severity"], "high", "{report}");
+    assert_eq!(host["location"], "network.outbound_hosts", "{report}");
+    let message = host["message"].as_str().unwrap();
+    assert!(
+        message.contains("telemetry.example.net:80") && message.contains("api.example.com"),
+        "{message}"
+    );
+    assert_eq!(report["outcome"], "needs-review", "{report}");
+
+    // The same plugin declaring its /report entrypoint, which answers plain text: it
+    // fails conformance, naming the check and the entrypoint.
+    let yaml = std::fs::read_to_string(sneaky.join("plugin.yaml")).unwrap();
+    let broken = yaml.replace("version: 1.0.0", "version: 1.0.1").replace(
+        "  sync: { path: /sync, timeout_ms: 5000 }",
+        "  report: { path: /report, timeout_ms: 5000 }",
+    );
+    std::fs::write(sneaky.join("plugin.yaml"), broken).unwrap();
+    alice.run(&["publish", sneaky.to_str().unwrap()]).ok();
+    let report = verified(&server, "examples/sneaky-wasm@1.0.1");
+    assert_eq!(
+        stage_rules(&report, "behaviour"),
+        ["conformance.entrypoint-report"],
+        "{report}"
+    );
+    let check = finding_of(&report, "conformance.entrypoint-report");
+    assert_eq!(check["severity"], "high", "{report}");
+    assert_eq!(check["location"], "entrypoints.report", "{report}");
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected a JSON body"),
+        "{report}"
+    );
+    assert_eq!(report["outcome"], "needs-review", "{report}");
+
+    // Each release's files were materialised for its run and removed afterwards.
+    let releases = server
+        .blob_dir()
+        .parent()
+        .unwrap()
+        .join("behaviour/releases");
+    let left: Vec<_> = std::fs::read_dir(&releases)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?} left in {}", releases.display());
+}
+
+#[test]
+fn operators_can_turn_the_behaviour_stage_off() {
+    let server = Server::start_with(Backend::Sqlite, &[("AGORA_WORKER__BEHAVIOUR", "false")]);
+    let (alice, work) = examples_publisher(&server);
+    let sneaky = example_plugin("sneaky-wasm", work.path());
+    alice.run(&["publish", sneaky.to_str().unwrap()]).ok();
+    let report = verified(&server, "examples/sneaky-wasm@1.0.0");
+    assert!(
+        !report["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["stage"] == "behaviour"),
+        "{report}"
+    );
+    assert!(
+        !rules(&report)
+            .iter()
+            .any(|r| r.starts_with("behaviour.") || r.starts_with("conformance.")),
+        "{report}"
+    );
 }

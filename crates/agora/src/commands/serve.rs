@@ -136,7 +136,7 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
     let registry =
         agora_registry::Registry::new(Arc::new(meta.clone()), Arc::new(blobs), log, cfg.limits())
             .with_sign_in_required(cfg.web.require_sign_in);
-    let registry = Arc::new(registry);
+    let registry = Arc::new(with_behaviour(registry, &cfg));
     let worker = cfg.worker.in_process.then(|| {
         tokio::spawn(agora_registry::verification::run_worker(
             registry.clone(),
@@ -162,6 +162,33 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
     Ok(())
 }
 
+/// The runner's behavioural run as the registry's `behaviour` stage.
+struct RunnerBehaviour(agora_runner::behaviour::BehaviourRun);
+
+impl agora_registry::behaviour::BehaviourCheck for RunnerBehaviour {
+    fn check<'a>(
+        &'a self,
+        dir: &'a Path,
+        manifest: &'a agora_core::Manifest,
+    ) -> agora_registry::behaviour::CheckFuture<'a> {
+        Box::pin(self.0.check(dir, manifest))
+    }
+}
+
+/// The registry with the `behaviour` stage (work files in `<data_dir>/behaviour`), unless
+/// `[worker] behaviour = false`.
+fn with_behaviour(
+    registry: agora_registry::Registry,
+    cfg: &ServerConfig,
+) -> agora_registry::Registry {
+    if !cfg.worker.behaviour {
+        return registry;
+    }
+    let root = cfg.data_dir.join("behaviour");
+    let run = agora_runner::behaviour::BehaviourRun::new(root.join("runner"));
+    registry.with_behaviour(Arc::new(RunnerBehaviour(run)), root.join("releases"))
+}
+
 /// `agora worker`: verifies queued releases against the same database and blob store as
 /// the server, as its own process, `concurrency` at a time; with `once`, until none is
 /// due, then exits.
@@ -177,11 +204,9 @@ pub async fn worker(args: WorkerArgs, verbose: u8, quiet: bool) -> anyhow::Resul
     let log = agora_registry::TransparencyLog::open(&meta, &cfg.log_origin())
         .await
         .context("cannot open the transparency log")?;
-    let registry = Arc::new(agora_registry::Registry::new(
-        Arc::new(meta.clone()),
-        Arc::new(blobs),
-        log,
-        cfg.limits(),
+    let registry = Arc::new(with_behaviour(
+        agora_registry::Registry::new(Arc::new(meta.clone()), Arc::new(blobs), log, cfg.limits()),
+        &cfg,
     ));
     let options = cfg.worker.options();
     // Each task claims under its own name, so the queue records which one ran a job.

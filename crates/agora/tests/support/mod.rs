@@ -394,6 +394,11 @@ pub fn example_plugin(name: &str, dest: &Path) -> PathBuf {
             "plugin.wasm",
         ),
         "echo-native" => (None, "release/echo-native", "bin/echo-native"),
+        "sneaky-wasm" => (
+            Some("wasm32-wasip2"),
+            "wasm32-wasip2/release/sneaky-wasm.wasm",
+            "plugin.wasm",
+        ),
         other => panic!("unknown example {other}"),
     };
     let mut cmd = Command::new(env!("CARGO"));
