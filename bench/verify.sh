@@ -34,7 +34,7 @@ MODULE=$CARGO_TARGET_DIR/wasm32-wasip2/release/hello-wasm.wasm
 rm -rf "$B" && mkdir -p "$B/data"
 export AGORA_WORKER__IN_PROCESS=false AGORA_LOG__LEVEL=warn
 if [[ $DB == postgres ]]; then
-  psql "$DB_URL" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; CREATE SCHEMA $SCHEMA"
+  psql "$DB_URL" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; CREATE SCHEMA $SCHEMA" 2>/dev/null
   sep='?'; [[ $DB_URL == *\?* ]] && sep='&'
   export AGORA_DATABASE_URL="$DB_URL${sep}options=-c%20search_path%3D$SCHEMA"
 else
@@ -50,7 +50,7 @@ AGORA_REGISTRY=$A AGORA_TOKEN=$TOKEN XDG_CONFIG_HOME=$B/cfg HOME=$B "$AGORA" pub
 log "publishing $COUNT releases, then $DURING beside the worker"
 "$BENCH" verify --registry "$A" --token "$TOKEN" --agora "$AGORA" --data-dir "$B/data" \
   --count "$COUNT" --during "$DURING" --module "$MODULE" --concurrency "$CONCURRENCY" >"$B/verify.json"
-[[ $DB == postgres ]] && psql "$DB_URL" -qc "DROP SCHEMA $SCHEMA CASCADE"
+[[ $DB == postgres ]] && psql "$DB_URL" -qc "DROP SCHEMA $SCHEMA CASCADE" 2>/dev/null
 
 python3 - "$B/verify.json" "$DB" "$COUNT" "$DURING" "$CONCURRENCY" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, sys, datetime
