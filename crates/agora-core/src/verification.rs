@@ -161,6 +161,56 @@ pub struct VerificationReport {
     pub stages: Vec<StageReport>,
 }
 
+/// How many findings of each severity a run has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SeverityCounts {
+    pub info: u32,
+    pub low: u32,
+    pub medium: u32,
+    pub high: u32,
+    pub critical: u32,
+}
+
+impl SeverityCounts {
+    /// Counts `findings` by severity.
+    pub fn of<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> SeverityCounts {
+        let mut counts = SeverityCounts::default();
+        for f in findings {
+            let n = match f.severity {
+                Severity::Info => &mut counts.info,
+                Severity::Low => &mut counts.low,
+                Severity::Medium => &mut counts.medium,
+                Severity::High => &mut counts.high,
+                Severity::Critical => &mut counts.critical,
+            };
+            *n = n.saturating_add(1);
+        }
+        counts
+    }
+}
+
+/// A release in the review queue: the outcome of its newest run and what that run found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QueuedRelease {
+    /// `publisher/name@version`.
+    pub release: String,
+    pub outcome: Outcome,
+    /// When the newest run ended (RFC 3339).
+    pub checked_at: String,
+    pub counts: SeverityCounts,
+    /// Every finding of the run, from every stage.
+    pub findings: Vec<Finding>,
+}
+
+/// `GET /api/v1/verifications`: a page of the review queue, newest run first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReviewQueuePage {
+    pub items: Vec<QueuedRelease>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,7 @@ pub mod log;
 pub mod password;
 pub mod publish;
 pub mod publishers;
+pub mod review_queue;
 pub mod reviews;
 pub mod throttle;
 pub mod time;

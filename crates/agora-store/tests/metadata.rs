@@ -981,9 +981,7 @@ on_every_backend!(
 /// `plugins.latest_verification` is the newest run's outcome of the latest version, kept
 /// in step by runs, reviews and changes of the latest version; search filters and counts
 /// on it; the review queue lists each version once, by its newest run, newest first.
-async fn the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs(
-    store: &SqlStore,
-) {
+async fn the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs(store: &SqlStore) {
     let w = world(store).await;
     let v1 = release(store, &w, manifest("acme", "jira", "1.0.0", ""), b"1")
         .await
@@ -1012,7 +1010,15 @@ async fn the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs(
     use agora_core::verification::Outcome;
     assert_eq!(verdict("jira").await, Some(Outcome::NeedsReview));
     store
-        .record_review(v1.id, "verified", "{}", 2, "admin", "acme/jira@1.0.0", "fine")
+        .record_review(
+            v1.id,
+            "verified",
+            "{}",
+            2,
+            "admin",
+            "acme/jira@1.0.0",
+            "fine",
+        )
         .await
         .unwrap();
     assert_eq!(verdict("jira").await, Some(Outcome::Verified));
@@ -1020,15 +1026,28 @@ async fn the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs(
         verified_release: true,
         ..query(None)
     };
-    assert_eq!(names(&store.search(&only_verified).await.unwrap()), ["jira"]);
-    assert_eq!(store.facets(&query(None)).await.unwrap().verified_releases, 1);
+    assert_eq!(
+        names(&store.search(&only_verified).await.unwrap()),
+        ["jira"]
+    );
+    assert_eq!(
+        store.facets(&query(None)).await.unwrap().verified_releases,
+        1
+    );
 
     // A newer version has no run yet: the verdict goes; yanked, the old one comes back.
     let v2 = release(store, &w, manifest("acme", "jira", "2.0.0", ""), b"2")
         .await
         .unwrap();
     assert_eq!(verdict("jira").await, None);
-    assert!(store.search(&only_verified).await.unwrap().plugins.is_empty());
+    assert!(
+        store
+            .search(&only_verified)
+            .await
+            .unwrap()
+            .plugins
+            .is_empty()
+    );
     store
         .record_verification(v2.id, "rejected", "{}", 3)
         .await
@@ -1062,7 +1081,11 @@ async fn the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs(
         .iter()
         .map(|q| format!("{}/{}@{}", q.publisher, q.name, q.version))
         .collect();
-    assert_eq!(releases, ["acme/slack@1.0.0"], "jira 1.0.0 was decided since");
+    assert_eq!(
+        releases,
+        ["acme/slack@1.0.0"],
+        "jira 1.0.0 was decided since"
+    );
     assert_eq!(queue[0].run.report, "{\"r\":1}");
     store
         .record_verification(v2.id, "needs-review", "{}", 5)
@@ -1079,7 +1102,10 @@ async fn the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs(
         .unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].name, "slack");
-    let verified = store.verification_queue("verified", None, 10).await.unwrap();
+    let verified = store
+        .verification_queue("verified", None, 10)
+        .await
+        .unwrap();
     assert_eq!(verified.len(), 1);
     assert_eq!(verified[0].version, "1.0.0");
 }

@@ -65,6 +65,11 @@ pub fn app(state: AppState, config: WebConfig) -> Router {
             post(pages::account::answer_invitation),
         )
         .route("/admin", get(pages::admin::admin))
+        .route("/admin/reviews", get(pages::admin_reviews::reviews))
+        .route(
+            "/admin/reviews/{publisher}/{name}/{version}",
+            post(pages::admin_reviews::decide),
+        )
         .route("/static/{file}", get(assets::asset))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(

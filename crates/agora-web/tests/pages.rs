@@ -1086,3 +1086,146 @@ async fn listings_mark_versions_not_to_use_and_members_still_see_yanked_only_plu
             && !body.contains("href=\"/plugins/acme/old\"")
     );
 }
+
+/// Records a run of `acme/NAME@1.0.0` with `outcome` and one finding (text with markup).
+async fn record_run(site: &Site, name: &str, outcome: agora_core::verification::Outcome) {
+    use agora_core::verification::{Finding, Severity, StageReport, VerificationReport};
+    let plugin = site.meta.plugin("acme", name).await.unwrap().unwrap();
+    let v = site
+        .meta
+        .version(plugin.id, "1.0.0")
+        .await
+        .unwrap()
+        .unwrap();
+    let report = VerificationReport {
+        release: format!("acme/{name}@1.0.0"),
+        outcome,
+        checked_at: "2026-01-01T00:00:00.000Z".into(),
+        stages: vec![StageReport::of(
+            "manifest",
+            1,
+            vec![Finding {
+                severity: Severity::Medium,
+                rule: "manifest.broad-host".into(),
+                message: format!("reaches any host {XSS}"),
+                location: Some("plugin.yaml".into()),
+            }],
+        )],
+    };
+    site.meta
+        .record_verification(
+            v.id,
+            outcome.as_str(),
+            &serde_json::to_string(&report).unwrap(),
+            1,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn admins_approve_or_reject_from_the_review_queue_and_search_shows_the_verdict() {
+    use agora_core::verification::Outcome;
+    let site = site(false).await;
+    record_run(&site, "jira", Outcome::NeedsReview).await;
+    let admin = site.sign_in("admin").await;
+
+    let admin_page = site.get("/admin", &admin).await;
+    assert!(admin_page.body.contains("href=\"/admin/reviews\""));
+    let page = site.get("/admin/reviews", &admin).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("acme/jira@1.0.0"), "{}", page.body);
+    assert!(page.body.contains("manifest.broad-host"));
+    assert!(page.body.contains("medium 1"));
+    assert!(!page.body.contains(XSS), "findings are escaped");
+    assert!(
+        page.body
+            .contains("action=\"/admin/reviews/acme/jira/1.0.0\"")
+    );
+
+    // Search: not verified yet, so the filter finds nothing and no card says so.
+    let search = site.get("/search?verified_release=true", &admin).await;
+    assert_eq!(search.status, StatusCode::OK);
+    assert!(
+        !search.body.contains("/plugins/acme/jira\""),
+        "{}",
+        search.body
+    );
+    assert!(
+        !site
+            .get("/search", &admin)
+            .await
+            .body
+            .contains("✓ verified release")
+    );
+
+    // No CSRF token: refused. Not an admin: refused.
+    let csrf = hidden(&page.body, "csrf");
+    let forged = site
+        .post(
+            "/admin/reviews/acme/jira/1.0.0",
+            &admin,
+            &[("csrf", "wrong"), ("outcome", "verified"), ("reason", "ok")],
+        )
+        .await;
+    assert_ne!(forged.status, StatusCode::SEE_OTHER);
+    let alice = site.sign_in("alice").await;
+    assert_eq!(
+        site.get("/admin/reviews", &alice).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let alice_csrf = hidden(&site.get("/account", &alice).await.body, "csrf");
+    let refused = site
+        .post(
+            "/admin/reviews/acme/jira/1.0.0",
+            &alice,
+            &[
+                ("csrf", &alice_csrf),
+                ("outcome", "verified"),
+                ("reason", "mine"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // A decision needs a reason.
+    let no_reason = site
+        .post(
+            "/admin/reviews/acme/jira/1.0.0",
+            &admin,
+            &[("csrf", &csrf), ("outcome", "verified"), ("reason", " ")],
+        )
+        .await;
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Approved: out of the queue, in the verified tab, and search shows and finds it.
+    let approved = site
+        .post(
+            "/admin/reviews/acme/jira/1.0.0",
+            &admin,
+            &[
+                ("csrf", &csrf),
+                ("outcome", "verified"),
+                ("reason", "read the code"),
+                ("back", "/admin/reviews?outcome=needs-review"),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.body);
+    assert_eq!(
+        approved.headers[header::LOCATION],
+        "/admin/reviews?outcome=needs-review"
+    );
+    let page = site.get("/admin/reviews", &admin).await;
+    assert!(!page.body.contains("acme/jira@1.0.0"), "{}", page.body);
+    let verified = site.get("/admin/reviews?outcome=verified", &admin).await;
+    assert!(verified.body.contains("acme/jira@1.0.0"));
+    let search = site.get("/search?verified_release=true", "").await;
+    assert!(
+        search.body.contains("/plugins/acme/jira\""),
+        "{}",
+        search.body
+    );
+    assert!(search.body.contains("✓ verified release"));
+    let all = site.get("/search", "").await;
+    assert!(all.body.contains("Latest version verified"), "{}", all.body);
+}

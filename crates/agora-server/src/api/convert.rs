@@ -29,7 +29,8 @@ pub fn plugin_summary(p: PluginRecord) -> PluginSummary {
         rating,
         rating_count: p.rating_count.max(0) as u64,
         verified_publisher: p.verified,
-        verified_release: p.latest_verification == Some(agora_core::verification::Outcome::Verified),
+        verified_release: p.latest_verification
+            == Some(agora_core::verification::Outcome::Verified),
     }
 }
 

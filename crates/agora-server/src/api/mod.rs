@@ -20,6 +20,7 @@ mod reviews;
 mod testing;
 mod tokens;
 mod users;
+mod verifications;
 mod versions;
 
 use axum::extract::FromRequestParts;
@@ -79,6 +80,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(versions::detail, versions::change_lifecycle))
         .routes(routes!(versions::verification))
         .routes(routes!(versions::review_verification))
+        .routes(routes!(verifications::queue))
         .routes(routes!(blobs::upload, blobs::download, blobs::head))
         .routes(routes!(publishers::list, publishers::create))
         .routes(routes!(publishers::detail, publishers::update))

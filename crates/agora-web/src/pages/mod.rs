@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_reviews;
 pub mod home;
 pub mod plugin;
 pub mod publisher;
@@ -34,6 +35,8 @@ pub struct Card {
     /// `1 review`, `3 reviews`.
     pub reviews: String,
     pub verified: bool,
+    /// The latest version came out verified in its newest verification run.
+    pub verified_release: bool,
     pub private: bool,
     /// The listed version's state when it is not active (`deprecated`, `insecure`,
     /// `yanked`): shown as a marker in words.
@@ -65,6 +68,8 @@ impl Card {
             stars: format::stars(rating.unwrap_or(0.0)),
             reviews: format::counted(p.rating_count, "review", "reviews"),
             verified: p.verified,
+            verified_release: p.latest_verification
+                == Some(agora_core::verification::Outcome::Verified),
             private: p.visibility == agora_core::Visibility::Private,
             state,
             updated: format::date(p.updated_at),

@@ -37,6 +37,8 @@ pub struct SearchForm {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub verified: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub verified_release: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub min_rating: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub compatible_with: String,
@@ -44,6 +46,11 @@ pub struct SearchForm {
     pub sort: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cursor: String,
+}
+
+/// A checkbox-like filter is set.
+fn is_on(value: &str) -> bool {
+    matches!(value, "true" | "on" | "1")
 }
 
 fn some(s: &str) -> Option<String> {
@@ -69,7 +76,8 @@ impl SearchForm {
             capability: some(&self.capability),
             runtime: some(&self.runtime),
             publisher: some(&self.publisher),
-            verified: matches!(self.verified.as_str(), "true" | "on" | "1").then_some(true),
+            verified: is_on(&self.verified).then_some(true),
+            verified_release: is_on(&self.verified_release).then_some(true),
             min_rating,
             compatible_with: some(&self.compatible_with),
             sort: some(&self.sort),
@@ -197,26 +205,35 @@ pub async fn search(
     for v in &mut groups[5].values {
         v.label = format!("{}★ & up", v.label);
     }
-    let verified_on = matches!(form.verified.as_str(), "true" | "on" | "1");
-    groups.push(FacetGroup {
-        title: "Publisher",
-        values: vec![FacetValue {
-            label: "Verified publishers".into(),
-            count: facets.verified,
-            url: form.url_with(|f| {
-                f.verified = if verified_on {
-                    String::new()
-                } else {
-                    "true".into()
-                }
-            }),
-            active: verified_on,
-        }],
-    });
+    // An on/off filter as a group of one value, which toggles it.
+    let toggle = |title, label: &str, count, field: Field| {
+        let on = is_on(field(&mut form.clone()));
+        FacetGroup {
+            title,
+            values: vec![FacetValue {
+                label: label.into(),
+                count,
+                url: form.url_with(|f| *field(f) = if on { String::new() } else { "true".into() }),
+                active: on,
+            }],
+        }
+    };
+    groups.push(toggle(
+        "Publisher",
+        "Verified publishers",
+        facets.verified,
+        |f| &mut f.verified,
+    ));
+    groups.push(toggle(
+        "Verification",
+        "Latest version verified",
+        facets.verified_releases,
+        |f| &mut f.verified_release,
+    ));
     groups.retain(|g| !g.values.is_empty());
 
     let mut chips = Vec::new();
-    let fields: [(&str, Field); 10] = [
+    let fields: [(&str, Field); 11] = [
         ("category", |f| &mut f.category),
         ("provider", |f| &mut f.provider),
         ("tag", |f| &mut f.tag),
@@ -224,6 +241,7 @@ pub async fn search(
         ("runtime", |f| &mut f.runtime),
         ("publisher", |f| &mut f.publisher),
         ("verified", |f| &mut f.verified),
+        ("verified release", |f| &mut f.verified_release),
         ("rating ≥", |f| &mut f.min_rating),
         ("runs on", |f| &mut f.compatible_with),
         ("text", |f| &mut f.q),
