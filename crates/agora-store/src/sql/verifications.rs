@@ -82,7 +82,7 @@ impl VerificationStore for SqlStore {
             tx.rollback().await?;
             return Ok(None);
         }
-        let id = insert_run(&mut *tx, version_id, outcome, report, checked_at).await?;
+        let id = insert_run(&mut tx, version_id, outcome, report, checked_at).await?;
         tx.commit().await?;
         Ok(Some(id))
     }
@@ -98,7 +98,7 @@ impl VerificationStore for SqlStore {
         reason: &str,
     ) -> Result<i64> {
         let mut tx = self.write.begin().await?;
-        let id = insert_run(&mut *tx, version_id, outcome, report, checked_at).await?;
+        let id = insert_run(&mut tx, version_id, outcome, report, checked_at).await?;
         SqlStore::audit(
             &mut tx,
             actor,
