@@ -337,6 +337,18 @@ impl Client {
         .map(drop)
     }
 
+    /// Imports OSV records (administrators).
+    pub async fn import_advisories(
+        &self,
+        request: &agora_core::api::AdvisoryImportRequest,
+    ) -> Result<agora_core::api::AdvisoryImportResponse, ClientError> {
+        self.json(
+            self.request(Method::POST, "api/v1/advisories")
+                .json(request),
+        )
+        .await
+    }
+
     pub async fn create_token(&self, request: &CreateToken) -> Result<CreatedToken, ClientError> {
         self.json(self.request(Method::POST, "api/v1/tokens").json(request))
             .await

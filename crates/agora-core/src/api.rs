@@ -571,3 +571,36 @@ pub struct LogEntryBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opening: Option<String>,
 }
+
+/// `POST /api/v1/advisories`: OSV records to import (administrators).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdvisoryImportRequest {
+    /// OSV records (<https://ossf.github.io/osv-schema/>), at most 500 per request.
+    #[schema(value_type = Vec<Object>)]
+    pub advisories: Vec<serde_json::Value>,
+}
+
+/// A release an advisory now matches, marked insecure by the import or a verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AdvisoryMatch {
+    /// `publisher/name@version`.
+    pub release: String,
+    pub advisory: String,
+    /// The affected component as its package URL.
+    pub component: String,
+    /// The version that fixes it, when the advisory names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<String>,
+}
+
+/// What an advisory import did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AdvisoryImportResponse {
+    /// Ids stored for the first time or replaced by a newer `modified`.
+    pub changed: Vec<String>,
+    /// Ids already stored with the same or a newer `modified`.
+    pub unchanged: Vec<String>,
+    /// Releases the changed advisories affect, now marked insecure.
+    pub flagged: Vec<AdvisoryMatch>,
+}

@@ -45,6 +45,8 @@ audit_actions! {
     VersionLifecycle = "version.lifecycle";
     /// An administrator's decision on a release's verification (approve or reject).
     VersionReview = "version.review";
+    /// Security advisories imported (OSV records).
+    AdvisoryImport = "advisory.import";
     PluginVisibility = "plugin.visibility";
     ReviewWrite = "review.write";
     ReviewHide = "review.hide";

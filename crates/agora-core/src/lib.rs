@@ -5,6 +5,7 @@
 //! Architecture invariant: nothing in this crate does I/O. Callers hand it bytes and
 //! values; it hands back validated types or errors that name the field at fault.
 
+pub mod advisory;
 pub mod api;
 pub mod audit;
 pub mod digest;

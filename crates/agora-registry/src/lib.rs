@@ -17,6 +17,7 @@
 //!   administrator.
 
 pub mod accounts;
+pub mod advisories;
 pub mod archive_audit;
 pub mod audit;
 pub mod behaviour;
@@ -35,6 +36,7 @@ pub mod publish;
 pub mod publishers;
 pub mod review_queue;
 pub mod reviews;
+pub mod sbom;
 pub mod throttle;
 pub mod time;
 pub mod tokens;

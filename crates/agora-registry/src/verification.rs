@@ -18,7 +18,7 @@ use agora_core::verification::{
     Finding, Severity, StageReport, StageStatus, VerificationReport, decide,
 };
 use agora_core::{Manifest, PluginRef, Sha256Hasher};
-use agora_store::{ArtifactRecord, PluginRecord, VersionRecord, Viewer};
+use agora_store::{ArtifactRecord, ComponentRecord, PluginRecord, VersionRecord, Viewer};
 use futures_util::StreamExt;
 
 use crate::Registry;
@@ -258,6 +258,11 @@ async fn check(registry: &Registry, subject: &str) -> Result<Checked> {
             );
         }
     }
+    let sbom_path = manifest.as_ref().ok().and_then(|m| m.sbom.clone());
+    let (sbom, components) = sbom_stage(registry, sbom_path.as_deref(), &artifacts).await;
+    stages.push(sbom);
+    stages
+        .push(vulnerability_stage(registry, &v, subject, sbom_path.as_deref(), &components).await?);
     let outcome = decide(&stages);
     let now = agora_store::now_ms();
     let report = VerificationReport {
@@ -441,6 +446,101 @@ async fn signature_stage(
     }
 }
 
+/// The release's SBOM read (`sbom`): absent is low, unreadable is high. Returns the
+/// stage and the components advisories can name.
+async fn sbom_stage(
+    registry: &Registry,
+    path: Option<&str>,
+    artifacts: &[ArtifactRecord],
+) -> (StageReport, Vec<ComponentRecord>) {
+    let started = Instant::now();
+    let (findings, components) = match path {
+        None => (vec![sbom_missing()], Vec::new()),
+        Some(path) => match audited_bytes(registry, artifacts, path, "sbom").await {
+            Ok(bytes) => sbom_findings(&bytes, path),
+            Err(findings) => (findings, Vec::new()),
+        },
+    };
+    let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    (StageReport::of("sbom", elapsed, findings), components)
+}
+
+fn sbom_missing() -> Finding {
+    finding(
+        Severity::Low,
+        "sbom.missing",
+        "the release names no SBOM (manifest field sbom): its components cannot be checked against advisories".into(),
+        Some("sbom"),
+    )
+}
+
+/// An SBOM's findings and the components advisories can name.
+fn sbom_findings(bytes: &[u8], path: &str) -> (Vec<Finding>, Vec<ComponentRecord>) {
+    match crate::sbom::parse(bytes) {
+        Ok(sbom) => (
+            Vec::new(),
+            sbom.components
+                .into_iter()
+                .filter_map(|c| {
+                    Some(ComponentRecord {
+                        ecosystem: c.ecosystem?,
+                        name: c.name,
+                        version: c.version,
+                        purl: c.purl,
+                    })
+                })
+                .collect(),
+        ),
+        Err(e) => (
+            vec![finding(
+                Severity::High,
+                "sbom.invalid",
+                format!("the SBOM cannot be read: {e}"),
+                Some(path),
+            )],
+            Vec::new(),
+        ),
+    }
+}
+
+/// The SBOM's components against the stored advisories (`vulnerabilities`): each match
+/// is a finding naming the advisory and the fixed version, and marks the release
+/// insecure. The components are recorded, so a later advisory finds the release.
+async fn vulnerability_stage(
+    registry: &Registry,
+    v: &VersionRecord,
+    release: &str,
+    sbom_path: Option<&str>,
+    components: &[ComponentRecord],
+) -> Result<StageReport> {
+    let started = Instant::now();
+    registry
+        .meta
+        .set_release_components(v.id, components)
+        .await?;
+    let affected = crate::advisories::affecting(registry, components).await?;
+    let location = sbom_path.unwrap_or("sbom");
+    let findings = affected
+        .iter()
+        .map(|a| crate::advisories::finding(a, location))
+        .collect();
+    if let Some(first) = affected.first() {
+        let reason =
+            crate::advisories::reason(&first.advisory, &first.component.purl, &first.found);
+        crate::advisories::mark_insecure(
+            registry,
+            crate::advisories::VERIFIER,
+            v.id,
+            release,
+            v.state,
+            &reason,
+        )
+        .await?;
+    }
+    let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(StageReport::of("vulnerabilities", elapsed, findings))
+}
+
 /// Largest executable or module the audits read.
 pub const MAX_AUDITED_FILE: u64 = 256 * 1024 * 1024;
 
@@ -601,6 +701,14 @@ pub fn audit_local(
         }
         agora_core::RuntimeKind::Oci => {}
     }
+    let sbom = match &manifest.sbom {
+        None => vec![sbom_missing()],
+        Some(path) => match read(path) {
+            Some(bytes) => sbom_findings(&bytes, path).0,
+            None => vec![missing("sbom", path)],
+        },
+    };
+    stages.push(stage("sbom", sbom));
     stages
 }
 

@@ -126,6 +126,9 @@ pub enum Command {
     /// The registry's transparency log.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Security advisories (administrators).
+    #[command(subcommand)]
+    Advisories(AdvisoriesCommand),
     /// Search the catalog.
     Search(SearchArgs),
     /// Details of a plugin, or of one version with PUBLISHER/NAME@VERSION.
@@ -388,6 +391,17 @@ pub enum PublisherCommand {
     Decline {
         publisher: String,
         user: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdvisoriesCommand {
+    /// Import OSV records (a .json file holding one record or a list, or a directory of
+    /// them, as OSV publishes its data). Releases whose SBOM lists an affected component
+    /// version are marked insecure, with the advisory id as the reason.
+    Import {
+        /// A file or a directory (read recursively for *.json).
+        path: PathBuf,
     },
 }
 

@@ -2,6 +2,7 @@
 //! its OpenAPI annotation; the document at `/api/v1/openapi.json` is generated from them,
 //! completed with the answers every route shares (`openapi::complete`).
 
+mod advisories;
 mod audit;
 mod blobs;
 mod convert;
@@ -103,6 +104,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::set_password))
         .routes(routes!(audit::list))
+        .routes(routes!(advisories::import))
 }
 
 /// The API's routes and their complete OpenAPI document.

@@ -4,6 +4,7 @@
 //! (`use agora_store::prelude::*` brings all).
 
 mod accounts;
+mod advisories;
 mod audit;
 mod blobs;
 mod jobs;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use crate::StoreError;
 
 pub use accounts::*;
+pub use advisories::*;
 pub use audit::*;
 pub use blobs::*;
 pub use jobs::*;
@@ -50,6 +52,7 @@ pub trait MetadataStore:
     + AuditStore
     + JobQueue
     + VerificationStore
+    + AdvisoryStore
     + Send
     + Sync
     + 'static
@@ -61,7 +64,7 @@ pub trait MetadataStore:
 /// Every part of the store's contract, for callers that use several.
 pub mod prelude {
     pub use super::{
-        AccountStore, AuditStore, BlobIndex, CatalogStore, JobQueue, LogStore, MetadataStore,
-        PublisherStore, ReleaseStore, ReviewStore, VerificationStore,
+        AccountStore, AdvisoryStore, AuditStore, BlobIndex, CatalogStore, JobQueue, LogStore,
+        MetadataStore, PublisherStore, ReleaseStore, ReviewStore, VerificationStore,
     };
 }

@@ -6,6 +6,7 @@
 //! instead of failing with "database is locked"; reads use their own pool (WAL mode).
 
 mod accounts;
+mod advisories;
 mod audit;
 mod blobs;
 mod jobs;
@@ -47,7 +48,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 9] = match self {
+        let files: [(i64, &'static str, &'static str); 10] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -88,6 +89,11 @@ impl Dialect {
                     8,
                     "verifications",
                     include_str!("../../migrations/sqlite/0008_verifications.sql"),
+                ),
+                (
+                    9,
+                    "advisories",
+                    include_str!("../../migrations/sqlite/0009_advisories.sql"),
                 ),
                 (
                     10,
@@ -135,6 +141,11 @@ impl Dialect {
                     8,
                     "verifications",
                     include_str!("../../migrations/postgres/0008_verifications.sql"),
+                ),
+                (
+                    9,
+                    "advisories",
+                    include_str!("../../migrations/postgres/0009_advisories.sql"),
                 ),
                 (
                     10,

@@ -1,6 +1,7 @@
 //! One module per group of commands; `run` dispatches.
 
 mod account;
+mod advisories;
 mod catalog;
 mod install;
 mod keys;
@@ -112,6 +113,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             force,
         } => keys::keygen(&ctx, out, passphrase_file.as_deref(), force),
         Command::Key(cmd) => keys::key(&ctx, cmd).await,
+        Command::Advisories(crate::cli::AdvisoriesCommand::Import { path }) => {
+            advisories::import(&ctx, &path).await
+        }
         Command::Log(crate::cli::LogCommand::Monitor { follow, log }) => {
             install::monitor(&ctx, &follow, &log).await
         }

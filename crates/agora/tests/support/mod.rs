@@ -416,8 +416,10 @@ pub fn example_plugin(name: &str, dest: &Path) -> PathBuf {
     );
     let dir = dest.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    for file in ["plugin.yaml", "README.md"] {
-        std::fs::copy(source.join(file), dir.join(file)).unwrap();
+    for file in ["plugin.yaml", "README.md", "sbom.cdx.json"] {
+        if file == "plugin.yaml" || source.join(file).exists() {
+            std::fs::copy(source.join(file), dir.join(file)).unwrap();
+        }
     }
     let placed = dir.join(placed);
     std::fs::create_dir_all(placed.parent().unwrap()).unwrap();
