@@ -111,8 +111,20 @@ fn an_imported_advisory_marks_affected_releases_insecure_and_installs_refuse_the
     )
     .unwrap();
 
+    // A user installs 1.0.0 before anyone knows.
+    let user = server.cli(None);
+    let plugins = work.path().join("plugins");
+    user.run(&[
+        "install",
+        "examples/hello-wasm@=1.0.0",
+        "--dir",
+        plugins.to_str().unwrap(),
+    ])
+    .ok();
+
     // Only administrators import; a record that is not OSV is named before anything is sent.
-    let bob = server.cli(Some(&alice.token_for("alice", &["publish"])));
+    alice.run(&["user", "create", "bob"]).ok();
+    let bob = server.cli(Some(&alice.token_for("bob", &["publish:*"])));
     let refused = bob
         .run(&["advisories", "import", advisories.to_str().unwrap()])
         .fails();
@@ -168,15 +180,23 @@ fn an_imported_advisory_marks_affected_releases_insecure_and_installs_refuse_the
         "{detail}"
     );
 
-    // An install refuses it, naming the advisory.
-    let user = server.cli(None);
-    let plugins = work.path().join("plugins");
+    // The installed copy shows as insecure with the advisory, and an install refuses
+    // it, naming the advisory.
+    let outdated = user
+        .run(&["outdated", "--dir", plugins.to_str().unwrap()])
+        .ok();
+    assert!(
+        outdated.contains("examples/hello-wasm")
+            && outdated.contains("insecure: RUSTSEC-2026-9001"),
+        "{outdated}"
+    );
+    let elsewhere = work.path().join("elsewhere");
     let refused = user
         .run(&[
             "install",
             "examples/hello-wasm@=1.0.0",
             "--dir",
-            plugins.to_str().unwrap(),
+            elsewhere.to_str().unwrap(),
         ])
         .fails();
     assert!(

@@ -24,7 +24,16 @@ pub async fn import(
     Authenticated(caller): Authenticated,
     ApiJson(request): ApiJson<AdvisoryImportRequest>,
 ) -> Result<Json<AdvisoryImportResponse>, ApiError> {
-    Ok(Json(
-        agora_registry::advisories::import(&state.registry, &caller, request).await?,
-    ))
+    let response = agora_registry::advisories::import(&state.registry, &caller, request).await?;
+    // A release now insecure must not be served from the cache as it was.
+    for flagged in &response.flagged {
+        if let Some((plugin, _)) = flagged.release.split_once('@')
+            && let Some((publisher, name)) = plugin.split_once('/')
+        {
+            state
+                .cache
+                .invalidate(&crate::cache::plugin_prefix(publisher, name));
+        }
+    }
+    Ok(Json(response))
 }
