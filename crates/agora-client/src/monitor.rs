@@ -261,6 +261,19 @@ fn read_entry(
         LogEntry::Visibility {
             name, visibility, ..
         } => ("visibility", format!("{name} is {visibility}")),
+        LogEntry::Verification {
+            name,
+            version,
+            outcome,
+            reviewer,
+            ..
+        } => (
+            "verification",
+            match reviewer {
+                Some(r) => format!("{name}@{version} is {outcome} (review by {r})"),
+                None => format!("{name}@{version} is {outcome}"),
+            },
+        ),
         LogEntry::Sealed { .. } => return,
     };
     if state.follows(&publisher) {

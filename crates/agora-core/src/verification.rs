@@ -28,6 +28,25 @@ impl Severity {
     }
 }
 
+impl std::str::FromStr for Severity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Severity, String> {
+        [
+            Severity::Info,
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .ok_or_else(|| {
+            format!("{s:?} is not a severity (expected info, low, medium, high or critical)")
+        })
+    }
+}
+
 /// One thing a stage found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
@@ -122,23 +141,101 @@ impl Outcome {
 /// published is not what is stored, or not what its publisher signed.
 pub const MUST_PASS: [&str; 2] = ["integrity", "signature"];
 
-/// The default policy: rejected when a must-pass stage failed or anything is critical;
-/// needs review when anything is medium or high; verified otherwise.
-pub fn decide(stages: &[StageReport]) -> Outcome {
-    let worst = stages
-        .iter()
-        .flat_map(|s| s.findings.iter().map(|f| f.severity))
-        .max();
-    let must_pass_failed = stages
-        .iter()
-        .any(|s| s.status == StageStatus::Failed && MUST_PASS.contains(&s.stage.as_str()));
-    match worst {
-        _ if must_pass_failed => Outcome::Rejected,
-        Some(Severity::Critical) => Outcome::Rejected,
-        Some(Severity::High | Severity::Medium) => Outcome::NeedsReview,
-        _ if stages.iter().any(|s| s.status == StageStatus::Failed) => Outcome::NeedsReview,
-        _ => Outcome::Verified,
+/// How a run's findings decide its outcome (conditional approval). Whatever the policy,
+/// a failed must-pass stage ([`MUST_PASS`]) rejects the release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// The most severe finding a release may have and still be verified without review.
+    verify_up_to: Severity,
+    /// The least severe finding that rejects a release outright (none: findings alone
+    /// never reject; a review decides).
+    reject_from: Option<Severity>,
+}
+
+/// Why a verification policy cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error(
+        "reject_from ({reject}) must be more severe than verify_up_to ({verify}): a finding cannot both pass and reject a release"
+    )]
+    Overlap { verify: Severity, reject: Severity },
+    #[error("verify_up_to cannot be critical: a critical finding always needs at least a review")]
+    CriticalVerified,
+}
+
+impl Default for Policy {
+    /// Verified with nothing above low, reviewed on medium or high, rejected on critical.
+    fn default() -> Self {
+        Policy {
+            verify_up_to: Severity::Low,
+            reject_from: Some(Severity::Critical),
+        }
     }
+}
+
+impl Policy {
+    pub fn new(
+        verify_up_to: Severity,
+        reject_from: Option<Severity>,
+    ) -> Result<Policy, PolicyError> {
+        if verify_up_to == Severity::Critical {
+            return Err(PolicyError::CriticalVerified);
+        }
+        if let Some(reject) = reject_from
+            && reject <= verify_up_to
+        {
+            return Err(PolicyError::Overlap {
+                verify: verify_up_to,
+                reject,
+            });
+        }
+        Ok(Policy {
+            verify_up_to,
+            reject_from,
+        })
+    }
+
+    pub fn verify_up_to(&self) -> Severity {
+        self.verify_up_to
+    }
+
+    pub fn reject_from(&self) -> Option<Severity> {
+        self.reject_from
+    }
+
+    /// Rejected when a must-pass stage failed or a finding is at least `reject_from`;
+    /// needs review when a finding is above `verify_up_to` or a stage failed; verified
+    /// otherwise.
+    pub fn decide(&self, stages: &[StageReport]) -> Outcome {
+        let worst = stages
+            .iter()
+            .flat_map(|s| s.findings.iter().map(|f| f.severity))
+            .max();
+        let must_pass_failed = stages
+            .iter()
+            .any(|s| s.status == StageStatus::Failed && MUST_PASS.contains(&s.stage.as_str()));
+        if must_pass_failed {
+            return Outcome::Rejected;
+        }
+        match worst {
+            Some(w) if self.reject_from.is_some_and(|r| w >= r) => Outcome::Rejected,
+            Some(w) if w > self.verify_up_to => Outcome::NeedsReview,
+            _ if stages.iter().any(|s| s.status == StageStatus::Failed) => Outcome::NeedsReview,
+            _ => Outcome::Verified,
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The default policy ([`Policy::default`]): rejected when a must-pass stage failed or
+/// anything is critical; needs review when anything is medium or high; verified otherwise.
+pub fn decide(stages: &[StageReport]) -> Outcome {
+    Policy::default().decide(stages)
 }
 
 /// An administrator's decision on a release that needs review (or on any verdict).
@@ -261,6 +358,53 @@ mod tests {
             Outcome::Rejected
         );
         assert_eq!(decide(&[]), Outcome::Verified);
+    }
+
+    #[test]
+    fn a_configured_policy_moves_the_thresholds_but_never_past_a_failed_must_pass_stage() {
+        use Severity::*;
+        use StageStatus::*;
+        let strict = Policy::new(Info, Some(Medium)).unwrap();
+        assert_eq!(
+            strict.decide(&[stage("manifest", Passed, &[Low])]),
+            Outcome::NeedsReview
+        );
+        assert_eq!(
+            strict.decide(&[stage("manifest", Passed, &[Medium])]),
+            Outcome::Rejected
+        );
+        let lenient = Policy::new(High, None).unwrap();
+        assert_eq!(
+            lenient.decide(&[stage("wasm", Passed, &[High])]),
+            Outcome::Verified
+        );
+        assert_eq!(
+            lenient.decide(&[stage("wasm", Passed, &[Critical])]),
+            Outcome::NeedsReview,
+            "without reject_from a review decides"
+        );
+        assert_eq!(
+            lenient.decide(&[stage("integrity", Failed, &[])]),
+            Outcome::Rejected
+        );
+        assert_eq!(
+            Policy::new(Medium, Some(Medium)),
+            Err(PolicyError::Overlap {
+                verify: Medium,
+                reject: Medium
+            })
+        );
+        assert_eq!(
+            Policy::new(Critical, None),
+            Err(PolicyError::CriticalVerified)
+        );
+        assert_eq!("high".parse::<Severity>(), Ok(High));
+        assert!(
+            "severe"
+                .parse::<Severity>()
+                .unwrap_err()
+                .contains("expected info")
+        );
         assert_eq!(Outcome::parse("needs-review"), Some(Outcome::NeedsReview));
     }
 }

@@ -84,6 +84,8 @@ pub struct Registry {
     pub sign_in_required: bool,
     /// The check the `behaviour` stage of a verification runs (none: no such stage).
     pub behaviour: Option<behaviour::Behaviour>,
+    /// How a verification's findings decide its outcome (`[verification]` settings).
+    pub verification_policy: agora_core::verification::Policy,
     downloads: downloads::DownloadCounter,
     throttle: throttle::SignInThrottle,
 }
@@ -102,6 +104,7 @@ impl Registry {
             limits,
             sign_in_required: false,
             behaviour: None,
+            verification_policy: agora_core::verification::Policy::default(),
             downloads: downloads::DownloadCounter::default(),
             throttle: throttle::SignInThrottle::default(),
         }
@@ -110,6 +113,15 @@ impl Registry {
     /// Makes this a private registry (see [`Registry::sign_in_required`]).
     pub fn with_sign_in_required(mut self, required: bool) -> Registry {
         self.sign_in_required = required;
+        self
+    }
+
+    /// Decides verification outcomes with `policy`.
+    pub fn with_verification_policy(
+        mut self,
+        policy: agora_core::verification::Policy,
+    ) -> Registry {
+        self.verification_policy = policy;
         self
     }
 

@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agora_core::manifest::ArtifactRole;
-use agora_core::verification::{
-    Finding, Severity, StageReport, StageStatus, VerificationReport, decide,
-};
+use agora_core::verification::{Finding, Severity, StageReport, StageStatus, VerificationReport};
 use agora_core::{Manifest, PluginRef, Sha256Hasher};
-use agora_store::{ArtifactRecord, ComponentRecord, PluginRecord, VersionRecord, Viewer};
+use agora_store::{
+    ArtifactRecord, ComponentRecord, LogWriter, PluginRecord, VersionRecord, Viewer,
+};
+use agora_trust::LogEntry;
 use futures_util::StreamExt;
 
 use crate::Registry;
@@ -158,6 +159,12 @@ pub async fn review(
             &caller.user.username,
             &release,
             reason,
+            Some(&verdict_entry(
+                &report,
+                &json,
+                Some(&caller.user.username),
+                now,
+            )?),
         )
         .await?;
     Ok(report)
@@ -173,10 +180,40 @@ pub async fn run(registry: &Registry, subject: &str) -> Result<VerificationRepor
             checked.report.outcome.as_str(),
             &checked.json,
             checked.at,
+            Some(&checked.entry()?),
         )
         .await?;
     checked.log();
     Ok(checked.report)
+}
+
+/// The transparency-log entry of a verdict on `report` (rendered as `json`): its outcome,
+/// its findings by severity and the report's digest; `reviewer` for a review.
+fn verdict_entry(
+    report: &VerificationReport,
+    json: &str,
+    reviewer: Option<&str>,
+    at: i64,
+) -> Result<LogWriter> {
+    let (plugin, version) = report
+        .release
+        .split_once('@')
+        .and_then(|(plugin, version)| Some((plugin.split_once('/')?, version)))
+        .ok_or_else(|| {
+            RegistryError::internal("a verification report names no release", &report.release)
+        })?;
+    Ok(crate::log::writer(LogEntry::Verification {
+        publisher: plugin.0.to_owned(),
+        name: plugin.1.to_owned(),
+        version: version.to_owned(),
+        outcome: report.outcome.as_str().to_owned(),
+        report_digest: agora_core::Digest::of(json.as_bytes()),
+        findings: agora_core::verification::SeverityCounts::of(
+            report.stages.iter().flat_map(|s| s.findings.iter()),
+        ),
+        reviewer: reviewer.map(str::to_owned),
+        at_ms: at,
+    }))
 }
 
 /// A run's report, not yet recorded.
@@ -188,6 +225,10 @@ struct Checked {
 }
 
 impl Checked {
+    fn entry(&self) -> Result<LogWriter> {
+        verdict_entry(&self.report, &self.json, None, self.at)
+    }
+
     fn log(&self) {
         tracing::info!(
             release = self.report.release,
@@ -263,7 +304,7 @@ async fn check(registry: &Registry, subject: &str) -> Result<Checked> {
     stages.push(sbom);
     stages
         .push(vulnerability_stage(registry, &v, subject, sbom_path.as_deref(), &components).await?);
-    let outcome = decide(&stages);
+    let outcome = registry.verification_policy.decide(&stages);
     let now = agora_store::now_ms();
     let report = VerificationReport {
         release: subject.to_owned(),
@@ -744,6 +785,7 @@ async fn work_one(registry: &Registry, worker: &str, options: &WorkerOptions) ->
                     checked.report.outcome.as_str(),
                     &checked.json,
                     checked.at,
+                    Some(&checked.entry()?),
                 )
                 .await?;
             match recorded {

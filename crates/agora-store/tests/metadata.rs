@@ -1000,9 +1000,17 @@ async fn the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs(
     assert_eq!(verdict("jira").await, None, "not checked yet");
     let stamp = store.catalog_stamp().await.unwrap();
     store
-        .record_verification(v1.id, "needs-review", "{}", 1)
+        .record_verification(v1.id, "needs-review", "{}", 1, Some(&noting("verdict")))
         .await
         .unwrap();
+    let last_entry = || async {
+        let entries = store.log_entries(0, 1000).await.unwrap();
+        entries.last().unwrap().body.clone()
+    };
+    assert!(
+        last_entry().await.starts_with("verdict @"),
+        "the verdict is logged with the run"
+    );
     assert!(
         store.catalog_stamp().await.unwrap() > stamp,
         "a run changes the catalog's stamp"
@@ -1018,9 +1026,11 @@ async fn the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs(
             "admin",
             "acme/jira@1.0.0",
             "fine",
+            Some(&noting("review")),
         )
         .await
         .unwrap();
+    assert!(last_entry().await.starts_with("review @"));
     assert_eq!(verdict("jira").await, Some(Outcome::Verified));
     let only_verified = SearchQuery {
         verified_release: true,
@@ -1049,7 +1059,7 @@ async fn the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs(
             .is_empty()
     );
     store
-        .record_verification(v2.id, "rejected", "{}", 3)
+        .record_verification(v2.id, "rejected", "{}", 3, None)
         .await
         .unwrap();
     assert_eq!(verdict("jira").await, Some(Outcome::Rejected));
@@ -1070,7 +1080,7 @@ async fn the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs(
     let slack = store.plugin("acme", "slack").await.unwrap().unwrap();
     let s1 = store.version(slack.id, "1.0.0").await.unwrap().unwrap();
     store
-        .record_verification(s1.id, "needs-review", "{\"r\":1}", 4)
+        .record_verification(s1.id, "needs-review", "{\"r\":1}", 4, None)
         .await
         .unwrap();
     let queue = store
@@ -1088,7 +1098,7 @@ async fn the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs(
     );
     assert_eq!(queue[0].run.report, "{\"r\":1}");
     store
-        .record_verification(v2.id, "needs-review", "{}", 5)
+        .record_verification(v2.id, "needs-review", "{}", 5, None)
         .await
         .unwrap();
     let first = store

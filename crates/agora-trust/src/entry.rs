@@ -1,5 +1,5 @@
 //! What the transparency log records: every accepted release, every key registration and
-//! revocation, every lifecycle and visibility change, as canonical JSON whose sha256 is
+//! revocation, every lifecycle and visibility change, every verification verdict, as canonical JSON whose sha256 is
 //! the Merkle leaf.
 //!
 //! Two properties are built into the entries themselves:
@@ -90,6 +90,23 @@ pub enum LogEntry {
         visibility: String,
         at_ms: i64,
     },
+    /// A verification's verdict on a release: the pipeline's outcome, or an
+    /// administrator's review (`reviewer`). The report it concluded from is committed to
+    /// by digest, so a verdict and its findings cannot be changed later unseen.
+    #[serde(rename = "verification")]
+    Verification {
+        publisher: String,
+        name: String,
+        version: String,
+        /// `verified`, `needs-review` or `rejected`.
+        outcome: String,
+        /// sha256 of the report as served (`VerificationReport` JSON).
+        report_digest: Digest,
+        findings: agora_core::verification::SeverityCounts,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reviewer: Option<String>,
+        at_ms: i64,
+    },
     /// An entry about a private plugin, committed to without naming it (see [`seal`]).
     #[serde(rename = "sealed")]
     Sealed { commitment: Digest },
@@ -117,7 +134,8 @@ impl LogEntry {
             | LogEntry::KeyAdded { publisher, .. }
             | LogEntry::KeyRevoked { publisher, .. }
             | LogEntry::Lifecycle { publisher, .. }
-            | LogEntry::Visibility { publisher, .. } => Some(publisher),
+            | LogEntry::Visibility { publisher, .. }
+            | LogEntry::Verification { publisher, .. } => Some(publisher),
             LogEntry::Sealed { .. } => None,
         }
     }

@@ -1118,6 +1118,7 @@ async fn record_run(site: &Site, name: &str, outcome: agora_core::verification::
             outcome.as_str(),
             &serde_json::to_string(&report).unwrap(),
             1,
+            None,
         )
         .await
         .unwrap();

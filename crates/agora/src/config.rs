@@ -67,6 +67,15 @@ lease_secs = 300
 # Milliseconds an idle worker waits before looking for queued work again: 10 to 600000.
 idle_wait_ms = 500
 
+[verification]
+# How a release's findings decide its outcome (a failed integrity or signature stage
+# always rejects it). The most severe finding a release may have and still be verified
+# without a review: "info", "low", "medium" or "high".
+verify_up_to = "low"
+# The least severe finding that rejects a release outright: "medium", "high", "critical"
+# or "never" (a review decides). Must be more severe than verify_up_to.
+reject_from = "critical"
+
 [blobs]
 # Directory of the content-addressed blob store. Default: <data_dir>/blobs.
 # path = "./agora-data/blobs"
@@ -115,6 +124,7 @@ pub struct ServerConfig {
     pub admin_password: Option<String>,
     pub web: WebSettings,
     pub worker: WorkerSettings,
+    pub verification: VerificationSettings,
     /// Name of the transparency log, used only when the log is created (first start).
     pub log_origin: Option<String>,
     pub blobs: BlobConfig,
@@ -179,6 +189,45 @@ impl WorkerSettings {
             IDLE_WAIT_RANGE.end().as_millis()
         );
         Ok(())
+    }
+}
+
+/// `[verification]`: the policy that turns a run's findings into its outcome.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct VerificationSettings {
+    pub verify_up_to: String,
+    pub reject_from: String,
+}
+
+impl Default for VerificationSettings {
+    fn default() -> Self {
+        let d = agora_core::verification::Policy::default();
+        VerificationSettings {
+            verify_up_to: d.verify_up_to().as_str().to_owned(),
+            reject_from: d
+                .reject_from()
+                .map_or("never", agora_core::verification::Severity::as_str)
+                .to_owned(),
+        }
+    }
+}
+
+impl VerificationSettings {
+    pub fn policy(&self) -> anyhow::Result<agora_core::verification::Policy> {
+        use agora_core::verification::{Policy, Severity};
+        let verify: Severity = self.verify_up_to.parse().map_err(|e| {
+            anyhow::anyhow!("verification.verify_up_to (AGORA_VERIFICATION__VERIFY_UP_TO): {e}")
+        })?;
+        let reject = match self.reject_from.as_str() {
+            "never" => None,
+            other => Some(other.parse::<Severity>().map_err(|e| {
+                anyhow::anyhow!(
+                    "verification.reject_from (AGORA_VERIFICATION__REJECT_FROM): {e}, or never"
+                )
+            })?),
+        };
+        Policy::new(verify, reject).map_err(|e| anyhow::anyhow!("[verification]: {e}"))
     }
 }
 
@@ -266,6 +315,7 @@ impl Default for ServerConfig {
             admin_password: None,
             web: WebSettings::default(),
             worker: WorkerSettings::default(),
+            verification: VerificationSettings::default(),
             log_origin: None,
             blobs: BlobConfig::default(),
             limits: LimitsConfig::default(),
@@ -376,6 +426,7 @@ impl ServerConfig {
             self.log.format
         );
         self.worker.validate()?;
+        self.verification.policy()?;
         Ok(())
     }
 

@@ -23,6 +23,41 @@ fn report(server: &Server, release: &str) -> (u16, serde_json::Value) {
     (status, serde_json::from_slice(&body).unwrap_or_default())
 }
 
+/// The newest `verification` entry of the transparency log about `name@version`.
+fn verdict_in_log(server: &Server, name: &str, version: &str) -> serde_json::Value {
+    let (status, _, body) = http(
+        "GET",
+        &format!("{}/api/v1/log/entries?limit=1000", server.url),
+        None,
+        None,
+    );
+    assert_eq!(status, 200);
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+    entries
+        .iter()
+        .rev()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e["body"].as_str()?).ok())
+        .find(|e| e["kind"] == "verification" && e["name"] == name && e["version"] == version)
+        .unwrap_or_else(|| panic!("no verification of {name}@{version} in the log"))
+}
+
+/// `sha256:<hex>` of the verification report exactly as the API serves it.
+fn served_report_digest(server: &Server, release: &str) -> String {
+    use sha2::Digest;
+    let (plugin, version) = release.split_once('@').unwrap();
+    let (status, _, body) = http(
+        "GET",
+        &format!(
+            "{}/api/v1/plugins/{plugin}/versions/{version}/verification",
+            server.url
+        ),
+        None,
+        None,
+    );
+    assert_eq!(status, 200);
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body)))
+}
+
 /// Waits for the server's worker to record a report.
 fn verified(server: &Server, release: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -76,10 +111,22 @@ fn the_server_verifies_what_is_published_and_audits_wasm_imports() {
             "signature",
             "files",
             "wasm",
-            "behaviour"
+            "behaviour",
+            "sbom",
+            "vulnerabilities"
         ]
     );
     assert!(rules(&report).is_empty(), "{report}");
+    // The verdict is in the transparency log, committed to the report as served.
+    let logged = verdict_in_log(&server, "hello-wasm", "1.0.0");
+    assert_eq!(logged["outcome"], "verified", "{logged}");
+    assert_eq!(logged["publisher"], "examples");
+    assert_eq!(
+        logged["report_digest"],
+        served_report_digest(&server, "examples/hello-wasm@1.0.0"),
+        "{logged}"
+    );
+    assert!(logged.get("reviewer").is_none(), "{logged}");
 
     // A component that imports outgoing HTTP and the file system: with outbound_http
     // declared, only the file system is questioned; with no capability, both.
@@ -150,6 +197,16 @@ fn the_server_verifies_what_is_published_and_audits_wasm_imports() {
     assert_eq!(status, 200, "{decided}");
     let (_, now) = self::report(&server, "examples/hostile-wasm@1.0.0");
     assert_eq!(now["outcome"], "verified", "{now}");
+    let logged = verdict_in_log(&server, "hostile-wasm", "1.0.0");
+    assert_eq!(
+        logged["outcome"], "verified",
+        "the review is logged: {logged}"
+    );
+    assert_eq!(logged["reviewer"], "admin", "{logged}");
+    assert_eq!(
+        logged["report_digest"],
+        served_report_digest(&server, "examples/hostile-wasm@1.0.0")
+    );
     assert!(
         rules(&now).contains(&"review.approved".to_owned()),
         "the decision is a stage of the report: {now}"
@@ -770,5 +827,69 @@ fn operators_can_turn_the_behaviour_stage_off() {
             .iter()
             .any(|r| r.starts_with("behaviour.") || r.starts_with("conformance.")),
         "{report}"
+    );
+}
+
+#[test]
+fn the_operator_sets_the_policy_that_turns_findings_into_outcomes() {
+    // A strict registry: anything above info is reviewed, medium and above rejected.
+    let server = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("AGORA_VERIFICATION__VERIFY_UP_TO", "info"),
+            ("AGORA_VERIFICATION__REJECT_FROM", "medium"),
+            ("AGORA_WORKER__BEHAVIOUR", "false"),
+        ],
+    );
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "examples"]).ok();
+    alice.sign_for("examples");
+    let work = tempfile::tempdir().unwrap();
+    let hello = example_plugin("hello-wasm", work.path());
+    alice.run(&["publish", hello.to_str().unwrap()]).ok();
+    let hostile = example_plugin("hostile-wasm", work.path());
+    alice.run(&["publish", hostile.to_str().unwrap()]).ok();
+    assert_eq!(
+        verified(&server, "examples/hello-wasm@1.0.0")["outcome"],
+        "verified"
+    );
+    let report = verified(&server, "examples/hostile-wasm@1.0.0");
+    assert_eq!(
+        report["outcome"], "rejected",
+        "the default policy would ask for a review: {report}"
+    );
+    assert_eq!(
+        verdict_in_log(&server, "hostile-wasm", "1.0.0")["outcome"],
+        "rejected"
+    );
+
+    // A policy that contradicts itself stops the server before it listens, naming the
+    // setting and what is accepted.
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("AGORA_VERIFICATION__VERIFY_UP_TO", "high")
+        .env("AGORA_VERIFICATION__REJECT_FROM", "medium")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("reject_from (medium) must be more severe than verify_up_to (high)"),
+        "{stderr}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("AGORA_VERIFICATION__REJECT_FROM", "severe")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("verification.reject_from (AGORA_VERIFICATION__REJECT_FROM)")
+            && stderr.contains("expected info, low, medium, high or critical"),
+        "{stderr}"
     );
 }

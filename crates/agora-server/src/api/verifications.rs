@@ -90,6 +90,7 @@ mod tests {
                 outcome.as_str(),
                 &serde_json::to_string(&report).unwrap(),
                 1,
+                None,
             )
             .await
             .unwrap();

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{ClaimedJob, Result};
+use super::{ClaimedJob, LogWriter, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerificationRecord {
@@ -18,18 +18,22 @@ pub struct VerificationRecord {
 
 #[async_trait]
 pub trait VerificationStore: Send + Sync {
+    /// Records a run; with `log_entry`, its verdict is appended to the transparency log in
+    /// the same transaction.
     async fn record_verification(
         &self,
         version_id: i64,
         outcome: &str,
         report: &str,
         checked_at: i64,
+        log_entry: Option<&LogWriter>,
     ) -> Result<i64>;
 
     /// Records a worker's run of `job` and ends the job as done, in one transaction, only
     /// while the worker still holds `job`'s lease: a run that outlived its lease (another
     /// worker took the job over) records nothing and returns `None`, so each job's report
-    /// is recorded once however often it was started.
+    /// is recorded once however often it was started. `log_entry` as for
+    /// [`VerificationStore::record_verification`].
     async fn record_verification_job(
         &self,
         job: &ClaimedJob,
@@ -37,6 +41,7 @@ pub trait VerificationStore: Send + Sync {
         outcome: &str,
         report: &str,
         checked_at: i64,
+        log_entry: Option<&LogWriter>,
     ) -> Result<Option<i64>>;
 
     /// Records an administrator's decision as the version's newest run, with its audit
@@ -51,6 +56,7 @@ pub trait VerificationStore: Send + Sync {
         actor: &str,
         target: &str,
         reason: &str,
+        log_entry: Option<&LogWriter>,
     ) -> Result<i64>;
 
     /// The newest run of a version, if it was checked yet.

@@ -51,6 +51,29 @@ pub(super) async fn refresh_verdict(conn: &mut sqlx::AnyConnection, plugin_id: i
     Ok(())
 }
 
+impl SqlStore {
+    /// Appends a run's verdict to the transparency log inside `tx` (begun with
+    /// [`SqlStore::begin_logged`]), sealed when the plugin is private.
+    async fn log_verdict(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        version_id: i64,
+        writer: &LogWriter,
+    ) -> Result<()> {
+        let row = sqlx::query(
+            "SELECT p.id, p.publisher_id FROM versions v JOIN plugins p ON p.id = v.plugin_id \
+             WHERE v.id = $1",
+        )
+        .bind(version_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let plugin_id: i64 = row.try_get("id")?;
+        let publisher_id: i64 = row.try_get("publisher_id")?;
+        let private = Self::is_private(tx, plugin_id).await?;
+        Self::append_log(tx, writer, publisher_id, Some((plugin_id, private))).await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl VerificationStore for SqlStore {
     async fn record_verification(
@@ -59,9 +82,13 @@ impl VerificationStore for SqlStore {
         outcome: &str,
         report: &str,
         checked_at: i64,
+        log_entry: Option<&LogWriter>,
     ) -> Result<i64> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_logged(log_entry.is_some()).await?;
         let id = insert_run(&mut tx, version_id, outcome, report, checked_at).await?;
+        if let Some(writer) = log_entry {
+            Self::log_verdict(&mut tx, version_id, writer).await?;
+        }
         tx.commit().await?;
         Ok(id)
     }
@@ -73,8 +100,9 @@ impl VerificationStore for SqlStore {
         outcome: &str,
         report: &str,
         checked_at: i64,
+        log_entry: Option<&LogWriter>,
     ) -> Result<Option<i64>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_logged(log_entry.is_some()).await?;
         // The lease check first: on PostgreSQL the job's row stays locked until commit, so
         // no other worker can take the job over between the check and the report.
         let held = super::jobs::complete_query(job).execute(&mut *tx).await?;
@@ -83,6 +111,9 @@ impl VerificationStore for SqlStore {
             return Ok(None);
         }
         let id = insert_run(&mut tx, version_id, outcome, report, checked_at).await?;
+        if let Some(writer) = log_entry {
+            Self::log_verdict(&mut tx, version_id, writer).await?;
+        }
         tx.commit().await?;
         Ok(Some(id))
     }
@@ -96,9 +127,13 @@ impl VerificationStore for SqlStore {
         actor: &str,
         target: &str,
         reason: &str,
+        log_entry: Option<&LogWriter>,
     ) -> Result<i64> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_logged(log_entry.is_some()).await?;
         let id = insert_run(&mut tx, version_id, outcome, report, checked_at).await?;
+        if let Some(writer) = log_entry {
+            Self::log_verdict(&mut tx, version_id, writer).await?;
+        }
         SqlStore::audit(
             &mut tx,
             actor,

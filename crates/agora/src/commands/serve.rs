@@ -175,12 +175,17 @@ impl agora_registry::behaviour::BehaviourCheck for RunnerBehaviour {
     }
 }
 
-/// The registry with the `behaviour` stage (work files in `<data_dir>/behaviour`), unless
-/// `[worker] behaviour = false`.
+/// The registry with the `[verification]` policy and the `behaviour` stage (work files in
+/// `<data_dir>/behaviour`), unless `[worker] behaviour = false`.
 fn with_behaviour(
     registry: agora_registry::Registry,
     cfg: &ServerConfig,
 ) -> agora_registry::Registry {
+    // Validated when the configuration was loaded.
+    let registry = match cfg.verification.policy() {
+        Ok(policy) => registry.with_verification_policy(policy),
+        Err(_) => registry,
+    };
     if !cfg.worker.behaviour {
         return registry;
     }
