@@ -20,6 +20,7 @@ pub mod scope;
 pub mod search;
 pub mod text;
 pub mod verification;
+pub mod webhook;
 
 pub use digest::{Digest, DigestError, Sha256Hasher};
 pub use field::FieldError;

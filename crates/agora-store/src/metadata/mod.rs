@@ -1,5 +1,6 @@
 //! The metadata store's contract, split by aggregate: each part a trait with its records
-//! (accounts, publishers, releases, reviews, the log, blob metadata, search, audit), all
+//! (accounts, publishers, releases, reviews, the log, blob metadata, search, audit, jobs,
+//! verifications, advisories, webhooks), all
 //! of them together the [`MetadataStore`]. Callers bring the parts they use into scope
 //! (`use agora_store::prelude::*` brings all).
 
@@ -14,6 +15,7 @@ mod releases;
 mod reviews;
 mod search;
 mod verifications;
+mod webhooks;
 
 use async_trait::async_trait;
 
@@ -30,6 +32,7 @@ pub use releases::*;
 pub use reviews::*;
 pub use search::*;
 pub use verifications::*;
+pub use webhooks::*;
 
 pub use agora_core::listing::{PRIOR_RATING, PRIOR_WEIGHT, rating_rank, version_key};
 pub use agora_core::search::{
@@ -53,6 +56,7 @@ pub trait MetadataStore:
     + JobQueue
     + VerificationStore
     + AdvisoryStore
+    + WebhookStore
     + Send
     + Sync
     + 'static
@@ -65,6 +69,6 @@ pub trait MetadataStore:
 pub mod prelude {
     pub use super::{
         AccountStore, AdvisoryStore, AuditStore, BlobIndex, CatalogStore, JobQueue, LogStore,
-        MetadataStore, PublisherStore, ReleaseStore, ReviewStore, VerificationStore,
+        MetadataStore, PublisherStore, ReleaseStore, ReviewStore, VerificationStore, WebhookStore,
     };
 }

@@ -17,6 +17,7 @@ mod reviews;
 mod rows;
 mod search;
 mod verifications;
+mod webhooks;
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -48,7 +49,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 10] = match self {
+        let files: [(i64, &'static str, &'static str); 11] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -99,6 +100,11 @@ impl Dialect {
                     10,
                     "review queue",
                     include_str!("../../migrations/sqlite/0010_review_queue.sql"),
+                ),
+                (
+                    11,
+                    "webhooks",
+                    include_str!("../../migrations/sqlite/0011_webhooks.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -151,6 +157,11 @@ impl Dialect {
                     10,
                     "review queue",
                     include_str!("../../migrations/postgres/0010_review_queue.sql"),
+                ),
+                (
+                    11,
+                    "webhooks",
+                    include_str!("../../migrations/postgres/0011_webhooks.sql"),
                 ),
             ],
         };
