@@ -40,6 +40,12 @@ pub enum BuildError {
     },
     #[error("{0}")]
     Platform(String),
+    #[error(
+        "--sbom runs cargo-cyclonedx, which is not installed: `cargo install --locked cargo-cyclonedx` (or write the SBOM with another generator and name it in plugin.yaml's sbom)"
+    )]
+    NoSbomTool,
+    #[error("cargo cyclonedx failed for {0} (its messages are above)")]
+    SbomFailed(PathBuf),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -141,6 +147,82 @@ pub fn build(dir: &Path, platforms: &[String]) -> Result<Vec<Built>, BuildError>
             "runtime.type oci: build the image with your container tools (buildah, docker)".into(),
         )),
     }
+}
+
+/// Writes the plugin's software bill of materials where plugin.yaml's `sbom` names it:
+/// CycloneDX 1.5 JSON made by `cargo cyclonedx` from the crate's resolved dependencies
+/// (for the target the plugin is built for; build-only dependencies left out), which
+/// the registry's `sbom` and `vulnerabilities` stages read.
+pub fn sbom(dir: &Path) -> Result<Built, BuildError> {
+    let (manifest, relative) = sbom_file(dir)?;
+    let cargo_toml = dir.join("Cargo.toml");
+    if !cargo_toml.is_file() {
+        return Err(BuildError::NotRust(dir.to_path_buf()));
+    }
+    let target = match manifest.runtime.kind {
+        RuntimeKind::Wasm => Some(WASM_TARGET),
+        _ => None,
+    };
+    // cargo-cyclonedx writes `<stem>.json` beside Cargo.toml; it is moved into place.
+    const STEM: &str = ".agora-sbom";
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "cyclonedx",
+        "--format",
+        "json",
+        "--spec-version",
+        "1.5",
+        "--no-build-deps",
+        "--override-filename",
+        STEM,
+    ])
+    .arg("--manifest-path")
+    .arg(&cargo_toml)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    if let Some(t) = target {
+        cmd.args(["--target", t]);
+    }
+    let out = cmd.output().map_err(BuildError::Cargo)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        if stderr.contains("no such command") {
+            return Err(BuildError::NoSbomTool);
+        }
+        eprint!("{stderr}");
+        return Err(BuildError::SbomFailed(cargo_toml));
+    }
+    let written = dir.join(format!("{STEM}.json"));
+    let built = place(
+        &written,
+        dir,
+        &relative,
+        target.unwrap_or(&agora_core::manifest::platform()),
+        false,
+    );
+    let _ = std::fs::remove_file(&written);
+    built
+}
+
+/// The plugin's manifest and where its `sbom` field says the SBOM goes (an error naming
+/// the field when there is none): checked before anything is built.
+pub fn sbom_file(dir: &Path) -> Result<(Manifest, String), BuildError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&manifest_path).map_err(|source| BuildError::Read {
+        path: manifest_path.clone(),
+        source,
+    })?;
+    let manifest = Manifest::from_yaml(&text).map_err(|e| BuildError::Manifest {
+        path: manifest_path.clone(),
+        problem: e.to_string(),
+    })?;
+    let relative = manifest.sbom.clone().ok_or_else(|| BuildError::Manifest {
+        path: manifest_path.clone(),
+        problem: "sbom is missing: name the file the SBOM goes to, e.g. `sbom: sbom.cdx.json`"
+            .into(),
+    })?;
+    Ok((manifest, relative))
 }
 
 /// Runs `cargo build --release` and returns the artifact it reports (its JSON messages

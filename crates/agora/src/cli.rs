@@ -84,6 +84,10 @@ pub enum Command {
         /// linux-aarch64; default: this host's).
         #[arg(long = "platform")]
         platforms: Vec<String>,
+        /// Also write the SBOM where plugin.yaml's `sbom` names it (CycloneDX 1.5 JSON,
+        /// made by cargo-cyclonedx, which must be installed).
+        #[arg(long)]
+        sbom: bool,
     },
     /// Run the registry's verification stages that need no registry (manifest lint,
     /// files, WASM or native audit) on a plugin directory or a bundle before publishing

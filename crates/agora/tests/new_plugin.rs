@@ -60,6 +60,48 @@ fn a_new_wasm_plugin_builds_conforms_publishes_and_runs() {
     );
     let again = agora_in(&alice, &dir, &["build"]).ok();
     assert!(again.contains("Unchanged"), "{again}");
+
+    // --sbom writes the bill of materials where plugin.yaml names it, with cargo-cyclonedx;
+    // without an `sbom` field it says what to add.
+    let refused = agora_in(&alice, &dir, &["build", "--sbom"]).fails();
+    assert!(
+        refused.contains("sbom is missing") && refused.contains("sbom: sbom.cdx.json"),
+        "{refused}"
+    );
+    let yaml = std::fs::read_to_string(dir.join("plugin.yaml")).unwrap();
+    std::fs::write(
+        dir.join("plugin.yaml"),
+        format!("{yaml}sbom: sbom.cdx.json\n"),
+    )
+    .unwrap();
+    let built = agora_in(&alice, &dir, &["build", "--sbom"]).ok();
+    assert!(built.contains("sbom.cdx.json"), "{built}");
+    let sbom: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sbom.cdx.json")).unwrap()).unwrap();
+    assert_eq!(sbom["bomFormat"], "CycloneDX");
+    assert_eq!(sbom["specVersion"], "1.5");
+    assert!(
+        sbom["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["purl"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("pkg:cargo/"))),
+        "the plugin's crates are listed: {sbom}"
+    );
+    assert!(
+        !dir.join(".agora-sbom.json").exists(),
+        "the generator's own file is moved into place"
+    );
+    let audit = agora_in(&alice, &dir, &["--json", "audit", "."]).json();
+    let sbom_stage = audit["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "sbom")
+        .unwrap_or_else(|| panic!("no sbom stage: {audit}"));
+    assert_eq!(sbom_stage["findings"], serde_json::json!([]), "{audit}");
     agora_in(&alice, &dir, &["conformance", "."]).ok();
     agora_in(&alice, &dir, &["publish", "."]).ok();
     agora_in(

@@ -104,7 +104,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             publisher,
         } => release::new(&ctx, &name, &runtime, publisher.as_deref()),
         Command::Audit { dir } => release::audit(&ctx, &dir),
-        Command::Build { dir, platforms } => release::build(&ctx, &dir, &platforms),
+        Command::Build {
+            dir,
+            platforms,
+            sbom,
+        } => release::build(&ctx, &dir, &platforms, sbom),
         Command::Pack { dir, out } => release::pack(&ctx, &dir, out.as_deref()),
         Command::Publish { path, key } => release::publish(&ctx, &path, &key).await,
         Command::Keygen {

@@ -166,8 +166,14 @@ fn refusals(findings: &[agora_core::verification::Finding]) -> String {
     rules.join(", ")
 }
 
-pub fn build(s: &Session, dir: &Path, platforms: &[String]) -> anyhow::Result<()> {
-    let built = agora_client::build::build(dir, platforms)?;
+pub fn build(s: &Session, dir: &Path, platforms: &[String], sbom: bool) -> anyhow::Result<()> {
+    if sbom {
+        agora_client::build::sbom_file(dir)?;
+    }
+    let mut built = agora_client::build::build(dir, platforms)?;
+    if sbom {
+        built.push(agora_client::build::sbom(dir)?);
+    }
     s.out.show(&built, |built| {
         built
             .iter()
