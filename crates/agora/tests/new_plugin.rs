@@ -146,3 +146,74 @@ fn a_new_exec_plugin_builds_and_conforms() {
     let report = agora_in(&alice, &dir, &["--json", "conformance", "."]).json();
     assert_eq!(report["passed"], true, "{report}");
 }
+
+/// docs/ci/publish-plugin.yml stays true: each of its `run: agora …` steps, run in order
+/// on a new plugin against a live registry, builds, audits, signs and publishes it.
+#[test]
+fn the_example_ci_workflow_builds_audits_signs_and_publishes() {
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    let key = alice.sign_for("acme");
+    with_cargo_target(&mut alice);
+    let work = tempfile::tempdir().unwrap();
+    agora_in(
+        &alice,
+        work.path(),
+        &["new", "acme/ci-greeter", "--runtime", "wasm"],
+    )
+    .ok();
+    let dir = work.path().join("ci-greeter");
+    let yaml = std::fs::read_to_string(dir.join("plugin.yaml")).unwrap();
+    std::fs::write(
+        dir.join("plugin.yaml"),
+        format!("{yaml}sbom: sbom.cdx.json\n"),
+    )
+    .unwrap();
+
+    let workflow = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ci/publish-plugin.yml"),
+    )
+    .unwrap();
+    let steps: Vec<&str> = workflow
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("run: "))
+        .filter(|run| run.starts_with("agora "))
+        .collect();
+    assert_eq!(steps.len(), 4, "{steps:?}");
+    let bin = Path::new(env!("CARGO_BIN_EXE_agora")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let home = tempfile::tempdir().unwrap();
+    for step in steps {
+        let out = std::process::Command::new("sh")
+            .args(["-c", step])
+            .current_dir(&dir)
+            .env("PATH", &path)
+            .env("HOME", home.path())
+            .env("AGORA_REGISTRY", &server.url)
+            .env("AGORA_TOKEN", &server.admin_token)
+            .env("AGORA_SIGNING_KEY", &key)
+            .envs(alice.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "`{step}` failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let audit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("agora-audit.json")).unwrap())
+            .unwrap();
+    assert!(
+        audit["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["stage"] == "sbom"),
+        "{audit}"
+    );
+    let info = alice.run(&["--json", "info", "acme/ci-greeter"]).json();
+    assert_eq!(info["latest_version"], "0.1.0", "{info}");
+}
