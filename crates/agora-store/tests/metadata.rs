@@ -976,6 +976,7 @@ on_every_backend!(
     jobs_are_claimed_once_retried_with_backoff_and_reclaimed_after_their_lease,
     a_burst_of_jobs_claimed_by_racing_workers_runs_each_exactly_once,
     the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs,
+    advisories_are_kept_by_modified_and_find_the_releases_using_their_packages,
 );
 
 /// `plugins.latest_verification` is the newest run's outcome of the latest version, kept
@@ -1968,4 +1969,144 @@ async fn log_entries_are_appended_with_their_changes_and_dense(store: &SqlStore)
         .await
         .unwrap();
     assert_eq!(first, second, "the first key stays");
+}
+
+/// Advisories: an import keeps the newest `modified` of each id (audited); packages find
+/// advisories and releases (removed ones left out); the re-check goes only through
+/// advisories some release's components name, in id order.
+async fn advisories_are_kept_by_modified_and_find_the_releases_using_their_packages(
+    store: &SqlStore,
+) {
+    let w = world(store).await;
+    let v1 = release(store, &w, manifest("acme", "jira", "1.0.0", ""), b"1")
+        .await
+        .unwrap();
+    let v2 = release(store, &w, manifest("acme", "jira", "1.1.0", ""), b"2")
+        .await
+        .unwrap();
+    let advisory = |id: &str, modified: &str, packages: &[(&str, &str)]| NewAdvisory {
+        record: AdvisoryRecord {
+            id: id.into(),
+            modified: modified.into(),
+            withdrawn: None,
+            summary: Some(format!("summary of {id} at {modified}")),
+            document: format!("{{\"id\":\"{id}\",\"modified\":\"{modified}\"}}"),
+            imported_at: 1,
+        },
+        packages: packages
+            .iter()
+            .map(|(e, n)| (e.to_string(), n.to_string()))
+            .collect(),
+    };
+    let first = store
+        .import_advisories(
+            &[
+                advisory(
+                    "RUSTSEC-1",
+                    "2026-01-01T00:00:00Z",
+                    &[("crates.io", "smallvec")],
+                ),
+                advisory("GHSA-2", "2026-01-01T00:00:00Z", &[("npm", "left-pad")]),
+                advisory(
+                    "RUSTSEC-3",
+                    "2026-01-01T00:00:00Z",
+                    &[("crates.io", "unused")],
+                ),
+            ],
+            "admin",
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.changed.len(), 3, "{first:?}");
+    let again = store
+        .import_advisories(
+            &[
+                advisory(
+                    "RUSTSEC-1",
+                    "2026-02-01T00:00:00Z",
+                    &[("crates.io", "smallvec")],
+                ),
+                advisory("GHSA-2", "2025-12-01T00:00:00Z", &[("npm", "left-pad")]),
+            ],
+            "admin",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again.changed,
+        ["RUSTSEC-1"],
+        "a newer record replaces the stored one"
+    );
+    assert_eq!(again.unchanged, ["GHSA-2"], "an older one does not");
+    let stored = store.advisory("RUSTSEC-1").await.unwrap().unwrap();
+    assert_eq!(stored.modified, "2026-02-01T00:00:00Z");
+    assert!(store.advisory("nope").await.unwrap().is_none());
+
+    let component = |name: &str, version: &str| ComponentRecord {
+        ecosystem: "crates.io".into(),
+        name: name.into(),
+        version: version.into(),
+        purl: format!("pkg:cargo/{name}@{version}"),
+    };
+    store
+        .set_release_components(v1.id, &[component("smallvec", "1.0.0")])
+        .await
+        .unwrap();
+    store
+        .set_release_components(
+            v2.id,
+            &[component("smallvec", "1.2.0"), component("serde", "1.0.0")],
+        )
+        .await
+        .unwrap();
+    let users = store.releases_using("crates.io", "smallvec").await.unwrap();
+    let mut found: Vec<(String, String)> = users
+        .iter()
+        .map(|u| (u.version.clone(), u.component_version.clone()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("1.0.0".to_owned(), "1.0.0".to_owned()),
+            ("1.1.0".to_owned(), "1.2.0".to_owned())
+        ]
+    );
+    let ids = |records: Vec<AdvisoryRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store
+            .advisories_for(&[
+                ("crates.io".into(), "smallvec".into()),
+                ("npm".into(), "left-pad".into())
+            ])
+            .await
+            .unwrap())
+        .len(),
+        2
+    );
+    assert_eq!(
+        ids(store.advisories_in_use(None, 10).await.unwrap()),
+        ["RUSTSEC-1"],
+        "only advisories naming a listed component"
+    );
+    assert!(
+        store
+            .advisories_in_use(Some("RUSTSEC-1"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Replacing a release's components drops the old ones.
+    store
+        .set_release_components(v1.id, &[component("serde", "1.0.0")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .releases_using("crates.io", "smallvec")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -68,6 +68,14 @@ pub trait AdvisoryStore: Send + Sync {
 
     async fn advisory(&self, id: &str) -> Result<Option<AdvisoryRecord>>;
 
+    /// The advisories naming a package some release's SBOM lists, by id, from after
+    /// `after`, at most `limit`: what a re-check of every release goes through.
+    async fn advisories_in_use(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AdvisoryRecord>>;
+
     /// The advisories naming any of `packages` (`(ecosystem, name)`).
     async fn advisories_for(&self, packages: &[(String, String)]) -> Result<Vec<AdvisoryRecord>>;
 

@@ -107,6 +107,24 @@ impl AdvisoryStore for SqlStore {
         row.as_ref().map(advisory_from_row).transpose()
     }
 
+    async fn advisories_in_use(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AdvisoryRecord>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.modified, a.withdrawn, a.summary, a.document, a.imported_at \
+             FROM advisories a WHERE a.id > $1 AND EXISTS (SELECT 1 FROM advisory_packages p \
+             JOIN release_components c ON c.ecosystem = p.ecosystem AND c.name = p.name \
+             WHERE p.advisory_id = a.id) ORDER BY a.id LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(advisory_from_row).collect()
+    }
+
     async fn advisories_for(&self, packages: &[(String, String)]) -> Result<Vec<AdvisoryRecord>> {
         let mut found: Vec<AdvisoryRecord> = Vec::new();
         for chunk in packages.chunks(PACKAGES_PER_QUERY) {
