@@ -349,6 +349,57 @@ impl Client {
         .await
     }
 
+    /// The path of the hooks of `publisher` (a validated name), or the registry-wide ones.
+    fn webhooks_path(publisher: Option<&str>) -> String {
+        match publisher {
+            Some(p) => format!("api/v1/publishers/{p}/webhooks"),
+            None => "api/v1/webhooks".to_owned(),
+        }
+    }
+
+    /// Creates a hook for `publisher`'s events, or (`None`) a registry-wide one.
+    pub async fn create_webhook(
+        &self,
+        publisher: Option<&str>,
+        request: &agora_core::webhook::WebhookCreateRequest,
+    ) -> Result<agora_core::webhook::WebhookCreated, ClientError> {
+        self.json(
+            self.request(Method::POST, &Self::webhooks_path(publisher))
+                .json(request),
+        )
+        .await
+    }
+
+    pub async fn webhooks(
+        &self,
+        publisher: Option<&str>,
+    ) -> Result<Vec<agora_core::webhook::Webhook>, ClientError> {
+        self.json(self.request(Method::GET, &Self::webhooks_path(publisher)))
+            .await
+    }
+
+    pub async fn remove_webhook(&self, id: i64) -> Result<(), ClientError> {
+        self.send(self.request(Method::DELETE, &format!("api/v1/webhooks/{id}")))
+            .await
+            .map(drop)
+    }
+
+    pub async fn webhook_deliveries(
+        &self,
+        id: i64,
+    ) -> Result<Vec<agora_core::webhook::WebhookAttempt>, ClientError> {
+        self.json(self.request(Method::GET, &format!("api/v1/webhooks/{id}/deliveries")))
+            .await
+    }
+
+    pub async fn ping_webhook(
+        &self,
+        id: i64,
+    ) -> Result<agora_core::webhook::WebhookPing, ClientError> {
+        self.json(self.request(Method::POST, &format!("api/v1/webhooks/{id}/ping")))
+            .await
+    }
+
     pub async fn create_token(&self, request: &CreateToken) -> Result<CreatedToken, ClientError> {
         self.json(self.request(Method::POST, "api/v1/tokens").json(request))
             .await

@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod listing;
 pub mod manifest;
 pub mod name;
+pub mod net;
 pub mod problem;
 pub mod resolve;
 pub mod scope;

@@ -3,7 +3,8 @@
 //! (recorded by the `vulnerabilities` verification stage), and a release it affects is
 //! marked `insecure` with the advisory's id as the reason, through the same logged
 //! lifecycle change a publisher's would be. A release verified later is matched against
-//! the advisories already stored ([`findings`]).
+//! the advisories already stored ([`finding`]). A scheduled re-check ([`recheck`])
+//! imports an operator's OSV feed directory and matches every stored advisory again.
 
 use agora_core::FieldError;
 use agora_core::advisory::{Advisory, Match};
@@ -33,6 +34,16 @@ pub async fn import(
     request: AdvisoryImportRequest,
 ) -> Result<AdvisoryImportResponse> {
     caller.require_admin()?;
+    import_as(registry, &caller.user.username, request).await
+}
+
+/// [`import`] on behalf of `actor` (an administrator, or [`VERIFIER`] for the scheduled
+/// re-check's feed), who is named in the audit event and the lifecycle changes.
+async fn import_as(
+    registry: &Registry,
+    actor: &str,
+    request: AdvisoryImportRequest,
+) -> Result<AdvisoryImportResponse> {
     let count = request.advisories.len();
     if count == 0 || count > MAX_ADVISORIES_PER_IMPORT {
         return Err(RegistryError::field(
@@ -93,48 +104,231 @@ pub async fn import(
             errors,
         ));
     }
-    let stored = registry
-        .meta
-        .import_advisories(&parsed, &caller.user.username)
-        .await?;
+    let stored = registry.meta.import_advisories(&parsed, actor).await?;
     let mut flagged = Vec::new();
     for id in &stored.changed {
         let Some(record) = registry.meta.advisory(id).await? else {
             continue;
         };
-        let advisory = parse_stored(&record)?;
-        for (ecosystem, name) in advisory.packages() {
-            for user in registry.meta.releases_using(&ecosystem, &name).await? {
-                let Some(found) = advisory.affects(&ecosystem, &name, &user.component_version)
-                else {
-                    continue;
-                };
-                let release = format!("{}/{}@{}", user.publisher, user.plugin, user.version);
-                if mark_insecure(
-                    registry,
-                    &caller.user.username,
-                    user.version_id,
-                    &release,
-                    user.state,
-                    &reason(&advisory, &user.purl, &found),
-                )
-                .await?
-                {
-                    flagged.push(AdvisoryMatch {
-                        release,
-                        advisory: advisory.id.clone(),
-                        component: user.purl.clone(),
-                        fixed: found.fixed.clone(),
-                    });
-                }
-            }
-        }
+        flagged.extend(flag_affected(registry, actor, &parse_stored(&record)?).await?);
     }
     Ok(AdvisoryImportResponse {
         changed: stored.changed,
         unchanged: stored.unchanged,
         flagged,
     })
+}
+
+/// Marks insecure every release (active or deprecated) whose SBOM lists a component
+/// `advisory` affects, as `actor`; returns the releases it changed.
+async fn flag_affected(
+    registry: &Registry,
+    actor: &str,
+    advisory: &Advisory,
+) -> Result<Vec<AdvisoryMatch>> {
+    let mut flagged = Vec::new();
+    for (ecosystem, name) in advisory.packages() {
+        for user in registry.meta.releases_using(&ecosystem, &name).await? {
+            let Some(found) = advisory.affects(&ecosystem, &name, &user.component_version)
+            else {
+                continue;
+            };
+            let release = format!("{}/{}@{}", user.publisher, user.plugin, user.version);
+            if mark_insecure(
+                registry,
+                actor,
+                user.version_id,
+                &release,
+                user.state,
+                &reason(advisory, &user.purl, &found),
+            )
+            .await?
+            {
+                crate::webhooks::advisory_matched(
+                    registry,
+                    &release,
+                    &advisory.id,
+                    &user.purl,
+                    found.fixed.as_deref(),
+                )
+                .await;
+                flagged.push(AdvisoryMatch {
+                    release,
+                    advisory: advisory.id.clone(),
+                    component: user.purl.clone(),
+                    fixed: found.fixed.clone(),
+                });
+            }
+        }
+    }
+    Ok(flagged)
+}
+
+/// The job kind of the scheduled re-check.
+pub const RECHECK_JOB: &str = "advisories.recheck";
+/// Advisories read per page by the re-check.
+const RECHECK_PAGE: u32 = 200;
+
+/// What a re-check did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Recheck {
+    /// The feed directory's import, when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported: Option<AdvisoryImportResponse>,
+    /// Stored advisories naming a component some release lists, each matched again.
+    pub advisories_checked: usize,
+    /// Releases marked insecure by this re-check (the import's included).
+    pub flagged: Vec<AdvisoryMatch>,
+}
+
+/// The scheduled re-check: imports the OSV records of the feed directory `feed` (when
+/// given: where an operator syncs OSV's published data), then matches every stored
+/// advisory that names a listed component against every release again, so a release
+/// whose components were recorded while an advisory was being imported, or whose
+/// `insecure` mark was lifted while an advisory still covers it, is marked insecure.
+/// Acts as [`VERIFIER`].
+pub async fn recheck(registry: &Registry, feed: Option<&std::path::Path>) -> Result<Recheck> {
+    let mut report = Recheck::default();
+    if let Some(dir) = feed {
+        let records = read_feed(dir)?;
+        let mut imported = AdvisoryImportResponse {
+            changed: Vec::new(),
+            unchanged: Vec::new(),
+            flagged: Vec::new(),
+        };
+        for batch in records.chunks(MAX_ADVISORIES_PER_IMPORT) {
+            let done = import_as(
+                registry,
+                VERIFIER,
+                AdvisoryImportRequest {
+                    advisories: batch.to_vec(),
+                },
+            )
+            .await?;
+            imported.changed.extend(done.changed);
+            imported.unchanged.extend(done.unchanged);
+            imported.flagged.extend(done.flagged);
+        }
+        report.flagged.extend(imported.flagged.iter().cloned());
+        report.imported = Some(imported);
+    }
+    let mut after: Option<String> = None;
+    loop {
+        let page = registry
+            .meta
+            .advisories_in_use(after.as_deref(), RECHECK_PAGE)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for record in &page {
+            report.advisories_checked += 1;
+            report
+                .flagged
+                .extend(flag_affected(registry, VERIFIER, &parse_stored(record)?).await?);
+        }
+    }
+    Ok(report)
+}
+
+/// The OSV records of a feed directory: every `*.json` file in it (not its
+/// subdirectories), each one record or a list of them. A file that cannot be read or is
+/// not JSON stops the re-check naming it, before anything is imported.
+fn read_feed(dir: &std::path::Path) -> Result<Vec<serde_json::Value>> {
+    let unreadable = |path: &std::path::Path, e: &dyn std::fmt::Display| {
+        RegistryError::internal(
+            "cannot read the advisory feed ([advisories] dir)",
+            format!("{}: {e}", path.display()),
+        )
+    };
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| unreadable(dir, &e))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+        .collect();
+    files.sort();
+    let mut records = Vec::new();
+    for path in files {
+        let size = std::fs::metadata(&path)
+            .map_err(|e| unreadable(&path, &e))?
+            .len();
+        if size > MAX_ADVISORY_BYTES as u64 * MAX_ADVISORIES_PER_IMPORT as u64 {
+            return Err(unreadable(&path, &format!("{size} bytes is too large")));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| unreadable(&path, &e))?;
+        match serde_json::from_str(&text).map_err(|e| unreadable(&path, &e))? {
+            serde_json::Value::Array(list) => records.extend(list),
+            one => records.push(one),
+        }
+    }
+    Ok(records)
+}
+
+/// Queues the re-check unless one is queued or running, or the last one ended less than
+/// `every` ago; true when it queued one.
+pub async fn schedule_recheck(registry: &Registry, every: std::time::Duration) -> Result<bool> {
+    let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+    let last = registry.meta.jobs(RECHECK_JOB, 1).await?;
+    let due = match last.first() {
+        None => true,
+        Some(job) => job
+            .finished_at
+            .is_some_and(|ended| now_ms().saturating_sub(ended) >= every),
+    };
+    if due {
+        registry.meta.enqueue_job(RECHECK_JOB, "all", 3).await?;
+    }
+    Ok(due)
+}
+
+/// Runs the queued re-check if there is one for `worker` to claim; true when it ran one.
+pub async fn work_recheck(
+    registry: &Registry,
+    worker: &str,
+    feed: Option<&std::path::Path>,
+    lease: std::time::Duration,
+) -> Result<bool> {
+    let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let Some(job) = registry.meta.claim_job(worker, &[RECHECK_JOB], lease).await? else {
+        return Ok(false);
+    };
+    match recheck(registry, feed).await {
+        Ok(done) => {
+            registry.meta.complete_job(&job).await?;
+            tracing::info!(
+                advisories = done.advisories_checked,
+                flagged = done.flagged.len(),
+                "advisories re-checked"
+            );
+        }
+        Err(e) => {
+            let retry = registry.meta.fail_job(&job, &e.to_string()).await?;
+            tracing::warn!(error = %e, ?retry, "the advisory re-check failed");
+        }
+    }
+    Ok(true)
+}
+
+/// The re-check loop `agora serve` and `agora worker` run: every minute (or `every`, if
+/// shorter) it queues the re-check when due and runs it if this worker claims it, so
+/// across workers and replicas it runs once per `every`. Runs until its task is dropped.
+pub async fn run_rechecks(
+    registry: std::sync::Arc<Registry>,
+    worker: String,
+    every: std::time::Duration,
+    feed: Option<std::path::PathBuf>,
+    lease: std::time::Duration,
+) {
+    let tick = every.min(std::time::Duration::from_secs(60));
+    loop {
+        let step = async {
+            schedule_recheck(&registry, every).await?;
+            work_recheck(&registry, &worker, feed.as_deref(), lease).await
+        };
+        if let Err(e) = step.await {
+            tracing::warn!(error = %e, "the advisory re-check could not run");
+        }
+        tokio::time::sleep(tick).await;
+    }
 }
 
 fn parse_stored(record: &AdvisoryRecord) -> Result<Advisory> {
@@ -198,6 +392,8 @@ pub async fn mark_insecure(
         })
         .await?;
     tracing::warn!(release, reason, "release marked insecure by an advisory");
+    crate::webhooks::lifecycle_changed(registry, release, state, Lifecycle::Insecure, Some(reason))
+        .await;
     Ok(true)
 }
 
@@ -233,6 +429,20 @@ pub async fn affecting(
         }
     }
     Ok(affected)
+}
+
+/// Tells the webhooks each advisory that matched a component of `release`.
+pub async fn announce(registry: &Registry, release: &str, affected: &[Affected]) {
+    for a in affected {
+        crate::webhooks::advisory_matched(
+            registry,
+            release,
+            &a.advisory.id,
+            &a.component.purl,
+            a.found.fixed.as_deref(),
+        )
+        .await;
+    }
 }
 
 /// The finding a matched advisory makes.

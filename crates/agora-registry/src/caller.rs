@@ -188,18 +188,46 @@ impl Caller {
         publisher: &PublisherRecord,
         is_owner: bool,
     ) -> Result<(), RegistryError> {
+        self.require_owner_holding(publisher, is_owner, "change its members", "members", |s| {
+            s.allows_members(&publisher.name)
+        })
+    }
+
+    /// May this caller manage the publisher's webhooks (create, list, remove, see their
+    /// deliveries)? An owner, with a token that may publish for it (`publish:PUBLISHER`
+    /// or `publish:*`); or an admin.
+    pub fn require_webhooks(
+        &self,
+        publisher: &PublisherRecord,
+        is_owner: bool,
+    ) -> Result<(), RegistryError> {
+        self.require_owner_holding(publisher, is_owner, "manage its webhooks", "publish", |s| {
+            s.allows_publish(&publisher.name)
+        })
+    }
+
+    /// An admin; or an owner of the publisher (`is_owner`) whose token holds a scope
+    /// `allows` accepts (`{scope}:PUBLISHER` or `{scope}:*`), to do `what`.
+    fn require_owner_holding(
+        &self,
+        publisher: &PublisherRecord,
+        is_owner: bool,
+        what: &str,
+        scope: &str,
+        allows: impl Fn(&Scope) -> bool,
+    ) -> Result<(), RegistryError> {
         if self.is_admin() {
             return Ok(());
         }
         if !is_owner {
             return Err(RegistryError::forbidden(format!(
-                "only owners of {} or administrators can change its members",
+                "only owners of {} or administrators can {what}",
                 publisher.name
             )));
         }
-        if !self.holds(|s| s.allows_members(&publisher.name)) {
+        if !self.holds(allows) {
             return Err(RegistryError::forbidden(format!(
-                "this token's scopes ({}) do not include members:{} or members:*",
+                "this token's scopes ({}) do not include {scope}:{} or {scope}:*",
                 Scope::join(&self.scopes),
                 publisher.name
             )));

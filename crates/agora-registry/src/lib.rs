@@ -13,6 +13,8 @@
 //!   [`accounts`] (users, passwords, signing in with its throttle).
 //! - [`log`]: the transparency log as the registry runs it (tree, checkpoints, proofs,
 //!   sealed entries and who may open them).
+//! - [`webhooks`]: signed HTTP callbacks on publish, verification, lifecycle changes and
+//!   advisory matches, their deliveries through the job queue and their history.
 //! - [`caller`]: who is calling and the authorization rules; [`bootstrap`]: the first
 //!   administrator.
 
@@ -42,6 +44,7 @@ pub mod time;
 pub mod tokens;
 pub mod verification;
 pub mod wasm_audit;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -84,6 +87,8 @@ pub struct Registry {
     pub sign_in_required: bool,
     /// The check the `behaviour` stage of a verification runs (none: no such stage).
     pub behaviour: Option<behaviour::Behaviour>,
+    /// How webhook deliveries may reach their receivers (`[webhooks]`).
+    pub webhooks: webhooks::WebhookSettings,
     /// How a verification's findings decide its outcome (`[verification]` settings).
     pub verification_policy: agora_core::verification::Policy,
     downloads: downloads::DownloadCounter,
@@ -104,6 +109,7 @@ impl Registry {
             limits,
             sign_in_required: false,
             behaviour: None,
+            webhooks: webhooks::WebhookSettings::default(),
             verification_policy: agora_core::verification::Policy::default(),
             downloads: downloads::DownloadCounter::default(),
             throttle: throttle::SignInThrottle::default(),
@@ -122,6 +128,12 @@ impl Registry {
         policy: agora_core::verification::Policy,
     ) -> Registry {
         self.verification_policy = policy;
+        self
+    }
+
+    /// Sets how webhook deliveries may reach their receivers ([`webhooks`]).
+    pub fn with_webhooks(mut self, settings: webhooks::WebhookSettings) -> Registry {
+        self.webhooks = settings;
         self
     }
 

@@ -88,6 +88,14 @@ pub async fn change(
             tracing::warn!(%digest, error = %e, "could not delete the bytes of a removed version");
         }
     }
+    crate::webhooks::lifecycle_changed(
+        registry,
+        &format!("{}/{}@{}", plugin.publisher, plugin.name, version_name),
+        current.state,
+        updated.state,
+        updated.state_reason.as_deref(),
+    )
+    .await;
     let artifacts = registry.meta.artifacts(updated.id).await?;
     Ok((plugin, updated, artifacts))
 }

@@ -176,6 +176,7 @@ pub async fn publish(
     if let Err(e) = crate::verification::enqueue(registry, &wanted, &version.version).await {
         tracing::error!(release = %label, error = %e, "cannot queue the release's verification");
     }
+    crate::webhooks::release_published(registry, &wanted, &version.version).await;
     Ok(Published {
         version,
         manifest_digest,

@@ -57,7 +57,11 @@ pub async fn members(
     Ok(registry.meta.members(publisher.id).await?)
 }
 
-async fn is_owner(registry: &Registry, p: &PublisherRecord, username: &str) -> Result<bool> {
+pub(crate) async fn is_owner(
+    registry: &Registry,
+    p: &PublisherRecord,
+    username: &str,
+) -> Result<bool> {
     Ok(registry
         .meta
         .members(p.id)

@@ -184,6 +184,7 @@ pub async fn run(registry: &Registry, subject: &str) -> Result<VerificationRepor
         )
         .await?;
     checked.log();
+    crate::webhooks::verification_completed(registry, &checked.report).await;
     Ok(checked.report)
 }
 
@@ -577,6 +578,7 @@ async fn vulnerability_stage(
             &reason,
         )
         .await?;
+        crate::advisories::announce(registry, release, &affected).await;
     }
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(StageReport::of("vulnerabilities", elapsed, findings))
@@ -789,7 +791,10 @@ async fn work_one(registry: &Registry, worker: &str, options: &WorkerOptions) ->
                 )
                 .await?;
             match recorded {
-                Some(_) => checked.log(),
+                Some(_) => {
+                    checked.log();
+                    crate::webhooks::verification_completed(registry, &checked.report).await;
+                }
                 None => tracing::warn!(
                     job = job.id,
                     "a verification outlived its lease; another worker took it over"

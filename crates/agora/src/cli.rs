@@ -133,6 +133,10 @@ pub enum Command {
     /// Security advisories (administrators).
     #[command(subcommand)]
     Advisories(AdvisoriesCommand),
+    /// Webhooks: signed HTTP callbacks on publish, verification, lifecycle changes and
+    /// advisory matches (a publisher's owners, or administrators for registry-wide ones).
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Search the catalog.
     Search(SearchArgs),
     /// Details of a plugin, or of one version with PUBLISHER/NAME@VERSION.
@@ -407,6 +411,38 @@ pub enum AdvisoriesCommand {
         /// A file or a directory (read recursively for *.json).
         path: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Create a hook; its signing secret is printed this once.
+    Create {
+        /// The publisher whose events it receives (default: every publisher's, a
+        /// registry-wide hook, for administrators).
+        #[arg(long)]
+        publisher: Option<String>,
+        /// Where deliveries are POSTed (http:// or https://).
+        #[arg(long)]
+        url: String,
+        /// An event to receive (repeatable): release.published, verification.completed,
+        /// release.lifecycle, advisory.matched.
+        #[arg(long = "event", required = true)]
+        events: Vec<String>,
+        /// Create it disabled (nothing is sent until it is enabled).
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List a publisher's hooks, or the registry-wide ones.
+    List {
+        #[arg(long)]
+        publisher: Option<String>,
+    },
+    /// Delete a hook with its pending deliveries and history.
+    Remove { id: i64 },
+    /// A hook's delivery attempts, newest first.
+    Deliveries { id: i64 },
+    /// Send a webhook.ping delivery to a hook.
+    Ping { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

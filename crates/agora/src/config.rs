@@ -76,6 +76,13 @@ verify_up_to = "low"
 # or "never" (a review decides). Must be more severe than verify_up_to.
 reject_from = "critical"
 
+[webhooks]
+# Let webhooks reach loopback, private and link-local addresses (127.0.0.1, 10.0.0.0/8,
+# 192.168.0.0/16, fd00::/8, ...). Off by default, so a hook cannot reach into the
+# registry's own network; a hook URL naming such an address is refused, and a name that
+# resolves only to such addresses fails its delivery.
+allow_private = false
+
 [blobs]
 # Directory of the content-addressed blob store. Default: <data_dir>/blobs.
 # path = "./agora-data/blobs"
@@ -125,6 +132,7 @@ pub struct ServerConfig {
     pub web: WebSettings,
     pub worker: WorkerSettings,
     pub verification: VerificationSettings,
+    pub webhooks: WebhookConfig,
     /// Name of the transparency log, used only when the log is created (first start).
     pub log_origin: Option<String>,
     pub blobs: BlobConfig,
@@ -279,6 +287,22 @@ impl WebSettings {
     }
 }
 
+/// `[webhooks]`: how deliveries may reach their receivers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct WebhookConfig {
+    /// Let hooks reach loopback, private and link-local addresses.
+    pub allow_private: bool,
+}
+
+impl WebhookConfig {
+    pub fn settings(&self) -> agora_registry::webhooks::WebhookSettings {
+        agora_registry::webhooks::WebhookSettings {
+            allow_private: self.allow_private,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct BlobConfig {
@@ -316,6 +340,7 @@ impl Default for ServerConfig {
             web: WebSettings::default(),
             worker: WorkerSettings::default(),
             verification: VerificationSettings::default(),
+            webhooks: WebhookConfig::default(),
             log_origin: None,
             blobs: BlobConfig::default(),
             limits: LimitsConfig::default(),

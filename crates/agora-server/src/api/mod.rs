@@ -23,6 +23,7 @@ mod tokens;
 mod users;
 mod verifications;
 mod versions;
+mod webhooks;
 
 use axum::extract::FromRequestParts;
 use std::sync::Arc;
@@ -105,6 +106,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(users::set_password))
         .routes(routes!(audit::list))
         .routes(routes!(advisories::import))
+        .routes(routes!(webhooks::list_registry, webhooks::create_registry))
+        .routes(routes!(
+            webhooks::list_for_publisher,
+            webhooks::create_for_publisher
+        ))
+        .routes(routes!(webhooks::remove))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::ping))
 }
 
 /// The API's routes and their complete OpenAPI document.

@@ -8,6 +8,7 @@ mod keys;
 mod release;
 mod run;
 mod serve;
+mod webhooks;
 
 use agora_client::Client;
 
@@ -120,6 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Advisories(crate::cli::AdvisoriesCommand::Import { path }) => {
             advisories::import(&ctx, &path).await
         }
+        Command::Webhook(cmd) => webhooks::webhook(&ctx, cmd).await,
         Command::Log(crate::cli::LogCommand::Monitor { follow, log }) => {
             install::monitor(&ctx, &follow, &log).await
         }

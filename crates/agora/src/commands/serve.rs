@@ -144,6 +144,13 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
             cfg.worker.options(),
         ))
     });
+    // Webhook deliveries are sent by the server whatever runs the verifications (and by
+    // `agora worker` processes too: the queue gives each delivery to one of them).
+    let webhook_sender = tokio::spawn(agora_registry::webhooks::run_worker(
+        registry.clone(),
+        format!("serve-{}-webhooks", std::process::id()),
+        cfg.worker.options().idle_wait,
+    ));
     let limits = cfg.http_limits(raise_open_file_limit());
     let state = AppState::new(registry, limits, cfg.cache());
     let app = agora_web::app(state, cfg.web.config());
@@ -158,6 +165,7 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         // A run cut here is claimed again once its lease expires.
         worker.abort();
     }
+    webhook_sender.abort();
     meta.close().await;
     Ok(())
 }
@@ -175,12 +183,14 @@ impl agora_registry::behaviour::BehaviourCheck for RunnerBehaviour {
     }
 }
 
-/// The registry with the `[verification]` policy and the `behaviour` stage (work files in
-/// `<data_dir>/behaviour`), unless `[worker] behaviour = false`.
+/// The registry with the `[webhooks]` settings, the `[verification]` policy and the
+/// `behaviour` stage (work files in `<data_dir>/behaviour`), unless `[worker] behaviour =
+/// false`.
 fn with_behaviour(
     registry: agora_registry::Registry,
     cfg: &ServerConfig,
 ) -> agora_registry::Registry {
+    let registry = registry.with_webhooks(cfg.webhooks.settings());
     // Validated when the configuration was loaded.
     let registry = match cfg.verification.policy() {
         Ok(policy) => registry.with_verification_policy(policy),
@@ -244,12 +254,18 @@ pub async fn worker(args: WorkerArgs, verbose: u8, quiet: bool) -> anyhow::Resul
                 options,
             ));
         }
+        let webhook_sender = tokio::spawn(agora_registry::webhooks::run_worker(
+            registry.clone(),
+            format!("worker-{}-webhooks", std::process::id()),
+            options.idle_wait,
+        ));
         tokio::select! {
             _ = tasks.join_next() => {}
             _ = shutdown_signal() => {}
         }
         // A run cut here is claimed again once its lease expires.
         tasks.abort_all();
+        webhook_sender.abort();
     }
     meta.close().await;
     Ok(())
