@@ -129,8 +129,7 @@ async fn flag_affected(
     let mut flagged = Vec::new();
     for (ecosystem, name) in advisory.packages() {
         for user in registry.meta.releases_using(&ecosystem, &name).await? {
-            let Some(found) = advisory.affects(&ecosystem, &name, &user.component_version)
-            else {
+            let Some(found) = advisory.affects(&ecosystem, &name, &user.component_version) else {
                 continue;
             };
             let release = format!("{}/{}@{}", user.publisher, user.plugin, user.version);
@@ -235,9 +234,10 @@ pub async fn recheck(registry: &Registry, feed: Option<&std::path::Path>) -> Res
 /// not JSON stops the re-check naming it, before anything is imported.
 fn read_feed(dir: &std::path::Path) -> Result<Vec<serde_json::Value>> {
     let unreadable = |path: &std::path::Path, e: &dyn std::fmt::Display| {
-        RegistryError::internal(
-            "cannot read the advisory feed ([advisories] dir)",
-            format!("{}: {e}", path.display()),
+        RegistryError::field(
+            "advisories.dir",
+            format!("cannot read {}: {e}", path.display()),
+            Some("a directory of OSV records as JSON, one record or a list per file"),
         )
     };
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
@@ -288,7 +288,11 @@ pub async fn work_recheck(
     lease: std::time::Duration,
 ) -> Result<bool> {
     let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-    let Some(job) = registry.meta.claim_job(worker, &[RECHECK_JOB], lease).await? else {
+    let Some(job) = registry
+        .meta
+        .claim_job(worker, &[RECHECK_JOB], lease)
+        .await?
+    else {
         return Ok(false);
     };
     match recheck(registry, feed).await {

@@ -411,6 +411,17 @@ pub enum AdvisoriesCommand {
         /// A file or a directory (read recursively for *.json).
         path: PathBuf,
     },
+    /// Run the scheduled re-check now, on the server's database (like `agora worker`):
+    /// import the `[advisories] dir` feed when set, then mark insecure every release a
+    /// stored advisory covers that is not marked yet.
+    Recheck {
+        /// Configuration file, the server's (default: ./agora.toml when it exists).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory of the embedded database and blobs, the server's.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

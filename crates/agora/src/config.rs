@@ -83,6 +83,16 @@ reject_from = "critical"
 # resolves only to such addresses fails its delivery.
 allow_private = false
 
+[advisories]
+# Hours between re-checks of every release against the stored advisories (0: never).
+# Each re-check first imports the OSV records of `dir` when it is set, then marks
+# insecure every release an advisory covers that is not marked yet. One worker runs it
+# per period, whichever claims it.
+recheck_hours = 24
+# A directory of OSV records (*.json, one record or a list per file) that each re-check
+# imports: sync OSV's published data for your ecosystems into it (e.g. from a daily job).
+# dir = "/var/lib/agora/osv"
+
 [blobs]
 # Directory of the content-addressed blob store. Default: <data_dir>/blobs.
 # path = "./agora-data/blobs"
@@ -132,6 +142,7 @@ pub struct ServerConfig {
     pub web: WebSettings,
     pub worker: WorkerSettings,
     pub verification: VerificationSettings,
+    pub advisories: AdvisorySettings,
     pub webhooks: WebhookConfig,
     /// Name of the transparency log, used only when the log is created (first start).
     pub log_origin: Option<String>,
@@ -196,6 +207,51 @@ impl WorkerSettings {
             IDLE_WAIT_RANGE.start().as_millis(),
             IDLE_WAIT_RANGE.end().as_millis()
         );
+        Ok(())
+    }
+}
+
+/// `[advisories]`: the scheduled re-check and its feed directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AdvisorySettings {
+    pub recheck_hours: u64,
+    pub dir: Option<PathBuf>,
+}
+
+/// Longest period between advisory re-checks: 30 days.
+const MAX_RECHECK_HOURS: u64 = 720;
+
+impl Default for AdvisorySettings {
+    fn default() -> Self {
+        AdvisorySettings {
+            recheck_hours: 24,
+            dir: None,
+        }
+    }
+}
+
+impl AdvisorySettings {
+    /// How often the re-check runs; none when it is off.
+    pub fn every(&self) -> Option<std::time::Duration> {
+        (self.recheck_hours > 0).then(|| std::time::Duration::from_secs(self.recheck_hours * 3600))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.recheck_hours <= MAX_RECHECK_HOURS,
+            "advisories.recheck_hours (AGORA_ADVISORIES__RECHECK_HOURS) is {}: expected 0 (never) \
+             to {MAX_RECHECK_HOURS} hours",
+            self.recheck_hours
+        );
+        if let Some(dir) = &self.dir {
+            anyhow::ensure!(
+                dir.is_dir(),
+                "advisories.dir (AGORA_ADVISORIES__DIR) is {}, which is not a directory: expected \
+                 a directory of OSV records (*.json)",
+                dir.display()
+            );
+        }
         Ok(())
     }
 }
@@ -340,6 +396,7 @@ impl Default for ServerConfig {
             web: WebSettings::default(),
             worker: WorkerSettings::default(),
             verification: VerificationSettings::default(),
+            advisories: AdvisorySettings::default(),
             webhooks: WebhookConfig::default(),
             log_origin: None,
             blobs: BlobConfig::default(),
@@ -452,6 +509,7 @@ impl ServerConfig {
         );
         self.worker.validate()?;
         self.verification.policy()?;
+        self.advisories.validate()?;
         Ok(())
     }
 

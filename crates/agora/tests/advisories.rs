@@ -237,3 +237,91 @@ fn an_imported_advisory_marks_affected_releases_insecure_and_installs_refuse_the
     let detail: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(detail["state"], "insecure", "{detail}");
 }
+
+/// The scheduled re-check imports the operator's OSV feed directory and marks what the
+/// new records cover; it runs at start and on demand (`agora advisories recheck`).
+#[test]
+fn the_recheck_imports_the_feed_directory_and_marks_what_it_covers() {
+    let feed = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("AGORA_ADVISORIES__DIR", feed.path().to_str().unwrap()),
+            ("AGORA_WORKER__BEHAVIOUR", "false"),
+        ],
+    );
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "examples"]).ok();
+    alice.sign_for("examples");
+    let work = tempfile::tempdir().unwrap();
+    let hello = example_plugin("hello-wasm", work.path());
+    alice.run(&["publish", hello.to_str().unwrap()]).ok();
+    let first = report(&server, "examples/hello-wasm", "1.0.0");
+    assert_eq!(first["outcome"], "verified", "{first}");
+    // The server ran the re-check when it started (nothing to do yet).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !server.log().contains("advisories re-checked") {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let (name, version) = a_crate_of(&hello.join("sbom.cdx.json"));
+    let fixed = format!("{}.{}.{}", version.major, version.minor, version.patch + 1);
+    std::fs::write(
+        feed.path().join("RUSTSEC-2026-9003.json"),
+        osv("RUSTSEC-2026-9003", &name, &fixed).to_string(),
+    )
+    .unwrap();
+    std::fs::write(feed.path().join("notes.txt"), "not a record").unwrap();
+    let out = server.operator(&["advisories", "recheck"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Imported 1 new or changed advisories")
+            && stdout.contains("examples/hello-wasm@1.0.0 marked insecure: RUSTSEC-2026-9003"),
+        "{stdout}"
+    );
+    // Again: nothing new, nothing more to mark.
+    let out = server.operator(&["--json", "advisories", "recheck"]);
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["flagged"], serde_json::json!([]), "{again}");
+    assert_eq!(again["advisories_checked"], 1, "{again}");
+
+    // The server sees it (its cache lives at most a second).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, _, body) = http(
+            "GET",
+            &format!(
+                "{}/api/v1/plugins/examples/hello-wasm/versions/1.0.0",
+                server.url
+            ),
+            None,
+            None,
+        );
+        let detail: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if detail["state"] == "insecure" {
+            assert!(
+                detail["state_reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("RUSTSEC-2026-9003"),
+                "{detail}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{detail}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    // A feed file that is not JSON stops the re-check, naming it.
+    std::fs::write(feed.path().join("broken.json"), "{").unwrap();
+    let out = server.operator(&["advisories", "recheck"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("broken.json"), "{stderr}");
+}

@@ -79,6 +79,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Worker(args) = cli.command {
         return serve::worker(args, cli.verbose, cli.quiet).await;
     }
+    if let Command::Advisories(crate::cli::AdvisoriesCommand::Recheck { config, data_dir }) =
+        cli.command
+    {
+        return serve::recheck_advisories(
+            config.as_deref(),
+            data_dir,
+            cli.json,
+            cli.verbose,
+            cli.quiet,
+        )
+        .await;
+    }
     if let Command::Init { config, force } = &cli.command {
         return serve::init(config, *force, &out);
     }
@@ -91,7 +103,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         out,
     };
     match cli.command {
-        Command::Serve(_) | Command::Worker(_) | Command::Init { .. } => {
+        Command::Serve(_)
+        | Command::Worker(_)
+        | Command::Init { .. }
+        | Command::Advisories(crate::cli::AdvisoriesCommand::Recheck { .. }) => {
             unreachable!("handled above")
         }
         Command::Login { token } => account::login(ctx, token).await,

@@ -151,6 +151,7 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         format!("serve-{}-webhooks", std::process::id()),
         cfg.worker.options().idle_wait,
     ));
+    let rechecks = spawn_rechecks(&registry, &cfg, "serve");
     let limits = cfg.http_limits(raise_open_file_limit());
     let state = AppState::new(registry, limits, cfg.cache());
     let app = agora_web::app(state, cfg.web.config());
@@ -165,8 +166,82 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         // A run cut here is claimed again once its lease expires.
         worker.abort();
     }
+    if let Some(rechecks) = rechecks {
+        rechecks.abort();
+    }
     webhook_sender.abort();
     meta.close().await;
+    Ok(())
+}
+
+/// The advisory re-check loop (`[advisories]`), unless it is off.
+fn spawn_rechecks(
+    registry: &Arc<agora_registry::Registry>,
+    cfg: &ServerConfig,
+    role: &str,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let every = cfg.advisories.every()?;
+    Some(tokio::spawn(agora_registry::advisories::run_rechecks(
+        registry.clone(),
+        format!("{role}-{}-advisories", std::process::id()),
+        every,
+        cfg.advisories.dir.clone(),
+        cfg.worker.options().lease,
+    )))
+}
+
+/// `agora advisories recheck`: runs the advisory re-check now, against the server's
+/// database and blob store, and prints what it marked insecure.
+pub async fn recheck_advisories(
+    config: Option<&Path>,
+    data_dir: Option<std::path::PathBuf>,
+    json: bool,
+    verbose: u8,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let mut cfg = ServerConfig::load(config)?;
+    if let Some(d) = data_dir {
+        cfg.data_dir = d;
+    }
+    init_logging(&cfg, verbose, quiet);
+    let (meta, blobs) = open_stores(&cfg).await?;
+    let log = agora_registry::TransparencyLog::open(&meta, &cfg.log_origin())
+        .await
+        .context("cannot open the transparency log")?;
+    let registry =
+        agora_registry::Registry::new(Arc::new(meta.clone()), Arc::new(blobs), log, cfg.limits());
+    let done = agora_registry::advisories::recheck(&registry, cfg.advisories.dir.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    meta.close().await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+    } else if !quiet {
+        if let Some(imported) = &done.imported {
+            println!(
+                "Imported {} new or changed advisories ({} unchanged)",
+                imported.changed.len(),
+                imported.unchanged.len()
+            );
+        }
+        println!(
+            "Checked {} advisories naming a listed component; {} release(s) marked insecure",
+            done.advisories_checked,
+            done.flagged.len()
+        );
+        for m in &done.flagged {
+            let fix = m
+                .fixed
+                .as_deref()
+                .map_or("no fixed version yet".to_owned(), |v| {
+                    format!("fixed in {v}")
+                });
+            println!(
+                "{} marked insecure: {} ({}; {fix})",
+                m.release, m.advisory, m.component
+            );
+        }
+    }
     Ok(())
 }
 
@@ -259,9 +334,13 @@ pub async fn worker(args: WorkerArgs, verbose: u8, quiet: bool) -> anyhow::Resul
             format!("worker-{}-webhooks", std::process::id()),
             options.idle_wait,
         ));
+        let rechecks = spawn_rechecks(&registry, &cfg, "worker");
         tokio::select! {
             _ = tasks.join_next() => {}
             _ = shutdown_signal() => {}
+        }
+        if let Some(rechecks) = rechecks {
+            rechecks.abort();
         }
         // A run cut here is claimed again once its lease expires.
         tasks.abort_all();

@@ -208,6 +208,22 @@ impl Server {
         cmd
     }
 
+    /// `agora ARGS --data-dir <this server's>`, an operator's command run on this
+    /// server's database and blob store with its environment; returns its output.
+    pub fn operator(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .arg("--data-dir")
+            .arg(self.data.path().join("data"))
+            .current_dir(self.data.path())
+            .env_remove("AGORA_DATABASE_URL")
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
     /// The log of the worker started as `name`.
     pub fn worker_log(&self, name: &str) -> String {
         std::fs::read_to_string(self.data.path().join(format!("{name}.log"))).unwrap_or_default()
