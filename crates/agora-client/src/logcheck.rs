@@ -152,6 +152,10 @@ fn clear_entry(proof: &InclusionProofResponse, label: &str) -> Result<String, Lo
     }
 }
 
+/// How often the two consistency proofs are asked for before a log that keeps growing
+/// between them is reported.
+const CONSISTENCY_ATTEMPTS: u32 = 5;
+
 /// Checks that `detail` (whose signature was verified by `signer`) is in the registry's
 /// log, consistent with what this client saw before, and that `signer` was a registered,
 /// unrevoked key of the publisher by the log's own key history; updates the state at
@@ -215,19 +219,29 @@ pub async fn verify_logged(
                 new: included_in.size,
             }));
         }
-        let from_seen = client.log_consistency(seen.size).await?;
-        let now = open(&from_seen.checkpoint)?.head;
-        verify_consistency(&seen, &now, &hashes(&from_seen.hashes)?).map_err(proof_error)?;
-        let from_inclusion = client.log_consistency(included_in.size).await?;
-        let now_too = open(&from_inclusion.checkpoint)?.head;
-        verify_consistency(&included_in, &now_too, &hashes(&from_inclusion.hashes)?)
-            .map_err(proof_error)?;
-        if now != now_too {
-            return Err(LogCheckError::Malformed(
-                "the log changed while it was being checked; try again".into(),
-            ));
-        }
-        newest = now;
+        // Both proofs must lead to the same head. The log grows while it is read (every
+        // publish and every verification verdict appends), so two answers that name
+        // different heads are asked for again, a few times, before giving up.
+        let mut attempt = 0;
+        newest = loop {
+            let from_seen = client.log_consistency(seen.size).await?;
+            let now = open(&from_seen.checkpoint)?.head;
+            verify_consistency(&seen, &now, &hashes(&from_seen.hashes)?).map_err(proof_error)?;
+            let from_inclusion = client.log_consistency(included_in.size).await?;
+            let now_too = open(&from_inclusion.checkpoint)?.head;
+            verify_consistency(&included_in, &now_too, &hashes(&from_inclusion.hashes)?)
+                .map_err(proof_error)?;
+            if now == now_too {
+                break now;
+            }
+            attempt += 1;
+            if attempt == CONSISTENCY_ATTEMPTS {
+                return Err(LogCheckError::Malformed(
+                    "the log kept changing while it was being checked; try again".into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+        };
     }
     LogState {
         verifier_key: key,

@@ -172,7 +172,10 @@ impl Server {
             ),
             None => {
                 let db = self.data.path().join("data/agora.db");
+                // The server writes meanwhile (its worker records verifications): wait
+                // for its write lock rather than fail with "database is locked".
                 let out = Command::new("sqlite3")
+                    .args(["-cmd", ".timeout 10000"])
                     .arg(&db)
                     .arg(sql)
                     .output()
