@@ -47,6 +47,10 @@ audit_actions! {
     VersionReview = "version.review";
     /// Security advisories imported (OSV records).
     AdvisoryImport = "advisory.import";
+    /// A webhook created (target: its publisher, or `registry` for a registry-wide one).
+    WebhookCreate = "webhook.create";
+    /// A webhook removed, with its pending deliveries and history.
+    WebhookRemove = "webhook.remove";
     PluginVisibility = "plugin.visibility";
     ReviewWrite = "review.write";
     ReviewHide = "review.hide";

@@ -244,7 +244,10 @@ pub async fn list(
 /// Deletes a hook, its pending deliveries and its history.
 pub async fn remove(registry: &Registry, caller: &Caller, id: i64) -> Result<()> {
     authorize_hook(registry, caller, id).await?;
-    registry.meta.delete_webhook(id).await?;
+    registry
+        .meta
+        .delete_webhook(id, &caller.user.username)
+        .await?;
     Ok(())
 }
 

@@ -312,6 +312,26 @@ fn hooks_deliver_signed_events_and_retry(backend: Backend) {
         None,
     );
     assert_eq!(status, 404);
+    // Creating and removing hooks are audited, under the publisher or `registry`.
+    let (_, _, events) = http(
+        "GET",
+        &format!("{}/api/v1/audit?limit=1000", server.url),
+        Some(&server.admin_token),
+        None,
+    );
+    let events: serde_json::Value = serde_json::from_slice(&events).unwrap();
+    let of = |action: &str, target: &str| {
+        events
+            .as_array()
+            .or_else(|| events["items"].as_array())
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action && e["target"] == target)
+            .count()
+    };
+    assert_eq!(of("webhook.create", "examples"), 2, "{events}");
+    assert_eq!(of("webhook.create", "registry"), 1, "{events}");
+    assert_eq!(of("webhook.remove", "examples"), 1, "{events}");
 }
 
 #[test]

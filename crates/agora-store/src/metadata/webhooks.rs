@@ -98,8 +98,9 @@ pub trait WebhookStore: Send + Sync {
     /// A hook and the id of its publisher (`None`: registry-wide).
     async fn webhook(&self, id: i64) -> Result<Option<(WebhookRecord, Option<i64>)>>;
 
-    /// Deletes a hook with its deliveries and their history; false when there was none.
-    async fn delete_webhook(&self, id: i64) -> Result<bool>;
+    /// Deletes a hook with its deliveries and their history, audited as `actor`'s
+    /// `webhook.remove`; false when there was none.
+    async fn delete_webhook(&self, id: i64, actor: &str) -> Result<bool>;
 
     /// The enabled hooks that receive `event` about a release of `publisher_id`: the
     /// publisher's own and the registry-wide ones.

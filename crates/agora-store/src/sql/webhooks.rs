@@ -1,5 +1,6 @@
 //! Webhooks on SQL.
 
+use agora_core::audit::AuditAction;
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -11,6 +12,18 @@ use crate::{StoreError, now_ms};
 const HOOK_COLUMNS: &str = "w.id, w.publisher_id, p.name AS publisher, w.url, w.events, \
      w.secret, w.enabled, w.created_by, w.created_at";
 const HOOK_FROM: &str = "webhooks w LEFT JOIN publishers p ON p.id = w.publisher_id";
+
+/// What a hook's audit events name as their target: its publisher, or `registry`.
+async fn hook_target(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: i64) -> Result<String> {
+    let publisher: Option<String> = sqlx::query_scalar(
+        "SELECT p.name FROM webhooks w LEFT JOIN publishers p ON p.id = w.publisher_id \
+         WHERE w.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(publisher.unwrap_or_else(|| "registry".to_owned()))
+}
 
 fn hook_from_row(r: &AnyRow) -> Result<WebhookRecord> {
     let events: String = r.try_get("events")?;
@@ -60,6 +73,7 @@ fn attempt_from_row(r: &AnyRow) -> Result<AttemptRecord> {
 impl WebhookStore for SqlStore {
     async fn create_webhook(&self, hook: &NewWebhook) -> Result<WebhookRecord> {
         let now = now_ms();
+        let mut tx = self.write.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO webhooks (publisher_id, url, events, secret, enabled, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -71,8 +85,22 @@ impl WebhookStore for SqlStore {
         .bind(i64::from(hook.enabled))
         .bind(&hook.created_by)
         .bind(now)
-        .fetch_one(&self.write)
+        .fetch_one(&mut *tx)
         .await?;
+        let target = hook_target(&mut tx, id).await?;
+        SqlStore::audit(
+            &mut tx,
+            &hook.created_by,
+            AuditAction::WebhookCreate,
+            &target,
+            Some(format!(
+                "hook {id}: {} ({})",
+                hook.url,
+                hook.events.join(", ")
+            )),
+        )
+        .await?;
+        tx.commit().await?;
         let (record, _) = self
             .webhook(id)
             .await?
@@ -110,12 +138,30 @@ impl WebhookStore for SqlStore {
             .transpose()
     }
 
-    async fn delete_webhook(&self, id: i64) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
+    async fn delete_webhook(&self, id: i64, actor: &str) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let url: Option<String> = sqlx::query_scalar("SELECT url FROM webhooks WHERE id = $1")
             .bind(id)
-            .execute(&self.write)
+            .fetch_optional(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        let Some(url) = url else {
+            return Ok(false);
+        };
+        let target = hook_target(&mut tx, id).await?;
+        sqlx::query("DELETE FROM webhooks WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        SqlStore::audit(
+            &mut tx,
+            actor,
+            AuditAction::WebhookRemove,
+            &target,
+            Some(format!("hook {id}: {url}")),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn webhooks_for_event(
