@@ -86,14 +86,7 @@ pub fn rust_target(platform: &str) -> Result<String, BuildError> {
 /// manifest's binaries to build (empty: this host's only).
 pub fn build(dir: &Path, platforms: &[String]) -> Result<Vec<Built>, BuildError> {
     let manifest_path = dir.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&manifest_path).map_err(|source| BuildError::Read {
-        path: manifest_path.clone(),
-        source,
-    })?;
-    let manifest = Manifest::from_yaml(&text).map_err(|e| BuildError::Manifest {
-        path: manifest_path.clone(),
-        problem: e.to_string(),
-    })?;
+    let manifest = read_manifest(dir)?;
     let cargo_toml = dir.join("Cargo.toml");
     if !cargo_toml.is_file() {
         return Err(BuildError::NotRust(dir.to_path_buf()));
@@ -208,21 +201,26 @@ pub fn sbom(dir: &Path) -> Result<Built, BuildError> {
 /// The plugin's manifest and where its `sbom` field says the SBOM goes (an error naming
 /// the field when there is none): checked before anything is built.
 pub fn sbom_file(dir: &Path) -> Result<(Manifest, String), BuildError> {
+    let manifest = read_manifest(dir)?;
+    let relative = manifest.sbom.clone().ok_or_else(|| BuildError::Manifest {
+        path: dir.join(MANIFEST_FILE),
+        problem: "sbom is missing: name the file the SBOM goes to, e.g. `sbom: sbom.cdx.json`"
+            .into(),
+    })?;
+    Ok((manifest, relative))
+}
+
+/// The plugin's `plugin.yaml`, read and parsed.
+fn read_manifest(dir: &Path) -> Result<Manifest, BuildError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path).map_err(|source| BuildError::Read {
         path: manifest_path.clone(),
         source,
     })?;
-    let manifest = Manifest::from_yaml(&text).map_err(|e| BuildError::Manifest {
-        path: manifest_path.clone(),
+    Manifest::from_yaml(&text).map_err(|e| BuildError::Manifest {
+        path: manifest_path,
         problem: e.to_string(),
-    })?;
-    let relative = manifest.sbom.clone().ok_or_else(|| BuildError::Manifest {
-        path: manifest_path.clone(),
-        problem: "sbom is missing: name the file the SBOM goes to, e.g. `sbom: sbom.cdx.json`"
-            .into(),
-    })?;
-    Ok((manifest, relative))
+    })
 }
 
 /// Runs `cargo build --release` and returns the artifact it reports (its JSON messages

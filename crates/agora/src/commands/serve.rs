@@ -190,15 +190,15 @@ fn spawn_rechecks(
     )))
 }
 
-/// `agora advisories recheck`: runs the advisory re-check now, against the server's
-/// database and blob store, and prints what it marked insecure.
-pub async fn recheck_advisories(
+/// The server's configuration (`config`, `data_dir` winning), logging started, and the
+/// registry over its database and blob store, for a process that works beside the
+/// server (`agora worker`, `agora advisories recheck`).
+async fn offline_registry(
     config: Option<&Path>,
     data_dir: Option<std::path::PathBuf>,
-    json: bool,
     verbose: u8,
     quiet: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(ServerConfig, SqlStore, agora_registry::Registry)> {
     let mut cfg = ServerConfig::load(config)?;
     if let Some(d) = data_dir {
         cfg.data_dir = d;
@@ -210,6 +210,19 @@ pub async fn recheck_advisories(
         .context("cannot open the transparency log")?;
     let registry =
         agora_registry::Registry::new(Arc::new(meta.clone()), Arc::new(blobs), log, cfg.limits());
+    Ok((cfg, meta, registry))
+}
+
+/// `agora advisories recheck`: runs the advisory re-check now, against the server's
+/// database and blob store, and prints what it marked insecure.
+pub async fn recheck_advisories(
+    config: Option<&Path>,
+    data_dir: Option<std::path::PathBuf>,
+    json: bool,
+    verbose: u8,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let (cfg, meta, registry) = offline_registry(config, data_dir, verbose, quiet).await?;
     let done = agora_registry::advisories::recheck(&registry, cfg.advisories.dir.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -285,19 +298,9 @@ fn with_behaviour(
 pub async fn worker(args: WorkerArgs, verbose: u8, quiet: bool) -> anyhow::Result<()> {
     let once = args.once;
     let concurrency = args.concurrency.max(1);
-    let mut cfg = ServerConfig::load(args.config.as_deref())?;
-    if let Some(d) = args.data_dir {
-        cfg.data_dir = d;
-    }
-    init_logging(&cfg, verbose, quiet);
-    let (meta, blobs) = open_stores(&cfg).await?;
-    let log = agora_registry::TransparencyLog::open(&meta, &cfg.log_origin())
-        .await
-        .context("cannot open the transparency log")?;
-    let registry = Arc::new(with_behaviour(
-        agora_registry::Registry::new(Arc::new(meta.clone()), Arc::new(blobs), log, cfg.limits()),
-        &cfg,
-    ));
+    let (cfg, meta, registry) =
+        offline_registry(args.config.as_deref(), args.data_dir, verbose, quiet).await?;
+    let registry = Arc::new(with_behaviour(registry, &cfg));
     let options = cfg.worker.options();
     // Each task claims under its own name, so the queue records which one ran a job.
     let name = |task: u16| match concurrency {
