@@ -287,6 +287,19 @@ fn deprecation(label: &str, detail: &VersionDetail) -> String {
     text
 }
 
+/// The registry's verification outcome of a release (`verified`, `needs-review`,
+/// `rejected`), none before its first run: what `agora.lock` records.
+async fn outcome_of(
+    client: &Client,
+    plugin: &PluginRef,
+    version: &str,
+) -> Result<Option<String>, InstallError> {
+    Ok(client
+        .verification(plugin.publisher.as_str(), plugin.name.as_str(), version)
+        .await?
+        .map(|r| r.outcome.as_str().to_owned()))
+}
+
 /// Puts a set of releases in place all or nothing: every release not already installed
 /// intact is downloaded and verified into a staging area first; only when all are, they
 /// are moved into place and `agora.lock` is written once. A failure at any point leaves
@@ -315,9 +328,12 @@ async fn install_set(
             && prev.manifest_digest == detail.manifest_digest
             && crate::verify::entry_intact(dir, prev)
         {
+            // The verdict may have changed since (a review, a re-run): recorded afresh.
+            let verification = outcome_of(client, &plugin, &prev.version).await?;
             changes.push(Changed {
                 entry: LockEntry {
                     requirement,
+                    verification,
                     ..prev.clone()
                 },
                 previous: Some(prev.version.clone()),
@@ -330,6 +346,7 @@ async fn install_set(
             .await
             .map_err(io_error(format!("cannot create {}", dest.display())))?;
         let verified = fetch_verified(client, trust, &detail, &dest).await?;
+        let verification = outcome_of(client, &plugin, &detail.version).await?;
         let entry = LockEntry {
             name,
             version: detail.version.clone(),
@@ -338,6 +355,7 @@ async fn install_set(
             signer_key: Some(verified.signer),
             log_index: Some(verified.log_index),
             requirement,
+            verification,
         };
         staged.push((plugin, dest));
         changes.push(Changed {

@@ -26,6 +26,11 @@ pub struct LockEntry {
     /// `--latest` moves it). None for plugins installed only as dependencies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requirement: Option<String>,
+    /// The registry's verification outcome of the release when it was installed
+    /// (`verified`, `needs-review`, `rejected`); none when it was not checked yet. A
+    /// host policy with `require_verified` runs only `verified` ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

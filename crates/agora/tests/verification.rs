@@ -893,3 +893,88 @@ fn the_operator_sets_the_policy_that_turns_findings_into_outcomes() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_host_policy_can_run_only_releases_verified_when_installed() {
+    let server = Server::start_with(Backend::Sqlite, &[("AGORA_WORKER__BEHAVIOUR", "false")]);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "examples"]).ok();
+    alice.sign_for("examples");
+    let work = tempfile::tempdir().unwrap();
+    let hello = example_plugin("hello-wasm", work.path());
+    alice.run(&["publish", hello.to_str().unwrap()]).ok();
+    let hostile = example_plugin("hostile-wasm", work.path());
+    alice.run(&["publish", hostile.to_str().unwrap()]).ok();
+    assert_eq!(
+        verified(&server, "examples/hello-wasm@1.0.0")["outcome"],
+        "verified"
+    );
+    assert_eq!(
+        verified(&server, "examples/hostile-wasm@1.0.0")["outcome"],
+        "needs-review"
+    );
+    let user = server.cli(None);
+    for plugin in ["examples/hello-wasm", "examples/hostile-wasm"] {
+        user.run_in(work.path(), &["install", plugin, "--dir", "plugins"])
+            .ok();
+    }
+    // agora.lock records each release's verdict at install.
+    let lock: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(work.path().join("plugins/agora.lock")).unwrap(),
+    )
+    .unwrap();
+    let recorded: Vec<(&str, &str)> = lock["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap(),
+                p["verification"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            ("examples/hello-wasm", "verified"),
+            ("examples/hostile-wasm", "needs-review")
+        ],
+        "{lock}"
+    );
+    std::fs::write(
+        work.path().join("strict.toml"),
+        "mode = \"open\"\nrequire_verified = true\n",
+    )
+    .unwrap();
+    let state = work.path().join("runner");
+    let run = |plugin: &str, entrypoint: &str| {
+        user.run_in(
+            work.path(),
+            &[
+                "run",
+                plugin,
+                entrypoint,
+                "--input",
+                r#"{"name":"Ada"}"#,
+                "--dir",
+                "plugins",
+                "--policy",
+                "strict.toml",
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+        )
+    };
+    assert!(
+        run("examples/hello-wasm", "greet")
+            .ok()
+            .contains("Hello, Ada!")
+    );
+    let refused = run("examples/hostile-wasm", "fetch").fails();
+    assert!(
+        refused.contains("examples/hostile-wasm@1.0.0 was needs-review when it was installed")
+            && refused.contains("require_verified"),
+        "{refused}"
+    );
+}

@@ -130,6 +130,9 @@ pub struct HostPolicy {
     pub network: NetworkPolicy,
     pub secrets: Vec<SecretGrant>,
     pub sandbox: SandboxPolicy,
+    /// Run only releases whose registry verification was `verified` when they were
+    /// installed (as `agora.lock` records it).
+    pub require_verified: bool,
 }
 
 impl Default for HostPolicy {
@@ -152,6 +155,7 @@ impl Default for HostPolicy {
             network: NetworkPolicy::default(),
             secrets: Vec::new(),
             sandbox: SandboxPolicy::default(),
+            require_verified: false,
         }
     }
 }

@@ -61,9 +61,22 @@ fn runner(args: &RunnerArgs, policy: HostPolicy) -> anyhow::Result<Runner> {
     Ok(Runner::new(config)?)
 }
 
-/// An installed plugin, its code checked against the digest `agora.lock` pins.
-fn installed(plugin: &str, dir: &Path) -> anyhow::Result<PluginSource> {
+/// An installed plugin, its code checked against the digest `agora.lock` pins; with
+/// `require_verified` (the host policy's), refused unless its verification was
+/// `verified` when it was installed.
+fn installed(plugin: &str, dir: &Path, require_verified: bool) -> anyhow::Result<PluginSource> {
     let installed = Lockfile::installed(dir, plugin)?;
+    let outcome = installed.entry.verification.as_deref();
+    if require_verified && outcome != Some("verified") {
+        bail!(
+            "{}@{} was {} when it was installed, and the host policy runs only verified releases \
+             (require_verified); install a verified version (`agora install --require-verified`), or \
+             install it again once the registry has verified it",
+            installed.entry.name,
+            installed.entry.version,
+            outcome.map_or("not yet checked".to_owned(), |o| o.to_owned())
+        );
+    }
     let source = PluginSource::from_dir(&installed.dir)?;
     let relative = source
         .code
@@ -90,9 +103,10 @@ pub async fn run(
     args: &RunnerArgs,
     dir: &Path,
 ) -> anyhow::Result<()> {
-    let source = installed(plugin, dir)?;
+    let policy = load_policy(args)?;
+    let source = installed(plugin, dir, policy.require_verified)?;
     let input = read_input(input)?;
-    let runner = runner(args, load_policy(args)?)?;
+    let runner = runner(args, policy)?;
     let loaded = runner.load(source).await?;
     if let Some(layers) = loaded.sandbox().filter(|l| l.is_weaker() && !s.out.quiet) {
         eprintln!(
@@ -135,7 +149,7 @@ pub async fn conformance(
     let source = if as_dir.join("plugin.yaml").is_file() {
         PluginSource::from_dir(as_dir)?
     } else if plugin.contains('/') && !as_dir.exists() {
-        installed(plugin, dir)?
+        installed(plugin, dir, false)?
     } else {
         bail!(
             "{plugin} is neither a plugin directory (with plugin.yaml) nor PUBLISHER/NAME of an installed plugin"
