@@ -78,10 +78,7 @@ fn osv(id: &str, name: &str, fixed: &str) -> serde_json::Value {
 #[test]
 fn an_imported_advisory_marks_affected_releases_insecure_and_installs_refuse_them() {
     let server = Server::start(Backend::Sqlite);
-    let mut alice = server.admin();
-    alice.run(&["publisher", "create", "examples"]).ok();
-    alice.sign_for("examples");
-    let work = tempfile::tempdir().unwrap();
+    let (alice, work) = examples_publisher(&server);
     let hello = example_plugin("hello-wasm", work.path());
     alice.run(&["publish", hello.to_str().unwrap()]).ok();
 
@@ -250,10 +247,7 @@ fn the_recheck_imports_the_feed_directory_and_marks_what_it_covers() {
             ("AGORA_WORKER__BEHAVIOUR", "false"),
         ],
     );
-    let mut alice = server.admin();
-    alice.run(&["publisher", "create", "examples"]).ok();
-    alice.sign_for("examples");
-    let work = tempfile::tempdir().unwrap();
+    let (alice, work) = examples_publisher(&server);
     let hello = example_plugin("hello-wasm", work.path());
     alice.run(&["publish", hello.to_str().unwrap()]).ok();
     let first = report(&server, "examples/hello-wasm", "1.0.0");

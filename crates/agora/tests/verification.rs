@@ -88,10 +88,7 @@ fn rules(report: &serde_json::Value) -> Vec<String> {
 #[test]
 fn the_server_verifies_what_is_published_and_audits_wasm_imports() {
     let server = Server::start(Backend::Sqlite);
-    let mut alice = server.admin();
-    alice.run(&["publisher", "create", "examples"]).ok();
-    alice.sign_for("examples");
-    let work = tempfile::tempdir().unwrap();
+    let (alice, work) = examples_publisher(&server);
     let hello = example_plugin("hello-wasm", work.path());
     alice.run(&["publish", hello.to_str().unwrap()]).ok();
 
@@ -243,10 +240,7 @@ fn the_server_verifies_what_is_published_and_audits_wasm_imports() {
 fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() {
     // No worker in the server: runs wait in the queue, as after a crash.
     let server = Server::start_with(Backend::Sqlite, &[("AGORA_WORKER__IN_PROCESS", "false")]);
-    let mut alice = server.admin();
-    alice.run(&["publisher", "create", "examples"]).ok();
-    alice.sign_for("examples");
-    let work = tempfile::tempdir().unwrap();
+    let (alice, work) = examples_publisher(&server);
     let good = example_plugin("hello-wasm", work.path());
     alice.run(&["publish", good.to_str().unwrap()]).ok();
     let bad = plugin_dir(work.path(), "examples", "bad", "1.0.0", "", b"bad 1.0.0");
@@ -390,10 +384,7 @@ fn a_worker_started_later_finishes_what_was_queued_and_catches_a_changed_blob() 
 #[test]
 fn native_executables_are_audited_for_pie_stack_and_architecture() {
     let server = Server::start(Backend::Sqlite);
-    let mut alice = server.admin();
-    alice.run(&["publisher", "create", "examples"]).ok();
-    alice.sign_for("examples");
-    let work = tempfile::tempdir().unwrap();
+    let (alice, work) = examples_publisher(&server);
     let echo = example_plugin("echo-native", work.path());
     alice.run(&["publish", echo.to_str().unwrap()]).ok();
     let report = verified(&server, "examples/echo-native@1.0.0");
@@ -476,10 +467,7 @@ fn crafted_bundle(path: &std::path::Path, entries: &[Crafted<'_>]) {
 #[test]
 fn hostile_bundles_are_stopped_by_the_archive_audit_and_refused_by_publish() {
     let server = Server::start(Backend::Sqlite);
-    let mut alice = server.admin();
-    alice.run(&["publisher", "create", "examples"]).ok();
-    alice.sign_for("examples");
-    let work = tempfile::tempdir().unwrap();
+    let (alice, work) = examples_publisher(&server);
     let manifest = "api_version: agora/v1\npublisher: examples\nname: crafted\nversion: 1.0.0\n\
                     description: A crafted bundle\nlicense: MIT\n\
                     runtime: { type: wasm, module: plugin.wasm }\n";
@@ -579,10 +567,7 @@ fn hostile_bundles_are_stopped_by_the_archive_audit_and_refused_by_publish() {
 fn the_files_stage_audits_archives_among_a_releases_files_and_local_file_modes() {
     use std::os::unix::fs::PermissionsExt;
     let server = Server::start(Backend::Sqlite);
-    let mut alice = server.admin();
-    alice.run(&["publisher", "create", "examples"]).ok();
-    alice.sign_for("examples");
-    let work = tempfile::tempdir().unwrap();
+    let (alice, work) = examples_publisher(&server);
 
     // The good examples: nothing for the files stage.
     for example in ["hello-wasm", "echo-native"] {
@@ -685,14 +670,6 @@ fn stage_names(report: &serde_json::Value) -> Vec<&str> {
         .iter()
         .map(|s| s["stage"].as_str().unwrap())
         .collect()
-}
-
-/// The admin, publishing for `examples` with a signing key, and a work directory.
-fn examples_publisher(server: &Server) -> (Cli, tempfile::TempDir) {
-    let mut alice = server.admin();
-    alice.run(&["publisher", "create", "examples"]).ok();
-    alice.sign_for("examples");
-    (alice, tempfile::tempdir().unwrap())
 }
 
 /// The rules the stage `name` of a report found.
@@ -841,10 +818,7 @@ fn the_operator_sets_the_policy_that_turns_findings_into_outcomes() {
             ("AGORA_WORKER__BEHAVIOUR", "false"),
         ],
     );
-    let mut alice = server.admin();
-    alice.run(&["publisher", "create", "examples"]).ok();
-    alice.sign_for("examples");
-    let work = tempfile::tempdir().unwrap();
+    let (alice, work) = examples_publisher(&server);
     let hello = example_plugin("hello-wasm", work.path());
     alice.run(&["publish", hello.to_str().unwrap()]).ok();
     let hostile = example_plugin("hostile-wasm", work.path());
@@ -897,10 +871,7 @@ fn the_operator_sets_the_policy_that_turns_findings_into_outcomes() {
 #[test]
 fn a_host_policy_can_run_only_releases_verified_when_installed() {
     let server = Server::start_with(Backend::Sqlite, &[("AGORA_WORKER__BEHAVIOUR", "false")]);
-    let mut alice = server.admin();
-    alice.run(&["publisher", "create", "examples"]).ok();
-    alice.sign_for("examples");
-    let work = tempfile::tempdir().unwrap();
+    let (alice, work) = examples_publisher(&server);
     let hello = example_plugin("hello-wasm", work.path());
     alice.run(&["publish", hello.to_str().unwrap()]).ok();
     let hostile = example_plugin("hostile-wasm", work.path());

@@ -542,3 +542,12 @@ pub fn names(search: &serde_json::Value) -> Vec<String> {
         .map(|p| p["name"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// The administrator as owner of publisher `examples`, with a signing key registered,
+/// and a work directory.
+pub fn examples_publisher(server: &Server) -> (Cli, tempfile::TempDir) {
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "examples"]).ok();
+    alice.sign_for("examples");
+    (alice, tempfile::tempdir().unwrap())
+}
