@@ -51,6 +51,19 @@ audit_actions! {
     WebhookCreate = "webhook.create";
     /// A webhook removed, with its pending deliveries and history.
     WebhookRemove = "webhook.remove";
+    /// A tenant created (target: the tenant).
+    TenantCreate = "tenant.create";
+    /// A tenant member added, changed or removed.
+    TenantMember = "tenant.member";
+    /// A tenant's policy or automatic-update setting changed.
+    TenantPolicy = "tenant.policy";
+    /// An instance registered to a tenant (its credential issued).
+    InstanceRegister = "instance.register";
+    /// An instance's credential revoked.
+    InstanceRevoke = "instance.revoke";
+    /// A tenant's approved set changed (approve, update, auto-update, rollback, remove;
+    /// target: `tenant:publisher/name@version`).
+    TenantPin = "tenant.pin";
     PluginVisibility = "plugin.visibility";
     ReviewWrite = "review.write";
     ReviewHide = "review.hide";

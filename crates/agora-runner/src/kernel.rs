@@ -14,9 +14,7 @@ use serde::Serialize;
 
 /// The Landlock ABI the full native sandbox is built for (Linux 6.10).
 pub const FULL_LANDLOCK_ABI: u8 = 5;
-/// The newest Landlock ABI the runner builds rules for (Linux 6.12): its scopes add to
-/// what the PID and network namespaces already keep in.
-pub const NEWEST_LANDLOCK_ABI: u8 = 6;
+pub use agora_core::policy::NEWEST_LANDLOCK_ABI;
 
 /// One Landlock layer: the ABI that brought it and what it confines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

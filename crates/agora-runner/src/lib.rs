@@ -26,7 +26,7 @@ pub mod kernel;
 mod native;
 #[cfg(target_os = "linux")]
 pub use native::sweep_stale as sweep_stale_sandboxes;
-pub mod policy;
+pub use agora_core::policy;
 mod source;
 mod transport;
 mod wasm;

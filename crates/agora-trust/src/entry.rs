@@ -107,6 +107,28 @@ pub enum LogEntry {
         reviewer: Option<String>,
         at_ms: i64,
     },
+    /// A tenant's approved set changed: a plugin approved, its pin moved (by an
+    /// administrator, automatically, or back), or removed. Always sealed, since it names
+    /// the tenant; the tenant's members and instances get the opening.
+    #[serde(rename = "approval")]
+    Approval {
+        tenant: String,
+        publisher: String,
+        name: String,
+        /// `approve`, `update`, `auto-update`, `rollback` or `remove`.
+        action: String,
+        /// The version and manifest digest pinned (none after a removal).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        manifest_digest: Option<Digest>,
+        /// What the approval grants.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reach: Option<agora_core::tenant::Reach>,
+        /// The administrator (or `auto-update`).
+        by: String,
+        at_ms: i64,
+    },
     /// An entry about a private plugin, committed to without naming it (see [`seal`]).
     #[serde(rename = "sealed")]
     Sealed { commitment: Digest },
@@ -136,7 +158,7 @@ impl LogEntry {
             | LogEntry::Lifecycle { publisher, .. }
             | LogEntry::Visibility { publisher, .. }
             | LogEntry::Verification { publisher, .. } => Some(publisher),
-            LogEntry::Sealed { .. } => None,
+            LogEntry::Approval { .. } | LogEntry::Sealed { .. } => None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! The metadata store's contract, split by aggregate: each part a trait with its records
 //! (accounts, publishers, releases, reviews, the log, blob metadata, search, audit, jobs,
-//! verifications, advisories, webhooks), all
+//! verifications, advisories, webhooks, tenants), all
 //! of them together the [`MetadataStore`]. Callers bring the parts they use into scope
 //! (`use agora_store::prelude::*` brings all).
 
@@ -14,6 +14,7 @@ mod publishers;
 mod releases;
 mod reviews;
 mod search;
+mod tenants;
 mod verifications;
 mod webhooks;
 
@@ -31,6 +32,7 @@ pub use publishers::*;
 pub use releases::*;
 pub use reviews::*;
 pub use search::*;
+pub use tenants::*;
 pub use verifications::*;
 pub use webhooks::*;
 
@@ -57,6 +59,7 @@ pub trait MetadataStore:
     + VerificationStore
     + AdvisoryStore
     + WebhookStore
+    + TenantStore
     + Send
     + Sync
     + 'static
@@ -69,6 +72,7 @@ pub trait MetadataStore:
 pub mod prelude {
     pub use super::{
         AccountStore, AdvisoryStore, AuditStore, BlobIndex, CatalogStore, JobQueue, LogStore,
-        MetadataStore, PublisherStore, ReleaseStore, ReviewStore, VerificationStore, WebhookStore,
+        MetadataStore, PublisherStore, ReleaseStore, ReviewStore, TenantStore, VerificationStore,
+        WebhookStore,
     };
 }

@@ -66,7 +66,7 @@ impl HostRule {
     }
 
     /// Whether everything this rule allows is also allowed by `ceiling`.
-    pub(super) fn within(&self, ceiling: &HostRule) -> bool {
+    pub fn within(&self, ceiling: &HostRule) -> bool {
         let ports_within = match (self.port, ceiling.port) {
             (_, None) => self.port.is_none_or(|p| p == 80 || p == 443),
             (Some(p), Some(c)) => p == c,
@@ -87,7 +87,7 @@ impl HostRule {
 
 /// Whether an address is one a plugin must not reach unless the policy says so (the
 /// registry's webhooks apply the same rule).
-pub use agora_core::net::is_internal;
+pub use crate::net::is_internal;
 
 #[cfg(test)]
 mod tests {

@@ -9,10 +9,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use agora_core::manifest::{Manifest, RuntimeKind};
+use crate::manifest::{Manifest, RuntimeKind};
 use serde::{Deserialize, Serialize};
 
 mod hosts;
+
+/// The newest Landlock ABI the runner builds rules for (Linux 6.12): its scopes add to
+/// what the PID and network namespaces already keep in.
+pub const NEWEST_LANDLOCK_ABI: u8 = 6;
 
 pub use hosts::{HostRule, is_internal};
 
@@ -204,8 +208,15 @@ impl Grant {
     }
 }
 
+/// Who holds a policy: a host (its file) or a tenant (the registry).
+#[derive(Clone, Copy)]
+enum Holder {
+    Host,
+    Tenant,
+}
+
 /// `publisher/name`, `publisher/*` or `*`.
-fn pattern_matches(pattern: &str, publisher: &str, name: &str) -> bool {
+pub fn pattern_matches(pattern: &str, publisher: &str, name: &str) -> bool {
     match pattern.split_once('/') {
         _ if pattern == "*" => true,
         Some((p, "*")) => p == publisher,
@@ -222,7 +233,51 @@ impl HostPolicy {
         Ok(policy)
     }
 
-    fn check(&self) -> Result<(), PolicyError> {
+    /// Checks a host's policy: every secret grant says where its value comes from.
+    pub fn check(&self) -> Result<(), PolicyError> {
+        self.check_as(Holder::Host)
+    }
+
+    /// Checks a tenant's policy (the same model, held by the registry): a secret grant
+    /// only permits a plugin to receive the secret; its value never leaves the host, so
+    /// `from_env` and `from_file` are refused.
+    pub fn check_for_tenant(&self) -> Result<(), PolicyError> {
+        self.check_as(Holder::Tenant)
+    }
+
+    /// Admits `manifest` under this host's policy and, when the host belongs to a tenant,
+    /// the tenant's too: each must admit it (a tenant refusal says so), and the launch
+    /// gets the smaller of both grants' figures; secret values come from the host.
+    pub fn admit_with(
+        &self,
+        tenant: Option<&HostPolicy>,
+        manifest: &Manifest,
+    ) -> Result<Grant, Refusal> {
+        let mut grant = self.admit(manifest)?;
+        let Some(tenant) = tenant else {
+            return Ok(grant);
+        };
+        let theirs = tenant.admit(manifest).map_err(|r| Refusal {
+            field: r.field,
+            reason: format!("{} (tenant policy)", r.reason.replace("this host", "the tenant")),
+        })?;
+        let (mine, other) = (&mut grant.limits, &theirs.limits);
+        mine.memory_mb = mine.memory_mb.min(other.memory_mb);
+        mine.timeout_ms = mine.timeout_ms.min(other.timeout_ms);
+        mine.max_fds = mine.max_fds.min(other.max_fds);
+        mine.cpu_secs = mine.cpu_secs.min(other.cpu_secs);
+        mine.max_processes = mine.max_processes.min(other.max_processes);
+        mine.disk_mb = mine.disk_mb.min(other.disk_mb);
+        for (entry, timeout) in grant.entrypoint_timeouts.iter_mut() {
+            if let Some(t) = theirs.entrypoint_timeouts.get(entry) {
+                *timeout = (*timeout).min(*t);
+            }
+        }
+        grant.allow_private_addresses &= theirs.allow_private_addresses;
+        Ok(grant)
+    }
+
+    fn check_as(&self, holder: Holder) -> Result<(), PolicyError> {
         for rule in &self.network.allowed_hosts {
             HostRule::parse(rule)
                 .map_err(|e| PolicyError(format!("network.allowed_hosts: {e}")))?;
@@ -252,19 +307,35 @@ impl HostPolicy {
                      digits and _, not AGORA_*, LD_*, HOME, TMPDIR or PATH)"
                 )));
             }
-            if grant.from_env.is_some() == grant.from_file.is_some() {
+            if grant.plugin != "*" && grant.plugin.split_once('/').is_none() {
                 return Err(PolicyError(format!(
-                    "secrets: the grant of `{}` to `{}` needs exactly one of from_env or from_file",
-                    grant.name, grant.plugin
+                    "secrets: `{}` is not a plugin pattern (expected `publisher/name`, `publisher/*` or `*`)",
+                    grant.plugin
                 )));
+            }
+            match holder {
+                Holder::Host if grant.from_env.is_some() == grant.from_file.is_some() => {
+                    return Err(PolicyError(format!(
+                        "secrets: the grant of `{}` to `{}` needs exactly one of from_env or from_file",
+                        grant.name, grant.plugin
+                    )));
+                }
+                Holder::Tenant if grant.from_env.is_some() || grant.from_file.is_some() => {
+                    return Err(PolicyError(format!(
+                        "secrets: the grant of `{}` to `{}` names where its value comes from; \
+                         a tenant's policy only permits a secret, each host supplies its value",
+                        grant.name, grant.plugin
+                    )));
+                }
+                _ => {}
             }
         }
         if let Some(abi) = self.sandbox.landlock_max_abi
-            && !(1..=crate::kernel::NEWEST_LANDLOCK_ABI).contains(&abi)
+            && !(1..=NEWEST_LANDLOCK_ABI).contains(&abi)
         {
             return Err(PolicyError(format!(
                 "sandbox.landlock_max_abi is {abi}; expected 1 to {} (native plugins never run without Landlock)",
-                crate::kernel::NEWEST_LANDLOCK_ABI
+                NEWEST_LANDLOCK_ABI
             )));
         }
         let (l, d) = (&self.limits, &self.defaults);
