@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use agora_core::api::*;
+use agora_core::name::PluginRef;
 use agora_core::{Digest, Sha256Hasher};
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
@@ -398,6 +399,237 @@ impl Client {
     ) -> Result<agora_core::webhook::WebhookPing, ClientError> {
         self.json(self.request(Method::POST, &format!("api/v1/webhooks/{id}/ping")))
             .await
+    }
+
+    // ---- tenants (agora_core::tenant) ----
+
+    pub async fn create_tenant(
+        &self,
+        request: &agora_core::tenant::CreateTenant,
+    ) -> Result<agora_core::tenant::Tenant, ClientError> {
+        self.json(self.request(Method::POST, "api/v1/tenants").json(request))
+            .await
+    }
+
+    pub async fn tenants(&self) -> Result<agora_core::tenant::TenantList, ClientError> {
+        self.json(self.request(Method::GET, "api/v1/tenants")).await
+    }
+
+    pub async fn tenant(&self, tenant: &str) -> Result<agora_core::tenant::Tenant, ClientError> {
+        self.json(self.request(Method::GET, &format!("api/v1/tenants/{tenant}")))
+            .await
+    }
+
+    pub async fn tenant_policy(
+        &self,
+        tenant: &str,
+    ) -> Result<agora_core::tenant::TenantPolicy, ClientError> {
+        self.json(self.request(Method::GET, &format!("api/v1/tenants/{tenant}/policy")))
+            .await
+    }
+
+    pub async fn set_tenant_policy(
+        &self,
+        tenant: &str,
+        policy: &agora_core::tenant::TenantPolicy,
+    ) -> Result<agora_core::tenant::TenantPolicy, ClientError> {
+        self.json(
+            self.request(Method::PUT, &format!("api/v1/tenants/{tenant}/policy"))
+                .json(policy),
+        )
+        .await
+    }
+
+    pub async fn tenant_members(
+        &self,
+        tenant: &str,
+    ) -> Result<agora_core::tenant::TenantMemberList, ClientError> {
+        self.json(self.request(Method::GET, &format!("api/v1/tenants/{tenant}/members")))
+            .await
+    }
+
+    /// Adds a member or changes their role (`Some`), or removes them (`None`).
+    pub async fn set_tenant_member(
+        &self,
+        tenant: &str,
+        user: &str,
+        role: Option<agora_core::tenant::TenantRole>,
+    ) -> Result<agora_core::tenant::TenantMemberList, ClientError> {
+        let path = format!("api/v1/tenants/{tenant}/members/{user}");
+        match role {
+            Some(role) => {
+                self.json(
+                    self.request(Method::PUT, &path)
+                        .json(&agora_core::tenant::SetTenantMember { role }),
+                )
+                .await
+            }
+            None => self.json(self.request(Method::DELETE, &path)).await,
+        }
+    }
+
+    pub async fn register_instance(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<agora_core::tenant::RegisteredInstance, ClientError> {
+        self.json(
+            self.request(Method::POST, &format!("api/v1/tenants/{tenant}/instances"))
+                .json(&agora_core::tenant::RegisterInstance {
+                    name: name.to_owned(),
+                }),
+        )
+        .await
+    }
+
+    pub async fn instances(
+        &self,
+        tenant: &str,
+    ) -> Result<agora_core::tenant::InstanceList, ClientError> {
+        self.json(self.request(Method::GET, &format!("api/v1/tenants/{tenant}/instances")))
+            .await
+    }
+
+    pub async fn revoke_instance(&self, tenant: &str, name: &str) -> Result<(), ClientError> {
+        self.send(self.request(
+            Method::DELETE,
+            &format!("api/v1/tenants/{tenant}/instances/{name}"),
+        ))
+        .await
+        .map(drop)
+    }
+
+    pub async fn approvals(
+        &self,
+        tenant: &str,
+    ) -> Result<agora_core::tenant::ApprovalList, ClientError> {
+        self.json(self.request(Method::GET, &format!("api/v1/tenants/{tenant}/plugins")))
+            .await
+    }
+
+    /// What approving `plugin` (at `version`, or its newest installable one) would grant.
+    pub async fn install_preview(
+        &self,
+        tenant: &str,
+        plugin: &PluginRef,
+        version: Option<&str>,
+    ) -> Result<agora_core::tenant::InstallPreview, ClientError> {
+        let mut req = self.request(
+            Method::GET,
+            &format!(
+                "api/v1/tenants/{tenant}/plugins/{}/{}/preview",
+                plugin.publisher, plugin.name
+            ),
+        );
+        if let Some(v) = version {
+            req = req.query(&[("version", v)]);
+        }
+        self.json(req).await
+    }
+
+    /// Approves `plugin` at `version` for the tenant, or moves its pin there.
+    pub async fn approve(
+        &self,
+        tenant: &str,
+        plugin: &PluginRef,
+        request: &agora_core::tenant::ApproveRequest,
+    ) -> Result<agora_core::tenant::Approval, ClientError> {
+        self.json(
+            self.request(
+                Method::PUT,
+                &format!(
+                    "api/v1/tenants/{tenant}/plugins/{}/{}",
+                    plugin.publisher, plugin.name
+                ),
+            )
+            .json(request),
+        )
+        .await
+    }
+
+    pub async fn unapprove(&self, tenant: &str, plugin: &PluginRef) -> Result<(), ClientError> {
+        self.send(self.request(
+            Method::DELETE,
+            &format!(
+                "api/v1/tenants/{tenant}/plugins/{}/{}",
+                plugin.publisher, plugin.name
+            ),
+        ))
+        .await
+        .map(drop)
+    }
+
+    pub async fn rollback(
+        &self,
+        tenant: &str,
+        plugin: &PluginRef,
+    ) -> Result<agora_core::tenant::Approval, ClientError> {
+        self.json(self.request(
+            Method::POST,
+            &format!(
+                "api/v1/tenants/{tenant}/plugins/{}/{}/rollback",
+                plugin.publisher, plugin.name
+            ),
+        ))
+        .await
+    }
+
+    pub async fn tenant_updates(
+        &self,
+        tenant: &str,
+    ) -> Result<agora_core::tenant::UpdateList, ClientError> {
+        self.json(self.request(Method::GET, &format!("api/v1/tenants/{tenant}/updates")))
+            .await
+    }
+
+    pub async fn apply_updates(
+        &self,
+        tenant: &str,
+        request: &agora_core::tenant::ApplyUpdates,
+    ) -> Result<agora_core::tenant::AppliedUpdates, ClientError> {
+        self.json(
+            self.request(
+                Method::POST,
+                &format!("api/v1/tenants/{tenant}/updates/apply"),
+            )
+            .json(request),
+        )
+        .await
+    }
+
+    pub async fn fleet(&self, tenant: &str) -> Result<agora_core::tenant::FleetView, ClientError> {
+        self.json(self.request(Method::GET, &format!("api/v1/tenants/{tenant}/fleet")))
+            .await
+    }
+
+    // ---- an instance's own calls (its `agi_` credential as the token) ----
+
+    /// The instance's desired set. With `after` (the generation it has) and `wait`
+    /// seconds, the registry holds the answer until the set changes or the wait ends.
+    pub async fn desired_set(
+        &self,
+        after: Option<i64>,
+        wait_secs: u32,
+    ) -> Result<agora_core::tenant::DesiredSet, ClientError> {
+        let mut req = self
+            .request(Method::GET, "api/v1/instance/desired")
+            .timeout(std::time::Duration::from_secs(u64::from(wait_secs) + 30));
+        if let Some(after) = after {
+            req = req.query(&[("after", after.to_string()), ("wait", wait_secs.to_string())]);
+        }
+        self.json(req).await
+    }
+
+    pub async fn report_instance(
+        &self,
+        report: &agora_core::tenant::InstanceReport,
+    ) -> Result<(), ClientError> {
+        self.send(
+            self.request(Method::POST, "api/v1/instance/report")
+                .json(report),
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn create_token(&self, request: &CreateToken) -> Result<CreatedToken, ClientError> {
