@@ -196,6 +196,10 @@ fn read_entry(
         ));
         return;
     };
+    if matches!(entry, LogEntry::Approval { .. }) {
+        // A tenant's approval: about a tenant, not a publisher's history.
+        return;
+    }
     let Some(publisher) = entry.publisher().map(str::to_owned) else {
         report
             .problems
@@ -274,7 +278,7 @@ fn read_entry(
                 None => format!("{name}@{version} is {outcome}"),
             },
         ),
-        LogEntry::Sealed { .. } => return,
+        LogEntry::Approval { .. } | LogEntry::Sealed { .. } => return,
     };
     if state.follows(&publisher) {
         report.events.push(MonitorEvent {

@@ -7,7 +7,7 @@ use crate::name::is_slug;
 
 /// The scopes a token may carry, as an error message or help text lists them.
 pub const SCOPE_SYNTAX: &str =
-    "admin, read:private, review, publish:*, publish:PUBLISHER, members:* or members:PUBLISHER";
+    "admin, read:private, review, publish:*, publish:PUBLISHER, members:*, members:PUBLISHER, tenant:* or tenant:TENANT";
 
 /// A word that is not a scope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +35,12 @@ pub enum Scope {
     MembersAny,
     /// The same for one publisher.
     Members(String),
+    /// Act in every tenant the user belongs to, with the user's role there: see its
+    /// approved set, updates and fleet; as its administrator, approve, update and remove
+    /// plugins, set its policy, register instances and manage members.
+    TenantAny,
+    /// The same for one tenant.
+    Tenant(String),
 }
 
 impl Scope {
@@ -55,6 +61,15 @@ impl Scope {
         }
     }
 
+    /// Whether this scope lets a token act in `tenant`.
+    pub fn allows_tenant(&self, tenant: &str) -> bool {
+        match self {
+            Scope::Admin | Scope::TenantAny => true,
+            Scope::Tenant(t) => t == tenant,
+            _ => false,
+        }
+    }
+
     /// Whether a token holding `self` may mint a token holding `wanted`: never a wider
     /// right than its own.
     pub fn covers(&self, wanted: &Scope) -> bool {
@@ -62,6 +77,7 @@ impl Scope {
             (Scope::Admin, _) => true,
             (_, Scope::Publish(p)) => self.allows_publish(p),
             (_, Scope::Members(p)) => self.allows_members(p),
+            (_, Scope::Tenant(t)) => self.allows_tenant(t),
             (a, b) => a == b,
         }
     }
@@ -92,9 +108,15 @@ impl FromStr for Scope {
             "review" => Ok(Scope::Review),
             "publish:*" => Ok(Scope::PublishAny),
             "members:*" => Ok(Scope::MembersAny),
-            _ => match (s.strip_prefix("publish:"), s.strip_prefix("members:")) {
-                (Some(p), _) if is_slug(p) => Ok(Scope::Publish(p.to_owned())),
-                (_, Some(p)) if is_slug(p) => Ok(Scope::Members(p.to_owned())),
+            "tenant:*" => Ok(Scope::TenantAny),
+            _ => match (
+                s.strip_prefix("publish:"),
+                s.strip_prefix("members:"),
+                s.strip_prefix("tenant:"),
+            ) {
+                (Some(p), _, _) if is_slug(p) => Ok(Scope::Publish(p.to_owned())),
+                (_, Some(p), _) if is_slug(p) => Ok(Scope::Members(p.to_owned())),
+                (_, _, Some(t)) if is_slug(t) => Ok(Scope::Tenant(t.to_owned())),
                 _ => Err(ScopeError(s.chars().take(80).collect())),
             },
         }
@@ -111,6 +133,8 @@ impl fmt::Display for Scope {
             Scope::Publish(p) => write!(f, "publish:{p}"),
             Scope::MembersAny => f.write_str("members:*"),
             Scope::Members(p) => write!(f, "members:{p}"),
+            Scope::TenantAny => f.write_str("tenant:*"),
+            Scope::Tenant(t) => write!(f, "tenant:{t}"),
         }
     }
 }

@@ -527,7 +527,16 @@ pub struct FleetPlugin {
     /// Instances that run another version of it, or none yet.
     pub behind: Vec<String>,
     /// Instances that reported they could not run it, and why.
-    pub failed: Vec<ReportedFailure>,
+    pub failed: Vec<FleetFailure>,
+}
+
+/// An instance that could not converge to a plugin's approved version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FleetFailure {
+    pub instance: String,
+    /// The version it could not run.
+    pub version: String,
+    pub reason: String,
 }
 
 /// `GET /api/v1/tenants/{tenant}/fleet`.

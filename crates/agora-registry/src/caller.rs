@@ -116,6 +116,7 @@ impl Caller {
             Scope::Review,
             Scope::PublishAny,
             Scope::MembersAny,
+            Scope::TenantAny,
         ];
         if user.role == Role::Admin {
             scopes.insert(0, Scope::Admin);
@@ -158,6 +159,19 @@ impl Caller {
 
     pub fn is_member(&self, publisher_id: i64) -> bool {
         self.memberships.iter().any(|(id, _)| *id == publisher_id)
+    }
+
+    /// Does the credential let the caller act in `tenant` (`tenant:TENANT` or `tenant:*`)?
+    /// The role the user holds there is the tenant module's to check.
+    pub fn require_tenant_scope(&self, tenant: &str) -> Result<(), RegistryError> {
+        if self.is_admin() || self.holds(|s| s.allows_tenant(tenant)) {
+            Ok(())
+        } else {
+            Err(RegistryError::forbidden(format!(
+                "this token's scopes ({}) do not include tenant:{tenant} or tenant:*",
+                Scope::join(&self.scopes)
+            )))
+        }
     }
 
     /// May this caller publish and manage the publisher's plugins?

@@ -15,6 +15,9 @@
 //!   sealed entries and who may open them).
 //! - [`webhooks`]: signed HTTP callbacks on publish, verification, lifecycle changes and
 //!   advisory matches, their deliveries through the job queue and their history.
+//! - [`tenants`]: the control plane: tenants, members, instances and their credentials,
+//!   the approved set (pins by manifest digest, each change a sealed log entry), updates,
+//!   the desired set instances poll and the fleet their reports make.
 //! - [`caller`]: who is calling and the authorization rules; [`bootstrap`]: the first
 //!   administrator.
 
@@ -39,6 +42,7 @@ pub mod publishers;
 pub mod review_queue;
 pub mod reviews;
 pub mod sbom;
+pub mod tenants;
 pub mod throttle;
 pub mod time;
 pub mod tokens;
@@ -91,6 +95,9 @@ pub struct Registry {
     pub webhooks: webhooks::WebhookSettings,
     /// How a verification's findings decide its outcome (`[verification]` settings).
     pub verification_policy: agora_core::verification::Policy,
+    /// Woken by every change an instance must act on (a tenant's approved set or policy),
+    /// so waiting instances answer at once.
+    pub tenant_changed: tokio::sync::Notify,
     downloads: downloads::DownloadCounter,
     throttle: throttle::SignInThrottle,
 }
@@ -111,6 +118,7 @@ impl Registry {
             behaviour: None,
             webhooks: webhooks::WebhookSettings::default(),
             verification_policy: agora_core::verification::Policy::default(),
+            tenant_changed: tokio::sync::Notify::new(),
             downloads: downloads::DownloadCounter::default(),
             throttle: throttle::SignInThrottle::default(),
         }

@@ -167,6 +167,7 @@ pub async fn review(
             )?),
         )
         .await?;
+    crate::tenants::after_verification(registry, &report.release, report.outcome.as_str()).await;
     Ok(report)
 }
 
@@ -185,6 +186,12 @@ pub async fn run(registry: &Registry, subject: &str) -> Result<VerificationRepor
         .await?;
     checked.log();
     crate::webhooks::verification_completed(registry, &checked.report).await;
+    crate::tenants::after_verification(
+        registry,
+        &checked.report.release,
+        checked.report.outcome.as_str(),
+    )
+    .await;
     Ok(checked.report)
 }
 
@@ -794,6 +801,12 @@ async fn work_one(registry: &Registry, worker: &str, options: &WorkerOptions) ->
                 Some(_) => {
                     checked.log();
                     crate::webhooks::verification_completed(registry, &checked.report).await;
+                    crate::tenants::after_verification(
+                        registry,
+                        &checked.report.release,
+                        checked.report.outcome.as_str(),
+                    )
+                    .await;
                 }
                 None => tracing::warn!(
                     job = job.id,

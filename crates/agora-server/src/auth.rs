@@ -64,3 +64,31 @@ impl FromRequestParts<AppState> for Authenticated {
             })
     }
 }
+
+/// A request from a tenant's instance, carrying its own credential (`agi_...`).
+pub struct InstanceAuth(pub agora_registry::tenants::InstanceCaller);
+
+impl FromRequestParts<AppState> for InstanceAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| t.starts_with(agora_core::tenant::INSTANCE_TOKEN_PREFIX))
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "this needs an instance credential: send `Authorization: Bearer agi_...` (from `agora tenant instance register`)",
+                )
+            })?;
+        Ok(InstanceAuth(
+            agora_registry::tenants::authenticate_instance(&state.registry, token).await?,
+        ))
+    }
+}

@@ -137,6 +137,10 @@ pub enum Command {
     /// advisory matches (a publisher's owners, or administrators for registry-wide ones).
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Tenants (the control plane): members, instances, policy, the approved set,
+    /// updates and the fleet.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
     /// Search the catalog.
     Search(SearchArgs),
     /// Details of a plugin, or of one version with PUBLISHER/NAME@VERSION.
@@ -422,6 +426,103 @@ pub enum AdvisoriesCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn on(self) -> bool {
+        matches!(self, Switch::On)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant (administrators).
+    Create {
+        /// Lowercase letters, digits and single hyphens.
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Its first administrator (default: you).
+        #[arg(long)]
+        admin: Option<String>,
+    },
+    /// The tenants you belong to (every tenant, for an administrator).
+    List,
+    /// A tenant's members.
+    Members { tenant: String },
+    /// Add a member, change their role, or remove them.
+    Member {
+        tenant: String,
+        user: String,
+        #[arg(long, value_parser = ["admin", "member"], required_unless_present = "remove")]
+        role: Option<String>,
+        #[arg(long, conflicts_with = "role")]
+        remove: bool,
+    },
+    /// Show the tenant's policy (TOML, the host policy file's fields), or replace it.
+    Policy {
+        tenant: String,
+        /// A policy file to set (the host policy format; secret grants without a source).
+        #[arg(long)]
+        set: Option<PathBuf>,
+        /// Apply updates that ask for no more than was approved without an administrator.
+        #[arg(long, value_enum)]
+        auto_update: Option<Switch>,
+    },
+    /// A tenant's instances.
+    #[command(subcommand)]
+    Instance(InstanceCommand),
+    /// The approved set: each plugin pinned to a version and its manifest digest.
+    Approved { tenant: String },
+    /// Approve a plugin for the tenant (or move its pin), after showing what it will be
+    /// able to reach and which instances can run it.
+    Install {
+        tenant: String,
+        /// PUBLISHER/NAME[@VERSION] (default: its latest version).
+        plugin: String,
+        /// Only show what would be approved.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Take a plugin out of the approved set; instances remove it.
+    Remove { tenant: String, plugin: String },
+    /// Move a plugin's pin back to the version before its last move.
+    Rollback { tenant: String, plugin: String },
+    /// Per approved plugin, its newer versions: changelog, verification, what each asks
+    /// beyond the approval.
+    Updates { tenant: String },
+    /// Move one plugin's pin (or, without PLUGIN, every plugin's) to its newest
+    /// applicable version.
+    Apply {
+        tenant: String,
+        plugin: Option<String>,
+    },
+    /// Which instance runs which digest, which are behind, which failed and why.
+    Fleet { tenant: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// Register an instance; its credential is printed (or written to --token-file) once.
+    Register {
+        tenant: String,
+        /// Lowercase letters, digits and single hyphens; unique in the tenant.
+        name: String,
+        /// Write the credential to this new file (mode 0600) instead of printing it.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+    /// The tenant's instances and what each last reported.
+    List { tenant: String },
+    /// Revoke an instance's credential.
+    Revoke { tenant: String, name: String },
 }
 
 #[derive(Debug, Subcommand)]

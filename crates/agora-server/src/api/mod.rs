@@ -19,6 +19,7 @@ mod publishers;
 mod reviews;
 #[cfg(test)]
 mod testing;
+mod tenants;
 mod tokens;
 mod users;
 mod verifications;
@@ -114,6 +115,25 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::remove))
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(webhooks::ping))
+        .routes(routes!(tenants::list_tenants, tenants::create_tenant))
+        .routes(routes!(tenants::get_tenant))
+        .routes(routes!(tenants::get_tenant_policy, tenants::set_tenant_policy))
+        .routes(routes!(tenants::list_tenant_members))
+        .routes(routes!(
+            tenants::set_tenant_member,
+            tenants::remove_tenant_member
+        ))
+        .routes(routes!(tenants::list_instances, tenants::register_instance))
+        .routes(routes!(tenants::revoke_instance))
+        .routes(routes!(tenants::list_approvals))
+        .routes(routes!(tenants::preview_approval))
+        .routes(routes!(tenants::approve_plugin, tenants::remove_approval))
+        .routes(routes!(tenants::rollback_approval))
+        .routes(routes!(tenants::list_updates))
+        .routes(routes!(tenants::apply_updates))
+        .routes(routes!(tenants::fleet))
+        .routes(routes!(tenants::instance_desired))
+        .routes(routes!(tenants::instance_report))
 }
 
 /// The API's routes and their complete OpenAPI document.
@@ -171,7 +191,9 @@ async fn private_registry_gate(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let open = matches!(request.uri().path(), "/health" | "/ready" | "/metrics");
+    // Instances authenticate with their own credential, which their handlers check.
+    let open = matches!(request.uri().path(), "/health" | "/ready" | "/metrics")
+        || request.uri().path().starts_with("/api/v1/instance/");
     if !state.registry.sign_in_required || open {
         return next.run(request).await;
     }

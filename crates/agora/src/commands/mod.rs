@@ -8,6 +8,7 @@ mod keys;
 mod release;
 mod run;
 mod serve;
+mod tenant;
 mod webhooks;
 
 use agora_client::Client;
@@ -137,6 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             advisories::import(&ctx, &path).await
         }
         Command::Webhook(cmd) => webhooks::webhook(&ctx, cmd).await,
+        Command::Tenant(cmd) => tenant::tenant(&ctx, cmd).await,
         Command::Log(crate::cli::LogCommand::Monitor { follow, log }) => {
             install::monitor(&ctx, &follow, &log).await
         }
