@@ -977,6 +977,8 @@ on_every_backend!(
     a_burst_of_jobs_claimed_by_racing_workers_runs_each_exactly_once,
     the_verdict_follows_the_latest_version_and_the_queue_holds_newest_runs,
     advisories_are_kept_by_modified_and_find_the_releases_using_their_packages,
+    tenants_keep_an_administrator_and_their_instances_credentials,
+    pin_changes_are_one_sealed_log_entry_each_and_bounded,
 );
 
 /// `plugins.latest_verification` is the newest run's outcome of the latest version, kept
@@ -2109,4 +2111,515 @@ async fn advisories_are_kept_by_modified_and_find_the_releases_using_their_packa
             .len(),
         1
     );
+}
+
+fn new_tenant(name: &str, admin: &UserRecord) -> NewTenant {
+    NewTenant {
+        name: name.into(),
+        display_name: Some(format!("The {name} team")),
+        policy: "{}".into(),
+        admin_user_id: admin.id,
+        actor: "root".into(),
+    }
+}
+
+/// Tenants: names are unique; a tenant always keeps an administrator; the policy bumps the
+/// generation; instances are unique by name in their tenant, found by their credential's
+/// hash until revoked, and keep their last report. Every change is audited.
+async fn tenants_keep_an_administrator_and_their_instances_credentials(store: &SqlStore) {
+    let w = world(store).await;
+    let bob = store.create_user("bob", Role::User).await.unwrap();
+    let ops = store
+        .create_tenant(&new_tenant("ops", &w.alice))
+        .await
+        .unwrap();
+    assert_eq!((ops.generation, ops.auto_update), (0, false));
+    assert_eq!(ops.display_name.as_deref(), Some("The ops team"));
+    assert_eq!(store.tenant("ops").await.unwrap(), Some(ops.clone()));
+    assert_eq!(store.tenant("nope").await.unwrap(), None);
+    let taken = store.create_tenant(&new_tenant("ops", &bob)).await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    let dev = store.create_tenant(&new_tenant("dev", &bob)).await.unwrap();
+    assert_eq!(store.tenants(10).await.unwrap(), [dev.clone(), ops.clone()]);
+    assert_eq!(store.tenants(1).await.unwrap(), std::slice::from_ref(&dev));
+    assert_eq!(
+        store.tenants_of(w.alice.id).await.unwrap(),
+        [(ops.clone(), "admin".to_owned())]
+    );
+    let created = store.audit_events(Some("ops"), 10).await.unwrap();
+    assert_eq!(
+        (created[0].action.as_str(), created[0].target.as_str()),
+        ("tenant.create", "ops")
+    );
+
+    // Members: the last administrator can be neither removed nor demoted.
+    for role in [None, Some("member")] {
+        let refused = store
+            .set_tenant_member(ops.id, w.alice.id, role, "alice")
+            .await;
+        match refused {
+            Err(StoreError::Conflict(message)) => assert!(message.contains("administrator")),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        store
+            .set_tenant_member(ops.id, bob.id, Some("member"), "alice")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_tenant_member(ops.id, bob.id, Some("member"), "alice")
+            .await
+            .unwrap(),
+        "nothing changed"
+    );
+    assert_eq!(
+        store.tenant_role(ops.id, bob.id).await.unwrap().as_deref(),
+        Some("member")
+    );
+    let members = |list: Vec<TenantMemberRecord>| {
+        list.into_iter()
+            .map(|m| format!("{}:{}", m.user, m.role))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        members(store.tenant_members(ops.id).await.unwrap()),
+        ["alice:admin", "bob:member"]
+    );
+    assert!(
+        store
+            .set_tenant_member(ops.id, bob.id, Some("admin"), "alice")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_tenant_member(ops.id, w.alice.id, Some("member"), "bob")
+            .await
+            .unwrap(),
+        "with a second administrator the first may step down"
+    );
+    assert!(matches!(
+        store.set_tenant_member(ops.id, bob.id, None, "bob").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .set_tenant_member(ops.id, w.alice.id, None, "bob")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_tenant_member(ops.id, w.alice.id, None, "bob")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.tenant_role(ops.id, w.alice.id).await.unwrap(), None);
+    assert_eq!(
+        members(store.tenant_members(ops.id).await.unwrap()),
+        ["bob:admin"]
+    );
+    let member_events: Vec<_> = store
+        .audit_events(Some("ops:"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            assert_eq!(e.action, "tenant.member");
+            format!("{} {}", e.target, e.detail.unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        member_events,
+        [
+            "ops:alice removed",
+            "ops:alice member",
+            "ops:bob admin",
+            "ops:bob member"
+        ],
+        "refusals and no-ops leave no event"
+    );
+
+    // The policy.
+    let changed = store
+        .set_tenant_policy(ops.id, r#"{"mode":"strict"}"#, true, "bob")
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            changed.generation,
+            changed.auto_update,
+            changed.policy.as_str()
+        ),
+        (1, true, r#"{"mode":"strict"}"#)
+    );
+    assert_eq!(store.tenant("ops").await.unwrap(), Some(changed.clone()));
+    assert_eq!(
+        store.audit_events(Some("ops"), 1).await.unwrap()[0].action,
+        "tenant.policy"
+    );
+
+    // Instances.
+    let web = store
+        .create_instance(ops.id, "web-1", "hash-1", "bob")
+        .await
+        .unwrap();
+    assert_eq!(
+        (web.tenant_id, web.name.as_str(), web.created_by.as_str()),
+        (ops.id, "web-1", "bob")
+    );
+    assert_eq!(
+        (web.revoked_at, web.last_seen_at, web.state.as_deref()),
+        (None, None, None)
+    );
+    let taken = store
+        .create_instance(ops.id, "web-1", "hash-2", "bob")
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    store
+        .create_instance(dev.id, "web-1", "hash-3", "bob")
+        .await
+        .expect("another tenant may use the name");
+    let (found, tenant) = store.instance_by_token("hash-1").await.unwrap().unwrap();
+    assert_eq!((found, tenant), (web.clone(), changed.clone()));
+    assert!(store.instance_by_token("hash-2").await.unwrap().is_none());
+    store.touch_instance(web.id, 40).await.unwrap();
+    assert_eq!(
+        store.instances(ops.id).await.unwrap()[0].last_seen_at,
+        Some(40)
+    );
+    let report = InstanceReportRecord {
+        at: 42,
+        core_version: "1.2.0".into(),
+        runner_version: "0.3.0".into(),
+        platform: "linux-x86_64".into(),
+        generation: 1,
+        state: "failed".into(),
+        detail: Some("acme/jira: not allowed".into()),
+        report: r#"{"plugins":[]}"#.into(),
+    };
+    store.record_instance_report(web.id, &report).await.unwrap();
+    let [reported] =
+        <[InstanceRecord; 1]>::try_from(store.instances(ops.id).await.unwrap()).unwrap();
+    assert_eq!(reported.last_seen_at, Some(42));
+    assert_eq!(reported.core_version.as_deref(), Some("1.2.0"));
+    assert_eq!(reported.runner_version.as_deref(), Some("0.3.0"));
+    assert_eq!(reported.platform.as_deref(), Some("linux-x86_64"));
+    assert_eq!(reported.generation, Some(1));
+    assert_eq!(reported.state.as_deref(), Some("failed"));
+    assert_eq!(reported.detail.as_deref(), Some("acme/jira: not allowed"));
+    assert_eq!(reported.report.as_deref(), Some(r#"{"plugins":[]}"#));
+    assert!(store.revoke_instance(ops.id, "web-1", "bob").await.unwrap());
+    assert!(!store.revoke_instance(ops.id, "web-1", "bob").await.unwrap());
+    assert!(!store.revoke_instance(ops.id, "nope", "bob").await.unwrap());
+    assert!(store.instance_by_token("hash-1").await.unwrap().is_none());
+    assert!(
+        store.instances(ops.id).await.unwrap()[0]
+            .revoked_at
+            .is_some()
+    );
+    assert!(store.instance_by_token("hash-3").await.unwrap().is_some());
+    let actions: Vec<_> = store
+        .audit_events(Some("ops/web-1"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["instance.revoke", "instance.register"]);
+
+    // Two administrators demoting each other at once: one wins, the tenant keeps one.
+    assert!(
+        store
+            .set_tenant_member(dev.id, w.alice.id, Some("admin"), "bob")
+            .await
+            .unwrap()
+    );
+    let (first, second) = tokio::join!(
+        store.set_tenant_member(dev.id, w.alice.id, Some("member"), "bob"),
+        store.set_tenant_member(dev.id, bob.id, Some("member"), "alice"),
+    );
+    assert!(
+        matches!(
+            (&first, &second),
+            (Ok(true), Err(StoreError::Conflict(_))) | (Err(StoreError::Conflict(_)), Ok(true))
+        ),
+        "{first:?} {second:?}"
+    );
+    assert_eq!(
+        members(store.tenant_members(dev.id).await.unwrap())
+            .iter()
+            .filter(|m| m.ends_with(":admin"))
+            .count(),
+        1
+    );
+}
+
+/// A pin change as the tests make them: the reach names the version, the audit target is
+/// `tenant:publisher/name@version`.
+fn pin_change(
+    tenant: &TenantRecord,
+    plugin: &PluginRecord,
+    to: Option<&str>,
+    keep_previous: bool,
+) -> PinChange {
+    let to = to.map(|v| {
+        (
+            v.to_owned(),
+            Digest::of(v.as_bytes()).to_string(),
+            format!(r#"{{"runtime":"wasm","v":"{v}"}}"#),
+        )
+    });
+    let version = to.as_ref().map_or("-", |t| t.0.as_str());
+    PinChange {
+        tenant_id: tenant.id,
+        plugin_id: plugin.id,
+        audit_target: format!(
+            "{}:{}/{}@{version}",
+            tenant.name, plugin.publisher, plugin.name
+        ),
+        audit_detail: Some(if to.is_some() { "approve" } else { "remove" }.into()),
+        to,
+        keep_previous,
+        by: "alice".into(),
+    }
+}
+
+/// Applies a pin change that must succeed, and checks it appended exactly one log entry
+/// (sealed, with no plugin id, its opening stored) and bumped the generation by one.
+async fn logged_pin_change(store: &SqlStore, change: &PinChange, label: &str) -> Option<PinRecord> {
+    let tenant_id = change.tenant_id;
+    let generation = |tenants: Vec<TenantRecord>| {
+        tenants
+            .into_iter()
+            .find(|t| t.id == tenant_id)
+            .unwrap()
+            .generation
+    };
+    let before = store.log_entries(0, 1000).await.unwrap().len();
+    let generation_before = generation(store.tenants(100).await.unwrap());
+    let pin = store.change_pin(change, &noting(label), 10).await.unwrap();
+    let entries = store.log_entries(0, 1000).await.unwrap();
+    assert_eq!(entries.len(), before + 1, "{label}: one entry");
+    let entry = entries.last().unwrap();
+    assert_eq!(entry.plugin_id, None, "{label}: no plugin id");
+    assert_eq!(entry.opening, Some(format!("opening of {label}")));
+    assert!(entry.body.ends_with(" head=- private"), "{}", entry.body);
+    assert_eq!(
+        generation(store.tenants(100).await.unwrap()),
+        generation_before + 1
+    );
+    if let Some(pin) = &pin {
+        assert_eq!(pin.log_index, entry.index);
+        assert_eq!(pin.log_opening, entry.opening);
+        assert_eq!(pin.approved_by, "alice");
+        assert_eq!(
+            store
+                .pin(pin.tenant_id, pin.plugin_id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(pin)
+        );
+    }
+    pin
+}
+
+/// A tenant's approved set: approve, update (the pin replaced is kept), roll back (which
+/// clears it), remove; each change one sealed log entry, one generation, one audit event.
+/// A new pin beyond the bound writes nothing at all.
+async fn pin_changes_are_one_sealed_log_entry_each_and_bounded(store: &SqlStore) {
+    let w = world(store).await;
+    for (name, version) in [
+        ("jira", "1.0.0"),
+        ("jira", "1.1.0"),
+        ("slack", "1.0.0"),
+        ("alpha", "1.0.0"),
+    ] {
+        release(
+            store,
+            &w,
+            manifest("acme", name, version, ""),
+            name.as_bytes(),
+        )
+        .await
+        .unwrap();
+    }
+    let plugin = async |name: &str| store.plugin("acme", name).await.unwrap().unwrap();
+    let (jira, slack, alpha) = (
+        plugin("jira").await,
+        plugin("slack").await,
+        plugin("alpha").await,
+    );
+    let ops = store
+        .create_tenant(&new_tenant("ops", &w.alice))
+        .await
+        .unwrap();
+    let ops = store
+        .set_tenant_policy(ops.id, "{}", true, "alice")
+        .await
+        .unwrap();
+    let dev = store
+        .create_tenant(&new_tenant("dev", &w.alice))
+        .await
+        .unwrap();
+    let digest = |v: &str| Digest::of(v.as_bytes()).to_string();
+    let reach = |v: &str| format!(r#"{{"runtime":"wasm","v":"{v}"}}"#);
+
+    let approved = logged_pin_change(
+        store,
+        &pin_change(&ops, &jira, Some("1.0.0"), true),
+        "approve",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (approved.publisher.as_str(), approved.name.as_str()),
+        ("acme", "jira")
+    );
+    assert_eq!(approved.version, "1.0.0");
+    assert_eq!(approved.manifest_digest, digest("1.0.0"));
+    assert_eq!(approved.reach, reach("1.0.0"));
+    assert_eq!(approved.previous, None, "nothing was pinned before");
+    let updated = logged_pin_change(
+        store,
+        &pin_change(&ops, &jira, Some("1.1.0"), true),
+        "update",
+    )
+    .await
+    .unwrap();
+    assert_eq!(updated.version, "1.1.0");
+    assert_eq!(
+        updated.previous,
+        Some(("1.0.0".into(), digest("1.0.0"), reach("1.0.0"))),
+        "the pin replaced is kept for a rollback"
+    );
+    let rolled_back = logged_pin_change(
+        store,
+        &pin_change(&ops, &jira, Some("1.0.0"), false),
+        "rollback",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rolled_back.version, "1.0.0");
+    assert_eq!(rolled_back.previous, None, "a rollback clears it");
+    assert_eq!(
+        store.pins(ops.id).await.unwrap(),
+        std::slice::from_ref(&rolled_back)
+    );
+
+    // A new pin beyond the bound is refused and writes nothing.
+    let entries = store.log_entries(0, 1000).await.unwrap().len();
+    let events = store.audit_events(None, 1000).await.unwrap().len();
+    let refused = store
+        .change_pin(
+            &pin_change(&ops, &slack, Some("1.0.0"), true),
+            &noting("refused"),
+            1,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.log_entries(0, 1000).await.unwrap().len(), entries);
+    assert_eq!(store.audit_events(None, 1000).await.unwrap().len(), events);
+    assert_eq!(store.pin(ops.id, slack.id).await.unwrap(), None);
+    assert_eq!(store.tenant("ops").await.unwrap().unwrap().generation, 4);
+    // Moving an existing pin is no new pin: the bound does not apply.
+    store
+        .change_pin(
+            &pin_change(&ops, &jira, Some("1.1.0"), true),
+            &noting("move"),
+            1,
+        )
+        .await
+        .unwrap();
+    logged_pin_change(
+        store,
+        &pin_change(&ops, &slack, Some("1.0.0"), true),
+        "slack",
+    )
+    .await;
+    logged_pin_change(
+        store,
+        &pin_change(&ops, &alpha, Some("1.0.0"), true),
+        "alpha",
+    )
+    .await;
+    let names: Vec<_> = store
+        .pins(ops.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| format!("{}/{}@{}", p.publisher, p.name, p.version))
+        .collect();
+    assert_eq!(
+        names,
+        ["acme/alpha@1.0.0", "acme/jira@1.1.0", "acme/slack@1.0.0"]
+    );
+
+    // Only tenants with automatic updates on are asked about a plugin's new releases.
+    logged_pin_change(store, &pin_change(&dev, &jira, Some("1.0.0"), true), "dev").await;
+    let auto: Vec<_> = store
+        .auto_update_pins(jira.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(t, p)| (t.name, p.tenant_id, p.version))
+        .collect();
+    assert_eq!(auto, [("ops".to_owned(), ops.id, "1.1.0".to_owned())]);
+
+    // Removal.
+    assert_eq!(
+        logged_pin_change(store, &pin_change(&ops, &jira, None, true), "remove").await,
+        None
+    );
+    assert_eq!(store.pin(ops.id, jira.id).await.unwrap(), None);
+    assert!(store.auto_update_pins(jira.id).await.unwrap().is_empty());
+    let entries = store.log_entries(0, 1000).await.unwrap().len();
+    assert!(matches!(
+        store
+            .change_pin(&pin_change(&ops, &jira, None, true), &noting("again"), 10)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.log_entries(0, 1000).await.unwrap().len(), entries);
+    assert!(
+        store
+            .log_entries(0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.plugin_id.is_none() && e.opening.is_some())
+    );
+
+    // One audit event per change, with the caller's target and detail.
+    let pin_events: Vec<_> = store
+        .audit_events(Some("ops:acme/jira@"), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            assert_eq!(
+                (e.action.as_str(), e.actor.as_str()),
+                ("tenant.pin", "alice")
+            );
+            format!("{} {}", e.target, e.detail.unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        pin_events,
+        [
+            "ops:acme/jira@- remove",
+            "ops:acme/jira@1.1.0 approve",
+            "ops:acme/jira@1.0.0 approve",
+            "ops:acme/jira@1.1.0 approve",
+            "ops:acme/jira@1.0.0 approve",
+        ]
+    );
+    assert_eq!(store.tenant("ops").await.unwrap().unwrap().generation, 8);
 }

@@ -16,6 +16,7 @@ mod releases;
 mod reviews;
 mod rows;
 mod search;
+mod tenants;
 mod verifications;
 mod webhooks;
 
@@ -49,7 +50,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 11] = match self {
+        let files: [(i64, &'static str, &'static str); 12] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -105,6 +106,11 @@ impl Dialect {
                     11,
                     "webhooks",
                     include_str!("../../migrations/sqlite/0011_webhooks.sql"),
+                ),
+                (
+                    12,
+                    "tenants",
+                    include_str!("../../migrations/sqlite/0012_tenants.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -162,6 +168,11 @@ impl Dialect {
                     11,
                     "webhooks",
                     include_str!("../../migrations/postgres/0011_webhooks.sql"),
+                ),
+                (
+                    12,
+                    "tenants",
+                    include_str!("../../migrations/postgres/0012_tenants.sql"),
                 ),
             ],
         };
@@ -316,9 +327,6 @@ impl SqlStore {
         publisher_id: i64,
         plugin: Option<(i64, bool)>,
     ) -> Result<(i64, LogRecord)> {
-        let index: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries")
-            .fetch_one(&mut **tx)
-            .await?;
         let row = sqlx::query("SELECT key_head_index, key_head_leaf FROM publishers WHERE id = $1")
             .bind(publisher_id)
             .fetch_one(&mut **tx)
@@ -330,10 +338,33 @@ impl SqlStore {
             (Some(i), Some(leaf)) => Some((i, leaf)),
             _ => None,
         };
+        Self::append_entry(
+            tx,
+            writer,
+            key_head,
+            plugin.is_some_and(|(_, private)| private),
+            plugin.map(|(id, _)| id),
+        )
+        .await
+    }
+
+    /// Appends the entry `writer` builds from the next index, `key_head` and `private`
+    /// inside `tx` (begun with [`SqlStore::begin_logged`]), stored under `plugin_id` (whose
+    /// readers get its opening); returns its index and record.
+    async fn append_entry(
+        tx: &mut Transaction<'static, Any>,
+        writer: &LogWriter,
+        key_head: Option<(i64, String)>,
+        private: bool,
+        plugin_id: Option<i64>,
+    ) -> Result<(i64, LogRecord)> {
+        let index: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries")
+            .fetch_one(&mut **tx)
+            .await?;
         let record = writer.write(&LogContext {
             index,
             key_head,
-            private: plugin.is_some_and(|(_, private)| private),
+            private,
         });
         sqlx::query(
             "INSERT INTO log_entries (idx, body, created_at, opening, plugin_id) VALUES ($1, $2, $3, $4, $5)",
@@ -342,7 +373,7 @@ impl SqlStore {
         .bind(&record.body)
         .bind(now_ms())
         .bind(record.opening.as_deref())
-        .bind(plugin.map(|(id, _)| id))
+        .bind(plugin_id)
         .execute(&mut **tx)
         .await?;
         Ok((index, record))
