@@ -49,6 +49,24 @@ pub fn bytes(n: i64) -> String {
     }
 }
 
+/// `sha256:1a2b3c4d5e6f…`: a digest short enough for a table cell (pages show the whole
+/// value beside it, in a `title` or a `code`).
+pub fn short_digest(digest: &str) -> String {
+    let (algorithm, hex) = digest.split_once(':').unwrap_or(("", digest));
+    match hex.get(..12) {
+        Some(head) if hex.len() > 12 => match algorithm {
+            "" => format!("{head}…"),
+            a => format!("{a}:{head}…"),
+        },
+        _ => digest.to_owned(),
+    }
+}
+
+/// `2026-11-22 08:15 UTC`, or `never`.
+pub fn when(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "never".to_owned(), date_time)
+}
+
 /// Percent-encodes a value for a query string.
 pub fn percent(value: &str) -> String {
     serde_urlencoded::to_string([("v", value)])
@@ -73,5 +91,11 @@ mod tests {
         assert_eq!(counted(0, "download", "downloads"), "0 downloads");
         assert_eq!(counted(2, "review", "reviews"), "2 reviews");
         assert_eq!(counted(12_345, "plugin", "plugins"), "12.3k plugins");
+        assert_eq!(
+            short_digest(&format!("sha256:{}", "ab".repeat(32))),
+            "sha256:abababababab…"
+        );
+        assert_eq!(short_digest("sha256:abc"), "sha256:abc");
+        assert_eq!(when(None), "never");
     }
 }

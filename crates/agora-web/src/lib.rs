@@ -1,7 +1,9 @@
 //! Agora's web pages, rendered on the server from the same binary as the API: the catalog
 //! (home, search with facets), plugin pages (README, install command, capabilities,
 //! versions with their signatures and log entries, ratings and reviews), publisher pages,
-//! sign-in, the account page (tokens, password) and administration.
+//! sign-in, the account page (tokens, password), administration, and the control plane's
+//! tenant pages (approving a plugin for a tenant, its approved set and instances, updates,
+//! the fleet).
 //!
 //! Pages work without JavaScript; one small script adds a copy button. Every response
 //! carries a strict Content-Security-Policy; user text is escaped by the templates and
@@ -15,6 +17,7 @@ mod format;
 mod input;
 mod layout;
 mod markdown;
+mod notice;
 mod pages;
 mod session;
 mod state;
@@ -70,6 +73,29 @@ pub fn app(state: AppState, config: WebConfig) -> Router {
             "/admin/reviews/{publisher}/{name}/{version}",
             post(pages::admin_reviews::decide),
         )
+        .route("/tenants", get(pages::tenants::list))
+        .route("/tenants/{tenant}", get(pages::tenants::tenant))
+        .route(
+            "/tenants/{tenant}/install/{publisher}/{name}",
+            get(pages::tenant_install::preview).post(pages::tenant_install::approve),
+        )
+        .route(
+            "/tenants/{tenant}/plugins/{publisher}/{name}/remove",
+            post(pages::tenants::remove),
+        )
+        .route(
+            "/tenants/{tenant}/plugins/{publisher}/{name}/rollback",
+            post(pages::tenant_updates::rollback),
+        )
+        .route(
+            "/tenants/{tenant}/updates",
+            get(pages::tenant_updates::updates),
+        )
+        .route(
+            "/tenants/{tenant}/updates/apply",
+            post(pages::tenant_updates::apply),
+        )
+        .route("/tenants/{tenant}/fleet", get(pages::tenant_fleet::fleet))
         .route("/static/{file}", get(assets::asset))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(

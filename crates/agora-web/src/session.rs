@@ -81,6 +81,8 @@ pub(crate) struct Visitor {
     /// The sign-in form's double-submit token, when the browser has one.
     login_csrf: Option<String>,
     pub secure: bool,
+    /// What this session's last form post did, for the page it led to (`crate::notice`).
+    pub notice: Option<String>,
 }
 
 impl Visitor {
@@ -156,6 +158,7 @@ impl FromRequestParts<Web> for Visitor {
                     signed_in: None,
                     login_csrf: None,
                     secure: secure(web, &parts.headers),
+                    notice: None,
                 }));
         }
         load(web, &parts.headers).await
@@ -175,6 +178,7 @@ pub(crate) async fn load(web: &Web, headers: &HeaderMap) -> Result<Visitor, Page
             signed_in: None,
             login_csrf,
             secure,
+            notice: None,
         });
     };
     let session_hash = hash_token(value);
@@ -187,10 +191,15 @@ pub(crate) async fn load(web: &Web, headers: &HeaderMap) -> Result<Visitor, Page
         }),
         None => None,
     };
+    let notice = signed_in.as_ref().and_then(|s| {
+        cookie(headers, crate::notice::cookie_name(secure))
+            .and_then(|value| crate::notice::open(&s.csrf, value))
+    });
     Ok(Visitor {
         signed_in,
         login_csrf,
         secure,
+        notice,
     })
 }
 

@@ -20,6 +20,7 @@ const XSS: &str = "<script>alert('xss')</script>";
 
 struct Site {
     app: axum::Router,
+    registry: Arc<Registry>,
     meta: Arc<SqlStore>,
     blobs: Arc<FsBlobStore>,
     _dir: tempfile::TempDir,
@@ -64,15 +65,18 @@ async fn site(sign_in_required: bool) -> Site {
     let log = TransparencyLog::open(&meta, "test").await.unwrap();
     let meta = Arc::new(meta);
     let blobs = Arc::new(blobs);
-    let registry = Registry::new(meta.clone(), blobs.clone(), log, Limits::default())
-        .with_sign_in_required(sign_in_required);
+    let registry = Arc::new(
+        Registry::new(meta.clone(), blobs.clone(), log, Limits::default())
+            .with_sign_in_required(sign_in_required),
+    );
     let state = AppState::new(
-        Arc::new(registry),
+        registry.clone(),
         HttpLimits::default(),
         CacheConfig::default(),
     );
     Site {
         app: agora_web::app(state, agora_web::WebConfig::default()),
+        registry,
         meta,
         blobs,
         _dir: dir,
@@ -88,13 +92,37 @@ async fn publish_with_readme(
     manifest: &str,
     readme: &str,
 ) {
-    let readme_digest = Digest::of(readme.as_bytes());
-    let body = futures_util::stream::iter([Ok(axum::body::Bytes::from(readme.to_owned()))]);
-    blobs
-        .put(&readme_digest, Box::pin(body), 1 << 20)
-        .await
-        .unwrap();
+    let docs = [("README.md", ArtifactRole::Readme, readme)];
+    publish_with_docs(meta, blobs, publisher, user, manifest, &docs).await;
+}
+
+/// Publishes a release of `manifest` (text) with `docs` (path, role, text), as `user`.
+async fn publish_with_docs(
+    meta: &SqlStore,
+    blobs: &FsBlobStore,
+    publisher: &agora_store::PublisherRecord,
+    user: &agora_store::UserRecord,
+    manifest: &str,
+    docs: &[(&str, ArtifactRole, &str)],
+) {
     let manifest_digest = Digest::of(manifest.as_bytes());
+    let mut artifacts = vec![ArtifactRecord {
+        path: "plugin.yaml".into(),
+        role: ArtifactRole::Manifest,
+        digest: manifest_digest,
+        size: manifest.len() as i64,
+    }];
+    for (path, role, text) in docs {
+        let digest = Digest::of(text.as_bytes());
+        let body = futures_util::stream::iter([Ok(axum::body::Bytes::from(text.to_string()))]);
+        blobs.put(&digest, Box::pin(body), 1 << 20).await.unwrap();
+        artifacts.push(ArtifactRecord {
+            path: path.to_string(),
+            role: *role,
+            digest,
+            size: text.len() as i64,
+        });
+    }
     meta.publish(NewRelease {
         publisher_id: publisher.id,
         manifest: Manifest::from_yaml(manifest).unwrap(),
@@ -102,20 +130,7 @@ async fn publish_with_readme(
         signature: None,
         signer_key: None,
         log_entry: None,
-        artifacts: vec![
-            ArtifactRecord {
-                path: "plugin.yaml".into(),
-                role: ArtifactRole::Manifest,
-                digest: manifest_digest,
-                size: manifest.len() as i64,
-            },
-            ArtifactRecord {
-                path: "README.md".into(),
-                role: ArtifactRole::Readme,
-                digest: readme_digest,
-                size: readme.len() as i64,
-            },
-        ],
+        artifacts,
         published_by: user.id,
         actor: user.username.clone(),
     })
@@ -725,6 +740,18 @@ impl Site {
     /// Publishes `acme/NAME@VERSION` (public, a README) with `extra` manifest lines, as
     /// alice.
     async fn publish(&self, name: &str, version: &str, extra: &str) {
+        self.publish_with_changelog(name, version, extra, None)
+            .await;
+    }
+
+    /// [`Site::publish`], with `changelog` as the release's CHANGELOG.md when given.
+    async fn publish_with_changelog(
+        &self,
+        name: &str,
+        version: &str,
+        extra: &str,
+        changelog: Option<&str>,
+    ) {
         let alice = self.meta.user_by_name("alice").await.unwrap().unwrap();
         let acme = self.meta.publisher_by_name("acme").await.unwrap().unwrap();
         let text = format!(
@@ -733,7 +760,9 @@ impl Site {
              runtime: {{ type: wasm, module: plugin.wasm }}\n{extra}"
         );
         let readme = format!("# {name}\n");
-        publish_with_readme(&self.meta, &self.blobs, &acme, &alice, &text, &readme).await;
+        let mut docs = vec![("README.md", ArtifactRole::Readme, readme.as_str())];
+        docs.extend(changelog.map(|c| ("CHANGELOG.md", ArtifactRole::Changelog, c)));
+        publish_with_docs(&self.meta, &self.blobs, &acme, &alice, &text, &docs).await;
     }
 
     /// Sets the state of `acme/NAME@VERSION` as the store does for a lifecycle change.
@@ -1229,4 +1258,387 @@ async fn admins_approve_or_reject_from_the_review_queue_and_search_shows_the_ver
     assert!(search.body.contains("✓ verified release"));
     let all = site.get("/search", "").await;
     assert!(all.body.contains("Latest version verified"), "{}", all.body);
+}
+
+impl Site {
+    /// A user who signs in with [`PASSWORD`].
+    async fn user(&self, name: &str) -> agora_store::UserRecord {
+        let user = self.meta.create_user(name, Role::User).await.unwrap();
+        let hash = agora_registry::password::hash(PASSWORD.into())
+            .await
+            .unwrap();
+        self.meta
+            .set_password(user.id, Some(&hash), "test")
+            .await
+            .unwrap();
+        user
+    }
+
+    /// The registry administrator, as a caller of the registry's use cases.
+    async fn admin_caller(&self) -> agora_registry::Caller {
+        let admin = self.meta.user_by_name("admin").await.unwrap().unwrap();
+        agora_registry::Caller::for_session(admin, Vec::new())
+    }
+
+    /// Tenant `ops` (its display name tries XSS), administered by alice, with the
+    /// instance `edge-1`, which has not reported yet.
+    async fn tenant_ops(&self) {
+        use agora_registry::tenants;
+        let admin = self.admin_caller().await;
+        let request = agora_core::tenant::CreateTenant {
+            name: "ops".into(),
+            display_name: Some(format!("Ops {XSS}")),
+            admin: Some("alice".into()),
+        };
+        tenants::create(&self.registry, &admin, &request)
+            .await
+            .unwrap();
+        tenants::register_instance(&self.registry, &admin, "ops", "edge-1")
+            .await
+            .unwrap();
+    }
+
+    /// The version tenant `ops` approved of `acme/NAME`, if any.
+    async fn approved(&self, name: &str) -> Option<String> {
+        let admin = self.admin_caller().await;
+        agora_registry::tenants::approvals(&self.registry, &admin, "ops")
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.plugin == format!("acme/{name}"))
+            .map(|a| a.version)
+    }
+
+    /// Posts `form` as `cookie`, which must redirect to `to`; returns the page it leads to,
+    /// with the notice the post left.
+    async fn post_and_follow(
+        &self,
+        path: &str,
+        cookie: &str,
+        form: &[(&str, &str)],
+        to: &str,
+    ) -> Answer {
+        let done = self.post(path, cookie, form).await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{path}: {}", done.body);
+        assert_eq!(done.headers[header::LOCATION], to);
+        let notice = cookie_of(&done, "agora_notice");
+        self.get(to, &format!("{cookie}; {notice}")).await
+    }
+}
+
+#[tokio::test]
+async fn tenant_admins_install_update_roll_back_and_remove_through_the_pages() {
+    let site = site(false).await;
+    site.publish("notes", "1.0.0", "").await;
+    let alice = site.sign_in("alice").await;
+    let page = site.get("/plugins/acme/notes", &alice).await;
+    assert!(!page.body.contains("Install for"), "no tenant yet");
+    site.tenant_ops().await;
+
+    // The plugin's page offers the install for the version viewed; not for a private one.
+    let page = site.get("/plugins/acme/notes", &alice).await;
+    assert!(
+        page.body
+            .contains("href=\"/tenants/ops/install/acme/notes?version=1.0.0\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Install for ops"));
+    let private = site.get("/plugins/acme/secret-tool", &alice).await;
+    assert!(!private.body.contains("Install for"));
+    let missing = site
+        .get("/tenants/ops/install/acme/secret-tool", &alice)
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // jira reaches a host the new tenant's policy does not allow: refused, no button.
+    let refused = site
+        .get("/tenants/ops/install/acme/jira?version=1.0.0", &alice)
+        .await;
+    assert_eq!(refused.status, StatusCode::OK, "{}", refused.body);
+    assert!(refused.body.contains("The policy of ops refuses it"));
+    assert!(refused.body.contains("api.atlassian.com"));
+    assert!(!refused.body.contains("Approve for ops"));
+
+    // The confirmation: reach, the instance, the digest it posts back; names escaped.
+    let preview = site
+        .get("/tenants/ops/install/acme/notes?version=1.0.0", &alice)
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert!(preview.body.contains("no network access"));
+    assert!(preview.body.contains("edge-1"));
+    assert!(preview.body.contains("has not reported yet"));
+    assert!(preview.body.contains("not verified yet"));
+    assert!(preview.body.contains("Approve for ops"));
+    assert!(!preview.body.contains(XSS), "the display name is escaped");
+    let csrf = hidden(&preview.body, "csrf");
+    let digest = hidden(&preview.body, "manifest_digest");
+    let approve = "/tenants/ops/install/acme/notes";
+    let forged = site
+        .post(
+            approve,
+            &alice,
+            &[
+                ("csrf", "x"),
+                ("version", "1.0.0"),
+                ("manifest_digest", &digest),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let other = format!("sha256:{}", "0".repeat(64));
+    let changed = site
+        .post(
+            approve,
+            &alice,
+            &[
+                ("csrf", &csrf),
+                ("version", "1.0.0"),
+                ("manifest_digest", &other),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(changed.body.contains("manifest_digest"), "{}", changed.body);
+    assert_eq!(site.approved("notes").await, None);
+
+    // Approved: the tenant's page says so once, and lists the pin.
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("version", "1.0.0"),
+        ("manifest_digest", digest.as_str()),
+    ];
+    let done = site.post(approve, &alice, &form).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.headers[header::LOCATION], "/tenants/ops");
+    let notice = cookie_of(&done, "agora_notice");
+    let tenant = site
+        .get("/tenants/ops", &format!("{alice}; {notice}"))
+        .await;
+    assert!(
+        tenant.body.contains("acme/notes 1.0.0 is approved for ops"),
+        "{}",
+        tenant.body
+    );
+    let cleared = tenant
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("agora_notice=;"));
+    assert!(cleared, "the notice is removed once shown");
+    assert!(tenant.body.contains(&format!("title=\"{digest}\"")));
+    assert!(tenant.body.contains("Remove acme/notes"));
+    assert!(!tenant.body.contains(XSS));
+    assert_eq!(site.approved("notes").await.as_deref(), Some("1.0.0"));
+    // Another session cannot read (nor plant) it.
+    let admin = site.sign_in("admin").await;
+    let theirs = site
+        .get("/tenants/ops", &format!("{admin}; {notice}"))
+        .await;
+    assert_eq!(theirs.status, StatusCode::OK);
+    assert!(!theirs.body.contains("is approved for ops"));
+
+    // A newer version: the plugin's page offers the update and says what runs.
+    let changelog = format!("# Changes\n\n## 1.1.0\n\n- **Faster** {XSS}\n");
+    site.publish_with_changelog(
+        "notes",
+        "1.1.0",
+        "capabilities: [filesystem_temp]\n",
+        Some(&changelog),
+    )
+    .await;
+    let page = site.get("/plugins/acme/notes", &alice).await;
+    assert!(page.body.contains("Update ops to 1.1.0"), "{}", page.body);
+    assert!(page.body.contains("ops runs 1.0.0"));
+    let page = site.get("/plugins/acme/notes?version=1.0.0", &alice).await;
+    assert!(page.body.contains("✓ ops runs 1.0.0"));
+    assert!(!page.body.contains("/tenants/ops/install/acme/notes"));
+
+    // Updates: the changelog rendered and sanitised, what 1.1.0 asks for beyond 1.0.0.
+    let updates = site.get("/tenants/ops/updates", &alice).await;
+    assert_eq!(updates.status, StatusCode::OK, "{}", updates.body);
+    assert!(
+        updates.body.contains("<strong>Faster</strong>"),
+        "{}",
+        updates.body
+    );
+    assert!(!updates.body.contains(XSS));
+    assert!(
+        updates
+            .body
+            .contains("Asks for more: capabilities filesystem_temp")
+    );
+    assert!(!updates.body.contains("Roll back to"));
+    let csrf = hidden(&updates.body, "csrf");
+    let back = "/tenants/ops/updates";
+    let apply = "/tenants/ops/updates/apply";
+    let page = site
+        .post_and_follow(
+            apply,
+            &alice,
+            &[("csrf", &csrf), ("plugin", "acme/notes")],
+            back,
+        )
+        .await;
+    assert!(
+        page.body.contains("Moved acme/notes from 1.0.0 to 1.1.0."),
+        "{}",
+        page.body
+    );
+    assert_eq!(site.approved("notes").await.as_deref(), Some("1.1.0"));
+    assert!(page.body.contains("Roll back to 1.0.0"));
+    let rollback = "/tenants/ops/plugins/acme/notes/rollback";
+    let page = site
+        .post_and_follow(rollback, &alice, &[("csrf", &csrf)], back)
+        .await;
+    assert!(
+        page.body.contains("Rolled acme/notes back to 1.0.0"),
+        "{}",
+        page.body
+    );
+    assert_eq!(site.approved("notes").await.as_deref(), Some("1.0.0"));
+    let page = site
+        .post_and_follow(apply, &alice, &[("csrf", &csrf)], back)
+        .await;
+    assert!(page.body.contains("to 1.1.0."), "{}", page.body);
+    let page = site
+        .post_and_follow(apply, &alice, &[("csrf", &csrf)], back)
+        .await;
+    assert!(
+        page.body
+            .contains("Nothing to apply: every approved plugin is on its newest version."),
+        "{}",
+        page.body
+    );
+
+    // The fleet and the list of tenants.
+    let fleet = site.get("/tenants/ops/fleet", &alice).await;
+    assert_eq!(fleet.status, StatusCode::OK, "{}", fleet.body);
+    assert!(fleet.body.contains("edge-1") && fleet.body.contains("never reported"));
+    let list = site.get("/tenants", &alice).await;
+    assert!(list.body.contains("href=\"/tenants/ops\""));
+    assert!(!list.body.contains(XSS));
+    assert!(
+        site.get("/account", &alice)
+            .await
+            .body
+            .contains("href=\"/tenants\"")
+    );
+
+    // Remove.
+    let page = site
+        .post_and_follow(
+            "/tenants/ops/plugins/acme/notes/remove",
+            &alice,
+            &[("csrf", &csrf)],
+            "/tenants/ops",
+        )
+        .await;
+    assert!(
+        page.body
+            .contains("acme/notes is no longer approved for ops")
+    );
+    assert_eq!(site.approved("notes").await, None);
+}
+
+#[tokio::test]
+async fn tenant_pages_are_for_members_and_their_buttons_for_administrators() {
+    let site = site(false).await;
+    site.publish("notes", "1.0.0", "").await;
+    site.tenant_ops().await;
+    let admin = site.admin_caller().await;
+    site.user("bob").await;
+    site.user("carol").await;
+    agora_registry::tenants::set_member(
+        &site.registry,
+        &admin,
+        "ops",
+        "bob",
+        Some(agora_core::tenant::TenantRole::Member),
+    )
+    .await
+    .unwrap();
+    let alice = site.sign_in("alice").await;
+    let preview = site
+        .get("/tenants/ops/install/acme/notes?version=1.0.0", &alice)
+        .await;
+    let form = [
+        ("csrf", hidden(&preview.body, "csrf")),
+        ("version", "1.0.0".to_owned()),
+        ("manifest_digest", hidden(&preview.body, "manifest_digest")),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = site
+        .post("/tenants/ops/install/acme/notes", &alice, &form)
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+
+    // Signed out: to the sign-in page, and back.
+    let out = site.get("/tenants/ops/updates", "").await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        out.headers[header::LOCATION],
+        "/login?next=%2Ftenants%2Fops%2Fupdates"
+    );
+
+    // Not a member: the tenant does not exist, whatever the page or form.
+    let carol = site.sign_in("carol").await;
+    let csrf = hidden(&site.get("/account", &carol).await.body, "csrf");
+    for path in [
+        "/tenants/ops",
+        "/tenants/ops/updates",
+        "/tenants/ops/fleet",
+        "/tenants/ops/install/acme/notes",
+    ] {
+        let page = site.get(path, &carol).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(page.body.contains("no tenant named ops"), "{path}");
+    }
+    let post = site
+        .post("/tenants/ops/updates/apply", &carol, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(post.status, StatusCode::NOT_FOUND);
+    assert!(
+        !site
+            .get("/tenants", &carol)
+            .await
+            .body
+            .contains("/tenants/ops")
+    );
+
+    // A member sees the set, the updates and the fleet, without the buttons.
+    let bob = site.sign_in("bob").await;
+    let page = site.get("/tenants/ops", &bob).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("acme/notes"));
+    assert!(!page.body.contains("Remove acme/notes"));
+    let updates = site.get("/tenants/ops/updates", &bob).await;
+    assert_eq!(updates.status, StatusCode::OK);
+    assert!(
+        !updates
+            .body
+            .contains("action=\"/tenants/ops/updates/apply\"")
+    );
+    assert!(
+        !site
+            .get("/plugins/acme/notes", &bob)
+            .await
+            .body
+            .contains("Install for")
+    );
+    let csrf = hidden(&site.get("/account", &bob).await.body, "csrf");
+    for path in [
+        "/tenants/ops/updates/apply",
+        "/tenants/ops/plugins/acme/notes/remove",
+    ] {
+        let post = site.post(path, &bob, &[("csrf", &csrf)]).await;
+        assert_eq!(post.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(
+            post.body.contains("not one of its administrators"),
+            "{path}"
+        );
+    }
+    let preview = site.get("/tenants/ops/install/acme/notes", &bob).await;
+    assert_eq!(preview.status, StatusCode::FORBIDDEN);
+    assert_eq!(site.approved("notes").await.as_deref(), Some("1.0.0"));
 }

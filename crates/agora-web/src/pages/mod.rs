@@ -9,6 +9,10 @@ pub mod home;
 pub mod plugin;
 pub mod publisher;
 pub mod search;
+pub mod tenant_fleet;
+pub mod tenant_install;
+pub mod tenant_updates;
+pub mod tenants;
 
 use agora_store::PluginRecord;
 use askama::Template;

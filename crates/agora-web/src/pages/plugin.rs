@@ -1,7 +1,8 @@
 //! The plugin page: what it is and does (README), how to install it, what it may reach
 //! (capabilities, outbound hosts, secrets, resources), every version with its lifecycle
 //! state, signature and transparency-log entry, and its ratings and reviews; plus the
-//! review form and the administrators' hide/show buttons.
+//! review form, the administrators' hide/show buttons, and for tenant administrators
+//! "Install for TENANT" (`tenant_install`).
 
 use agora_core::api::ReviewInput;
 use agora_core::manifest::ArtifactRole;
@@ -114,6 +115,8 @@ struct PluginPage {
     login_url: String,
     /// Rating options 5..1 for the form, with the selected one.
     rating_options: Vec<(i64, bool)>,
+    /// "Install for TENANT" / "Update TENANT to X" for each tenant the visitor administers.
+    tenant_actions: Vec<super::tenant_install::TenantAction>,
 }
 
 pub struct VersionView {
@@ -320,6 +323,14 @@ pub async fn plugin(
         .map(VerificationView::of);
         version = Some(view);
     }
+    // Tenants approve only public plugins (their instances download without a token).
+    let tenant_actions = match &version {
+        Some(v) if p.visibility == agora_core::Visibility::Public => {
+            super::tenant_install::actions(&web, &visitor, &p.publisher, &p.name, &v.version)
+                .await?
+        }
+        _ => Vec::new(),
+    };
     let (_, reviews) =
         agora_registry::reviews::list(&web.registry, visitor.caller().as_ref(), &publisher, &name)
             .await?;
@@ -380,6 +391,7 @@ pub async fn plugin(
         default_version,
         login_url: format!("/login?next={}", crate::format::percent(&base)),
         rating_options: (1..=5).rev().map(|r| (r, r == chosen)).collect(),
+        tenant_actions,
     })
 }
 
