@@ -315,7 +315,7 @@ async fn install_set(
         old.as_ref()
             .and_then(|l| l.plugins.iter().find(|p| p.name == name))
     };
-    let staging = Staging::create(dir).await?;
+    let mut staging = Staging::create(dir).await?;
     let mut staged = Vec::new();
     let mut changes = Vec::new();
     for (plugin, detail, requirement) in set {
@@ -341,28 +341,15 @@ async fn install_set(
             });
             continue;
         }
-        let dest = staging.area.join(format!("new-{}", staged.len()));
-        tokio::fs::create_dir_all(&dest)
-            .await
-            .map_err(io_error(format!("cannot create {}", dest.display())))?;
-        let verified = fetch_verified(client, trust, &detail, &dest).await?;
-        let verification = outcome_of(client, &plugin, &detail.version).await?;
-        let entry = LockEntry {
-            name,
-            version: detail.version.clone(),
-            manifest_digest: detail.manifest_digest,
-            artifacts: detail.artifacts.clone(),
-            signer_key: Some(verified.signer),
-            log_index: Some(verified.log_index),
-            requirement,
-            verification,
-        };
-        staged.push((plugin, dest));
+        let release = staging
+            .stage(client, trust, plugin, &detail, requirement)
+            .await?;
         changes.push(Changed {
-            entry,
+            entry: release.entry.clone(),
             previous: previous.map(|p| p.version),
             unchanged: false,
         });
+        staged.push(release);
     }
     if changes.iter().all(|c| c.unchanged)
         && changes
@@ -375,51 +362,109 @@ async fn install_set(
     for change in &changes {
         lock.upsert(change.entry.clone());
     }
-    staging.commit(dir, &staged, &lock)?;
+    staging.commit(dir, &staged, &[], &lock)?;
     Ok(changes)
 }
 
-/// `<dir>/.agora-tmp/<unique>`: where one install stages its downloads (and keeps what it
-/// replaces until the new lockfile is written). Removed when dropped.
-struct Staging {
+/// `<dir>/.agora-tmp/<unique>`: where one transaction stages its downloads (and keeps what
+/// it replaces or removes until the new lockfile is written). Removed when dropped.
+///
+/// `agora install` and `agora update` stage releases and commit them; the agent
+/// (`crate::agent`) also takes plugins out in the same commit.
+pub struct Staging {
     area: PathBuf,
+    slots: usize,
+}
+
+/// A release downloaded and verified into a [`Staging`] area, with the `agora.lock` entry
+/// it gets once committed.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub plugin: PluginRef,
+    pub entry: LockEntry,
+    path: PathBuf,
 }
 
 impl Staging {
-    async fn create(dir: &Path) -> Result<Staging, InstallError> {
+    pub async fn create(dir: &Path) -> Result<Staging, InstallError> {
         let area = dir.join(".agora-tmp").join(random_suffix());
         tokio::fs::create_dir_all(&area)
             .await
             .map_err(io_error(format!("cannot create {}", area.display())))?;
-        Ok(Staging { area })
+        Ok(Staging { area, slots: 0 })
     }
 
-    /// Moves every staged release into place, then writes `lock`; on any failure,
-    /// moves everything back as it was.
-    fn commit(
+    /// Checks `detail` and downloads it into a directory of its own in the staging area
+    /// ([`fetch_verified`]), with the registry's verification outcome for its lock entry.
+    /// Nothing outside the staging area changes.
+    pub async fn stage(
+        &mut self,
+        client: &Client,
+        trust: &TrustConfig,
+        plugin: PluginRef,
+        detail: &VersionDetail,
+        requirement: Option<String>,
+    ) -> Result<Staged, InstallError> {
+        let path = self.area.join(format!("new-{}", self.slots));
+        self.slots += 1;
+        tokio::fs::create_dir_all(&path)
+            .await
+            .map_err(io_error(format!("cannot create {}", path.display())))?;
+        let verified = fetch_verified(client, trust, detail, &path).await?;
+        let verification = outcome_of(client, &plugin, &detail.version).await?;
+        let entry = LockEntry {
+            name: plugin.to_string(),
+            version: detail.version.clone(),
+            manifest_digest: detail.manifest_digest,
+            artifacts: detail.artifacts.clone(),
+            signer_key: Some(verified.signer),
+            log_index: Some(verified.log_index),
+            requirement,
+            verification,
+        };
+        Ok(Staged {
+            plugin,
+            entry,
+            path,
+        })
+    }
+
+    /// Moves every staged release into place and every `removed` plugin's directory out,
+    /// then writes `lock`; on any failure, moves everything back as it was.
+    pub fn commit(
         &self,
         dir: &Path,
-        staged: &[(PluginRef, PathBuf)],
+        staged: &[Staged],
+        removed: &[PluginRef],
         lock: &Lockfile,
     ) -> Result<(), InstallError> {
-        // (target, staged copy, what the target held before)
-        let mut moved: Vec<(PathBuf, PathBuf, Option<PathBuf>)> = Vec::new();
+        let target_of = |plugin: &PluginRef| {
+            dir.join(plugin.publisher.as_str())
+                .join(plugin.name.as_str())
+        };
+        // (target, staged copy if any, what the target held before)
+        let mut moved: Vec<(PathBuf, Option<PathBuf>, Option<PathBuf>)> = Vec::new();
         let mut swap = || -> std::io::Result<()> {
-            for (i, (plugin, source)) in staged.iter().enumerate() {
-                let target = dir
-                    .join(plugin.publisher.as_str())
-                    .join(plugin.name.as_str());
+            for (i, release) in staged.iter().enumerate() {
+                let target = target_of(&release.plugin);
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
                 let backup = self.area.join(format!("old-{i}"));
-                let had = match std::fs::rename(&target, &backup) {
-                    Ok(()) => true,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-                    Err(e) => return Err(e),
-                };
-                moved.push((target.clone(), source.clone(), had.then_some(backup)));
-                std::fs::rename(source, &target)?;
+                let had = move_aside(&target, &backup)?;
+                moved.push((
+                    target.clone(),
+                    Some(release.path.clone()),
+                    had.then_some(backup),
+                ));
+                std::fs::rename(&release.path, &target)?;
+            }
+            for (i, plugin) in removed.iter().enumerate() {
+                let target = target_of(plugin);
+                let backup = self.area.join(format!("gone-{i}"));
+                if move_aside(&target, &backup)? {
+                    moved.push((target, None, Some(backup)));
+                }
             }
             Ok(())
         };
@@ -433,15 +478,31 @@ impl Staging {
             .and_then(|()| lock.save(dir).map_err(InstallError::from));
         if result.is_err() {
             for (target, source, backup) in moved.iter().rev() {
-                if !source.exists() {
+                if let Some(source) = source
+                    && !source.exists()
+                {
                     let _ = std::fs::rename(target, source);
                 }
                 if let Some(backup) = backup {
                     let _ = std::fs::rename(backup, target);
                 }
             }
+        } else {
+            // A publisher directory left empty by a removal goes too.
+            for plugin in removed {
+                let _ = std::fs::remove_dir(dir.join(plugin.publisher.as_str()));
+            }
         }
         result
+    }
+}
+
+/// Renames `target` to `backup`; false when there was no `target`.
+fn move_aside(target: &Path, backup: &Path) -> std::io::Result<bool> {
+    match std::fs::rename(target, backup) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -2,6 +2,7 @@
 //! (`agora pack`), and installation into a plugin directory with its `agora.lock`.
 //! Used by the CLI, and by tests and tools that talk to a registry.
 
+pub mod agent;
 pub mod api;
 pub mod build;
 pub mod bundle;

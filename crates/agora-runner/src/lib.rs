@@ -24,9 +24,9 @@ mod egress;
 pub mod kernel;
 #[cfg(target_os = "linux")]
 mod native;
+pub use agora_core::policy;
 #[cfg(target_os = "linux")]
 pub use native::sweep_stale as sweep_stale_sandboxes;
-pub use agora_core::policy;
 mod source;
 mod transport;
 mod wasm;
@@ -53,7 +53,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("refused by the host policy: {0}")]
+    #[error("{}", refused(.0))]
     Refused(Refusal),
     #[error("{}: {problem}", path.display())]
     Source { path: PathBuf, problem: String },
@@ -90,10 +90,24 @@ pub enum RunError {
     Sandbox(String),
 }
 
+/// A refusal in words: whose policy refused (the tenant's reasons end in
+/// `(tenant policy)`), the field and why.
+fn refused(refusal: &Refusal) -> String {
+    match refusal.reason.strip_suffix(" (tenant policy)") {
+        Some(reason) => format!("refused by the tenant policy: {}: {reason}", refusal.field),
+        None => format!("refused by the host policy: {refusal}"),
+    }
+}
+
 /// How a [`Runner`] is set up.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
     pub policy: HostPolicy,
+    /// The policy of the tenant this host belongs to, if any (what `agora agent` writes to
+    /// `DIR/.agora/tenant-policy.toml`): a plugin runs only if both admit it, with the
+    /// smaller of both grants ([`HostPolicy::admit_with`]); either's `sandbox.weaker =
+    /// "refuse"` refuses a weaker sandbox, and the lower `landlock_max_abi` applies.
+    pub tenant_policy: Option<HostPolicy>,
     /// Holds per-launch work directories (`runs/`) and compiled modules (`cache/`).
     pub state_dir: PathBuf,
     pub audit: AuditLog,
@@ -107,6 +121,7 @@ impl RunnerConfig {
     pub fn new(state_dir: PathBuf) -> RunnerConfig {
         RunnerConfig {
             policy: HostPolicy::default(),
+            tenant_policy: None,
             state_dir,
             audit: AuditLog::disabled(),
             sandbox_uid: 65534,
@@ -165,10 +180,19 @@ impl Runner {
     fn native_layers(&self, subject: &Subject) -> Result<kernel::SandboxLayers, RunError> {
         use policy::WeakerSandbox;
         let config = &self.shared.config;
-        let layers = kernel::SandboxLayers::new(
-            kernel::landlock_abi().0,
+        let tenant = config.tenant_policy.as_ref().map(|t| t.sandbox);
+        let max_abi = match (
             config.policy.sandbox.landlock_max_abi,
-        );
+            tenant.and_then(|t| t.landlock_max_abi),
+        ) {
+            (Some(host), Some(tenant)) => Some(host.min(tenant)),
+            (host, tenant) => host.or(tenant),
+        };
+        let weaker = match tenant.map(|t| t.weaker) {
+            Some(WeakerSandbox::Refuse) => WeakerSandbox::Refuse,
+            _ => config.policy.sandbox.weaker,
+        };
+        let layers = kernel::SandboxLayers::new(kernel::landlock_abi().0, max_abi);
         let refuse = |reason: String| {
             config.audit.record(
                 Kind::Refused,
@@ -184,10 +208,15 @@ impl Runner {
             ));
         }
         if layers.is_weaker() {
-            match config.policy.sandbox.weaker {
+            match weaker {
                 WeakerSandbox::Refuse => {
+                    let whose = if config.policy.sandbox.weaker == WeakerSandbox::Refuse {
+                        "host"
+                    } else {
+                        "tenant"
+                    };
                     return refuse(format!(
-                        "this kernel cannot build the full sandbox: {}; the host policy's sandbox.weaker = \"refuse\" does not accept a weaker one",
+                        "this kernel cannot build the full sandbox: {}; the {whose} policy's sandbox.weaker = \"refuse\" does not accept a weaker one",
                         layers.summary()
                     ));
                 }
@@ -232,7 +261,10 @@ impl Runner {
             digest: source.digest.to_string(),
             runtime: source.manifest.runtime.kind.as_str(),
         };
-        let grant = match config.policy.admit(&source.manifest) {
+        let grant = match config
+            .policy
+            .admit_with(config.tenant_policy.as_ref(), &source.manifest)
+        {
             Ok(grant) => grant,
             Err(refusal) => {
                 config.audit.record(
@@ -627,5 +659,131 @@ impl Plugin {
     /// `GET /healthz`, signed.
     pub async fn health(&self) -> Result<Response, RunError> {
         self.send(Request::get("/healthz")).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policy::{Limits, Mode};
+
+    const MANIFEST: &str = "api_version: agora/v1\npublisher: acme\nname: jira\nversion: 1.0.0\n\
+        description: d\nlicense: MIT\nruntime: { type: wasm, module: p.wasm }\n\
+        entrypoints:\n  report: { path: /report }\n";
+
+    fn open() -> HostPolicy {
+        HostPolicy {
+            mode: Mode::Open,
+            ..HostPolicy::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plugin_the_host_allows_but_the_tenant_refuses_is_refused_with_the_tenants_reason() {
+        let plugin = tempfile::tempdir().unwrap();
+        std::fs::write(plugin.path().join("plugin.yaml"), MANIFEST).unwrap();
+        std::fs::write(plugin.path().join("p.wasm"), b"\0asm").unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let mut config = RunnerConfig::new(state.path().to_path_buf());
+        config.policy = open();
+        config.tenant_policy = Some(HostPolicy {
+            deny: vec!["acme/*".into()],
+            ..open()
+        });
+        let (audit, captured) = AuditLog::capturing();
+        config.audit = audit;
+        let runner = Runner::new(config).unwrap();
+        let source = PluginSource::from_dir(plugin.path()).unwrap();
+        let Err(e) = runner.load(source).await else {
+            panic!("the tenant's deny entry was ignored");
+        };
+        assert!(
+            matches!(&e, RunError::Refused(r) if r.field == "deny"),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "refused by the tenant policy: deny: acme/jira matches the deny entry `acme/*`"
+        );
+        let (events, _) = captured.take();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["event"], "refused");
+        assert!(
+            events[0]["reason"]
+                .as_str()
+                .unwrap()
+                .ends_with("(tenant policy)")
+        );
+        // The host's own refusals still say so.
+        let host = RunError::Refused(open().admit_with(None, &bad_manifest()).unwrap_err());
+        assert!(host.to_string().starts_with(
+            "refused by the host policy: resources.memory_mb: asks for 4096 MiB; this host"
+        ));
+    }
+
+    fn bad_manifest() -> Manifest {
+        Manifest::from_yaml(&format!("{MANIFEST}resources: {{ memory_mb: 4096 }}\n")).unwrap()
+    }
+
+    #[test]
+    fn the_smaller_figures_of_host_and_tenant_win() {
+        let manifest = Manifest::from_yaml(MANIFEST).unwrap();
+        let host = HostPolicy {
+            defaults: Limits {
+                memory_mb: 128,
+                timeout_ms: 10_000,
+                ..HostPolicy::default().defaults
+            },
+            network: policy::NetworkPolicy {
+                allowed_hosts: Vec::new(),
+                allow_private_addresses: true,
+            },
+            ..open()
+        };
+        let tenant = HostPolicy {
+            limits: Limits {
+                memory_mb: 64,
+                timeout_ms: 2_000,
+                ..Limits::default()
+            },
+            defaults: Limits {
+                memory_mb: 64,
+                timeout_ms: 2_000,
+                max_fds: 512,
+                ..HostPolicy::default().defaults
+            },
+            ..open()
+        };
+        // The tenant's ceilings are checked, so its defaults above them never reach here.
+        assert!(tenant.check_for_tenant().is_err());
+        let tenant = HostPolicy {
+            defaults: Limits {
+                max_fds: 32,
+                ..tenant.defaults
+            },
+            ..tenant
+        };
+        tenant.check_for_tenant().unwrap();
+        let alone = host.admit(&manifest).unwrap();
+        assert_eq!(
+            (alone.limits.memory_mb, alone.limits.timeout_ms),
+            (128, 10_000)
+        );
+        let both = host.admit_with(Some(&tenant), &manifest).unwrap();
+        assert_eq!(both.limits.memory_mb, 64);
+        assert_eq!(both.limits.timeout_ms, 2_000);
+        assert_eq!(both.limits.max_fds, 32);
+        assert_eq!(both.timeout_ms("report"), 2_000);
+        assert!(!both.allow_private_addresses);
+        // Within the host's ceiling, beyond the tenant's: the tenant refuses.
+        let greedy =
+            Manifest::from_yaml(&format!("{MANIFEST}resources: {{ memory_mb: 100 }}\n")).unwrap();
+        assert!(host.admit(&greedy).is_ok());
+        let refusal = host.admit_with(Some(&tenant), &greedy).unwrap_err();
+        assert_eq!(refusal.field, "resources.memory_mb");
+        assert_eq!(
+            RunError::Refused(refusal).to_string(),
+            "refused by the tenant policy: resources.memory_mb: asks for 100 MiB; the tenant allows at most 64 MiB"
+        );
     }
 }

@@ -229,6 +229,10 @@ pub enum Command {
         #[command(flatten)]
         runner: RunnerArgs,
     },
+    /// Keep a plugin directory at its tenant's approved set: install, update and remove
+    /// (each release verified as by install, pinned to its approved manifest digest, under
+    /// the host and tenant policies), reload the host, report to the registry.
+    Agent(AgentArgs),
     /// Plugins installed in a plugin directory.
     List {
         #[command(flatten)]
@@ -312,6 +316,32 @@ pub struct RunnerArgs {
     /// Audit log, JSON lines (default: audit.jsonl in the state directory).
     #[arg(long, env = "AGORA_RUNNER_AUDIT")]
     pub audit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// File holding the instance's credential (`agi_...`, from `agora tenant instance
+    /// register`); keep it mode 0600.
+    #[arg(long)]
+    pub token_file: PathBuf,
+    /// Run `sh -c CMD` after each change (env AGORA_AGENT_DIR, AGORA_GENERATION).
+    #[arg(long, value_name = "CMD")]
+    pub reload_hook: Option<String>,
+    /// Seconds each long poll waits for a change (1 to 60).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub wait: u32,
+    /// Seconds between reports when nothing changes; the longest retry delay.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub interval: u64,
+    /// One round (fetch, converge, report), then exit: 0 converged, 1 not.
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[command(flatten)]
+    pub runner: RunnerArgs,
+    #[command(flatten)]
+    pub log: TrustArgs,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use agora_client::{Lockfile, install as installer};
 use super::{Session, split_at};
 
 /// Where the log state of the session's registry lives, and how its key is pinned.
-fn trust_config(
+pub(super) fn trust_config(
     s: &Session,
     log: &crate::cli::TrustArgs,
 ) -> anyhow::Result<installer::TrustConfig> {

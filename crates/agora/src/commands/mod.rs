@@ -2,6 +2,7 @@
 
 mod account;
 mod advisories;
+mod agent;
 mod catalog;
 mod install;
 mod keys;
@@ -207,6 +208,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
         } => run::conformance(&ctx, &plugin, &runner, &dir.dir).await,
         Command::Doctor { runner } => run::doctor(&ctx, &runner),
+        Command::Agent(args) => agent::agent(&ctx, &args, cli.verbose, cli.quiet).await,
         Command::List { dir } => install::list(&ctx, &dir.dir).await,
         Command::Remove { plugin, dir } => install::remove(&ctx, &plugin, &dir.dir).await,
     }

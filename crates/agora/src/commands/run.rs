@@ -38,7 +38,7 @@ fn read_policy(path: &Path) -> anyhow::Result<HostPolicy> {
 }
 
 /// The policy file named, the user's, or the built-in open policy.
-fn load_policy(args: &RunnerArgs) -> anyhow::Result<HostPolicy> {
+pub(super) fn load_policy(args: &RunnerArgs) -> anyhow::Result<HostPolicy> {
     match policy_file(args) {
         Some(path) => read_policy(&path),
         None => Ok(HostPolicy {
@@ -48,28 +48,48 @@ fn load_policy(args: &RunnerArgs) -> anyhow::Result<HostPolicy> {
     }
 }
 
-fn runner(args: &RunnerArgs, policy: HostPolicy) -> anyhow::Result<Runner> {
-    let state = state_dir(args)?;
-    let audit_path = args
-        .audit
-        .clone()
-        .unwrap_or_else(|| state.join("audit.jsonl"));
-    let mut config = RunnerConfig::new(state);
+/// The audit log named (`--audit`), else `audit.jsonl` in the state directory.
+pub(super) fn audit_path(args: &RunnerArgs) -> anyhow::Result<PathBuf> {
+    match &args.audit {
+        Some(path) => Ok(path.clone()),
+        None => Ok(state_dir(args)?.join("audit.jsonl")),
+    }
+}
+
+/// The tenant policy `agora agent` keeps in the plugin directory, if it keeps one.
+fn tenant_policy(dir: &Path) -> anyhow::Result<Option<HostPolicy>> {
+    Ok(agora_client::agent::load_tenant_policy(dir)?)
+}
+
+fn runner(
+    args: &RunnerArgs,
+    policy: HostPolicy,
+    tenant: Option<HostPolicy>,
+) -> anyhow::Result<Runner> {
+    let audit_path = audit_path(args)?;
+    let mut config = RunnerConfig::new(state_dir(args)?);
     config.policy = policy;
+    config.tenant_policy = tenant;
     config.audit = AuditLog::open(&audit_path)
         .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?;
     Ok(Runner::new(config)?)
 }
 
-/// An installed plugin, its code checked against the digest `agora.lock` pins; with
-/// `require_verified` (the host policy's), refused unless its verification was
-/// `verified` when it was installed.
-fn installed(plugin: &str, dir: &Path, require_verified: bool) -> anyhow::Result<PluginSource> {
+/// An installed plugin, its code checked against the digest `agora.lock` pins; when
+/// `require_verified` names a policy (the host's or the tenant's) that asks for it,
+/// refused unless its verification was `verified` when it was installed.
+fn installed(
+    plugin: &str,
+    dir: &Path,
+    require_verified: Option<&str>,
+) -> anyhow::Result<PluginSource> {
     let installed = Lockfile::installed(dir, plugin)?;
     let outcome = installed.entry.verification.as_deref();
-    if require_verified && outcome != Some("verified") {
+    if let Some(whose) = require_verified
+        && outcome != Some("verified")
+    {
         bail!(
-            "{}@{} was {} when it was installed, and the host policy runs only verified releases \
+            "{}@{} was {} when it was installed, and the {whose} policy runs only verified releases \
              (require_verified); install a verified version (`agora install --require-verified`), or \
              install it again once the registry has verified it",
             installed.entry.name,
@@ -104,9 +124,17 @@ pub async fn run(
     dir: &Path,
 ) -> anyhow::Result<()> {
     let policy = load_policy(args)?;
-    let source = installed(plugin, dir, policy.require_verified)?;
+    let tenant = tenant_policy(dir)?;
+    let require_verified = if policy.require_verified {
+        Some("host")
+    } else if tenant.as_ref().is_some_and(|t| t.require_verified) {
+        Some("tenant")
+    } else {
+        None
+    };
+    let source = installed(plugin, dir, require_verified)?;
     let input = read_input(input)?;
-    let runner = runner(args, policy)?;
+    let runner = runner(args, policy, tenant)?;
     let loaded = runner.load(source).await?;
     if let Some(layers) = loaded.sandbox().filter(|l| l.is_weaker() && !s.out.quiet) {
         eprintln!(
@@ -146,10 +174,11 @@ pub async fn conformance(
     dir: &Path,
 ) -> anyhow::Result<()> {
     let as_dir = Path::new(plugin);
-    let source = if as_dir.join("plugin.yaml").is_file() {
-        PluginSource::from_dir(as_dir)?
+    // An installed plugin is judged with the tenant policy of its directory, if any.
+    let (source, tenant) = if as_dir.join("plugin.yaml").is_file() {
+        (PluginSource::from_dir(as_dir)?, None)
     } else if plugin.contains('/') && !as_dir.exists() {
-        installed(plugin, dir, false)?
+        (installed(plugin, dir, None)?, tenant_policy(dir)?)
     } else {
         bail!(
             "{plugin} is neither a plugin directory (with plugin.yaml) nor PUBLISHER/NAME of an installed plugin"
@@ -167,7 +196,14 @@ pub async fn conformance(
             "a policy made from its manifest (its outbound hosts, generous ceilings)".to_owned(),
         ),
     };
-    let runner = runner(args, policy)?;
+    let under = match &tenant {
+        Some(_) => format!(
+            "{under}, with the tenant policy in {}",
+            dir.join(".agora/tenant-policy.toml").display()
+        ),
+        None => under,
+    };
+    let runner = runner(args, policy, tenant)?;
     let mut report = conformance::run(&runner, source).await?;
     report.policy = Some(under);
     s.out.show(&report, conformance::Report::to_text)?;
