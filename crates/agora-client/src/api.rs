@@ -615,7 +615,10 @@ impl Client {
             .request(Method::GET, "api/v1/instance/desired")
             .timeout(std::time::Duration::from_secs(u64::from(wait_secs) + 30));
         if let Some(after) = after {
-            req = req.query(&[("after", after.to_string()), ("wait", wait_secs.to_string())]);
+            req = req.query(&[
+                ("after", after.to_string()),
+                ("wait", wait_secs.to_string()),
+            ]);
         }
         self.json(req).await
     }

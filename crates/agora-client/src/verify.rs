@@ -177,7 +177,10 @@ fn unknown_entries(dir: &Path, lock: &Lockfile) -> Vec<Finding> {
     };
     let mut findings = Vec::new();
     for (publisher, is_dir) in names(dir) {
-        if publisher == crate::lockfile::LOCKFILE || publisher == ".agora-tmp" {
+        if publisher == crate::lockfile::LOCKFILE
+            || publisher == ".agora-tmp"
+            || publisher == ".agora"
+        {
             continue;
         }
         if !is_dir

@@ -6,8 +6,7 @@ use std::str::FromStr;
 use crate::name::is_slug;
 
 /// The scopes a token may carry, as an error message or help text lists them.
-pub const SCOPE_SYNTAX: &str =
-    "admin, read:private, review, publish:*, publish:PUBLISHER, members:*, members:PUBLISHER, tenant:* or tenant:TENANT";
+pub const SCOPE_SYNTAX: &str = "admin, read:private, review, publish:*, publish:PUBLISHER, members:*, members:PUBLISHER, tenant:* or tenant:TENANT";
 
 /// A word that is not a scope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -113,7 +113,11 @@ impl Reach {
                 })
                 .cloned()
                 .collect(),
-            secrets: self.secrets.difference(&approved.secrets).cloned().collect(),
+            secrets: self
+                .secrets
+                .difference(&approved.secrets)
+                .cloned()
+                .collect(),
             capabilities: self
                 .capabilities
                 .difference(&approved.capabilities)
@@ -566,9 +570,16 @@ mod tests {
         let approved = reach(&["*.example.com", "api.b.org"], &["TOKEN"], &["http"]);
         assert!(reach(&["x.example.com"], &[], &[]).within(&approved));
         assert!(approved.within(&approved));
-        let more = reach(&["api.b.org", "evil.net"], &["TOKEN", "KEY"], &["http", "fs"]);
+        let more = reach(
+            &["api.b.org", "evil.net"],
+            &["TOKEN", "KEY"],
+            &["http", "fs"],
+        );
         let beyond = more.beyond(&approved);
-        assert_eq!(beyond, reach(&["evil.net"], &["KEY"], &["fs"]).with_runtime(""));
+        assert_eq!(
+            beyond,
+            reach(&["evil.net"], &["KEY"], &["fs"]).with_runtime("")
+        );
         assert!(!more.within(&approved));
         let mut exec = approved.clone();
         exec.runtime = "exec".into();

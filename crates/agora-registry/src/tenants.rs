@@ -16,7 +16,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use agora_core::Slug;
 use agora_core::lifecycle::Lifecycle;
+use agora_core::manifest::ArtifactRole;
 use agora_core::manifest::Manifest;
 use agora_core::policy::HostPolicy;
 use agora_core::tenant::{
@@ -25,8 +27,6 @@ use agora_core::tenant::{
     Instance, InstanceFit, InstanceReport, PinAction, PluginUpdates, PolicyRefusal, Reach,
     RegisteredInstance, Tenant, TenantMember, TenantPolicy, TenantRole, UpdateList,
 };
-use agora_core::Slug;
-use agora_core::manifest::ArtifactRole;
 use agora_store::{
     InstanceRecord, InstanceReportRecord, NewTenant, PinChange, PinRecord, PluginRecord,
     StoreError, TenantRecord, VersionRecord, now_ms,
@@ -117,7 +117,11 @@ fn conflict_or(e: StoreError) -> RegistryError {
 
 /// Creates a tenant (registry administrators), with `admin` (default: the caller) as its
 /// first administrator.
-pub async fn create(registry: &Registry, caller: &Caller, request: &CreateTenant) -> Result<Tenant> {
+pub async fn create(
+    registry: &Registry,
+    caller: &Caller,
+    request: &CreateTenant,
+) -> Result<Tenant> {
     caller.require_admin()?;
     Slug::parse("name", &request.name).map_err(|e| {
         RegistryError::field(
@@ -127,7 +131,11 @@ pub async fn create(registry: &Registry, caller: &Caller, request: &CreateTenant
         )
     })?;
     one_line_opt("display_name", request.display_name.as_deref())?;
-    if request.display_name.as_ref().is_some_and(|d| d.chars().count() > 100) {
+    if request
+        .display_name
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 100)
+    {
         return Err(RegistryError::field(
             "display_name",
             "is longer than 100 characters",
@@ -248,7 +256,11 @@ pub async fn set_policy(
     })
 }
 
-pub async fn members(registry: &Registry, caller: &Caller, name: &str) -> Result<Vec<TenantMember>> {
+pub async fn members(
+    registry: &Registry,
+    caller: &Caller,
+    name: &str,
+) -> Result<Vec<TenantMember>> {
     let (record, _) = load(registry, caller, name, Need::Member).await?;
     members_of(registry, &record).await
 }
@@ -284,7 +296,11 @@ pub async fn set_member(
         .await?
         .ok_or_else(|| RegistryError::not_found(format!("there is no user named {user}")))?;
     if role.is_some()
-        && registry.meta.tenant_role(record.id, target.id).await?.is_none()
+        && registry
+            .meta
+            .tenant_role(record.id, target.id)
+            .await?
+            .is_none()
         && registry.meta.tenant_members(record.id).await?.len() >= domain::MAX_MEMBERS as usize
     {
         return Err(RegistryError::conflict(format!(
@@ -367,7 +383,11 @@ pub async fn register_instance(
     })
 }
 
-pub async fn instances(registry: &Registry, caller: &Caller, tenant: &str) -> Result<Vec<Instance>> {
+pub async fn instances(
+    registry: &Registry,
+    caller: &Caller,
+    tenant: &str,
+) -> Result<Vec<Instance>> {
     let (record, _) = load(registry, caller, tenant, Need::Member).await?;
     Ok(registry
         .meta
@@ -419,7 +439,11 @@ fn to_approval(pin: &PinRecord) -> Result<Approval> {
     })
 }
 
-pub async fn approvals(registry: &Registry, caller: &Caller, tenant: &str) -> Result<Vec<Approval>> {
+pub async fn approvals(
+    registry: &Registry,
+    caller: &Caller,
+    tenant: &str,
+) -> Result<Vec<Approval>> {
     let (record, _) = load(registry, caller, tenant, Need::Member).await?;
     registry
         .meta
@@ -459,7 +483,11 @@ fn installable(state: Lifecycle) -> bool {
     matches!(state, Lifecycle::Active | Lifecycle::Deprecated)
 }
 
-fn refusal(policy: &HostPolicy, manifest: &Manifest, verification: Option<&str>) -> Option<PolicyRefusal> {
+fn refusal(
+    policy: &HostPolicy,
+    manifest: &Manifest,
+    verification: Option<&str>,
+) -> Option<PolicyRefusal> {
     if let Err(r) = policy.admit(manifest) {
         return Some(PolicyRefusal {
             field: r.field,
@@ -528,15 +556,24 @@ fn fit(instance: &InstanceRecord, manifest: &Manifest) -> InstanceFit {
         ));
     }
     for (what, min, have) in [
-        ("core", &manifest.compatibility.min_core, &instance.core_version),
-        ("runner", &manifest.compatibility.min_runner, &instance.runner_version),
+        (
+            "core",
+            &manifest.compatibility.min_core,
+            &instance.core_version,
+        ),
+        (
+            "runner",
+            &manifest.compatibility.min_runner,
+            &instance.runner_version,
+        ),
     ] {
         if let (Some(min), Some(have)) = (min, have)
-            && let (Ok(min), Ok(have)) =
-                (semver::Version::parse(min), semver::Version::parse(have))
+            && let (Ok(min), Ok(have)) = (semver::Version::parse(min), semver::Version::parse(have))
             && have < min
         {
-            reasons.push(format!("its {what} is {have}; the release needs {min} or newer"));
+            reasons.push(format!(
+                "its {what} is {have}; the release needs {min} or newer"
+            ));
         }
     }
     let unknown = instance.platform.is_none();
@@ -631,7 +668,8 @@ async fn move_pin(
         tenant.name,
         plugin.publisher,
         plugin.name,
-        to.map(|(v, _)| format!("@{}", v.version)).unwrap_or_default()
+        to.map(|(v, _)| format!("@{}", v.version))
+            .unwrap_or_default()
     );
     let change = PinChange {
         tenant_id: tenant.id,
@@ -792,7 +830,9 @@ pub async fn rollback(
         .pin(record.id, plugin.id)
         .await?
         .ok_or_else(|| {
-            RegistryError::not_found(format!("tenant {tenant} has not approved {publisher}/{name}"))
+            RegistryError::not_found(format!(
+                "tenant {tenant} has not approved {publisher}/{name}"
+            ))
         })?;
     let Some((version, _, _)) = &pin.previous else {
         return Err(RegistryError::conflict(format!(
@@ -822,7 +862,9 @@ pub async fn rollback(
 
 async fn changelog(registry: &Registry, release: &VersionRecord) -> Option<String> {
     let artifacts = registry.meta.artifacts(release.id).await.ok()?;
-    let a = artifacts.iter().find(|a| a.role == ArtifactRole::Changelog)?;
+    let a = artifacts
+        .iter()
+        .find(|a| a.role == ArtifactRole::Changelog)?;
     let len = (a.size.max(0) as u64).min(domain::MAX_CHANGELOG_BYTES as u64);
     let stream = registry.blobs.get(&a.digest, 0, len).await.ok()??;
     let chunks: Vec<bytes::Bytes> = stream.body.try_collect().await.ok()?;
@@ -1169,8 +1211,10 @@ pub async fn fleet(registry: &Registry, caller: &Caller, tenant: &str) -> Result
         if i.revoked_at.is_some() {
             continue;
         }
-        let report: Option<InstanceReport> =
-            i.report.as_deref().and_then(|r| serde_json::from_str(r).ok());
+        let report: Option<InstanceReport> = i
+            .report
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok());
         let (plugins, failures, runs) = report
             .map(|r| (r.plugins, r.failures, r.runs))
             .unwrap_or_default();
@@ -1203,8 +1247,7 @@ pub async fn fleet(registry: &Registry, caller: &Caller, tenant: &str) -> Result
                         reason: f.reason.clone(),
                     });
                 }
-                if i
-                    .plugins
+                if i.plugins
                     .iter()
                     .any(|p| p.plugin == id && p.manifest_digest == pin.manifest_digest)
                 {

@@ -259,7 +259,10 @@ impl HostPolicy {
         };
         let theirs = tenant.admit(manifest).map_err(|r| Refusal {
             field: r.field,
-            reason: format!("{} (tenant policy)", r.reason.replace("this host", "the tenant")),
+            reason: format!(
+                "{} (tenant policy)",
+                r.reason.replace("this host", "the tenant")
+            ),
         })?;
         let (mine, other) = (&mut grant.limits, &theirs.limits);
         mine.memory_mb = mine.memory_mb.min(other.memory_mb);

@@ -17,9 +17,9 @@ mod openapi_test;
 mod plugins;
 mod publishers;
 mod reviews;
+mod tenants;
 #[cfg(test)]
 mod testing;
-mod tenants;
 mod tokens;
 mod users;
 mod verifications;
@@ -117,7 +117,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::ping))
         .routes(routes!(tenants::list_tenants, tenants::create_tenant))
         .routes(routes!(tenants::get_tenant))
-        .routes(routes!(tenants::get_tenant_policy, tenants::set_tenant_policy))
+        .routes(routes!(
+            tenants::get_tenant_policy,
+            tenants::set_tenant_policy
+        ))
         .routes(routes!(tenants::list_tenant_members))
         .routes(routes!(
             tenants::set_tenant_member,

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use agora_core::api::Problem;
 use agora_core::tenant::{
-    AppliedUpdates, ApplyUpdates, Approval, ApprovalList, ApproveRequest, CreateTenant,
-    DesiredSet, FleetView, InstallPreview, InstanceList, InstanceReport, RegisterInstance,
-    RegisteredInstance, SetTenantMember, Tenant, TenantList, TenantMemberList, TenantPolicy,
-    UpdateList,
+    AppliedUpdates, ApplyUpdates, Approval, ApprovalList, ApproveRequest, CreateTenant, DesiredSet,
+    FleetView, InstallPreview, InstanceList, InstanceReport, RegisterInstance, RegisteredInstance,
+    SetTenantMember, Tenant, TenantList, TenantMemberList, TenantPolicy, UpdateList,
 };
 use agora_registry::tenants;
 use axum::Json;
@@ -77,7 +76,9 @@ pub async fn get_tenant_policy(
     Authenticated(caller): Authenticated,
     ApiPath(tenant): ApiPath<String>,
 ) -> Result<Json<TenantPolicy>, ApiError> {
-    Ok(Json(tenants::policy(&state.registry, &caller, &tenant).await?))
+    Ok(Json(
+        tenants::policy(&state.registry, &caller, &tenant).await?,
+    ))
 }
 
 /// Replace the tenant's policy (its administrators). Instances apply it at their next poll; the runner admits a plugin only if the host's policy and this one both do.
@@ -266,7 +267,15 @@ pub async fn approve_plugin(
     ApiJson(request): ApiJson<ApproveRequest>,
 ) -> Result<Json<Approval>, ApiError> {
     Ok(Json(
-        tenants::approve(&state.registry, &caller, &tenant, &publisher, &name, &request).await?,
+        tenants::approve(
+            &state.registry,
+            &caller,
+            &tenant,
+            &publisher,
+            &name,
+            &request,
+        )
+        .await?,
     ))
 }
 
@@ -313,7 +322,9 @@ pub async fn list_updates(
     Authenticated(caller): Authenticated,
     ApiPath(tenant): ApiPath<String>,
 ) -> Result<Json<UpdateList>, ApiError> {
-    Ok(Json(tenants::updates(&state.registry, &caller, &tenant).await?))
+    Ok(Json(
+        tenants::updates(&state.registry, &caller, &tenant).await?,
+    ))
 }
 
 /// Move one plugin's pin (or every plugin's) to its newest applicable version (the tenant's administrators).
@@ -345,7 +356,9 @@ pub async fn fleet(
     Authenticated(caller): Authenticated,
     ApiPath(tenant): ApiPath<String>,
 ) -> Result<Json<FleetView>, ApiError> {
-    Ok(Json(tenants::fleet(&state.registry, &caller, &tenant).await?))
+    Ok(Json(
+        tenants::fleet(&state.registry, &caller, &tenant).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -388,4 +401,358 @@ pub async fn instance_report(
 ) -> Result<StatusCode, ApiError> {
     tenants::report(&state.registry, &instance, &report).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use agora_store::Role;
+    use axum::http::{Method, StatusCode};
+    use serde_json::{Value, json};
+
+    use crate::api::testing::TestApp;
+
+    /// A registry with acme/tool 1.0.0 and 1.1.0, tenant `corp` administered by carol
+    /// (`tenant:corp`), with dave as a member; returns (app, root, carol, dave, alice).
+    async fn corp() -> (TestApp, String, String, String, String) {
+        let app = TestApp::new().await;
+        let root = app.user("root", Role::Admin, "admin").await;
+        let alice = app.user("alice", Role::Publisher, "publish:*").await;
+        let key = app.publisher(&alice, "acme").await;
+        for v in ["1.0.0", "1.1.0"] {
+            let p = app.publish(&alice, &key, "acme", "tool", v).await;
+            assert_eq!(p.status, StatusCode::CREATED, "{p:?}");
+        }
+        let carol = app.user("carol", Role::User, "tenant:corp").await;
+        let dave = app.user("dave", Role::User, "tenant:*").await;
+        let created = app
+            .call(
+                Method::POST,
+                "/api/v1/tenants",
+                Some(&root),
+                Some(json!({"name": "corp", "admin": "carol"})),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+        let added = app
+            .call(
+                Method::PUT,
+                "/api/v1/tenants/corp/members/dave",
+                Some(&carol),
+                Some(json!({"role": "member"})),
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::OK, "{added:?}");
+        (app, root, carol, dave, alice)
+    }
+
+    async fn approve(
+        app: &TestApp,
+        token: &str,
+        version: &str,
+        digest: Option<&str>,
+    ) -> crate::api::testing::Answer {
+        let mut body = json!({"version": version});
+        if let Some(d) = digest {
+            body["manifest_digest"] = json!(d);
+        }
+        app.call(
+            Method::PUT,
+            "/api/v1/tenants/corp/plugins/acme/tool",
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+
+    fn log_size(app: &TestApp) -> impl std::future::Future<Output = usize> + '_ {
+        async move {
+            let entries = app.get("/api/v1/log/entries?from=0", None).await;
+            entries
+                .body
+                .as_array()
+                .map(Vec::len)
+                .unwrap_or_else(|| panic!("{entries:?}"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_admin_approves_updates_and_rolls_back_each_change_a_sealed_log_entry() {
+        let (app, _root, carol, dave, _) = corp().await;
+        let preview = app
+            .get(
+                "/api/v1/tenants/corp/plugins/acme/tool/preview?version=1.0.0",
+                Some(&carol),
+            )
+            .await;
+        assert_eq!(preview.status, StatusCode::OK, "{preview:?}");
+        assert_eq!(preview.body["refusal"], Value::Null);
+        let digest = preview.body["manifest_digest"].as_str().unwrap().to_owned();
+
+        // The digest the administrator saw must be the release's.
+        let wrong = approve(
+            &app,
+            &carol,
+            "1.0.0",
+            Some(&format!("sha256:{}", "0".repeat(64))),
+        )
+        .await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "{wrong:?}");
+        assert_eq!(wrong.body["errors"][0]["field"], "manifest_digest");
+
+        let before = log_size(&app).await;
+        let approved = approve(&app, &carol, "1.0.0", Some(&digest)).await;
+        assert_eq!(approved.status, StatusCode::OK, "{approved:?}");
+        assert_eq!(approved.body["approved_by"], "carol");
+        assert_eq!(log_size(&app).await, before + 1);
+        // The entry names the tenant, so it is sealed for everyone else.
+        let index = approved.body["log_index"].as_i64().unwrap();
+        let entries = app
+            .get(&format!("/api/v1/log/entries?from={index}"), None)
+            .await;
+        let entry = &entries.body[0];
+        assert!(
+            entry["body"].as_str().unwrap().contains("\"sealed\""),
+            "{entry}"
+        );
+        assert!(!entry.to_string().contains("corp"), "{entry}");
+
+        // A member reads the updates; the newer version asks for nothing more.
+        let updates = app.get("/api/v1/tenants/corp/updates", Some(&dave)).await;
+        assert_eq!(updates.status, StatusCode::OK, "{updates:?}");
+        let newer = &updates.body["plugins"][0]["newer"][0];
+        assert_eq!(newer["version"], "1.1.0");
+        assert_eq!(newer["asks_more"]["hosts"], json!([]));
+        // ... but may not apply it.
+        let applied = app
+            .call(
+                Method::POST,
+                "/api/v1/tenants/corp/updates/apply",
+                Some(&dave),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(applied.status, StatusCode::FORBIDDEN, "{applied:?}");
+        let applied = app
+            .call(
+                Method::POST,
+                "/api/v1/tenants/corp/updates/apply",
+                Some(&carol),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(applied.status, StatusCode::OK, "{applied:?}");
+        assert_eq!(applied.body["applied"][0]["version"], "1.1.0");
+        assert_eq!(applied.body["applied"][0]["previous_version"], "1.0.0");
+
+        let back = app
+            .call(
+                Method::POST,
+                "/api/v1/tenants/corp/plugins/acme/tool/rollback",
+                Some(&carol),
+                None,
+            )
+            .await;
+        assert_eq!(back.status, StatusCode::OK, "{back:?}");
+        assert_eq!(back.body["version"], "1.0.0");
+        // A rollback is not undone by another: there is nothing before it now.
+        let again = app
+            .call(
+                Method::POST,
+                "/api/v1/tenants/corp/plugins/acme/tool/rollback",
+                Some(&carol),
+                None,
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::CONFLICT, "{again:?}");
+        assert_eq!(log_size(&app).await, before + 3);
+
+        let removed = app
+            .call(
+                Method::DELETE,
+                "/api/v1/tenants/corp/plugins/acme/tool",
+                Some(&carol),
+                None,
+            )
+            .await;
+        assert_eq!(removed.status, StatusCode::NO_CONTENT, "{removed:?}");
+        let list = app.get("/api/v1/tenants/corp/plugins", Some(&dave)).await;
+        assert_eq!(list.body["plugins"], json!([]));
+    }
+
+    #[tokio::test]
+    async fn tenants_answer_only_their_members_with_the_right_scope() {
+        let (app, _root, _carol, _dave, _) = corp().await;
+        // A user outside the tenant is told it does not exist, whatever their scopes.
+        let eve = app.user("eve", Role::User, "tenant:*").await;
+        let answer = app.get("/api/v1/tenants/corp", Some(&eve)).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{answer:?}");
+        let answer = app.get("/api/v1/tenants", Some(&eve)).await;
+        assert_eq!(answer.body["tenants"], json!([]));
+        // The tenant's administrator with a token lacking the tenant scope is refused,
+        // naming the scope.
+        let narrow = app.meta().user_by_name("carol").await.unwrap().unwrap();
+        let token = app.token(narrow.id, "review").await;
+        let answer = app.get("/api/v1/tenants/corp/plugins", Some(&token)).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{answer:?}");
+        assert!(
+            answer.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("tenant:corp")
+        );
+        // Only administrators create tenants.
+        let answer = app
+            .call(
+                Method::POST,
+                "/api/v1/tenants",
+                Some(&eve),
+                Some(json!({"name": "mine"})),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn the_policy_and_the_lifecycle_decide_what_can_be_approved() {
+        let (app, _root, carol, _dave, alice) = corp().await;
+        // A secret grant with a source is a host's business, not a tenant's.
+        let bad = app
+            .call(
+                Method::PUT,
+                "/api/v1/tenants/corp/policy",
+                Some(&carol),
+                Some(json!({"policy": {"secrets": [{"plugin": "acme/tool", "name": "TOKEN", "from_env": "X"}]}})),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+        assert_eq!(bad.body["errors"][0]["field"], "policy");
+        let set = app
+            .call(
+                Method::PUT,
+                "/api/v1/tenants/corp/policy",
+                Some(&carol),
+                Some(json!({"policy": {"mode": "open", "deny": ["acme/*"]}})),
+            )
+            .await;
+        assert_eq!(set.status, StatusCode::OK, "{set:?}");
+        let refused = approve(&app, &carol, "1.0.0", None).await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{refused:?}");
+        assert!(
+            refused.body["detail"].as_str().unwrap().contains("deny"),
+            "{refused:?}"
+        );
+        let preview = app
+            .get(
+                "/api/v1/tenants/corp/plugins/acme/tool/preview",
+                Some(&carol),
+            )
+            .await;
+        assert_eq!(preview.body["refusal"]["field"], "deny");
+
+        // A yanked version is never newly pinned.
+        app.call(
+            Method::PUT,
+            "/api/v1/tenants/corp/policy",
+            Some(&carol),
+            Some(json!({"policy": {"mode": "open"}})),
+        )
+        .await;
+        let yank = app
+            .call(
+                Method::PATCH,
+                "/api/v1/plugins/acme/tool/versions/1.1.0",
+                Some(&alice),
+                Some(json!({"state": "yanked", "reason": "broken"})),
+            )
+            .await;
+        assert_eq!(yank.status, StatusCode::OK, "{yank:?}");
+        let refused = approve(&app, &carol, "1.1.0", None).await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{refused:?}");
+        assert!(refused.body["detail"].as_str().unwrap().contains("yanked"));
+        assert_eq!(
+            approve(&app, &carol, "1.0.0", None).await.status,
+            StatusCode::OK
+        );
+    }
+
+    #[tokio::test]
+    async fn an_instance_long_polls_its_set_and_reports_into_the_fleet_view() {
+        let (app, _root, carol, dave, _) = corp().await;
+        let registered = app
+            .call(
+                Method::POST,
+                "/api/v1/tenants/corp/instances",
+                Some(&carol),
+                Some(json!({"name": "edge-1"})),
+            )
+            .await;
+        assert_eq!(registered.status, StatusCode::CREATED, "{registered:?}");
+        let token = registered.body["token"].as_str().unwrap().to_owned();
+        assert!(token.starts_with("agi_"));
+        let set = app.get("/api/v1/instance/desired", Some(&token)).await;
+        assert_eq!(set.status, StatusCode::OK, "{set:?}");
+        let generation = set.body["generation"].as_i64().unwrap();
+        assert_eq!(set.body["plugins"], json!([]));
+
+        // A poll waiting on the current generation answers as soon as an approval lands.
+        let poll = format!("/api/v1/instance/desired?after={generation}&wait=30");
+        let waiting = app.get(&poll, Some(&token));
+        let approving = async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            approve(&app, &carol, "1.0.0", None).await
+        };
+        let started = std::time::Instant::now();
+        let (set, approved) = tokio::join!(waiting, approving);
+        assert_eq!(approved.status, StatusCode::OK, "{approved:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        assert!(
+            set.body["generation"].as_i64().unwrap() > generation,
+            "{set:?}"
+        );
+        let plugin = &set.body["plugins"][0];
+        assert_eq!(plugin["version"], "1.0.0");
+        assert!(plugin["log_opening"].as_str().is_some(), "{set:?}");
+
+        let report = json!({
+            "core_version": "2.3.0", "runner_version": "0.1.0", "platform": "linux-x86_64",
+            "generation": set.body["generation"],
+            "plugins": [{"plugin": "acme/tool", "version": "1.0.0",
+                         "manifest_digest": plugin["manifest_digest"]}],
+        });
+        let posted = app
+            .call(
+                Method::POST,
+                "/api/v1/instance/report",
+                Some(&token),
+                Some(report),
+            )
+            .await;
+        assert_eq!(posted.status, StatusCode::NO_CONTENT, "{posted:?}");
+        let fleet = app.get("/api/v1/tenants/corp/fleet", Some(&dave)).await;
+        assert_eq!(fleet.status, StatusCode::OK, "{fleet:?}");
+        assert_eq!(fleet.body["plugins"][0]["current"], json!(["edge-1"]));
+        assert_eq!(fleet.body["instances"][0]["state"], "converged");
+        assert_eq!(fleet.body["instances"][0]["behind"], false);
+
+        // Reports are bounded.
+        let many: Vec<Value> = (0..1001)
+            .map(|i| json!({"plugin": "acme/tool", "version": "1.0.0", "reason": format!("{i}")}))
+            .collect();
+        let big = json!({"core_version": "1", "runner_version": "1", "platform": "x",
+                         "generation": 1, "plugins": [], "failures": many});
+        let refused = app
+            .call(
+                Method::POST,
+                "/api/v1/instance/report",
+                Some(&token),
+                Some(big),
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{refused:?}"
+        );
+        assert_eq!(refused.body["errors"][0]["field"], "failures");
+    }
 }

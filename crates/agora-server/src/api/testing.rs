@@ -164,10 +164,15 @@ impl TestApp {
             .create_user(username, role)
             .await
             .expect("a new user");
+        self.token(user.id, scopes).await
+    }
+
+    /// Another token of `scopes` for the user `user_id`.
+    pub async fn token(&self, user_id: i64, scopes: &str) -> String {
         let token = new_token();
         self.meta()
             .create_token(NewToken {
-                user_id: user.id,
+                user_id,
                 name: "test".into(),
                 hash: hash_token(&token),
                 prefix: token_display_prefix(&token),

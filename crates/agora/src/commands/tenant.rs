@@ -77,7 +77,11 @@ fn preview_text(p: &InstallPreview) -> String {
         out.push_str(&format!(
             "\n  instance {}: {}{}",
             i.instance,
-            if i.compatible { "can run it" } else { "cannot run it" },
+            if i.compatible {
+                "can run it"
+            } else {
+                "cannot run it"
+            },
             i.reason
                 .as_ref()
                 .map(|r| format!(" ({r})"))
@@ -143,7 +147,11 @@ pub async fn tenant(s: &Session, cmd: TenantCommand) -> anyhow::Result<()> {
                             t.name,
                             t.role.map(|r| r.as_str()).unwrap_or("-"),
                             t.generation,
-                            if t.auto_update { ", automatic updates" } else { "" }
+                            if t.auto_update {
+                                ", automatic updates"
+                            } else {
+                                ""
+                            }
                         )
                     })
                     .collect::<Vec<_>>()
@@ -270,9 +278,10 @@ pub async fn tenant(s: &Session, cmd: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Remove { tenant, plugin } => {
             let (plugin, _) = plugin_and_version(&plugin)?;
             client.unapprove(&tenant, &plugin).await?;
-            s.out.show(&serde_json::json!({"removed": plugin.to_string()}), |_| {
-                format!("Removed {plugin} from tenant {tenant}'s approved set")
-            })
+            s.out
+                .show(&serde_json::json!({"removed": plugin.to_string()}), |_| {
+                    format!("Removed {plugin} from tenant {tenant}'s approved set")
+                })
         }
         TenantCommand::Rollback { tenant, plugin } => {
             let (plugin, _) = plugin_and_version(&plugin)?;
@@ -307,7 +316,10 @@ pub async fn tenant(s: &Session, cmd: TenantCommand) -> anyhow::Result<()> {
                             u.verification.as_deref().unwrap_or("none yet"),
                             u.refusal
                                 .as_ref()
-                                .map(|r| format!("\n    refused by policy: {}: {}", r.field, r.reason))
+                                .map(|r| format!(
+                                    "\n    refused by policy: {}: {}",
+                                    r.field, r.reason
+                                ))
                                 .unwrap_or_default()
                         ));
                         if let Some(c) = &u.changelog {
@@ -335,7 +347,12 @@ pub async fn tenant(s: &Session, cmd: TenantCommand) -> anyhow::Result<()> {
                 let mut out: Vec<String> = d
                     .applied
                     .iter()
-                    .map(|a| format!("Moved {} to {} ({})", a.plugin, a.version, a.manifest_digest))
+                    .map(|a| {
+                        format!(
+                            "Moved {} to {} ({})",
+                            a.plugin, a.version, a.manifest_digest
+                        )
+                    })
                     .collect();
                 out.extend(
                     d.skipped
@@ -351,7 +368,10 @@ pub async fn tenant(s: &Session, cmd: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Fleet { tenant } => {
             let fleet = client.fleet(&tenant).await?;
             s.out.show(&fleet, |f| {
-                let mut out = vec![format!("Tenant {} at generation {}", f.tenant, f.generation)];
+                let mut out = vec![format!(
+                    "Tenant {} at generation {}",
+                    f.tenant, f.generation
+                )];
                 for i in &f.instances {
                     out.push(format!(
                         "instance {:<20} {:<9} {}generation {} last seen {}{}",
@@ -375,11 +395,22 @@ pub async fn tenant(s: &Session, cmd: TenantCommand) -> anyhow::Result<()> {
                         "plugin {}@{}: current on {}; behind on {}{}",
                         p.plugin,
                         p.approved_version,
-                        if p.current.is_empty() { "none".into() } else { p.current.join(", ") },
-                        if p.behind.is_empty() { "none".into() } else { p.behind.join(", ") },
+                        if p.current.is_empty() {
+                            "none".into()
+                        } else {
+                            p.current.join(", ")
+                        },
+                        if p.behind.is_empty() {
+                            "none".into()
+                        } else {
+                            p.behind.join(", ")
+                        },
                         p.failed
                             .iter()
-                            .map(|f| format!("\n    {} cannot run {}: {}", f.instance, f.version, f.reason))
+                            .map(|f| format!(
+                                "\n    {} cannot run {}: {}",
+                                f.instance, f.version, f.reason
+                            ))
                             .collect::<String>()
                     ));
                 }
@@ -435,7 +466,11 @@ async fn instance(
                         format!(
                             "{:<20} {:<9} {} core {} runner {} last seen {}",
                             i.name,
-                            if i.revoked { "revoked" } else { i.state.as_str() },
+                            if i.revoked {
+                                "revoked"
+                            } else {
+                                i.state.as_str()
+                            },
                             i.platform.as_deref().unwrap_or("-"),
                             i.core_version.as_deref().unwrap_or("-"),
                             i.runner_version.as_deref().unwrap_or("-"),
