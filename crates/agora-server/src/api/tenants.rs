@@ -464,15 +464,13 @@ mod tests {
         .await
     }
 
-    fn log_size(app: &TestApp) -> impl std::future::Future<Output = usize> + '_ {
-        async move {
-            let entries = app.get("/api/v1/log/entries?from=0", None).await;
-            entries
-                .body
-                .as_array()
-                .map(Vec::len)
-                .unwrap_or_else(|| panic!("{entries:?}"))
-        }
+    async fn log_size(app: &TestApp) -> usize {
+        let entries = app.get("/api/v1/log/entries?from=0", None).await;
+        entries
+            .body
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or_else(|| panic!("{entries:?}"))
     }
 
     #[tokio::test]
