@@ -36,6 +36,8 @@
 
 #![allow(dead_code)]
 
+pub mod layout;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
