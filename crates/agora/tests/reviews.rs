@@ -186,7 +186,13 @@ fn reviews_ratings_passwords_and_publisher_settings_over_the_api() {
     let bob_full = token_for(
         &admin,
         "bob",
-        &["read:private", "review", "publish:*", "members:*", "tenant:*"],
+        &[
+            "read:private",
+            "review",
+            "publish:*",
+            "members:*",
+            "tenant:*",
+        ],
     );
     let (status, problem) = set_password("bob", Some(&bob_full), "short");
     assert_eq!(status, 422);

@@ -33,7 +33,13 @@ fn world_with(backend: Backend, env: &[(&str, &str)]) -> World {
     let alice_token = token(
         &admin,
         "alice",
-        &["read:private", "review", "publish:*", "members:*", "tenant:*"],
+        &[
+            "read:private",
+            "review",
+            "publish:*",
+            "members:*",
+            "tenant:*",
+        ],
     );
     let mut alice = server.cli(Some(&alice_token));
     alice.run(&["publisher", "create", "acme"]).ok();
