@@ -10,21 +10,11 @@ cd "$(dirname "$0")/.."
 B=${B:-/tmp/agora-bench-deps}
 RUNS=${RUNS:-5}
 PORT=${PORT:-18096}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}
-PID=
-cleanup() { [[ -n "$PID" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; }
-trap cleanup EXIT
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+. bench/lib.sh
 
-cargo build --release --quiet -p agora
-AGORA=$CARGO_TARGET_DIR/release/agora
+build_release
 rm -rf "$B" && mkdir -p "$B/data" "$B/plugins"
-TOKEN=agora_bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-AGORA_ADMIN_TOKEN=$TOKEN AGORA_LOG__LEVEL=warn "$AGORA" serve --data-dir "$B/data" --listen "127.0.0.1:$PORT" >"$B/out" 2>"$B/err" &
-PID=$!
-A=http://127.0.0.1:$PORT
-for _ in $(seq 200); do curl -sf -o /dev/null -m 1 "$A/ready" && break; sleep 0.1; done
-cli() { AGORA_REGISTRY=$A AGORA_TOKEN=$TOKEN XDG_CONFIG_HOME=$B/cfg HOME=$B "$AGORA" "$@"; }
+start_agora "$B/data" "$B/agora"
 cli publisher create bench >/dev/null
 cli keygen --out "$B/key" >/dev/null
 cli key add bench "$B/key.pub" >/dev/null

@@ -6,7 +6,9 @@
 #                        search over COUNT plugins, install cost, peak RSS;
 #   2. bench/web.sh    — search page and plugin page render with COUNT plugins;
 #   3. bench/deps.sh   — install of a 20-plugin dependency tree;
-#   4. bench/runner.sh — runner cold start and warm call (needs root).
+#   4. bench/runner.sh — runner cold start and warm call (needs root);
+#   5. bench/control.sh — the control plane: convergence of 100 simulated agents after an
+#                        approval, polling load up to 8,000 agents, long polls held.
 # Each part runs its workloads round-robin or repeatedly and reports medians/percentiles;
 # the load average is recorded beside each part.
 #
@@ -18,10 +20,11 @@ mkdir -p "$OUT"
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 START=$(date -u +%Y-%m-%dT%H:%MZ)
 
-log "1/4 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
-log "2/4 web pages";          bash bench/web.sh >"$OUT/web.md"
-log "3/4 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
-log "4/4 runner";             bash bench/runner.sh >"$OUT/runner.md"
+log "1/5 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
+log "2/5 web pages";          bash bench/web.sh >"$OUT/web.md"
+log "3/5 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
+log "4/5 runner";             bash bench/runner.sh >"$OUT/runner.md"
+log "5/5 control plane";      bash bench/control.sh >"$OUT/control.md"
 
 {
   echo "<!-- suite:begin (written by bench/suite.sh; edits here are replaced) -->"
@@ -29,7 +32,7 @@ log "4/4 runner";             bash bench/runner.sh >"$OUT/runner.md"
   echo
   echo "\`bash bench/suite.sh\` (RUNS=${RUNS:-3} DUR=${DUR:-10s} COUNT=${COUNT:-100000}) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Servers and load generators share the two cores."
   echo
-  for part in registry web deps runner; do
+  for part in registry web deps runner control; do
     sed 's/^### /#### /' "$OUT/$part.md"
     echo
   done

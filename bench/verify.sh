@@ -19,17 +19,11 @@ PORT=${PORT:-18097}
 DB=${DB:-postgres}
 DB_URL=${DB_URL:-postgres://postgres@127.0.0.1:5432/test}
 SCHEMA=agora_bench_verify
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}
-PID=
-cleanup() { [[ -n "$PID" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; }
-trap cleanup EXIT
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+. bench/lib.sh
 
-log "building release binaries and hello-wasm"
-cargo build --release --quiet -p agora -p agora-bench
+build_release
+log "building hello-wasm"
 cargo build --release --quiet --manifest-path examples/plugins/hello-wasm/Cargo.toml --target wasm32-wasip2
-AGORA=$CARGO_TARGET_DIR/release/agora
-BENCH=$CARGO_TARGET_DIR/release/agora-bench
 MODULE=$CARGO_TARGET_DIR/wasm32-wasip2/release/hello-wasm.wasm
 rm -rf "$B" && mkdir -p "$B/data"
 export AGORA_WORKER__IN_PROCESS=false AGORA_LOG__LEVEL=warn
@@ -40,12 +34,8 @@ if [[ $DB == postgres ]]; then
 else
   unset AGORA_DATABASE_URL
 fi
-TOKEN=agora_bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-AGORA_ADMIN_TOKEN=$TOKEN "$AGORA" serve --data-dir "$B/data" --listen "127.0.0.1:$PORT" >"$B/out" 2>"$B/err" &
-PID=$!
-A=http://127.0.0.1:$PORT
-for _ in $(seq 200); do curl -sf -o /dev/null -m 1 "$A/ready" && break; sleep 0.1; done
-AGORA_REGISTRY=$A AGORA_TOKEN=$TOKEN XDG_CONFIG_HOME=$B/cfg HOME=$B "$AGORA" publisher create bench >/dev/null
+start_agora "$B/data" "$B/agora"
+cli publisher create bench >/dev/null
 
 log "publishing $COUNT releases, then $DURING beside the worker"
 "$BENCH" verify --registry "$A" --token "$TOKEN" --agora "$AGORA" --data-dir "$B/data" \

@@ -17,28 +17,15 @@ B=${B:-/tmp/agora-bench-web}
 COUNT=${COUNT:-100000}
 REQUESTS=${REQUESTS:-1000}
 PORT=${PORT:-18095}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}
-PID=
-cleanup() { [[ -n "$PID" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; }
-trap cleanup EXIT
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+. bench/lib.sh
 
-log "building release binaries"
-cargo build --release --quiet -p agora -p agora-bench
-AGORA=$CARGO_TARGET_DIR/release/agora
-BENCH=$CARGO_TARGET_DIR/release/agora-bench
-
+build_release
 rm -rf "$B" && mkdir -p "$B/agora" "$B/results"
 R=$B/results
 log "seeding $COUNT plugins with reviews"
 "$BENCH" seed --database "sqlite://$B/agora/agora.db" --count "$COUNT" --reviews 2>"$R/seed.log"
 
-TOKEN=agora_bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-AGORA_ADMIN_TOKEN=$TOKEN AGORA_LOG__LEVEL=warn "$AGORA" serve --data-dir "$B/agora" --listen "127.0.0.1:$PORT" \
-  >"$R/agora.out" 2>"$R/agora.err" &
-PID=$!
-A=http://127.0.0.1:$PORT
-for _ in $(seq 200); do curl -sf -o /dev/null -m 1 "$A/ready" && break; sleep 0.1; done
+start_agora "$B/agora" "$R/agora"
 
 # The very first broad search counts every facet over the whole catalog (no cache yet):
 # what the first visitor of a broad filter waits, once until the catalog changes.

@@ -3,7 +3,11 @@
 //! - `latency`: sequential GETs of one URL, reporting p50/p99;
 //! - `publish`: uploads and publishes a release of a given size, reporting MiB/s;
 //! - `verify`: the verification pipeline (driven by `bench/verify.sh`): per-stage and
-//!   total times, releases audited per minute, publish latency beside a busy worker.
+//!   total times, releases audited per minute, publish latency beside a busy worker;
+//! - `control-plane`: simulated agents against the control plane (driven by
+//!   `bench/control.sh`): convergence after an approval, polling load, long polls held.
+
+mod control;
 
 use agora_store::prelude::*;
 use std::time::{Duration, Instant};
@@ -97,6 +101,41 @@ enum Command {
         /// `agora worker --concurrency`.
         #[arg(long, default_value_t = 1)]
         concurrency: u16,
+    },
+    /// The control plane against a running server whose publisher `bench` exists (see
+    /// `bench/control.sh` and the `control` module): INSTANCES simulated agents converge
+    /// after ROUNDS approvals; then K plain-polling agents for each K of LEVELS; then N
+    /// long polls held for each N of LEVELS. Prints JSON.
+    ControlPlane {
+        #[arg(long)]
+        registry: String,
+        /// A registry administrator's token (tenants are created).
+        #[arg(long)]
+        token: String,
+        /// The server's process id, for its CPU time, memory and sockets.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        #[arg(long, default_value_t = 100)]
+        instances: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Seconds each long poll waits for a change.
+        #[arg(long, default_value_t = 30)]
+        wait: u32,
+        /// Size of the approved plugin's module, KiB.
+        #[arg(long, default_value_t = 256)]
+        module_kib: usize,
+        /// Agent counts of the polling and long-poll parts, ascending.
+        #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000,4000")]
+        levels: Vec<usize>,
+        #[arg(long, default_value_t = 5)]
+        warmup_secs: u64,
+        #[arg(long, default_value_t = 20)]
+        measure_secs: u64,
+        /// The polling ramp ends after the first level whose p99 passes this (or that
+        /// saw errors).
+        #[arg(long, default_value_t = 250.0)]
+        stop_p99_ms: f64,
     },
     /// Publish a release with a module of SIZE_MIB random mebibytes; print timings as JSON.
     Publish {
@@ -430,6 +469,34 @@ async fn main() -> anyhow::Result<()> {
             };
             verify(&registry, &token, &worker, count, during, module.as_deref()).await
         }
+        Command::ControlPlane {
+            registry,
+            token,
+            server_pid,
+            instances,
+            rounds,
+            wait,
+            module_kib,
+            levels,
+            warmup_secs,
+            measure_secs,
+            stop_p99_ms,
+        } => {
+            control::run(control::Options {
+                registry,
+                token,
+                server_pid,
+                instances,
+                rounds,
+                wait_secs: wait,
+                module_kib,
+                levels,
+                warmup: Duration::from_secs(warmup_secs),
+                measure: Duration::from_secs(measure_secs),
+                stop_p99_ms,
+            })
+            .await
+        }
     }
 }
 
@@ -488,15 +555,25 @@ async fn publish_many(
                  runtime: {{ type: wasm, module: plugin.wasm }}\n"
             ),
         )?;
-        let release = agora_client::ReleaseFiles::from_dir(&dir)?;
-        let signature = publish::Signer::Key(key).sign(&release)?;
-        let started = Instant::now();
-        let missing = publish::missing(client, &release).await?;
-        publish::upload(client, &missing, |_| {}, |_| {}).await?;
-        publish::submit(client, &release, &signature).await?;
-        samples.push(started.elapsed());
+        samples.push(publish_dir(client, key, &dir).await?);
     }
     Ok(samples)
+}
+
+/// Publishes the release in `dir` signed with `key`; returns the time from the
+/// missing-blob check to the accepted release (hashing and signing come before).
+async fn publish_dir(
+    client: &Client,
+    key: &agora_trust::SigningKey,
+    dir: &std::path::Path,
+) -> anyhow::Result<Duration> {
+    let release = agora_client::ReleaseFiles::from_dir(dir)?;
+    let signature = publish::Signer::Key(key).sign(&release)?;
+    let started = Instant::now();
+    let missing = publish::missing(client, &release).await?;
+    publish::upload(client, &missing, |_| {}, |_| {}).await?;
+    publish::submit(client, &release, &signature).await?;
+    Ok(started.elapsed())
 }
 
 /// Waits for the report of `bench/<name>@1.0.0`.
@@ -711,6 +788,7 @@ fn spread(mut samples: Vec<Duration>) -> serde_json::Value {
     serde_json::json!({
         "p50_ms": percentile(&samples, 0.5),
         "p99_ms": percentile(&samples, 0.99),
+        "max_ms": percentile(&samples, 1.0),
         "runs": samples.len(),
     })
 }
