@@ -48,7 +48,7 @@ log "running (levels $LEVELS, $MEASURE s each; load average $(cut -d' ' -f1-3 /p
   --instances "$INSTANCES" --rounds "$ROUNDS" --levels "$LEVELS" \
   --warmup-secs "$WARMUP" --measure-secs "$MEASURE" --stop-p99-ms "$STOP_P99_MS" >"$B/control.json"
 
-python3 - "$B/control.json" "$BOUND_MS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$MAX_CONNECTIONS" "$PER_CLIENT" \
+python3 - "$B/control.json" "$BOUND_MS" "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$MAX_CONNECTIONS" "$PER_CLIENT" \
   "INSTANCES=$INSTANCES ROUNDS=$ROUNDS LEVELS=$LEVELS MEASURE=$MEASURE" <<'PY'
 import json, sys, datetime
 r = json.load(open(sys.argv[1]))
@@ -59,7 +59,7 @@ f = lambda v, d=1: "–" if v is None else f"{v:.{d}f}"
 thread = lambda l: ", ".join(f"{n} {v:.0f}" for n, v in sorted((l.get("server_busiest_thread_cpu_percent") or {}).items(), key=lambda x: -x[1])[:2]) or "–"
 c = r["convergence"]
 print(f"### Control plane, {now} — `{knobs} bash bench/control.sh`\n")
-print(f"{cores} cores, load average at the end {load}; `agora serve` on SQLite with "
+print(f"{cores}; load average at the end {load}; `agora serve` on SQLite with "
       f"`AGORA_LIMITS__MAX_CONNECTIONS={cap}` and `AGORA_LIMITS__MAX_CONNECTIONS_PER_CLIENT={per_client}`; "
       f"the simulated agents run in `agora-bench` on the same cores.\n")
 print(f"**Convergence after an approval**: {c['instances']} instances long-polling (wait {c['wait_secs']} s), "

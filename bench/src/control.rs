@@ -58,7 +58,7 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the probe beside the parked long polls asks.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// Instances asking back to back, for the ceilings.
-const REPORTERS: usize = 64;
+const BACK_TO_BACK_AGENTS: usize = 64;
 /// Registrations in flight at once.
 const REGISTER_CONCURRENCY: usize = 8;
 /// Pause between an approval round and the next, so every agent is back in its long poll.
@@ -883,6 +883,10 @@ async fn ramp(
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     anyhow::ensure!(!opts.levels.is_empty(), "--levels names no level");
+    anyhow::ensure!(
+        opts.instances >= 1 && opts.rounds >= 1,
+        "--instances and --rounds must be at least 1"
+    );
     let admin = Client::new(&opts.registry, Some(opts.token.clone()))?;
     let public = Client::new(&opts.registry, None)?;
     let plugin: PluginRef = format!("bench/{PLUGIN}").parse()?;
@@ -920,8 +924,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
     // The ceilings: `desired` and reports back to back. Each is one write through SQLite's
     // single write connection (`desired` sets the instance's `last_seen_at`).
-    let reporters = REPORTERS.min(fleet.tokens.len());
-    eprintln!("back to back: {reporters} instances");
+    let back_to_back_agents = BACK_TO_BACK_AGENTS.min(fleet.tokens.len());
+    eprintln!("back to back: {back_to_back_agents} instances");
     let detail = release(&public, &plugin.to_string(), VERSIONS[0]).await?;
     let running = Ask::Report(Arc::new(report(
         1,
@@ -935,7 +939,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     for (what, ask) in [("desired", Ask::Desired), ("report", running)] {
         let level = polling_level(
             &opts,
-            &fleet.tokens[..reporters],
+            &fleet.tokens[..back_to_back_agents],
             &ask,
             None,
             server.as_ref(),
