@@ -95,9 +95,9 @@ pub struct Registry {
     pub webhooks: webhooks::WebhookSettings,
     /// How a verification's findings decide its outcome (`[verification]` settings).
     pub verification_policy: agora_core::verification::Policy,
-    /// Woken by every change an instance must act on (a tenant's approved set or policy),
-    /// so waiting instances answer at once.
-    pub tenant_changed: tokio::sync::Notify,
+    /// Per tenant, woken by every change its instances must act on (its approved set or
+    /// policy), so waiting instances answer at once.
+    pub tenant_changed: tenants::Wakers,
     downloads: downloads::DownloadCounter,
     throttle: throttle::SignInThrottle,
 }
@@ -118,7 +118,7 @@ impl Registry {
             behaviour: None,
             webhooks: webhooks::WebhookSettings::default(),
             verification_policy: agora_core::verification::Policy::default(),
-            tenant_changed: tokio::sync::Notify::new(),
+            tenant_changed: tenants::Wakers::default(),
             downloads: downloads::DownloadCounter::default(),
             throttle: throttle::SignInThrottle::default(),
         }

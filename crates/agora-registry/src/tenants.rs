@@ -20,7 +20,7 @@ use agora_core::Slug;
 use agora_core::lifecycle::Lifecycle;
 use agora_core::manifest::ArtifactRole;
 use agora_core::manifest::Manifest;
-use agora_core::policy::HostPolicy;
+use agora_core::policy::{HostPolicy, Refusal};
 use agora_core::tenant::{
     self as domain, AppliedUpdates, ApplyUpdates, Approval, ApproveRequest, AvailableUpdate,
     CreateTenant, DesiredPlugin, DesiredSet, FleetInstance, FleetPlugin, FleetView, InstallPreview,
@@ -44,6 +44,34 @@ pub const AUTO_UPDATE_ACTOR: &str = "auto-update";
 /// How often a waiting instance re-reads its tenant's generation, for changes another
 /// replica made (changes made by this process wake it at once).
 const WAIT_RECHECK: Duration = Duration::from_secs(2);
+
+/// One wake-up per tenant for the instances long-polling its desired set: a change wakes
+/// only that tenant's waiters. Entries are made for tenants an instance polls, so the map
+/// holds at most one per tenant (bounded by [`domain::MAX_TENANTS`]).
+#[derive(Default)]
+pub struct Wakers(
+    std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<tokio::sync::Notify>>>,
+);
+
+impl Wakers {
+    /// The wake-up of tenant `id`.
+    fn of(&self, id: i64) -> std::sync::Arc<tokio::sync::Notify> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(id).or_default().clone()
+    }
+
+    /// Wakes the instances waiting on tenant `id`.
+    pub fn wake(&self, id: i64) {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(notify) = map.get(&id) {
+            notify.notify_waiters();
+        }
+    }
+}
+
+/// How often an instance's `last_seen_at` is written at most (each poll would otherwise
+/// be a write through SQLite's single writer).
+const TOUCH_INTERVAL_MS: i64 = 30_000;
 
 /// What the caller must be in the tenant.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -249,7 +277,7 @@ pub async fn set_policy(
         .meta
         .set_tenant_policy(record.id, &json, policy.auto_update, &caller.user.username)
         .await?;
-    registry.tenant_changed.notify_waiters();
+    registry.tenant_changed.wake(record.id);
     Ok(TenantPolicy {
         policy: policy_of(&record)?,
         auto_update: record.auto_update,
@@ -488,10 +516,10 @@ fn refusal(
     manifest: &Manifest,
     verification: Option<&str>,
 ) -> Option<PolicyRefusal> {
-    if let Err(r) = policy.admit(manifest) {
+    if let Err(r) = policy.admit(manifest).map_err(Refusal::as_tenants) {
         return Some(PolicyRefusal {
             field: r.field,
-            reason: r.reason.replace("this host", "this tenant"),
+            reason: r.reason,
         });
     }
     if policy.require_verified && verification != Some("verified") {
@@ -691,7 +719,7 @@ async fn move_pin(
         .change_pin(&change, &log::writer(entry), domain::MAX_APPROVED)
         .await
         .map_err(conflict_or)?;
-    registry.tenant_changed.notify_waiters();
+    registry.tenant_changed.wake(tenant.id);
     Ok(pin)
 }
 
@@ -876,7 +904,17 @@ async fn changelog(registry: &Registry, release: &VersionRecord) -> Option<Strin
 /// the approval.
 pub async fn updates(registry: &Registry, caller: &Caller, tenant: &str) -> Result<UpdateList> {
     let (record, _) = load(registry, caller, tenant, Need::Member).await?;
-    let policy = policy_of(&record)?;
+    newer_versions(registry, &record, true).await
+}
+
+/// The updates of `record`'s approved plugins; the changelogs (a blob read per version)
+/// only when they are shown.
+async fn newer_versions(
+    registry: &Registry,
+    record: &TenantRecord,
+    with_changelog: bool,
+) -> Result<UpdateList> {
+    let policy = policy_of(record)?;
     let mut plugins = Vec::new();
     for pin in registry.meta.pins(record.id).await? {
         let granted = reach_of(&pin)?;
@@ -898,7 +936,11 @@ pub async fn updates(registry: &Registry, caller: &Caller, tenant: &str) -> Resu
                 AvailableUpdate {
                     version: v.version.clone(),
                     manifest_digest: v.manifest_digest.to_string(),
-                    changelog: changelog(registry, &v).await,
+                    changelog: if with_changelog {
+                        changelog(registry, &v).await
+                    } else {
+                        None
+                    },
                     refusal: refusal(&policy, &manifest, verification.as_deref()),
                     verification,
                     lifecycle: v.state.as_str().to_owned(),
@@ -939,7 +981,7 @@ pub async fn apply(
     request: &ApplyUpdates,
 ) -> Result<AppliedUpdates> {
     let (record, _) = load(registry, caller, tenant, Need::Admin).await?;
-    let list = updates(registry, caller, tenant).await?;
+    let list = newer_versions(registry, &record, false).await?;
     if let Some(wanted) = &request.plugin
         && !list.plugins.iter().any(|p| &p.plugin == wanted)
     {
@@ -1080,12 +1122,21 @@ pub async fn desired(
     let wait = wait.min(Duration::from_secs(u64::from(domain::MAX_WAIT_SECS)));
     let deadline = tokio::time::Instant::now() + wait;
     let mut tenant = instance.tenant.clone();
-    registry
-        .meta
-        .touch_instance(instance.instance.id, now_ms())
-        .await?;
+    let now = now_ms();
+    if instance
+        .instance
+        .last_seen_at
+        .is_none_or(|at| now - at > TOUCH_INTERVAL_MS)
+    {
+        registry
+            .meta
+            .touch_instance(instance.instance.id, now)
+            .await?;
+    }
+    let waker = registry.tenant_changed.of(tenant.id);
     while after == Some(tenant.generation) && tokio::time::Instant::now() < deadline {
-        let notified = registry.tenant_changed.notified();
+        // Registered before the re-read below, so a change made meanwhile still wakes it.
+        let notified = waker.notified();
         let _ = tokio::time::timeout_at(
             deadline.min(tokio::time::Instant::now() + WAIT_RECHECK),
             notified,

@@ -177,6 +177,19 @@ pub struct Refusal {
     pub reason: String,
 }
 
+impl Refusal {
+    /// The same refusal, worded as a tenant's policy's rather than a host's.
+    pub fn as_tenants(self) -> Refusal {
+        Refusal {
+            field: self.field,
+            reason: format!(
+                "{} (tenant policy)",
+                self.reason.replace("this host", "the tenant")
+            ),
+        }
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.field, self.reason)
@@ -257,13 +270,7 @@ impl HostPolicy {
         let Some(tenant) = tenant else {
             return Ok(grant);
         };
-        let theirs = tenant.admit(manifest).map_err(|r| Refusal {
-            field: r.field,
-            reason: format!(
-                "{} (tenant policy)",
-                r.reason.replace("this host", "the tenant")
-            ),
-        })?;
+        let theirs = tenant.admit(manifest).map_err(Refusal::as_tenants)?;
         let (mine, other) = (&mut grant.limits, &theirs.limits);
         mine.memory_mb = mine.memory_mb.min(other.memory_mb);
         mine.timeout_ms = mine.timeout_ms.min(other.timeout_ms);
