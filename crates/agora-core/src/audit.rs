@@ -64,6 +64,10 @@ audit_actions! {
     /// A tenant's approved set changed (approve, update, auto-update, rollback, remove;
     /// target: `tenant:publisher/name@version`).
     TenantPin = "tenant.pin";
+    /// A private plugin offered to a tenant (target: `publisher/name:tenant`).
+    EntitlementGrant = "entitlement.grant";
+    /// A private plugin's offer to a tenant withdrawn (its pin there removed with it).
+    EntitlementRevoke = "entitlement.revoke";
     PluginVisibility = "plugin.visibility";
     ReviewWrite = "review.write";
     ReviewHide = "review.hide";

@@ -61,6 +61,11 @@ impl Scope {
     }
 
     /// Whether this scope lets a token act in `tenant`.
+    /// `tenant:*` or `tenant:T`.
+    pub fn is_tenant(&self) -> bool {
+        matches!(self, Scope::TenantAny | Scope::Tenant(_))
+    }
+
     pub fn allows_tenant(&self, tenant: &str) -> bool {
         match self {
             Scope::Admin | Scope::TenantAny => true,

@@ -64,7 +64,13 @@ impl TenantRole {
 }
 
 /// What a release will be able to reach once it runs, as its manifest declares it: the
-/// outbound hosts, the secrets and the capabilities. An approval grants exactly this.
+/// outbound hosts, the secrets, the capabilities and the callbacks to the host's core.
+/// An approval grants exactly this.
+///
+/// Callbacks are held among the capabilities, as `callback:NAME` (a manifest's
+/// capabilities never hold a `:`): an update declaring a new callback asks for more, and
+/// every reader of a reach (previews, updates, stored approvals) shows it without a field
+/// of its own. [`Reach::callbacks`] lists them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reach {
@@ -72,8 +78,12 @@ pub struct Reach {
     pub runtime: String,
     pub hosts: BTreeSet<String>,
     pub secrets: BTreeSet<String>,
+    /// The manifest's capabilities, and `callback:NAME` for each callback it declares.
     pub capabilities: BTreeSet<String>,
 }
+
+/// How a callback a release declares is written among a [`Reach`]'s capabilities.
+pub const CALLBACK_CAPABILITY_PREFIX: &str = "callback:";
 
 impl Reach {
     pub fn of(manifest: &Manifest) -> Reach {
@@ -86,8 +96,25 @@ impl Reach {
                 .map(|h| h.trim().to_ascii_lowercase())
                 .collect(),
             secrets: manifest.secrets.iter().cloned().collect(),
-            capabilities: manifest.capabilities.iter().cloned().collect(),
+            capabilities: manifest
+                .capabilities
+                .iter()
+                .cloned()
+                .chain(
+                    manifest
+                        .callbacks
+                        .iter()
+                        .map(|c| format!("{CALLBACK_CAPABILITY_PREFIX}{c}")),
+                )
+                .collect(),
         }
+    }
+
+    /// The callbacks to the host's core this reaches (`notes.add`).
+    pub fn callbacks(&self) -> impl Iterator<Item = &str> {
+        self.capabilities
+            .iter()
+            .filter_map(|c| c.strip_prefix(CALLBACK_CAPABILITY_PREFIX))
     }
 
     /// What this asks for that `approved` did not grant: hosts not within an approved
@@ -253,6 +280,35 @@ pub struct TenantMemberList {
 #[serde(deny_unknown_fields)]
 pub struct SetTenantMember {
     pub role: TenantRole,
+}
+
+/// A private plugin offered to a tenant: the tenant's members and instances see it, and
+/// its administrators may approve it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Entitlement {
+    /// `publisher/name`.
+    pub plugin: String,
+    pub tenant: String,
+    pub granted_by: String,
+    /// Unix milliseconds.
+    pub granted_at: i64,
+}
+
+/// `GET /api/v1/plugins/{publisher}/{name}/entitlements` and
+/// `GET /api/v1/tenants/{tenant}/entitlements`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EntitlementList {
+    pub entitlements: Vec<Entitlement>,
+}
+
+/// What revoking an entitlement did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RevokedEntitlement {
+    /// Whether the tenant held the entitlement.
+    pub revoked: bool,
+    /// Whether the tenant had the plugin approved, and it was removed from its set (its
+    /// instances remove it when they next converge).
+    pub pin_removed: bool,
 }
 
 /// `POST /api/v1/tenants/{tenant}/instances`.
@@ -563,6 +619,36 @@ mod tests {
             secrets: secrets.iter().map(|s| s.to_string()).collect(),
             capabilities: caps.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn an_update_declaring_a_new_callback_asks_for_more() {
+        let manifest = |extra: &str| {
+            Manifest::from_yaml(&format!(
+                "api_version: agora/v1\npublisher: acme\nname: notes\nversion: 1.0.0\n\
+                 description: d\nlicense: MIT\nruntime: {{ type: wasm, module: p.wasm }}\n{extra}"
+            ))
+            .unwrap()
+        };
+        let approved = Reach::of(&manifest("callbacks: [notes.add]\n"));
+        assert_eq!(approved.callbacks().collect::<Vec<_>>(), ["notes.add"]);
+        assert!(Reach::of(&manifest("")).within(&approved));
+        assert!(Reach::of(&manifest("callbacks: [notes.add]\n")).within(&approved));
+        let more = Reach::of(&manifest("callbacks: [notes.add, notes.delete]\n"));
+        let beyond = more.beyond(&approved);
+        assert!(!beyond.is_empty());
+        assert_eq!(beyond.callbacks().collect::<Vec<_>>(), ["notes.delete"]);
+        assert_eq!(
+            beyond.capabilities.iter().collect::<Vec<_>>(),
+            ["callback:notes.delete"]
+        );
+        // Dropping a callback asks for nothing more, and says what was dropped.
+        let fewer = Reach::of(&manifest(""));
+        assert!(fewer.beyond(&approved).is_empty());
+        assert_eq!(
+            fewer.dropped(&approved).callbacks().collect::<Vec<_>>(),
+            ["notes.add"]
+        );
     }
 
     #[test]

@@ -61,7 +61,11 @@ pub async fn set_password(
     } else {
         // A password opens a web session with every right of the account; a token that
         // holds less (a CI token with one publish scope) must not be able to mint one.
-        let session = Caller::for_session(caller.user.clone(), caller.memberships.clone());
+        let session = Caller::for_session(
+            caller.user.clone(),
+            caller.memberships.clone(),
+            caller.tenants.clone(),
+        );
         if let Some(missing) = session.scopes.iter().find(|s| !caller.may_grant(s)) {
             return Err(RegistryError::forbidden(format!(
                 "setting your password needs a token that holds every right a signed-in session gets ({}); this token lacks {missing}",

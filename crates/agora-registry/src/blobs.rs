@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use agora_core::{Digest, Sha256Hasher};
-use agora_store::{BlobError, ByteStream, PutOutcome};
+use agora_store::{BlobError, ByteStream, PutOutcome, Viewer};
 use futures_util::StreamExt;
 
 use crate::Registry;
@@ -129,15 +129,16 @@ pub enum Access {
 }
 
 /// Whether the caller may read the blob, or (asking only whether it exists) uploaded it;
-/// for anyone else the blob does not exist. `exists_only`: a HEAD request.
+/// for anyone else the blob does not exist. `viewer` decides what it may read (a user's or an
+/// instance's); `caller` is the user, if any. `exists_only`: a HEAD request.
 pub async fn access(
     registry: &Registry,
+    viewer: &Viewer,
     caller: Option<&Caller>,
     digest: &Digest,
     exists_only: bool,
 ) -> Result<Access> {
-    let viewer = crate::caller::viewer_of(caller);
-    if registry.meta.blob_readable(digest, &viewer).await? {
+    if registry.meta.blob_readable(digest, viewer).await? {
         return Ok(Access::Read);
     }
     // Publishers may ask whether a blob they uploaded exists (to skip re-uploads); its

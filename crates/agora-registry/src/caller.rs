@@ -48,6 +48,9 @@ pub struct Caller {
     pub scopes: Vec<Scope>,
     /// (publisher id, publisher name) of the user's memberships.
     pub memberships: Vec<(i64, String)>,
+    /// (tenant id, tenant name) of the tenants the user belongs to, when the credential
+    /// holds a `tenant:` scope (else empty): whose entitlements it may carry.
+    pub tenants: Vec<(i64, String)>,
 }
 
 /// What an anonymous request sees.
@@ -98,11 +101,17 @@ impl Registry {
         let scopes = Scope::parse_list(&record.scopes)
             .map_err(|e| RegistryError::internal("a stored token has an unreadable scope", e))?;
         let memberships = self.meta.memberships(user.id).await?;
+        let tenants = if scopes.iter().any(Scope::is_tenant) {
+            self.meta.member_tenants(user.id).await?
+        } else {
+            Vec::new()
+        };
         Ok(Caller {
             user,
             credential: Credential::Token(record),
             scopes,
             memberships,
+            tenants,
         })
     }
 }
@@ -110,7 +119,11 @@ impl Registry {
 impl Caller {
     /// A user signed in to the web pages: the rights of their role and memberships, as a
     /// token holding every scope would have them.
-    pub fn for_session(user: UserRecord, memberships: Vec<(i64, String)>) -> Caller {
+    pub fn for_session(
+        user: UserRecord,
+        memberships: Vec<(i64, String)>,
+        tenants: Vec<(i64, String)>,
+    ) -> Caller {
         let mut scopes = vec![
             Scope::ReadPrivate,
             Scope::Review,
@@ -126,6 +139,7 @@ impl Caller {
             credential: Credential::Session,
             scopes,
             memberships,
+            tenants,
         }
     }
 
@@ -313,7 +327,7 @@ impl Caller {
         if self.is_admin() {
             return Viewer {
                 admin: true,
-                private_publishers: Vec::new(),
+                ..Viewer::default()
             };
         }
         let private_publishers = self
@@ -322,9 +336,16 @@ impl Caller {
             .filter(|(_, name)| self.holds(|s| *s == Scope::ReadPrivate || s.allows_publish(name)))
             .map(|(id, _)| *id)
             .collect();
+        let tenants = self
+            .tenants
+            .iter()
+            .filter(|(_, name)| self.holds(|s| s.allows_tenant(name)))
+            .map(|(id, _)| *id)
+            .collect();
         Viewer {
             admin: false,
             private_publishers,
+            tenants,
         }
     }
 
@@ -431,12 +452,13 @@ mod tests {
             Standing::Member | Standing::Owner => vec![(7, "acme".to_owned())],
         };
         match credential {
-            Credential::Session => Caller::for_session(user, memberships),
+            Credential::Session => Caller::for_session(user, memberships, Vec::new()),
             Credential::Token(scopes) => Caller {
                 user,
                 credential: super::Credential::Session,
                 scopes: Scope::parse_list(scopes).unwrap(),
                 memberships,
+                tenants: Vec::new(),
             },
         }
     }

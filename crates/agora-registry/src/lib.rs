@@ -32,6 +32,7 @@ pub mod caller;
 pub mod catalog;
 pub mod downloads;
 pub mod elf_audit;
+pub mod entitlements;
 mod error;
 pub mod keys;
 pub mod lifecycle;

@@ -4,6 +4,8 @@
 //!
 //! - Members act through [`load`]: the credential's `tenant:` scope and the user's role
 //!   there (registry administrators act as tenant administrators everywhere).
+//! - A tenant may approve public plugins, and private ones offered to it
+//!   (`crate::entitlements`); [`withdraw`] takes one out when its offer is revoked.
 //! - [`preview`] says what an approval would grant and which instances can run it;
 //!   [`approve`], [`remove`], [`rollback`], [`apply`] move pins; [`updates`] lists newer
 //!   versions with what they ask beyond the approval; [`after_verification`] applies the
@@ -29,7 +31,7 @@ use agora_core::tenant::{
 };
 use agora_store::{
     InstanceRecord, InstanceReportRecord, NewTenant, PinChange, PinRecord, PluginRecord,
-    StoreError, TenantRecord, VersionRecord, now_ms,
+    StoreError, TenantRecord, VersionRecord, Viewer, now_ms,
 };
 use agora_trust::LogEntry;
 use futures_util::TryStreamExt;
@@ -75,14 +77,14 @@ const TOUCH_INTERVAL_MS: i64 = 30_000;
 
 /// What the caller must be in the tenant.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Need {
+pub(crate) enum Need {
     Member,
     Admin,
 }
 
 /// The tenant named `name` as `caller` may act in it, with the caller's role. Anyone who
 /// is not a member (nor a registry administrator) is told it does not exist.
-async fn load(
+pub(crate) async fn load(
     registry: &Registry,
     caller: &Caller,
     name: &str,
@@ -482,10 +484,12 @@ pub async fn approvals(
         .collect()
 }
 
-/// A plugin a tenant may approve: public (instances download releases without a user's
-/// token) and visible to the caller.
+/// A plugin a tenant may approve: one its instances may download without a user's token,
+/// so public, or private and offered to the tenant (an entitlement). To anyone else a
+/// private plugin does not exist.
 async fn approvable_plugin(
     registry: &Registry,
+    tenant: &TenantRecord,
     publisher: &str,
     name: &str,
 ) -> Result<PluginRecord> {
@@ -495,10 +499,42 @@ async fn approvable_plugin(
         .plugin(publisher, name)
         .await?
         .ok_or_else(missing)?;
-    if plugin.visibility != agora_core::manifest::Visibility::Public {
+    if plugin.visibility != agora_core::manifest::Visibility::Public
+        && !registry
+            .meta
+            .plugin_visible_to(plugin.id, &Viewer::of_tenant(tenant.id))
+            .await?
+    {
         return Err(missing());
     }
     Ok(plugin)
+}
+
+/// A plugin the tenant has approved, whatever it may see of it now (a plugin made private,
+/// or whose entitlement was revoked, can still be taken out of the set).
+async fn pinned_plugin(
+    registry: &Registry,
+    tenant: &TenantRecord,
+    publisher: &str,
+    name: &str,
+) -> Result<(PluginRecord, PinRecord)> {
+    let missing = || {
+        RegistryError::not_found(format!(
+            "tenant {} has not approved {publisher}/{name}",
+            tenant.name
+        ))
+    };
+    let plugin = registry
+        .meta
+        .plugin(publisher, name)
+        .await?
+        .ok_or_else(missing)?;
+    let pin = registry
+        .meta
+        .pin(tenant.id, plugin.id)
+        .await?
+        .ok_or_else(missing)?;
+    Ok((plugin, pin))
 }
 
 fn manifest_of(version: &VersionRecord) -> Result<Manifest> {
@@ -627,7 +663,7 @@ pub async fn preview(
     version: Option<&str>,
 ) -> Result<InstallPreview> {
     let (record, _) = load(registry, caller, tenant, Need::Admin).await?;
-    let plugin = approvable_plugin(registry, publisher, name).await?;
+    let plugin = approvable_plugin(registry, &record, publisher, name).await?;
     let release = pick_version(registry, &plugin, version).await?;
     let manifest = manifest_of(&release)?;
     let policy = policy_of(&record)?;
@@ -777,7 +813,7 @@ pub async fn approve(
     request: &ApproveRequest,
 ) -> Result<Approval> {
     let (record, _) = load(registry, caller, tenant, Need::Admin).await?;
-    let plugin = approvable_plugin(registry, publisher, name).await?;
+    let plugin = approvable_plugin(registry, &record, publisher, name).await?;
     let release = pick_version(registry, &plugin, Some(&request.version)).await?;
     let manifest = manifest_of(&release)?;
     let verification = verification_of(registry, &release).await?;
@@ -824,12 +860,7 @@ pub async fn remove(
     name: &str,
 ) -> Result<()> {
     let (record, _) = load(registry, caller, tenant, Need::Admin).await?;
-    let plugin = approvable_plugin(registry, publisher, name).await?;
-    if registry.meta.pin(record.id, plugin.id).await?.is_none() {
-        return Err(RegistryError::not_found(format!(
-            "tenant {tenant} has not approved {publisher}/{name}"
-        )));
-    }
+    let (plugin, _) = pinned_plugin(registry, &record, publisher, name).await?;
     move_pin(
         registry,
         &record,
@@ -843,6 +874,27 @@ pub async fn remove(
     Ok(())
 }
 
+/// Takes a plugin out of the tenant's approved set when the tenant may no longer see it
+/// (its entitlement revoked): logged like an administrator's removal, by `by`. Whether a
+/// pin was removed.
+pub(crate) async fn withdraw(
+    registry: &Registry,
+    tenant: &TenantRecord,
+    plugin: &PluginRecord,
+    by: &str,
+) -> Result<bool> {
+    if registry.meta.pin(tenant.id, plugin.id).await?.is_none()
+        || registry
+            .meta
+            .plugin_visible_to(plugin.id, &Viewer::of_tenant(tenant.id))
+            .await?
+    {
+        return Ok(false);
+    }
+    move_pin(registry, tenant, plugin, None, PinAction::Remove, by, false).await?;
+    Ok(true)
+}
+
 /// Moves the pin back to the version it had before its last move (administrators).
 pub async fn rollback(
     registry: &Registry,
@@ -852,7 +904,7 @@ pub async fn rollback(
     name: &str,
 ) -> Result<Approval> {
     let (record, _) = load(registry, caller, tenant, Need::Admin).await?;
-    let plugin = approvable_plugin(registry, publisher, name).await?;
+    let plugin = approvable_plugin(registry, &record, publisher, name).await?;
     let pin = registry
         .meta
         .pin(record.id, plugin.id)
@@ -1010,7 +1062,7 @@ pub async fn apply(
             continue;
         };
         let (publisher, name) = p.plugin.split_once('/').unwrap_or_default();
-        let plugin = approvable_plugin(registry, publisher, name).await?;
+        let plugin = approvable_plugin(registry, &record, publisher, name).await?;
         let release = pick_version(registry, &plugin, Some(&update.version)).await?;
         let manifest = manifest_of(&release)?;
         let pin = move_pin(
@@ -1098,6 +1150,15 @@ async fn auto_update(registry: &Registry, release: &str) -> Result<()> {
 pub struct InstanceCaller {
     pub instance: InstanceRecord,
     pub tenant: TenantRecord,
+}
+
+impl InstanceCaller {
+    /// What an instance reads: public plugins and those offered to its tenant (so it can
+    /// download an entitled private plugin its tenant approved), never another
+    /// publisher's private ones.
+    pub fn viewer(&self) -> Viewer {
+        Viewer::of_tenant(self.tenant.id)
+    }
 }
 
 /// The instance a credential stands for; unknown or revoked credentials are refused.

@@ -256,7 +256,7 @@ async fn check(registry: &Registry, subject: &str) -> Result<Checked> {
         .map_err(|e| RegistryError::internal("a verify job names no plugin", e))?;
     let everyone = Viewer {
         admin: true,
-        private_publishers: Vec::new(),
+        ..Viewer::default()
     };
     let (record, (v, artifacts)) = crate::catalog::release(
         registry,

@@ -3,6 +3,7 @@
 //! are the registry's (`agora_registry::caller`).
 
 use agora_registry::Caller;
+use agora_registry::tenants::InstanceCaller;
 use agora_store::Viewer;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -16,11 +17,39 @@ pub struct Authenticated(pub Caller);
 
 /// A request that may or may not carry a token. A token that is present but invalid is
 /// refused rather than treated as anonymous, so a typo never silently hides private data.
-pub struct MaybeCaller(pub Option<Caller>);
+/// An instance's credential (`agi_...`) is accepted too, for reading: it sees what its
+/// tenant may (public plugins and the private ones offered to the tenant), and is no user.
+pub struct MaybeCaller {
+    pub caller: Option<Caller>,
+    pub instance: Option<InstanceCaller>,
+}
 
 impl MaybeCaller {
+    pub fn anonymous() -> MaybeCaller {
+        MaybeCaller {
+            caller: None,
+            instance: None,
+        }
+    }
+
+    pub fn user(caller: Caller) -> MaybeCaller {
+        MaybeCaller {
+            caller: Some(caller),
+            instance: None,
+        }
+    }
+
     pub fn viewer(&self) -> Viewer {
-        agora_registry::caller::viewer_of(self.0.as_ref())
+        match (&self.caller, &self.instance) {
+            (Some(caller), _) => caller.viewer(),
+            (None, Some(instance)) => instance.viewer(),
+            (None, None) => Viewer::anonymous(),
+        }
+    }
+
+    /// Neither a user nor an instance.
+    pub fn is_anonymous(&self) -> bool {
+        self.caller.is_none() && self.instance.is_none()
     }
 }
 
@@ -32,7 +61,7 @@ impl FromRequestParts<AppState> for MaybeCaller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Some(value) = parts.headers.get(AUTHORIZATION) else {
-            return Ok(MaybeCaller(None));
+            return Ok(MaybeCaller::anonymous());
         };
         let token = value
             .to_str()
@@ -42,7 +71,15 @@ impl FromRequestParts<AppState> for MaybeCaller {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
             })?;
-        Ok(MaybeCaller(Some(state.registry.authenticate(token).await?)))
+        if token.starts_with(agora_core::tenant::INSTANCE_TOKEN_PREFIX) {
+            let instance =
+                agora_registry::tenants::authenticate_instance(&state.registry, token).await?;
+            return Ok(MaybeCaller {
+                caller: None,
+                instance: Some(instance),
+            });
+        }
+        Ok(MaybeCaller::user(state.registry.authenticate(token).await?))
     }
 }
 
@@ -53,15 +90,17 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        MaybeCaller::from_request_parts(parts, state)
-            .await?
-            .0
-            .map(Authenticated)
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "this needs a token: send `Authorization: Bearer <token>` (see `agora login`)",
-                )
-            })
+        let maybe = MaybeCaller::from_request_parts(parts, state).await?;
+        if maybe.instance.is_some() {
+            return Err(ApiError::forbidden(
+                "an instance credential (agi_...) only reads releases and its desired set; this needs a user's token (see `agora login`)",
+            ));
+        }
+        maybe.caller.map(Authenticated).ok_or_else(|| {
+            ApiError::unauthorized(
+                "this needs a token: send `Authorization: Bearer <token>` (see `agora login`)",
+            )
+        })
     }
 }
 

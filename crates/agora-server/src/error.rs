@@ -44,6 +44,10 @@ impl ApiError {
         ApiError::of(ProblemKind::Unauthorized, detail)
     }
 
+    pub fn forbidden(detail: impl Into<String>) -> ApiError {
+        ApiError::of(ProblemKind::Forbidden, detail)
+    }
+
     pub fn invalid(title: &'static str, errors: Vec<FieldError>) -> ApiError {
         RegistryError::invalid(title, errors).into()
     }

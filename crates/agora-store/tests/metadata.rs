@@ -434,6 +434,7 @@ async fn private_plugins_are_invisible_to_outsiders(store: &SqlStore) {
     let member = Viewer {
         admin: false,
         private_publishers: vec![w.acme.id],
+        ..Viewer::default()
     };
     assert!(
         store
@@ -455,7 +456,8 @@ async fn private_plugins_are_invisible_to_outsiders(store: &SqlStore) {
                 &module,
                 &Viewer {
                     admin: true,
-                    private_publishers: vec![]
+                    private_publishers: vec![],
+                    ..Viewer::default()
                 }
             )
             .await
@@ -511,7 +513,8 @@ async fn removal_orphans_only_unshared_blobs(store: &SqlStore) {
                 &a.manifest_digest,
                 &Viewer {
                     admin: true,
-                    private_publishers: vec![]
+                    private_publishers: vec![],
+                    ..Viewer::default()
                 }
             )
             .await
@@ -979,6 +982,7 @@ on_every_backend!(
     advisories_are_kept_by_modified_and_find_the_releases_using_their_packages,
     tenants_keep_an_administrator_and_their_instances_credentials,
     pin_changes_are_one_sealed_log_entry_each_and_bounded,
+    entitled_tenants_see_a_private_plugin_and_grants_are_audited,
 );
 
 /// `plugins.latest_verification` is the newest run's outcome of the latest version, kept
@@ -1329,14 +1333,17 @@ async fn listings_carry_the_listed_state_and_insiders_see_unlisted_plugins(store
     let member = Viewer {
         admin: false,
         private_publishers: vec![w.acme.id],
+        ..Viewer::default()
     };
     let admin = Viewer {
         admin: true,
         private_publishers: vec![],
+        ..Viewer::default()
     };
     let outsider = Viewer {
         admin: false,
         private_publishers: vec![w.acme.id + 1000],
+        ..Viewer::default()
     };
     for viewer in [&anonymous, &outsider] {
         let none = store
@@ -1634,10 +1641,12 @@ async fn private_plugins_are_found_only_by_who_may_see_them(store: &SqlStore) {
     let member = Viewer {
         admin: false,
         private_publishers: vec![w.acme.id],
+        ..Viewer::default()
     };
     let admin = Viewer {
         admin: true,
         private_publishers: vec![],
+        ..Viewer::default()
     };
     let anonymous = Viewer::anonymous();
     let found = store
@@ -2622,4 +2631,121 @@ async fn pin_changes_are_one_sealed_log_entry_each_and_bounded(store: &SqlStore)
         ]
     );
     assert_eq!(store.tenant("ops").await.unwrap().unwrap().generation, 8);
+}
+
+/// A private plugin offered to a tenant: its viewer (members' tokens, instances) finds it
+/// in search, by name, by id and its blobs; another tenant's does not. Granting and
+/// revoking are audited once each, and listed by plugin and by tenant.
+async fn entitled_tenants_see_a_private_plugin_and_grants_are_audited(store: &SqlStore) {
+    let w = world(store).await;
+    let secret = release(
+        store,
+        &w,
+        manifest("acme", "secret", "1.0.0", "visibility: private\n"),
+        b"entitled module",
+    )
+    .await
+    .unwrap();
+    let ops = store
+        .create_tenant(&new_tenant("ops", &w.alice))
+        .await
+        .unwrap();
+    let dev = store
+        .create_tenant(&new_tenant("dev", &w.alice))
+        .await
+        .unwrap();
+    let plugin = store.plugin("acme", "secret").await.unwrap().unwrap();
+    let module = Digest::of(b"entitled module");
+    let sees = |viewer: Viewer| async move {
+        let by_name = store
+            .visible_plugin("acme", "secret", &viewer)
+            .await
+            .unwrap()
+            .is_some();
+        let by_id = store.plugin_visible_to(plugin.id, &viewer).await.unwrap();
+        let blob = store.blob_readable(&module, &viewer).await.unwrap();
+        let mut q = query(Some("secret"));
+        q.viewer = viewer.clone();
+        let found = names(&store.search(&q).await.unwrap()) == ["secret"];
+        assert_eq!([by_id, blob, found], [by_name; 3], "{viewer:?}");
+        by_name
+    };
+    // A viewer with both a private publisher and a tenant binds both lists in order.
+    let both = Viewer {
+        private_publishers: vec![w.acme.id + 1000],
+        tenants: vec![dev.id, ops.id],
+        ..Viewer::default()
+    };
+    assert!(!sees(Viewer::of_tenant(ops.id)).await, "not offered yet");
+    assert!(!sees(both.clone()).await);
+
+    assert!(
+        store
+            .grant_entitlement(plugin.id, ops.id, "alice")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .grant_entitlement(plugin.id, ops.id, "alice")
+            .await
+            .unwrap(),
+        "granting twice changes nothing"
+    );
+    assert!(sees(Viewer::of_tenant(ops.id)).await);
+    assert!(sees(both.clone()).await);
+    assert!(!sees(Viewer::of_tenant(dev.id)).await, "another tenant");
+    assert!(!sees(Viewer::anonymous()).await);
+
+    let by_plugin = store.plugin_entitlements(plugin.id, 10).await.unwrap();
+    assert_eq!(by_plugin.len(), 1);
+    assert_eq!(
+        (
+            by_plugin[0].tenant.as_str(),
+            by_plugin[0].granted_by.as_str()
+        ),
+        ("ops", "alice")
+    );
+    let by_tenant = store.tenant_entitlements(ops.id, 10).await.unwrap();
+    assert_eq!(by_tenant, by_plugin);
+    assert!(
+        store
+            .tenant_entitlements(dev.id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.member_tenants(w.alice.id).await.unwrap(),
+        [(dev.id, "dev".to_owned()), (ops.id, "ops".to_owned())]
+    );
+
+    assert!(
+        store
+            .revoke_entitlement(plugin.id, ops.id, "alice")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_entitlement(plugin.id, ops.id, "alice")
+            .await
+            .unwrap()
+    );
+    assert!(!sees(Viewer::of_tenant(ops.id)).await, "revoked");
+    let missing = store
+        .grant_entitlement(plugin.id, ops.id + 1000, "alice")
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+
+    let events = store
+        .audit_events(Some("acme/secret:ops"), 10)
+        .await
+        .unwrap();
+    let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["entitlement.revoke", "entitlement.grant"]);
+    let _ = secret;
 }

@@ -72,6 +72,8 @@ pub(crate) struct SignedIn {
     pub user: UserRecord,
     pub csrf: String,
     pub memberships: Vec<(i64, String)>,
+    /// (id, name) of the tenants the user belongs to.
+    pub tenants: Vec<(i64, String)>,
     session_hash: String,
 }
 
@@ -136,7 +138,7 @@ impl Visitor {
     pub fn caller(&self) -> Option<Caller> {
         self.signed_in
             .as_ref()
-            .map(|s| Caller::for_session(s.user.clone(), s.memberships.clone()))
+            .map(|s| Caller::for_session(s.user.clone(), s.memberships.clone(), s.tenants.clone()))
     }
 }
 
@@ -185,6 +187,7 @@ pub(crate) async fn load(web: &Web, headers: &HeaderMap) -> Result<Visitor, Page
     let signed_in = match web.registry.meta.session(&session_hash).await? {
         Some((session, user)) => Some(SignedIn {
             memberships: web.registry.meta.memberships(user.id).await?,
+            tenants: web.registry.meta.member_tenants(user.id).await?,
             user,
             csrf: session.csrf,
             session_hash,

@@ -1277,7 +1277,7 @@ impl Site {
     /// The registry administrator, as a caller of the registry's use cases.
     async fn admin_caller(&self) -> agora_registry::Caller {
         let admin = self.meta.user_by_name("admin").await.unwrap().unwrap();
-        agora_registry::Caller::for_session(admin, Vec::new())
+        agora_registry::Caller::for_session(admin, Vec::new(), Vec::new())
     }
 
     /// Tenant `ops` (its display name tries XSS), administered by alice, with the

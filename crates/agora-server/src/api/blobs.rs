@@ -186,7 +186,8 @@ pub async fn download(
     let digest = blobs::parse_digest(&raw)?;
     let access = blobs::access(
         &state.registry,
-        caller.0.as_ref(),
+        &caller.viewer(),
+        caller.caller.as_ref(),
         &digest,
         method == Method::HEAD,
     )

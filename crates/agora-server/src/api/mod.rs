@@ -8,6 +8,7 @@ mod blobs;
 mod convert;
 #[cfg(test)]
 mod docs_test;
+mod entitlements;
 mod health;
 mod keys;
 mod log;
@@ -137,6 +138,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tenants::fleet))
         .routes(routes!(tenants::instance_desired))
         .routes(routes!(tenants::instance_report))
+        .routes(routes!(entitlements::list_plugin_entitlements))
+        .routes(routes!(
+            entitlements::grant_entitlement,
+            entitlements::revoke_entitlement
+        ))
+        .routes(routes!(entitlements::list_tenant_entitlements))
 }
 
 /// The API's routes and their complete OpenAPI document.
@@ -203,11 +210,11 @@ async fn private_registry_gate(
     // The token is checked here, not only its presence: some handlers never look at it.
     let (mut parts, body) = request.into_parts();
     match crate::auth::MaybeCaller::from_request_parts(&mut parts, &state).await {
-        Ok(crate::auth::MaybeCaller(Some(_))) => {
+        Ok(maybe) if !maybe.is_anonymous() => {
             next.run(axum::extract::Request::from_parts(parts, body))
                 .await
         }
-        Ok(crate::auth::MaybeCaller(None)) => ApiError::unauthorized(
+        Ok(_) => ApiError::unauthorized(
             "this is a private registry: every request needs a token (`Authorization: Bearer <token>`, see `agora login`)",
         )
         .into_response(),

@@ -100,7 +100,7 @@ pub async fn update(
         &plugin.publisher,
         &plugin.name,
     ));
-    plugin_detail(&state, &MaybeCaller(Some(caller)), &path)
+    plugin_detail(&state, &MaybeCaller::user(caller), &path)
         .await
         .map(Json)
 }

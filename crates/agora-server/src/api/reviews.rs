@@ -25,7 +25,7 @@ pub async fn list(
 ) -> Result<Json<ReviewList>, ApiError> {
     let (plugin, items) = reviews::list(
         &state.registry,
-        caller.0.as_ref(),
+        caller.caller.as_ref(),
         path.publisher.as_str(),
         path.name.as_str(),
     )

@@ -231,7 +231,7 @@ pub struct PreviewQuery {
     params(("tenant" = String, Path, description = "The tenant's name"), ("publisher" = String, Path, description = "The plugin's publisher"), ("name" = String, Path, description = "The plugin's name"), PreviewQuery), security(("token" = [])),
     responses((status = 200, description = "The preview", body = InstallPreview),
         (status = 403, description = "`forbidden`: not an administrator of the tenant, or the token lacks `tenant:T` or `tenant:*`", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "`not-found`: no such tenant, plugin or version (private plugins cannot be approved)", body = Problem, content_type = PROBLEM)))]
+        (status = 404, description = "`not-found`: no such tenant, plugin or version (a private plugin exists for a tenant only once offered to it)", body = Problem, content_type = PROBLEM)))]
 pub async fn preview_approval(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -257,7 +257,7 @@ pub async fn preview_approval(
     request_body = ApproveRequest, security(("token" = [])),
     responses((status = 200, description = "The approval", body = Approval),
         (status = 403, description = "`forbidden`: not an administrator of the tenant, or the token lacks `tenant:T` or `tenant:*`", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "`not-found`: no such tenant, plugin or version (private plugins cannot be approved)", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such tenant, plugin or version (a private plugin exists for a tenant only once offered to it)", body = Problem, content_type = PROBLEM),
         (status = 409, description = "`conflict`: the release is yanked, insecure or removed, the tenant's policy refuses it, or a limit is reached", body = Problem, content_type = PROBLEM),
         (status = 422, description = "`invalid-request`: a field named with what is accepted", body = Problem, content_type = PROBLEM)))]
 pub async fn approve_plugin(
@@ -284,7 +284,7 @@ pub async fn approve_plugin(
     params(("tenant" = String, Path, description = "The tenant's name"), ("publisher" = String, Path, description = "The plugin's publisher"), ("name" = String, Path, description = "The plugin's name")), security(("token" = [])),
     responses((status = 204, description = "Removed"),
         (status = 403, description = "`forbidden`: not an administrator of the tenant, or the token lacks `tenant:T` or `tenant:*`", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "`not-found`: no such tenant, plugin or version (private plugins cannot be approved)", body = Problem, content_type = PROBLEM)))]
+        (status = 404, description = "`not-found`: no such tenant, plugin or version (a private plugin exists for a tenant only once offered to it)", body = Problem, content_type = PROBLEM)))]
 pub async fn remove_approval(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -299,7 +299,7 @@ pub async fn remove_approval(
     params(("tenant" = String, Path, description = "The tenant's name"), ("publisher" = String, Path, description = "The plugin's publisher"), ("name" = String, Path, description = "The plugin's name")), security(("token" = [])),
     responses((status = 200, description = "The approval now", body = Approval),
         (status = 403, description = "`forbidden`: not an administrator of the tenant, or the token lacks `tenant:T` or `tenant:*`", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "`not-found`: no such tenant, plugin or version (private plugins cannot be approved)", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not-found`: no such tenant, plugin or version (a private plugin exists for a tenant only once offered to it)", body = Problem, content_type = PROBLEM),
         (status = 409, description = "`conflict`: there is no earlier version, or it was removed", body = Problem, content_type = PROBLEM)))]
 pub async fn rollback_approval(
     State(state): State<AppState>,

@@ -57,7 +57,8 @@ pub async fn detail(
         path.name.as_str(),
         &path.version.to_string(),
     );
-    let anonymous = caller.0.is_none();
+    // The cache holds public releases only, which every reader sees alike.
+    let anonymous = caller.caller.is_none();
     if anonymous && let Some(body) = state.cache.get(&key) {
         return Ok(json_bytes(body));
     }

@@ -1,6 +1,6 @@
 //! The metadata store's contract, split by aggregate: each part a trait with its records
 //! (accounts, publishers, releases, reviews, the log, blob metadata, search, audit, jobs,
-//! verifications, advisories, webhooks, tenants), all
+//! verifications, advisories, webhooks, tenants, entitlements), all
 //! of them together the [`MetadataStore`]. Callers bring the parts they use into scope
 //! (`use agora_store::prelude::*` brings all).
 
@@ -8,6 +8,7 @@ mod accounts;
 mod advisories;
 mod audit;
 mod blobs;
+mod entitlements;
 mod jobs;
 mod log;
 mod publishers;
@@ -26,6 +27,7 @@ pub use accounts::*;
 pub use advisories::*;
 pub use audit::*;
 pub use blobs::*;
+pub use entitlements::*;
 pub use jobs::*;
 pub use log::*;
 pub use publishers::*;
@@ -60,6 +62,7 @@ pub trait MetadataStore:
     + AdvisoryStore
     + WebhookStore
     + TenantStore
+    + EntitlementStore
     + Send
     + Sync
     + 'static
@@ -71,8 +74,8 @@ pub trait MetadataStore:
 /// Every part of the store's contract, for callers that use several.
 pub mod prelude {
     pub use super::{
-        AccountStore, AdvisoryStore, AuditStore, BlobIndex, CatalogStore, JobQueue, LogStore,
-        MetadataStore, PublisherStore, ReleaseStore, ReviewStore, TenantStore, VerificationStore,
-        WebhookStore,
+        AccountStore, AdvisoryStore, AuditStore, BlobIndex, CatalogStore, EntitlementStore,
+        JobQueue, LogStore, MetadataStore, PublisherStore, ReleaseStore, ReviewStore, TenantStore,
+        VerificationStore, WebhookStore,
     };
 }

@@ -111,6 +111,9 @@ pub struct Viewer {
     pub admin: bool,
     /// Publishers whose private plugins this viewer may see.
     pub private_publishers: Vec<i64>,
+    /// Tenants whose entitlements this viewer holds: it sees the private plugins offered
+    /// to them (a member whose token holds a `tenant:` scope for them, or an instance).
+    pub tenants: Vec<i64>,
 }
 
 impl Viewer {
@@ -118,10 +121,29 @@ impl Viewer {
         Viewer::default()
     }
 
+    /// Whether this viewer sees the plugin without asking the store about entitlements
+    /// (public, or its publisher's insider). A viewer holding tenants may see more:
+    /// [`ReleaseStore::plugin_visible_to`] answers for them.
     pub fn can_see(&self, plugin: &PluginRecord) -> bool {
         self.admin
             || plugin.visibility == Visibility::Public
             || self.private_publishers.contains(&plugin.publisher_id)
+    }
+
+    /// The viewer of a tenant's instances: public plugins and those offered to the tenant.
+    pub fn of_tenant(tenant_id: i64) -> Viewer {
+        Viewer {
+            tenants: vec![tenant_id],
+            ..Viewer::default()
+        }
+    }
+
+    /// The ids a visibility condition binds, in order: private publishers, then tenants.
+    pub fn visibility_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.private_publishers
+            .iter()
+            .chain(self.tenants.iter())
+            .copied()
     }
 
     /// Whether this viewer sees the publisher from inside: an administrator, or a member

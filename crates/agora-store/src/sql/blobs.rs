@@ -59,8 +59,8 @@ impl BlobIndex for SqlStore {
         sql.push_str(" LIMIT 1");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(digest.to_string());
         if !viewer.admin {
-            for id in &viewer.private_publishers {
-                q = q.bind(*id);
+            for id in viewer.visibility_ids() {
+                q = q.bind(id);
             }
         }
         Ok(q.fetch_optional(&self.read).await?.is_some())

@@ -9,6 +9,7 @@ mod accounts;
 mod advisories;
 mod audit;
 mod blobs;
+mod entitlements;
 mod jobs;
 mod log;
 mod publishers;
@@ -50,7 +51,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 12] = match self {
+        let files: [(i64, &'static str, &'static str); 13] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -111,6 +112,11 @@ impl Dialect {
                     12,
                     "tenants",
                     include_str!("../../migrations/sqlite/0012_tenants.sql"),
+                ),
+                (
+                    13,
+                    "entitlements",
+                    include_str!("../../migrations/sqlite/0013_entitlements.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -173,6 +179,11 @@ impl Dialect {
                     12,
                     "tenants",
                     include_str!("../../migrations/postgres/0012_tenants.sql"),
+                ),
+                (
+                    13,
+                    "entitlements",
+                    include_str!("../../migrations/postgres/0013_entitlements.sql"),
                 ),
             ],
         };

@@ -384,8 +384,8 @@ impl ReleaseStore for SqlStore {
             .bind(publisher)
             .bind(name);
         if !viewer.admin {
-            for id in &viewer.private_publishers {
-                query = query.bind(*id);
+            for id in viewer.visibility_ids() {
+                query = query.bind(id);
             }
         }
         let Some(row) = query.fetch_optional(&self.read).await? else {
@@ -429,8 +429,8 @@ impl ReleaseStore for SqlStore {
         }
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(plugin_id);
         if !viewer.admin {
-            for id in &viewer.private_publishers {
-                query = query.bind(*id);
+            for id in viewer.visibility_ids() {
+                query = query.bind(id);
             }
         }
         Ok(query.fetch_optional(&self.read).await?.is_some())

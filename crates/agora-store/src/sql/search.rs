@@ -29,16 +29,33 @@ impl Builder {
     }
 }
 
-/// ` AND (visibility condition)` for a non-admin viewer, with placeholders from `$first`.
+/// ` AND (visibility condition)` for a non-admin viewer, with placeholders from `$first`
+/// for [`Viewer::visibility_ids`]: public, a private publisher's, or offered to one of the
+/// viewer's tenants.
 pub(super) fn visibility_condition(viewer: &Viewer, first: usize) -> String {
-    if viewer.private_publishers.is_empty() {
+    if viewer.private_publishers.is_empty() && viewer.tenants.is_empty() {
         return " AND p.visibility = 'public'".into();
     }
-    let ids = (0..viewer.private_publishers.len())
-        .map(|i| format!("${}", first + i))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(" AND (p.visibility = 'public' OR p.publisher_id IN ({ids}))")
+    let placeholders = |from: usize, n: usize| {
+        (from..from + n)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut any = vec!["p.visibility = 'public'".to_owned()];
+    if !viewer.private_publishers.is_empty() {
+        any.push(format!(
+            "p.publisher_id IN ({})",
+            placeholders(first, viewer.private_publishers.len())
+        ));
+    }
+    if !viewer.tenants.is_empty() {
+        any.push(format!(
+            "EXISTS (SELECT 1 FROM entitlements e WHERE e.plugin_id = p.id AND e.tenant_id IN ({}))",
+            placeholders(first + viewer.private_publishers.len(), viewer.tenants.len())
+        ));
+    }
+    format!(" AND ({})", any.join(" OR "))
 }
 
 /// A search as SQL, ready to run or to explain.
@@ -204,8 +221,8 @@ fn filters(dialect: Dialect, q: &SearchQuery, b: &mut Builder) -> Source {
     if !q.viewer.admin {
         let first = b.args.len() + 1;
         let condition = visibility_condition(&q.viewer, first);
-        for id in &q.viewer.private_publishers {
-            b.args.push(Arg::Int(*id));
+        for id in q.viewer.visibility_ids() {
+            b.args.push(Arg::Int(id));
         }
         b.conditions
             .push(condition.trim_start_matches(" AND ").to_owned());
