@@ -19,6 +19,23 @@ pub const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 /// The file name of a manifest inside a plugin directory or bundle.
 pub const MANIFEST_FILE: &str = "plugin.yaml";
 
+/// The longest callback name (`callbacks` in a manifest).
+pub const MAX_CALLBACK_NAME: usize = 64;
+/// The most callbacks a manifest may declare.
+pub const MAX_CALLBACKS: usize = 32;
+
+/// Whether `name` is a callback name: lowercase segments joined by `.`, each a letter
+/// followed by letters, digits or `-`, at most [`MAX_CALLBACK_NAME`] characters (the rule
+/// of the schema's `callbacks` items, for the policy and the runner).
+pub fn is_callback_name(name: &str) -> bool {
+    name.len() <= MAX_CALLBACK_NAME
+        && name.split('.').all(|segment| {
+            let mut bytes = segment.bytes();
+            bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+                && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
 /// The key of this machine in a manifest's `runtime.binaries`, e.g. `linux-x86_64`
 /// (compile-time constants: no I/O).
 pub fn platform() -> String {
@@ -230,6 +247,10 @@ pub struct Manifest {
     pub resources: Resources,
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// The host core's callbacks the plugin may call through the runner (`notes.add`),
+    /// each allowed by the host policy's `callbacks` (see `docs/plugin-contract.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callbacks: Vec<String>,
     #[serde(default)]
     pub contact: Contact,
 }

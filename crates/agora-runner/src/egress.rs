@@ -248,6 +248,7 @@ mod tests {
             hosts: hosts.iter().map(|h| HostRule::parse(h).unwrap()).collect(),
             allow_private_addresses: allow_private,
             secrets: Vec::new(),
+            callbacks: Vec::new(),
         }
     }
 

@@ -132,6 +132,55 @@ fn hosts_without_the_capability_are_refused() {
 }
 
 #[test]
+fn callbacks_are_dotted_lowercase_names_named_when_wrong() {
+    let m =
+        Manifest::from_yaml(&format!("{GOOD}callbacks: [notes.add, kv.get, a-b.c2]\n")).unwrap();
+    assert_eq!(m.callbacks, ["notes.add", "kv.get", "a-b.c2"]);
+    assert!(Manifest::from_yaml(GOOD).unwrap().callbacks.is_empty());
+    for (bad, field) in [
+        ("[notes.add, Notes.Add]", "callbacks[1]"),
+        ("[notes..add]", "callbacks[0]"),
+        ("[.notes]", "callbacks[0]"),
+        ("[notes.]", "callbacks[0]"),
+        ("[2notes]", "callbacks[0]"),
+        ("[notes.add/x]", "callbacks[0]"),
+        ("[notes_add]", "callbacks[0]"),
+        ("[\"\"]", "callbacks[0]"),
+        ("notes.add", "callbacks"),
+        ("[notes.add, notes.add]", "callbacks"),
+    ] {
+        let errors = errors_of(&format!("{GOOD}callbacks: {bad}\n"));
+        assert_eq!(errors[0].field, field, "{bad}: {errors:?}");
+        assert!(errors[0].expected.is_some(), "{bad}: {errors:?}");
+    }
+    let long = format!("a{}", ".b".repeat(32));
+    assert_eq!(long.len(), 65);
+    let errors = errors_of(&format!("{GOOD}callbacks: [{long}]\n"));
+    assert_eq!(errors[0].field, "callbacks[0]");
+    assert!(
+        errors[0]
+            .expected
+            .as_deref()
+            .unwrap()
+            .contains("64 characters")
+    );
+    assert!(Manifest::from_yaml(&format!("{GOOD}callbacks: [{}]\n", &long[..63])).is_ok());
+    let many: Vec<String> = (0..33).map(|i| format!("c{i}")).collect();
+    let errors = errors_of(&format!("{GOOD}callbacks: [{}]\n", many.join(", ")));
+    assert_eq!(errors[0].field, "callbacks");
+    assert!(
+        errors[0]
+            .expected
+            .as_deref()
+            .unwrap()
+            .contains("at most 32")
+    );
+    assert!(
+        Manifest::from_yaml(&format!("{GOOD}callbacks: [{}]\n", many[..32].join(", "))).is_ok()
+    );
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let text = with("publisher: acme", "publisher: ACME").replace("license: Apache-2.0\n", "");
     let errors = errors_of(&text);

@@ -133,6 +133,10 @@ pub struct HostPolicy {
     pub defaults: Limits,
     pub network: NetworkPolicy,
     pub secrets: Vec<SecretGrant>,
+    /// The host core's callbacks plugins may call through the runner: exact names
+    /// (`notes.add`) or every name under a prefix (`notes.*`). A plugin declaring a
+    /// callback outside this list is refused.
+    pub callbacks: Vec<String>,
     pub sandbox: SandboxPolicy,
     /// Run only releases whose registry verification was `verified` when they were
     /// installed (as `agora.lock` records it).
@@ -158,6 +162,7 @@ impl Default for HostPolicy {
             },
             network: NetworkPolicy::default(),
             secrets: Vec::new(),
+            callbacks: Vec::new(),
             sandbox: SandboxPolicy::default(),
             require_verified: false,
         }
@@ -206,11 +211,18 @@ pub struct Grant {
     pub allow_private_addresses: bool,
     /// Secrets granted, with where their values come from.
     pub secrets: Vec<SecretGrant>,
+    /// Callbacks to the host's core the plugin may make: those it declares that the
+    /// policy allows.
+    pub callbacks: Vec<String>,
 }
 
 impl Grant {
     pub fn allows_host(&self, host: &str, port: u16) -> bool {
         self.hosts.iter().any(|rule| rule.allows(host, port))
+    }
+
+    pub fn allows_callback(&self, name: &str) -> bool {
+        self.callbacks.iter().any(|c| c == name)
     }
 
     pub fn timeout_ms(&self, entrypoint: &str) -> u32 {
@@ -226,6 +238,17 @@ impl Grant {
 enum Holder {
     Host,
     Tenant,
+}
+
+/// Whether an entry of a policy's `callbacks` (`notes.add`, or `notes.*` for every name
+/// under `notes.`) allows the callback `name`.
+pub fn callback_matches(entry: &str, name: &str) -> bool {
+    match entry.strip_suffix(".*") {
+        Some(prefix) => name
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.')),
+        None => entry == name,
+    }
 }
 
 /// `publisher/name`, `publisher/*` or `*`.
@@ -284,6 +307,7 @@ impl HostPolicy {
             }
         }
         grant.allow_private_addresses &= theirs.allow_private_addresses;
+        grant.callbacks.retain(|c| theirs.callbacks.contains(c));
         Ok(grant)
     }
 
@@ -299,6 +323,16 @@ impl HostPolicy {
                         "{list}: `{p}` is not a plugin pattern (expected `publisher/name`, `publisher/*` or `*`)"
                     )));
                 }
+            }
+        }
+        for entry in &self.callbacks {
+            let name = entry.strip_suffix(".*").unwrap_or(entry);
+            if !crate::manifest::is_callback_name(name) {
+                return Err(PolicyError(format!(
+                    "callbacks: `{entry}` is not a callback name or prefix (expected a name such as \
+                     `notes.add`, or `notes.*` for every name under `notes.`: lowercase segments \
+                     joined by `.`, each a letter followed by letters, digits or `-`)"
+                )));
             }
         }
         for grant in &self.secrets {
@@ -530,12 +564,32 @@ impl HostPolicy {
             secrets.push(grant.clone());
         }
 
+        let mut callbacks = Vec::new();
+        for (i, callback) in manifest.callbacks.iter().enumerate() {
+            if !self.callbacks.iter().any(|e| callback_matches(e, callback)) {
+                return Err(refuse(
+                    &format!("callbacks[{i}]"),
+                    format!(
+                        "declares the callback `{callback}`, which this host does not allow \
+                         (the policy's `callbacks` allows {}; add `{callback}` to it to let {id} call it)",
+                        if self.callbacks.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            self.callbacks.join(", ")
+                        }
+                    ),
+                ));
+            }
+            callbacks.push(callback.clone());
+        }
+
         Ok(Grant {
             limits,
             entrypoint_timeouts,
             hosts,
             allow_private_addresses: self.network.allow_private_addresses,
             secrets,
+            callbacks,
         })
     }
 }

@@ -189,3 +189,76 @@ fn runner_api_must_match() {
         "compatibility.runner_api"
     );
 }
+
+#[test]
+fn callbacks_are_granted_only_as_the_policy_allows_them() {
+    let m = manifest("callbacks: [notes.add, kv.get]\n");
+    // The default policy allows no callback: the first one declared is refused, naming
+    // the policy key to change.
+    let refusal = open().admit(&m).unwrap_err();
+    assert_eq!(refusal.field, "callbacks[0]");
+    assert!(refusal.reason.contains("`notes.add`"), "{refusal}");
+    assert!(
+        refusal.reason.contains("`callbacks` allows none"),
+        "{refusal}"
+    );
+    let some = HostPolicy {
+        callbacks: vec!["notes.add".into()],
+        ..open()
+    };
+    let refusal = some.admit(&m).unwrap_err();
+    assert_eq!(refusal.field, "callbacks[1]");
+    assert!(refusal.reason.contains("`kv.get`"), "{refusal}");
+    assert!(refusal.reason.contains("allows notes.add"), "{refusal}");
+    let both = HostPolicy {
+        callbacks: vec!["notes.add".into(), "kv.*".into()],
+        ..open()
+    };
+    let grant = both.admit(&m).unwrap();
+    assert_eq!(grant.callbacks, ["notes.add", "kv.get"]);
+    assert!(grant.allows_callback("kv.get"));
+    assert!(!grant.allows_callback("kv.put"));
+    // A plugin declaring none gets none, whatever the policy allows.
+    assert!(both.admit(&manifest("")).unwrap().callbacks.is_empty());
+    // A tenant must allow them too, and its refusal says so.
+    let tenant = HostPolicy {
+        callbacks: vec!["kv.get".into()],
+        ..open()
+    };
+    let refusal = both.admit_with(Some(&tenant), &m).unwrap_err();
+    assert_eq!(refusal.field, "callbacks[0]");
+    assert!(
+        refusal.reason.contains("the tenant does not allow"),
+        "{refusal}"
+    );
+    assert!(refusal.reason.ends_with("(tenant policy)"), "{refusal}");
+    let tenant = HostPolicy {
+        callbacks: vec!["notes.*".into(), "kv.get".into()],
+        ..open()
+    };
+    let grant = both.admit_with(Some(&tenant), &m).unwrap();
+    assert_eq!(grant.callbacks, ["notes.add", "kv.get"]);
+}
+
+#[test]
+fn callback_wildcards_cover_names_under_their_prefix_only() {
+    assert!(callback_matches("notes.*", "notes.add"));
+    assert!(callback_matches("notes.*", "notes.add.bulk"));
+    assert!(!callback_matches("notes.*", "notes"));
+    assert!(!callback_matches("notes.*", "notesx.add"));
+    assert!(callback_matches("notes.add", "notes.add"));
+    assert!(!callback_matches("notes.add", "notes.add.bulk"));
+}
+
+#[test]
+fn policy_callback_entries_are_checked() {
+    for good in ["notes.add", "notes.*", "a.b-c.*"] {
+        let policy = HostPolicy::from_toml(&format!("callbacks = [\"{good}\"]\n")).unwrap();
+        assert_eq!(policy.callbacks, [good]);
+    }
+    for bad in ["*", "Notes.add", "notes.", "notes*", ".*", "notes.*.add"] {
+        let e = HostPolicy::from_toml(&format!("callbacks = [\"{bad}\"]\n")).unwrap_err();
+        assert!(e.0.starts_with("callbacks:"), "{bad}: {e}");
+        assert!(e.0.contains(bad), "{bad}: {e}");
+    }
+}
