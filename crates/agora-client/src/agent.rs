@@ -652,10 +652,12 @@ fn transient(e: &InstallError) -> bool {
 /// The agent of one instance. [`Agent::run`] is the loop; [`Agent::converge_once`] and
 /// [`Agent::report`] one round of it.
 pub struct Agent {
-    /// With the instance's credential: its desired set and reports only.
+    /// With the instance's credential: its desired set and reports.
     instance: Client,
-    /// Anonymous: releases, keys, the log and blobs are public.
-    public: Client,
+    /// Releases, keys, the log and blobs, read with the instance's credential too: it
+    /// sees what its tenant may (public plugins, and the private ones offered to the
+    /// tenant), and is accepted by a registry that needs a token for every request.
+    reader: Client,
     config: AgentConfig,
     audit: Option<AuditReader>,
     /// The generation the last round applied (what the long poll waits past).
@@ -668,8 +670,8 @@ impl Agent {
     /// `token` is the instance's `agi_` credential.
     pub fn new(registry: &str, token: String, config: AgentConfig) -> Result<Agent, AgentError> {
         Ok(Agent {
-            instance: Client::new(registry, Some(token))?,
-            public: Client::new(registry, None)?,
+            instance: Client::new(registry, Some(token.clone()))?,
+            reader: Client::new(registry, Some(token))?,
             audit: config.audit_log.clone().map(AuditReader::new),
             config,
             applied: None,
@@ -783,7 +785,7 @@ impl Agent {
             .filter_map(|e| e.name.parse().ok())
             .collect();
         if !staged.is_empty() || !removed.is_empty() {
-            let mut lock = old.unwrap_or_else(|| Lockfile::new(self.public.registry()));
+            let mut lock = old.unwrap_or_else(|| Lockfile::new(self.reader.registry()));
             for (release, _) in &staged {
                 lock.upsert(release.entry.clone());
             }
@@ -904,7 +906,7 @@ impl Agent {
             .parse()
             .map_err(|_| ("not PUBLISHER/NAME".to_owned(), false))?;
         let detail = self
-            .public
+            .reader
             .version(
                 plugin.publisher.as_str(),
                 plugin.name.as_str(),
@@ -920,7 +922,7 @@ impl Agent {
             .map_err(|reason| (reason, false))?;
         let release = staging
             .stage(
-                &self.public,
+                &self.reader,
                 &self.config.trust,
                 plugin,
                 &detail,

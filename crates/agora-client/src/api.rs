@@ -547,6 +547,67 @@ impl Client {
         .await
     }
 
+    // ---- entitlements ----
+
+    /// The tenants a plugin is offered to.
+    pub async fn plugin_entitlements(
+        &self,
+        plugin: &PluginRef,
+    ) -> Result<agora_core::tenant::EntitlementList, ClientError> {
+        self.json(self.request(
+            Method::GET,
+            &format!(
+                "api/v1/plugins/{}/{}/entitlements",
+                plugin.publisher, plugin.name
+            ),
+        ))
+        .await
+    }
+
+    /// Offers a private plugin to a tenant.
+    pub async fn grant_entitlement(
+        &self,
+        plugin: &PluginRef,
+        tenant: &str,
+    ) -> Result<agora_core::tenant::Entitlement, ClientError> {
+        self.json(self.request(
+            Method::PUT,
+            &format!(
+                "api/v1/plugins/{}/{}/entitlements/{tenant}",
+                plugin.publisher, plugin.name
+            ),
+        ))
+        .await
+    }
+
+    /// Withdraws a plugin's offer to a tenant.
+    pub async fn revoke_entitlement(
+        &self,
+        plugin: &PluginRef,
+        tenant: &str,
+    ) -> Result<agora_core::tenant::RevokedEntitlement, ClientError> {
+        self.json(self.request(
+            Method::DELETE,
+            &format!(
+                "api/v1/plugins/{}/{}/entitlements/{tenant}",
+                plugin.publisher, plugin.name
+            ),
+        ))
+        .await
+    }
+
+    /// The private plugins offered to a tenant.
+    pub async fn tenant_entitlements(
+        &self,
+        tenant: &str,
+    ) -> Result<agora_core::tenant::EntitlementList, ClientError> {
+        self.json(self.request(
+            Method::GET,
+            &format!("api/v1/tenants/{tenant}/entitlements"),
+        ))
+        .await
+    }
+
     pub async fn unapprove(&self, tenant: &str, plugin: &PluginRef) -> Result<(), ClientError> {
         self.send(self.request(
             Method::DELETE,

@@ -141,6 +141,10 @@ pub enum Command {
     /// updates and the fleet.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Entitlements: offer a private plugin to chosen tenants (its publisher's members
+    /// with a publish scope), whose members and instances then see and may install it.
+    #[command(subcommand)]
+    Entitlement(EntitlementCommand),
     /// Search the catalog.
     Search(SearchArgs),
     /// Details of a plugin, or of one version with PUBLISHER/NAME@VERSION.
@@ -211,6 +215,8 @@ pub enum Command {
         input: String,
         #[command(flatten)]
         runner: RunnerArgs,
+        #[command(flatten)]
+        core: CoreArgs,
         #[command(flatten)]
         dir: DirArg,
     },
@@ -316,6 +322,20 @@ pub struct RunnerArgs {
     /// Audit log, JSON lines (default: audit.jsonl in the state directory).
     #[arg(long, env = "AGORA_RUNNER_AUDIT")]
     pub audit: Option<PathBuf>,
+}
+
+/// The host's core that a plugin's callbacks go to (`agora run`).
+#[derive(Debug, Args)]
+pub struct CoreArgs {
+    /// Forward the plugin's declared callbacks to this core: POST URL/v1/callbacks/NAME
+    /// (http or https; see docs/plugin-contract.md). Without it, callbacks get 503.
+    #[arg(long, value_name = "URL")]
+    pub core_url: Option<String>,
+    /// File holding the core's secret (at least 32 bytes; a trailing line break is
+    /// ignored), which every launch's callback key is derived from. Default: the
+    /// environment variable AGORA_CORE_SECRET.
+    #[arg(long, value_name = "FILE")]
+    pub core_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -536,6 +556,31 @@ pub enum TenantCommand {
     },
     /// Which instance runs which digest, which are behind, which failed and why.
     Fleet { tenant: String },
+    /// The private plugins offered to the tenant.
+    Entitlements { tenant: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EntitlementCommand {
+    /// Offer a private plugin to a tenant: its members and instances see it, and its
+    /// administrators may approve it.
+    Grant {
+        /// PUBLISHER/NAME.
+        plugin: String,
+        tenant: String,
+    },
+    /// Withdraw the offer; the plugin also leaves the tenant's approved set, and its
+    /// instances remove it.
+    Revoke {
+        /// PUBLISHER/NAME.
+        plugin: String,
+        tenant: String,
+    },
+    /// The tenants a plugin is offered to.
+    List {
+        /// PUBLISHER/NAME.
+        plugin: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

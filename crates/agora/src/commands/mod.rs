@@ -140,6 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Webhook(cmd) => webhooks::webhook(&ctx, cmd).await,
         Command::Tenant(cmd) => tenant::tenant(&ctx, cmd).await,
+        Command::Entitlement(cmd) => tenant::entitlement(&ctx, cmd).await,
         Command::Log(crate::cli::LogCommand::Monitor { follow, log }) => {
             install::monitor(&ctx, &follow, &log).await
         }
@@ -200,8 +201,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             entrypoint,
             input,
             runner,
+            core,
             dir,
-        } => run::run(&ctx, &plugin, &entrypoint, &input, &runner, &dir.dir).await,
+        } => run::run(&ctx, &plugin, &entrypoint, &input, &runner, &core, &dir.dir).await,
         Command::Conformance {
             plugin,
             runner,

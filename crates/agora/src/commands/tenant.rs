@@ -1,5 +1,6 @@
 //! `agora tenant ...`: tenants, their members and instances, their policy, their approved
-//! set (install, remove, rollback), updates and the fleet.
+//! set (install, remove, rollback), updates and the fleet; `agora entitlement ...`: the
+//! private plugins offered to tenants.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -12,7 +13,7 @@ use agora_core::tenant::{
 use anyhow::Context;
 
 use super::Session;
-use crate::cli::{InstanceCommand, TenantCommand};
+use crate::cli::{EntitlementCommand, InstanceCommand, TenantCommand};
 
 /// `PUBLISHER/NAME[@VERSION]`.
 fn plugin_and_version(text: &str) -> anyhow::Result<(PluginRef, Option<String>)> {
@@ -89,6 +90,75 @@ fn preview_text(p: &InstallPreview) -> String {
         ));
     }
     out
+}
+
+fn entitlements_text(list: &agora_core::tenant::EntitlementList, by_tenant: bool) -> String {
+    if list.entitlements.is_empty() {
+        return if by_tenant {
+            "Offered to no tenant".to_owned()
+        } else {
+            "No private plugin is offered to this tenant".to_owned()
+        };
+    }
+    list.entitlements
+        .iter()
+        .map(|e| {
+            format!(
+                "{:<32} granted by {} at {}",
+                if by_tenant { &e.tenant } else { &e.plugin },
+                e.granted_by,
+                when(Some(e.granted_at))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn plugin_ref(text: &str) -> anyhow::Result<PluginRef> {
+    text.parse()
+        .with_context(|| format!("{text}: expected PUBLISHER/NAME"))
+}
+
+pub async fn entitlement(s: &Session, cmd: EntitlementCommand) -> anyhow::Result<()> {
+    let client = s.client()?;
+    match cmd {
+        EntitlementCommand::Grant { plugin, tenant } => {
+            let e = client
+                .grant_entitlement(&plugin_ref(&plugin)?, &tenant)
+                .await?;
+            s.out.show(&e, |e| {
+                format!(
+                    "{} is offered to tenant {} (granted by {} at {})",
+                    e.plugin,
+                    e.tenant,
+                    e.granted_by,
+                    when(Some(e.granted_at))
+                )
+            })
+        }
+        EntitlementCommand::Revoke { plugin, tenant } => {
+            let r = client
+                .revoke_entitlement(&plugin_ref(&plugin)?, &tenant)
+                .await?;
+            s.out.show(&r, |r| {
+                let mut out = if r.revoked {
+                    format!("{plugin} is no longer offered to tenant {tenant}")
+                } else {
+                    format!("{plugin} was not offered to tenant {tenant}")
+                };
+                if r.pin_removed {
+                    out.push_str(
+                        "; it left the tenant's approved set, and its instances remove it",
+                    );
+                }
+                out
+            })
+        }
+        EntitlementCommand::List { plugin } => {
+            let list = client.plugin_entitlements(&plugin_ref(&plugin)?).await?;
+            s.out.show(&list, |l| entitlements_text(l, true))
+        }
+    }
 }
 
 fn members_text(list: &agora_core::tenant::TenantMemberList) -> String {
@@ -364,6 +434,10 @@ pub async fn tenant(s: &Session, cmd: TenantCommand) -> anyhow::Result<()> {
                 }
                 out.join("\n")
             })
+        }
+        TenantCommand::Entitlements { tenant } => {
+            let list = client.tenant_entitlements(&tenant).await?;
+            s.out.show(&list, |l| entitlements_text(l, false))
         }
         TenantCommand::Fleet { tenant } => {
             let fleet = client.fleet(&tenant).await?;
