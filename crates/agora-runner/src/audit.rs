@@ -27,6 +27,10 @@ pub enum Kind {
     /// Something the sandbox stopped: a host, a syscall, a limit.
     Denial,
     Failure,
+    /// A callback to the host's core, forwarded (with the core's status).
+    Callback,
+    /// A callback refused by the runner: undeclared, unsigned, too large, no core.
+    CallbackDenied,
 }
 
 /// What a denial was about.

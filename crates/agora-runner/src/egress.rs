@@ -131,8 +131,15 @@ pub(crate) fn spawn_proxy(
     Ok(ProxyHandle { task })
 }
 
+/// A task serving a launch's socket (the egress proxy, the callbacks), aborted on drop.
 pub(crate) struct ProxyHandle {
     task: tokio::task::JoinHandle<()>,
+}
+
+impl ProxyHandle {
+    pub(crate) fn new(task: tokio::task::JoinHandle<()>) -> ProxyHandle {
+        ProxyHandle { task }
+    }
 }
 
 impl Drop for ProxyHandle {

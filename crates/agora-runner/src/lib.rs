@@ -19,6 +19,7 @@
 
 pub mod audit;
 pub mod behaviour;
+pub mod callbacks;
 pub mod conformance;
 mod egress;
 pub mod kernel;
@@ -114,6 +115,8 @@ pub struct RunnerConfig {
     /// The unprivileged uid and gid native plugins run as.
     pub sandbox_uid: u32,
     pub sandbox_gid: u32,
+    /// The host's core that plugins' callbacks go to (`None`: every callback gets 503).
+    pub core: Option<callbacks::CoreLink>,
 }
 
 impl RunnerConfig {
@@ -126,6 +129,7 @@ impl RunnerConfig {
             audit: AuditLog::disabled(),
             sandbox_uid: 65534,
             sandbox_gid: 65534,
+            core: None,
         }
     }
 }
@@ -287,7 +291,20 @@ impl Runner {
             .map_err(|e| RunError::Sandbox(format!("no randomness for the launch key: {e}")))?;
         let key = Key::from_bytes(key_bytes);
         let grant = Arc::new(grant);
+        let callbacks = Arc::new(callbacks::Callbacks::new(
+            subject.clone(),
+            grant.clone(),
+            config.audit.clone(),
+            config.core.clone(),
+        )?);
+        let launch = callbacks.launch().to_owned();
         let mut environment = vec![(agora_contract::KEY_ENV.to_owned(), key.to_hex())];
+        if callbacks.any_granted() {
+            environment.push((
+                agora_contract::CALLBACK_KEY_ENV.to_owned(),
+                callbacks.key().to_hex(),
+            ));
+        }
         environment.extend(secrets);
         let context = LaunchContext {
             subject: subject.clone(),
@@ -296,6 +313,7 @@ impl Runner {
             key: key.clone(),
             environment,
             workdir: workdir.path.clone(),
+            callbacks,
         };
         let mut sandbox = None;
         let backend = match source.manifest.runtime.kind {
@@ -329,6 +347,7 @@ impl Runner {
                 subject,
                 grant,
                 key,
+                launch,
                 audit: config.audit.clone(),
                 backend,
                 sandbox,
@@ -373,9 +392,11 @@ pub(crate) struct LaunchContext {
     pub grant: Arc<Grant>,
     pub audit: AuditLog,
     pub key: Key,
-    /// The contract's environment (the key) plus granted secrets, built once per launch.
+    /// The contract's environment (the keys) plus granted secrets, built once per launch.
     pub environment: Vec<(String, String)>,
     pub workdir: PathBuf,
+    /// The launch's callbacks to the host's core.
+    pub callbacks: Arc<callbacks::Callbacks>,
 }
 
 /// Adds the contract's signature headers for `key` at `when` (Unix seconds); the path is
@@ -513,6 +534,8 @@ struct PluginInner {
     subject: Subject,
     grant: Arc<Grant>,
     key: Key,
+    /// The launch id its callback key was derived for.
+    launch: String,
     audit: AuditLog,
     backend: Backend,
     /// The native sandbox's Landlock layers on this kernel (None for WASM).
@@ -540,6 +563,12 @@ impl Plugin {
 
     pub fn grant(&self) -> &Grant {
         &self.inner.grant
+    }
+
+    /// The id of this launch: what its callback key was derived for, and what the core
+    /// receives as `Agora-Launch`.
+    pub fn launch_id(&self) -> &str {
+        &self.inner.launch
     }
 
     /// A native plugin's sandbox layers on this kernel (`None` for WASM).

@@ -4,8 +4,9 @@
 //! component is compiled once per digest and engine and kept in `cache/wasm/`; later
 //! loads map the compiled file. Every request gets a fresh store: memory capped by a
 //! limiter, a deadline in epoch ticks, a WASI context with nothing but the launch's work
-//! directory (as `/tmp`), the contract key and the granted secrets, no sockets, and an
-//! outbound-HTTP hook that allows only the granted hosts.
+//! directory (as `/tmp`), the contract keys and the granted secrets, no sockets, and an
+//! outbound-HTTP hook that allows only the granted hosts and hands requests to
+//! `http://agora-core` to the launch's callbacks (`crate::callbacks`).
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -238,6 +239,19 @@ impl WasiHttpHooks for Egress {
         drop(fut);
         let context = self.context.clone();
         Box::new(async move {
+            if request.uri().host() == Some(agora_contract::CORE_AUTHORITY) {
+                // A callback to the host's core: answered here, never sent anywhere.
+                let answer = context.callbacks.handle(request).await;
+                let response = answer.map(|body| {
+                    Full::new(body)
+                        .map_err(|never| match never {})
+                        .boxed_unsync()
+                });
+                return Ok((
+                    response,
+                    Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
+                ));
+            }
             let uri = request.uri();
             let tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
             let destination = Destination {

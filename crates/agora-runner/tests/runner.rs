@@ -3,6 +3,12 @@
 
 mod support;
 
+use std::sync::{Arc, Mutex};
+
+use agora_contract::Rejection;
+use agora_runner::callbacks::{
+    CoreAnswer, CoreCall, CoreFuture, CoreHandler, CoreLink, CoreSecret,
+};
 use agora_runner::{PluginSource, RunError};
 use serde_json::json;
 use support::{Harness, policy};
@@ -16,7 +22,10 @@ async fn a_native_plugin_answers_signed_requests_from_its_sandbox() {
     let err = echo.call("echo", b"not json").await.unwrap_err();
     assert!(matches!(err, RunError::BadInput(_)), "{err}");
     let err = echo.call("shout", b"{}").await.unwrap_err();
-    assert!(err.to_string().contains("declares: echo"), "{err}");
+    assert!(
+        err.to_string().contains("declares: callback, echo"),
+        "{err}"
+    );
     assert!(h.has_event("pull", None));
     assert!(h.has_event("start", None));
     let request = h
@@ -167,4 +176,163 @@ fn sandboxes_left_by_a_dead_runner_are_ended() {
         Some(9)
     );
     assert!(!dir.exists());
+}
+
+/// The host's core as a test sees it: it checks every callback's signature itself, with
+/// the key it derives from its secret and the launch (the runner vouches for nothing).
+struct TestCore {
+    secret: Vec<u8>,
+    seen: Mutex<Vec<(CoreCall, Result<(), Rejection>)>>,
+}
+
+impl CoreHandler for TestCore {
+    fn call(&self, call: CoreCall) -> CoreFuture<'_> {
+        Box::pin(async move {
+            let key = agora_contract::derive_launch_key(
+                &self.secret,
+                &call.launch,
+                &call.plugin_version(),
+                &call.digest,
+            );
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let verdict = key.verify_callback(
+                "POST",
+                &agora_contract::callback_path(&call.name),
+                Some(&call.timestamp),
+                Some(&call.signature),
+                &call.body,
+                now,
+            );
+            let body: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+            let answer = json!({"verified": verdict.is_ok(), "got": body});
+            self.seen.lock().unwrap().push((call, verdict));
+            Ok(CoreAnswer {
+                status: if verdict.is_ok() { 200 } else { 401 },
+                content_type: None,
+                body: answer.to_string().into(),
+            })
+        })
+    }
+}
+
+/// A harness whose runner has `core` and allows `notes.add`, and echo-native declaring it.
+async fn callback_plugin(core: &Arc<TestCore>) -> (Harness, PluginSource) {
+    let mut allowed = policy(false);
+    allowed.callbacks = vec!["notes.*".into()];
+    let core = core.clone();
+    let h = Harness::with_config(allowed, |config| {
+        config.core = Some(CoreLink {
+            secret: CoreSecret::new(&core.secret).unwrap(),
+            handler: core,
+        });
+    });
+    let dir = support::example("echo-native", &[], h.plugins.path());
+    let manifest = dir.join("plugin.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}callbacks: [notes.add]\n")).unwrap();
+    let source = PluginSource::from_dir(&dir).unwrap();
+    (h, source)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_callbacks_reach_the_core_signed_and_undeclared_or_forged_ones_are_refused() {
+    let core = Arc::new(TestCore {
+        secret: b"a core secret of at least thirty-two bytes".to_vec(),
+        seen: Mutex::new(Vec::new()),
+    });
+    let (h, source) = callback_plugin(&core).await;
+    let digest = source.digest.to_string();
+    let echo = h.runner.load(source).await.unwrap();
+    assert_eq!(echo.grant().callbacks, ["notes.add"]);
+
+    // Declared and granted: the core sees a signature it verifies, and who called.
+    let answer = echo
+        .call("callback", br#"{"name":"notes.add","body":{"text":"hi"}}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        json!({"status": 200, "answer": {"verified": true, "got": {"text": "hi"}}})
+    );
+    {
+        let seen = core.seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let (call, verdict) = &seen[0];
+        assert_eq!(*verdict, Ok(()));
+        assert_eq!(call.plugin, "examples/echo-native");
+        assert_eq!(call.plugin_version(), "examples/echo-native@1.0.0");
+        assert_eq!(call.digest, digest);
+        assert_eq!(call.launch, echo.launch_id());
+        assert_eq!(call.name, "notes.add");
+    }
+
+    // Not declared: refused by the runner, audited, never forwarded.
+    let answer = echo
+        .call("callback", br#"{"name":"notes.delete","body":{}}"#)
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], 403, "{answer}");
+    assert_eq!(answer["answer"]["status"], 403, "{answer}");
+    // Signed with another key: refused as unauthenticated.
+    let answer = echo
+        .call("callback", br#"{"name":"notes.add","forge":true}"#)
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], 401, "{answer}");
+    assert_eq!(core.seen.lock().unwrap().len(), 1);
+
+    let events = h.audit();
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        events.iter().filter(|e| e["event"] == kind).collect()
+    };
+    let called = of("callback");
+    assert_eq!(called.len(), 1, "{events:?}");
+    assert_eq!(called[0]["callback"], "notes.add");
+    assert_eq!(called[0]["status"], 200);
+    assert_eq!(called[0]["plugin"], "examples/echo-native");
+    let denied = of("callback_denied");
+    assert_eq!(denied.len(), 2, "{events:?}");
+    assert_eq!(denied[0]["callback"], "notes.delete");
+    assert_eq!(denied[0]["status"], 403);
+    assert!(
+        denied[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not among those this plugin declares"),
+        "{:?}",
+        denied[0]
+    );
+    assert_eq!(denied[1]["callback"], "notes.add");
+    assert_eq!(denied[1]["status"], 401);
+    assert!(
+        denied[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Agora-Signature"),
+        "{:?}",
+        denied[1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_declaring_a_callback_the_policy_does_not_allow_never_starts() {
+    let core = Arc::new(TestCore {
+        secret: vec![1; 32],
+        seen: Mutex::new(Vec::new()),
+    });
+    let (_plugins, source) = callback_plugin(&core).await;
+    let h = Harness::new(policy(false));
+    let Err(err) = h.runner.load(source).await else {
+        panic!("a callback the policy does not allow was admitted");
+    };
+    let RunError::Refused(refusal) = &err else {
+        panic!("expected a refusal, got {err}");
+    };
+    assert_eq!(refusal.field, "callbacks[0]");
+    assert!(err.to_string().contains("`notes.add`"), "{err}");
+    assert!(err.to_string().contains("`callbacks`"), "{err}");
+    assert!(h.has_event("refused", None));
 }

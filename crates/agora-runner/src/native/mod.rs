@@ -46,9 +46,9 @@ use crate::transport::{ExchangeError, exchange};
 use crate::{LaunchContext, PluginSource, RunError, START_TIMEOUT};
 use cgroup::Cgroup;
 use sandbox::{
-    ADDRESS_SPACE_SLACK, INSIDE_PLUGIN, INSIDE_WORK, MAX_FILE_BYTES, PLUGIN_SOCKET, PROXY_SOCKET,
-    SandboxSetup, control_dir, cstring, hidden_dirs, landlock_ruleset, prepare_control_dir,
-    prepare_workdir,
+    ADDRESS_SPACE_SLACK, CORE_SOCKET, INSIDE_PLUGIN, INSIDE_WORK, MAX_FILE_BYTES, PLUGIN_SOCKET,
+    PROXY_SOCKET, SandboxSetup, control_dir, cstring, hidden_dirs, landlock_ruleset,
+    prepare_control_dir, prepare_workdir,
 };
 
 const STDERR_TAIL: usize = 4096;
@@ -75,6 +75,8 @@ struct Instance {
     fork_refusals: std::sync::atomic::AtomicU64,
     stderr: Arc<Mutex<VecDeque<u8>>>,
     _proxy: ProxyHandle,
+    /// Serves the plugin's callbacks on `AGORA_CORE_SOCKET` (when it may make any).
+    _core: Option<ProxyHandle>,
     /// Dropped after the processes are killed (fields drop after `Drop::drop`).
     _work: WorkMount,
 }
@@ -380,6 +382,16 @@ impl NativePlugin {
         )?;
         let proxy = spawn_proxy(&workdir.join(PROXY_SOCKET), context.clone())
             .map_err(|e| RunError::Sandbox(format!("cannot start the egress proxy: {e}")))?;
+        let core = if context.callbacks.any_granted() {
+            let socket = crate::callbacks::serve_socket(
+                &workdir.join(CORE_SOCKET),
+                context.callbacks.clone(),
+            )
+            .map_err(|e| RunError::Sandbox(format!("cannot serve the callback socket: {e}")))?;
+            Some(socket)
+        } else {
+            None
+        };
         let ruleset = landlock_ruleset(&self.plugin_dir, workdir, self.landlock_abi)?;
 
         let inside_binary = Path::new(INSIDE_PLUGIN).join(&self.binary);
@@ -395,6 +407,12 @@ impl NativePlugin {
                 agora_contract::PROXY_ENV,
                 format!("{INSIDE_WORK}/{PROXY_SOCKET}"),
             )
+            .envs(core.is_some().then(|| {
+                (
+                    agora_contract::CORE_SOCKET_ENV,
+                    format!("{INSIDE_WORK}/{CORE_SOCKET}"),
+                )
+            }))
             .env("TMPDIR", INSIDE_WORK)
             .env("HOME", INSIDE_WORK)
             .stdin(std::process::Stdio::null())
@@ -452,6 +470,7 @@ impl NativePlugin {
             fork_refusals: std::sync::atomic::AtomicU64::new(0),
             stderr,
             _proxy: proxy,
+            _core: core,
             _work: mounted,
         };
         self.await_ready(&instance).await?;

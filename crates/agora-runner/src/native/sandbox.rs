@@ -26,6 +26,7 @@ pub(super) const INSIDE_WORK: &str = "/tmp";
 pub(super) const INSIDE_PLUGIN: &str = "/tmp/plugin";
 pub(super) const PLUGIN_SOCKET: &str = "plugin.sock";
 pub(super) const PROXY_SOCKET: &str = "egress.sock";
+pub(super) const CORE_SOCKET: &str = "core.sock";
 /// Largest file a native plugin may write.
 pub(super) const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// Address space beyond the memory limit (thread stacks, allocator arenas, mappings);

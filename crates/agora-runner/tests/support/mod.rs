@@ -76,11 +76,17 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(policy: HostPolicy) -> Harness {
+        Harness::with_config(policy, |_| {})
+    }
+
+    /// A harness whose runner's configuration `adjust` changes last (a core link, ...).
+    pub fn with_config(policy: HostPolicy, adjust: impl FnOnce(&mut RunnerConfig)) -> Harness {
         let state = tempfile::tempdir().unwrap();
         let plugins = tempfile::tempdir().unwrap();
         let mut config = RunnerConfig::new(state.path().to_path_buf());
         config.policy = policy;
         config.audit = AuditLog::open(&state.path().join("audit.jsonl")).unwrap();
+        adjust(&mut config);
         let runner = Runner::new(config).unwrap();
         Harness {
             state,

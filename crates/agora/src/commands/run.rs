@@ -4,13 +4,43 @@ use std::path::{Path, PathBuf};
 
 use agora_client::Lockfile;
 use agora_runner::audit::AuditLog;
+use agora_runner::callbacks::{CoreLink, CoreSecret, HttpCore};
 use agora_runner::kernel::{HostSupport, LANDLOCK_LAYERS, SandboxLayers};
 use agora_runner::policy::{HostPolicy, Mode, SandboxPolicy, WeakerSandbox};
 use agora_runner::{PluginSource, RunError, Runner, RunnerConfig, conformance};
 use anyhow::{Context, bail};
 
 use super::Session;
-use crate::cli::RunnerArgs;
+use crate::cli::{CoreArgs, RunnerArgs};
+
+/// The environment variable holding the core's secret when no file is named.
+const CORE_SECRET_ENV: &str = "AGORA_CORE_SECRET";
+
+/// The core link `agora run` gives the runner: `--core-url` with the secret from
+/// `--core-secret-file` or `AGORA_CORE_SECRET`. The secret is never printed.
+fn core_link(core: &CoreArgs) -> anyhow::Result<Option<CoreLink>> {
+    let Some(url) = &core.core_url else {
+        if core.core_secret_file.is_some() {
+            bail!("--core-secret-file needs --core-url: the core the callbacks go to");
+        }
+        return Ok(None);
+    };
+    let handler = HttpCore::new(url).map_err(anyhow::Error::msg)?;
+    let secret = match &core.core_secret_file {
+        Some(file) => CoreSecret::from_file(file).map_err(anyhow::Error::msg)?,
+        None => match std::env::var(CORE_SECRET_ENV) {
+            Ok(text) => CoreSecret::new(text.trim_end_matches(['\r', '\n']).as_bytes())
+                .map_err(|e| anyhow::anyhow!("{CORE_SECRET_ENV}: {e}"))?,
+            Err(_) => bail!(
+                "--core-url needs the core's secret: --core-secret-file FILE or the environment variable {CORE_SECRET_ENV}"
+            ),
+        },
+    };
+    Ok(Some(CoreLink {
+        secret,
+        handler: std::sync::Arc::new(handler),
+    }))
+}
 
 fn state_dir(args: &RunnerArgs) -> anyhow::Result<PathBuf> {
     match &args.state_dir {
@@ -65,11 +95,13 @@ fn runner(
     args: &RunnerArgs,
     policy: HostPolicy,
     tenant: Option<HostPolicy>,
+    core: Option<CoreLink>,
 ) -> anyhow::Result<Runner> {
     let audit_path = audit_path(args)?;
     let mut config = RunnerConfig::new(state_dir(args)?);
     config.policy = policy;
     config.tenant_policy = tenant;
+    config.core = core;
     config.audit = AuditLog::open(&audit_path)
         .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?;
     Ok(Runner::new(config)?)
@@ -121,8 +153,10 @@ pub async fn run(
     entrypoint: &str,
     input: &str,
     args: &RunnerArgs,
+    core: &CoreArgs,
     dir: &Path,
 ) -> anyhow::Result<()> {
+    let core = core_link(core)?;
     let policy = load_policy(args)?;
     let tenant = tenant_policy(dir)?;
     let require_verified = if policy.require_verified {
@@ -134,7 +168,7 @@ pub async fn run(
     };
     let source = installed(plugin, dir, require_verified)?;
     let input = read_input(input)?;
-    let runner = runner(args, policy, tenant)?;
+    let runner = runner(args, policy, tenant, core)?;
     let loaded = runner.load(source).await?;
     if let Some(layers) = loaded.sandbox().filter(|l| l.is_weaker() && !s.out.quiet) {
         eprintln!(
@@ -203,7 +237,7 @@ pub async fn conformance(
         ),
         None => under,
     };
-    let runner = runner(args, policy, tenant)?;
+    let runner = runner(args, policy, tenant, None)?;
     let mut report = conformance::run(&runner, source).await?;
     report.policy = Some(under);
     s.out.show(&report, conformance::Report::to_text)?;

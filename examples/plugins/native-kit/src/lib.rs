@@ -7,7 +7,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use agora_contract::{FD_ENV, KEY_ENV, Key, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use agora_contract::{
+    CALLBACK_KEY_ENV, CORE_SOCKET_ENV, FD_ENV, KEY_ENV, Key, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
 use serde_json::Value;
 
 const MAX_BODY: usize = 1024 * 1024;
@@ -160,6 +162,50 @@ where
         }
     };
     write_reply(&mut stream, reply, options);
+}
+
+/// Calls the host core's callback `name` with the JSON `body` through the runner
+/// (`AGORA_CORE_SOCKET`), signed with `AGORA_CALLBACK_KEY`, or with a made-up key when
+/// `forge` is set (the runner must refuse that). Returns the status and the body.
+pub fn callback(name: &str, body: &Value, forge: bool) -> Result<(u16, Vec<u8>), String> {
+    let socket = std::env::var(CORE_SOCKET_ENV).map_err(|_| format!("{CORE_SOCKET_ENV} is not set"))?;
+    let key = match std::env::var(CALLBACK_KEY_ENV).map(|k| Key::from_hex(&k)) {
+        Ok(Ok(_)) if forge => Key::from_bytes([0x42; 32]),
+        Ok(Ok(key)) => key,
+        _ => return Err(format!("{CALLBACK_KEY_ENV} is missing or malformed")),
+    };
+    let path = agora_contract::callback_path(name);
+    let body = body.to_string();
+    let when = now();
+    let signature = key.sign_callback("POST", &path, when, body.as_bytes());
+    let mut stream = UnixStream::connect(&socket).map_err(|e| format!("cannot connect to {socket}: {e}"))?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n{TIMESTAMP_HEADER}: {when}\r\n{SIGNATURE_HEADER}: {signature}\r\n\
+         connection: close\r\n\r\n",
+        agora_contract::CORE_AUTHORITY,
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|_| stream.write_all(body.as_bytes()))
+        .map_err(|e| format!("cannot send the callback: {e}"))?;
+    let mut answer = Vec::new();
+    stream
+        .take(MAX_BODY as u64 + 64 * 1024)
+        .read_to_end(&mut answer)
+        .map_err(|e| format!("cannot read the answer: {e}"))?;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("the answer has no header end")?;
+    let head = String::from_utf8_lossy(&answer[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("the answer has no status")?;
+    Ok((status, answer[split + 4..].to_vec()))
 }
 
 /// Serves the contract until the process is stopped. `handler` answers entrypoints
