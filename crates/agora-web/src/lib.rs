@@ -42,6 +42,14 @@ pub fn app(state: AppState, config: WebConfig) -> Router {
             "/plugins/{publisher}/{name}/review",
             post(pages::plugin::write_review),
         )
+        .route(
+            "/plugins/{publisher}/{name}/entitlements",
+            post(pages::plugin::grant),
+        )
+        .route(
+            "/plugins/{publisher}/{name}/entitlements/{tenant}/revoke",
+            post(pages::plugin::revoke),
+        )
         .route("/reviews/{id}/hide", post(pages::plugin::hide_review))
         .route("/reviews/{id}/show", post(pages::plugin::show_review))
         .route(

@@ -1298,6 +1298,23 @@ impl Site {
             .unwrap();
     }
 
+    /// [`Site::tenant_ops`], with bob as its member and carol in no tenant.
+    async fn tenant_ops_with_bob_and_carol(&self) {
+        self.tenant_ops().await;
+        let admin = self.admin_caller().await;
+        self.user("bob").await;
+        self.user("carol").await;
+        agora_registry::tenants::set_member(
+            &self.registry,
+            &admin,
+            "ops",
+            "bob",
+            Some(agora_core::tenant::TenantRole::Member),
+        )
+        .await
+        .unwrap();
+    }
+
     /// The version tenant `ops` approved of `acme/NAME`, if any.
     async fn approved(&self, name: &str) -> Option<String> {
         let admin = self.admin_caller().await;
@@ -1545,19 +1562,7 @@ async fn tenant_admins_install_update_roll_back_and_remove_through_the_pages() {
 async fn tenant_pages_are_for_members_and_their_buttons_for_administrators() {
     let site = site(false).await;
     site.publish("notes", "1.0.0", "").await;
-    site.tenant_ops().await;
-    let admin = site.admin_caller().await;
-    site.user("bob").await;
-    site.user("carol").await;
-    agora_registry::tenants::set_member(
-        &site.registry,
-        &admin,
-        "ops",
-        "bob",
-        Some(agora_core::tenant::TenantRole::Member),
-    )
-    .await
-    .unwrap();
+    site.tenant_ops_with_bob_and_carol().await;
     let alice = site.sign_in("alice").await;
     let preview = site
         .get("/tenants/ops/install/acme/notes?version=1.0.0", &alice)
@@ -1641,4 +1646,83 @@ async fn tenant_pages_are_for_members_and_their_buttons_for_administrators() {
     let preview = site.get("/tenants/ops/install/acme/notes", &bob).await;
     assert_eq!(preview.status, StatusCode::FORBIDDEN);
     assert_eq!(site.approved("notes").await.as_deref(), Some("1.0.0"));
+}
+
+#[tokio::test]
+async fn publishers_offer_a_private_plugin_to_a_tenant_whose_members_alone_then_see_it() {
+    let site = site(false).await;
+    site.tenant_ops_with_bob_and_carol().await;
+    let alice = site.sign_in("alice").await;
+    let bob = site.sign_in("bob").await;
+    let carol = site.sign_in("carol").await;
+    let plugin = "/plugins/acme/secret-tool";
+
+    // Not offered yet: the publisher sees the section; ops's member sees nothing.
+    let page = site.get(plugin, &alice).await;
+    assert!(page.body.contains("Offered to tenants"), "{}", page.body);
+    assert!(page.body.contains("Offered to no tenant"));
+    assert!(!page.body.contains("Install for"));
+    assert_eq!(site.get(plugin, &bob).await.status, StatusCode::NOT_FOUND);
+
+    let csrf = hidden(&page.body, "csrf");
+    let grant = format!("{plugin}/entitlements");
+    let forged = site
+        .post(&grant, &alice, &[("csrf", "x"), ("tenant", "ops")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let unknown = site
+        .post(&grant, &alice, &[("csrf", &csrf), ("tenant", "nope")])
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
+    let done = site
+        .post(&grant, &alice, &[("csrf", &csrf), ("tenant", "ops")])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(
+        done.headers[header::LOCATION],
+        format!("{plugin}#entitlements")
+    );
+    let notice = cookie_of(&done, "agora_notice");
+    let page = site.get(plugin, &format!("{alice}; {notice}")).await;
+    assert!(
+        page.body
+            .contains("acme/secret-tool is offered to tenant ops"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Install for ops"), "ops's administrator");
+    assert!(page.body.contains("Withdraw"));
+
+    // ops's member sees it, in search and on the tenant's page; an outsider does not.
+    let seen = site.get(plugin, &bob).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    assert!(!seen.body.contains("Offered to tenants"), "not an insider");
+    assert!(!seen.body.contains("Install for"), "not an administrator");
+    let search = site.get("/search?q=secret", &bob).await;
+    assert!(search.body.contains("/plugins/acme/secret-tool\""));
+    let tenant = site.get("/tenants/ops", &bob).await;
+    assert!(tenant.body.contains("Private plugins offered to ops"));
+    assert!(tenant.body.contains("acme/secret-tool"));
+    assert_eq!(site.get(plugin, &carol).await.status, StatusCode::NOT_FOUND);
+    let search = site.get("/search?q=secret", &carol).await;
+    assert!(!search.body.contains("/plugins/acme/secret-tool\""));
+    // Only the publisher grants.
+    let bob_csrf = hidden(&seen.body, "csrf");
+    let refused = site
+        .post(&grant, &bob, &[("csrf", &bob_csrf), ("tenant", "ops")])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    // Withdrawn: ops sees it no more.
+    let done = site
+        .post(
+            &format!("{plugin}/entitlements/ops/revoke"),
+            &alice,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(site.get(plugin, &bob).await.status, StatusCode::NOT_FOUND);
+    let page = site.get(plugin, &alice).await;
+    assert!(page.body.contains("Offered to no tenant"));
 }

@@ -4,7 +4,8 @@
 //! whose host policy forbids it, which keeps its last version and says why in the fleet
 //! view; the agents keep their set while the registry is down and converge when it is
 //! back; a newer release moves nothing until it is approved; automatic updates apply only
-//! what asks for nothing more.
+//! what asks for nothing more. A private plugin offered to one tenant reaches that
+//! tenant's agents only, in a registry that needs a credential for every request.
 
 mod support;
 
@@ -371,14 +372,14 @@ fn instance_credentials_are_scoped_and_revocable() {
     assert_eq!(set["tenant"], "corp");
     assert_eq!(set["instance"], "edge-1");
 
-    // The instance credential is not a user's token: it reads nothing else.
+    // The instance credential is not a user's token: it does nothing a user does.
     let (status, _, _) = http(
         "GET",
         &format!("{}/api/v1/tenants/corp/plugins", server.url),
         Some(&token),
         None,
     );
-    assert_eq!(status, 401);
+    assert_eq!(status, 403);
     // A user token is not an instance credential.
     let (status, _, _) = http("GET", &desired, Some(&server.admin_token), None);
     assert_eq!(status, 401);
@@ -407,4 +408,117 @@ fn instance_credentials_are_scoped_and_revocable() {
     let (status, _, body) = http("GET", &desired, Some(&token), None);
     assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("revoked"));
+}
+
+#[test]
+fn a_private_plugin_offered_to_one_tenant_reaches_only_its_agents() {
+    // A private registry: every request needs a credential, the agents' reads too.
+    let server = Server::start_with(Backend::Sqlite, &[("AGORA_WEB__REQUIRE_SIGN_IN", "true")]);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    alice.sign_for("acme");
+    let work = tempfile::tempdir().unwrap();
+    let dir = plugin_dir(
+        work.path(),
+        "acme",
+        "secret",
+        "1.0.0",
+        "visibility: private\n",
+        b"the entitled module",
+    );
+    alice.run(&["publish", dir.to_str().unwrap()]).ok();
+
+    let admin = server.admin();
+    let tokens = tempfile::tempdir().unwrap();
+    let mut agents = Vec::new();
+    for tenant in ["corp", "other"] {
+        admin.run(&["tenant", "create", tenant]).ok();
+        let token = tokens.path().join(format!("{tenant}.token"));
+        admin
+            .run(&[
+                "tenant",
+                "instance",
+                "register",
+                tenant,
+                "edge",
+                "--token-file",
+                token.to_str().unwrap(),
+            ])
+            .ok();
+        agents.push(Agent::start(&server, tenant, &token, &host_policy(&[])));
+    }
+    let all: Vec<&Agent> = agents.iter().collect();
+    let (corp, other) = (&agents[0], &agents[1]);
+    admin.run(&["user", "create", "bob"]).ok();
+    admin
+        .run(&["tenant", "member", "corp", "bob", "--role", "member"])
+        .ok();
+    let bob = server.cli(Some(&admin.token_for("bob", &["tenant:*"])));
+    admin.run(&["user", "create", "olga"]).ok();
+    admin
+        .run(&["tenant", "member", "other", "olga", "--role", "admin"])
+        .ok();
+    let olga = server.cli(Some(&admin.token_for("olga", &["tenant:*"])));
+
+    // Not offered yet: no tenant can approve it, no member sees it.
+    let err = olga
+        .run(&["tenant", "install", "other", "acme/secret"])
+        .fails();
+    assert!(err.contains("no plugin acme/secret"), "{err}");
+    bob.run(&["info", "acme/secret"]).fails();
+
+    let out = alice
+        .run(&["entitlement", "grant", "acme/secret", "corp"])
+        .ok();
+    assert!(out.contains("offered to tenant corp"), "{out}");
+    let listed = alice
+        .run(&["--json", "entitlement", "list", "acme/secret"])
+        .json();
+    assert_eq!(listed["entitlements"][0]["tenant"], "corp", "{listed}");
+    let offered = bob.run(&["tenant", "entitlements", "corp"]).ok();
+    assert!(offered.contains("acme/secret"), "{offered}");
+    bob.run(&["info", "acme/secret"]).ok();
+    olga.run(&["info", "acme/secret"]).fails();
+    let err = olga
+        .run(&["tenant", "install", "other", "acme/secret"])
+        .fails();
+    assert!(err.contains("no plugin acme/secret"), "{err}");
+
+    // corp approves it: its agent downloads and verifies it with its own credential.
+    let out = admin
+        .run(&["tenant", "install", "corp", "acme/secret@1.0.0"])
+        .ok();
+    assert!(out.contains("Approved acme/secret@1.0.0"), "{out}");
+    wait_for("corp's agent to install acme/secret", &all, || {
+        corp.version_of("acme/secret").as_deref() == Some("1.0.0")
+    });
+    assert_eq!(
+        std::fs::read(corp.dir().join("acme/secret/plugin.wasm")).unwrap(),
+        b"the entitled module"
+    );
+    // other's agent, converged on its empty set, never gets it.
+    wait_for("other's agent to report", &all, || {
+        let fleet = olga.run(&["--json", "tenant", "fleet", "other"]).json();
+        fleet["instances"][0]["state"] == "converged"
+    });
+    assert_eq!(other.version_of("acme/secret"), None);
+    assert!(!other.dir().join("acme").exists());
+
+    // Revoked: it leaves corp's set, and corp's agent removes it.
+    let out = alice
+        .run(&["entitlement", "revoke", "acme/secret", "corp"])
+        .ok();
+    assert!(out.contains("left the tenant's approved set"), "{out}");
+    wait_for("corp's agent to remove acme/secret", &all, || {
+        corp.version_of("acme/secret").is_none() && !corp.dir().join("acme/secret").exists()
+    });
+    bob.run(&["info", "acme/secret"]).fails();
+    let rows = server.query(
+        "SELECT action || ' ' || target FROM audit_events WHERE action LIKE 'entitlement.%' ORDER BY id",
+    );
+    assert_eq!(
+        rows.trim(),
+        "entitlement.grant acme/secret:corp\nentitlement.revoke acme/secret:corp",
+        "{rows}"
+    );
 }

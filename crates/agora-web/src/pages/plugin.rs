@@ -14,7 +14,7 @@ use axum::response::Response;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 
-use super::{render, see_other};
+use super::see_other;
 use crate::error::PageError;
 use crate::format;
 use crate::layout::Layout;
@@ -117,6 +117,12 @@ struct PluginPage {
     rating_options: Vec<(i64, bool)>,
     /// "Install for TENANT" / "Update TENANT to X" for each tenant the visitor administers.
     tenant_actions: Vec<super::tenant_install::TenantAction>,
+    /// A private plugin's tenants, for its publisher's insiders.
+    entitlements: Option<Vec<EntitlementRow>>,
+    /// The visitor may offer it to tenants and withdraw offers (publish rights).
+    may_grant: bool,
+    /// What the visitor's last form post did.
+    notice: Option<String>,
 }
 
 pub struct VersionView {
@@ -323,14 +329,33 @@ pub async fn plugin(
         .map(VerificationView::of);
         version = Some(view);
     }
-    // Tenants approve only public plugins (their instances download without a token).
+    // Tenants approve public plugins, and private ones offered to them.
+    let offers = offers(&web, &visitor, &p).await?;
     let tenant_actions = match &version {
-        Some(v) if p.visibility == agora_core::Visibility::Public => {
-            super::tenant_install::actions(&web, &visitor, &p.publisher, &p.name, &v.version)
-                .await?
+        Some(v) => {
+            let only = (p.visibility == agora_core::Visibility::Private).then(|| {
+                offers
+                    .as_ref()
+                    .map(|o| o.iter().map(|e| e.tenant.clone()).collect())
+                    .unwrap_or_default()
+            });
+            super::tenant_install::actions(
+                &web,
+                &visitor,
+                &p.publisher,
+                &p.name,
+                &v.version,
+                only.as_ref(),
+            )
+            .await?
         }
-        _ => Vec::new(),
+        None => Vec::new(),
     };
+    let entitlements = offers.filter(|_| {
+        visitor
+            .caller()
+            .is_some_and(|c| c.is_admin() || c.viewer().is_insider(p.publisher_id))
+    });
     let (_, reviews) =
         agora_registry::reviews::list(&web.registry, visitor.caller().as_ref(), &publisher, &name)
             .await?;
@@ -372,27 +397,138 @@ pub async fn plugin(
         .or_else(|| p.latest_version.clone())
         .unwrap_or_default();
     let chosen = mine.as_ref().map_or(0, |m| m.rating);
-    render(&PluginPage {
-        layout: visitor.layout(&web, p.display_name.clone()),
-        plugin: super::Card::of(&p),
-        publisher_display,
-        version,
-        versions: rows,
-        readme,
-        changelog,
-        reviews: reviews.into_iter().map(ReviewView::of).collect(),
-        rating: rating.map(|r| format!("{r:.1}")),
-        stars: format::stars(rating.unwrap_or(0.0)),
-        reviews_count: format::counted(p.rating_count, "review", "reviews"),
-        versions_count: format::counted(versions.len() as i64, "version", "versions"),
-        mine,
-        signed_in: visitor.signed_in.is_some(),
-        review_versions,
-        default_version,
-        login_url: format!("/login?next={}", crate::format::percent(&base)),
-        rating_options: (1..=5).rev().map(|r| (r, r == chosen)).collect(),
-        tenant_actions,
-    })
+    let may_grant = match visitor.caller() {
+        Some(c) if entitlements.is_some() => {
+            agora_registry::publishers::get(&web.registry, &p.publisher)
+                .await
+                .is_ok_and(|owner| c.require_publish(&owner).is_ok())
+        }
+        _ => false,
+    };
+    crate::notice::render(
+        &PluginPage {
+            layout: visitor.layout(&web, p.display_name.clone()),
+            plugin: super::Card::of(&p),
+            publisher_display,
+            version,
+            versions: rows,
+            readme,
+            changelog,
+            reviews: reviews.into_iter().map(ReviewView::of).collect(),
+            rating: rating.map(|r| format!("{r:.1}")),
+            stars: format::stars(rating.unwrap_or(0.0)),
+            reviews_count: format::counted(p.rating_count, "review", "reviews"),
+            versions_count: format::counted(versions.len() as i64, "version", "versions"),
+            mine,
+            signed_in: visitor.signed_in.is_some(),
+            review_versions,
+            default_version,
+            login_url: format!("/login?next={}", crate::format::percent(&base)),
+            rating_options: (1..=5).rev().map(|r| (r, r == chosen)).collect(),
+            tenant_actions,
+            entitlements: entitlements.map(|list| {
+                list.into_iter()
+                    .map(|e| EntitlementRow {
+                        granted: format::date(e.granted_at),
+                        tenant: e.tenant,
+                        granted_by: e.granted_by,
+                    })
+                    .collect()
+            }),
+            may_grant,
+            notice: visitor.notice.clone(),
+        },
+        &visitor,
+    )
+}
+
+/// The tenants a private plugin is offered to, when the visitor may see them (the
+/// publisher's insiders, administrators) or administers one of them (for its "Install
+/// for" button); `None` for a public plugin or anyone else.
+async fn offers(
+    web: &Web,
+    visitor: &Visitor,
+    p: &PluginRecord,
+) -> Result<Option<Vec<agora_store::EntitlementRecord>>, PageError> {
+    if p.visibility != agora_core::Visibility::Private || visitor.caller().is_none() {
+        return Ok(None);
+    }
+    Ok(Some(
+        web.registry
+            .meta
+            .plugin_entitlements(p.id, agora_core::tenant::MAX_TENANTS)
+            .await?,
+    ))
+}
+
+/// One tenant a private plugin is offered to, as its publisher sees it.
+pub struct EntitlementRow {
+    pub tenant: String,
+    pub granted_by: String,
+    pub granted: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GrantForm {
+    csrf: String,
+    tenant: String,
+}
+
+/// Offers the plugin to a tenant (the publisher's members with publish rights).
+pub async fn grant(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Path((publisher, name)): Path<(String, String)>,
+    Form(form): Form<GrantForm>,
+) -> Result<Response, PageError> {
+    visitor.check_csrf(&form.csrf)?;
+    let back = format!("/plugins/{publisher}/{name}");
+    let caller = super::tenants::signed_in_caller(&visitor, &back)?;
+    let tenant = form.tenant.trim();
+    if tenant.is_empty() {
+        return Err(PageError::BadInput(
+            "tenant: name the tenant to offer this plugin to".into(),
+        ));
+    }
+    let e = agora_registry::entitlements::grant(&web.registry, &caller, &publisher, &name, tenant)
+        .await?;
+    Ok(crate::notice::redirect(
+        &visitor,
+        &format!("{back}#entitlements"),
+        &format!(
+            "{} is offered to tenant {}: its members see it and its administrators may install it.",
+            e.plugin, e.tenant
+        ),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RevokeForm {
+    csrf: String,
+}
+
+/// Withdraws the plugin's offer to a tenant (the publisher's members with publish rights).
+pub async fn revoke(
+    State(web): State<Web>,
+    visitor: Visitor,
+    Path((publisher, name, tenant)): Path<(String, String, String)>,
+    Form(form): Form<RevokeForm>,
+) -> Result<Response, PageError> {
+    visitor.check_csrf(&form.csrf)?;
+    let back = format!("/plugins/{publisher}/{name}");
+    let caller = super::tenants::signed_in_caller(&visitor, &back)?;
+    let r =
+        agora_registry::entitlements::revoke(&web.registry, &caller, &publisher, &name, &tenant)
+            .await?;
+    let mut text = format!("{publisher}/{name} is no longer offered to tenant {tenant}.");
+    if r.pin_removed {
+        text.push_str(" It left the tenant's approved set; its instances remove it.");
+    }
+    Ok(crate::notice::redirect(
+        &visitor,
+        &format!("{back}#entitlements"),
+        &text,
+    ))
 }
 
 #[derive(Debug, Deserialize)]

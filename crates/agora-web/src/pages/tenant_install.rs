@@ -32,14 +32,16 @@ pub struct TenantAction {
     pub label: String,
 }
 
-/// For each tenant the visitor administers: install `publisher/name` at `version`, or
-/// update to it. Nothing for visitors signed out or administering no tenant.
+/// For each tenant the visitor administers (and, given `only`, that is among those
+/// tenants: the ones a private plugin is offered to): install `publisher/name` at
+/// `version`, or update to it. Nothing for visitors signed out or administering no tenant.
 pub async fn actions(
     web: &Web,
     visitor: &Visitor,
     publisher: &str,
     name: &str,
     version: &str,
+    only: Option<&std::collections::BTreeSet<String>>,
 ) -> Result<Vec<TenantAction>, PageError> {
     let Some(caller) = visitor.caller() else {
         return Ok(Vec::new());
@@ -47,6 +49,9 @@ pub async fn actions(
     let plugin = format!("{publisher}/{name}");
     let mut out = Vec::new();
     for t in tenants::administered(&web.registry, &caller).await? {
+        if only.is_some_and(|only| !only.contains(&t.name)) {
+            continue;
+        }
         let approved = tenants::approvals(&web.registry, &caller, &t.name)
             .await?
             .into_iter()

@@ -196,6 +196,8 @@ struct TenantPage {
     tenant: TenantHead,
     approvals: Vec<ApprovalRow>,
     instances: Vec<InstanceRow>,
+    /// The private plugins offered to the tenant: (plugin, its page).
+    offered: Vec<(String, String)>,
 }
 
 /// `/tenants/{tenant}`: the approved set and the instances.
@@ -236,6 +238,11 @@ pub async fn tenant(
             revoked: i.revoked,
         })
         .collect();
+    let offered = agora_registry::entitlements::of_tenant(registry, &caller, &name)
+        .await?
+        .into_iter()
+        .map(|e| (plugin_url(&e.plugin), e.plugin))
+        .collect();
     let head = TenantHead::of(&tenant, &visitor, "");
     notice::render(
         &TenantPage {
@@ -244,6 +251,7 @@ pub async fn tenant(
             tenant: head,
             approvals,
             instances,
+            offered,
         },
         &visitor,
     )
