@@ -53,6 +53,9 @@ pub const STATE_DIR: &str = ".agora";
 pub const TENANT_POLICY_FILE: &str = "tenant-policy.toml";
 /// The approvals' transparency log entries and openings, in [`STATE_DIR`].
 pub const APPROVALS_FILE: &str = "approvals.json";
+/// Locked (an advisory `flock`) by the agent that keeps the directory, in [`STATE_DIR`]:
+/// a second agent on the same directory is refused instead of fighting over it.
+pub const LOCK_FILE: &str = "agent.lock";
 /// How long the long poll waits for a change by default, in seconds.
 pub const DEFAULT_WAIT_SECS: u32 = 30;
 /// How often an unchanged instance reports by default; also the longest retry delay.
@@ -85,6 +88,12 @@ pub enum AgentError {
     },
     #[error("the registry did not answer the report within {0:?}")]
     ReportTimeout(Duration),
+    #[error(
+        "another agora agent keeps {} (it holds the lock on {}); run one agent per plugin directory",
+        dir.display(),
+        lock.display()
+    )]
+    Busy { dir: PathBuf, lock: PathBuf },
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -664,12 +673,40 @@ pub struct Agent {
     applied: Option<i64>,
     /// The last round's failures, reported again until a round changes them.
     failures: Vec<ReportedFailure>,
+    /// [`LOCK_FILE`], locked for as long as the agent lives.
+    _lock: std::fs::File,
+}
+
+/// Takes the directory's [`LOCK_FILE`] (creating `DIR/.agora`), or says who holds it.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, AgentError> {
+    let state = dir.join(STATE_DIR);
+    std::fs::create_dir_all(&state).map_err(io(format!("cannot create {}", state.display())))?;
+    let path = state.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(format!("cannot open {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AgentError::Busy {
+            dir: dir.to_path_buf(),
+            lock: path,
+        }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(io(format!("cannot lock {}", path.display()))(e))
+        }
+    }
 }
 
 impl Agent {
-    /// `token` is the instance's `agi_` credential.
+    /// `token` is the instance's `agi_` credential. The agent takes the plugin
+    /// directory's lock: a second agent on the same directory is [`AgentError::Busy`].
     pub fn new(registry: &str, token: String, config: AgentConfig) -> Result<Agent, AgentError> {
+        let lock = lock_dir(&config.dir)?;
         Ok(Agent {
+            _lock: lock,
             instance: Client::new(registry, Some(token.clone()))?,
             reader: Client::new(registry, Some(token))?,
             audit: config.audit_log.clone().map(AuditReader::new),
@@ -1855,6 +1892,27 @@ mod tests {
             vec![entry("acme/jira", "1.0.0")]
         );
         assert!(reloads.lock().unwrap().is_empty());
-        assert!(!dir.join(STATE_DIR).exists());
+        for file in [TENANT_POLICY_FILE, APPROVALS_FILE] {
+            assert!(!dir.join(STATE_DIR).join(file).exists(), "{file}");
+        }
+    }
+
+    #[tokio::test]
+    async fn one_agent_keeps_a_directory_a_second_is_refused_until_the_first_stops() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (first, _) = agent("http://127.0.0.1:9/", tmp.path(), None);
+        let config = first.config().clone();
+        match Agent::new("http://127.0.0.1:9/", "agi_test".into(), config.clone()) {
+            Err(e @ AgentError::Busy { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("another agora agent keeps"), "{text}");
+                assert!(text.contains(LOCK_FILE), "{text}");
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("two agents on one directory"),
+        }
+        drop(first);
+        Agent::new("http://127.0.0.1:9/", "agi_test".into(), config)
+            .expect("the lock goes with the agent that held it");
     }
 }
