@@ -8,8 +8,8 @@
 //! from the core's secret, the launch id, the plugin and its code digest
 //! ([`agora_contract::derive_launch_key`]), so the core can check it on its own.
 //!
-//! For every callback the [`Callbacks`] gate of the launch, in this order: refuses a name
-//! the grant does not hold (403), a body over [`MAX_CALLBACK_BODY`] (413), a missing, bad
+//! For every callback the [`Callbacks`] gate of the launch, in this order: refuses a body
+//! over [`MAX_CALLBACK_BODY`] (413), a name the grant does not hold (403), a missing, bad
 //! or stale signature (401), a callback when no core is configured (503), more than
 //! [`MAX_CONCURRENT_CALLBACKS`] at once (429); then forwards it to the [`CoreHandler`]
 //! within [`CALLBACK_TIMEOUT`] (504 past it, 502 when the core cannot be reached). Every
@@ -326,6 +326,28 @@ impl Callbacks {
     {
         let (parts, body) = request.into_parts();
         let path = parts.uri.path();
+        // The body is read first, whatever the answer: a WASM guest still writing it
+        // would see its request fail instead of reading the refusal.
+        let named = path.strip_prefix(CALLBACK_PATH_PREFIX).unwrap_or("");
+        let body = match Limited::new(body, MAX_CALLBACK_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) if e.to_string().contains("length limit exceeded") => {
+                return self.deny(
+                    named,
+                    413,
+                    "Content Too Large",
+                    &format!("callback bodies are limited to {MAX_CALLBACK_BODY} bytes"),
+                );
+            }
+            Err(e) => {
+                return self.deny(
+                    named,
+                    400,
+                    "Bad Request",
+                    &format!("cannot read the body: {}", shown(&e.to_string())),
+                );
+            }
+        };
         let Some(name) = path.strip_prefix(CALLBACK_PATH_PREFIX) else {
             return self.deny(
                 "",
@@ -362,25 +384,6 @@ impl Callbacks {
                 ),
             );
         }
-        let body = match Limited::new(body, MAX_CALLBACK_BODY).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(e) if e.to_string().contains("length limit exceeded") => {
-                return self.deny(
-                    &name,
-                    413,
-                    "Content Too Large",
-                    &format!("callback bodies are limited to {MAX_CALLBACK_BODY} bytes"),
-                );
-            }
-            Err(e) => {
-                return self.deny(
-                    &name,
-                    400,
-                    "Bad Request",
-                    &format!("cannot read the body: {}", shown(&e.to_string())),
-                );
-            }
-        };
         let header = |name: &str| {
             parts
                 .headers

@@ -218,8 +218,20 @@ impl CoreHandler for TestCore {
     }
 }
 
-/// A harness whose runner has `core` and allows `notes.add`, and echo-native declaring it.
-async fn callback_plugin(core: &Arc<TestCore>) -> (Harness, PluginSource) {
+fn test_core(secret: &[u8]) -> Arc<TestCore> {
+    Arc::new(TestCore {
+        secret: secret.to_vec(),
+        seen: Mutex::new(Vec::new()),
+    })
+}
+
+/// A harness whose runner has `core` and allows `notes.*`, and the example `name` (built
+/// with `features`) declaring the callback `notes.add` and the entrypoint `callback`.
+async fn callback_plugin(
+    core: &Arc<TestCore>,
+    name: &str,
+    features: &[&str],
+) -> (Harness, PluginSource) {
     let mut allowed = policy(false);
     allowed.callbacks = vec!["notes.*".into()];
     let core = core.clone();
@@ -229,55 +241,62 @@ async fn callback_plugin(core: &Arc<TestCore>) -> (Harness, PluginSource) {
             handler: core,
         });
     });
-    let dir = support::example("echo-native", &[], h.plugins.path());
+    let dir = support::example(name, features, h.plugins.path());
     let manifest = dir.join("plugin.yaml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    if !text.contains("/callback") {
+        text = text.replace(
+            "entrypoints:\n",
+            "entrypoints:\n  callback: { path: /callback }\n",
+        );
+    }
     std::fs::write(&manifest, format!("{text}callbacks: [notes.add]\n")).unwrap();
     let source = PluginSource::from_dir(&dir).unwrap();
     (h, source)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn native_callbacks_reach_the_core_signed_and_undeclared_or_forged_ones_are_refused() {
-    let core = Arc::new(TestCore {
-        secret: b"a core secret of at least thirty-two bytes".to_vec(),
-        seen: Mutex::new(Vec::new()),
-    });
-    let (h, source) = callback_plugin(&core).await;
+/// The example `name` calls `notes.add` (the core verifies it and sees who called, with
+/// the body `sent`), `notes.delete` (403, audited) and `notes.add` with a forged key (401,
+/// audited); only the first reaches the core.
+async fn callbacks_reach_the_core_signed_and_only_those(
+    name: &str,
+    features: &[&str],
+    sent: serde_json::Value,
+) {
+    let core = test_core(b"a core secret of at least thirty-two bytes");
+    let (h, source) = callback_plugin(&core, name, features).await;
     let digest = source.digest.to_string();
-    let echo = h.runner.load(source).await.unwrap();
-    assert_eq!(echo.grant().callbacks, ["notes.add"]);
+    let plugin = h.runner.load(source).await.unwrap();
+    assert_eq!(plugin.grant().callbacks, ["notes.add"]);
 
     // Declared and granted: the core sees a signature it verifies, and who called.
-    let answer = echo
-        .call("callback", br#"{"name":"notes.add","body":{"text":"hi"}}"#)
-        .await
-        .unwrap();
+    let input = json!({"name": "notes.add", "body": sent}).to_string();
+    let answer = plugin.call("callback", input.as_bytes()).await.unwrap();
     assert_eq!(
         answer,
-        json!({"status": 200, "answer": {"verified": true, "got": {"text": "hi"}}})
+        json!({"status": 200, "answer": {"verified": true, "got": sent}})
     );
     {
         let seen = core.seen.lock().unwrap();
         assert_eq!(seen.len(), 1);
         let (call, verdict) = &seen[0];
         assert_eq!(*verdict, Ok(()));
-        assert_eq!(call.plugin, "examples/echo-native");
-        assert_eq!(call.plugin_version(), "examples/echo-native@1.0.0");
+        assert_eq!(call.plugin, format!("examples/{name}"));
+        assert_eq!(call.plugin_version(), format!("examples/{name}@1.0.0"));
         assert_eq!(call.digest, digest);
-        assert_eq!(call.launch, echo.launch_id());
+        assert_eq!(call.launch, plugin.launch_id());
         assert_eq!(call.name, "notes.add");
     }
 
     // Not declared: refused by the runner, audited, never forwarded.
-    let answer = echo
+    let answer = plugin
         .call("callback", br#"{"name":"notes.delete","body":{}}"#)
         .await
         .unwrap();
     assert_eq!(answer["status"], 403, "{answer}");
     assert_eq!(answer["answer"]["status"], 403, "{answer}");
     // Signed with another key: refused as unauthenticated.
-    let answer = echo
+    let answer = plugin
         .call("callback", br#"{"name":"notes.add","forge":true}"#)
         .await
         .unwrap();
@@ -292,38 +311,38 @@ async fn native_callbacks_reach_the_core_signed_and_undeclared_or_forged_ones_ar
     assert_eq!(called.len(), 1, "{events:?}");
     assert_eq!(called[0]["callback"], "notes.add");
     assert_eq!(called[0]["status"], 200);
-    assert_eq!(called[0]["plugin"], "examples/echo-native");
+    assert_eq!(called[0]["plugin"], format!("examples/{name}"));
     let denied = of("callback_denied");
     assert_eq!(denied.len(), 2, "{events:?}");
     assert_eq!(denied[0]["callback"], "notes.delete");
     assert_eq!(denied[0]["status"], 403);
-    assert!(
-        denied[0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("not among those this plugin declares"),
-        "{:?}",
-        denied[0]
-    );
+    let reason = |i: usize| denied[i]["reason"].as_str().unwrap();
+    assert!(reason(0).contains("not among those this plugin declares"));
     assert_eq!(denied[1]["callback"], "notes.add");
     assert_eq!(denied[1]["status"], 401);
-    assert!(
-        denied[1]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("Agora-Signature"),
-        "{:?}",
-        denied[1]
-    );
+    assert!(reason(1).contains("Agora-Signature"), "{}", reason(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_callbacks_reach_the_core_signed_and_undeclared_or_forged_ones_are_refused() {
+    callbacks_reach_the_core_signed_and_only_those("echo-native", &[], json!({"text": "hi"})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_callbacks_reach_the_core_signed_and_undeclared_or_forged_ones_are_refused() {
+    // hello-wasm sends a fixed body, whatever the input says.
+    callbacks_reach_the_core_signed_and_only_those(
+        "hello-wasm",
+        &["callback"],
+        json!({"from": "hello-wasm"}),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_declaring_a_callback_the_policy_does_not_allow_never_starts() {
-    let core = Arc::new(TestCore {
-        secret: vec![1; 32],
-        seen: Mutex::new(Vec::new()),
-    });
-    let (_plugins, source) = callback_plugin(&core).await;
+    let core = test_core(&[1; 32]);
+    let (_plugins, source) = callback_plugin(&core, "echo-native", &[]).await;
     let h = Harness::new(policy(false));
     let Err(err) = h.runner.load(source).await else {
         panic!("a callback the policy does not allow was admitted");

@@ -72,6 +72,40 @@ fn installed_plugins_run_in_the_sandbox_and_conform() {
         err.contains("has no entrypoint `shout` (it declares: greet)"),
         "{err}"
     );
+    // A core for callbacks needs its URL and its secret, which is never echoed.
+    let err = run(&["examples/echo-native", "echo", "--core-secret-file", "s"]).fails();
+    assert!(err.contains("--core-secret-file needs --core-url"), "{err}");
+    let err = run(&[
+        "examples/echo-native",
+        "echo",
+        "--core-url",
+        "http://127.0.0.1:9",
+    ])
+    .fails();
+    assert!(err.contains("AGORA_CORE_SECRET"), "{err}");
+    std::fs::write(work.path().join("short.secret"), "not-long-enough\n").unwrap();
+    let err = run(&[
+        "examples/echo-native",
+        "echo",
+        "--core-url",
+        "http://127.0.0.1:9",
+        "--core-secret-file",
+        "short.secret",
+    ])
+    .fails();
+    assert!(err.contains("at least 32 are needed"), "{err}");
+    assert!(!err.contains("not-long-enough"), "{err}");
+    let err = run(&["examples/echo-native", "echo", "--core-url", "ftp://core"]).fails();
+    assert!(err.contains("must start with http:// or https://"), "{err}");
+    // A plugin granted no callback gets neither the key nor the socket.
+    let err = run(&[
+        "examples/echo-native",
+        "callback",
+        "--input",
+        r#"{"name":"notes.add"}"#,
+    ])
+    .fails();
+    assert!(err.contains("AGORA_CORE_SOCKET is not set"), "{err}");
     let err = run(&["examples/echo-native@9.9.9", "echo"]).fails();
     assert!(
         err.contains("examples/echo-native@9.9.9 is not installed"),
@@ -196,6 +230,7 @@ fn installed_plugins_run_in_the_sandbox_and_conform() {
         [
             "runner_api",
             "health",
+            "entrypoint callback",
             "entrypoint echo",
             "auth: unsigned",
             "auth: wrong key",

@@ -47,6 +47,47 @@ fn authorized(method: &str, path: &str, headers: &wstd::http::HeaderMap, body: &
     .map_err(|e| e.to_string())
 }
 
+/// `POST /callback` (feature `callback`): calls the host core's callback named by the
+/// input's `name` through the runner (`http://agora-core`), signed with
+/// `AGORA_CALLBACK_KEY`, or with a made-up key when the input holds `"forge":true`; answers
+/// `{"status": N, "answer": ...}` with what came back.
+#[cfg(feature = "callback")]
+async fn call_back(input: &str) -> Response<Body> {
+    let Some(name) = name_of(input) else {
+        return problem(StatusCode::BAD_REQUEST, "send a JSON object with the callback's name");
+    };
+    let key = match std::env::var(agora_contract::CALLBACK_KEY_ENV).map(|k| agora_contract::Key::from_hex(&k)) {
+        Ok(Ok(_)) if input.replace(' ', "").contains("\"forge\":true") => agora_contract::Key::from_bytes([0x42; 32]),
+        Ok(Ok(key)) => key,
+        _ => return problem(StatusCode::BAD_GATEWAY, "the plugin has no callback key"),
+    };
+    let path = agora_contract::callback_path(&name);
+    let body = "{\"from\":\"hello-wasm\"}";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let request = Request::post(format!("http://{}{path}", agora_contract::CORE_AUTHORITY))
+        .header("content-type", "application/json")
+        .header(agora_contract::TIMESTAMP_HEADER, now.to_string())
+        .header(agora_contract::SIGNATURE_HEADER, key.sign_callback("POST", &path, now, body.as_bytes()))
+        .body(Body::from(body));
+    let request = match request {
+        Ok(request) => request,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    match wstd::http::Client::new().send(request).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let mut answer = response.into_body();
+            let answer = answer.contents().await.map(<[u8]>::to_vec).unwrap_or_default();
+            let answer = String::from_utf8_lossy(&answer);
+            json(StatusCode::OK, "application/json", format!("{{\"status\":{status},\"answer\":{answer}}}"))
+        }
+        Err(e) => problem(StatusCode::BAD_GATEWAY, &format!("the callback failed: {e}")),
+    }
+}
+
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Error> {
     let path = request.uri().path().to_owned();
@@ -66,6 +107,8 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
                 None => problem(StatusCode::BAD_REQUEST, "send a JSON object with a non-empty string field name"),
             }
         }
+        #[cfg(feature = "callback")]
+        ("POST", "/callback") => call_back(&String::from_utf8_lossy(&bytes)).await,
         _ => problem(StatusCode::NOT_FOUND, "no such entrypoint"),
     })
 }
