@@ -2,12 +2,14 @@
 //! `agora_registry::behaviour` is the port, the binary plugs this in).
 //!
 //! The plugin runs under a host policy made from its own manifest ([`policy_for`]: its
-//! outbound hosts, its secrets with placeholder values, its resources, nothing more,
-//! within the stage's ceilings). First the conformance harness; then each entrypoint is
+//! outbound hosts, its secrets with placeholder values, its callbacks (with no core: each
+//! is answered 503), its resources, nothing more, within the stage's ceilings). First the conformance harness; then each entrypoint is
 //! called with a sample request ([`SAMPLE_REQUEST`]). Every denial the runner records on
 //! the way becomes a finding ([`denial_findings`]): a host the manifest does not declare
 //! (`behaviour.undeclared-host`), a file refused (`behaviour.file-denied`), a forbidden
-//! system call or a limit the plugin was stopped at (`behaviour.killed`); a failed
+//! system call or a limit the plugin was stopped at (`behaviour.killed`), a callback it
+//! does not declare (`behaviour.undeclared-callback`) or sent badly
+//! (`behaviour.callback-refused`); a failed
 //! conformance check is `conformance.<check>` ([`conformance_findings`]). A plugin that
 //! cannot be run here (a native one without root, an OCI image, no executable for this
 //! platform, a sandbox this kernel cannot build) gets `behaviour.not-run` naming why.
@@ -269,6 +271,8 @@ pub fn policy_for(manifest: &Manifest, secret_file: &Path) -> HostPolicy {
                 from_file: Some(secret_file.display().to_string()),
             })
             .collect(),
+        // Declared callbacks are granted; with no core they are answered 503.
+        callbacks: manifest.callbacks.clone(),
         ..HostPolicy::default()
     }
 }
@@ -389,8 +393,50 @@ fn declared(manifest: &Manifest, target: &str) -> bool {
         .any(|rule| rule.allows(host, port))
 }
 
-/// Every `denial` among the runner's audit `events` as a finding (other events are
-/// ignored); `dropped` more events that were not kept are said in one more finding.
+/// The callbacks the runner refused in the run: one it does not declare is high, one it
+/// sent badly (unsigned, too large, not JSON) medium; one refused only because the run has
+/// no core (503) is no finding.
+fn callback_findings<'a>(
+    events: &'a [Value],
+    manifest: &'a Manifest,
+) -> impl Iterator<Item = Finding> + 'a {
+    let text = |v: &Value, key: &str| quoted(v[key].as_str().unwrap_or("(not recorded)"));
+    events
+        .iter()
+        .filter(|e| e["event"] == "callback_denied" && e["status"] != 503)
+        .map(move |e| {
+            if e["status"] == 403 {
+                finding(
+                    Severity::High,
+                    "behaviour.undeclared-callback",
+                    format!(
+                        "it called back the core's {}, which its manifest does not declare (callbacks: {})",
+                        text(e, "callback"),
+                        if manifest.callbacks.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            quoted(&manifest.callbacks.join(", "))
+                        }
+                    ),
+                    Some("callbacks".into()),
+                )
+            } else {
+                finding(
+                    Severity::Medium,
+                    "behaviour.callback-refused",
+                    format!(
+                        "its callback {} was refused: {}",
+                        text(e, "callback"),
+                        text(e, "reason")
+                    ),
+                    Some("callbacks".into()),
+                )
+            }
+        })
+}
+
+/// Every `denial` among the runner's audit `events` as a finding, and every refused
+/// callback ([`callback_findings`]; other events are ignored); `dropped` more events that were not kept are said in one more finding.
 pub fn denial_findings(events: &[Value], dropped: usize, manifest: &Manifest) -> Vec<Finding> {
     let text = |v: &Value, key: &str| quoted(v[key].as_str().unwrap_or("(not recorded)"));
     let mut findings: Vec<Finding> = events
@@ -462,6 +508,7 @@ pub fn denial_findings(events: &[Value], dropped: usize, manifest: &Manifest) ->
             ),
         })
         .collect();
+    findings.extend(callback_findings(events, manifest));
     if dropped > 0 {
         findings.push(finding(
             Severity::Medium,

@@ -692,6 +692,81 @@ mod tests {
         assert_eq!(captured.take().0[0]["event"], "callback_denied");
     }
 
+    #[tokio::test]
+    async fn http_core_posts_the_callback_with_the_launch_headers() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&seen).contains("{\"text\":\"hi\"}") {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request ended early");
+                seen.extend_from_slice(&buf[..n]);
+            }
+            stream
+                .write_all(
+                    b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\
+                      content-length: 8\r\nconnection: close\r\n\r\n{\"id\":7}",
+                )
+                .await
+                .unwrap();
+            String::from_utf8(seen).unwrap().to_ascii_lowercase()
+        });
+        let core = HttpCore::new(&format!("http://127.0.0.1:{port}/core/")).unwrap();
+        let answer = core
+            .call(CoreCall {
+                plugin: "acme/notes".into(),
+                version: "1.0.0".into(),
+                digest: "sha256:ab".into(),
+                launch: "l1".into(),
+                name: "notes.add".into(),
+                body: Bytes::from_static(b"{\"text\":\"hi\"}"),
+                timestamp: "1000".into(),
+                signature: "v1=00".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 201);
+        assert_eq!(answer.body.as_ref(), b"{\"id\":7}");
+        assert_eq!(answer.content_type.as_deref(), Some("application/json"));
+        let request = server.await.unwrap();
+        assert!(
+            request.starts_with("post /core/v1/callbacks/notes.add http/1.1\r\n"),
+            "{request}"
+        );
+        for header in [
+            format!("host: 127.0.0.1:{port}"),
+            "agora-launch: l1".into(),
+            "agora-plugin: acme/notes@1.0.0".into(),
+            "agora-plugin-digest: sha256:ab".into(),
+            "agora-timestamp: 1000".into(),
+            "agora-signature: v1=00".into(),
+            "content-type: application/json".into(),
+        ] {
+            assert!(
+                request.contains(&format!("{header}\r\n")),
+                "{header}: {request}"
+            );
+        }
+        // Nothing listens: the handler says so, the gate turns it into 502.
+        let gone = HttpCore::new("http://127.0.0.1:1").unwrap();
+        let call = CoreCall {
+            plugin: String::new(),
+            version: String::new(),
+            digest: String::new(),
+            launch: String::new(),
+            name: "x".into(),
+            body: Bytes::new(),
+            timestamp: String::new(),
+            signature: String::new(),
+        };
+        let e = gone.call(call).await.unwrap_err();
+        assert!(e.contains("cannot reach the core"), "{e}");
+    }
+
     #[test]
     fn secrets_are_long_enough_and_never_printed() {
         assert!(CoreSecret::new(&[1; 31]).is_err());

@@ -106,6 +106,7 @@ pub fn policy_for(manifest: &Manifest) -> HostPolicy {
             allowed_hosts: manifest.network.outbound_hosts.clone(),
             allow_private_addresses: false,
         },
+        callbacks: manifest.callbacks.clone(),
         ..HostPolicy::default()
     }
 }

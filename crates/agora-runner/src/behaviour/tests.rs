@@ -40,6 +40,49 @@ fn rules(findings: &[Finding]) -> Vec<(&str, Severity)> {
 }
 
 #[test]
+fn refused_callbacks_become_findings_unless_only_the_core_was_missing() {
+    let m = manifest("callbacks: [notes.add]\n");
+    let refused = |status: u16, callback: &str, reason: &str| {
+        json!({"event": "callback_denied", "status": status, "callback": callback,
+               "reason": reason})
+    };
+    let events = [
+        refused(503, "notes.add", "this runner has no core to call back"),
+        refused(403, "kv.put", "not among those this plugin declares"),
+        refused(
+            401,
+            "notes.add",
+            "Agora-Signature does not match the request",
+        ),
+        json!({"event": "callback", "status": 200, "callback": "notes.add"}),
+    ];
+    let findings = denial_findings(&events, 0, &m);
+    assert_eq!(
+        rules(&findings),
+        [
+            ("behaviour.undeclared-callback", Severity::High),
+            ("behaviour.callback-refused", Severity::Medium),
+        ]
+    );
+    assert!(
+        findings[0].message.contains("kv.put"),
+        "{}",
+        findings[0].message
+    );
+    assert!(
+        findings[0].message.contains("callbacks: notes.add"),
+        "{}",
+        findings[0].message
+    );
+    assert_eq!(findings[0].location.as_deref(), Some("callbacks"));
+    assert!(
+        findings[1].message.contains("Agora-Signature"),
+        "{}",
+        findings[1].message
+    );
+}
+
+#[test]
 fn every_denial_becomes_a_finding_naming_what_was_denied() {
     let m = with_network();
     let events = [
@@ -198,6 +241,18 @@ fn the_policy_grants_what_the_manifest_declares_within_the_ceilings() {
     let bare = bounded(&manifest(""));
     let grant = policy_for(&bare, Path::new("/x")).admit(&bare).unwrap();
     assert!(grant.hosts.is_empty() && grant.secrets.is_empty());
+    assert!(grant.callbacks.is_empty());
+    // Declared callbacks are granted (the run has no core: they are answered 503), in the
+    // behaviour run and in conformance alike.
+    let calling = bounded(&manifest("callbacks: [notes.add]\n"));
+    let grant = policy_for(&calling, Path::new("/x"))
+        .admit(&calling)
+        .unwrap();
+    assert_eq!(grant.callbacks, ["notes.add"]);
+    let grant = crate::conformance::policy_for(&calling)
+        .admit(&calling)
+        .unwrap();
+    assert_eq!(grant.callbacks, ["notes.add"]);
 }
 
 #[test]
