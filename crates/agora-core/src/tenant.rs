@@ -252,8 +252,8 @@ pub struct TenantList {
 #[serde(deny_unknown_fields)]
 pub struct TenantPolicy {
     /// The same fields as a host's policy file (`mode`, `first_party`, `allow`, `deny`,
-    /// `runtimes`, `limits`, `defaults`, `network`, `secrets`, `require_verified`); secret
-    /// grants name no source.
+    /// `runtimes`, `limits`, `defaults`, `network`, `secrets`, `callbacks`,
+    /// `require_verified`); secret grants name no source.
     #[schema(value_type = Object)]
     pub policy: crate::policy::HostPolicy,
     /// Apply updates that ask for no more than was approved without waiting for an
