@@ -206,10 +206,15 @@ pub async fn run(runner: &Runner, source: PluginSource) -> Result<Report, RunErr
     let plugin = match runner.load(source).await {
         Ok(plugin) => plugin,
         Err(RunError::Refused(refusal)) => {
+            let whose = if refusal.is_tenants() {
+                "tenant"
+            } else {
+                "host"
+            };
             checks.push(check(
                 "policy",
                 false,
-                format!("refused by the host policy: {refusal}"),
+                format!("refused by the {whose} policy: {refusal}"),
             ));
             return Ok(report);
         }

@@ -184,18 +184,11 @@ impl Runner {
     fn native_layers(&self, subject: &Subject) -> Result<kernel::SandboxLayers, RunError> {
         use policy::WeakerSandbox;
         let config = &self.shared.config;
-        let tenant = config.tenant_policy.as_ref().map(|t| t.sandbox);
-        let max_abi = match (
-            config.policy.sandbox.landlock_max_abi,
-            tenant.and_then(|t| t.landlock_max_abi),
-        ) {
-            (Some(host), Some(tenant)) => Some(host.min(tenant)),
-            (host, tenant) => host.or(tenant),
-        };
-        let weaker = match tenant.map(|t| t.weaker) {
-            Some(WeakerSandbox::Refuse) => WeakerSandbox::Refuse,
-            _ => config.policy.sandbox.weaker,
-        };
+        let sandbox = config
+            .policy
+            .sandbox
+            .with_tenant(config.tenant_policy.as_ref().map(|t| &t.sandbox));
+        let (max_abi, weaker) = (sandbox.landlock_max_abi, sandbox.weaker);
         let layers = kernel::SandboxLayers::new(kernel::landlock_abi().0, max_abi);
         let refuse = |reason: String| {
             config.audit.record(

@@ -230,10 +230,13 @@ pub enum Command {
         dir: DirArg,
     },
     /// What this host can enforce for native plugins (Landlock ABI and layers,
-    /// namespaces, cgroup version and controllers, seccomp) under the host policy.
+    /// namespaces, cgroup version and controllers, seccomp) under the host policy, and the
+    /// tenant policy `agora agent` keeps in the plugin directory, if any.
     Doctor {
         #[command(flatten)]
         runner: RunnerArgs,
+        #[command(flatten)]
+        dir: DirArg,
     },
     /// Keep a plugin directory at its tenant's approved set: install, update and remove
     /// (each release verified as by install, pinned to its approved manifest digest, under

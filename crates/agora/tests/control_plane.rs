@@ -166,6 +166,34 @@ fn verify_tool(server: &Server, version: &str) {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
 }
 
+/// Publisher acme, signing, with acme/tool@1.0.0 published: its publisher's CLI and the
+/// directory the releases are built in.
+fn acme_with_tool(server: &Server) -> (Cli, tempfile::TempDir) {
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    alice.sign_for("acme");
+    let work = tempfile::tempdir().unwrap();
+    publish_tool(&alice, work.path(), "1.0.0", &[]);
+    (alice, work)
+}
+
+/// Registers instance `name` of `tenant`; the file in `dir` holding its credential.
+fn register(admin: &Cli, tenant: &str, name: &str, dir: &Path) -> PathBuf {
+    let token = dir.join(format!("{tenant}-{name}.token"));
+    admin
+        .run(&[
+            "tenant",
+            "instance",
+            "register",
+            tenant,
+            name,
+            "--token-file",
+            token.to_str().unwrap(),
+        ])
+        .ok();
+    token
+}
+
 fn pin(admin: &Cli) -> String {
     let approved = admin.run(&["--json", "tenant", "approved", "corp"]).json();
     approved["plugins"][0]["version"]
@@ -177,11 +205,7 @@ fn pin(admin: &Cli) -> String {
 #[test]
 fn a_fleet_of_three_agents_follows_its_tenants_approved_set() {
     let mut server = Server::start(Backend::Sqlite);
-    let mut alice = server.admin();
-    alice.run(&["publisher", "create", "acme"]).ok();
-    alice.sign_for("acme");
-    let work = tempfile::tempdir().unwrap();
-    publish_tool(&alice, work.path(), "1.0.0", &[]);
+    let (alice, work) = acme_with_tool(&server);
 
     // The tenant, its policy (plugins may reach *.example.com) and three instances.
     let admin = server.admin();
@@ -205,18 +229,7 @@ fn a_fleet_of_three_agents_follows_its_tenants_approved_set() {
         // This host lets no plugin reach anything outside.
         ("gamma", &[][..]),
     ] {
-        let token = tokens.path().join(format!("{name}.token"));
-        admin
-            .run(&[
-                "tenant",
-                "instance",
-                "register",
-                "corp",
-                name,
-                "--token-file",
-                token.to_str().unwrap(),
-            ])
-            .ok();
+        let token = register(&admin, "corp", name, tokens.path());
         agents.push((
             Agent::start(&server, name, &token, &host_policy(hosts)),
             token,
@@ -433,18 +446,7 @@ fn a_private_plugin_offered_to_one_tenant_reaches_only_its_agents() {
     let mut agents = Vec::new();
     for tenant in ["corp", "other"] {
         admin.run(&["tenant", "create", tenant]).ok();
-        let token = tokens.path().join(format!("{tenant}.token"));
-        admin
-            .run(&[
-                "tenant",
-                "instance",
-                "register",
-                tenant,
-                "edge",
-                "--token-file",
-                token.to_str().unwrap(),
-            ])
-            .ok();
+        let token = register(&admin, tenant, "edge", tokens.path());
         agents.push(Agent::start(&server, tenant, &token, &host_policy(&[])));
     }
     let all: Vec<&Agent> = agents.iter().collect();
@@ -521,4 +523,40 @@ fn a_private_plugin_offered_to_one_tenant_reaches_only_its_agents() {
         "entitlement.grant acme/secret:corp\nentitlement.revoke acme/secret:corp",
         "{rows}"
     );
+}
+
+#[test]
+fn a_release_whose_digest_changed_after_its_approval_is_never_installed() {
+    let mut server = Server::start(Backend::Sqlite);
+    let _publisher = acme_with_tool(&server);
+    let admin = server.admin();
+    admin.run(&["tenant", "create", "corp"]).ok();
+    let out = admin
+        .run(&["tenant", "install", "corp", "acme/tool@1.0.0"])
+        .ok();
+    assert!(out.contains("Approved acme/tool@1.0.0"), "{out}");
+
+    // Someone with the database's keys moves the release under the pin: the same version
+    // now names another manifest (the restart empties the server's caches).
+    let forged = format!("sha256:{}", "ab".repeat(32));
+    server.sql(&format!(
+        "UPDATE versions SET manifest_digest = '{forged}' WHERE version = '1.0.0'"
+    ));
+    server.restart();
+    let tokens = tempfile::tempdir().unwrap();
+    let token = register(&admin, "corp", "edge", tokens.path());
+    let agent = Agent::start(&server, "edge", &token, &host_policy(&[]));
+    let all = [&agent];
+    let mut reason = String::new();
+    wait_for("the fleet view to show edge's failure", &all, || {
+        let fleet = admin.run(&["--json", "tenant", "fleet", "corp"]).json();
+        reason = fleet["plugins"][0]["failed"][0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        !reason.is_empty()
+    });
+    assert!(reason.contains("not the approved"), "{reason}");
+    assert_eq!(agent.version_of("acme/tool"), None);
+    assert!(!agent.dir().join("acme/tool").exists());
 }

@@ -170,6 +170,26 @@ fn installed_plugins_run_in_the_sandbox_and_conform() {
     let doctor = alice.run_in(work.path(), &["--json", "doctor"]).json();
     assert_eq!(doctor["native"], "full", "{doctor}");
     assert!(doctor["host"]["landlock_abi"].as_u64().unwrap() >= 5);
+    // A directory an agent keeps for a tenant: the tenant's [sandbox] counts too.
+    let fleet = work.path().join("fleet/.agora");
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::write(
+        fleet.join("tenant-policy.toml"),
+        "[sandbox]\nlandlock_max_abi = 2\nweaker = \"refuse\"\n",
+    )
+    .unwrap();
+    let doctor = alice
+        .run_in(work.path(), &["--json", "doctor", "--dir", "fleet"])
+        .json();
+    assert_eq!(doctor["native"], "refused", "{doctor}");
+    assert!(
+        doctor["blockers"][0]
+            .as_str()
+            .unwrap()
+            .contains("the tenant policy's sandbox.weaker"),
+        "{doctor}"
+    );
+    assert!(doctor["tenant_policy"].as_str().is_some(), "{doctor}");
 
     std::fs::write(work.path().join("bad.toml"), "mode = \"lax\"\n").unwrap();
     let err = run(&["examples/echo-native", "echo", "--policy", "bad.toml"]).fails();

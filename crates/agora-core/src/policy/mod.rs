@@ -114,6 +114,26 @@ pub struct SandboxPolicy {
     pub landlock_max_abi: Option<u8>,
 }
 
+impl SandboxPolicy {
+    /// The sandbox a host inside a tenant runs with: `refuse` when either refuses a weaker
+    /// sandbox, and the lower `landlock_max_abi` of both.
+    pub fn with_tenant(self, tenant: Option<&SandboxPolicy>) -> SandboxPolicy {
+        let Some(tenant) = tenant else {
+            return self;
+        };
+        SandboxPolicy {
+            weaker: match (self.weaker, tenant.weaker) {
+                (WeakerSandbox::Warn, WeakerSandbox::Warn) => WeakerSandbox::Warn,
+                _ => WeakerSandbox::Refuse,
+            },
+            landlock_max_abi: match (self.landlock_max_abi, tenant.landlock_max_abi) {
+                (Some(host), Some(tenant)) => Some(host.min(tenant)),
+                (host, tenant) => host.or(tenant),
+            },
+        }
+    }
+}
+
 /// The host policy file (TOML).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -182,16 +202,24 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// What ends the reason of a refusal by a tenant's policy.
+const TENANTS: &str = " (tenant policy)";
+
 impl Refusal {
     /// The same refusal, worded as a tenant's policy's rather than a host's.
     pub fn as_tenants(self) -> Refusal {
         Refusal {
             field: self.field,
             reason: format!(
-                "{} (tenant policy)",
+                "{}{TENANTS}",
                 self.reason.replace("this host", "the tenant")
             ),
         }
+    }
+
+    /// Whether a tenant's policy refused (see [`Refusal::as_tenants`]), not the host's.
+    pub fn is_tenants(&self) -> bool {
+        self.reason.ends_with(TENANTS)
     }
 }
 

@@ -262,3 +262,41 @@ fn policy_callback_entries_are_checked() {
         assert!(e.0.contains(bad), "{bad}: {e}");
     }
 }
+
+#[test]
+fn inside_a_tenant_the_stricter_sandbox_settings_hold() {
+    let warn = SandboxPolicy::default();
+    let refuse = SandboxPolicy {
+        weaker: WeakerSandbox::Refuse,
+        landlock_max_abi: Some(3),
+    };
+    assert_eq!(warn.with_tenant(None), warn);
+    assert_eq!(warn.with_tenant(Some(&refuse)), refuse);
+    assert_eq!(refuse.with_tenant(Some(&warn)), refuse);
+    let host = SandboxPolicy {
+        weaker: WeakerSandbox::Warn,
+        landlock_max_abi: Some(2),
+    };
+    assert_eq!(
+        host.with_tenant(Some(&refuse)),
+        SandboxPolicy {
+            weaker: WeakerSandbox::Refuse,
+            landlock_max_abi: Some(2),
+        },
+        "the lower ABI of both"
+    );
+}
+
+#[test]
+fn a_refusal_says_whose_policy_it_is() {
+    let host = open();
+    let tenant = HostPolicy {
+        deny: vec!["acme/*".into()],
+        ..open()
+    };
+    let m = manifest("");
+    let refusal = host.admit_with(Some(&tenant), &m).unwrap_err();
+    assert!(refusal.is_tenants(), "{refusal}");
+    let refusal = tenant.admit(&m).unwrap_err();
+    assert!(!refusal.is_tenants(), "{refusal}");
+}

@@ -209,7 +209,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             runner,
             dir,
         } => run::conformance(&ctx, &plugin, &runner, &dir.dir).await,
-        Command::Doctor { runner } => run::doctor(&ctx, &runner),
+        Command::Doctor { runner, dir } => run::doctor(&ctx, &runner, &dir.dir),
         Command::Agent(args) => agent::agent(&ctx, &args, cli.verbose, cli.quiet).await,
         Command::List { dir } => install::list(&ctx, &dir.dir).await,
         Command::Remove { plugin, dir } => install::remove(&ctx, &plugin, &dir.dir).await,

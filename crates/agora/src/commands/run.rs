@@ -269,7 +269,10 @@ pub async fn conformance(
 struct Doctor {
     host: HostSupport,
     sandbox: SandboxLayers,
+    /// The host policy's sandbox settings, with the tenant's when there is one.
     policy: SandboxPolicy,
+    /// The tenant policy applied with the host's (`DIR/.agora/tenant-policy.toml`).
+    tenant_policy: Option<PathBuf>,
     /// `full`, `weaker` (accepted with a warning), or `refused`.
     native: &'static str,
     blockers: Vec<String>,
@@ -333,6 +336,12 @@ impl Doctor {
                 .map(|a| format!(", sandbox.landlock_max_abi = {a}"))
                 .unwrap_or_default()
         ));
+        if let Some(path) = &self.tenant_policy {
+            out.push_str(&format!(
+                "              (the host's with the tenant's in {}: the stricter of both)\n",
+                path.display()
+            ));
+        }
         out.push_str(&match self.native {
             "full" => "native plugins: run in the full sandbox".to_owned(),
             "weaker" => format!(
@@ -346,15 +355,21 @@ impl Doctor {
     }
 }
 
-pub fn doctor(s: &Session, args: &RunnerArgs) -> anyhow::Result<()> {
-    let policy = load_policy(args)?;
+pub fn doctor(s: &Session, args: &RunnerArgs, dir: &Path) -> anyhow::Result<()> {
+    let host_policy = load_policy(args)?.sandbox;
+    let tenant = tenant_policy(dir)?.map(|t| t.sandbox);
+    let policy = host_policy.with_tenant(tenant.as_ref());
     let host = HostSupport::probe();
-    let sandbox = SandboxLayers::new(host.landlock_abi, policy.sandbox.landlock_max_abi);
+    let sandbox = SandboxLayers::new(host.landlock_abi, policy.landlock_max_abi);
     let mut blockers = host.native_blockers();
-    if blockers.is_empty() && sandbox.is_weaker() && policy.sandbox.weaker == WeakerSandbox::Refuse
-    {
+    if blockers.is_empty() && sandbox.is_weaker() && policy.weaker == WeakerSandbox::Refuse {
+        let whose = if host_policy.weaker == WeakerSandbox::Refuse {
+            "host"
+        } else {
+            "tenant"
+        };
         blockers.push(format!(
-            "{}; the host policy's sandbox.weaker = \"refuse\" does not accept a weaker sandbox",
+            "{}; the {whose} policy's sandbox.weaker = \"refuse\" does not accept a weaker sandbox",
             sandbox.summary()
         ));
     }
@@ -368,7 +383,11 @@ pub fn doctor(s: &Session, args: &RunnerArgs) -> anyhow::Result<()> {
     let report = Doctor {
         host,
         sandbox,
-        policy: policy.sandbox,
+        policy,
+        tenant_policy: tenant.map(|_| {
+            dir.join(agora_client::agent::STATE_DIR)
+                .join(agora_client::agent::TENANT_POLICY_FILE)
+        }),
         native,
         blockers,
     };
