@@ -498,6 +498,21 @@ fn a_private_plugin_offered_to_one_tenant_reaches_only_its_agents() {
         std::fs::read(corp.dir().join("acme/secret/plugin.wasm")).unwrap(),
         b"the entitled module"
     );
+    // What the agent installed verifies like any install; its own .agora files
+    // (lock, tenant policy, approvals) are not taken for plugins.
+    assert!(corp.dir().join(".agora/approvals.json").is_file());
+    let verified = alice
+        .run(&[
+            "verify",
+            "--installed",
+            "--dir",
+            corp.dir().to_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        verified.contains("1 plugins, 2 files") && verified.contains("all match agora.lock"),
+        "{verified}"
+    );
     // other's agent, converged on its empty set, never gets it.
     wait_for("other's agent to report", &all, || {
         let fleet = olga.run(&["--json", "tenant", "fleet", "other"]).json();
