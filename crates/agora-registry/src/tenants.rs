@@ -1195,19 +1195,32 @@ pub async fn desired(
             .await?;
     }
     let waker = registry.tenant_changed.of(tenant.id);
+    let reread = || async {
+        registry
+            .meta
+            .tenant(&instance.tenant.name)
+            .await?
+            .ok_or_else(|| RegistryError::not_found("the instance's tenant was deleted"))
+    };
     while after == Some(tenant.generation) && tokio::time::Instant::now() < deadline {
-        // Registered before the re-read below, so a change made meanwhile still wakes it.
+        // A `Notified` receives every `notify_waiters` made after its creation, so the
+        // generation is read again *after* it exists: a change made since the last read
+        // (the first one was the credential check's, before any waiter existed) is seen
+        // by the read or wakes the wait, never missed until the next recheck.
         let notified = waker.notified();
+        tenant = reread().await?;
+        if after != Some(tenant.generation) {
+            break;
+        }
         let _ = tokio::time::timeout_at(
             deadline.min(tokio::time::Instant::now() + WAIT_RECHECK),
             notified,
         )
         .await;
-        tenant = registry
-            .meta
-            .tenant(&instance.tenant.name)
-            .await?
-            .ok_or_else(|| RegistryError::not_found("the instance's tenant was deleted"))?;
+        if tokio::time::Instant::now() >= deadline {
+            // The answer carries the newest generation (another replica's change too).
+            tenant = reread().await?;
+        }
     }
     let plugins = registry
         .meta
