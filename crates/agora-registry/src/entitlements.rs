@@ -62,10 +62,9 @@ pub async fn grant(
         .await?;
     registry
         .meta
-        .plugin_entitlements(plugin.id, MAX_TENANTS)
+        .entitlement(plugin.id, record.id)
         .await?
-        .iter()
-        .find(|e| e.tenant_id == record.id)
+        .as_ref()
         .map(to_entitlement)
         .ok_or_else(|| {
             RegistryError::internal("an entitlement", "it is missing after it was granted")

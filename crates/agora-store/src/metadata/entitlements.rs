@@ -30,6 +30,13 @@ pub trait EntitlementStore: Send + Sync {
     async fn revoke_entitlement(&self, plugin_id: i64, tenant_id: i64, actor: &str)
     -> Result<bool>;
 
+    /// The plugin's offer to the tenant, if it is offered.
+    async fn entitlement(
+        &self,
+        plugin_id: i64,
+        tenant_id: i64,
+    ) -> Result<Option<EntitlementRecord>>;
+
     /// The tenants the plugin is offered to, by tenant name, at most `limit`.
     async fn plugin_entitlements(
         &self,

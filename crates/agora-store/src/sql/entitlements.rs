@@ -128,6 +128,23 @@ impl EntitlementStore for SqlStore {
         .await
     }
 
+    async fn entitlement(
+        &self,
+        plugin_id: i64,
+        tenant_id: i64,
+    ) -> Result<Option<EntitlementRecord>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM {FROM} WHERE e.plugin_id = $1 AND e.tenant_id = $2");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(plugin_id)
+            .bind(tenant_id)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(entitlement_from_row)
+            .transpose()
+    }
+
     async fn plugin_entitlements(
         &self,
         plugin_id: i64,

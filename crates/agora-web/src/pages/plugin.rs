@@ -329,8 +329,9 @@ pub async fn plugin(
         .map(VerificationView::of);
         version = Some(view);
     }
+    let caller = visitor.caller();
     // Tenants approve public plugins, and private ones offered to them.
-    let offers = offers(&web, &visitor, &p).await?;
+    let offers = offers(&web, caller.is_some(), &p).await?;
     let tenant_actions = match &version {
         Some(v) => {
             let only = (p.visibility == agora_core::Visibility::Private).then(|| {
@@ -352,20 +353,25 @@ pub async fn plugin(
         None => Vec::new(),
     };
     let entitlements = offers.filter(|_| {
-        visitor
-            .caller()
+        caller
+            .as_ref()
             .is_some_and(|c| c.is_admin() || c.viewer().is_insider(p.publisher_id))
     });
     let (_, reviews) =
-        agora_registry::reviews::list(&web.registry, visitor.caller().as_ref(), &publisher, &name)
-            .await?;
+        agora_registry::reviews::list(&web.registry, caller.as_ref(), &publisher, &name).await?;
     let mine = match &visitor.signed_in {
         Some(s) => web.registry.meta.review_of(p.id, s.user.id).await?,
         None => None,
     };
-    let publisher_display = agora_registry::publishers::get(&web.registry, &p.publisher)
-        .await?
+    let owner = agora_registry::publishers::get(&web.registry, &p.publisher).await?;
+    // Offering it to tenants and withdrawing offers need publish rights.
+    let may_grant = entitlements.is_some()
+        && caller
+            .as_ref()
+            .is_some_and(|c| c.require_publish(&owner).is_ok());
+    let publisher_display = owner
         .display_name
+        .clone()
         .unwrap_or_else(|| p.publisher.clone());
     let base = format!("/plugins/{}/{}", p.publisher, p.name);
     let rows = versions
@@ -397,14 +403,6 @@ pub async fn plugin(
         .or_else(|| p.latest_version.clone())
         .unwrap_or_default();
     let chosen = mine.as_ref().map_or(0, |m| m.rating);
-    let may_grant = match visitor.caller() {
-        Some(c) if entitlements.is_some() => {
-            agora_registry::publishers::get(&web.registry, &p.publisher)
-                .await
-                .is_ok_and(|owner| c.require_publish(&owner).is_ok())
-        }
-        _ => false,
-    };
     crate::notice::render(
         &PluginPage {
             layout: visitor.layout(&web, p.display_name.clone()),
@@ -447,10 +445,10 @@ pub async fn plugin(
 /// for" button); `None` for a public plugin or anyone else.
 async fn offers(
     web: &Web,
-    visitor: &Visitor,
+    signed_in: bool,
     p: &PluginRecord,
 ) -> Result<Option<Vec<agora_store::EntitlementRecord>>, PageError> {
-    if p.visibility != agora_core::Visibility::Private || visitor.caller().is_none() {
+    if p.visibility != agora_core::Visibility::Private || !signed_in {
         return Ok(None);
     }
     Ok(Some(
