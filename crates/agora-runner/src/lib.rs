@@ -25,6 +25,7 @@ mod egress;
 pub mod kernel;
 #[cfg(target_os = "linux")]
 mod native;
+pub mod oci;
 pub use agora_core::policy;
 #[cfg(target_os = "linux")]
 pub use native::sweep_stale as sweep_stale_sandboxes;
@@ -100,6 +101,13 @@ fn refused(refusal: &Refusal) -> String {
     }
 }
 
+/// runc's `--root` under the state directory.
+#[cfg(target_os = "linux")]
+const OCI_STATE: &str = "oci/runc";
+/// Root file systems of OCI images, by manifest digest, under the state directory.
+#[cfg(target_os = "linux")]
+const OCI_ROOTFS: &str = "cache/oci/rootfs";
+
 /// How a [`Runner`] is set up.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -117,6 +125,11 @@ pub struct RunnerConfig {
     pub sandbox_gid: u32,
     /// The host's core that plugins' callbacks go to (`None`: every callback gets 503).
     pub core: Option<callbacks::CoreLink>,
+    /// The OCI runtime OCI plugins start with: a path, or a name looked up on `PATH`
+    /// (`None`: `runc`).
+    pub oci_runtime: Option<PathBuf>,
+    /// Unpacks an OCI image's layers into its root file system.
+    pub oci_unpacker: oci::LayerUnpacker,
 }
 
 impl RunnerConfig {
@@ -130,6 +143,8 @@ impl RunnerConfig {
             sandbox_uid: 65534,
             sandbox_gid: 65534,
             core: None,
+            oci_runtime: None,
+            oci_unpacker: oci::image::unpack_unavailable,
         }
     }
 }
@@ -163,6 +178,15 @@ impl Runner {
                 tracing::warn!(
                     "ended the plugins of {swept} sandbox(es) left by runners that are gone"
                 );
+            }
+            let containers = config.state_dir.join(OCI_STATE);
+            if containers.is_dir()
+                && let Ok(runtime) = oci::runc::find(config.oci_runtime.as_deref())
+            {
+                let swept = oci::runc::sweep_stale(&runtime, &containers);
+                if swept > 0 {
+                    tracing::warn!("deleted {swept} container(s) left by runners that are gone");
+                }
             }
         }
         Ok(Runner {
@@ -232,6 +256,42 @@ impl Runner {
             }
         }
         Ok(layers)
+    }
+
+    /// The runtime, image and state an OCI plugin starts with, or why it cannot start:
+    /// no OCI runtime, or an image missing from the cache or not matching its digests.
+    #[cfg(target_os = "linux")]
+    fn oci_launch(
+        &self,
+        source: &PluginSource,
+        subject: &Subject,
+    ) -> Result<oci::OciLaunch, RunError> {
+        let config = &self.shared.config;
+        let runtime = oci::runc::find(config.oci_runtime.as_deref()).map_err(|reason| {
+            config.audit.record(
+                Kind::Refused,
+                subject,
+                json!({"field": "runtime", "reason": reason}),
+            );
+            RunError::Sandbox(format!("cannot run {}: {reason}", subject.plugin))
+        })?;
+        let blobs = source.image.as_ref().ok_or_else(|| RunError::Source {
+            path: source.code.clone(),
+            problem:
+                "the plugin's image is not in the OCI cache; run `agora install` again to pull it"
+                    .into(),
+        })?;
+        let image = oci::image::prepare(
+            blobs,
+            &source.digest,
+            &config.state_dir.join(OCI_ROOTFS),
+            config.oci_unpacker,
+        )?;
+        Ok(oci::OciLaunch {
+            runtime,
+            state: config.state_dir.join(OCI_STATE),
+            image,
+        })
     }
 
     fn wasm_engine(&self) -> Result<&wasm::WasmEngine, RunError> {
@@ -327,6 +387,18 @@ impl Runner {
                 sandbox = Some(layers);
                 Backend::Native(plugin)
             }
+            #[cfg(target_os = "linux")]
+            RuntimeKind::Oci => {
+                let launch = self.oci_launch(&source, &subject)?;
+                Backend::Native(native::NativePlugin::oci(
+                    &source,
+                    context,
+                    config.sandbox_uid,
+                    config.sandbox_gid,
+                    launch,
+                )?)
+            }
+            #[cfg(not(target_os = "linux"))]
             other => {
                 return Err(RunError::Source {
                     path: source.code.clone(),

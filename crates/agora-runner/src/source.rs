@@ -22,6 +22,8 @@ pub struct PluginSource {
     pub code: PathBuf,
     /// SHA-256 of `code`, as it was read.
     pub digest: Digest,
+    /// An OCI plugin's image blobs (its `code` is the image manifest among them).
+    pub image: Option<crate::oci::BlobDir>,
 }
 
 pub use agora_core::manifest::platform;
@@ -90,12 +92,7 @@ impl PluginSource {
                         )
                     })?
             }
-            RuntimeKind::Oci => {
-                return Err(source_error(
-                    &manifest_path,
-                    "runtime.type oci is not supported by this runner yet (wasm and exec are)",
-                ));
-            }
+            RuntimeKind::Oci => return PluginSource::image(dir, manifest),
         };
         let rel = Path::new(&relative);
         if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
@@ -111,6 +108,43 @@ impl PluginSource {
             manifest,
             code,
             digest,
+            image: None,
+        })
+    }
+
+    /// An OCI plugin: its code is the image manifest `runtime.image` pins, read from the
+    /// image blobs of its directory (`crate::oci::BlobDir::for_plugin`) and hashed, so
+    /// that the digest an install pinned is the image manifest's.
+    fn image(dir: &Path, manifest: Manifest) -> Result<PluginSource, RunError> {
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let image = manifest.runtime.image.clone().unwrap_or_default();
+        let pinned =
+            crate::oci::pinned_digest(&image).map_err(|e| source_error(&manifest_path, e))?;
+        let blobs = crate::oci::BlobDir::for_plugin(dir).ok_or_else(|| {
+            source_error(
+                &manifest_path,
+                format!(
+                    "the image {image} is not in the OCI cache (no {}/ layout here, no .agora/oci above); run `agora install` again to pull it",
+                    crate::oci::image::SOURCE_LAYOUT
+                ),
+            )
+        })?;
+        let code = blobs.path(&pinned);
+        if !code.is_file() {
+            return Err(source_error(
+                &code,
+                format!(
+                    "the image {image} is not in the OCI cache; run `agora install` again to pull it"
+                ),
+            ));
+        }
+        let digest = hash_code(&code)?;
+        Ok(PluginSource {
+            dir: dir.to_path_buf(),
+            manifest,
+            code,
+            digest,
+            image: Some(blobs),
         })
     }
 

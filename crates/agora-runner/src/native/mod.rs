@@ -21,10 +21,14 @@
 //!
 //! Killing the keeper kills the plugin (parent-death signal), which as PID 1 takes its
 //! whole namespace with it; the cgroup is emptied as well before it is removed.
+//!
+//! OCI plugins are supervised here too ([`NativePlugin::oci`]): the same work directory,
+//! socket, cgroup, egress proxy, start-up wait, timeouts and reports, with `runc run`
+//! (`crate::oci`) in place of the keeper and the sandbox it builds.
 
 mod cgroup;
 mod sandbox;
-mod seccomp;
+pub(crate) mod seccomp;
 
 pub use cgroup::sweep_stale;
 
@@ -53,18 +57,45 @@ use sandbox::{
 
 const STDERR_TAIL: usize = 4096;
 
+fn check_host(uid: u32, gid: u32) -> Result<(), RunError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(RunError::Sandbox(
+            "native and OCI plugins need the runner to run as root to build their sandbox \
+             (namespaces, cgroups, the switch to an unprivileged uid); run WASM plugins instead, \
+             or run the runner as root"
+                .into(),
+        ));
+    }
+    if uid == 0 || gid == 0 {
+        return Err(RunError::Sandbox(
+            "the sandbox uid and gid must not be 0".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) struct NativePlugin {
     context: Arc<LaunchContext>,
     plugin_dir: PathBuf,
-    /// The executable, relative to the plugin directory.
-    binary: PathBuf,
     uid: u32,
     gid: u32,
-    /// The Landlock ABI the rules are built for (the kernel's best, capped by policy).
-    landlock_abi: u8,
-    seccomp: Arc<seccomp::Filters>,
+    how: Launcher,
     instance: tokio::sync::Mutex<Option<Arc<Instance>>>,
     launches: std::sync::atomic::AtomicU32,
+}
+
+/// What starts a launch's process.
+enum Launcher {
+    /// The runner's own sandbox (`sandbox.rs`).
+    Sandbox {
+        /// The executable, relative to the plugin directory.
+        binary: PathBuf,
+        /// The Landlock ABI the rules are built for (the kernel's best, capped by policy).
+        landlock_abi: u8,
+        seccomp: Arc<seccomp::Filters>,
+    },
+    /// An OCI runtime.
+    Oci(crate::oci::OciLaunch),
 }
 
 struct Instance {
@@ -77,6 +108,8 @@ struct Instance {
     _proxy: ProxyHandle,
     /// Serves the plugin's callbacks on `AGORA_CORE_SOCKET` (when it may make any).
     _core: Option<ProxyHandle>,
+    /// An OCI launch's container, deleted before the work directory goes.
+    container: Option<crate::oci::Container>,
     /// Dropped after the processes are killed (fields drop after `Drop::drop`).
     _work: WorkMount,
 }
@@ -93,12 +126,17 @@ impl Drop for WorkMount {
 
 impl Instance {
     fn exited(&self) -> Option<std::process::ExitStatus> {
-        self.child
+        let status = self
+            .child
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .try_wait()
             .ok()
-            .flatten()
+            .flatten()?;
+        Some(match self.container {
+            Some(_) => crate::oci::container_status(status),
+            None => status,
+        })
     }
 
     fn stderr_tail(&self) -> String {
@@ -112,6 +150,9 @@ impl Instance {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .start_kill();
+        if let Some(container) = &self.container {
+            container.kill();
+        }
         self.cgroup.kill_all();
     }
 }
@@ -133,19 +174,7 @@ impl NativePlugin {
         gid: u32,
         landlock_abi: u8,
     ) -> Result<NativePlugin, RunError> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(RunError::Sandbox(
-                "native plugins need the runner to run as root to build their sandbox \
-                 (namespaces, cgroups, the switch to an unprivileged uid); run WASM plugins instead, \
-                 or run the runner as root"
-                    .into(),
-            ));
-        }
-        if uid == 0 || gid == 0 {
-            return Err(RunError::Sandbox(
-                "the sandbox uid and gid must not be 0".into(),
-            ));
-        }
+        check_host(uid, gid)?;
         let binary = source
             .code
             .strip_prefix(&source.dir)
@@ -165,17 +194,48 @@ impl NativePlugin {
                 ),
             });
         }
-        Ok(NativePlugin {
-            context: Arc::new(context),
-            plugin_dir: source.dir.clone(),
+        let how = Launcher::Sandbox {
             binary,
-            uid,
-            gid,
             landlock_abi,
             seccomp: Arc::new(seccomp::Filters::new()?),
+        };
+        Ok(NativePlugin::with(source, context, uid, gid, how))
+    }
+
+    /// An OCI plugin, started by `launch`'s runtime.
+    pub fn oci(
+        source: &PluginSource,
+        context: LaunchContext,
+        uid: u32,
+        gid: u32,
+        launch: crate::oci::OciLaunch,
+    ) -> Result<NativePlugin, RunError> {
+        check_host(uid, gid)?;
+        Ok(NativePlugin::with(
+            source,
+            context,
+            uid,
+            gid,
+            Launcher::Oci(launch),
+        ))
+    }
+
+    fn with(
+        source: &PluginSource,
+        context: LaunchContext,
+        uid: u32,
+        gid: u32,
+        how: Launcher,
+    ) -> NativePlugin {
+        NativePlugin {
+            context: Arc::new(context),
+            plugin_dir: source.dir.clone(),
+            uid,
+            gid,
+            how,
             instance: tokio::sync::Mutex::new(None),
             launches: std::sync::atomic::AtomicU32::new(0),
-        })
+        }
     }
 
     pub async fn handle(
@@ -375,8 +435,9 @@ impl NativePlugin {
                 .unwrap_or("plugin"),
             launch
         );
+        let cgroup_name = cgroup::launch_name(&cgroup_name);
         let cgroup = Cgroup::create(
-            &cgroup::launch_name(&cgroup_name),
+            &cgroup_name,
             u64::from(limits.memory_mb) * 1024 * 1024,
             limits.max_processes,
         )?;
@@ -392,56 +453,90 @@ impl NativePlugin {
         } else {
             None
         };
-        let ruleset = landlock_ruleset(&self.plugin_dir, workdir, self.landlock_abi)?;
-
-        let inside_binary = Path::new(INSIDE_PLUGIN).join(&self.binary);
-        let mut command = tokio::process::Command::new(&inside_binary);
-        command
-            .env_clear()
-            .envs(context.environment.iter().cloned())
-            .env(
-                agora_contract::FD_ENV,
+        // The contract's environment, and nothing of the runner's.
+        let mut environment = context.environment.clone();
+        environment.extend([
+            (
+                agora_contract::FD_ENV.to_owned(),
                 agora_contract::PLUGIN_FD.to_string(),
-            )
-            .env(
-                agora_contract::PROXY_ENV,
+            ),
+            (
+                agora_contract::PROXY_ENV.to_owned(),
                 format!("{INSIDE_WORK}/{PROXY_SOCKET}"),
-            )
-            .envs(core.is_some().then(|| {
-                (
-                    agora_contract::CORE_SOCKET_ENV,
-                    format!("{INSIDE_WORK}/{CORE_SOCKET}"),
-                )
-            }))
-            .env("TMPDIR", INSIDE_WORK)
-            .env("HOME", INSIDE_WORK)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let setup = SandboxSetup {
-            listen_fd: std::os::fd::AsRawFd::as_raw_fd(&listener),
-            hidden: hidden_dirs(&context.workdir)?,
-            cgroup_procs: cgroup.procs.clone(),
-            plugin_dir: cstring(&self.plugin_dir)?,
-            plugin_mount: cstring(&workdir.join("plugin"))?,
-            workdir: cstring(workdir)?,
-            uid: self.uid,
-            gid: self.gid,
-            max_fds: limits.max_fds.into(),
-            address_space: u64::from(limits.memory_mb) * 1024 * 1024 + ADDRESS_SPACE_SLACK,
-            cpu_secs: limits.cpu_secs.into(),
-            ruleset: Mutex::new(Some(ruleset)),
-            seccomp: self.seccomp.clone(),
-        };
-        // SAFETY: the hook runs between fork and exec. It makes system calls only, on
-        // values prepared above, and allocates nothing itself (see `SandboxSetup::enter`).
-        unsafe {
-            command.pre_exec(move || setup.enter());
+            ),
+        ]);
+        if core.is_some() {
+            environment.push((
+                agora_contract::CORE_SOCKET_ENV.to_owned(),
+                format!("{INSIDE_WORK}/{CORE_SOCKET}"),
+            ));
         }
-        let mut child = command.spawn().map_err(|e| {
-            RunError::Sandbox(format!("cannot start {}: {e}", self.binary.display()))
-        })?;
+        environment.extend([
+            ("TMPDIR".to_owned(), INSIDE_WORK.to_owned()),
+            ("HOME".to_owned(), INSIDE_WORK.to_owned()),
+        ]);
+        let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+        let (mut command, container, what) = match &self.how {
+            Launcher::Sandbox {
+                binary,
+                landlock_abi,
+                seccomp,
+            } => {
+                let ruleset = landlock_ruleset(&self.plugin_dir, workdir, *landlock_abi)?;
+                let mut command =
+                    tokio::process::Command::new(Path::new(INSIDE_PLUGIN).join(binary));
+                command
+                    .env_clear()
+                    .envs(environment)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .kill_on_drop(true);
+                let setup = SandboxSetup {
+                    listen_fd,
+                    hidden: hidden_dirs(&context.workdir)?,
+                    cgroup_procs: cgroup.procs.clone(),
+                    plugin_dir: cstring(&self.plugin_dir)?,
+                    plugin_mount: cstring(&workdir.join("plugin"))?,
+                    workdir: cstring(workdir)?,
+                    uid: self.uid,
+                    gid: self.gid,
+                    max_fds: limits.max_fds.into(),
+                    address_space: u64::from(limits.memory_mb) * 1024 * 1024 + ADDRESS_SPACE_SLACK,
+                    cpu_secs: limits.cpu_secs.into(),
+                    ruleset: Mutex::new(Some(ruleset)),
+                    seccomp: seccomp.clone(),
+                };
+                // SAFETY: the hook runs between fork and exec. It makes system calls
+                // only, on values prepared above, and allocates nothing itself (see
+                // `SandboxSetup::enter`).
+                unsafe {
+                    command.pre_exec(move || setup.enter());
+                }
+                (command, None, binary.display().to_string())
+            }
+            Launcher::Oci(oci) => {
+                let (command, container) = oci.command(crate::oci::LaunchSpec {
+                    control: &control,
+                    workdir,
+                    plugin_dir: &self.plugin_dir,
+                    env: environment,
+                    uid: self.uid,
+                    gid: self.gid,
+                    memory_bytes: u64::from(limits.memory_mb) * 1024 * 1024,
+                    max_processes: limits.max_processes,
+                    max_fds: limits.max_fds.into(),
+                    cpu_secs: limits.cpu_secs.into(),
+                    cgroup_name: &cgroup_name,
+                    listen_fd,
+                })?;
+                let what = format!("the container {}", container.id);
+                (command, Some(container), what)
+            }
+        };
+        let mut child = command
+            .spawn()
+            .map_err(|e| RunError::Sandbox(format!("cannot start {what}: {e}")))?;
         // The plugin holds the listening socket now.
         drop(listener);
         let pid = child.id().unwrap_or(0);
@@ -471,13 +566,16 @@ impl NativePlugin {
             stderr,
             _proxy: proxy,
             _core: core,
+            container,
             _work: mounted,
         };
         self.await_ready(&instance).await?;
         context.audit.record(
             Kind::Start,
             &context.subject,
-            json!({"sandbox": "process", "pid": pid, "uid": self.uid,
+            json!({"sandbox": if instance.container.is_some() { "oci" } else { "process" },
+                   "container": instance.container.as_ref().map(|c| c.id.as_str()),
+                   "pid": pid, "uid": self.uid,
                    "start_ms": started.elapsed().as_secs_f64() * 1000.0,
                    "limits": limits}),
         );

@@ -15,48 +15,56 @@ use seccompiler::{
 
 use crate::RunError;
 
+/// `(number, name)` of each system call listed: the number for this filter, the name for
+/// an OCI runtime spec's profile.
+macro_rules! syscalls {
+    ($($name:ident),* $(,)?) => {
+        &[$((libc::$name, stringify!($name)),)*]
+    };
+}
+
 /// Killed on sight.
-const FORBIDDEN: &[i64] = &[
-    libc::SYS_ptrace,
-    libc::SYS_process_vm_readv,
-    libc::SYS_process_vm_writev,
-    libc::SYS_kcmp,
-    libc::SYS_pidfd_getfd,
-    libc::SYS_kexec_load,
-    libc::SYS_kexec_file_load,
-    libc::SYS_init_module,
-    libc::SYS_finit_module,
-    libc::SYS_delete_module,
-    libc::SYS_mount,
-    libc::SYS_umount2,
-    libc::SYS_pivot_root,
-    libc::SYS_chroot,
-    libc::SYS_unshare,
-    libc::SYS_setns,
-    libc::SYS_bpf,
-    libc::SYS_perf_event_open,
-    libc::SYS_userfaultfd,
-    libc::SYS_keyctl,
-    libc::SYS_add_key,
-    libc::SYS_request_key,
-    libc::SYS_reboot,
-    libc::SYS_swapon,
-    libc::SYS_swapoff,
-    libc::SYS_acct,
-    libc::SYS_settimeofday,
-    libc::SYS_clock_settime,
-    libc::SYS_clock_adjtime,
-    libc::SYS_adjtimex,
-    libc::SYS_open_by_handle_at,
-    libc::SYS_name_to_handle_at,
-    libc::SYS_quotactl,
-    libc::SYS_syslog,
-    libc::SYS_vhangup,
-    libc::SYS_io_uring_setup,
-    libc::SYS_fsopen,
-    libc::SYS_fsmount,
-    libc::SYS_move_mount,
-    libc::SYS_open_tree,
+pub(crate) const FORBIDDEN: &[(i64, &str)] = syscalls![
+    SYS_ptrace,
+    SYS_process_vm_readv,
+    SYS_process_vm_writev,
+    SYS_kcmp,
+    SYS_pidfd_getfd,
+    SYS_kexec_load,
+    SYS_kexec_file_load,
+    SYS_init_module,
+    SYS_finit_module,
+    SYS_delete_module,
+    SYS_mount,
+    SYS_umount2,
+    SYS_pivot_root,
+    SYS_chroot,
+    SYS_unshare,
+    SYS_setns,
+    SYS_bpf,
+    SYS_perf_event_open,
+    SYS_userfaultfd,
+    SYS_keyctl,
+    SYS_add_key,
+    SYS_request_key,
+    SYS_reboot,
+    SYS_swapon,
+    SYS_swapoff,
+    SYS_acct,
+    SYS_settimeofday,
+    SYS_clock_settime,
+    SYS_clock_adjtime,
+    SYS_adjtimex,
+    SYS_open_by_handle_at,
+    SYS_name_to_handle_at,
+    SYS_quotactl,
+    SYS_syslog,
+    SYS_vhangup,
+    SYS_io_uring_setup,
+    SYS_fsopen,
+    SYS_fsmount,
+    SYS_move_mount,
+    SYS_open_tree,
 ];
 
 pub(crate) struct Filters {
@@ -101,7 +109,7 @@ impl Filters {
     pub fn new() -> Result<Filters, RunError> {
         let arch = arch()?;
         let mut forbidden_rules: BTreeMap<i64, Vec<SeccompRule>> =
-            FORBIDDEN.iter().map(|&nr| (nr, Vec::new())).collect();
+            FORBIDDEN.iter().map(|&(nr, _)| (nr, Vec::new())).collect();
         // clone(2) into a new user namespace (unshare is forbidden above).
         let new_user = SeccompCondition::new(
             0,
