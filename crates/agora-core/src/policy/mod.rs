@@ -13,12 +13,17 @@ use crate::manifest::{Manifest, RuntimeKind};
 use serde::{Deserialize, Serialize};
 
 mod hosts;
+mod registries;
 
 /// The newest Landlock ABI the runner builds rules for (Linux 6.12): its scopes add to
 /// what the PID and network namespaces already keep in.
 pub const NEWEST_LANDLOCK_ABI: u8 = 6;
 
 pub use hosts::{HostRule, is_internal};
+pub use registries::{
+    ALLOWED_REGISTRIES_SETTING, DEFAULT_REGISTRY, ImageRef, check_allowed_registries,
+    registry_allowed, registry_refusal,
+};
 
 /// Which publishers' plugins may run at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -91,6 +96,16 @@ pub struct NetworkPolicy {
     pub allow_private_addresses: bool,
 }
 
+/// Where `runtime.type: oci` plugins' images may come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OciPolicy {
+    /// Registries images are pulled from: `host` (HTTPS on 443), `host:port` or
+    /// `*.domain`, as `runtime.image` names them (`docker.io` for a name without a
+    /// registry). Empty (the default): no OCI image is admitted.
+    pub allowed_registries: Vec<String>,
+}
+
 /// What to do when this kernel cannot build the full native sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -158,6 +173,7 @@ pub struct HostPolicy {
     /// callback outside this list is refused.
     pub callbacks: Vec<String>,
     pub sandbox: SandboxPolicy,
+    pub oci: OciPolicy,
     /// Run only releases whose registry verification was `verified` when they were
     /// installed (as `agora.lock` records it).
     pub require_verified: bool,
@@ -184,6 +200,7 @@ impl Default for HostPolicy {
             secrets: Vec::new(),
             callbacks: Vec::new(),
             sandbox: SandboxPolicy::default(),
+            oci: OciPolicy::default(),
             require_verified: false,
         }
     }
@@ -344,6 +361,8 @@ impl HostPolicy {
             HostRule::parse(rule)
                 .map_err(|e| PolicyError(format!("network.allowed_hosts: {e}")))?;
         }
+        check_allowed_registries(&self.oci.allowed_registries)
+            .map_err(|e| PolicyError(format!("oci.allowed_registries: {e}")))?;
         for (list, patterns) in [("allow", &self.allow), ("deny", &self.deny)] {
             for p in patterns.iter() {
                 if p != "*" && p.split_once('/').is_none() {
@@ -431,6 +450,29 @@ impl HostPolicy {
         Ok(())
     }
 
+    /// An OCI plugin's image must be pinned by digest and come from a registry on
+    /// `[oci] allowed_registries`.
+    fn admit_image(&self, manifest: &Manifest) -> Result<(), Refusal> {
+        let refuse = |reason: String| Refusal {
+            field: "runtime.image".to_owned(),
+            reason,
+        };
+        let image = manifest
+            .runtime
+            .image
+            .as_deref()
+            .ok_or_else(|| refuse("an oci plugin names no image".to_owned()))?;
+        let image = ImageRef::parse(image).map_err(refuse)?;
+        if !registry_allowed(&self.oci.allowed_registries, &image.registry) {
+            return Err(refuse(registry_refusal(
+                &self.oci.allowed_registries,
+                &image.registry,
+                "this host",
+            )));
+        }
+        Ok(())
+    }
+
     /// Decides whether `manifest` may run here and with what; every excess is a refusal
     /// naming the field.
     pub fn admit(&self, manifest: &Manifest) -> Result<Grant, Refusal> {
@@ -479,6 +521,9 @@ impl HostPolicy {
                     manifest.runtime.kind.as_str()
                 ),
             ));
+        }
+        if manifest.runtime.kind == RuntimeKind::Oci {
+            self.admit_image(manifest)?;
         }
         if let Some(api) = &manifest.compatibility.runner_api
             && api != agora_contract::RUNNER_API

@@ -300,3 +300,72 @@ fn a_refusal_says_whose_policy_it_is() {
     let refusal = tenant.admit(&m).unwrap_err();
     assert!(!refusal.is_tenants(), "{refusal}");
 }
+
+fn oci_manifest(image: &str) -> Manifest {
+    Manifest::from_yaml(&format!(
+        "api_version: agora/v1\npublisher: acme\nname: jira\nversion: 1.0.0\n\
+         description: d\nlicense: MIT\nruntime: {{ type: oci, image: \"{image}\" }}\n"
+    ))
+    .unwrap()
+}
+
+fn oci_host(registries: &[&str]) -> HostPolicy {
+    HostPolicy {
+        runtimes: vec![RuntimeKind::Oci],
+        oci: OciPolicy {
+            allowed_registries: registries.iter().map(|r| r.to_string()).collect(),
+        },
+        ..open()
+    }
+}
+
+const IMAGE: &str = "registry.example/acme/jira@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+#[test]
+fn oci_images_come_only_from_allowed_registries() {
+    let m = oci_manifest(IMAGE);
+    let refusal = oci_host(&[]).admit(&m).unwrap_err();
+    assert_eq!(refusal.field, "runtime.image");
+    assert!(
+        refusal
+            .reason
+            .contains("[oci] allowed_registries allows none")
+            && refusal.reason.contains("add \"registry.example\""),
+        "{refusal}"
+    );
+    assert!(oci_host(&["registry.example"]).admit(&m).is_ok());
+    assert!(oci_host(&["*.example"]).admit(&m).is_ok());
+    assert!(oci_host(&["registry.example:5000"]).admit(&m).is_err());
+    let local = oci_manifest(&IMAGE.replace("registry.example", "127.0.0.1:5000"));
+    assert!(oci_host(&["127.0.0.1:5000"]).admit(&local).is_ok());
+    assert!(oci_host(&["127.0.0.1"]).admit(&local).is_err());
+}
+
+#[test]
+fn host_and_tenant_must_both_allow_an_images_registry() {
+    let m = oci_manifest(IMAGE);
+    let host = oci_host(&["registry.example"]);
+    let tenant = oci_host(&["other.example"]);
+    let refusal = host.admit_with(Some(&tenant), &m).unwrap_err();
+    assert!(refusal.is_tenants(), "{refusal}");
+    assert!(
+        refusal.reason.contains("not one the tenant pulls from"),
+        "{refusal}"
+    );
+    let refusal = tenant.admit_with(Some(&host), &m).unwrap_err();
+    assert!(!refusal.is_tenants(), "{refusal}");
+    assert!(host.admit_with(Some(&host), &m).is_ok());
+}
+
+#[test]
+fn allowed_registries_are_checked_and_read_from_toml() {
+    let policy = HostPolicy::from_toml(
+        "mode = \"open\"\nruntimes = [\"oci\"]\n[oci]\nallowed_registries = [\"registry.example\", \"127.0.0.1:5000\"]\n",
+    )
+    .unwrap();
+    assert_eq!(policy.oci.allowed_registries.len(), 2);
+    let err = HostPolicy::from_toml("[oci]\nallowed_registries = [\"https://registry.example\"]\n")
+        .unwrap_err();
+    assert!(err.to_string().contains("oci.allowed_registries"), "{err}");
+    assert!(HostPolicy::default().oci.allowed_registries.is_empty());
+}
