@@ -128,8 +128,6 @@ pub struct RunnerConfig {
     /// The OCI runtime OCI plugins start with: a path, or a name looked up on `PATH`
     /// (`None`: `runc`).
     pub oci_runtime: Option<PathBuf>,
-    /// Unpacks an OCI image's layers into its root file system.
-    pub oci_unpacker: oci::LayerUnpacker,
 }
 
 impl RunnerConfig {
@@ -144,7 +142,6 @@ impl RunnerConfig {
             sandbox_gid: 65534,
             core: None,
             oci_runtime: None,
-            oci_unpacker: oci::image::unpack_unavailable,
         }
     }
 }
@@ -281,12 +278,7 @@ impl Runner {
                 "the plugin's image is not in the OCI cache; run `agora install` again to pull it"
                     .into(),
         })?;
-        let image = oci::image::prepare(
-            blobs,
-            &source.digest,
-            &config.state_dir.join(OCI_ROOTFS),
-            config.oci_unpacker,
-        )?;
+        let image = oci::image::prepare(blobs, &source.digest, &config.state_dir.join(OCI_ROOTFS))?;
         Ok(oci::OciLaunch {
             runtime,
             state: config.state_dir.join(OCI_STATE),

@@ -23,15 +23,6 @@ const MAX_DOCUMENT_BYTES: u64 = 4 * 1024 * 1024;
 /// Where a source tree keeps its image, as an OCI image layout.
 pub const SOURCE_LAYOUT: &str = "image";
 
-/// Unpacks one layer (already checked against its digest) into a root file system:
-/// whiteouts applied, entries that would leave the root refused.
-pub type LayerUnpacker = fn(layer: &Path, media_type: &str, rootfs: &Path) -> Result<(), String>;
-
-/// The unpacker of a runner built without one: refuses, saying so.
-pub fn unpack_unavailable(_: &Path, _: &str, _: &Path) -> Result<(), String> {
-    Err("this runner cannot unpack image layers yet".into())
-}
-
 /// A directory of blobs by digest: `<root>/blobs/sha256/<hex>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobDir {
@@ -148,7 +139,6 @@ pub fn prepare(
     blobs: &BlobDir,
     manifest: &Digest,
     cache: &Path,
-    unpack: LayerUnpacker,
 ) -> Result<PreparedImage, RunError> {
     let manifest_path = blobs.path(manifest);
     let parsed: ImageManifest = serde_json::from_slice(&blobs.document(manifest)?)
@@ -177,13 +167,21 @@ pub fn prepare(
         let staging = tempdir_in(cache).map_err(io)?;
         let staged = staging.join("rootfs");
         std::fs::create_dir(&staged).map_err(io)?;
+        let mut layers = Vec::new();
         for layer in parsed.layers() {
             let digest = parse_digest(&manifest_path, layer.digest().as_ref())?;
-            let path = blobs.verify(&digest)?;
-            unpack(&path, layer.media_type().as_ref(), &staged).map_err(|e| {
-                source_error(&path, format!("cannot unpack the layer {digest}: {e}"))
-            })?;
+            layers.push(agora_oci::Layer {
+                path: blobs.verify(&digest)?,
+                digest: digest.to_string(),
+                media_type: layer.media_type().to_string(),
+                size: layer.size(),
+            });
         }
+        // Whiteouts applied, entries that would leave the root refused.
+        agora_oci::unpack::unpack(&layers, &staged, &Default::default()).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&staging);
+            source_error(&manifest_path, format!("cannot unpack the image: {e}"))
+        })?;
         for dir in MOUNT_POINTS {
             let point = staged.join(dir);
             if std::fs::symlink_metadata(&point).is_err() {

@@ -30,7 +30,7 @@ mod spec;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
-pub use image::{BlobDir, LayerUnpacker, PreparedImage, pinned_digest};
+pub use image::{BlobDir, PreparedImage, pinned_digest};
 pub use runc::OciRuntime;
 
 use crate::RunError;

@@ -163,3 +163,120 @@ pub fn http_server(port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
     });
     hosts
 }
+
+/// Builds `examples/plugins/<name>` as a static (musl) executable and lays it out as an
+/// OCI plugin's source tree: `plugin.yaml` (the example's, its runtime replaced by
+/// `type: oci` pinning the image) and `image/`, an OCI image layout of a `FROM
+/// scratch`-style image holding only `/bin/<name>`, run as 65534. Needs `rustup target
+/// add x86_64-unknown-linux-musl`.
+pub fn oci_example(name: &str, features: &[&str], dest: &Path) -> PathBuf {
+    use sha2::Digest as _;
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/plugins")
+        .join(name);
+    let target = "x86_64-unknown-linux-musl";
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "examples-static{}",
+        features.iter().map(|f| format!("-{f}")).collect::<String>()
+    ));
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet", "--release", "--target", target])
+        .arg("--manifest-path")
+        .arg(source.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    let out = cmd.output().expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "building {name} for {target} failed (it needs `rustup target add {target}`): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = dest.join(format!("{name}{}-oci", features.join("-")));
+    let blobs = dir.join("image/blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| -> String {
+        let hex = hex::encode(sha2::Sha256::digest(bytes));
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        format!("sha256:{hex}")
+    };
+    // The layer: bin/<name>, owned by root, mode 0755.
+    let root = dir.join("layer-root");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy(
+        target_dir.join(target).join("release").join(name),
+        root.join("bin").join(name),
+    )
+    .unwrap();
+    let tar = Command::new("tar")
+        .args([
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "--mtime=@0",
+            "-C",
+        ])
+        .arg(&root)
+        .args(["-cf", "-", "bin"])
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    std::fs::remove_dir_all(&root).unwrap();
+    let layer = put(&tar.stdout);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"User": "65534:65534", "Entrypoint": [format!("/bin/{name}")]},
+        "rootfs": {"type": "layers", "diff_ids": [layer]},
+    })
+    .to_string();
+    let config_digest = put(config.as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer, "size": tar.stdout.len()}],
+    })
+    .to_string();
+    let manifest_digest = put(manifest.as_bytes());
+    std::fs::write(
+        dir.join("image/oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("image/index.json"),
+        serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest, "size": manifest.len()}]})
+        .to_string(),
+    )
+    .unwrap();
+    let yaml = std::fs::read_to_string(source.join("plugin.yaml")).unwrap();
+    let start = yaml.find("runtime:").unwrap();
+    let end = start + yaml[start..].find("entrypoints:").unwrap();
+    let yaml = format!(
+        "{}runtime:\n  type: oci\n  image: localhost/examples/{name}@{manifest_digest}\n{}",
+        &yaml[..start],
+        &yaml[end..]
+    );
+    std::fs::write(dir.join("plugin.yaml"), yaml).unwrap();
+    dir
+}
+
+/// `policy(allow_private)` admitting images from `localhost`, with runc as the runtime.
+pub fn oci_policy(allow_private: bool) -> HostPolicy {
+    let mut policy = policy(allow_private);
+    policy.runtimes.push(agora_core::RuntimeKind::Oci);
+    policy.oci.allowed_registries = vec!["localhost".into()];
+    policy
+}
+
+/// The containers runc holds under a runner's state directory.
+pub fn containers(state: &Path) -> Vec<String> {
+    let runc =
+        agora_runner::oci::runc::find(None).expect("runc is installed (apt-get install runc)");
+    runc.list(&state.join("oci/runc"))
+}
