@@ -140,8 +140,13 @@ pub struct AgentConfig {
 
 impl AgentConfig {
     /// The defaults: no hook, no callback, no audit log, [`DEFAULT_WAIT_SECS`],
-    /// [`DEFAULT_INTERVAL`].
+    /// [`DEFAULT_INTERVAL`]. OCI images are pulled from the registries `host_policy`
+    /// allows (and the tenant's policy admits, checked with the rest of the admission).
     pub fn new(dir: PathBuf, trust: TrustConfig, host_policy: HostPolicy) -> AgentConfig {
+        let trust = TrustConfig {
+            oci: crate::install::OciPulls::from_policy(&host_policy),
+            ..trust
+        };
         AgentConfig {
             dir,
             trust,
@@ -1684,6 +1689,7 @@ mod tests {
                 repin: false,
             },
             host: bounds(),
+            oci: Default::default(),
         };
         let mut config = AgentConfig::new(dir.join("plugins"), trust, open());
         config.reload_hook = hook;

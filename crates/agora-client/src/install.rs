@@ -55,6 +55,12 @@ pub enum InstallError {
         "{release} is not verified ({outcome}) and --require-verified was given; nothing was installed"
     )]
     NotVerified { release: String, outcome: String },
+    #[error("cannot pull the OCI image of {release}: {source}; nothing was installed")]
+    Oci {
+        release: String,
+        #[source]
+        source: agora_oci::OciError,
+    },
 }
 
 fn available_hint(available: &[String]) -> String {
@@ -372,6 +378,7 @@ async fn install_set(
 /// `agora install` and `agora update` stage releases and commit them; the agent
 /// (`crate::agent`) also takes plugins out in the same commit.
 pub struct Staging {
+    dir: PathBuf,
     area: PathBuf,
     slots: usize,
 }
@@ -391,12 +398,17 @@ impl Staging {
         tokio::fs::create_dir_all(&area)
             .await
             .map_err(io_error(format!("cannot create {}", area.display())))?;
-        Ok(Staging { area, slots: 0 })
+        Ok(Staging {
+            dir: dir.to_owned(),
+            area,
+            slots: 0,
+        })
     }
 
     /// Checks `detail` and downloads it into a directory of its own in the staging area
-    /// ([`fetch_verified`]), with the registry's verification outcome for its lock entry.
-    /// Nothing outside the staging area changes.
+    /// ([`fetch_verified`]), with the registry's verification outcome for its lock entry;
+    /// an `oci` release's image is pulled into the directory's image cache
+    /// ([`pull_image`]). Nothing else outside the staging area changes.
     pub async fn stage(
         &mut self,
         client: &Client,
@@ -411,6 +423,8 @@ impl Staging {
             .await
             .map_err(io_error(format!("cannot create {}", path.display())))?;
         let verified = fetch_verified(client, trust, detail, &path).await?;
+        let label = format!("{plugin}@{}", detail.version);
+        pull_image(&trust.oci, &self.dir, &detail.manifest, &label).await?;
         let verification = outcome_of(client, &plugin, &detail.version).await?;
         let entry = LockEntry {
             name: plugin.to_string(),
@@ -672,6 +686,70 @@ pub struct TrustConfig {
     pub pinning: crate::logcheck::Pinning,
     /// What the host offers; releases that need more are not chosen.
     pub host: agora_core::resolve::HostBounds,
+    /// Where `runtime.type: oci` images may be pulled from.
+    pub oci: OciPulls,
+}
+
+/// Where an install pulls `runtime.type: oci` images from: the host policy's
+/// `[oci] allowed_registries` (default: none, so every OCI image is refused, naming the
+/// setting). A registry on a loopback address (`127.x.x.x`, `localhost`, `[::1]`) is
+/// reached over plain HTTP, as Docker does; every other over HTTPS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OciPulls {
+    pub allowed_registries: Vec<String>,
+}
+
+impl OciPulls {
+    pub fn from_policy(policy: &agora_core::policy::HostPolicy) -> OciPulls {
+        OciPulls {
+            allowed_registries: policy.oci.allowed_registries.clone(),
+        }
+    }
+
+    fn pull_options(&self) -> agora_oci::PullOptions {
+        let loopback = |entry: &&String| {
+            let host = entry.rsplit_once(':').map_or(entry.as_str(), |(h, _)| h);
+            host == "localhost" || host.starts_with("127.") || host == "[::1]"
+        };
+        agora_oci::PullOptions {
+            allowed_registries: self.allowed_registries.clone(),
+            plain_http: self
+                .allowed_registries
+                .iter()
+                .filter(loopback)
+                .cloned()
+                .collect(),
+            ..agora_oci::PullOptions::default()
+        }
+    }
+}
+
+/// Pulls the image of an `oci` release into the plugin directory's shared cache,
+/// `DIR/.agora/oci/` ([`agora_oci::plugin_cache_dir`]). The cache only ever gains blobs
+/// whose digest matched, so a failed install leaves the plugins and `agora.lock` as they
+/// were; blobs it fetched stay, verified and unreferenced.
+pub async fn pull_image(
+    oci: &OciPulls,
+    dir: &Path,
+    manifest: &Manifest,
+    release: &str,
+) -> Result<Option<agora_oci::LocalImage>, InstallError> {
+    if manifest.runtime.kind != agora_core::RuntimeKind::Oci {
+        return Ok(None);
+    }
+    let wrap = |source| InstallError::Oci {
+        release: release.to_owned(),
+        source,
+    };
+    let image = manifest.runtime.image.as_deref().ok_or_else(|| {
+        wrap(agora_oci::OciError::Reference(
+            "an oci plugin names no runtime.image".into(),
+        ))
+    })?;
+    let cache = agora_oci::Cache::open(&agora_oci::plugin_cache_dir(dir)).map_err(wrap)?;
+    let puller = agora_oci::Puller::new(oci.pull_options()).map_err(wrap)?;
+    let local = puller.pull(image, &cache).await.map_err(wrap)?;
+    Ok(Some(local))
 }
 
 /// What checking a release established.

@@ -27,6 +27,7 @@ pub(super) fn trust_config(
                 .unwrap_or_else(|_| semver::Version::new(0, 0, 0)),
             core_version: log.core_version.clone(),
         },
+        oci: installer::OciPulls::from_policy(&super::run::default_policy()?),
     })
 }
 

@@ -67,6 +67,20 @@ fn read_policy(path: &Path) -> anyhow::Result<HostPolicy> {
     HostPolicy::from_toml(&text).with_context(|| format!("in {}", path.display()))
 }
 
+/// The host policy `agora install` pulls OCI images under: AGORA_RUNNER_POLICY, else
+/// ~/.config/agora/policy.toml if present, else the default (no registry allowed).
+pub(super) fn default_policy() -> anyhow::Result<HostPolicy> {
+    let named = std::env::var_os("AGORA_RUNNER_POLICY").map(PathBuf::from);
+    match named.or_else(|| {
+        dirs::config_dir()
+            .map(|d| d.join("agora/policy.toml"))
+            .filter(|p| p.exists())
+    }) {
+        Some(path) => read_policy(&path),
+        None => Ok(HostPolicy::default()),
+    }
+}
+
 /// The policy file named, the user's, or the built-in open policy.
 pub(super) fn load_policy(args: &RunnerArgs) -> anyhow::Result<HostPolicy> {
     match policy_file(args) {
@@ -349,6 +363,15 @@ impl Doctor {
                 self.sandbox.summary()
             ),
             _ => format!("native plugins: cannot run: {}", self.blockers.join("; ")),
+        });
+        let oci = self.host.oci_blockers();
+        out.push_str(&match &self.host.oci_runtime {
+            Some(runtime) if oci.is_empty() => format!(
+                "\nOCI plugins: run with {} ({})",
+                runtime.version,
+                runtime.path.display()
+            ),
+            _ => format!("\nOCI plugins: cannot run: {}", oci.join("; ")),
         });
         out.push_str("\nWASM plugins: run on every host (in-process, no kernel features needed)");
         out
