@@ -68,6 +68,11 @@ audit_actions! {
     EntitlementGrant = "entitlement.grant";
     /// A private plugin's offer to a tenant withdrawn (its pin there removed with it).
     EntitlementRevoke = "entitlement.revoke";
+    /// An OCI tag pointed at a manifest pushed through `/v2/` (target: `repository:tag`).
+    OciTag = "oci.tag";
+    /// A manifest or tag deleted through `/v2/` (target: `repository@digest` or
+    /// `repository:tag`).
+    OciDelete = "oci.delete";
     PluginVisibility = "plugin.visibility";
     ReviewWrite = "review.write";
     ReviewHide = "review.hide";

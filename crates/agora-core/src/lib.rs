@@ -15,6 +15,7 @@ pub mod listing;
 pub mod manifest;
 pub mod name;
 pub mod net;
+pub mod oci;
 pub mod policy;
 pub mod problem;
 pub mod resolve;

@@ -37,6 +37,7 @@ mod error;
 pub mod keys;
 pub mod lifecycle;
 pub mod log;
+pub mod oci;
 pub mod password;
 pub mod publish;
 pub mod publishers;
@@ -99,6 +100,8 @@ pub struct Registry {
     /// Per tenant, woken by every change its instances must act on (its approved set or
     /// policy), so waiting instances answer at once.
     pub tenant_changed: tenants::Wakers,
+    /// The OCI distribution endpoints' settings and uploads in progress (`[oci]`).
+    pub oci: oci::Oci,
     downloads: downloads::DownloadCounter,
     throttle: throttle::SignInThrottle,
 }
@@ -120,6 +123,7 @@ impl Registry {
             webhooks: webhooks::WebhookSettings::default(),
             verification_policy: agora_core::verification::Policy::default(),
             tenant_changed: tenants::Wakers::default(),
+            oci: oci::Oci::default(),
             downloads: downloads::DownloadCounter::default(),
             throttle: throttle::SignInThrottle::default(),
         }
@@ -137,6 +141,12 @@ impl Registry {
         policy: agora_core::verification::Policy,
     ) -> Registry {
         self.verification_policy = policy;
+        self
+    }
+
+    /// Sets the OCI distribution endpoints' settings ([`oci`]).
+    pub fn with_oci(mut self, settings: oci::OciSettings) -> Registry {
+        self.oci = oci::Oci::new(settings);
         self
     }
 

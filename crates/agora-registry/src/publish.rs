@@ -164,6 +164,14 @@ pub async fn publish(
         })
         .await?;
     tracing::info!(release = %label, by = %caller.user.username, "published");
+    crate::oci::after_release(
+        registry,
+        version.id,
+        &publisher.name,
+        manifest.name.as_str(),
+        &version.version,
+    )
+    .await;
     let log_index = version.log_index.ok_or_else(|| {
         RegistryError::internal("a release was stored without its log entry", &label)
     })?;

@@ -168,6 +168,7 @@ pub async fn review(
         )
         .await?;
     crate::tenants::after_verification(registry, &report.release, report.outcome.as_str()).await;
+    crate::oci::after_verification(registry, &report.release).await;
     Ok(report)
 }
 
@@ -192,6 +193,7 @@ pub async fn run(registry: &Registry, subject: &str) -> Result<VerificationRepor
         checked.report.outcome.as_str(),
     )
     .await;
+    crate::oci::after_verification(registry, &checked.report.release).await;
     Ok(checked.report)
 }
 
@@ -807,6 +809,7 @@ async fn work_one(registry: &Registry, worker: &str, options: &WorkerOptions) ->
                         checked.report.outcome.as_str(),
                     )
                     .await;
+                    crate::oci::after_verification(registry, &checked.report.release).await;
                 }
                 None => tracing::warn!(
                     job = job.id,

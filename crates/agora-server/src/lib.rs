@@ -13,6 +13,7 @@ mod error;
 mod extract;
 mod listen;
 mod metrics;
+mod oci;
 mod state;
 pub mod text;
 

@@ -93,6 +93,17 @@ recheck_hours = 24
 # imports: sync OSV's published data for your ecosystems into it (e.g. from a daily job).
 # dir = "/var/lib/agora/osv"
 
+[oci]
+# Serve the OCI distribution endpoints at /v2/: every release as an OCI artifact (with
+# its signature and verification runs as referrers), and pushes of OCI images and
+# artifacts into repositories named PUBLISHER/NAME by the publisher's members.
+enabled = true
+# Let members delete what they pushed (manifests and tags; releases are yanked or removed
+# with `agora yank` / `agora takedown` instead).
+deletes = true
+# Where uploads in progress are kept. Default: <data_dir>/oci-uploads.
+# upload_dir = "./agora-data/oci-uploads"
+
 [blobs]
 # Directory of the content-addressed blob store. Default: <data_dir>/blobs.
 # path = "./agora-data/blobs"
@@ -144,6 +155,7 @@ pub struct ServerConfig {
     pub verification: VerificationSettings,
     pub advisories: AdvisorySettings,
     pub webhooks: WebhookConfig,
+    pub oci: OciConfig,
     /// Name of the transparency log, used only when the log is created (first start).
     pub log_origin: Option<String>,
     pub blobs: BlobConfig,
@@ -359,6 +371,40 @@ impl WebhookConfig {
     }
 }
 
+/// `[oci]`: the OCI distribution endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct OciConfig {
+    pub enabled: bool,
+    pub deletes: bool,
+    pub upload_dir: Option<PathBuf>,
+}
+
+impl Default for OciConfig {
+    fn default() -> OciConfig {
+        OciConfig {
+            enabled: true,
+            deletes: true,
+            upload_dir: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The `[oci]` settings, uploads under `<data_dir>/oci-uploads` unless set.
+    pub fn oci_settings(&self) -> agora_registry::oci::OciSettings {
+        agora_registry::oci::OciSettings {
+            enabled: self.oci.enabled,
+            deletes: self.oci.deletes,
+            upload_dir: self
+                .oci
+                .upload_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("oci-uploads")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct BlobConfig {
@@ -398,6 +444,7 @@ impl Default for ServerConfig {
             verification: VerificationSettings::default(),
             advisories: AdvisorySettings::default(),
             webhooks: WebhookConfig::default(),
+            oci: OciConfig::default(),
             log_origin: None,
             blobs: BlobConfig::default(),
             limits: LimitsConfig::default(),

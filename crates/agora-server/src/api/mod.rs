@@ -4,7 +4,7 @@
 
 mod advisories;
 mod audit;
-mod blobs;
+pub(crate) mod blobs;
 mod convert;
 #[cfg(test)]
 mod docs_test;
@@ -187,7 +187,8 @@ pub fn router(state: AppState) -> Router {
     ))
     .layer(DefaultBodyLimit::max(json_limit))
     .layer(axum::middleware::from_fn(crate::error::catch_panics))
-    .with_state(state)
+    .with_state(state.clone())
+    .merge(crate::oci::router(state))
 }
 
 pub async fn not_found() -> ApiError {

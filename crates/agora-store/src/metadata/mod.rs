@@ -1,6 +1,6 @@
 //! The metadata store's contract, split by aggregate: each part a trait with its records
 //! (accounts, publishers, releases, reviews, the log, blob metadata, search, audit, jobs,
-//! verifications, advisories, webhooks, tenants, entitlements), all
+//! verifications, advisories, webhooks, tenants, entitlements, OCI), all
 //! of them together the [`MetadataStore`]. Callers bring the parts they use into scope
 //! (`use agora_store::prelude::*` brings all).
 
@@ -11,6 +11,7 @@ mod blobs;
 mod entitlements;
 mod jobs;
 mod log;
+mod oci;
 mod publishers;
 mod releases;
 mod reviews;
@@ -30,6 +31,7 @@ pub use blobs::*;
 pub use entitlements::*;
 pub use jobs::*;
 pub use log::*;
+pub use oci::*;
 pub use publishers::*;
 pub use releases::*;
 pub use reviews::*;
@@ -63,6 +65,7 @@ pub trait MetadataStore:
     + WebhookStore
     + TenantStore
     + EntitlementStore
+    + OciStore
     + Send
     + Sync
     + 'static
@@ -75,7 +78,7 @@ pub trait MetadataStore:
 pub mod prelude {
     pub use super::{
         AccountStore, AdvisoryStore, AuditStore, BlobIndex, CatalogStore, EntitlementStore,
-        JobQueue, LogStore, MetadataStore, PublisherStore, ReleaseStore, ReviewStore, TenantStore,
-        VerificationStore, WebhookStore,
+        JobQueue, LogStore, MetadataStore, OciStore, PublisherStore, ReleaseStore, ReviewStore,
+        TenantStore, VerificationStore, WebhookStore,
     };
 }

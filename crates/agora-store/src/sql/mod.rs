@@ -12,6 +12,7 @@ mod blobs;
 mod entitlements;
 mod jobs;
 mod log;
+mod oci;
 mod publishers;
 mod releases;
 mod reviews;
@@ -51,7 +52,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 13] = match self {
+        let files: [(i64, &'static str, &'static str); 14] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -117,6 +118,11 @@ impl Dialect {
                     13,
                     "entitlements",
                     include_str!("../../migrations/sqlite/0013_entitlements.sql"),
+                ),
+                (
+                    14,
+                    "oci",
+                    include_str!("../../migrations/sqlite/0014_oci.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -184,6 +190,11 @@ impl Dialect {
                     13,
                     "entitlements",
                     include_str!("../../migrations/postgres/0013_entitlements.sql"),
+                ),
+                (
+                    14,
+                    "oci",
+                    include_str!("../../migrations/postgres/0014_oci.sql"),
                 ),
             ],
         };

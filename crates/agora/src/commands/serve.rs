@@ -137,6 +137,20 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         agora_registry::Registry::new(Arc::new(meta.clone()), Arc::new(blobs), log, cfg.limits())
             .with_sign_in_required(cfg.web.require_sign_in);
     let registry = Arc::new(with_behaviour(registry, &cfg));
+    if cfg.oci.enabled {
+        // Releases published before `/v2/` existed (or whose artifact a failure left
+        // unwritten) get their OCI artifacts now, in the background.
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            match agora_registry::oci::catch_up(&registry).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(written = n, "OCI artifacts of earlier releases written"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "writing OCI artifacts of earlier releases failed")
+                }
+            }
+        });
+    }
     let worker = cfg.worker.in_process.then(|| {
         tokio::spawn(agora_registry::verification::run_worker(
             registry.clone(),
@@ -278,7 +292,9 @@ fn with_behaviour(
     registry: agora_registry::Registry,
     cfg: &ServerConfig,
 ) -> agora_registry::Registry {
-    let registry = registry.with_webhooks(cfg.webhooks.settings());
+    let registry = registry
+        .with_webhooks(cfg.webhooks.settings())
+        .with_oci(cfg.oci_settings());
     // Validated when the configuration was loaded.
     let registry = match cfg.verification.policy() {
         Ok(policy) => registry.with_verification_policy(policy),
