@@ -167,6 +167,11 @@ pub struct HostSupport {
     pub seccomp: bool,
     /// Root is needed to build the sandbox (namespaces, cgroups, the uid switch).
     pub root: bool,
+    /// The OCI runtime OCI plugins start with (runc on `PATH` or in the sbin
+    /// directories), when it is there and answers `--version`.
+    pub oci_runtime: Option<crate::oci::OciRuntime>,
+    /// Why there is none, when there is none.
+    pub oci_runtime_problem: Option<String>,
 }
 
 /// Namespaces the native sandbox unshares.
@@ -218,7 +223,30 @@ impl HostSupport {
             cgroup_controllers: controllers,
             seccomp: seccomp_available(),
             root: is_root(),
+            oci_runtime: None,
+            oci_runtime_problem: None,
         }
+        .with_oci_runtime(crate::oci::runc::find(None))
+    }
+
+    fn with_oci_runtime(mut self, found: Result<crate::oci::OciRuntime, String>) -> HostSupport {
+        match found {
+            Ok(runtime) => self.oci_runtime = Some(runtime),
+            Err(problem) => self.oci_runtime_problem = Some(problem),
+        }
+        self
+    }
+
+    /// What keeps OCI plugins from running on this host at all, if anything: no
+    /// runtime, or what the runtime's sandbox needs (root, namespaces, cgroups, seccomp).
+    pub fn oci_blockers(&self) -> Vec<String> {
+        let mut blockers: Vec<String> = self.oci_runtime_problem.iter().cloned().collect();
+        blockers.extend(
+            self.native_blockers()
+                .into_iter()
+                .filter(|b| !b.starts_with("Landlock")),
+        );
+        blockers
     }
 
     /// What keeps native plugins from running on this host at all, if anything.
