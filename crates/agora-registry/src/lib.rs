@@ -34,6 +34,7 @@ pub mod downloads;
 pub mod elf_audit;
 pub mod entitlements;
 mod error;
+pub mod image_audit;
 pub mod keys;
 pub mod lifecycle;
 pub mod log;
@@ -88,6 +89,8 @@ pub struct Registry {
     pub blobs: Arc<dyn BlobStore>,
     pub log: TransparencyLog,
     pub limits: Limits,
+    /// Where the `oci` stage of a verification may pull images from ([`image_audit`]).
+    pub image_audit: image_audit::ImageAuditSettings,
     /// A private registry: nothing is readable without signing in (a token, or a browser
     /// session for the web pages); only health probes and metrics stay open.
     pub sign_in_required: bool,
@@ -115,6 +118,7 @@ impl Registry {
     ) -> Registry {
         Registry {
             meta,
+            image_audit: image_audit::ImageAuditSettings::default(),
             blobs,
             log,
             limits,
@@ -164,6 +168,13 @@ impl Registry {
         work_dir: std::path::PathBuf,
     ) -> Registry {
         self.behaviour = Some(behaviour::Behaviour { check, work_dir });
+        self
+    }
+
+    /// Lets the `oci` stage of a verification pull images as `settings` say
+    /// ([`image_audit`]).
+    pub fn with_image_audit(mut self, settings: image_audit::ImageAuditSettings) -> Registry {
+        self.image_audit = settings;
         self
     }
 }

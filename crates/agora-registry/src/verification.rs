@@ -298,7 +298,9 @@ async fn check(registry: &Registry, subject: &str) -> Result<Checked> {
             agora_core::RuntimeKind::Exec => {
                 stages.push(timed("native", || native_stage(registry, manifest, &artifacts)).await)
             }
-            agora_core::RuntimeKind::Oci => {}
+            agora_core::RuntimeKind::Oci => {
+                stages.push(timed("oci", || crate::image_audit::stage(registry, manifest)).await)
+            }
         }
         if let Some(behaviour) = &registry.behaviour {
             stages.push(
@@ -343,7 +345,12 @@ where
     StageReport::of(stage, elapsed, findings)
 }
 
-fn finding(severity: Severity, rule: &str, message: String, location: Option<&str>) -> Finding {
+pub(crate) fn finding(
+    severity: Severity,
+    rule: &str,
+    message: String,
+    location: Option<&str>,
+) -> Finding {
     Finding {
         severity,
         rule: rule.to_owned(),

@@ -75,6 +75,12 @@ verify_up_to = "low"
 # The least severe finding that rejects a release outright: "medium", "high", "critical"
 # or "never" (a review decides). Must be more severe than verify_up_to.
 reject_from = "critical"
+# Registries the oci stage may pull a release's image from (host, host:port or *.domain,
+# as in the host policy's [oci] allowed_registries). Empty: images are not pulled and
+# the stage reports it.
+oci_registries = []
+# Let the oci stage pull from loopback, private and link-local addresses.
+oci_allow_private = false
 
 [webhooks]
 # Let webhooks reach loopback, private and link-local addresses (127.0.0.1, 10.0.0.0/8,
@@ -274,6 +280,8 @@ impl AdvisorySettings {
 pub struct VerificationSettings {
     pub verify_up_to: String,
     pub reject_from: String,
+    pub oci_registries: Vec<String>,
+    pub oci_allow_private: bool,
 }
 
 impl Default for VerificationSettings {
@@ -285,11 +293,32 @@ impl Default for VerificationSettings {
                 .reject_from()
                 .map_or("never", agora_core::verification::Severity::as_str)
                 .to_owned(),
+            oci_registries: Vec::new(),
+            oci_allow_private: false,
         }
     }
 }
 
 impl VerificationSettings {
+    /// Where the oci stage pulls from; loopback registries (allowed only with
+    /// `oci_allow_private`) are reached over plain HTTP.
+    pub fn image_audit(&self) -> agora_registry::image_audit::ImageAuditSettings {
+        let plain_http = self
+            .oci_registries
+            .iter()
+            .filter(|r| {
+                let host = r.rsplit_once(':').map_or(r.as_str(), |(h, _)| h);
+                host == "localhost" || host.starts_with("127.")
+            })
+            .cloned()
+            .collect();
+        agora_registry::image_audit::ImageAuditSettings {
+            allowed_registries: self.oci_registries.clone(),
+            allow_private: self.oci_allow_private,
+            plain_http,
+        }
+    }
+
     pub fn policy(&self) -> anyhow::Result<agora_core::verification::Policy> {
         use agora_core::verification::{Policy, Severity};
         let verify: Severity = self.verify_up_to.parse().map_err(|e| {
@@ -303,6 +332,8 @@ impl VerificationSettings {
                 )
             })?),
         };
+        agora_core::policy::check_allowed_registries(&self.oci_registries)
+            .map_err(|e| anyhow::anyhow!("verification.oci_registries: {e}"))?;
         Policy::new(verify, reject).map_err(|e| anyhow::anyhow!("[verification]: {e}"))
     }
 }

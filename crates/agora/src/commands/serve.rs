@@ -294,7 +294,8 @@ fn with_behaviour(
 ) -> agora_registry::Registry {
     let registry = registry
         .with_webhooks(cfg.webhooks.settings())
-        .with_oci(cfg.oci_settings());
+        .with_oci(cfg.oci_settings())
+        .with_image_audit(cfg.verification.image_audit());
     // Validated when the configuration was loaded.
     let registry = match cfg.verification.policy() {
         Ok(policy) => registry.with_verification_policy(policy),
