@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{OciError, sha256_hex};
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+// The manifest media types are the domain's, shared with the registry's `/v2/`.
+pub use agora_core::oci::{
+    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST as DOCKER_LIST, IMAGE_INDEX as OCI_INDEX,
+    IMAGE_MANIFEST as OCI_MANIFEST,
+};
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";

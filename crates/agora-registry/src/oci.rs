@@ -193,13 +193,22 @@ pub async fn repository(registry: &Registry, viewer: &Viewer, raw: &str) -> Resu
             parts.next().unwrap_or_default(),
         )
     };
-    let plugin = registry.meta.plugin(owner.0, owner.1).await?;
-    if let Some(plugin) = &plugin
-        && !viewer.admin
-        && !registry.meta.plugin_visible_to(plugin.id, viewer).await?
+    // A visible plugin costs one query; a private one the viewer may not see and a name
+    // with no plugin cost the same two, so timing tells them apart no better than the
+    // answers do.
+    let plugin = match registry
+        .meta
+        .visible_plugin(owner.0, owner.1, viewer)
+        .await?
     {
-        return Err(unknown_name(&name));
-    }
+        Some(plugin) => Some(plugin),
+        None => {
+            if registry.meta.plugin(owner.0, owner.1).await?.is_some() {
+                return Err(unknown_name(&name));
+            }
+            None
+        }
+    };
     let exact = plugin
         .filter(|_| name.plugin().is_some())
         .map(|p| (p.publisher, p.name));
@@ -223,6 +232,8 @@ pub struct FoundManifest {
     pub media_type: String,
     pub size: u64,
     pub subject: Option<Digest>,
+    /// Bytes made for this answer (the referrers tag's index), not stored.
+    pub inline: Option<Bytes>,
 }
 
 /// Resolves `reference` (a tag or digest) in a visible repository.
@@ -241,11 +252,14 @@ pub async fn manifest(registry: &Registry, repo: &Repo, reference: &str) -> Resu
     };
     let digest = match &reference {
         Reference::Digest(d) => *d,
-        Reference::Tag(tag) => registry
-            .meta
-            .oci_tag(repo.name.as_str(), tag)
-            .await?
-            .ok_or_else(unknown)?,
+        Reference::Tag(tag) => match registry.meta.oci_tag(repo.name.as_str(), tag).await? {
+            Some(digest) => digest,
+            None => {
+                return referrers_tag(registry, repo, tag)
+                    .await?
+                    .ok_or_else(unknown);
+            }
+        },
     };
     let record = registry
         .meta
@@ -258,11 +272,52 @@ pub async fn manifest(registry: &Registry, repo: &Repo, reference: &str) -> Resu
         media_type: record.media_type,
         size: record.size,
         subject: record.subject,
+        inline: None,
     })
+}
+
+/// The referrers tag schema (`sha256-HEX`, the spec's fallback for clients without the
+/// referrers API): an index of the subject's referrers, made for the request, so tools
+/// that copy tags (skopeo, crane) can copy a release's signature and verification with
+/// it (`skopeo copy --all docker://HOST/P/N:sha256-HEX ...`). `None` when the tag is not
+/// of that form or the subject is not in the repository.
+async fn referrers_tag(
+    registry: &Registry,
+    repo: &Repo,
+    tag: &str,
+) -> Result<Option<FoundManifest>> {
+    let Some(hex) = tag.strip_prefix("sha256-") else {
+        return Ok(None);
+    };
+    let Ok(subject) = oci::parse_digest(&format!("sha256:{hex}")) else {
+        return Ok(None);
+    };
+    if registry
+        .meta
+        .oci_manifest(repo.name.as_str(), &subject)
+        .await?
+        .is_none_or(|m| m.removed)
+    {
+        return Ok(None);
+    }
+    let listed = referrers(registry, repo, &subject.to_string(), None).await?;
+    let bytes = Bytes::from(oci::index(listed));
+    Ok(Some(FoundManifest {
+        digest: Digest::of(&bytes),
+        media_type: oci::IMAGE_INDEX.to_owned(),
+        size: bytes.len() as u64,
+        subject: None,
+        inline: Some(bytes),
+    }))
 }
 
 /// The bytes of a manifest found by [`manifest`].
 pub async fn manifest_bytes(registry: &Registry, found: &FoundManifest) -> Result<ByteStream> {
+    if let Some(bytes) = found.inline.clone() {
+        return Ok(Box::pin(futures_util::stream::once(
+            async move { Ok(bytes) },
+        )));
+    }
     let stream = registry
         .blobs
         .get(&found.digest, 0, found.size)

@@ -4,7 +4,9 @@
 //! - **Paths.** Repository names hold slashes, so every `/v2/NAME/...` request is routed
 //!   by its suffix ([`Route::parse`]): `/manifests/REF`, `/blobs/DIGEST`,
 //!   `/blobs/uploads/[ID]`, `/tags/list`, `/referrers/DIGEST`.
-//! - **Auth.** The same tokens as the API: `Authorization: Bearer TOKEN`, or `Basic` with
+//! - **Auth.** `GET /v2/` without credentials answers the challenge (so clients learn
+//!   the realm), while reads elsewhere need none on a public registry. The same tokens as
+//!   the API: `Authorization: Bearer TOKEN`, or `Basic` with
 //!   the token as password (any user name). A request that needs a user, or any request
 //!   to a private registry, without one is answered `401` with the challenge OCI clients
 //!   follow: `WWW-Authenticate: Bearer realm="BASE/v2/token",service=...,scope=...`. The
@@ -201,6 +203,16 @@ async fn base(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(who) => who,
         Err(response) => return response,
     };
+    // Without any Authorization header the answer is the challenge, as every registry
+    // with token auth answers it: that is how clients learn where tokens come from (an
+    // anonymous one included) before they push or pull.
+    if headers.get(header::AUTHORIZATION).is_none() {
+        return challenge(
+            &headers,
+            None,
+            "send a token, or get one (an anonymous one for public content) from the realm",
+        );
+    }
     if state.registry.sign_in_required && !who.sent {
         return challenge(
             &headers,

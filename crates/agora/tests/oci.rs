@@ -111,7 +111,12 @@ fn conformance(backend: Backend) {
     let repo = "acme/tools/image";
 
     // The base endpoint answers with the API version header.
+    // The base endpoint challenges clients without credentials (they learn the realm),
+    // and answers with the API version header.
     let (status, headers, _) = http("GET", &format!("{url}/v2/"), None, None);
+    assert_eq!(status, 401);
+    assert!(header(&headers, "www-authenticate").starts_with("Bearer realm="));
+    let (status, headers, _) = http("GET", &format!("{url}/v2/"), Some("anonymous"), None);
     assert_eq!(status, 200);
     assert_eq!(
         header(&headers, "docker-distribution-api-version"),
@@ -912,6 +917,242 @@ fn private_plugins_stay_invisible_through_v2_and_a_private_registry_challenges()
 #[test]
 fn v2_can_be_switched_off() {
     let server = Server::start_with(Backend::Sqlite, &[("AGORA_OCI__ENABLED", "false")]);
-    let (status, _, _) = http("GET", &format!("{}/v2/", server.url), None, None);
+    let (status, _, _) = http(
+        "GET",
+        &format!("{}/v2/", server.url),
+        Some("anonymous"),
+        None,
+    );
     assert_eq!(status, 404);
+}
+
+/// Runs a real OCI client; the test fails (never skips) when the tool is missing.
+fn tool(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{program} is needed by this test (`.ci/run` installs it): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes an OCI image layout at `dir` holding one image tagged `tag`: a config and one
+/// tar layer. Returns the manifest's digest.
+fn write_layout(dir: &std::path::Path, tag: &str) -> String {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let digest = digest_of(bytes);
+        std::fs::write(blobs.join(&digest[7..]), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    let content = b"hello from an OCI layer\n";
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_cksum();
+    layer
+        .append_data(&mut h, "hello.txt", &content[..])
+        .unwrap();
+    let layer = layer.into_inner().unwrap();
+    let (layer_digest, layer_size) = put(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"User": "65534:65534"},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]}
+    });
+    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    let m = manifest(
+        None,
+        (&config_digest, config_size),
+        &[(&layer_digest, layer_size)],
+        None,
+    );
+    let (manifest_digest, manifest_size) = put(&m);
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": manifest_size,
+        "annotations": {"org.opencontainers.image.ref.name": tag}
+    }]});
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    manifest_digest
+}
+
+/// Every file under `dir/blobs`, by name, with its bytes.
+fn blobs_of(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn skopeo_copies_an_image_in_and_out_byte_identically_and_a_release_with_its_signature() {
+    let server = Server::start(Backend::Sqlite);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    alice.sign_for("acme");
+    let work = tempfile::tempdir().unwrap();
+    let host = server.url.trim_start_matches("http://").to_owned();
+    let creds = format!("me:{}", server.admin_token);
+
+    // An image layout in, by tag; out again by digest: the same bytes.
+    let input = work.path().join("in");
+    let digest = write_layout(&input, "v1");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds,
+            &format!("oci:{}:v1", input.display()),
+            &format!("docker://{host}/acme/tools/hello:v1"),
+        ],
+    );
+    let inspected: serde_json::Value = serde_json::from_str(&tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{host}/acme/tools/hello:v1"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(inspected["Digest"], digest.as_str());
+    assert_eq!(inspected["Architecture"], "amd64");
+    let tags: serde_json::Value = serde_json::from_str(&tool(
+        "skopeo",
+        &[
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{host}/acme/tools/hello"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(tags["Tags"], serde_json::json!(["v1"]));
+    let output = work.path().join("out");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            &format!("docker://{host}/acme/tools/hello@{digest}"),
+            &format!("oci:{}:v1", output.display()),
+        ],
+    );
+    assert_eq!(blobs_of(&input), blobs_of(&output), "byte-identical");
+
+    // A release copied out, then its referrers through the referrers tag: the signature
+    // manifest keeps its digest, so it still names the release as its subject.
+    publish_acme(&alice, work.path(), "jira", "1.0.0", &[]);
+    let release_ref = format!("docker://{host}/acme/jira:1.0.0");
+    let raw = tool(
+        "skopeo",
+        &["inspect", "--raw", "--tls-verify=false", &release_ref],
+    );
+    let release = digest_of(raw.as_bytes());
+    let copied = work.path().join("release");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            &release_ref,
+            &format!("oci:{}:1.0.0", copied.display()),
+        ],
+    );
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{host}/acme/jira:sha256-{}", &release[7..]),
+            &format!("oci:{}:referrers", copied.display()),
+        ],
+    );
+    let blobs = blobs_of(&copied);
+    assert!(blobs.contains_key(&release[7..]), "the release's manifest");
+    let signature = blobs
+        .values()
+        .filter_map(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .find(|m| m["artifactType"] == "application/vnd.dsse.envelope.v1+json")
+        .expect("the signature manifest was copied");
+    assert_eq!(signature["subject"]["digest"], release.as_str());
+    let envelope = &blobs[&signature["layers"][0]["digest"].as_str().unwrap()[7..]];
+    let envelope: serde_json::Value = serde_json::from_slice(envelope).unwrap();
+    assert!(
+        envelope["signatures"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty()),
+        "{envelope}"
+    );
+}
+
+#[test]
+fn the_oras_python_sdk_pushes_pulls_and_lists_referrers() {
+    let server = Server::start(Backend::Sqlite);
+    server.admin().run(&["publisher", "create", "acme"]).ok();
+    let work = tempfile::tempdir().unwrap();
+    let host = server.url.trim_start_matches("http://").to_owned();
+    let script = r#"
+import json, os, sys
+import oras.client, oras.oci
+host, token, work = sys.argv[1], sys.argv[2], sys.argv[3]
+client = oras.client.OrasClient(hostname=host, insecure=True)
+client.login(username="me", password=token, hostname=host)
+os.chdir(work)
+with open("notes.txt", "w") as f:
+    f.write("an artifact pushed by oras\n")
+target = f"{host}/acme/notes/artifact:v1"
+response = client.push(target=target, files=["notes.txt"], manifest_annotations={"purpose": "test"})
+assert response.status_code in (200, 201), response.text
+manifest = client.get_manifest(target)
+digest = response.headers["Docker-Content-Digest"]
+# A referrer of it: an SBOM-like artifact whose subject is the first.
+with open("sbom.json", "w") as f:
+    f.write('{"bomFormat": "CycloneDX"}')
+subject = oras.oci.Subject(mediaType=manifest["mediaType"], digest=digest, size=len(json.dumps(manifest, separators=(",", ":"))))
+pushed = client.push(target=f"{host}/acme/notes/artifact:sbom", files=["sbom.json"], subject=subject)
+assert pushed.status_code in (200, 201), pushed.text
+os.makedirs("out", exist_ok=True)
+files = client.pull(target=target, outdir="out")
+with open(os.path.join("out", "notes.txt")) as f:
+    assert f.read() == "an artifact pushed by oras\n"
+listing = client.do_request(f"http://{host}/v2/acme/notes/artifact/referrers/{digest}", "GET")
+print(json.dumps({"digest": digest, "tags": client.get_tags(f"{host}/acme/notes/artifact"), "referrers": listing.json()}))
+"#;
+    let out = tool(
+        "python3",
+        &[
+            "-c",
+            script,
+            &host,
+            &server.admin_token,
+            work.path().to_str().unwrap(),
+        ],
+    );
+    let result: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(result["tags"], serde_json::json!(["sbom", "v1"]));
+    let referrers = result["referrers"]["manifests"].as_array().unwrap();
+    assert_eq!(referrers.len(), 1, "{result}");
 }
