@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use agora_core::manifest::Manifest;
+use agora_core::manifest::{Manifest, RuntimeKind};
 use serde::Serialize;
 
-use crate::policy::{HostPolicy, Limits, Mode, NetworkPolicy};
+use crate::policy::{HostPolicy, ImageRef, Limits, Mode, NetworkPolicy};
 use crate::{Plugin, PluginSource, Request, Response, RunError, Runner, Signing};
 
 /// How much later than its timeout a cut request may return.
@@ -89,7 +89,9 @@ impl Report {
 }
 
 /// A policy that grants exactly what the manifest asks (within generous ceilings), so
-/// the plugin is judged against its own declaration.
+/// the plugin is judged against its own declaration. An `oci` plugin is admitted with
+/// its runtime and the one registry its `runtime.image` names; the pull by digest and
+/// the digest checks stay as strict as anywhere.
 pub fn policy_for(manifest: &Manifest) -> HostPolicy {
     let ceilings = Limits {
         memory_mb: 4096,
@@ -99,7 +101,7 @@ pub fn policy_for(manifest: &Manifest) -> HostPolicy {
         max_processes: 256,
         disk_mb: 4096,
     };
-    HostPolicy {
+    let mut policy = HostPolicy {
         mode: Mode::Open,
         limits: ceilings,
         network: NetworkPolicy {
@@ -108,7 +110,17 @@ pub fn policy_for(manifest: &Manifest) -> HostPolicy {
         },
         callbacks: manifest.callbacks.clone(),
         ..HostPolicy::default()
+    };
+    if manifest.runtime.kind == RuntimeKind::Oci {
+        policy.runtimes.push(RuntimeKind::Oci);
+        // An image that does not parse names no registry: admit() refuses it, saying why.
+        if let Some(image) = manifest.runtime.image.as_deref()
+            && let Ok(image) = ImageRef::parse(image)
+        {
+            policy.oci.allowed_registries = vec![image.registry];
+        }
     }
+    policy
 }
 
 fn check(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Check {
@@ -546,5 +558,35 @@ mod tests {
         );
         let r = report(vec![check("health", true, "ok")]);
         assert!(r.to_text().ends_with("passed: all 1 checks\n"));
+    }
+
+    #[test]
+    fn an_oci_plugin_is_admitted_with_its_runtime_and_its_images_registry_only() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let manifest = |runtime: &str| {
+            Manifest::from_yaml(&format!(
+                "api_version: agora/v1\npublisher: acme\nname: demo\nversion: 1.0.0\n\
+                 description: d\nlicense: MIT\nruntime: {runtime}\n\
+                 entrypoints: {{ run: {{ path: /run }} }}\n"
+            ))
+            .unwrap()
+        };
+        let oci = manifest(&format!(
+            "{{ type: oci, image: \"127.0.0.1:5000/acme/demo@{digest}\" }}"
+        ));
+        let policy = policy_for(&oci);
+        assert_eq!(policy.oci.allowed_registries, ["127.0.0.1:5000"]);
+        policy.admit(&oci).unwrap();
+        // Another registry is not admitted by it.
+        let elsewhere = manifest(&format!(
+            "{{ type: oci, image: \"registry.example/acme/demo@{digest}\" }}"
+        ));
+        let refusal = policy.admit(&elsewhere).unwrap_err();
+        assert_eq!(refusal.field, "runtime.image", "{refusal:?}");
+        // A plugin of another runtime gets no registry and no oci runtime.
+        let wasm = manifest("{ type: wasm, module: plugin.wasm }");
+        let policy = policy_for(&wasm);
+        assert!(policy.oci.allowed_registries.is_empty());
+        assert!(!policy.runtimes.contains(&RuntimeKind::Oci));
     }
 }
