@@ -92,10 +92,17 @@ impl OciLaunch {
             RunError::Sandbox(format!("cannot write the bundle {}: {e}", bundle.display()))
         };
         std::fs::create_dir_all(&bundle).map_err(io)?;
+        // runc reads a relative mount source (`agora run --dir plugins`) as relative to
+        // the bundle, not to the runner's working directory.
+        let absolute = |path: &Path| {
+            std::path::absolute(path).map_err(|e| {
+                RunError::Sandbox(format!("cannot make {} absolute: {e}", path.display()))
+            })
+        };
         let spec = spec::runtime_spec(&spec::SpecInputs {
-            rootfs: &self.image.rootfs,
-            workdir: launch.workdir,
-            plugin_dir: launch.plugin_dir,
+            rootfs: &absolute(&self.image.rootfs)?,
+            workdir: &absolute(launch.workdir)?,
+            plugin_dir: &absolute(launch.plugin_dir)?,
             args: self.image.args.clone(),
             env: launch.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             uid: launch.uid,

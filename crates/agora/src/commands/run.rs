@@ -144,12 +144,37 @@ fn installed(
         );
     }
     let source = PluginSource::from_dir(&installed.dir)?;
-    let relative = source
-        .code
-        .strip_prefix(&installed.dir)
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Ok(source.pinned(&installed.pinned_digest(&relative)?)?)
+    let pin = match source.code.strip_prefix(&installed.dir) {
+        Ok(relative) => installed.pinned_digest(&relative.to_string_lossy())?,
+        // An oci plugin's code is its image manifest, in the directory's image cache
+        // (DIR/.agora/oci): agora.lock pins plugin.yaml, and plugin.yaml pins the image.
+        Err(_) if source.manifest.runtime.kind == agora_core::RuntimeKind::Oci => {
+            let yaml = installed.dir.join("plugin.yaml");
+            let expected = installed.pinned_digest("plugin.yaml")?;
+            let actual = agora_core::Digest::of(
+                &std::fs::read(&yaml).with_context(|| format!("cannot read {}", yaml.display()))?,
+            );
+            if actual != expected {
+                return Err(RunError::Tampered {
+                    path: yaml,
+                    expected: expected.to_string(),
+                    actual: actual.to_string(),
+                }
+                .into());
+            }
+            agora_runner::oci::pinned_digest(
+                source.manifest.runtime.image.as_deref().unwrap_or_default(),
+            )
+            .map_err(anyhow::Error::msg)?
+        }
+        Err(_) => bail!(
+            "the code of {} ({}) is outside its directory {}",
+            installed.entry.name,
+            source.code.display(),
+            installed.dir.display()
+        ),
+    };
+    Ok(source.pinned(&pin)?)
 }
 
 fn read_input(input: &str) -> anyhow::Result<Vec<u8>> {
