@@ -267,4 +267,40 @@ fn an_oci_plugin_from_docker_registry_runs_by_digest_and_conforms() {
     assert!(fresh.image(&moved.manifest.digest).is_err());
     assert_eq!(cached_blobs(&work.join("fresh")), blobs_before);
     assert_eq!(run("fresh"), echoed);
+
+    // plugin.yaml edited after the install to name another image, even one whose blobs
+    // are in the cache: refused, since agora.lock pins plugin.yaml, which pins the image.
+    for blob in walk(&images.path().join("moved/blobs/sha256")) {
+        fresh
+            .put(
+                &format!("sha256:{}", blob.file_name().unwrap().to_string_lossy()),
+                &std::fs::read(&blob).unwrap(),
+            )
+            .unwrap();
+    }
+    let yaml = work.join("fresh/examples/echo-native/plugin.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(
+        &yaml,
+        text.replace(&pinned.manifest.digest, &moved.manifest.digest),
+    )
+    .unwrap();
+    let err = alice
+        .run_in(
+            work,
+            &[
+                "run",
+                "examples/echo-native",
+                "echo",
+                "--dir",
+                "fresh",
+                "--state-dir",
+                state,
+            ],
+        )
+        .fails();
+    assert!(
+        err.contains("does not match the digest it was installed with"),
+        "{err}"
+    );
 }
