@@ -48,6 +48,11 @@ enum Command {
         wasm: std::path::PathBuf,
         #[arg(long)]
         native: std::path::PathBuf,
+        /// An OCI plugin directory (plugin.yaml with `runtime.type: oci` and its image as
+        /// an `image/` layout): its start under runc from the unpacked, cached layers,
+        /// and warm calls.
+        #[arg(long)]
+        oci: Option<std::path::PathBuf>,
         #[arg(long, default_value_t = 200)]
         runs: u32,
     },
@@ -445,7 +450,12 @@ async fn main() -> anyhow::Result<()> {
             requests,
             vary,
         } => latency(&url, requests, vary).await,
-        Command::Runner { wasm, native, runs } => runner(&wasm, &native, runs).await,
+        Command::Runner {
+            wasm,
+            native,
+            oci,
+            runs,
+        } => runner(&wasm, &native, oci.as_deref(), runs).await,
         Command::Publish {
             registry,
             token,
@@ -793,7 +803,12 @@ fn spread(mut samples: Vec<Duration>) -> serde_json::Value {
     })
 }
 
-async fn runner(wasm: &std::path::Path, native: &std::path::Path, runs: u32) -> anyhow::Result<()> {
+async fn runner(
+    wasm: &std::path::Path,
+    native: &std::path::Path,
+    oci: Option<&std::path::Path>,
+    runs: u32,
+) -> anyhow::Result<()> {
     use agora_runner::policy::{HostPolicy, Mode};
     use agora_runner::{PluginSource, Runner, RunnerConfig};
     let state = tempfile::tempdir()?;
@@ -802,6 +817,8 @@ async fn runner(wasm: &std::path::Path, native: &std::path::Path, runs: u32) -> 
         mode: Mode::Open,
         ..HostPolicy::default()
     };
+    config.policy.runtimes.push(agora_core::RuntimeKind::Oci);
+    config.policy.oci.allowed_registries = vec!["localhost".into()];
     let runner = Runner::new(config)?;
     let wasm_source = PluginSource::from_dir(wasm)?;
     let native_source = PluginSource::from_dir(native)?;
@@ -844,9 +861,36 @@ async fn runner(wasm: &std::path::Path, native: &std::path::Path, runs: u32) -> 
         echo.call("echo", greet).await?;
         native_warm.push(started.elapsed());
     }
+    // An OCI plugin: the first load unpacks its layers (once per image digest); each
+    // start after that is a cold start from the cached root file system: the runtime
+    // spec, `runc run`, the plugin answering /healthz.
+    let (mut oci_start, mut oci_warm, mut oci_unpack) = (Vec::new(), Vec::new(), None);
+    if let Some(dir) = oci {
+        let source = PluginSource::from_dir(dir)?;
+        let started = Instant::now();
+        let first = runner.load(source.clone()).await?;
+        first.health().await?;
+        oci_unpack = Some(started.elapsed().as_secs_f64() * 1000.0);
+        drop(first);
+        for _ in 0..runs.min(100) {
+            let started = Instant::now();
+            let plugin = runner.load(source.clone()).await?;
+            plugin.health().await?;
+            oci_start.push(started.elapsed());
+        }
+        let echo = runner.load(source).await?;
+        for _ in 0..runs * 10 {
+            let started = Instant::now();
+            echo.call("echo", greet).await?;
+            oci_warm.push(started.elapsed());
+        }
+    }
     println!(
         "{}",
         serde_json::json!({
+            "oci_first_start_with_unpack_ms": oci_unpack,
+            "oci_start_to_ready": spread(oci_start),
+            "oci_warm_call": spread(oci_warm),
             "wasm_engine_and_first_compile_ms": engine_and_compile.as_secs_f64() * 1000.0,
             "wasm_load_from_cache": spread(load),
             "wasm_cold_start_first_call": spread(cold),
