@@ -56,15 +56,21 @@ pub async fn track(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = method_label(req.method());
+    let method = req.method().clone();
     let started = Instant::now();
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("agora_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+    request_done(&method, route, response.status().as_u16(), started);
+    response
+}
+
+/// Counts one answered request under `route`, a route template from a fixed set (never a
+/// raw path, so the label set stays bounded).
+pub fn request_done(method: &axum::http::Method, route: String, status: u16, started: Instant) {
+    let method = method_label(method);
+    metrics::counter!("agora_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string())
         .increment(1);
     metrics::histogram!("agora_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
-    response
 }
 
 pub fn published() {

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/", get(base))
         .route("/v2", get(base))
         .route("/v2/token", get(token))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .route("/v2/{*rest}", any(dispatch))
         .layer(axum::middleware::from_fn(crate::error::catch_panics))
         .with_state(state)
@@ -309,6 +310,18 @@ impl Route {
         }
     }
 
+    /// The route's template, the metrics label (a fixed set).
+    fn template(&self) -> &'static str {
+        match self {
+            Route::Manifest(..) => "/v2/{name}/manifests/{reference}",
+            Route::Blob(..) => "/v2/{name}/blobs/{digest}",
+            Route::UploadStart(_) => "/v2/{name}/blobs/uploads/",
+            Route::Upload(..) => "/v2/{name}/blobs/uploads/{id}",
+            Route::Tags(_) => "/v2/{name}/tags/list",
+            Route::Referrers(..) => "/v2/{name}/referrers/{digest}",
+        }
+    }
+
     fn name(&self) -> &str {
         match self {
             Route::Manifest(n, _)
@@ -321,8 +334,29 @@ impl Route {
     }
 }
 
-/// Every `/v2/NAME/...` request.
+/// Every `/v2/NAME/...` request, counted in the metrics under its route's template.
 async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = Route::parse(
+        request
+            .uri()
+            .path()
+            .strip_prefix("/v2/")
+            .unwrap_or_default(),
+    )
+    .map_or("/v2/{unknown}", |r| r.template());
+    let response = answer(state, request).await;
+    metrics::request_done(
+        &method,
+        route.to_owned(),
+        response.status().as_u16(),
+        started,
+    );
+    response
+}
+
+async fn answer(state: AppState, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts
         .uri

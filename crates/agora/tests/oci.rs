@@ -626,6 +626,17 @@ fn conformance(backend: Backend) {
         audit.contains("oci.delete") && audit.contains("oci.tag"),
         "{audit}"
     );
+    // /metrics counts /v2/ under route templates, never raw paths.
+    let (_, _, metrics) = http("GET", &format!("{url}/metrics"), None, None);
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains(r#"route="/v2/{name}/manifests/{reference}""#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("acme/tools/image"),
+        "no raw path in a label"
+    );
 }
 
 #[test]
