@@ -324,6 +324,16 @@ pub struct Descriptor {
     pub artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// An index entry's platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+/// The platform of an index entry (the fields a choice needs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
 }
 
 impl Descriptor {
@@ -334,6 +344,7 @@ impl Descriptor {
             size,
             artifact_type: None,
             annotations: None,
+            platform: None,
         }
     }
 }

@@ -120,6 +120,8 @@ pub fn build(files: &[File], spec: &ImageSpec) -> Result<BuiltImage, OciError> {
         media_type: media_type.into(),
         digest: sha256_digest(bytes),
         size: bytes.len() as u64,
+        artifact_type: None,
+        annotations: None,
         platform: None,
     };
     let config_d = descriptor(OCI_CONFIG, &config_bytes);

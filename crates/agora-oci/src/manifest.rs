@@ -3,7 +3,7 @@
 //! chosen from it. Every descriptor must name a `sha256:` digest; other algorithms and
 //! Docker schema 1 are refused.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::{OciError, sha256_hex};
 
@@ -19,22 +19,8 @@ pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// The media types a manifest request accepts.
 pub const ACCEPTED: [&str; 4] = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST];
 
-/// A content descriptor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: String,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    pub architecture: String,
-    pub os: String,
-}
+/// A content descriptor and an index entry's platform: the domain's.
+pub use agora_core::oci::{Descriptor, Platform};
 
 /// A parsed manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +167,8 @@ mod tests {
             media_type: OCI_MANIFEST.into(),
             digest: D.into(),
             size: 1,
+            artifact_type: None,
+            annotations: None,
             platform: Some(Platform {
                 architecture: arch.into(),
                 os: "linux".into(),

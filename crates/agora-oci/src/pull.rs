@@ -360,6 +360,8 @@ mod tests {
             media_type: manifest::OCI_LAYER_GZIP.into(),
             digest: crate::sha256_digest(b""),
             size,
+            artifact_type: None,
+            annotations: None,
             platform: None,
         }
     }

@@ -414,6 +414,7 @@ fn descriptor_of(m: OciManifestRecord) -> Descriptor {
         annotations: m
             .annotations
             .and_then(|a| serde_json::from_str::<BTreeMap<String, String>>(&a).ok()),
+        platform: None,
     }
 }
 
@@ -811,8 +812,8 @@ pub async fn delete_blob(
     digest: &str,
 ) -> Result<()> {
     require_delete(registry, caller, repo).await?;
-    let (digest, _) = blob_size(registry, repo, digest).await?;
-    let _ = digest;
+    // An unknown blob is still BLOB_UNKNOWN; a held one cannot be deleted alone.
+    blob_size(registry, repo, digest).await?;
     Err(OciError::new(
         ErrorCode::Unsupported,
         "blobs are shared by content and removed by garbage collection once nothing refers to \
@@ -1051,7 +1052,11 @@ pub async fn after_release(
         run: None,
     };
     let result = async {
-        write_release(registry, &pending).await?;
+        // After a verification the artifact is usually there already: only its new run
+        // is written then.
+        if release_manifest_of(registry, &pending).await?.is_none() {
+            write_release(registry, &pending).await?;
+        }
         for run in registry
             .meta
             .oci_pending_runs(0, Some(version_id), CATCH_UP_BATCH)
@@ -1187,20 +1192,10 @@ async fn write_release(registry: &Registry, p: &OciPending) -> Result<usize> {
 async fn write_run(registry: &Registry, p: &OciPending) -> Result<usize> {
     let Some(run) = &p.run else { return Ok(0) };
     let repository = format!("{}/{}", p.publisher, p.name);
-    let Some(tag_digest) = registry
-        .meta
-        .oci_tag(&repository, &oci::version_tag(&p.version))
-        .await?
-    else {
+    let Some(release) = release_manifest_of(registry, p).await? else {
         // The release's artifact comes first; the run follows on the next catch-up.
         return Ok(0);
     };
-    let Some(release) = registry.meta.oci_manifest(&repository, &tag_digest).await? else {
-        return Ok(0);
-    };
-    if release.kind != OciKind::Release {
-        return Ok(0);
-    }
     let layer = store_bytes(registry, run.report.as_bytes().to_vec()).await?;
     let empty = store_bytes(registry, oci::EMPTY_JSON_BYTES.to_vec()).await?;
     let annotations = BTreeMap::from([
@@ -1238,6 +1233,27 @@ async fn write_run(registry: &Registry, p: &OciPending) -> Result<usize> {
         })
         .await?;
     Ok(1)
+}
+
+/// The release's own artifact, if it is written: its version tag pointing at a
+/// generated release manifest (a tag pushed before the plugin existed does not count).
+async fn release_manifest_of(
+    registry: &Registry,
+    p: &OciPending,
+) -> Result<Option<OciManifestRecord>> {
+    let repository = format!("{}/{}", p.publisher, p.name);
+    let Some(digest) = registry
+        .meta
+        .oci_tag(&repository, &oci::version_tag(&p.version))
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(registry
+        .meta
+        .oci_manifest(&repository, &digest)
+        .await?
+        .filter(|m| m.kind == OciKind::Release))
 }
 
 /// Stores bytes the registry wrote itself under their digest.

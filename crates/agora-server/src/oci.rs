@@ -171,18 +171,13 @@ fn error_response(err: OciError) -> Response {
     )
         .into_response();
     if let Some(size) = err.size {
-        let value =
+        // An upload's 416 says where the upload ends; a blob's, how large the blob is.
+        let (name, value) =
             if status == StatusCode::RANGE_NOT_SATISFIABLE && err.code == "BLOB_UPLOAD_INVALID" {
-                // An upload's 416 says where it ends.
-                format!("0-{}", size.saturating_sub(1))
+                (header::RANGE, format!("0-{}", size.saturating_sub(1)))
             } else {
-                format!("bytes */{size}")
+                (header::CONTENT_RANGE, format!("bytes */{size}"))
             };
-        let name = if value.starts_with("bytes") {
-            header::CONTENT_RANGE
-        } else {
-            header::RANGE
-        };
         if let Ok(v) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(name, v);
         }
