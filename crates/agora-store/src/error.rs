@@ -69,4 +69,6 @@ pub enum BlobError {
     Io(#[from] std::io::Error),
     #[error("object storage failed: {0}")]
     Object(#[from] object_store::Error),
+    #[error("blob storage location `{location}`: {reason}")]
+    BadLocation { location: String, reason: String },
 }

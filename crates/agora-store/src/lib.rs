@@ -5,7 +5,8 @@
 //!   PostgreSQL with one set of queries; only migrations and full-text search differ.
 //! - [`BlobStore`]: content-addressed bytes, streamed in and out. [`FsBlobStore`] keeps
 //!   them in a local directory; [`ObjectBlobStore`] puts them in any `object_store`
-//!   backend (S3-compatible, in-memory).
+//!   backend (S3-compatible, in-memory); [`BlobLocation`] opens the one a path or URL
+//!   names.
 //!
 //! Invariants: a version is written in one transaction or not at all; a blob is fully
 //! written and its digest checked before it becomes visible under that digest.
@@ -15,7 +16,10 @@ mod error;
 mod metadata;
 mod sql;
 
-pub use blob::{BlobStore, BlobStream, ByteStream, FsBlobStore, ObjectBlobStore, PutOutcome};
+pub use blob::{
+    BlobLocation, BlobStore, BlobStream, ByteStream, FsBlobStore, IMMUTABLE, ObjectBlobStore,
+    PutOutcome, S3_URL_KEYS, StoredBlob,
+};
 pub use error::{BlobError, StoreError};
 pub use metadata::*;
 pub use sql::{Dialect, SqlStore};

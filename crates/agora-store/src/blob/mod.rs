@@ -1,0 +1,112 @@
+//! The content-addressed blob store: bytes stored under their sha256 digest, streamed in
+//! and out, never held whole in memory.
+//!
+//! - [`FsBlobStore`] (`fs`): a local directory, the embedded default.
+//! - [`ObjectBlobStore`] (`object`): any `object_store` backend; S3-compatible storage
+//!   for replicas, memory for tests.
+//! - [`BlobLocation`] (`location`): where the configuration says blobs live, parsed from
+//!   a path or a `file://` or `s3://` URL, and opened as one of the above.
+
+mod fs;
+mod location;
+mod object;
+
+use std::time::Duration;
+
+use agora_core::Digest;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+use crate::BlobError;
+
+pub use fs::FsBlobStore;
+pub use location::{BlobLocation, S3_URL_KEYS};
+pub use object::ObjectBlobStore;
+
+/// A stream of chunks, as uploads arrive and downloads leave.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// Part of a blob being read.
+pub struct BlobStream {
+    /// Total size of the blob.
+    pub size: u64,
+    /// First byte of `body` within the blob.
+    pub offset: u64,
+    /// Length of `body`.
+    pub len: u64,
+    pub body: ByteStream,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The bytes were written.
+    Created,
+    /// A blob with this digest existed already; the upload was not read.
+    AlreadyPresent,
+}
+
+/// Content-addressed storage. Implementations verify the digest (and size limit) while
+/// streaming, and make a blob visible under its digest only once it is complete and
+/// correct; a failed upload leaves nothing behind.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Stores `body` under `digest`, refusing it if it is larger than `limit` bytes or its
+    /// content does not hash to `digest`. Returns the outcome and the blob's size.
+    async fn put(
+        &self,
+        digest: &Digest,
+        body: ByteStream,
+        limit: u64,
+    ) -> Result<(PutOutcome, u64), BlobError>;
+    /// The blob's size, or `None` if it is not stored.
+    async fn size(&self, digest: &Digest) -> Result<Option<u64>, BlobError>;
+    /// Reads `len` bytes from `offset` (the whole blob with `offset = 0, len = size`).
+    async fn get(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<BlobStream>, BlobError>;
+    async fn delete(&self, digest: &Digest) -> Result<(), BlobError>;
+    /// Checks the storage is reachable (for readiness probes).
+    async fn check(&self) -> Result<(), BlobError>;
+    /// Up to `limit` stored blobs in digest order, starting after `after` (from the first
+    /// when `None`): one page of a walk over everything stored, for `gc` and `fsck`.
+    async fn list(
+        &self,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<StoredBlob>, BlobError>;
+    /// A URL that lets anyone holding it read the blob for `ttl`, answered with
+    /// `cache_control` and `application/octet-stream`; `None` when this store cannot
+    /// make one (a local directory), so the server streams the bytes itself.
+    async fn presign_get(
+        &self,
+        digest: &Digest,
+        ttl: Duration,
+        cache_control: &str,
+    ) -> Result<Option<String>, BlobError> {
+        let _ = (digest, ttl, cache_control);
+        Ok(None)
+    }
+    /// Removes upload leftovers (temporary files of uploads that a crash cut off) older
+    /// than `older_than`; returns how many went. Stores whose failed uploads leave
+    /// nothing behind by construction remove nothing.
+    async fn sweep_partials(&self, older_than: Duration) -> Result<u64, BlobError> {
+        let _ = older_than;
+        Ok(0)
+    }
+}
+
+/// One blob as a store lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub digest: Digest,
+    pub size: u64,
+    /// When it was written, in milliseconds since the Unix epoch.
+    pub modified_ms: i64,
+}
+
+/// Cache-Control of every blob: content addressed, so never stale.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
