@@ -44,6 +44,18 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Check that a server answers: GET a URL, exit 0 on a 2xx answer, else 1 with the
+    /// reason (the container image's health check: it has no shell and no curl).
+    Probe {
+        /// The URL, or a path such as /ready on this host's server (the address in
+        /// AGORA_LISTEN, loopback when it is 0.0.0.0; default 127.0.0.1:8080).
+        #[arg(default_value = "/health")]
+        url: String,
+        /// Seconds to wait for the answer (1 to 300).
+        #[arg(long, default_value_t = 5,
+              value_parser = clap::value_parser!(u64).range(1..=300))]
+        timeout: u64,
+    },
     /// Store a registry token in your user configuration (mode 0600).
     Login {
         /// The token; read from standard input when absent.
@@ -850,6 +862,10 @@ mod tests {
                 include_str!("../../../docs/plugin-contract.md"),
             ),
             ("docs/web.md", include_str!("../../../docs/web.md")),
+            (
+                "docs/operations.md",
+                include_str!("../../../docs/operations.md"),
+            ),
             (
                 "docs/security.md",
                 include_str!("../../../docs/security.md"),

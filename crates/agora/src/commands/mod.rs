@@ -6,6 +6,7 @@ mod agent;
 mod catalog;
 mod install;
 mod keys;
+mod probe;
 mod release;
 mod run;
 mod serve;
@@ -96,6 +97,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Init { config, force } = &cli.command {
         return serve::init(config, *force, &out);
     }
+    if let Command::Probe { url, timeout } = &cli.command {
+        return probe::probe(url, std::time::Duration::from_secs(*timeout), &out).await;
+    }
     client_logging(cli.verbose, cli.quiet);
     let credentials = Credentials::load()?;
     let registry = credentials.registry(cli.registry.as_deref());
@@ -108,6 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(_)
         | Command::Worker(_)
         | Command::Init { .. }
+        | Command::Probe { .. }
         | Command::Advisories(crate::cli::AdvisoriesCommand::Recheck { .. }) => {
             unreachable!("handled above")
         }
