@@ -24,7 +24,7 @@ pub use cache::CacheConfig;
 pub use error::ApiError;
 pub use extract::ClientAddr;
 pub use listen::HttpLimits;
-pub use state::AppState;
+pub use state::{AppState, Downloads, REDIRECT_TTL_RANGE};
 
 /// The complete HTTP API: [`api_routes`] with a JSON problem for unknown paths.
 pub fn app(state: AppState) -> axum::Router {

@@ -82,6 +82,12 @@ pub fn downloaded(bytes: u64) {
     metrics::counter!("agora_blob_download_bytes_total").increment(bytes);
 }
 
+/// A download answered with a redirect to presigned storage (the bytes are not counted:
+/// they never pass through this server).
+pub fn redirected() {
+    metrics::counter!("agora_blob_download_redirects_total").increment(1);
+}
+
 pub fn uploaded(bytes: u64) {
     metrics::counter!("agora_blob_uploads_total").increment(1);
     metrics::counter!("agora_blob_upload_bytes_total").increment(bytes);

@@ -13,7 +13,23 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub http: HttpLimits,
     pub(crate) cache: Arc<ResponseCache>,
+    pub downloads: Downloads,
 }
+
+/// How `GET /api/v1/blobs/{digest}` hands out the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Downloads {
+    /// The server streams them from the blob store.
+    #[default]
+    Stream,
+    /// Where the blob store can presign (S3), a `307` to a URL valid for `ttl`, so the
+    /// bytes go from the bucket (or a CDN in front of it) to the client directly.
+    Redirect { ttl: std::time::Duration },
+}
+
+/// Shortest and longest lifetime of a presigned download URL: long enough for a slow
+/// client to start, short enough that a leaked URL soon stops working.
+pub const REDIRECT_TTL_RANGE: std::ops::RangeInclusive<u64> = 10..=3600;
 
 impl AppState {
     pub fn new(registry: Arc<Registry>, http: HttpLimits, cache: CacheConfig) -> AppState {
@@ -21,6 +37,12 @@ impl AppState {
             registry,
             http,
             cache: Arc::new(ResponseCache::new(cache)),
+            downloads: Downloads::Stream,
         }
+    }
+
+    pub fn with_downloads(mut self, downloads: Downloads) -> AppState {
+        self.downloads = downloads;
+        self
     }
 }

@@ -111,8 +111,21 @@ deletes = true
 # upload_dir = "./agora-data/oci-uploads"
 
 [blobs]
-# Directory of the content-addressed blob store. Default: <data_dir>/blobs.
-# path = "./agora-data/blobs"
+# Where the content-addressed blobs live. Default: the directory <data_dir>/blobs.
+# Either a directory (a path or file:///PATH) or an S3-compatible bucket:
+#   s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION
+# (endpoint for S3-compatible servers, default AWS; also allow_http=true and
+# virtual_hosted_style_request=true). S3 credentials come from the usual AWS sources,
+# never from this file: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN),
+# a web identity token, the container credentials endpoint or instance metadata.
+# The AGORA_STORAGE_URL environment variable sets the same.
+# url = "s3://agora-blobs?endpoint=http://127.0.0.1:9000&region=us-east-1"
+# How downloads are answered: "stream" (the server sends the bytes) or "redirect" (a
+# 307 to a presigned URL of the bucket, so a CDN or the bucket serves the bytes; needs S3
+# storage, else the server streams).
+downloads = "stream"
+# Lifetime of a presigned download URL, in seconds (10 to 3600).
+redirect_ttl_secs = 300
 
 [limits]
 # Largest blob accepted by an upload, in bytes (1 GiB).
@@ -436,10 +449,26 @@ impl ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct BlobConfig {
+    /// The blob directory, as older configurations name it (`url` says the same).
     pub path: Option<PathBuf>,
+    /// A directory, `file:///PATH` or `s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION`.
+    pub url: Option<String>,
+    pub downloads: String,
+    pub redirect_ttl_secs: u64,
+}
+
+impl Default for BlobConfig {
+    fn default() -> BlobConfig {
+        BlobConfig {
+            path: None,
+            url: None,
+            downloads: "stream".into(),
+            redirect_ttl_secs: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -585,6 +614,23 @@ impl ServerConfig {
             "log.format is {:?}; expected auto, json or text",
             self.log.format
         );
+        anyhow::ensure!(
+            ["stream", "redirect"].contains(&self.blobs.downloads.as_str()),
+            "blobs.downloads (AGORA_BLOBS__DOWNLOADS) is {:?}; expected stream or redirect",
+            self.blobs.downloads
+        );
+        anyhow::ensure!(
+            agora_server::REDIRECT_TTL_RANGE.contains(&self.blobs.redirect_ttl_secs),
+            "blobs.redirect_ttl_secs (AGORA_BLOBS__REDIRECT_TTL_SECS) is {}; expected {} to {} seconds",
+            self.blobs.redirect_ttl_secs,
+            agora_server::REDIRECT_TTL_RANGE.start(),
+            agora_server::REDIRECT_TTL_RANGE.end()
+        );
+        anyhow::ensure!(
+            self.blobs.url.is_none() || self.blobs.path.is_none(),
+            "blobs.url and blobs.path are both set; keep one (url accepts a directory too)"
+        );
+        self.blob_location()?;
         self.worker.validate()?;
         self.verification.policy()?;
         self.advisories.validate()?;
@@ -613,11 +659,38 @@ impl ServerConfig {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("agora.db").display()))
     }
 
-    pub fn blob_dir(&self) -> PathBuf {
-        self.blobs
-            .path
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("blobs"))
+    /// Where blobs live: `AGORA_STORAGE_URL`, else `[blobs] url`, else `[blobs] path`, else
+    /// `<data_dir>/blobs`.
+    pub fn blob_location(&self) -> anyhow::Result<agora_store::BlobLocation> {
+        let url = std::env::var("AGORA_STORAGE_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| (u, "AGORA_STORAGE_URL"))
+            .or_else(|| {
+                self.blobs
+                    .url
+                    .clone()
+                    .map(|u| (u, "blobs.url (AGORA_BLOBS__URL)"))
+            });
+        match (url, &self.blobs.path) {
+            (Some((url, from)), _) => url
+                .parse()
+                .with_context(|| format!("{from} is not a blob storage location")),
+            (None, Some(path)) => Ok(agora_store::BlobLocation::Directory(path.clone())),
+            (None, None) => Ok(agora_store::BlobLocation::Directory(
+                self.data_dir.join("blobs"),
+            )),
+        }
+    }
+
+    /// How blob downloads are answered (`[blobs] downloads`).
+    pub fn downloads(&self) -> agora_server::Downloads {
+        match self.blobs.downloads.as_str() {
+            "redirect" => agora_server::Downloads::Redirect {
+                ttl: std::time::Duration::from_secs(self.blobs.redirect_ttl_secs),
+            },
+            _ => agora_server::Downloads::Stream,
+        }
     }
 
     pub fn cache(&self) -> agora_server::CacheConfig {

@@ -287,6 +287,19 @@ fn registry_scenario(backend: Backend) {
             &["install", "examples/secret-tool", "--dir", "insider"],
         )
         .ok();
+    // A member reads the private blob, marked for their own cache only: a shared cache
+    // or CDN would hand it to anyone asking for the URL.
+    let caching_for_alice = || {
+        let (status, headers, _) = http(
+            "GET",
+            &format!("{}/api/v1/blobs/{digest}", server.url),
+            alice.token.as_deref(),
+            None,
+        );
+        assert_eq!(status, 200);
+        headers["cache-control"].to_str().unwrap().to_owned()
+    };
+    assert_eq!(caching_for_alice(), "private, max-age=31536000, immutable");
     let err = mallory
         .run(&["visibility", "examples/secret-tool", "public"])
         .fails();
@@ -297,6 +310,11 @@ fn registry_scenario(backend: Backend) {
     alice
         .run(&["visibility", "examples/secret-tool", "public"])
         .ok();
+    assert_eq!(
+        caching_for_alice(),
+        "public, max-age=31536000, immutable",
+        "public now: any cache may keep it"
+    );
     assert_eq!(
         names(&anon.run(&["--json", "search", "secret"]).json()),
         ["secret-tool"]

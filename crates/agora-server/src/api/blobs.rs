@@ -3,6 +3,7 @@
 
 use agora_core::api::{BlobInfo, Problem};
 use agora_registry::blobs::{self, Access, Uploaded};
+use agora_store::Viewer;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -15,10 +16,13 @@ use crate::auth::{Authenticated, MaybeCaller};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ClientAddr};
 use crate::metrics;
-use crate::state::AppState;
+use crate::state::{AppState, Downloads};
 
-/// Immutable content: cache it forever.
-const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
+/// Immutable content anyone may read: any cache may keep it forever.
+const CACHE_FOREVER: &str = agora_store::IMMUTABLE;
+/// Immutable content only some may read: only the client's own cache may keep it (a
+/// shared cache or CDN would hand it to anyone asking for the URL).
+const CACHE_PRIVATE: &str = "private, max-age=31536000, immutable";
 /// The header carrying the blob's digest.
 pub const DIGEST_HEADER: &str = "agora-digest";
 
@@ -160,8 +164,14 @@ pub(crate) fn parse_range(value: Option<&HeaderValue>, size: u64) -> Wanted {
             headers(
                 ("ETag" = String, description = "The digest, quoted"),
                 ("Agora-Digest" = String, description = "The digest"),
-                ("Cache-Control" = String, description = "`public, max-age=31536000, immutable`"),
+                ("Cache-Control" = String, description = "`public, max-age=31536000, immutable`; `private, max-age=31536000, immutable` when not everyone may read it (a private plugin's blob, a private registry)"),
                 ("Accept-Ranges" = String, description = "`bytes`")
+            )),
+        (status = 307, description = "With `[blobs] downloads = \"redirect\"` and S3 storage: the bytes are at `Location`, a presigned URL valid for `[blobs] redirect_ttl_secs` (send the same `Range` there). Check them against the digest",
+            headers(
+                ("Location" = String, description = "The presigned URL"),
+                ("Agora-Digest" = String, description = "The digest"),
+                ("Cache-Control" = String, description = "`public` (or `private`) `max-age` of half the URL's lifetime")
             )),
         (status = 206, description = "The requested range", content_type = "application/octet-stream",
             headers(
@@ -193,10 +203,21 @@ pub async fn download(
     )
     .await?;
     let etag = format!("\"{digest}\"");
+    // Public only if anyone at all could read it: an authenticated reader may be reading
+    // a private plugin's blob.
+    let shared = !state.registry.sign_in_required
+        && (caller.is_anonymous()
+            || state
+                .registry
+                .meta
+                .blob_readable(&digest, &Viewer::anonymous())
+                .await
+                .map_err(agora_registry::RegistryError::from)?);
+    let cache_control = if shared { CACHE_FOREVER } else { CACHE_PRIVATE };
     let mut common = HeaderMap::new();
     common.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(CACHE_FOREVER),
+        HeaderValue::from_static(cache_control),
     );
     common.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -211,6 +232,34 @@ pub async fn download(
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
         return Ok((StatusCode::NOT_MODIFIED, common).into_response());
+    }
+    if let Downloads::Redirect { ttl } = state.downloads
+        && method == Method::GET
+        && access == Access::Read
+        && let Some(url) = state
+            .registry
+            .blobs
+            .presign_get(&digest, ttl, cache_control)
+            .await?
+        && let Ok(location) = HeaderValue::from_str(&url)
+    {
+        // The client follows it with its Range header; the digest header stays here,
+        // and the client checks every byte it gets against it.
+        blobs::count_download(&state.registry, client, digest);
+        common.insert(header::LOCATION, location);
+        common.remove(header::ACCEPT_RANGES);
+        // A cache may keep the redirect only while the URL it points to still works.
+        let keep = (ttl.as_secs() / 2).max(1);
+        let redirect_cache = if shared {
+            format!("public, max-age={keep}")
+        } else {
+            format!("private, max-age={keep}")
+        };
+        if let Ok(v) = HeaderValue::from_str(&redirect_cache) {
+            common.insert(header::CACHE_CONTROL, v);
+        }
+        metrics::redirected();
+        return Ok((StatusCode::TEMPORARY_REDIRECT, common).into_response());
     }
     let Some(size) = state.registry.blobs.size(&digest).await? else {
         tracing::error!(%digest, "metadata refers to a blob the blob store does not have");

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use agora_server::AppState;
-use agora_store::{FsBlobStore, SqlStore};
+use agora_store::{BlobStore, SqlStore};
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 
@@ -80,17 +80,18 @@ fn raise_open_file_limit() -> Option<u64> {
 }
 
 /// The metadata database and the blob store the configuration names.
-async fn open_stores(cfg: &ServerConfig) -> anyhow::Result<(SqlStore, FsBlobStore)> {
+async fn open_stores(cfg: &ServerConfig) -> anyhow::Result<(SqlStore, Arc<dyn BlobStore>)> {
     let url = cfg.database_url();
     let meta = SqlStore::connect(&url).await.with_context(|| {
         // Never print a URL that may hold a password: only its scheme and host part.
         let shown = url.split('@').next_back().unwrap_or("");
         format!("cannot open the metadata database ({shown})")
     })?;
-    let blob_dir = cfg.blob_dir();
-    let blobs = FsBlobStore::open(&blob_dir)
+    let location = cfg.blob_location()?;
+    let blobs = location
+        .open()
         .await
-        .with_context(|| format!("cannot open the blob store at {}", blob_dir.display()))?;
+        .with_context(|| format!("cannot open the blob store at {location}"))?;
     Ok((meta, blobs))
 }
 
@@ -110,7 +111,7 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         )
     })?;
     let (meta, blobs) = open_stores(&cfg).await?;
-    let blob_dir = cfg.blob_dir();
+    let blob_location = cfg.blob_location()?;
     let new_admin_token =
         agora_registry::bootstrap::ensure_admin(&meta, cfg.admin_token.as_deref()).await?;
     if let Some(password) = &cfg.admin_password {
@@ -120,7 +121,7 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, database = ?meta.dialect(), blobs = %blob_dir.display(), "agora serving");
+    tracing::info!(%addr, database = ?meta.dialect(), blobs = %blob_location, "agora serving");
     println!(
         "Agora {} listening on http://{addr}",
         env!("CARGO_PKG_VERSION")
@@ -133,9 +134,8 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         .await
         .context("cannot open the transparency log")?;
     tracing::info!(origin = %log.origin(), key = %log.verifier_key(), "transparency log ready");
-    let registry =
-        agora_registry::Registry::new(Arc::new(meta.clone()), Arc::new(blobs), log, cfg.limits())
-            .with_sign_in_required(cfg.web.require_sign_in);
+    let registry = agora_registry::Registry::new(Arc::new(meta.clone()), blobs, log, cfg.limits())
+        .with_sign_in_required(cfg.web.require_sign_in);
     let registry = Arc::new(with_behaviour(registry, &cfg));
     if cfg.oci.enabled {
         // Releases published before `/v2/` existed (or whose artifact a failure left
@@ -167,7 +167,7 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
     ));
     let rechecks = spawn_rechecks(&registry, &cfg, "serve");
     let limits = cfg.http_limits(raise_open_file_limit());
-    let state = AppState::new(registry, limits, cfg.cache());
+    let state = AppState::new(registry, limits, cfg.cache()).with_downloads(cfg.downloads());
     let app = agora_web::app(state, cfg.web.config());
     tracing::info!(
         max_connections = limits.max_connections,
@@ -222,8 +222,7 @@ async fn offline_registry(
     let log = agora_registry::TransparencyLog::open(&meta, &cfg.log_origin())
         .await
         .context("cannot open the transparency log")?;
-    let registry =
-        agora_registry::Registry::new(Arc::new(meta.clone()), Arc::new(blobs), log, cfg.limits());
+    let registry = agora_registry::Registry::new(Arc::new(meta.clone()), blobs, log, cfg.limits());
     Ok((cfg, meta, registry))
 }
 

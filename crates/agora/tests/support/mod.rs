@@ -51,7 +51,46 @@ pub struct Server {
     pub admin_token: String,
     pub data: tempfile::TempDir,
     schema: Option<String>,
+    /// Whether dropping this server drops `schema` (a replica shares its first's).
+    owns_schema: bool,
     env: Vec<(String, String)>,
+}
+
+/// The environment that puts a server's blobs in a fresh place (a new prefix) of the
+/// test bucket on the S3 server at `AGORA_TEST_S3_ENDPOINT` (scripts/test starts the
+/// moto server); fails, never skips, without one.
+pub fn s3_storage_env() -> Vec<(String, String)> {
+    let endpoint = std::env::var("AGORA_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!("these tests need an S3-compatible server: set AGORA_TEST_S3_ENDPOINT (scripts/test starts the moto server)")
+    });
+    let bucket = "agora-e2e";
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .arg(format!("{endpoint}/{bucket}"))
+        .output()
+        .unwrap_or_else(|e| panic!("curl is needed to create the test bucket: {e}"));
+    let status = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        status == "200" || status == "409",
+        "cannot create the test bucket at {endpoint}: HTTP {status}"
+    );
+    vec![
+        (
+            "AGORA_STORAGE_URL".into(),
+            format!(
+                "s3://{bucket}/{}?endpoint={endpoint}&region=us-east-1",
+                random_hex(8)
+            ),
+        ),
+        (
+            "AWS_ACCESS_KEY_ID".into(),
+            std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "agora-test".into()),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "agora-test".into()),
+        ),
+    ]
 }
 
 /// Starts `agora serve` on `listen` with its data under `dir`; returns it and its URL.
@@ -136,8 +175,42 @@ impl Server {
             admin_token,
             data,
             schema,
+            owns_schema: true,
             env,
         }
+    }
+
+    /// Another `agora serve` process on this one's database and blob store (with its
+    /// own address and data directory): a replica.
+    pub fn replica(&self) -> Server {
+        self.replica_with(&[])
+    }
+
+    /// A replica with `extra` environment on top of this server's.
+    pub fn replica_with(&self, extra: &[(&str, &str)]) -> Server {
+        assert!(
+            self.schema.is_some(),
+            "replicas share a PostgreSQL database: start the first with Backend::Postgres"
+        );
+        let data = tempfile::tempdir().unwrap();
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let (child, url) = spawn(data.path(), "127.0.0.1:0", &env);
+        Server {
+            child,
+            url,
+            admin_token: self.admin_token.clone(),
+            data,
+            schema: self.schema.clone(),
+            owns_schema: false,
+            env,
+        }
+    }
+
+    /// Kills the server process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops the server and starts it again on the same address and data.
@@ -271,7 +344,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(schema) = &self.schema {
+        if let Some(schema) = self.schema.as_ref().filter(|_| self.owns_schema) {
             psql(&postgres_url(), &format!("DROP SCHEMA {schema} CASCADE"));
         }
     }
