@@ -68,10 +68,21 @@ fn publisher_on(server: &Server, signer: &Cli) -> Cli {
     cli
 }
 
+/// Two replicas started at the same moment on an empty database (they race to migrate
+/// it and to create the administrator), with their blobs in one fresh place of the
+/// bucket.
+fn two_fresh_replicas() -> (Server, Server) {
+    let env = s3_storage_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut servers = Server::start_replicas(2, &env);
+    let b = servers.pop().unwrap();
+    let a = servers.pop().unwrap();
+    (a, b)
+}
+
 #[test]
 fn two_replicas_serve_one_registry() {
-    let a = first_replica(&[]);
-    let b = a.replica();
+    let (a, b) = two_fresh_replicas();
     let mut alice_a = a.admin();
     alice_a.run(&["publisher", "create", "acme"]).ok();
     alice_a.sign_for("acme");
@@ -206,6 +217,24 @@ fn two_replicas_serve_one_registry() {
     assert_eq!(
         std::fs::read(work.path().join("from-b/acme/p0/plugin.wasm")).unwrap(),
         b"module 0"
+    );
+
+    // A replica's response cache serves another replica's change within its documented
+    // staleness (`[cache] metadata_ttl_ms`, 1 s by default), never later.
+    let detail = |server: &Server| get(server, "/api/v1/plugins/acme/p1/versions/1.0.0");
+    assert_eq!(detail(&b)["state"], "active");
+    assert_eq!(detail(&b)["state"], "active", "now cached on b");
+    alice_a.run(&["yank", "acme/p1@1.0.0"]).ok();
+    assert_eq!(
+        detail(&a)["state"],
+        "yanked",
+        "at once on the replica that changed it"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        detail(&b)["state"],
+        "yanked",
+        "within the cache's lifetime on the other"
     );
 
     // Every release verified exactly once, by whichever replica's worker claimed it.

@@ -180,6 +180,58 @@ impl Server {
         }
     }
 
+    /// `count` servers started at the same moment on one fresh PostgreSQL schema (they
+    /// race to migrate it) with `env`: replicas from their first start. The first owns
+    /// the schema.
+    pub fn start_replicas(count: usize, env: &[(&str, &str)]) -> Vec<Server> {
+        let first = Server::start_with(Backend::Postgres, env);
+        let schema = first.schema.clone().unwrap();
+        let shared_env = first.env.clone();
+        // The first has migrated the schema already: drop it all and let them race anew.
+        drop(first);
+        psql(&postgres_url(), &format!("CREATE SCHEMA {schema}"));
+        let start = std::sync::Barrier::new(count);
+        let mut servers: Vec<Server> = std::thread::scope(|scope| {
+            let starting: Vec<_> = (0..count)
+                .map(|_| {
+                    let start = &start;
+                    let env = &shared_env;
+                    scope.spawn(move || {
+                        let data = tempfile::tempdir().unwrap();
+                        start.wait();
+                        let (child, url) = spawn(data.path(), "127.0.0.1:0", env);
+                        (child, url, data)
+                    })
+                })
+                .collect();
+            starting
+                .into_iter()
+                .map(|s| {
+                    let (child, url, data) = s.join().unwrap();
+                    Server {
+                        child,
+                        url,
+                        admin_token: String::new(),
+                        data,
+                        schema: Some(schema.clone()),
+                        owns_schema: false,
+                        env: shared_env.clone(),
+                    }
+                })
+                .collect()
+        });
+        let token = shared_env
+            .iter()
+            .find(|(k, _)| k == "AGORA_ADMIN_TOKEN")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        for server in &mut servers {
+            server.admin_token = token.clone();
+        }
+        servers[0].owns_schema = true;
+        servers
+    }
+
     /// Another `agora serve` process on this one's database and blob store (with its
     /// own address and data directory): a replica.
     pub fn replica(&self) -> Server {
