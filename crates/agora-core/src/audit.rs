@@ -73,6 +73,9 @@ audit_actions! {
     /// A manifest or tag deleted through `/v2/` (target: `repository@digest` or
     /// `repository:tag`).
     OciDelete = "oci.delete";
+    /// A blob nothing referred to deleted by garbage collection (`agora gc`; target: its
+    /// digest, detail: its size).
+    BlobGc = "blob.gc";
     PluginVisibility = "plugin.visibility";
     ReviewWrite = "review.write";
     ReviewHide = "review.hide";

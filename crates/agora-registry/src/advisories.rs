@@ -266,18 +266,7 @@ fn read_feed(dir: &std::path::Path) -> Result<Vec<serde_json::Value>> {
 /// Queues the re-check unless one is queued or running, or the last one ended less than
 /// `every` ago; true when it queued one.
 pub async fn schedule_recheck(registry: &Registry, every: std::time::Duration) -> Result<bool> {
-    let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
-    let last = registry.meta.jobs(RECHECK_JOB, 1).await?;
-    let due = match last.first() {
-        None => true,
-        Some(job) => job
-            .finished_at
-            .is_some_and(|ended| now_ms().saturating_sub(ended) >= every),
-    };
-    if due {
-        registry.meta.enqueue_job(RECHECK_JOB, "all", 3).await?;
-    }
-    Ok(due)
+    crate::scheduled::schedule(registry, RECHECK_JOB, every).await
 }
 
 /// Runs the queued re-check if there is one for `worker` to claim; true when it ran one.
@@ -287,29 +276,21 @@ pub async fn work_recheck(
     feed: Option<&std::path::Path>,
     lease: std::time::Duration,
 ) -> Result<bool> {
-    let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-    let Some(job) = registry
-        .meta
-        .claim_job(worker, &[RECHECK_JOB], lease)
-        .await?
-    else {
-        return Ok(false);
-    };
-    match recheck(registry, feed).await {
-        Ok(done) => {
-            registry.meta.complete_job(&job).await?;
-            tracing::info!(
-                advisories = done.advisories_checked,
-                flagged = done.flagged.len(),
-                "advisories re-checked"
-            );
-        }
-        Err(e) => {
-            let retry = registry.meta.fail_job(&job, &e.to_string()).await?;
-            tracing::warn!(error = %e, ?retry, "the advisory re-check failed");
-        }
-    }
-    Ok(true)
+    crate::scheduled::work(registry, worker, RECHECK_JOB, lease, || {
+        recheck_logged(registry, feed)
+    })
+    .await
+}
+
+/// [`recheck`], its outcome logged.
+async fn recheck_logged(registry: &Registry, feed: Option<&std::path::Path>) -> Result<()> {
+    let done = recheck(registry, feed).await?;
+    tracing::info!(
+        advisories = done.advisories_checked,
+        flagged = done.flagged.len(),
+        "advisories re-checked"
+    );
+    Ok(())
 }
 
 /// The re-check loop `agora serve` and `agora worker` run: every minute (or `every`, if
@@ -322,17 +303,11 @@ pub async fn run_rechecks(
     feed: Option<std::path::PathBuf>,
     lease: std::time::Duration,
 ) {
-    let tick = every.min(std::time::Duration::from_secs(60));
-    loop {
-        let step = async {
-            schedule_recheck(&registry, every).await?;
-            work_recheck(&registry, &worker, feed.as_deref(), lease).await
-        };
-        if let Err(e) = step.await {
-            tracing::warn!(error = %e, "the advisory re-check could not run");
-        }
-        tokio::time::sleep(tick).await;
-    }
+    crate::scheduled::run_every(registry, worker, RECHECK_JOB, every, lease, |registry| {
+        let feed = feed.clone();
+        async move { recheck_logged(&registry, feed.as_deref()).await }
+    })
+    .await
 }
 
 fn parse_stored(record: &AdvisoryRecord) -> Result<Advisory> {

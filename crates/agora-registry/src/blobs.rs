@@ -69,7 +69,10 @@ pub async fn upload(
                 .meta
                 .blob_readable(digest, &caller.viewer())
                 .await?;
-        if !known {
+        if known {
+            // Sent again by a publisher about to name it: garbage collection waits.
+            registry.meta.touch_blob(digest).await?;
+        } else {
             // Same digest, same bytes: the size is the stored one.
             prove_possession(body, digest, limit).await?;
             registry
@@ -150,6 +153,9 @@ pub async fn access(
             .await?
             .is_some()
     {
+        // The publisher will skip its upload and name the blob in a release: garbage
+        // collection starts its grace period again.
+        registry.meta.touch_blob(digest).await?;
         return Ok(Access::Exists);
     }
     Err(RegistryError::not_found(format!("blob {digest} not found")))

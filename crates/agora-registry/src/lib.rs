@@ -18,6 +18,10 @@
 //! - [`tenants`]: the control plane: tenants, members, instances and their credentials,
 //!   the approved set (pins by manifest digest, each change a sealed log entry), updates,
 //!   the desired set instances poll and the fleet their reports make.
+//! - [`gc`]: garbage collection of blobs nothing refers to (two-phase, with a grace
+//!   period); [`fsck`]: the blob store checked against metadata; [`scheduled`]: periodic
+//!   jobs run once across replicas; [`backup`]: backup and restore of the database and
+//!   the blobs.
 //! - [`caller`]: who is calling and the authorization rules; [`bootstrap`]: the first
 //!   administrator.
 
@@ -25,6 +29,7 @@ pub mod accounts;
 pub mod advisories;
 pub mod archive_audit;
 pub mod audit;
+pub mod backup;
 pub mod behaviour;
 pub mod blobs;
 pub mod bootstrap;
@@ -34,6 +39,8 @@ pub mod downloads;
 pub mod elf_audit;
 pub mod entitlements;
 mod error;
+pub mod fsck;
+pub mod gc;
 pub mod image_audit;
 pub mod keys;
 pub mod lifecycle;
@@ -45,6 +52,7 @@ pub mod publishers;
 pub mod review_queue;
 pub mod reviews;
 pub mod sbom;
+pub mod scheduled;
 pub mod tenants;
 pub mod throttle;
 pub mod time;

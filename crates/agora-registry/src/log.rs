@@ -128,6 +128,14 @@ impl TransparencyLog {
         .map_err(|e| RegistryError::internal("could not sign a checkpoint", e))
     }
 
+    /// The tree's size and root, caught up with the store.
+    pub async fn head(
+        &self,
+        meta: &dyn MetadataStore,
+    ) -> Result<agora_trust::TreeHead, StoreError> {
+        Ok(self.synced(meta).await?.head())
+    }
+
     pub async fn checkpoint(&self, meta: &dyn MetadataStore) -> Result<String, RegistryError> {
         let tree = self.synced(meta).await?;
         self.sign(&tree)

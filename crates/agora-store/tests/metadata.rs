@@ -983,6 +983,8 @@ on_every_backend!(
     tenants_keep_an_administrator_and_their_instances_credentials,
     pin_changes_are_one_sealed_log_entry_each_and_bounded,
     entitled_tenants_see_a_private_plugin_and_grants_are_audited,
+    gc_marks_yield_to_every_use_and_deletions_to_nothing,
+    blob_references_page_through_each_kind,
 );
 
 /// `plugins.latest_verification` is the newest run's outcome of the latest version, kept
@@ -2748,4 +2750,184 @@ async fn entitled_tenants_see_a_private_plugin_and_grants_are_audited(store: &Sq
     let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["entitlement.revoke", "entitlement.grant"]);
     let _ = secret;
+}
+
+/// Garbage collection's protocol: what counts as referenced, marks that a publish, an
+/// upload, an OCI link or a HEAD take away, a deletion that only a mark old enough on a
+/// blob still unreferenced may begin, and a publish or upload refused while one runs.
+async fn gc_marks_yield_to_every_use_and_deletions_to_nothing(store: &SqlStore) {
+    let w = world(store).await;
+    let v = release(store, &w, manifest("acme", "kept", "1.0.0", ""), b"kept")
+        .await
+        .unwrap();
+    let (kept, orphan, linked, racing) = (
+        Digest::of(b"kept"),
+        Digest::of(b"orphan"),
+        Digest::of(b"linked"),
+        Digest::of(b"racing"),
+    );
+    for d in [&orphan, &linked, &racing] {
+        store.record_blob(d, 6, w.alice.id).await.unwrap();
+    }
+    store.link_oci_blob("acme/kept", &linked).await.unwrap();
+    let uses = store
+        .blob_uses(&[kept, orphan, linked, v.manifest_digest])
+        .await
+        .unwrap();
+    let referenced: Vec<bool> = uses.iter().map(|u| u.referenced).collect();
+    assert_eq!(referenced, [true, false, true, true]);
+    assert_eq!(uses[1].recorded_size, Some(6));
+    assert!(uses[1].last_upload_ms.is_some() && uses[1].mark.is_none());
+
+    // Marked at 1000; a deletion needs a mark at or before its cutoff.
+    store.gc_mark(&[orphan, racing], 1_000).await.unwrap();
+    store.gc_mark(&[orphan], 5_000).await.unwrap();
+    let mark = store.blob_uses(&[orphan]).await.unwrap()[0].mark.unwrap();
+    assert_eq!(
+        (mark.state, mark.marked_at),
+        (GcState::Marked, 1_000),
+        "the older mark stays"
+    );
+    let now = now_ms();
+    assert!(
+        !store
+            .gc_begin_delete(&orphan, 999, now, 6, "gc")
+            .await
+            .unwrap(),
+        "too young a mark"
+    );
+    assert!(
+        !store
+            .gc_begin_delete(&orphan, 1_000, 0, 6, "gc")
+            .await
+            .unwrap(),
+        "uploaded after the cutoff"
+    );
+    // A HEAD by its publisher takes the mark away.
+    store.touch_blob(&racing).await.unwrap();
+    assert!(
+        !store
+            .gc_begin_delete(&racing, now, now, 6, "gc")
+            .await
+            .unwrap()
+    );
+    assert!(store.blob_uses(&[racing]).await.unwrap()[0].mark.is_none());
+
+    assert!(
+        store
+            .gc_begin_delete(&orphan, 1_000, now, 6, "gc")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.blob_size(&orphan).await.unwrap(),
+        None,
+        "its upload records went"
+    );
+    assert_eq!(store.gc_deleting(now_ms(), 10).await.unwrap(), [orphan]);
+    // While the bytes go, the digest can be neither uploaded nor published nor linked.
+    let refused = store.record_blob(&orphan, 6, w.alice.id).await.unwrap_err();
+    assert!(
+        matches!(refused, StoreError::Conflict(ref m) if m.contains("garbage collection")),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        store.link_oci_blob("acme/kept", &orphan).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let m = manifest("acme", "late", "1.0.0", "");
+    assert!(matches!(
+        release(store, &w, m.clone(), b"orphan").await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.gc_end_delete(&orphan).await.unwrap();
+    assert!(store.gc_deleting(now_ms(), 10).await.unwrap().is_empty());
+    store.record_blob(&orphan, 6, w.alice.id).await.unwrap();
+    release(store, &w, m, b"orphan").await.unwrap();
+
+    // A publish takes a mark away: the blob is referenced from then on.
+    store.gc_mark(&[racing], 1_000).await.unwrap();
+    release(store, &w, manifest("acme", "racer", "1.0.0", ""), b"racing")
+        .await
+        .unwrap();
+    assert!(store.blob_uses(&[racing]).await.unwrap()[0].mark.is_none());
+    assert!(
+        !store
+            .gc_begin_delete(&racing, now, now, 6, "gc")
+            .await
+            .unwrap()
+    );
+
+    // Marks of blobs the store no longer holds are forgotten, within the walked range.
+    let gone = Digest::of(b"gone");
+    store.gc_mark(&[gone, linked], 1_000).await.unwrap();
+    assert_eq!(
+        store.gc_forget_absent(None, None, &[linked]).await.unwrap(),
+        1
+    );
+    assert!(store.blob_uses(&[linked]).await.unwrap()[0].mark.is_some());
+    store.gc_unmark(&[linked]).await.unwrap();
+    assert!(store.blob_uses(&[linked]).await.unwrap()[0].mark.is_none());
+
+    let audit = store
+        .audit_events(Some(&orphan.to_string()), 10)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].action, "blob.gc");
+}
+
+/// Every kind of reference is walked in pages, each once.
+async fn blob_references_page_through_each_kind(store: &SqlStore) {
+    let w = world(store).await;
+    for i in 0..3 {
+        release(
+            store,
+            &w,
+            manifest("acme", &format!("p{i}"), "1.0.0", ""),
+            format!("module {i}").as_bytes(),
+        )
+        .await
+        .unwrap();
+    }
+    store
+        .record_blob(&Digest::of(b"up"), 2, w.alice.id)
+        .await
+        .unwrap();
+    store
+        .link_oci_blob("acme/p0", &Digest::of(b"up"))
+        .await
+        .unwrap();
+    store
+        .link_oci_blob("acme/p1", &Digest::of(b"up"))
+        .await
+        .unwrap();
+    let mut counts = std::collections::HashMap::new();
+    for kind in RefKind::ALL {
+        let mut after = None;
+        let mut seen = Vec::new();
+        loop {
+            let (page, next) = store
+                .blob_references(kind, after.as_ref(), 2)
+                .await
+                .unwrap();
+            assert!(page.len() <= 2);
+            seen.extend(page.into_iter().map(|r| (r.digest, r.owner)));
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let unique: std::collections::HashSet<_> = seen.iter().collect();
+        assert_eq!(unique.len(), seen.len(), "{kind:?} once each");
+        counts.insert(kind, seen.len());
+    }
+    assert_eq!(
+        counts[&RefKind::Artifact],
+        6,
+        "three modules and three manifests"
+    );
+    assert_eq!(counts[&RefKind::OciLink], 2);
+    assert_eq!(counts[&RefKind::OciManifest], 0);
+    assert_eq!(counts[&RefKind::Upload], 1);
 }

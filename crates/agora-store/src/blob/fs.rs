@@ -213,23 +213,38 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn sweep_partials(&self, older_than: Duration) -> Result<u64, BlobError> {
+        let mut removed = 0;
+        for path in self.partials(older_than).await? {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn count_partials(&self, older_than: Duration) -> Result<u64, BlobError> {
+        Ok(self.partials(older_than).await?.len() as u64)
+    }
+}
+
+impl FsBlobStore {
+    /// The temporary files in `tmp/` last written more than `older_than` ago.
+    async fn partials(&self, older_than: Duration) -> Result<Vec<PathBuf>, BlobError> {
         let dir = self.root.join("tmp");
         let cutoff = crate::now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
-        let mut removed = 0;
+        let mut found = Vec::new();
         for name in read_names(&dir).await? {
             let path = dir.join(&name);
             let Ok(meta) = tokio::fs::metadata(&path).await else {
                 continue;
             };
             if meta.is_file() && modified_ms(&meta) < cutoff {
-                match tokio::fs::remove_file(&path).await {
-                    Ok(()) => removed += 1,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e.into()),
-                }
+                found.push(path);
             }
         }
-        Ok(removed)
+        Ok(found)
     }
 }
 

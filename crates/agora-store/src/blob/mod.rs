@@ -97,6 +97,12 @@ pub trait BlobStore: Send + Sync + 'static {
         let _ = older_than;
         Ok(0)
     }
+    /// How many upload leftovers [`BlobStore::sweep_partials`] would remove (for
+    /// `fsck`, which changes nothing).
+    async fn count_partials(&self, older_than: Duration) -> Result<u64, BlobError> {
+        let _ = older_than;
+        Ok(0)
+    }
 }
 
 /// One blob as a store lists it.

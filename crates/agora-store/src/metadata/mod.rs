@@ -1,6 +1,6 @@
 //! The metadata store's contract, split by aggregate: each part a trait with its records
 //! (accounts, publishers, releases, reviews, the log, blob metadata, search, audit, jobs,
-//! verifications, advisories, webhooks, tenants, entitlements, OCI), all
+//! verifications, advisories, webhooks, tenants, entitlements, OCI, blob references for gc and fsck), all
 //! of them together the [`MetadataStore`]. Callers bring the parts they use into scope
 //! (`use agora_store::prelude::*` brings all).
 
@@ -9,6 +9,7 @@ mod advisories;
 mod audit;
 mod blobs;
 mod entitlements;
+mod gc;
 mod jobs;
 mod log;
 mod oci;
@@ -29,6 +30,7 @@ pub use advisories::*;
 pub use audit::*;
 pub use blobs::*;
 pub use entitlements::*;
+pub use gc::*;
 pub use jobs::*;
 pub use log::*;
 pub use oci::*;
@@ -66,6 +68,7 @@ pub trait MetadataStore:
     + TenantStore
     + EntitlementStore
     + OciStore
+    + GcStore
     + Send
     + Sync
     + 'static
@@ -78,7 +81,7 @@ pub trait MetadataStore:
 pub mod prelude {
     pub use super::{
         AccountStore, AdvisoryStore, AuditStore, BlobIndex, CatalogStore, EntitlementStore,
-        JobQueue, LogStore, MetadataStore, OciStore, PublisherStore, ReleaseStore, ReviewStore,
-        TenantStore, VerificationStore, WebhookStore,
+        GcStore, JobQueue, LogStore, MetadataStore, OciStore, PublisherStore, ReleaseStore,
+        ReviewStore, TenantStore, VerificationStore, WebhookStore,
     };
 }

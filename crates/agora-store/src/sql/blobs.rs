@@ -14,6 +14,9 @@ impl BlobIndex for SqlStore {
     async fn record_blob(&self, digest: &Digest, size: u64, uploaded_by: i64) -> Result<()> {
         let now = now_ms();
         let mut tx = self.write.begin().await?;
+        // An upload while garbage collection deletes the blob is refused; one it had only
+        // marked starts the grace period again.
+        super::gc::claim_blobs(&mut tx, std::slice::from_ref(digest)).await?;
         sqlx::query("INSERT INTO blobs (digest, size, uploaded_by, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING")
             .bind(digest.to_string())
             .bind(size as i64)

@@ -10,6 +10,7 @@ mod advisories;
 mod audit;
 mod blobs;
 mod entitlements;
+mod gc;
 mod jobs;
 mod log;
 mod oci;
@@ -52,7 +53,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 14] = match self {
+        let files: [(i64, &'static str, &'static str); 15] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -123,6 +124,11 @@ impl Dialect {
                     14,
                     "oci",
                     include_str!("../../migrations/sqlite/0014_oci.sql"),
+                ),
+                (
+                    15,
+                    "gc",
+                    include_str!("../../migrations/sqlite/0015_gc.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -195,6 +201,11 @@ impl Dialect {
                     14,
                     "oci",
                     include_str!("../../migrations/postgres/0014_oci.sql"),
+                ),
+                (
+                    15,
+                    "gc",
+                    include_str!("../../migrations/postgres/0015_gc.sql"),
                 ),
             ],
         };
@@ -281,6 +292,55 @@ impl SqlStore {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Writes a consistent copy of an SQLite database to `path` while it is in use
+    /// (`VACUUM INTO`: an online backup). PostgreSQL is backed up with `pg_dump`.
+    pub async fn backup_sqlite_into(&self, path: &std::path::Path) -> Result<()> {
+        if self.dialect != Dialect::Sqlite {
+            return Err(StoreError::Conflict(
+                "an online file copy is SQLite's; back PostgreSQL up with pg_dump".into(),
+            ));
+        }
+        let target = path
+            .to_str()
+            .ok_or_else(|| StoreError::Conflict(format!("{} is not UTF-8", path.display())))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the database at `url` holds no table yet (in PostgreSQL, in its current
+    /// schema), checked without creating or migrating anything. A SQLite file that does
+    /// not exist is empty.
+    pub async fn is_empty_database(url: &str) -> Result<bool> {
+        sqlx::any::install_default_drivers();
+        let sql = match Dialect::of_url(url)? {
+            Dialect::Sqlite => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:")
+                    .split('?')
+                    .next()
+                    .unwrap_or_default();
+                if !std::path::Path::new(path).exists() {
+                    return Ok(true);
+                }
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+            }
+            Dialect::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+            }
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await?;
+        let tables: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await?;
+        pool.close().await;
+        Ok(tables == 0)
     }
 
     /// How the database would run a search: SQLite's `EXPLAIN QUERY PLAN` or PostgreSQL's

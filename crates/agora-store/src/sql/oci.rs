@@ -61,6 +61,9 @@ impl SqlStore {
     async fn put_oci_manifest_once(&self, m: &NewOciManifest) -> Result<()> {
         let now = now_ms();
         let mut tx = self.write.begin().await?;
+        let mut claimed = m.blobs.clone();
+        claimed.push(m.digest);
+        super::gc::claim_blobs(&mut tx, &claimed).await?;
         let exists: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM oci_manifests WHERE repository = $1 AND digest = $2")
                 .bind(&m.repository)
@@ -277,6 +280,8 @@ impl OciStore for SqlStore {
     }
 
     async fn link_oci_blob(&self, repository: &str, digest: &Digest) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        super::gc::claim_blobs(&mut tx, std::slice::from_ref(digest)).await?;
         sqlx::query(
             "INSERT INTO oci_blob_links (repository, digest, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (repository, digest) DO NOTHING",
@@ -284,8 +289,9 @@ impl OciStore for SqlStore {
         .bind(repository)
         .bind(digest.to_string())
         .bind(now_ms())
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

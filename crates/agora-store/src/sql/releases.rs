@@ -159,6 +159,10 @@ impl SqlStore {
         let manifest_json =
             serde_json::to_string(m).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.begin_logged(release.log_entry.is_some()).await?;
+        // A blob garbage collection is deleting cannot become part of a release; one it
+        // had only marked is referenced from now on.
+        let digests: Vec<_> = release.artifacts.iter().map(|a| a.digest).collect();
+        super::gc::claim_blobs(&mut tx, &digests).await?;
         // The signature was checked against the keys before this transaction; a key
         // revoked since (the log's lock orders this after the revocation) vouches for
         // nothing.
