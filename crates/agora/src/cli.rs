@@ -35,6 +35,20 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Run the registry server.
     Serve(ServeArgs),
+    /// Delete blobs nothing refers to, on the server's database and blob store: a blob
+    /// goes once it has been unreferenced, and untouched by publishers, for the grace
+    /// period over two runs (docs/operations.md).
+    Gc(GcArgs),
+    /// Check the blob store against metadata: every blob re-hashed, every reference
+    /// resolved; reports missing, corrupt, wrongly sized and unreferenced blobs, and exits
+    /// non-zero when anything is missing or corrupt.
+    Fsck(FsckArgs),
+    /// Back up the metadata database (SQLite online copy, or pg_dump) and every blob into
+    /// a directory, with a manifest.
+    Backup(BackupArgs),
+    /// Restore a backup into the configured (empty) database and blob store, then check
+    /// the transparency log against the backup's.
+    Restore(RestoreArgs),
     /// Write a commented configuration file with every setting and its default.
     Init {
         /// Where to write it.
@@ -312,6 +326,68 @@ pub struct WorkerArgs {
     #[arg(long, default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKER_CONCURRENCY)))]
     pub concurrency: u16,
+}
+
+/// The server's configuration and data directory, for commands run beside it.
+#[derive(Debug, Args)]
+pub struct ServerDirArgs {
+    /// Configuration file, the server's (default: ./agora.toml when it exists).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory of the embedded database and blobs, the server's.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub server: ServerDirArgs,
+    /// Hours a blob must have been unreferenced and untouched (1 to 720; default: `[gc]
+    /// grace_hours`, 24).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=720))]
+    pub grace: Option<u64>,
+    /// Report what would be marked and deleted, changing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    #[command(flatten)]
+    pub server: ServerDirArgs,
+    /// Check sizes and references only, without re-hashing the bytes.
+    #[arg(long)]
+    pub no_hash: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub server: ServerDirArgs,
+    /// The backup directory (created; a backup there already is brought up to date).
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Where the blobs go instead of TO/blobs: a directory or
+    /// s3://BUCKET[/PREFIX]?endpoint=URL&region=R.
+    #[arg(long)]
+    pub blobs_to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub server: ServerDirArgs,
+    /// The backup directory.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Where the backup's blobs are, when not where the manifest says.
+    #[arg(long)]
+    pub blobs_from: Option<String>,
+    /// Restore over a database or blob store that is not empty (the database's tables
+    /// are replaced; blobs are added).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Most verifications one `agora worker` process runs at the same time.

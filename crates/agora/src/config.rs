@@ -99,6 +99,14 @@ recheck_hours = 24
 # imports: sync OSV's published data for your ecosystems into it (e.g. from a daily job).
 # dir = "/var/lib/agora/osv"
 
+[gc]
+# Hours between garbage collections of blobs nothing refers to (0: never). One worker
+# runs it per period, whichever claims it; `agora gc` runs one now.
+every_hours = 24
+# A blob is deleted only once nothing has referred to it, and no publisher has uploaded
+# or asked about it, for this many hours (at least 1), over two collections.
+grace_hours = 24
+
 [oci]
 # Serve the OCI distribution endpoints at /v2/: every release as an OCI artifact (with
 # its signature and verification runs as referrers), and pushes of OCI images and
@@ -173,6 +181,7 @@ pub struct ServerConfig {
     pub worker: WorkerSettings,
     pub verification: VerificationSettings,
     pub advisories: AdvisorySettings,
+    pub gc: GcSettings,
     pub webhooks: WebhookConfig,
     pub oci: OciConfig,
     /// Name of the transparency log, used only when the log is created (first start).
@@ -283,6 +292,52 @@ impl AdvisorySettings {
                 dir.display()
             );
         }
+        Ok(())
+    }
+}
+
+/// `[gc]`: the scheduled garbage collection of blobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct GcSettings {
+    pub every_hours: u64,
+    pub grace_hours: u64,
+}
+
+/// Longest period between collections, and longest grace period: 30 days.
+const MAX_GC_HOURS: u64 = 720;
+
+impl Default for GcSettings {
+    fn default() -> Self {
+        GcSettings {
+            every_hours: 24,
+            grace_hours: 24,
+        }
+    }
+}
+
+impl GcSettings {
+    /// How often the collection runs; none when it is off.
+    pub fn every(&self) -> Option<std::time::Duration> {
+        (self.every_hours > 0).then(|| std::time::Duration::from_secs(self.every_hours * 3600))
+    }
+
+    pub fn grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.grace_hours * 3600)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.every_hours <= MAX_GC_HOURS,
+            "gc.every_hours (AGORA_GC__EVERY_HOURS) is {}: expected 0 (never) to {MAX_GC_HOURS} hours",
+            self.every_hours
+        );
+        anyhow::ensure!(
+            (1..=MAX_GC_HOURS).contains(&self.grace_hours),
+            "gc.grace_hours (AGORA_GC__GRACE_HOURS) is {}: expected 1 to {MAX_GC_HOURS} hours \
+             (a publish in flight holds its uploads that long)",
+            self.grace_hours
+        );
         Ok(())
     }
 }
@@ -503,6 +558,7 @@ impl Default for ServerConfig {
             worker: WorkerSettings::default(),
             verification: VerificationSettings::default(),
             advisories: AdvisorySettings::default(),
+            gc: GcSettings::default(),
             webhooks: WebhookConfig::default(),
             oci: OciConfig::default(),
             log_origin: None,
@@ -634,6 +690,7 @@ impl ServerConfig {
         self.worker.validate()?;
         self.verification.policy()?;
         self.advisories.validate()?;
+        self.gc.validate()?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@ mod agent;
 mod catalog;
 mod install;
 mod keys;
+mod maintenance;
 mod probe;
 mod release;
 mod run;
@@ -94,6 +95,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         )
         .await;
     }
+    match cli.command {
+        Command::Gc(args) => return maintenance::gc(args, cli.json, cli.verbose, cli.quiet).await,
+        Command::Fsck(args) => {
+            return maintenance::fsck(args, cli.json, cli.verbose, cli.quiet).await;
+        }
+        Command::Backup(args) => {
+            return maintenance::backup(args, cli.json, cli.verbose, cli.quiet).await;
+        }
+        Command::Restore(args) => {
+            return maintenance::restore(args, cli.json, cli.verbose, cli.quiet).await;
+        }
+        _ => {}
+    }
     if let Command::Init { config, force } = &cli.command {
         return serve::init(config, *force, &out);
     }
@@ -113,6 +127,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Worker(_)
         | Command::Init { .. }
         | Command::Probe { .. }
+        | Command::Gc(_)
+        | Command::Fsck(_)
+        | Command::Backup(_)
+        | Command::Restore(_)
         | Command::Advisories(crate::cli::AdvisoriesCommand::Recheck { .. }) => {
             unreachable!("handled above")
         }

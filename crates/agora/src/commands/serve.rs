@@ -29,7 +29,7 @@ pub fn init(path: &Path, force: bool, out: &Output) -> anyhow::Result<()> {
     })
 }
 
-fn init_logging(cfg: &ServerConfig, verbose: u8, quiet: bool) {
+pub(super) fn init_logging(cfg: &ServerConfig, verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "warn".to_owned(),
         (_, 0) => cfg.log.level.clone(),
@@ -166,6 +166,7 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         cfg.worker.options().idle_wait,
     ));
     let rechecks = spawn_rechecks(&registry, &cfg, "serve");
+    let gc = spawn_gc(&registry, &cfg, "serve");
     let limits = cfg.http_limits(raise_open_file_limit());
     let state = AppState::new(registry, limits, cfg.cache()).with_downloads(cfg.downloads());
     let app = agora_web::app(state, cfg.web.config());
@@ -183,9 +184,29 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
     if let Some(rechecks) = rechecks {
         rechecks.abort();
     }
+    if let Some(gc) = gc {
+        gc.abort();
+    }
     webhook_sender.abort();
     meta.close().await;
     Ok(())
+}
+
+/// The scheduled garbage collection of blobs (`[gc]`), unless it is off. A run cut here
+/// leaves marks and at most a deletion begun, which the next run finishes.
+fn spawn_gc(
+    registry: &Arc<agora_registry::Registry>,
+    cfg: &ServerConfig,
+    role: &str,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let every = cfg.gc.every()?;
+    Some(tokio::spawn(agora_registry::gc::run_scheduled(
+        registry.clone(),
+        format!("{role}-{}-gc", std::process::id()),
+        every,
+        cfg.gc.grace(),
+        cfg.worker.options().lease,
+    )))
 }
 
 /// The advisory re-check loop (`[advisories]`), unless it is off.
@@ -207,7 +228,7 @@ fn spawn_rechecks(
 /// The server's configuration (`config`, `data_dir` winning), logging started, and the
 /// registry over its database and blob store, for a process that works beside the
 /// server (`agora worker`, `agora advisories recheck`).
-async fn offline_registry(
+pub(super) async fn offline_registry(
     config: Option<&Path>,
     data_dir: Option<std::path::PathBuf>,
     verbose: u8,
@@ -354,12 +375,16 @@ pub async fn worker(args: WorkerArgs, verbose: u8, quiet: bool) -> anyhow::Resul
             options.idle_wait,
         ));
         let rechecks = spawn_rechecks(&registry, &cfg, "worker");
+        let gc = spawn_gc(&registry, &cfg, "worker");
         tokio::select! {
             _ = tasks.join_next() => {}
             _ = shutdown_signal() => {}
         }
         if let Some(rechecks) = rechecks {
             rechecks.abort();
+        }
+        if let Some(gc) = gc {
+            gc.abort();
         }
         // A run cut here is claimed again once its lease expires.
         tasks.abort_all();
