@@ -175,6 +175,9 @@ pub struct Repo {
     pub name: Repository,
     /// The plugin this repository is (exactly `PUBLISHER/NAME`), if there is one.
     plugin: Option<(String, String)>,
+    /// Whether anyone at all may read it (a public plugin's, or no plugin's, on a
+    /// registry that needs no sign-in): only then may shared caches keep its content.
+    pub public: bool,
 }
 
 impl Repo {
@@ -209,12 +212,17 @@ pub async fn repository(registry: &Registry, viewer: &Viewer, raw: &str) -> Resu
             None
         }
     };
+    let public = !registry.sign_in_required
+        && plugin
+            .as_ref()
+            .is_none_or(|p| p.visibility == agora_core::Visibility::Public);
     let exact = plugin
         .filter(|_| name.plugin().is_some())
         .map(|p| (p.publisher, p.name));
     Ok(Repo {
         name,
         plugin: exact,
+        public,
     })
 }
 

@@ -543,9 +543,14 @@ async fn get_blob(
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    // A private repository's blob is for the reader's own cache only.
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
+        HeaderValue::from_static(if repo.public {
+            agora_store::IMMUTABLE
+        } else {
+            "private, max-age=31536000, immutable"
+        }),
     );
     if let Some(v) = header_value(&digest.to_string()) {
         headers.insert(DIGEST, v);

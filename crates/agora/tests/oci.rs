@@ -387,13 +387,17 @@ fn conformance(backend: Backend) {
         assert_eq!((status, body.len()), (200, 0));
         assert_eq!(header(&headers, "content-length"), image.len().to_string());
     }
-    let (status, _, body) = http(
+    let (status, headers, body) = http(
         "GET",
         &format!("{url}/v2/{repo}/blobs/{layer_b_digest}"),
         None,
         None,
     );
     assert_eq!((status, body == layer_b), (200, true));
+    assert_eq!(
+        header(&headers, "cache-control"),
+        "public, max-age=31536000, immutable"
+    );
     let (status, headers, body) = http_with(
         "GET",
         &format!("{url}/v2/{repo}/blobs/{layer_b_digest}"),
@@ -867,6 +871,19 @@ fn private_plugins_stay_invisible_through_v2_and_a_private_registry_challenges()
     assert_eq!(status, 200);
     let digest = header(&headers, "docker-content-digest");
     let module = digest_of(b"secret module");
+    // A member reads its blob, marked for their own cache only (a shared cache in front
+    // would hand it to anyone asking for the URL).
+    let (status, headers, _) = http(
+        "GET",
+        &format!("{url}/v2/acme/secret/blobs/{module}"),
+        Some(&server.admin_token),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "cache-control"),
+        "private, max-age=31536000, immutable"
+    );
     for token in [None, Some(outsider.as_str())] {
         for path in [
             "/v2/acme/secret/tags/list".to_owned(),
