@@ -507,6 +507,31 @@ async fn removal_orphans_only_unshared_blobs(store: &SqlStore) {
         .unwrap();
     assert_eq!(removed.state, Lifecycle::Removed);
     assert_eq!(orphaned, [a.manifest_digest], "the shared module stays");
+    // A file somebody mounted into an OCI repository stays too.
+    let c = release(
+        store,
+        &w,
+        manifest("acme", "three", "1.0.0", ""),
+        b"mounted",
+    )
+    .await
+    .unwrap();
+    store
+        .link_oci_blob("acme/elsewhere", &Digest::of(b"mounted"))
+        .await
+        .unwrap();
+    let (_, orphaned) = store
+        .set_lifecycle(LifecycleChange {
+            version_id: c.id,
+            state: Lifecycle::Removed,
+            reason: Some("malware".into()),
+            replacement: None,
+            actor: "admin".into(),
+            log_entry: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(orphaned, [c.manifest_digest], "the mounted module stays");
     assert!(
         !store
             .blob_readable(

@@ -299,9 +299,14 @@ impl SqlStore {
         let mut orphaned = Vec::new();
         if change.state == Lifecycle::Removed {
             let rows = sqlx::query(
+                // Bytes another release, an OCI repository (pushed or mounted into it) or
+                // an OCI manifest still uses stay: removal takes this release's away, not
+                // anyone else's.
                 "SELECT DISTINCT a.digest FROM artifacts a WHERE a.version_id = $1 AND NOT EXISTS ( \
                  SELECT 1 FROM artifacts b JOIN versions v ON v.id = b.version_id \
-                 WHERE b.digest = a.digest AND v.state <> 'removed')",
+                 WHERE b.digest = a.digest AND v.state <> 'removed') \
+                 AND NOT EXISTS (SELECT 1 FROM oci_blob_links l WHERE l.digest = a.digest) \
+                 AND NOT EXISTS (SELECT 1 FROM oci_manifests m WHERE m.digest = a.digest)",
             )
             .bind(change.version_id)
             .fetch_all(&mut *tx)
