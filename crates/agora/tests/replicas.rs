@@ -3,7 +3,8 @@
 //! its own in-process verification worker. Publishes go to both at once; the same
 //! version sent to both has exactly one winner; each replica serves every acknowledged
 //! release; the log has one history whichever replica a client asks; every release is
-//! verified exactly once; a replica killed mid-publish leaves nothing half-visible.
+//! verified exactly once; a replica killed mid-publish leaves nothing half-visible, and
+//! `agora fsck` finds nothing missing or corrupt and reports the stranded upload.
 //! Needs PostgreSQL and an S3 server, and fails, never skips, without them.
 
 mod support;
@@ -371,6 +372,16 @@ fn a_replica_killed_mid_publish_leaves_nothing_half_visible() {
             })
         })
     };
+    // Before that, a publish that got as far as uploading its module, not as far as the
+    // release (the client died): bytes nothing refers to yet.
+    let stranded = b"uploaded, never released";
+    let (status, _, _) = http(
+        "PUT",
+        &format!("{}/api/v1/blobs/sha256:{}", b.url, sha256_hex(stranded)),
+        Some(&b.admin_token),
+        Some(stranded.to_vec()),
+    );
+    assert_eq!(status, 201);
     half_sent
         .recv_timeout(Duration::from_secs(60))
         .expect("the first half of the upload went out");
@@ -397,6 +408,30 @@ fn a_replica_killed_mid_publish_leaves_nothing_half_visible() {
         None,
     );
     assert_eq!(status, 404);
+    // fsck on the survivor's database and bucket: nothing missing or corrupt, and the
+    // stranded upload reported as an orphan (which gc removes after its grace period);
+    // the cut-off upload left no object to report.
+    let out = a.operator(&["--json", "fsck"]);
+    let fsck: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "fsck printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.status.success(), "{fsck}");
+    assert_eq!(fsck["missing"]["count"], 0, "{fsck}");
+    assert_eq!(fsck["corrupt"]["count"], 0, "{fsck}");
+    let orphans: Vec<&str> = fsck["orphans"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        orphans,
+        [format!("sha256:{}", sha256_hex(stranded))],
+        "{fsck}"
+    );
     // The publish goes through the surviving replica, from the start.
     alice_a.run(&["publish", big.to_str().unwrap()]).ok();
     drop(alice_b);
