@@ -31,3 +31,41 @@ start_agora() {
 # cli ARGS...: the agora command line against that server as its administrator, with its
 # configuration and home under $B.
 cli() { AGORA_REGISTRY=$A AGORA_TOKEN=$TOKEN XDG_CONFIG_HOME=$B/cfg HOME=$B "$AGORA" "$@"; }
+
+# to_mib VALUE: wrk's "Transfer/sec" value (e.g. 1.20GB) in MiB.
+to_mib() {
+  awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+    f = (u == "GB") ? 1024 : (u == "MB") ? 1 : (u == "KB") ? 1/1024 : 1/1048576; printf "%.1f", n * f }'
+}
+
+# wrk_rounds [WRK_ARGS...]: runs every "NAME THREADS CONNECTIONS URL" of WORKLOADS, RUNS
+# times round-robin for DUR, into $R/wrk.tsv (name, run, req/s, MiB/s, p50, p99) and
+# $R/raw_NAME_RUN.txt. A non-2xx answer stops the run unless NAME matches $NON_2XX_OK.
+wrk_rounds() {
+  local run w name threads conns url out
+  : >"$R/wrk.tsv"
+  for run in $(seq 1 "$RUNS"); do
+    for w in "${WORKLOADS[@]}"; do
+      read -r name threads conns url <<<"$w"
+      out=$(wrk -t"$threads" -c"$conns" -d"$DUR" --latency "$@" "$url")
+      echo "$out" >"$R/raw_${name}_$run.txt"
+      if [[ -z ${NON_2XX_OK:-} || $name != $NON_2XX_OK ]] && grep -q "Non-2xx" <<<"$out"; then
+        log "$name: non-2xx answers"; echo "$out" >&2; exit 1
+      fi
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$run" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
+        "$(to_mib "$(awk '/Transfer\/sec/ {print $2}' <<<"$out")")" "$(awk '$1 == "50%" {print $2}' <<<"$out")" \
+        "$(awk '$1 == "99%" {print $2}' <<<"$out")" >>"$R/wrk.tsv"
+      log "$name run $run: $(tail -1 "$R/wrk.tsv" | cut -f3-6 | tr '\t' ' ')"
+    done
+  done
+}
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+# col NAME COLUMN: that column of every run of NAME in $R/wrk.tsv.
+col() { awk -F'\t' -v n="$1" -v c="$2" '$1 == n {print $c}' "$R/wrk.tsv"; }
+spread() { col "$1" "$2" | sort -g | awk 'NR==1{min=$1} {max=$1} END {printf "%s–%s", min, max}'; }
+# row LABEL A B COLUMN: a table row of A's and B's medians (min–max) and `ratio A B`
+# (which the script defines).
+row() {
+  local a g; a=$(col "$2" "$4" | median); g=$(col "$3" "$4" | median)
+  echo "| $1 | $a ($(spread "$2" "$4")) | $g ($(spread "$3" "$4")) | $(ratio "$a" "$g") |"
+}

@@ -83,31 +83,8 @@ WORKLOADS=(
   "agora_blob50m 2 4 $A/v2/bench/big/blobs/$BIG"
   "registry_blob50m 2 4 $G/v2/bench/plugin/blobs/$BIG"
 )
-to_mib() {
-  awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
-    f = (u == "GB") ? 1024 : (u == "MB") ? 1 : (u == "KB") ? 1/1024 : 1/1048576; printf "%.1f", n * f }'
-}
-: >"$R/wrk.tsv"
-for run in $(seq 1 "$RUNS"); do
-  for w in "${WORKLOADS[@]}"; do
-    read -r name threads conns url <<<"$w"
-    out=$(wrk -t"$threads" -c"$conns" -d"$DUR" --latency -H "$ACCEPT" "$url")
-    echo "$out" >"$R/raw_${name}_$run.txt"
-    grep -q "Non-2xx" <<<"$out" && { log "$name: non-2xx answers"; echo "$out" >&2; exit 1; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$run" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
-      "$(to_mib "$(awk '/Transfer\/sec/ {print $2}' <<<"$out")")" "$(awk '$1 == "50%" {print $2}' <<<"$out")" \
-      "$(awk '$1 == "99%" {print $2}' <<<"$out")" >>"$R/wrk.tsv"
-    log "$name run $run: $(tail -1 "$R/wrk.tsv" | cut -f3-6 | tr '\t' ' ')"
-  done
-done
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-col() { awk -F'\t' -v n="$1" -v c="$2" '$1 == n {print $c}' "$R/wrk.tsv"; }
-spread() { col "$1" "$2" | sort -g | awk 'NR==1{min=$1} {max=$1} END {printf "%s–%s", min, max}'; }
+wrk_rounds -H "$ACCEPT"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
-row() { # LABEL AGORA REGISTRY COLUMN
-  local a g; a=$(col "$2" "$4" | median); g=$(col "$3" "$4" | median)
-  echo "| $1 | $a ($(spread "$2" "$4")) | $g ($(spread "$3" "$4")) | $(ratio "$a" "$g") |"
-}
 cat <<REPORT
 ### OCI distribution endpoints, $(date -u +%Y-%m-%dT%H:%MZ) — \`RUNS=$RUNS DUR=$DUR bash bench/oci.sh\`
 

@@ -10,7 +10,9 @@
 #   5. bench/control.sh — the control plane: convergence of 100 simulated agents after an
 #                        approval, polling load up to 8,000 agents, long polls held;
 #   6. bench/oci.sh    — the OCI distribution endpoints beside docker-registry: manifest
-#                        GETs at 64 and 1 connections, 1 MiB and 50 MiB blob pulls.
+#                        GETs at 64 and 1 connections, 1 MiB and 50 MiB blob pulls;
+#   7. bench/scale.sh  — scale-out: publishes and downloads with blobs on S3 (moto) vs the
+#                        filesystem, redirects to presigned URLs, two replicas vs one.
 # Each part runs its workloads round-robin or repeatedly and reports medians/percentiles;
 # the load average is recorded beside each part.
 #
@@ -22,12 +24,13 @@ mkdir -p "$OUT"
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 START=$(date -u +%Y-%m-%dT%H:%MZ)
 
-log "1/6 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
-log "2/6 web pages";          bash bench/web.sh >"$OUT/web.md"
-log "3/6 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
-log "4/6 runner";             bash bench/runner.sh >"$OUT/runner.md"
-log "5/6 control plane";      bash bench/control.sh >"$OUT/control.md"
-log "6/6 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
+log "1/7 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
+log "2/7 web pages";          bash bench/web.sh >"$OUT/web.md"
+log "3/7 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
+log "4/7 runner";             bash bench/runner.sh >"$OUT/runner.md"
+log "5/7 control plane";      bash bench/control.sh >"$OUT/control.md"
+log "6/7 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
+log "7/7 scale-out";          bash bench/scale.sh >"$OUT/scale.md"
 
 {
   echo "<!-- suite:begin (written by bench/suite.sh; edits here are replaced) -->"
@@ -35,7 +38,7 @@ log "6/6 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
   echo
   echo "\`bash bench/suite.sh\` (RUNS=${RUNS:-3} DUR=${DUR:-10s} COUNT=${COUNT:-100000}) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Servers and load generators share the two cores."
   echo
-  for part in registry web deps runner control oci; do
+  for part in registry web deps runner control oci scale; do
     sed 's/^### /#### /' "$OUT/$part.md"
     echo
   done

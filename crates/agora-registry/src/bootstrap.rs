@@ -32,9 +32,18 @@ pub async fn ensure_admin(
     {
         return Err(BootstrapError::WeakToken(token.len()));
     }
+    // Replicas starting at the same moment race to create the account and its token:
+    // the loser of either race finds the winner's and goes on.
     let (admin, created) = match meta.user_by_name(ADMIN_USER).await? {
         Some(user) => (user, false),
-        None => (meta.create_user(ADMIN_USER, Role::Admin).await?, true),
+        None => match meta.create_user(ADMIN_USER, Role::Admin).await {
+            Ok(user) => (user, true),
+            Err(StoreError::Conflict(_)) => match meta.user_by_name(ADMIN_USER).await? {
+                Some(user) => (user, false),
+                None => return Err(StoreError::NotFound(ADMIN_USER.into()).into()),
+            },
+            Err(e) => return Err(e.into()),
+        },
     };
     let (token, show) = match configured_token {
         Some(token) if meta.token_by_hash(&hash_token(token)).await?.is_none() => {
@@ -44,17 +53,23 @@ pub async fn ensure_admin(
         None if created => (new_token(), true),
         None => return Ok(None),
     };
-    meta.create_token(NewToken {
-        user_id: admin.id,
-        name: "bootstrap".into(),
-        hash: hash_token(&token),
-        prefix: token_display_prefix(&token),
-        scopes: ADMIN_SCOPES.into(),
-        expires_at: None,
-        parent_id: None,
-    })
-    .await?;
-    Ok(show.then_some(token))
+    match meta
+        .create_token(NewToken {
+            user_id: admin.id,
+            name: "bootstrap".into(),
+            hash: hash_token(&token),
+            prefix: token_display_prefix(&token),
+            scopes: ADMIN_SCOPES.into(),
+            expires_at: None,
+            parent_id: None,
+        })
+        .await
+    {
+        Ok(_) => Ok(show.then_some(token)),
+        // The configured token, stored by another replica a moment ago.
+        Err(StoreError::Conflict(_)) if configured_token.is_some() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Sets the admin account's web password from configuration, unless it already matches
@@ -75,4 +90,41 @@ pub async fn ensure_admin_password(
     meta.set_password(admin.id, Some(&hash), "bootstrap")
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_store::AccountStore;
+
+    #[tokio::test]
+    async fn replicas_starting_together_share_one_admin_and_its_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("agora.db").display());
+        let first = agora_store::SqlStore::connect(&url).await.unwrap();
+        let second = agora_store::SqlStore::connect(&url).await.unwrap();
+        let token = "agora_test_token_of_the_operator_0123456789";
+        for _ in 0..5 {
+            let (a, b) = tokio::join!(
+                ensure_admin(&first, Some(token)),
+                ensure_admin(&second, Some(token))
+            );
+            assert_eq!((a.unwrap(), b.unwrap()), (None, None));
+        }
+        let admin = first.user_by_name(ADMIN_USER).await.unwrap().unwrap();
+        let (_, owner) = first
+            .token_by_hash(&hash_token(token))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(owner.id, admin.id);
+        // Without a configured token, exactly one of them creates (and shows) one.
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("agora.db").display());
+        let first = agora_store::SqlStore::connect(&url).await.unwrap();
+        let second = agora_store::SqlStore::connect(&url).await.unwrap();
+        let (a, b) = tokio::join!(ensure_admin(&first, None), ensure_admin(&second, None));
+        let shown = [a.unwrap(), b.unwrap()];
+        assert_eq!(shown.iter().filter(|t| t.is_some()).count(), 1, "{shown:?}");
+    }
 }

@@ -43,6 +43,17 @@ async fn stores_streams_and_dedups(store: &dyn BlobStore) {
     assert_eq!(outcome, PutOutcome::AlreadyPresent);
     assert_eq!(store.size(&digest).await.unwrap(), Some(11));
     assert_eq!(read_all(store, &digest, 0, 11).await, b"hello world");
+    let whole = store.get_whole(&digest).await.unwrap().unwrap();
+    assert_eq!((whole.size, whole.offset, whole.len), (11, 0, 11));
+    let chunks: Vec<Bytes> = whole.body.try_collect().await.unwrap();
+    assert_eq!(chunks.concat(), b"hello world");
+    assert!(
+        store
+            .get_whole(&Digest::of(b"absent"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(read_all(store, &digest, 6, 5).await, b"world");
     assert!(matches!(
         store.get(&digest, 6, 6).await,
@@ -347,6 +358,43 @@ async fn s3_failed_uploads_leave_no_multipart_upload_behind() {
     .unwrap();
     assert!(listing.contains("ListMultipartUploadsResult"), "{listing}");
     assert!(!listing.contains("<Upload>"), "{listing}");
+}
+
+#[tokio::test]
+async fn object_store_uploads_wait_for_a_slot_so_their_memory_is_bounded() {
+    let store = Arc::new(memory_store().with_upload_slots(1));
+    // An upload that sent one chunk and then stalls holds the only slot.
+    let stalled: ByteStream = stream::iter([Ok(Bytes::from_static(b"first"))])
+        .chain(stream::pending())
+        .boxed();
+    let holder = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .put(&Digest::of(b"never finished"), stalled, 1024)
+                .await
+        })
+    };
+    tokio::task::yield_now().await;
+    let digest = Digest::of(b"waits its turn");
+    let waiting = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .put(&digest, body(vec![b"waits its turn"]), 1024)
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a second upload buffered beside the first"
+    );
+    assert_eq!(store.size(&digest).await.unwrap(), None);
+    // The stalled client goes away: its slot is free, the next upload goes through.
+    holder.abort();
+    let (outcome, _) = waiting.await.unwrap().unwrap();
+    assert_eq!(outcome, PutOutcome::Created);
 }
 
 #[tokio::test]

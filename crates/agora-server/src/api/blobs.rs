@@ -261,9 +261,32 @@ pub async fn download(
         metrics::redirected();
         return Ok((StatusCode::TEMPORARY_REDIRECT, common).into_response());
     }
-    let Some(size) = state.registry.blobs.size(&digest).await? else {
+    let missing = || {
         tracing::error!(%digest, "metadata refers to a blob the blob store does not have");
-        return Err(ApiError::not_found(format!("blob {digest} not found")));
+        ApiError::not_found(format!("blob {digest} not found"))
+    };
+    // The usual download, the whole blob: one read of the store gives the size and the
+    // bytes (one request to a bucket instead of a HEAD and a GET).
+    let whole = if method == Method::GET && headers.get(header::RANGE).is_none() {
+        Some(
+            state
+                .registry
+                .blobs
+                .get_whole(&digest)
+                .await?
+                .ok_or_else(missing)?,
+        )
+    } else {
+        None
+    };
+    let size = match &whole {
+        Some(blob) => blob.size,
+        None => state
+            .registry
+            .blobs
+            .size(&digest)
+            .await?
+            .ok_or_else(missing)?,
     };
     let (status, start, len) = match parse_range(headers.get(header::RANGE), size) {
         Wanted::All => (StatusCode::OK, 0, size),
@@ -285,12 +308,15 @@ pub async fn download(
     if method == Method::HEAD {
         return Ok((status, common).into_response());
     }
-    let blob = state
-        .registry
-        .blobs
-        .get(&digest, start, len)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("blob {digest} not found")))?;
+    let blob = match whole {
+        Some(blob) => blob,
+        None => state
+            .registry
+            .blobs
+            .get(&digest, start, len)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("blob {digest} not found")))?,
+    };
     if start == 0 && access == Access::Read {
         blobs::count_download(&state.registry, client, digest);
     }

@@ -68,6 +68,14 @@ pub trait BlobStore: Send + Sync + 'static {
         offset: u64,
         len: u64,
     ) -> Result<Option<BlobStream>, BlobError>;
+    /// The whole blob, its size learnt from the same read (one request to a bucket
+    /// where `size` then `get` would be two).
+    async fn get_whole(&self, digest: &Digest) -> Result<Option<BlobStream>, BlobError> {
+        match self.size(digest).await? {
+            Some(size) => self.get(digest, 0, size).await,
+            None => Ok(None),
+        }
+    }
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError>;
     /// Checks the storage is reachable (for readiness probes).
     async fn check(&self) -> Result<(), BlobError>;

@@ -21,8 +21,12 @@ use crate::BlobError;
 /// Parts of a multipart upload (S3 needs at least 5 MiB for every part but the last).
 /// A blob that fits in one part is sent with one `PUT` once its digest checks out.
 const PART: usize = 8 * 1024 * 1024;
-/// Parts in flight at once per upload.
-const PARTS_IN_FLIGHT: usize = 4;
+/// Parts in flight at once per upload (beside the one being filled).
+const PARTS_IN_FLIGHT: usize = 2;
+/// Uploads buffering at once: each holds up to `PART * (PARTS_IN_FLIGHT + 1)` bytes, so
+/// the memory uploads can take is bounded (about 200 MiB) whatever the number of
+/// connections; further uploads wait for a slot before reading their body.
+pub const UPLOAD_SLOTS: usize = 8;
 
 /// Blobs in an `object_store` backend, under `[PREFIX/]sha256/<hex>`, stored with
 /// `Cache-Control: immutable` and `Content-Type: application/octet-stream`.
@@ -36,6 +40,7 @@ pub struct ObjectBlobStore {
     store: Arc<dyn ObjectStore>,
     signer: Option<Arc<dyn Signer>>,
     prefix: Option<String>,
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl ObjectBlobStore {
@@ -45,12 +50,19 @@ impl ObjectBlobStore {
             store,
             signer: None,
             prefix: None,
+            uploads: Arc::new(tokio::sync::Semaphore::new(UPLOAD_SLOTS)),
         }
     }
 
     /// Presigned download URLs from `signer` (the same bucket as the store).
     pub fn with_signer(mut self, signer: Arc<dyn Signer>) -> ObjectBlobStore {
         self.signer = Some(signer);
+        self
+    }
+
+    /// At most `slots` uploads buffering at once (default [`UPLOAD_SLOTS`]).
+    pub fn with_upload_slots(mut self, slots: usize) -> ObjectBlobStore {
+        self.uploads = Arc::new(tokio::sync::Semaphore::new(slots.max(1)));
         self
     }
 
@@ -158,6 +170,8 @@ impl BlobStore for ObjectBlobStore {
         if let Some(size) = self.size(digest).await? {
             return Ok((PutOutcome::AlreadyPresent, size));
         }
+        // The semaphore is never closed; a closed one would only lift the bound.
+        let _slot = self.uploads.acquire().await.ok();
         // Read up to one part: most blobs end within it and go up in one request.
         let mut hasher = Sha256Hasher::new();
         let mut first = BytesMut::new();
@@ -251,6 +265,22 @@ impl BlobStore for ObjectBlobStore {
             size,
             offset,
             len,
+            body,
+        }))
+    }
+
+    async fn get_whole(&self, digest: &Digest) -> Result<Option<BlobStream>, BlobError> {
+        let result = match self.store.get(&self.path_of(digest)).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let size = result.meta.size;
+        let body = result.into_stream().map_err(std::io::Error::other).boxed();
+        Ok(Some(BlobStream {
+            size,
+            offset: 0,
+            len: size,
             body,
         }))
     }
