@@ -128,7 +128,14 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
     );
     if let Some(token) = new_admin_token {
         println!("Created the admin account. Its token is shown only this once; store it now:");
-        println!("  agora login --registry http://{addr} --token {token}");
+        // Listening on every address (0.0.0.0, as in a container): the hint names one a
+        // client on this machine can reach.
+        let reachable = if addr.ip().is_unspecified() {
+            std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        } else {
+            addr
+        };
+        println!("  agora login --registry http://{reachable} --token {token}");
     }
     let log = agora_registry::TransparencyLog::open(&meta, &cfg.log_origin())
         .await
