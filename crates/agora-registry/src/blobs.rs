@@ -125,8 +125,10 @@ async fn prove_possession(mut body: ByteStream, digest: &Digest, limit: u64) -> 
 /// What a caller may know of a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Its bytes: a non-removed release the caller may see includes it.
-    Read,
+    /// Its bytes: a non-removed release the caller may see includes it. `public`: anyone
+    /// at all could read them (a public release on a registry that needs no sign-in), so
+    /// a shared cache may keep them.
+    Read { public: bool },
     /// Only that it exists (a HEAD by the publisher who uploaded it).
     Exists,
 }
@@ -141,8 +143,22 @@ pub async fn access(
     digest: &Digest,
     exists_only: bool,
 ) -> Result<Access> {
-    if registry.meta.blob_readable(digest, viewer).await? {
-        return Ok(Access::Read);
+    // Readable by anyone first: the common case costs one query, and the answer says
+    // whether shared caches may keep the bytes.
+    let sees_only_public =
+        !viewer.admin && viewer.private_publishers.is_empty() && viewer.tenants.is_empty();
+    if !registry.sign_in_required
+        && registry
+            .meta
+            .blob_readable(digest, &Viewer::anonymous())
+            .await?
+    {
+        return Ok(Access::Read { public: true });
+    }
+    if (registry.sign_in_required || !sees_only_public)
+        && registry.meta.blob_readable(digest, viewer).await?
+    {
+        return Ok(Access::Read { public: false });
     }
     // Publishers may ask whether a blob they uploaded exists (to skip re-uploads); its
     // bytes are only served once a release they may see includes it.

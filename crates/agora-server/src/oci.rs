@@ -547,9 +547,9 @@ async fn get_blob(
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(if repo.public {
-            agora_store::IMMUTABLE
+            crate::api::blobs::CACHE_FOREVER
         } else {
-            "private, max-age=31536000, immutable"
+            crate::api::blobs::CACHE_PRIVATE
         }),
     );
     if let Some(v) = header_value(&digest.to_string()) {

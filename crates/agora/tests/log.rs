@@ -3,30 +3,9 @@
 
 mod support;
 
-use agora_trust::log::Hash;
 use agora_trust::{Checkpoint, LogEntry, TreeHead, verify_consistency, verify_inclusion};
 use serde_json::Value;
 use support::*;
-
-fn get(server: &Server, path: &str) -> Value {
-    let (status, _, body) = http("GET", &format!("{}{path}", server.url), None, None);
-    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).unwrap()
-}
-
-fn hashes(v: &Value) -> Vec<Hash> {
-    v["hashes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            hex::decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect()
-}
 
 #[test]
 fn releases_and_key_changes_are_logged_and_provable() {
@@ -44,7 +23,7 @@ fn releases_and_key_changes_are_logged_and_provable() {
         "entry 0 is the key registration"
     );
 
-    let key = get(&server, "/api/v1/log/key");
+    let key = get_json(&server, "/api/v1/log/key");
     let vkey = key["verifier_key"].as_str().unwrap();
     assert!(vkey.starts_with(key["origin"].as_str().unwrap()));
     let first = Checkpoint::open(published["log"]["checkpoint"].as_str().unwrap(), vkey).unwrap();
@@ -53,7 +32,7 @@ fn releases_and_key_changes_are_logged_and_provable() {
         &first.head,
         &LogEntry::leaf_of(entry),
         1,
-        &hashes(&published["log"]),
+        &proof_hashes(&published["log"]),
     )
     .unwrap();
     match LogEntry::parse(entry).unwrap() {
@@ -100,24 +79,24 @@ fn releases_and_key_changes_are_logged_and_provable() {
     );
     let now = Checkpoint::open(std::str::from_utf8(&note).unwrap(), vkey).unwrap();
     assert_eq!(now.head.size, 4);
-    let proof = get(
+    let proof = get_json(
         &server,
         &format!("/api/v1/log/proof/consistency?from={}", first.head.size),
     );
     let head = Checkpoint::open(proof["checkpoint"].as_str().unwrap(), vkey)
         .unwrap()
         .head;
-    verify_consistency(&first.head, &head, &hashes(&proof)).unwrap();
+    verify_consistency(&first.head, &head, &proof_hashes(&proof)).unwrap();
     let forged = TreeHead {
         size: first.head.size,
         root: [0; 32],
     };
     assert!(
-        verify_consistency(&forged, &head, &hashes(&proof)).is_err(),
+        verify_consistency(&forged, &head, &proof_hashes(&proof)).is_err(),
         "a different history does not verify"
     );
 
-    let entries = get(&server, "/api/v1/log/entries?from=0&limit=10");
+    let entries = get_json(&server, "/api/v1/log/entries?from=0&limit=10");
     let kinds: Vec<String> = entries
         .as_array()
         .unwrap()
@@ -131,7 +110,7 @@ fn releases_and_key_changes_are_logged_and_provable() {
         .collect();
     assert_eq!(kinds, ["key.add", "release", "release", "key.revoke"]);
     for i in 0..4 {
-        let p = get(&server, &format!("/api/v1/log/proof/inclusion?index={i}"));
+        let p = get_json(&server, &format!("/api/v1/log/proof/inclusion?index={i}"));
         let head = Checkpoint::open(p["checkpoint"].as_str().unwrap(), vkey)
             .unwrap()
             .head;
@@ -139,7 +118,7 @@ fn releases_and_key_changes_are_logged_and_provable() {
             &head,
             &LogEntry::leaf_of(p["entry"].as_str().unwrap()),
             i,
-            &hashes(&p),
+            &proof_hashes(&p),
         )
         .unwrap();
     }

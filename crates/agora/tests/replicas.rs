@@ -12,7 +12,6 @@ mod support;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use agora_trust::log::Hash;
 use agora_trust::{Checkpoint, TreeHead, verify_consistency};
 use serde_json::Value;
 use support::*;
@@ -29,12 +28,6 @@ fn first_replica(extra: &[(&str, &str)]) -> Server {
     Server::start_with(Backend::Postgres, &env)
 }
 
-fn get(server: &Server, path: &str) -> Value {
-    let (status, _, body) = http("GET", &format!("{}{path}", server.url), None, None);
-    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).unwrap()
-}
-
 fn checkpoint(server: &Server, vkey: &str) -> TreeHead {
     let (status, _, note) = http(
         "GET",
@@ -46,20 +39,6 @@ fn checkpoint(server: &Server, vkey: &str) -> TreeHead {
     Checkpoint::open(std::str::from_utf8(&note).unwrap(), vkey)
         .unwrap()
         .head
-}
-
-fn hashes(v: &Value) -> Vec<Hash> {
-    v["hashes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            hex::decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect()
 }
 
 /// `alice` on `server` with the signing key `signer` registered for acme.
@@ -222,7 +201,7 @@ fn two_replicas_serve_one_registry() {
 
     // A replica's response cache serves another replica's change within its documented
     // staleness (`[cache] metadata_ttl_ms`, 1 s by default), never later.
-    let detail = |server: &Server| get(server, "/api/v1/plugins/acme/p1/versions/1.0.0");
+    let detail = |server: &Server| get_json(server, "/api/v1/plugins/acme/p1/versions/1.0.0");
     assert_eq!(detail(&b)["state"], "active");
     assert_eq!(detail(&b)["state"], "active", "now cached on b");
     alice_a.run(&["yank", "acme/p1@1.0.0"]).ok();
@@ -269,14 +248,14 @@ fn two_replicas_serve_one_registry() {
     // One log, whichever replica answers (now that the verifications have logged
     // their outcomes too): the same entries, and each replica's
     // checkpoints prove consistent with the other's.
-    let key = get(&a, "/api/v1/log/key");
-    assert_eq!(key, get(&b, "/api/v1/log/key"), "one log key");
+    let key = get_json(&a, "/api/v1/log/key");
+    assert_eq!(key, get_json(&b, "/api/v1/log/key"), "one log key");
     let vkey = key["verifier_key"].as_str().unwrap();
     let head_a = checkpoint(&a, vkey);
     let head_b = checkpoint(&b, vkey);
     assert_eq!(head_a, head_b, "both replicas see the same tree");
-    let entries_a = get(&a, "/api/v1/log/entries?from=0&limit=100");
-    let entries_b = get(&b, "/api/v1/log/entries?from=0&limit=100");
+    let entries_a = get_json(&a, "/api/v1/log/entries?from=0&limit=100");
+    let entries_b = get_json(&b, "/api/v1/log/entries?from=0&limit=100");
     assert_eq!(entries_a, entries_b);
     let entries = entries_a.as_array().unwrap();
     assert_eq!(entries.len() as u64, head_a.size);
@@ -298,14 +277,14 @@ fn two_replicas_serve_one_registry() {
     for (signer, note) in &seen {
         let old = Checkpoint::open(note, vkey).unwrap().head;
         let other = replicas[1 - signer];
-        let proof = get(
+        let proof = get_json(
             other,
             &format!("/api/v1/log/proof/consistency?from={}", old.size),
         );
         let head = Checkpoint::open(proof["checkpoint"].as_str().unwrap(), vkey)
             .unwrap()
             .head;
-        verify_consistency(&old, &head, &hashes(&proof)).unwrap_or_else(|e| {
+        verify_consistency(&old, &head, &proof_hashes(&proof)).unwrap_or_else(|e| {
             panic!(
                 "a checkpoint of size {} does not extend to the other replica's head: {e}",
                 old.size

@@ -3,7 +3,6 @@
 
 use agora_core::api::{BlobInfo, Problem};
 use agora_registry::blobs::{self, Access, Uploaded};
-use agora_store::Viewer;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -19,10 +18,10 @@ use crate::metrics;
 use crate::state::{AppState, Downloads};
 
 /// Immutable content anyone may read: any cache may keep it forever.
-const CACHE_FOREVER: &str = agora_store::IMMUTABLE;
+pub(crate) const CACHE_FOREVER: &str = agora_store::IMMUTABLE;
 /// Immutable content only some may read: only the client's own cache may keep it (a
 /// shared cache or CDN would hand it to anyone asking for the URL).
-const CACHE_PRIVATE: &str = "private, max-age=31536000, immutable";
+pub(crate) const CACHE_PRIVATE: &str = "private, max-age=31536000, immutable";
 /// The header carrying the blob's digest.
 pub const DIGEST_HEADER: &str = "agora-digest";
 
@@ -203,16 +202,8 @@ pub async fn download(
     )
     .await?;
     let etag = format!("\"{digest}\"");
-    // Public only if anyone at all could read it: an authenticated reader may be reading
-    // a private plugin's blob.
-    let shared = !state.registry.sign_in_required
-        && (caller.is_anonymous()
-            || state
-                .registry
-                .meta
-                .blob_readable(&digest, &Viewer::anonymous())
-                .await
-                .map_err(agora_registry::RegistryError::from)?);
+    // Only what anyone at all could read may sit in shared caches.
+    let shared = matches!(access, Access::Read { public: true });
     let cache_control = if shared { CACHE_FOREVER } else { CACHE_PRIVATE };
     let mut common = HeaderMap::new();
     common.insert(
@@ -235,7 +226,7 @@ pub async fn download(
     }
     if let Downloads::Redirect { ttl } = state.downloads
         && method == Method::GET
-        && access == Access::Read
+        && matches!(access, Access::Read { .. })
         && let Some(url) = state
             .registry
             .blobs
@@ -317,7 +308,7 @@ pub async fn download(
             .await?
             .ok_or_else(|| ApiError::not_found(format!("blob {digest} not found")))?,
     };
-    if start == 0 && access == Access::Read {
+    if start == 0 && matches!(access, Access::Read { .. }) {
         blobs::count_download(&state.registry, client, digest);
     }
     metrics::downloaded(len);

@@ -92,6 +92,7 @@ async fn open_stores(cfg: &ServerConfig) -> anyhow::Result<(SqlStore, Arc<dyn Bl
         .open()
         .await
         .with_context(|| format!("cannot open the blob store at {location}"))?;
+    tracing::info!(blobs = %location, "blob store open");
     Ok((meta, blobs))
 }
 
@@ -111,7 +112,6 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         )
     })?;
     let (meta, blobs) = open_stores(&cfg).await?;
-    let blob_location = cfg.blob_location()?;
     let new_admin_token =
         agora_registry::bootstrap::ensure_admin(&meta, cfg.admin_token.as_deref()).await?;
     if let Some(password) = &cfg.admin_password {
@@ -121,7 +121,7 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, database = ?meta.dialect(), blobs = %blob_location, "agora serving");
+    tracing::info!(%addr, database = ?meta.dialect(), "agora serving");
     println!(
         "Agora {} listening on http://{addr}",
         env!("CARGO_PKG_VERSION")

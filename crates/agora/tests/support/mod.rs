@@ -145,7 +145,17 @@ impl Server {
     }
 
     pub fn start_with(backend: Backend, env: &[(&str, &str)]) -> Server {
-        let data = tempfile::tempdir().unwrap();
+        Self::start_replicas_on(backend, 1, env).pop().unwrap()
+    }
+
+    /// `count` servers started at the same moment on one fresh PostgreSQL schema (they
+    /// race to migrate it and to create the administrator) with `env`: replicas from
+    /// their first start. The first owns the schema.
+    pub fn start_replicas(count: usize, env: &[(&str, &str)]) -> Vec<Server> {
+        Self::start_replicas_on(Backend::Postgres, count, env)
+    }
+
+    fn start_replicas_on(backend: Backend, count: usize, env: &[(&str, &str)]) -> Vec<Server> {
         let admin_token = format!("agora_test_{}", random_hex(24));
         let mut env: Vec<(String, String)> = env
             .iter()
@@ -168,34 +178,11 @@ impl Server {
             ));
             schema = Some(name);
         }
-        let (child, url) = spawn(data.path(), "127.0.0.1:0", &env);
-        Server {
-            child,
-            url,
-            admin_token,
-            data,
-            schema,
-            owns_schema: true,
-            env,
-        }
-    }
-
-    /// `count` servers started at the same moment on one fresh PostgreSQL schema (they
-    /// race to migrate it) with `env`: replicas from their first start. The first owns
-    /// the schema.
-    pub fn start_replicas(count: usize, env: &[(&str, &str)]) -> Vec<Server> {
-        let first = Server::start_with(Backend::Postgres, env);
-        let schema = first.schema.clone().unwrap();
-        let shared_env = first.env.clone();
-        // The first has migrated the schema already: drop it all and let them race anew.
-        drop(first);
-        psql(&postgres_url(), &format!("CREATE SCHEMA {schema}"));
         let start = std::sync::Barrier::new(count);
-        let mut servers: Vec<Server> = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let starting: Vec<_> = (0..count)
                 .map(|_| {
-                    let start = &start;
-                    let env = &shared_env;
+                    let (start, env) = (&start, &env);
                     scope.spawn(move || {
                         let data = tempfile::tempdir().unwrap();
                         start.wait();
@@ -206,30 +193,21 @@ impl Server {
                 .collect();
             starting
                 .into_iter()
-                .map(|s| {
+                .enumerate()
+                .map(|(i, s)| {
                     let (child, url, data) = s.join().unwrap();
                     Server {
                         child,
                         url,
-                        admin_token: String::new(),
+                        admin_token: admin_token.clone(),
                         data,
-                        schema: Some(schema.clone()),
-                        owns_schema: false,
-                        env: shared_env.clone(),
+                        schema: schema.clone(),
+                        owns_schema: i == 0,
+                        env: env.clone(),
                     }
                 })
                 .collect()
-        });
-        let token = shared_env
-            .iter()
-            .find(|(k, _)| k == "AGORA_ADMIN_TOKEN")
-            .map(|(_, v)| v.clone())
-            .unwrap();
-        for server in &mut servers {
-            server.admin_token = token.clone();
-        }
-        servers[0].owns_schema = true;
-        servers
+        })
     }
 
     /// Another `agora serve` process on this one's database and blob store (with its
@@ -675,4 +653,26 @@ pub fn examples_publisher(server: &Server) -> (Cli, tempfile::TempDir) {
     alice.run(&["publisher", "create", "examples"]).ok();
     alice.sign_for("examples");
     (alice, tempfile::tempdir().unwrap())
+}
+
+/// `GET path` on `server`, anonymously, expecting 200 and JSON.
+pub fn get_json(server: &Server, path: &str) -> serde_json::Value {
+    let (status, _, body) = http("GET", &format!("{}{path}", server.url), None, None);
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// The `hashes` of a log proof answer.
+pub fn proof_hashes(v: &serde_json::Value) -> Vec<agora_trust::log::Hash> {
+    v["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect()
 }
