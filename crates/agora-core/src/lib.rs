@@ -6,6 +6,7 @@
 //! values; it hands back validated types or errors that name the field at fault.
 
 pub mod advisory;
+pub mod analytics;
 pub mod api;
 pub mod audit;
 pub mod digest;

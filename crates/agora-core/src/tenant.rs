@@ -556,6 +556,13 @@ pub struct InstanceReport {
     pub failures: Vec<ReportedFailure>,
     #[serde(default)]
     pub runs: Vec<RunStats>,
+    /// Runs since the report this agent last had accepted (deltas, for analytics), and
+    /// that batch's number: a batch whose number is not above the last one accepted from
+    /// this instance is not counted again (a report sent twice counts once).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub executions: Vec<crate::analytics::Execution>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<i64>,
 }
 
 impl InstanceReport {

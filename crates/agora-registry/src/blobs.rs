@@ -178,15 +178,9 @@ pub async fn access(
 }
 
 /// Counts a download of a readable blob (from its first byte) once per client and release
-/// per period; the count is written in the background.
+/// per period, through the analytics intake (written in the background, in batches).
 pub fn count_download(registry: &Registry, client: Option<IpAddr>, digest: Digest) {
-    if !registry.downloads.counts(client, &digest) {
-        return;
+    if registry.downloads.counts(client, &digest) {
+        crate::analytics::downloaded(registry, &digest);
     }
-    let meta = registry.meta.clone();
-    tokio::spawn(async move {
-        if let Err(e) = meta.count_download(&digest).await {
-            tracing::warn!(%digest, error = %e, "could not count a download");
-        }
-    });
 }

@@ -27,6 +27,7 @@
 
 pub mod accounts;
 pub mod advisories;
+pub mod analytics;
 pub mod archive_audit;
 pub mod audit;
 pub mod backup;
@@ -113,6 +114,8 @@ pub struct Registry {
     pub tenant_changed: tenants::Wakers,
     /// The OCI distribution endpoints' settings and uploads in progress (`[oci]`).
     pub oci: oci::Oci,
+    /// The analytics intake (`[analytics]`): events buffered off the hot path.
+    pub analytics: Arc<analytics::Intake>,
     downloads: downloads::DownloadCounter,
     throttle: throttle::SignInThrottle,
 }
@@ -136,9 +139,16 @@ impl Registry {
             verification_policy: agora_core::verification::Policy::default(),
             tenant_changed: tenants::Wakers::default(),
             oci: oci::Oci::default(),
+            analytics: Arc::new(analytics::Intake::default()),
             downloads: downloads::DownloadCounter::default(),
             throttle: throttle::SignInThrottle::default(),
         }
+    }
+
+    /// Buffers and keeps analytics as `settings` say.
+    pub fn with_analytics(mut self, settings: analytics::AnalyticsSettings) -> Registry {
+        self.analytics = Arc::new(analytics::Intake::new(settings));
+        self
     }
 
     /// Makes this a private registry (see [`Registry::sign_in_required`]).

@@ -1284,6 +1284,7 @@ pub async fn report(
     for (i, f) in report.failures.iter().enumerate() {
         crate::error::multi_line(&format!("failures[{i}].reason"), &f.reason)?;
     }
+    crate::analytics::check_executions(report)?;
     let json = serde_json::to_string(report)
         .map_err(|e| RegistryError::internal("cannot write a report", e))?;
     if json.len() > domain::MAX_REPORT_BYTES {
@@ -1324,7 +1325,8 @@ pub async fn report(
             },
         )
         .await?;
-    Ok(())
+    crate::analytics::instance_reported(registry, instance.tenant.id, instance.instance.id, report)
+        .await
 }
 
 /// Which instance runs which digest, which are behind, which failed and why.

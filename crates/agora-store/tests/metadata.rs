@@ -568,9 +568,21 @@ async fn downloads_are_counted_per_version_and_plugin(store: &SqlStore) {
     let v = release(store, &w, manifest("acme", "jira", "1.0.0", ""), b"a")
         .await
         .unwrap();
-    store.count_download(&v.manifest_digest).await.unwrap();
-    store.count_download(&v.manifest_digest).await.unwrap();
-    store.count_download(&Digest::of(b"a")).await.unwrap();
+    let download = |digest: Digest| AnalyticsEvent::Download {
+        at: now_ms(),
+        manifest_digest: digest.to_string(),
+    };
+    store
+        .record_events(
+            now_ms(),
+            &[
+                download(v.manifest_digest),
+                download(v.manifest_digest),
+                download(Digest::of(b"a")),
+            ],
+        )
+        .await
+        .unwrap();
     let p = store.plugin("acme", "jira").await.unwrap().unwrap();
     assert_eq!(p.downloads, 2);
     assert_eq!(
@@ -581,6 +593,515 @@ async fn downloads_are_counted_per_version_and_plugin(store: &SqlStore) {
             .unwrap()
             .downloads,
         2
+    );
+}
+
+const T0: i64 = 1_764_547_200_000; // 2025-12-01 00:00 UTC
+const H: i64 = agora_core::analytics::HOUR_MS;
+const D: i64 = agora_core::analytics::DAY_MS;
+
+fn count(bucket: i64, kind: &str, plugin: &str, version: &str, n: u64) -> CountRecord {
+    CountRecord {
+        bucket,
+        kind: kind.into(),
+        plugin: plugin.into(),
+        version: version.into(),
+        count: n,
+        failures: 0,
+        total_ms: 0,
+    }
+}
+
+/// Downloads and searches: a known stream (with events arriving late, and two batches
+/// written at the same moment, as two servers would) gives exactly these hourly and daily
+/// rollups, download counters and search counts; other blobs and unknown digests count
+/// nothing; distinct queries per day are bounded.
+async fn event_rollups_add_up_exactly_late_and_concurrent(store: &SqlStore) {
+    let w = world(store).await;
+    let v1 = release(store, &w, manifest("acme", "jira", "1.0.0", ""), b"m1")
+        .await
+        .unwrap();
+    let v2 = release(store, &w, manifest("acme", "jira", "1.1.0", ""), b"m2")
+        .await
+        .unwrap();
+    let dl = |digest: Digest, at: i64| AnalyticsEvent::Download {
+        at,
+        manifest_digest: digest.to_string(),
+    };
+    let search = |q: &str, results: u64, at: i64| AnalyticsEvent::Search {
+        at,
+        query: agora_core::analytics::query_key(q),
+        results,
+    };
+    let first = vec![
+        dl(v1.manifest_digest, T0 + H + 5),
+        dl(v1.manifest_digest, T0 + H + 6),
+        dl(v1.manifest_digest, T0 + H + 7),
+        dl(v1.manifest_digest, T0 + 2 * H),
+        dl(v2.manifest_digest, T0 + 25 * H),
+        dl(v2.manifest_digest, T0 + 26 * H - 1),
+        dl(Digest::of(b"m1"), T0 + H),
+        dl(Digest::of(b"unknown"), T0 + H),
+        search("Network  HTTP", 3, T0 + H),
+        search("network http", 0, T0 + 2 * H),
+        search("", 12, T0),
+        search("nothing-here", 0, T0 + 25 * H),
+    ];
+    store.record_events(T0 + 30 * H, &first).await.unwrap();
+    // Late: received a day later, counted in the hour it happened.
+    store
+        .record_events(T0 + 54 * H, &[dl(v1.manifest_digest, T0 + H + 30 * 60_000)])
+        .await
+        .unwrap();
+    // Two servers' batches at once.
+    let burst: Vec<_> = (0..50)
+        .map(|_| dl(v1.manifest_digest, T0 + 3 * H))
+        .collect();
+    let (a, b) = tokio::join!(
+        store.record_events(T0 + 31 * H, &burst),
+        store.record_events(T0 + 31 * H, &burst)
+    );
+    a.unwrap();
+    b.unwrap();
+
+    let hourly = store
+        .analytics_counts(
+            AnalyticsFilter::Registry,
+            "hour",
+            T0,
+            T0 + 2 * D,
+            AnalyticsGrouping::Version,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        hourly,
+        [
+            count(T0 + H, "download", "acme/jira", "1.0.0", 4),
+            count(T0 + 2 * H, "download", "acme/jira", "1.0.0", 1),
+            count(T0 + 3 * H, "download", "acme/jira", "1.0.0", 100),
+            count(T0 + 25 * H, "download", "acme/jira", "1.1.0", 2),
+        ]
+    );
+    let daily = store
+        .analytics_counts(
+            AnalyticsFilter::Registry,
+            "day",
+            T0,
+            T0 + 2 * D,
+            AnalyticsGrouping::Version,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        daily,
+        [
+            count(T0, "download", "acme/jira", "1.0.0", 105),
+            count(T0 + D, "download", "acme/jira", "1.1.0", 2),
+        ]
+    );
+    let totals = store
+        .analytics_counts(
+            AnalyticsFilter::Publisher(w.acme.id),
+            "day",
+            T0,
+            T0 + 2 * D,
+            AnalyticsGrouping::Total,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        totals,
+        [
+            count(T0, "download", "", "", 105),
+            count(T0 + D, "download", "", "", 2)
+        ]
+    );
+    let only_day_two = store
+        .analytics_counts(
+            AnalyticsFilter::Registry,
+            "day",
+            T0 + D,
+            T0 + 2 * D,
+            AnalyticsGrouping::Plugin,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        only_day_two,
+        [count(T0 + D, "download", "acme/jira", "", 2)]
+    );
+    let p = store.plugin("acme", "jira").await.unwrap().unwrap();
+    assert_eq!(p.downloads, 107);
+    assert_eq!(
+        store
+            .version(p.id, "1.0.0")
+            .await
+            .unwrap()
+            .unwrap()
+            .downloads,
+        105
+    );
+    assert_eq!(
+        store
+            .version(p.id, "1.1.0")
+            .await
+            .unwrap()
+            .unwrap()
+            .downloads,
+        2
+    );
+    // 107 downloads and 4 searches are the raw events.
+    assert_eq!(store.analytics_event_count().await.unwrap(), 111);
+
+    let top = store
+        .analytics_searches(T0, T0 + 2 * D, false, 10)
+        .await
+        .unwrap();
+    let row = |q: &str, n: u64, z: u64| SearchCountRecord {
+        query: q.into(),
+        count: n,
+        zero_results: z,
+    };
+    assert_eq!(top, [row("network http", 2, 1), row("nothing-here", 1, 1)]);
+    let zero = store
+        .analytics_searches(T0, T0 + D, true, 10)
+        .await
+        .unwrap();
+    assert_eq!(zero, [row("network http", 2, 1)]);
+    assert_eq!(
+        store.analytics_search_days(T0, T0 + 2 * D).await.unwrap(),
+        [(T0, 3), (T0 + D, 1)]
+    );
+
+    // At most MAX_QUERIES_PER_DAY distinct queries a day; the rest count as "(other)".
+    let day = T0 + 10 * D;
+    let many: Vec<_> = (0..agora_core::analytics::MAX_QUERIES_PER_DAY + 3)
+        .map(|i| search(&format!("q{i}"), 1, day))
+        .collect();
+    store.record_events(day, &many).await.unwrap();
+    store
+        .record_events(day, &[search("q0", 0, day), search("late-new", 0, day)])
+        .await
+        .unwrap();
+    let top = store
+        .analytics_searches(day, day + D, false, 2)
+        .await
+        .unwrap();
+    assert_eq!(top, [row("(other)", 4, 1), row("q0", 2, 1)]);
+
+    // Retention: raw events and hourly rollups go, daily ones stay.
+    let pruned = store
+        .prune_analytics(T0 + 100 * D, u64::MAX / 2, T0 + 2 * H + 1, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        pruned.events,
+        111 + agora_core::analytics::MAX_QUERIES_PER_DAY as u64 + 5
+    );
+    assert_eq!(pruned.hourly, 2);
+    assert_eq!(store.analytics_event_count().await.unwrap(), 0);
+    let daily_after = store
+        .analytics_counts(
+            AnalyticsFilter::Registry,
+            "day",
+            T0,
+            T0 + 2 * D,
+            AnalyticsGrouping::Version,
+        )
+        .await
+        .unwrap();
+    assert_eq!(daily_after, daily);
+}
+
+/// Instances' reports: installs and removals are the differences between an instance's
+/// reports; runs count once per batch number (a report sent twice counts once), with
+/// their duration histogram and errors by class (first and last seen, the last sample,
+/// bounded classes); instances running plugins together are paired; a tenant sees its own.
+async fn instance_reports_count_installs_removals_and_runs_once(store: &SqlStore) {
+    let w = world(store).await;
+    for (name, version) in [("jira", "1.0.0"), ("jira", "1.1.0"), ("wiki", "2.0.0")] {
+        release(
+            store,
+            &w,
+            manifest("acme", name, version, ""),
+            name.as_bytes(),
+        )
+        .await
+        .unwrap();
+    }
+    let ops = store
+        .create_tenant(&new_tenant("ops", &w.alice))
+        .await
+        .unwrap();
+    let dev = store
+        .create_tenant(&new_tenant("dev", &w.alice))
+        .await
+        .unwrap();
+    let i1 = store
+        .create_instance(ops.id, "i1", "h1", "alice")
+        .await
+        .unwrap();
+    let i2 = store
+        .create_instance(ops.id, "i2", "h2", "alice")
+        .await
+        .unwrap();
+    let i3 = store
+        .create_instance(dev.id, "i3", "h3", "alice")
+        .await
+        .unwrap();
+    let installed = |list: &[(&str, &str)]| -> Vec<InstalledRecord> {
+        list.iter()
+            .map(|(name, version)| InstalledRecord {
+                publisher: "acme".into(),
+                name: (*name).into(),
+                version: (*version).into(),
+            })
+            .collect()
+    };
+    let runs = |version: &str,
+                at: i64,
+                calls: u64,
+                failures: u64,
+                errors: Vec<(String, u64, Option<String>)>| {
+        let mut durations = vec![0u64; agora_core::analytics::DURATION_SLOTS];
+        durations[0] = calls - failures;
+        durations[6] = failures;
+        RunsRecord {
+            publisher: "acme".into(),
+            name: "jira".into(),
+            version: version.into(),
+            at,
+            calls,
+            failures,
+            total_ms: calls * 10,
+            durations,
+            errors,
+        }
+    };
+    let report = |instance: &InstanceRecord,
+                  tenant: i64,
+                  at: i64,
+                  set: &[(&str, &str)],
+                  batch: Option<i64>,
+                  r: Vec<RunsRecord>| InstanceAnalytics {
+        instance_id: instance.id,
+        tenant_id: tenant,
+        at,
+        installed: installed(set),
+        batch,
+        runs: r,
+    };
+    let trap = |n: u64, m: &str| vec![("trap".to_owned(), n, Some(m.to_owned()))];
+    let first = report(
+        &i1,
+        ops.id,
+        T0 + H,
+        &[("jira", "1.0.0")],
+        Some(1),
+        vec![runs("1.0.0", T0 + H, 10, 2, trap(2, "first trap"))],
+    );
+    let got = store.record_instance_analytics(&first).await.unwrap();
+    assert_eq!(
+        got,
+        InstanceAnalyticsOutcome {
+            installs: 1,
+            removals: 0,
+            runs: 1,
+            unknown: 0
+        }
+    );
+    // The same report again (a retry): nothing new.
+    let again = store.record_instance_analytics(&first).await.unwrap();
+    assert_eq!(again, InstanceAnalyticsOutcome::default());
+    // An update to 1.1.0, with late runs of 1.0.0 (from before) and new runs of 1.1.0.
+    let second = report(
+        &i1,
+        ops.id,
+        T0 + 3 * H,
+        &[("jira", "1.1.0"), ("gone", "9.9.9")],
+        Some(2),
+        vec![
+            runs("1.0.0", T0 + H / 2, 4, 1, trap(1, "second trap")),
+            runs("1.1.0", T0 + 3 * H, 6, 0, vec![]),
+        ],
+    );
+    let got = store.record_instance_analytics(&second).await.unwrap();
+    assert_eq!(
+        got,
+        InstanceAnalyticsOutcome {
+            installs: 1,
+            removals: 1,
+            runs: 2,
+            unknown: 1
+        }
+    );
+    let other = report(
+        &i2,
+        ops.id,
+        T0 + 4 * H,
+        &[("jira", "1.1.0"), ("wiki", "2.0.0")],
+        None,
+        vec![],
+    );
+    store.record_instance_analytics(&other).await.unwrap();
+    let elsewhere = report(
+        &i3,
+        dev.id,
+        T0 + 4 * H,
+        &[("jira", "1.1.0"), ("wiki", "2.0.0")],
+        Some(7),
+        vec![runs("1.1.0", T0 + 4 * H, 100, 50, vec![])],
+    );
+    store.record_instance_analytics(&elsewhere).await.unwrap();
+
+    let ops_daily = store
+        .analytics_counts(
+            AnalyticsFilter::Tenant(ops.id),
+            "day",
+            T0,
+            T0 + D,
+            AnalyticsGrouping::Version,
+        )
+        .await
+        .unwrap();
+    let mut run_10 = count(T0, "run", "acme/jira", "1.0.0", 14);
+    run_10.failures = 3;
+    run_10.total_ms = 140;
+    let mut run_11 = count(T0, "run", "acme/jira", "1.1.0", 6);
+    run_11.total_ms = 60;
+    assert_eq!(
+        ops_daily,
+        [
+            count(T0, "install", "acme/jira", "1.0.0", 1),
+            count(T0, "install", "acme/jira", "1.1.0", 2),
+            count(T0, "install", "acme/wiki", "2.0.0", 1),
+            count(T0, "removal", "acme/jira", "1.0.0", 1),
+            run_10,
+            run_11,
+        ]
+    );
+    let hourly_runs: Vec<_> = store
+        .analytics_counts(
+            AnalyticsFilter::Tenant(ops.id),
+            "hour",
+            T0,
+            T0 + D,
+            AnalyticsGrouping::Total,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.kind == "run")
+        .map(|c| (c.bucket, c.count, c.failures))
+        .collect();
+    assert_eq!(
+        hourly_runs,
+        [(T0, 4, 1), (T0 + H, 10, 2), (T0 + 3 * H, 6, 0)]
+    );
+
+    let versions = store
+        .analytics_versions(AnalyticsFilter::Tenant(ops.id), T0, T0 + D, 10)
+        .await
+        .unwrap();
+    let summary: Vec<_> = versions
+        .iter()
+        .map(|v| {
+            (
+                v.plugin.as_str(),
+                v.version.as_str(),
+                v.installs,
+                v.removals,
+                v.calls,
+                v.failures,
+                v.active_instances,
+                v.durations[0],
+                v.durations[6],
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("acme/jira", "1.0.0", 1, 1, 14, 3, 0, 11, 3),
+            ("acme/jira", "1.1.0", 2, 0, 6, 0, 2, 6, 0),
+            ("acme/wiki", "2.0.0", 1, 0, 0, 0, 1, 0, 0),
+        ]
+    );
+    let jira = store.plugin("acme", "jira").await.unwrap().unwrap();
+    let everyone = store
+        .analytics_versions(AnalyticsFilter::Plugin(jira.id), T0, T0 + D, 10)
+        .await
+        .unwrap();
+    let jira_11 = everyone.iter().find(|v| v.version == "1.1.0").unwrap();
+    assert_eq!(
+        (jira_11.calls, jira_11.failures, jira_11.active_instances),
+        (106, 50, 3)
+    );
+
+    let errors = store
+        .analytics_errors(AnalyticsFilter::Tenant(ops.id), T0, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        errors,
+        [ErrorRecord {
+            plugin: "acme/jira".into(),
+            version: "1.0.0".into(),
+            class: "trap".into(),
+            count: 3,
+            first_seen: T0 + H / 2,
+            last_seen: T0 + H,
+            sample: Some("first trap".into()),
+        }]
+    );
+    assert!(
+        store
+            .analytics_errors(AnalyticsFilter::Tenant(dev.id), T0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let pairs = store
+        .analytics_pairs(AnalyticsFilter::Registry, 10)
+        .await
+        .unwrap();
+    assert_eq!(pairs, [("acme/jira".to_owned(), "acme/wiki".to_owned(), 2)]);
+    let ops_pairs = store
+        .analytics_pairs(AnalyticsFilter::Tenant(ops.id), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        ops_pairs,
+        [("acme/jira".to_owned(), "acme/wiki".to_owned(), 1)]
+    );
+    assert_eq!(store.analytics_active_instances(jira.id).await.unwrap(), 3);
+    store.revoke_instance(dev.id, "i3", "alice").await.unwrap();
+    assert_eq!(store.analytics_active_instances(jira.id).await.unwrap(), 2);
+
+    // Error classes are bounded per version and tenant; the rest count as one "other".
+    let classes: Vec<_> = (0..agora_core::analytics::MAX_ERROR_CLASSES + 2)
+        .map(|i| (format!("c{i}"), 1, None))
+        .collect();
+    let flood = report(
+        &i1,
+        ops.id,
+        T0 + 5 * H,
+        &[("jira", "1.1.0")],
+        Some(3),
+        vec![runs("1.1.0", T0 + 5 * H, 60, 60, classes)],
+    );
+    store.record_instance_analytics(&flood).await.unwrap();
+    let errors = store
+        .analytics_errors(AnalyticsFilter::Tenant(ops.id), T0, 200)
+        .await
+        .unwrap();
+    let of_11: Vec<_> = errors.iter().filter(|e| e.version == "1.1.0").collect();
+    assert_eq!(of_11.len(), agora_core::analytics::MAX_ERROR_CLASSES + 1);
+    assert!(
+        of_11.iter().any(|e| e.class == "other" && e.count == 2),
+        "{of_11:?}"
     );
 }
 
@@ -984,6 +1505,8 @@ on_every_backend!(
     private_plugins_are_invisible_to_outsiders,
     removal_orphans_only_unshared_blobs,
     downloads_are_counted_per_version_and_plugin,
+    event_rollups_add_up_exactly_late_and_concurrent,
+    instance_reports_count_installs_removals_and_runs_once,
     tokens_users_and_publishers,
     keys_are_added_listed_and_revoked_once,
     log_entries_are_appended_with_their_changes_and_dense,

@@ -987,7 +987,14 @@ async fn counts_read_in_the_singular_for_one() {
     let site = site(false).await;
     let jira = site.meta.plugin("acme", "jira").await.unwrap().unwrap();
     let v = site.meta.version(jira.id, "1.0.0").await.unwrap().unwrap();
-    site.meta.count_download(&v.manifest_digest).await.unwrap();
+    let download = agora_store::AnalyticsEvent::Download {
+        at: agora_store::now_ms(),
+        manifest_digest: v.manifest_digest.to_string(),
+    };
+    site.meta
+        .record_events(agora_store::now_ms(), &[download])
+        .await
+        .unwrap();
     let alice = site.sign_in("alice").await;
     let page = site.get("/plugins/acme/jira", &alice).await;
     let csrf = hidden(&page.body, "csrf");

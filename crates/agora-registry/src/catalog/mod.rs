@@ -146,7 +146,12 @@ pub async fn visible_plugin(
 
 /// One page of a search.
 pub async fn search(registry: &Registry, query: &SearchQuery) -> Result<SearchResult> {
-    Ok(registry.meta.search(query).await?)
+    let result = registry.meta.search(query).await?;
+    // A search is counted once, on its first page (with how many its first page found).
+    if query.after.is_none() {
+        crate::analytics::searched(registry, query.text.as_deref(), result.plugins.len() as u64);
+    }
+    Ok(result)
 }
 
 /// Hit counts of a search by facet value.

@@ -1,5 +1,5 @@
-//! Which blobs exist, who uploaded them, who may read them, and download counts (the
-//! bytes themselves are in the [`crate::BlobStore`]).
+//! Which blobs exist, who uploaded them and who may read them (the bytes themselves are
+//! in the [`crate::BlobStore`]; download counts are analytics').
 
 use agora_core::Digest;
 use async_trait::async_trait;
@@ -17,6 +17,4 @@ pub trait BlobIndex: Send + Sync {
     async fn blob_uploaded_by(&self, digest: &Digest, user_id: i64) -> Result<Option<u64>>;
     /// Whether some downloadable version the viewer can see refers to this blob.
     async fn blob_readable(&self, digest: &Digest, viewer: &Viewer) -> Result<bool>;
-    /// Counts a download of a release's main artifact (module or binary).
-    async fn count_download(&self, digest: &Digest) -> Result<()>;
 }

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod advisories;
+mod analytics;
 mod audit;
 mod blobs;
 mod entitlements;
@@ -27,6 +28,7 @@ use crate::StoreError;
 
 pub use accounts::*;
 pub use advisories::*;
+pub use analytics::*;
 pub use audit::*;
 pub use blobs::*;
 pub use entitlements::*;
@@ -69,6 +71,7 @@ pub trait MetadataStore:
     + EntitlementStore
     + OciStore
     + GcStore
+    + AnalyticsStore
     + Send
     + Sync
     + 'static
@@ -80,8 +83,8 @@ pub trait MetadataStore:
 /// Every part of the store's contract, for callers that use several.
 pub mod prelude {
     pub use super::{
-        AccountStore, AdvisoryStore, AuditStore, BlobIndex, CatalogStore, EntitlementStore,
-        GcStore, JobQueue, LogStore, MetadataStore, OciStore, PublisherStore, ReleaseStore,
-        ReviewStore, TenantStore, VerificationStore, WebhookStore,
+        AccountStore, AdvisoryStore, AnalyticsStore, AuditStore, BlobIndex, CatalogStore,
+        EntitlementStore, GcStore, JobQueue, LogStore, MetadataStore, OciStore, PublisherStore,
+        ReleaseStore, ReviewStore, TenantStore, VerificationStore, WebhookStore,
     };
 }

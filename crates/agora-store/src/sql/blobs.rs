@@ -1,9 +1,7 @@
-//! Blob metadata on SQL: sizes, uploaders, readability and download counts.
+//! Blob metadata on SQL: sizes, uploaders and readability.
 
 use agora_core::Digest;
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use super::{SqlStore, search};
 use crate::metadata::*;
@@ -67,32 +65,5 @@ impl BlobIndex for SqlStore {
             }
         }
         Ok(q.fetch_optional(&self.read).await?.is_some())
-    }
-    async fn count_download(&self, digest: &Digest) -> Result<()> {
-        // Most downloads are modules and binaries, which count nothing: look up on the read
-        // pool, and take SQLite's single writer only when there is something to count.
-        let version: Option<(i64, i64)> = sqlx::query(
-            "SELECT v.id, v.plugin_id FROM artifacts a JOIN versions v ON v.id = a.version_id \
-             WHERE a.digest = $1 AND a.role = 'manifest' LIMIT 1",
-        )
-        .bind(digest.to_string())
-        .fetch_optional(&self.read)
-        .await?
-        .map(|r: AnyRow| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("plugin_id")?)))
-        .transpose()?;
-        let Some((version_id, plugin_id)) = version else {
-            return Ok(());
-        };
-        let mut tx = self.write.begin().await?;
-        sqlx::query("UPDATE versions SET downloads = downloads + 1 WHERE id = $1")
-            .bind(version_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE plugins SET downloads = downloads + 1 WHERE id = $1")
-            .bind(plugin_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
     }
 }

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod advisories;
+mod analytics;
 mod audit;
 mod blobs;
 mod entitlements;
@@ -53,7 +54,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 15] = match self {
+        let files: [(i64, &'static str, &'static str); 16] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -129,6 +130,11 @@ impl Dialect {
                     15,
                     "gc",
                     include_str!("../../migrations/sqlite/0015_gc.sql"),
+                ),
+                (
+                    16,
+                    "analytics",
+                    include_str!("../../migrations/sqlite/0016_analytics.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -206,6 +212,11 @@ impl Dialect {
                     15,
                     "gc",
                     include_str!("../../migrations/postgres/0015_gc.sql"),
+                ),
+                (
+                    16,
+                    "analytics",
+                    include_str!("../../migrations/postgres/0016_analytics.sql"),
                 ),
             ],
         };

@@ -160,7 +160,7 @@ pub async fn search(
 ) -> Result<Response, PageError> {
     let query = search_query(form.params()?, visitor.viewer(), PAGE_SIZE)?;
     let (hits, facets) = tokio::try_join!(
-        web.registry.meta.search(&query),
+        agora_registry::catalog::search(&web.registry, &query),
         web.facets.get(&web.registry.meta, &query)
     )?;
     let facets = (*facets).clone();
