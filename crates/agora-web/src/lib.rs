@@ -11,6 +11,7 @@
 //! sign-in, a double-submit cookie) and a same-origin request.
 
 mod assets;
+pub mod charts;
 mod error;
 mod facets;
 mod format;
