@@ -336,12 +336,31 @@ fn one_line(text: &str) -> String {
 
 // ---- run figures from the runner's audit log ----
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[derive(Debug, Clone, Default)]
 struct Figures {
     calls: u64,
     failures: u64,
     total_ms: f64,
     last_error: Option<String>,
+}
+
+/// Runs of one release since the last batch was cut: what analytics receive.
+#[derive(Debug, Clone, Default)]
+struct Delta {
+    calls: u64,
+    failures: u64,
+    total_ms: f64,
+    durations: [u64; agora_core::analytics::DURATION_SLOTS],
+    /// Per error class: how many, and the last message.
+    errors: BTreeMap<String, (u64, String)>,
+    /// When the last of them was read (Unix ms).
+    at: i64,
 }
 
 /// Run figures per plugin and version, from the audit log's JSON lines (see
@@ -352,6 +371,9 @@ struct Figures {
 #[derive(Debug, Clone, Default)]
 pub struct RunFigures {
     by_release: BTreeMap<(String, String), Figures>,
+    /// The same runs since the last [`RunFigures::take_executions`], with their duration
+    /// histogram and errors by class.
+    pending: BTreeMap<(String, String), Delta>,
 }
 
 impl RunFigures {
@@ -389,17 +411,62 @@ impl RunFigures {
         if !self.by_release.contains_key(&key) && self.by_release.len() >= MAX_REPORT_ITEMS {
             return;
         }
-        let figures = self.by_release.entry(key).or_default();
-        figures.calls += 1;
-        figures.total_ms += event
+        let ms = event
             .get("duration_ms")
             .and_then(|d| d.as_f64())
             .filter(|d| d.is_finite() && *d >= 0.0)
             .unwrap_or(0.0);
+        let delta = self.pending.entry(key.clone()).or_default();
+        delta.calls += 1;
+        delta.total_ms += ms;
+        delta.durations[agora_core::analytics::duration_slot(ms.ceil() as u64)] += 1;
+        delta.at = now_ms();
+        let figures = self.by_release.entry(key).or_default();
+        figures.calls += 1;
+        figures.total_ms += ms;
         if let Some(error) = error {
             figures.failures += 1;
             figures.last_error = Some(one_line(&error));
+            delta.failures += 1;
+            let class = agora_core::analytics::classify(&error);
+            let known = delta.errors.contains_key(class)
+                || delta.errors.len() < agora_core::analytics::MAX_ERROR_CLASSES - 1;
+            let class = if known {
+                class
+            } else {
+                agora_core::analytics::OTHER_ERROR
+            };
+            let entry = delta.errors.entry(class.to_owned()).or_default();
+            entry.0 += 1;
+            entry.1 = one_line(&error);
         }
+    }
+
+    /// The runs counted since the last call, as a report's `executions` (and forgets them).
+    pub fn take_executions(&mut self) -> Vec<agora_core::analytics::Execution> {
+        std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|((plugin, version), d)| agora_core::analytics::Execution {
+                plugin: one_line(&plugin),
+                version: one_line(&version),
+                at: d.at,
+                calls: d.calls,
+                failures: d.failures,
+                total_ms: d.total_ms.round() as u64,
+                durations: d.durations.to_vec(),
+                errors: d
+                    .errors
+                    .into_iter()
+                    .map(
+                        |(class, (count, message))| agora_core::analytics::ErrorCount {
+                            class,
+                            count,
+                            message: Some(message),
+                        },
+                    )
+                    .collect(),
+            })
+            .collect()
     }
 
     /// The figures as a report lists them.
@@ -678,6 +745,11 @@ pub struct Agent {
     applied: Option<i64>,
     /// The last round's failures, reported again until a round changes them.
     failures: Vec<ReportedFailure>,
+    /// The runs batch sent and not yet accepted, with its number: sent again as it is
+    /// until the registry accepts it (which counts a batch number once), while new runs
+    /// wait for the next batch.
+    executions: Option<(i64, Vec<agora_core::analytics::Execution>)>,
+    last_batch: i64,
     /// [`LOCK_FILE`], locked for as long as the agent lives.
     _lock: std::fs::File,
 }
@@ -715,6 +787,8 @@ impl Agent {
             instance: Client::new(registry, Some(token.clone()))?,
             reader: Client::new(registry, Some(token))?,
             audit: config.audit_log.clone().map(AuditReader::new),
+            executions: None,
+            last_batch: 0,
             config,
             applied: None,
             failures: Vec::new(),
@@ -1040,9 +1114,22 @@ impl Agent {
                 if let Err(e) = reader.read_new() {
                     tracing::warn!("cannot read the audit log {}: {e}", reader.path.display());
                 }
+                if self.executions.is_none() {
+                    let executions = reader.figures.take_executions();
+                    if !executions.is_empty() {
+                        // Batch numbers grow: the time, or one more than the last.
+                        let number = now_ms().max(self.last_batch + 1);
+                        self.last_batch = number;
+                        self.executions = Some((number, executions));
+                    }
+                }
                 reader.figures.stats()
             }
             None => Vec::new(),
+        };
+        let (batch, executions) = match &self.executions {
+            Some((number, executions)) => (Some(*number), executions.clone()),
+            None => (None, Vec::new()),
         };
         let mut report = InstanceReport {
             core_version: self
@@ -1056,6 +1143,8 @@ impl Agent {
             plugins,
             failures: self.failures.clone(),
             runs,
+            executions,
+            batch,
         };
         fit(&mut report);
         Ok(report)
@@ -1067,6 +1156,8 @@ impl Agent {
         tokio::time::timeout(REPORT_TIMEOUT, self.instance.report_instance(&report))
             .await
             .map_err(|_| AgentError::ReportTimeout(REPORT_TIMEOUT))??;
+        // Accepted: the batch counted, the next report starts a new one.
+        self.executions = None;
         Ok(())
     }
 
@@ -1204,6 +1295,12 @@ fn fit(report: &mut InstanceReport) {
     }
     for run in &mut report.runs {
         run.last_error = run.last_error.take().map(|e| e.chars().take(80).collect());
+    }
+    for e in report.executions.iter_mut().flat_map(|x| &mut x.errors) {
+        e.message = e.message.take().map(|m| m.chars().take(80).collect());
+    }
+    while size(report) > MAX_REPORT_BYTES && !report.executions.is_empty() {
+        report.executions.truncate(report.executions.len() / 2);
     }
     while size(report) > MAX_REPORT_BYTES && !report.runs.is_empty() {
         report.runs.truncate(report.runs.len() / 2);
@@ -1505,6 +1602,44 @@ mod tests {
                 },
             ]
         );
+        // The same runs as analytics deltas: durations in their histogram slots, errors
+        // by class with the last message; taken once.
+        let executions = figures.take_executions();
+        let jira: Vec<_> = executions
+            .iter()
+            .map(|e| {
+                (
+                    e.plugin.as_str(),
+                    e.version.as_str(),
+                    e.calls,
+                    e.failures,
+                    e.total_ms,
+                )
+            })
+            .collect();
+        assert_eq!(
+            jira,
+            [
+                ("acme/evil", "0.1.0", 1, 1, 0),
+                ("acme/jira", "1.0.0", 3, 2, 116),
+                ("acme/jira", "1.1.0", 1, 0, 1)
+            ]
+        );
+        let mut slots = vec![0u64; agora_core::analytics::DURATION_SLOTS];
+        slots[agora_core::analytics::duration_slot(13)] += 1;
+        slots[agora_core::analytics::duration_slot(4)] += 1;
+        slots[agora_core::analytics::duration_slot(100)] += 1;
+        assert_eq!(executions[1].durations, slots);
+        let classes: Vec<_> = executions[1]
+            .errors
+            .iter()
+            .map(|e| (e.class.as_str(), e.count))
+            .collect();
+        assert_eq!(classes, [("status-5xx", 1), ("timeout", 1)]);
+        assert_eq!(executions[0].errors[0].class, "refused");
+        assert!(figures.take_executions().is_empty(), "taken once");
+        assert_eq!(figures.stats(), stats, "the running totals stay");
+
         // Bounded: releases beyond the report's limit are not counted.
         let mut many = RunFigures::default();
         for i in 0..MAX_REPORT_ITEMS + 5 {
@@ -1593,6 +1728,8 @@ mod tests {
             plugins: Vec::new(),
             failures: vec![failure("acme/jira", "1.0.0", &"f".repeat(MAX_REPORT_TEXT)); 10],
             runs: (0..MAX_REPORT_ITEMS).map(run).collect(),
+            executions: Vec::new(),
+            batch: None,
         };
         fit(&mut report);
         let size = serde_json::to_vec(&report).unwrap().len();

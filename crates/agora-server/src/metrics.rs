@@ -93,6 +93,19 @@ pub fn uploaded(bytes: u64) {
     metrics::counter!("agora_blob_upload_bytes_total").increment(bytes);
 }
 
+/// The analytics intake's counts since start: events taken, written to the store, dropped
+/// (a full buffer or a failed write), and waiting. One series each, whatever the traffic.
+pub fn analytics(stats: &agora_registry::analytics::IntakeStats) {
+    for (outcome, n) in [
+        ("taken", stats.taken),
+        ("written", stats.written),
+        ("dropped", stats.dropped),
+    ] {
+        metrics::counter!("agora_analytics_events_total", "outcome" => outcome).absolute(n);
+    }
+    metrics::gauge!("agora_analytics_events_buffered").set(stats.buffered as f64);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,6 +107,20 @@ every_hours = 24
 # or asked about it, for this many hours (at least 1), over two collections.
 grace_hours = 24
 
+[analytics]
+# Downloads and searches are buffered in memory and written in batches this often
+# (milliseconds, 50 to 60000); a crash loses at most this long's events.
+flush_ms = 1000
+# Keep search queries (normalised text and counts, never who searched). Off: searches
+# are not recorded at all.
+searches = true
+# Days raw events are kept (counted from when they arrived), 1 to 3650.
+raw_days = 30
+# Days hourly rollups are kept, 1 to 3650.
+hourly_days = 14
+# Days daily rollups are kept (0: for ever).
+daily_days = 0
+
 [oci]
 # Serve the OCI distribution endpoints at /v2/: every release as an OCI artifact (with
 # its signature and verification runs as referrers), and pushes of OCI images and
@@ -182,6 +196,7 @@ pub struct ServerConfig {
     pub verification: VerificationSettings,
     pub advisories: AdvisorySettings,
     pub gc: GcSettings,
+    pub analytics: AnalyticsConfig,
     pub webhooks: WebhookConfig,
     pub oci: OciConfig,
     /// Name of the transparency log, used only when the log is created (first start).
@@ -337,6 +352,71 @@ impl GcSettings {
             "gc.grace_hours (AGORA_GC__GRACE_HOURS) is {}: expected 1 to {MAX_GC_HOURS} hours \
              (a publish in flight holds its uploads that long)",
             self.grace_hours
+        );
+        Ok(())
+    }
+}
+
+/// `[analytics]`: how events are buffered and how long analytics are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AnalyticsConfig {
+    pub flush_ms: u64,
+    pub searches: bool,
+    pub raw_days: u32,
+    pub hourly_days: u32,
+    pub daily_days: u32,
+}
+
+/// Longest retention: ten years.
+const MAX_RETENTION_DAYS: u32 = 3650;
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        let r = agora_core::analytics::Retention::default();
+        AnalyticsConfig {
+            flush_ms: 1000,
+            searches: true,
+            raw_days: r.raw_days,
+            hourly_days: r.hourly_days,
+            daily_days: r.daily_days,
+        }
+    }
+}
+
+impl AnalyticsConfig {
+    pub fn settings(&self) -> agora_registry::analytics::AnalyticsSettings {
+        agora_registry::analytics::AnalyticsSettings {
+            flush_every: std::time::Duration::from_millis(self.flush_ms),
+            searches: self.searches,
+            retention: agora_core::analytics::Retention {
+                raw_days: self.raw_days,
+                hourly_days: self.hourly_days,
+                daily_days: self.daily_days,
+            },
+            ..Default::default()
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (50..=60_000).contains(&self.flush_ms),
+            "analytics.flush_ms (AGORA_ANALYTICS__FLUSH_MS) is {}: expected 50 to 60000 milliseconds",
+            self.flush_ms
+        );
+        for (name, env, days) in [
+            ("raw_days", "RAW_DAYS", self.raw_days),
+            ("hourly_days", "HOURLY_DAYS", self.hourly_days),
+        ] {
+            anyhow::ensure!(
+                (1..=MAX_RETENTION_DAYS).contains(&days),
+                "analytics.{name} (AGORA_ANALYTICS__{env}) is {days}: expected 1 to {MAX_RETENTION_DAYS} days"
+            );
+        }
+        anyhow::ensure!(
+            self.daily_days <= MAX_RETENTION_DAYS,
+            "analytics.daily_days (AGORA_ANALYTICS__DAILY_DAYS) is {}: expected 0 (for ever) to {MAX_RETENTION_DAYS} days",
+            self.daily_days
         );
         Ok(())
     }
@@ -559,6 +639,7 @@ impl Default for ServerConfig {
             verification: VerificationSettings::default(),
             advisories: AdvisorySettings::default(),
             gc: GcSettings::default(),
+            analytics: AnalyticsConfig::default(),
             webhooks: WebhookConfig::default(),
             oci: OciConfig::default(),
             log_origin: None,
@@ -691,6 +772,7 @@ impl ServerConfig {
         self.verification.policy()?;
         self.advisories.validate()?;
         self.gc.validate()?;
+        self.analytics.validate()?;
         Ok(())
     }
 

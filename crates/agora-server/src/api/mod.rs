@@ -3,6 +3,7 @@
 //! completed with the answers every route shares (`openapi::complete`).
 
 mod advisories;
+mod analytics;
 mod audit;
 pub(crate) mod blobs;
 mod convert;
@@ -144,6 +145,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
             entitlements::revoke_entitlement
         ))
         .routes(routes!(entitlements::list_tenant_entitlements))
+        .routes(routes!(analytics::registry))
+        .routes(routes!(analytics::publisher))
+        .routes(routes!(analytics::plugin))
+        .routes(routes!(analytics::tenant))
 }
 
 /// The API's routes and their complete OpenAPI document.
@@ -167,10 +172,13 @@ pub fn router(state: AppState) -> Router {
         "/api/v1/openapi.json",
         get(move || async move { json_response(doc.as_str().to_owned()) }),
     )
-    .route(
-        "/metrics",
-        get(move || async move { metrics_handle.render() }),
-    )
+    .route("/metrics", {
+        let intake = state.registry.analytics.clone();
+        get(move || async move {
+            metrics::analytics(&intake.stats());
+            metrics_handle.render()
+        })
+    })
     .method_not_allowed_fallback(|| async {
         ApiError::of(
             agora_core::ProblemKind::MethodNotAllowed,

@@ -161,7 +161,12 @@ pub async fn search(
     let query = search_query(form.params()?, visitor.viewer(), PAGE_SIZE)?;
     let (hits, facets) = tokio::try_join!(
         agora_registry::catalog::search(&web.registry, &query),
-        web.facets.get(&web.registry.meta, &query)
+        async {
+            web.facets
+                .get(&web.registry.meta, &query)
+                .await
+                .map_err(agora_registry::RegistryError::from)
+        }
     )?;
     let facets = (*facets).clone();
 

@@ -174,6 +174,13 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
     ));
     let rechecks = spawn_rechecks(&registry, &cfg, "serve");
     let gc = spawn_gc(&registry, &cfg, "serve");
+    let analytics = tokio::spawn(agora_registry::analytics::Intake::run(registry.clone()));
+    let prunes = tokio::spawn(agora_registry::analytics::run_prunes(
+        registry.clone(),
+        format!("serve-{}-analytics", std::process::id()),
+        cfg.worker.options().lease,
+    ));
+    let flush_at_exit = registry.clone();
     let limits = cfg.http_limits(raise_open_file_limit());
     let state = AppState::new(registry, limits, cfg.cache()).with_downloads(cfg.downloads());
     let app = agora_web::app(state, cfg.web.config());
@@ -195,6 +202,12 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         gc.abort();
     }
     webhook_sender.abort();
+    prunes.abort();
+    // What the intake still holds is written before the database closes.
+    analytics.abort();
+    if let Err(e) = flush_at_exit.analytics.flush(&flush_at_exit).await {
+        tracing::warn!(error = %e, "analytics events buffered at shutdown could not be written");
+    }
     meta.close().await;
     Ok(())
 }
@@ -312,7 +325,7 @@ impl agora_registry::behaviour::BehaviourCheck for RunnerBehaviour {
     }
 }
 
-/// The registry with the `[webhooks]` settings, the `[verification]` policy and the
+/// The registry with the `[analytics]` and `[webhooks]` settings, the `[verification]` policy and the
 /// `behaviour` stage (work files in `<data_dir>/behaviour`), unless `[worker] behaviour =
 /// false`.
 fn with_behaviour(
@@ -320,6 +333,7 @@ fn with_behaviour(
     cfg: &ServerConfig,
 ) -> agora_registry::Registry {
     let registry = registry
+        .with_analytics(cfg.analytics.settings())
         .with_webhooks(cfg.webhooks.settings())
         .with_oci(cfg.oci_settings())
         .with_image_audit(cfg.verification.image_audit());

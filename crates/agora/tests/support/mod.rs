@@ -656,6 +656,22 @@ pub fn examples_publisher(server: &Server) -> (Cli, tempfile::TempDir) {
 }
 
 /// `GET path` on `server`, anonymously, expecting 200 and JSON.
+/// Polls `check` until it gives a value (for what the server writes in the background,
+/// such as analytics, flushed every second); fails after 15 s naming `what`.
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 pub fn get_json(server: &Server, path: &str) -> serde_json::Value {
     let (status, _, body) = http("GET", &format!("{}{path}", server.url), None, None);
     assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
