@@ -655,7 +655,6 @@ pub fn examples_publisher(server: &Server) -> (Cli, tempfile::TempDir) {
     (alice, tempfile::tempdir().unwrap())
 }
 
-/// `GET path` on `server`, anonymously, expecting 200 and JSON.
 /// Polls `check` until it gives a value (for what the server writes in the background,
 /// such as analytics, flushed every second); fails after 15 s naming `what`.
 pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
@@ -672,6 +671,7 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// `GET path` on `server`, anonymously, expecting 200 and JSON.
 pub fn get_json(server: &Server, path: &str) -> serde_json::Value {
     let (status, _, body) = http("GET", &format!("{}{path}", server.url), None, None);
     assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
