@@ -392,6 +392,8 @@ fn report(generation: i64, plugins: Vec<ReportedPlugin>) -> InstanceReport {
         plugins,
         failures: Vec::new(),
         runs: Vec::new(),
+        executions: Vec::new(),
+        batch: None,
     }
 }
 
