@@ -3,7 +3,7 @@
 //! versions with their signatures and log entries, ratings and reviews), publisher pages,
 //! sign-in, the account page (tokens, password), administration, and the control plane's
 //! tenant pages (approving a plugin for a tenant, its approved set and instances, updates,
-//! the fleet).
+//! the fleet), and analytics (the registry's, a publisher's, a plugin's, a tenant's).
 //!
 //! Pages work without JavaScript; one small script adds a copy button. Every response
 //! carries a strict Content-Security-Policy; user text is escaped by the templates and
@@ -105,6 +105,29 @@ pub fn app(state: AppState, config: WebConfig) -> Router {
             post(pages::tenant_updates::apply),
         )
         .route("/tenants/{tenant}/fleet", get(pages::tenant_fleet::fleet))
+        .route("/admin/analytics", get(pages::analytics::admin))
+        .route("/admin/analytics.csv", get(pages::analytics::admin_csv))
+        .route(
+            "/publishers/{publisher}/analytics",
+            get(pages::analytics::publisher),
+        )
+        .route(
+            "/publishers/{publisher}/analytics.csv",
+            get(pages::analytics::publisher_csv),
+        )
+        .route(
+            "/plugins/{publisher}/{name}/analytics",
+            get(pages::analytics::plugin),
+        )
+        .route(
+            "/plugins/{publisher}/{name}/analytics.csv",
+            get(pages::analytics::plugin_csv),
+        )
+        .route("/tenants/{tenant}/analytics", get(pages::analytics::tenant))
+        .route(
+            "/tenants/{tenant}/analytics.csv",
+            get(pages::analytics::tenant_csv),
+        )
         .route("/static/{file}", get(assets::asset))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -1733,3 +1733,339 @@ async fn publishers_offer_a_private_plugin_to_a_tenant_whose_members_alone_then_
     let page = site.get(plugin, &alice).await;
     assert!(page.body.contains("Offered to no tenant"));
 }
+
+/// Feeds the analytics store as the intake and an instance's report would: 7 downloads of
+/// acme/notes 1.0.0 and 3 of 1.1.0, six searches (two finding nothing), and edge-1 of
+/// tenant `ops` running notes 1.1.0 and jira 1.0.0 with 200 calls of notes, 5 failed.
+async fn analytics_data(site: &Site) -> i64 {
+    use agora_store::{AnalyticsEvent, InstalledRecord, InstanceAnalytics, RunsRecord};
+    site.publish("notes", "1.0.0", "").await;
+    site.publish("notes", "1.1.0", "").await;
+    site.tenant_ops_with_bob_and_carol().await;
+    let now = agora_store::now_ms();
+    let notes = site.meta.plugin("acme", "notes").await.unwrap().unwrap();
+    let mut events = Vec::new();
+    for (version, n) in [("1.0.0", 7), ("1.1.0", 3)] {
+        let v = site.meta.version(notes.id, version).await.unwrap().unwrap();
+        for _ in 0..n {
+            events.push(AnalyticsEvent::Download {
+                at: now,
+                manifest_digest: v.manifest_digest.to_string(),
+            });
+        }
+    }
+    for (query, results, n) in [("notes", 1, 4), ("kubernetes", 0, 2)] {
+        for _ in 0..n {
+            events.push(AnalyticsEvent::Search {
+                at: now,
+                query: query.into(),
+                results,
+            });
+        }
+    }
+    site.meta.record_events(now, &events).await.unwrap();
+    let tenant = site.meta.tenant("ops").await.unwrap().unwrap();
+    let instance = site.meta.instances(tenant.id).await.unwrap().remove(0);
+    let installed = |name: &str, version: &str| InstalledRecord {
+        publisher: "acme".into(),
+        name: name.into(),
+        version: version.into(),
+    };
+    let mut durations = vec![0u64; agora_core::analytics::DURATION_SLOTS];
+    durations[3] = 150;
+    durations[6] = 50;
+    site.meta
+        .record_instance_analytics(&InstanceAnalytics {
+            instance_id: instance.id,
+            tenant_id: tenant.id,
+            at: now,
+            installed: vec![installed("notes", "1.1.0"), installed("jira", "1.0.0")],
+            batch: Some(1),
+            runs: vec![RunsRecord {
+                publisher: "acme".into(),
+                name: "notes".into(),
+                version: "1.1.0".into(),
+                at: now,
+                calls: 200,
+                failures: 5,
+                total_ms: 4_000,
+                durations,
+                errors: vec![("timeout".into(), 5, Some(format!("timed out {XSS}")))],
+            }],
+        })
+        .await
+        .unwrap();
+    now
+}
+
+#[tokio::test]
+async fn analytics_pages_chart_what_was_counted_for_those_allowed() {
+    let site = site(false).await;
+    let now = analytics_data(&site).await;
+    let today = humantime_day(std::time::UNIX_EPOCH + std::time::Duration::from_millis(now as u64));
+
+    // The registry's page: charts with the numbers fed, and every table's numbers.
+    let admin = site.sign_in("admin").await;
+    assert!(
+        site.get("/admin", &admin)
+            .await
+            .body
+            .contains("href=\"/admin/analytics\"")
+    );
+    let page = site.get("/admin/analytics", &admin).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let body = &page.body;
+    assert!(body.contains("<svg role=\"img\""), "{body}");
+    assert!(
+        body.contains(&format!("<title>Downloads, {today}: 10</title>")),
+        "a dot says the day's downloads: {body}"
+    );
+    assert!(body.contains("<dt>Downloads</dt><dd>10</dd>"), "{body}");
+    assert!(body.contains("<dt>Installs</dt><dd>2</dd>"), "{body}");
+    assert!(body.contains("<dt>Calls</dt><dd>200</dd>"), "{body}");
+    assert!(body.contains("<dt>Searches</dt><dd>6</dd>"), "{body}");
+    assert!(
+        body.contains("<dt>Success rate</dt><dd>97.5%</dd>"),
+        "{body}"
+    );
+    assert!(body.contains(&format!("<td>{today}</td><td>10</td><td>2</td><td>0</td>")));
+    // Top searches and those that found nothing, linked to the search.
+    assert!(
+        body.contains("<title>kubernetes: 2 searches</title>"),
+        "{body}"
+    );
+    assert!(body.contains("<a href=\"/search?q=kubernetes\">kubernetes</a>"));
+    // Versions: success rate, percentiles; errors with their sample escaped.
+    assert!(
+        body.contains("<title>acme/notes@1.1.0: 97.5%</title>"),
+        "{body}"
+    );
+    assert!(body.contains("≤ 10 ms") && body.contains("≤ 100 ms"));
+    assert!(body.contains("<td>timeout</td><td>5</td>"), "{body}");
+    assert!(body.contains("timed out &#60;script&#62;"), "{body}");
+    assert!(!body.contains(XSS));
+    assert!(
+        body.contains("<title>acme/jira + acme/notes: 1 instances</title>"),
+        "{body}"
+    );
+    // The period selector and CSV links.
+    assert!(body.contains("<option value=\"30\" selected>"));
+    assert!(body.contains("href=\"/admin/analytics.csv?table=zero_searches&amp;days=30\""));
+    let week = site.get("/admin/analytics?days=7", &admin).await;
+    assert!(week.body.contains("<option value=\"7\" selected>"));
+    assert_eq!(
+        site.get("/admin/analytics?days=lots", &admin).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        site.get("/admin/analytics?days=999", &admin).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    // CSV: the report's table as a file.
+    let csv = site
+        .get("/admin/analytics.csv?table=versions&days=7", &admin)
+        .await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.body);
+    assert!(
+        csv.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert_eq!(
+        csv.headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"agora-registry-versions-7d.csv\""
+    );
+    assert!(
+        csv.body.starts_with(
+            "plugin,version,published_at,downloads,installs,removals,active_instances,calls,failures,success_rate,p50_ms,p90_ms,p99_ms\r\n"
+        ),
+        "{}",
+        csv.body
+    );
+    assert!(csv.body.contains("acme/notes,1.0.0,"));
+    let daily = site.get("/admin/analytics.csv", &admin).await;
+    assert!(daily.body.starts_with("day,plugin,version,downloads"));
+    assert!(
+        daily
+            .body
+            .contains(&format!("{today},*,*,10,2,0,200,5,6\r\n")),
+        "{}",
+        daily.body
+    );
+    assert_eq!(
+        site.get("/admin/analytics.csv?table=users", &admin)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // The publisher's and the plugin's pages, for its member; per plugin and per version.
+    let alice = site.sign_in("alice").await;
+    assert!(
+        site.get("/publishers/acme", &alice)
+            .await
+            .body
+            .contains("href=\"/publishers/acme/analytics\"")
+    );
+    let page = site.get("/publishers/acme/analytics", &alice).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("<svg role=\"img\""));
+    assert!(
+        page.body
+            .contains(&format!("<title>acme/notes, {today}: 11</title>")),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Top searches"));
+    let page = site.get("/plugins/acme/notes/analytics", &alice).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("<title>1.0.0, {today}: 7</title>")),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(&format!("<title>1.1.0, {today}: 4</title>"))
+    );
+    let csv = site
+        .get("/plugins/acme/notes/analytics.csv?table=errors", &alice)
+        .await;
+    assert!(csv.body.starts_with("plugin,class,count,first_seen"));
+    assert!(csv.body.contains("acme/notes,timeout,5,"), "{}", csv.body);
+    assert!(
+        site.get("/plugins/acme/notes", &alice)
+            .await
+            .body
+            .contains("href=\"/plugins/acme/notes/analytics\"")
+    );
+
+    // Anyone else: refused (signed out: to the sign-in page first).
+    let carol = site.sign_in("carol").await;
+    for path in [
+        "/admin/analytics",
+        "/publishers/acme/analytics",
+        "/plugins/acme/notes/analytics",
+        "/publishers/acme/analytics.csv?table=daily",
+    ] {
+        assert_eq!(
+            site.get(path, &carol).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    assert!(
+        !site
+            .get("/publishers/acme", &carol)
+            .await
+            .body
+            .contains("/publishers/acme/analytics")
+    );
+    assert!(
+        !site
+            .get("/plugins/acme/notes", &carol)
+            .await
+            .body
+            .contains("/plugins/acme/notes/analytics")
+    );
+    let out = site.get("/publishers/acme/analytics", "").await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        out.headers[header::LOCATION],
+        "/login?next=%2Fpublishers%2Facme%2Fanalytics%3Fdays%3D30"
+    );
+
+    // The tenant's page, for its members, with its tabs; not for anyone else.
+    let bob = site.sign_in("bob").await;
+    let page = site.get("/tenants/ops/analytics", &bob).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains("<strong aria-current=\"page\">Analytics</strong>")
+    );
+    assert!(
+        page.body.contains("<dt>Installs</dt><dd>2</dd>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(&format!("<title>acme/notes, {today}: 1</title>")),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<dt>Downloads</dt>"));
+    assert!(
+        site.get("/tenants/ops/fleet", &bob)
+            .await
+            .body
+            .contains("href=\"/tenants/ops/analytics\"")
+    );
+    assert_eq!(
+        site.get("/tenants/ops/analytics", &carol).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let csv = site
+        .get("/tenants/ops/analytics.csv?table=together", &bob)
+        .await;
+    assert_eq!(
+        csv.body,
+        "first,second,instances\r\nacme/jira,acme/notes,1\r\n"
+    );
+}
+
+/// `2026-12-05` for a time (UTC).
+fn humantime_day(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[tokio::test]
+async fn the_plugin_page_tells_its_record_from_real_runs() {
+    let site = site(false).await;
+    analytics_data(&site).await;
+    let page = site.get("/plugins/acme/notes", "").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    assert!(body.contains("From real runs"), "{body}");
+    assert!(
+        body.contains("<dt>Instances running it</dt><dd>1</dd>"),
+        "{body}"
+    );
+    assert!(body.contains("<dt>Installs in 30 days</dt><dd>1</dd>"));
+    assert!(body.contains("<dt>Success rate</dt><dd>97.5% of 200 calls</dd>"));
+    assert!(body.contains("<dt>Issues</dt><dd>25 per 1,000 calls</dd>"));
+    assert!(body.contains("not checked yet"));
+    assert!(
+        !body.contains("/plugins/acme/notes/analytics"),
+        "not for visitors"
+    );
+    // Runs not reported yet; checked by the verification pipeline.
+    record_run(&site, "jira", agora_core::verification::Outcome::Verified).await;
+    let page = site.get("/plugins/acme/jira", "").await;
+    assert!(
+        page.body
+            .contains("<dt>Instances running it</dt><dd>1</dd>")
+    );
+    assert!(page.body.contains("no runs reported yet"), "{}", page.body);
+    // (`record_run` records its run at 1 ms past the epoch.)
+    assert!(
+        page.body
+            .contains("<dt>Last checked</dt><dd>1970-01-01</dd>"),
+        "{}",
+        page.body
+    );
+}

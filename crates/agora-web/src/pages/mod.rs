@@ -5,6 +5,7 @@
 pub mod account;
 pub mod admin;
 pub mod admin_reviews;
+pub mod analytics;
 pub mod home;
 pub mod plugin;
 pub mod publisher;

@@ -123,6 +123,35 @@ struct PluginPage {
     may_grant: bool,
     /// What the visitor's last form post did.
     notice: Option<String>,
+    /// Its record from real runs.
+    reputation: ReputationView,
+    /// Its analytics page, for its publisher's members who may publish and administrators.
+    analytics_url: Option<String>,
+}
+
+/// A plugin's record from real runs (`agora_registry::analytics::reputation`), in words.
+pub struct ReputationView {
+    pub instances: String,
+    pub installs: String,
+    /// `99.5% of 1,234 calls`, when runs were reported.
+    pub success: Option<String>,
+    /// `5 per 1,000 calls`.
+    pub issues: Option<String>,
+    /// The day its latest version was last checked by the verification pipeline.
+    pub last_checked: Option<String>,
+}
+
+impl ReputationView {
+    fn of(r: agora_core::analytics::Reputation) -> ReputationView {
+        let calls = format::counted(r.calls_30d as i64, "call", "calls");
+        ReputationView {
+            instances: format::count(r.active_instances as i64),
+            installs: format::count(r.installs_30d as i64),
+            success: r.success_rate.map(|s| format!("{s}% of {calls}")),
+            issues: r.issues_per_1000.map(|i| format!("{i} per 1,000 calls")),
+            last_checked: r.last_checked.map(format::date),
+        }
+    }
 }
 
 pub struct VersionView {
@@ -369,6 +398,18 @@ pub async fn plugin(
         && caller
             .as_ref()
             .is_some_and(|c| c.require_publish(&owner).is_ok());
+    let latest_id = p
+        .latest_version
+        .as_ref()
+        .and_then(|l| versions.iter().find(|v| &v.version == l))
+        .map(|v| v.id);
+    let reputation = ReputationView::of(
+        agora_registry::analytics::reputation(&web.registry, p.id, latest_id).await?,
+    );
+    let analytics_url = caller
+        .as_ref()
+        .is_some_and(|c| c.require_publish(&owner).is_ok())
+        .then(|| format!("/plugins/{}/{}/analytics", p.publisher, p.name));
     let publisher_display = owner
         .display_name
         .clone()
@@ -435,6 +476,8 @@ pub async fn plugin(
             }),
             may_grant,
             notice: visitor.notice.clone(),
+            reputation,
+            analytics_url,
         },
         &visitor,
     )
