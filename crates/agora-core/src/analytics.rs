@@ -584,9 +584,9 @@ mod tests {
 
     #[test]
     fn buckets_start_at_utc_hours_and_days() {
-        let t = 1_764_921_600_000 + 5 * HOUR_MS + 123; // 2025-12-05 05:00:00.123
-        assert_eq!(Period::Hour.bucket(t), 1_764_921_600_000 + 5 * HOUR_MS);
-        assert_eq!(Period::Day.bucket(t), 1_764_921_600_000);
+        let t = 1_764_892_800_000 + 5 * HOUR_MS + 123; // 2025-12-05 05:00:00.123
+        assert_eq!(Period::Hour.bucket(t), 1_764_892_800_000 + 5 * HOUR_MS);
+        assert_eq!(Period::Day.bucket(t), 1_764_892_800_000);
         assert_eq!(Period::Day.bucket(-1), -DAY_MS, "before 1970 still floors");
     }
 
