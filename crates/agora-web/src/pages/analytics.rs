@@ -124,12 +124,32 @@ pub struct Table {
     pub csv: &'static str,
 }
 
+/// A chart with its title shown above it (the SVG's own title is read, not shown).
+pub struct Figure {
+    pub title: String,
+    pub chart: Chart,
+}
+
+fn figure_time(id: &str, title: &str, description: &str, unit: &str, series: &[Series]) -> Figure {
+    Figure {
+        title: title.to_owned(),
+        chart: time_chart(id, title, description, unit, series),
+    }
+}
+
+fn figure_bars(id: &str, title: &str, description: &str, unit: &str, bars: &[Bar]) -> Figure {
+    Figure {
+        title: title.to_owned(),
+        chart: bar_chart(id, title, description, unit, bars),
+    }
+}
+
 /// One part of the page: a heading, charts, and the table with their numbers.
 pub struct Section {
     pub id: &'static str,
     pub heading: String,
     pub note: String,
-    pub charts: Vec<Chart>,
+    pub charts: Vec<Figure>,
     pub table: Table,
 }
 
@@ -515,7 +535,7 @@ impl View {
         } else {
             "Downloads, installs and removals"
         };
-        let mut charts = vec![time_chart(
+        let mut charts = vec![figure_time(
             "activity",
             &format!("{what} per day"),
             &format!("{what} per day over the period."),
@@ -544,7 +564,7 @@ impl View {
             } else {
                 format!("{taken} per plugin (the {TOP_SERIES} most used)")
             };
-            charts.push(time_chart(
+            charts.push(figure_time(
                 "adoption",
                 &title,
                 &format!("{taken} per day, one line per {by}."),
@@ -645,7 +665,7 @@ impl View {
             id: "runs",
             heading: "Calls and failures".to_owned(),
             note: "Calls of plugins on instances, as their agents reported them.".to_owned(),
-            charts: vec![time_chart(
+            charts: vec![figure_time(
                 "runs",
                 "Calls and failures per day",
                 "Calls of plugins and how many failed, per day.",
@@ -721,14 +741,14 @@ impl View {
             heading: "Versions".to_owned(),
             note: "Success rate and run durations per version (a duration is the upper bound of its histogram slot).".to_owned(),
             charts: vec![
-                bar_chart(
+                figure_bars(
                     "success",
                     "Success rate per version",
                     "Calls that succeeded, in percent, per version with calls.",
                     "%",
                     &bars,
                 ),
-                bar_chart(
+                figure_bars(
                     "p99",
                     "99th percentile duration per version",
                     "99 of 100 calls took at most this long.",
@@ -821,7 +841,7 @@ impl View {
             id: "together",
             heading: "Installed together".to_owned(),
             note: "Plugins most often running on the same instance now.".to_owned(),
-            charts: vec![bar_chart(
+            charts: vec![figure_bars(
                 "together",
                 "Plugins most often installed together",
                 "Pairs of plugins and on how many instances both run.",
@@ -881,7 +901,7 @@ impl View {
                     .collect();
                 let mut charts = Vec::new();
                 if id == "searches" {
-                    charts.push(time_chart(
+                    charts.push(figure_time(
                         "searches-per-day",
                         "Searches per day",
                         "Searches made on the site and through the API, per day.",
@@ -889,7 +909,7 @@ impl View {
                         &searches,
                     ));
                 }
-                charts.push(bar_chart(
+                charts.push(figure_bars(
                     id,
                     heading,
                     "Search queries (lower case) and how often they were made.",
