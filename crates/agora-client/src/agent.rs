@@ -361,6 +361,8 @@ struct Delta {
     errors: BTreeMap<String, (u64, String)>,
     /// When the last of them was read (Unix ms).
     at: i64,
+    /// The digest of the code that ran last, as the runner recorded it.
+    digest: Option<String>,
 }
 
 /// Run figures per plugin and version, from the audit log's JSON lines (see
@@ -421,6 +423,9 @@ impl RunFigures {
         delta.total_ms += ms;
         delta.durations[agora_core::analytics::duration_slot(ms.ceil() as u64)] += 1;
         delta.at = now_ms();
+        if let Some(digest) = text("digest").filter(|d| d.parse::<agora_core::Digest>().is_ok()) {
+            delta.digest = Some(digest.to_owned());
+        }
         let figures = self.by_release.entry(key).or_default();
         figures.calls += 1;
         figures.total_ms += ms;
@@ -449,6 +454,7 @@ impl RunFigures {
             .map(|((plugin, version), d)| agora_core::analytics::Execution {
                 plugin: one_line(&plugin),
                 version: one_line(&version),
+                digest: d.digest,
                 at: d.at,
                 calls: d.calls,
                 failures: d.failures,

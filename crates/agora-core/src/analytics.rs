@@ -269,6 +269,10 @@ pub const MAX_VERSION_ROWS: usize = 200;
 pub struct Execution {
     pub plugin: String,
     pub version: String,
+    /// The digest of the code that ran (`sha256:...`), as the runner recorded it: with
+    /// the instance that reported it, what a crash report names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// When these runs ended at the latest (Unix milliseconds): the hour and day they
     /// count for. A report may carry runs from before the previous one (sent late).
     pub at: i64,

@@ -558,6 +558,7 @@ pub async fn instance_reported(
                 publisher,
                 name,
                 version: e.version.clone(),
+                digest: e.digest.clone(),
                 at: e.at,
                 calls: e.calls,
                 failures: e.failures,
@@ -603,6 +604,15 @@ pub fn check_executions(report: &agora_core::tenant::InstanceReport) -> Result<(
         let f = |name: &str| format!("executions[{i}].{name}");
         crate::error::one_line(&f("plugin"), &e.plugin)?;
         crate::error::one_line(&f("version"), &e.version)?;
+        if let Some(digest) = &e.digest
+            && digest.parse::<agora_core::Digest>().is_err()
+        {
+            return Err(RegistryError::field(
+                &f("digest"),
+                format!("{digest:?} is not a digest"),
+                Some("sha256: followed by 64 lowercase hexadecimal digits"),
+            ));
+        }
         if e.failures > e.calls {
             return Err(RegistryError::field(
                 &f("failures"),

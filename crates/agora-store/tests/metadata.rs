@@ -871,6 +871,7 @@ async fn instance_reports_count_installs_removals_and_runs_once(store: &SqlStore
             publisher: "acme".into(),
             name: "jira".into(),
             version: version.into(),
+            digest: None,
             at,
             calls,
             failures,

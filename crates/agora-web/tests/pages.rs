@@ -1785,6 +1785,7 @@ async fn analytics_data(site: &Site) -> i64 {
                 publisher: "acme".into(),
                 name: "notes".into(),
                 version: "1.1.0".into(),
+                digest: None,
                 at: now,
                 calls: 200,
                 failures: 5,

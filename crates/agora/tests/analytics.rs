@@ -115,6 +115,7 @@ fn analytics_add_up_exactly_across_replicas_late_and_retried() {
         "plugins": [{"plugin": "acme/tool", "version": "1.0.0", "manifest_digest": manifest}],
         "executions": [{
             "plugin": "acme/tool", "version": "1.0.0", "at": yesterday,
+            "digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000",
             "calls": 7, "failures": 1, "total_ms": 140,
             "durations": durations(&[(0, 6), (6, 1)]),
             "errors": [{"class": "trap", "count": 1, "message": "wasm trap: unreachable"}]
@@ -143,6 +144,9 @@ fn analytics_add_up_exactly_across_replicas_late_and_retried() {
     let mut bad = second.clone();
     bad["batch"] = json!(102);
     bad["executions"][0]["errors"] = json!([{"class": "Not A Class", "count": 1}]);
+    let mut bad_digest = second.clone();
+    bad_digest["batch"] = json!(103);
+    bad_digest["executions"][0]["digest"] = json!("md5:abc");
     let (status, _, body) = http_with(
         "POST",
         &format!("{}/api/v1/instance/report", a.url),
@@ -219,6 +223,24 @@ fn analytics_add_up_exactly_across_replicas_late_and_retried() {
         registry["errors"],
         json!([{"plugin": "acme/tool", "class": "trap", "count": 1, "first_seen": yesterday,
                 "last_seen": yesterday, "versions": ["1.0.0"], "sample": "wasm trap: unreachable"}])
+    );
+
+    // The raw events: every download and search, one install/removal each, and the two
+    // run batches (the retried one once), the crash report naming the code's digest and
+    // the instance.
+    let raw = a.query("SELECT kind, COUNT(*) FROM analytics_events GROUP BY kind ORDER BY kind");
+    assert_eq!(
+        raw.split_whitespace().collect::<Vec<_>>(),
+        ["download|2", "install|2", "removal|1", "run|2", "search|25"],
+        "{raw}"
+    );
+    let crash = a.query(
+        "SELECT e.detail, i.name FROM analytics_events e JOIN instances i ON i.id = e.instance_id \
+         WHERE e.kind = 'run' AND e.failures > 0",
+    );
+    assert!(
+        crash.contains("sha256:0000") && crash.contains("trap") && crash.contains("edge-1"),
+        "{crash}"
     );
 
     // The tenant's view: its instance's installs, removals and runs, no downloads.

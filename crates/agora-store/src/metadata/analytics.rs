@@ -27,6 +27,8 @@ pub struct RunsRecord {
     pub publisher: String,
     pub name: String,
     pub version: String,
+    /// The digest of the code that ran, when the agent said.
+    pub digest: Option<String>,
     pub at: i64,
     pub calls: u64,
     pub failures: u64,

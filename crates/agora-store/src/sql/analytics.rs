@@ -492,6 +492,7 @@ impl SqlStore {
                     total_ms: run.total_ms,
                 };
                 let detail = serde_json::json!({
+                    "digest": run.digest,
                     "durations": run.durations,
                     "errors": run.errors.iter().map(|(c, n, _)| serde_json::json!({"class": c, "count": n})).collect::<Vec<_>>(),
                 });
