@@ -12,7 +12,9 @@
 #   6. bench/oci.sh    — the OCI distribution endpoints beside docker-registry: manifest
 #                        GETs at 64 and 1 connections, 1 MiB and 50 MiB blob pulls;
 #   7. bench/scale.sh  — scale-out: publishes and downloads with blobs on S3 (moto) vs the
-#                        filesystem, redirects to presigned URLs, two replicas vs one.
+#                        filesystem, redirects to presigned URLs, two replicas vs one;
+#   8. bench/analytics.sh — analytics intake: 1,000,000 events (searches and instance
+#                        reports), download latency with and without them, rows stored.
 # Each part runs its workloads round-robin or repeatedly and reports medians/percentiles;
 # the load average is recorded beside each part.
 #
@@ -24,13 +26,14 @@ mkdir -p "$OUT"
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 START=$(date -u +%Y-%m-%dT%H:%MZ)
 
-log "1/7 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
-log "2/7 web pages";          bash bench/web.sh >"$OUT/web.md"
-log "3/7 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
-log "4/7 runner";             bash bench/runner.sh >"$OUT/runner.md"
-log "5/7 control plane";      bash bench/control.sh >"$OUT/control.md"
-log "6/7 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
-log "7/7 scale-out";          bash bench/scale.sh >"$OUT/scale.md"
+log "1/8 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
+log "2/8 web pages";          bash bench/web.sh >"$OUT/web.md"
+log "3/8 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
+log "4/8 runner";             bash bench/runner.sh >"$OUT/runner.md"
+log "5/8 control plane";      bash bench/control.sh >"$OUT/control.md"
+log "6/8 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
+log "7/8 scale-out";          bash bench/scale.sh >"$OUT/scale.md"
+log "8/8 analytics intake";   bash bench/analytics.sh >"$OUT/analytics.md"
 
 {
   echo "<!-- suite:begin (written by bench/suite.sh; edits here are replaced) -->"
@@ -38,7 +41,7 @@ log "7/7 scale-out";          bash bench/scale.sh >"$OUT/scale.md"
   echo
   echo "\`bash bench/suite.sh\` (RUNS=${RUNS:-3} DUR=${DUR:-10s} COUNT=${COUNT:-100000}) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Servers and load generators share the two cores."
   echo
-  for part in registry web deps runner control oci scale; do
+  for part in registry web deps runner control oci scale analytics; do
     sed 's/^### /#### /' "$OUT/$part.md"
     echo
   done
