@@ -307,17 +307,24 @@ impl SqlStore {
             }
         }
         batch.write(&mut tx, received_at).await?;
+        // Every version row, then every plugin row, each in id order: two servers' batches
+        // take their row locks in one order.
+        let mut per_plugin: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut per_version_id: BTreeMap<i64, i64> = BTreeMap::new();
         for ((plugin_id, version_id), n) in per_version {
-            sqlx::query("UPDATE versions SET downloads = downloads + $1 WHERE id = $2")
+            *per_plugin.entry(plugin_id).or_default() += n;
+            *per_version_id.entry(version_id).or_default() += n;
+        }
+        for (table, counts) in [("versions", per_version_id), ("plugins", per_plugin)] {
+            for (id, n) in counts {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET downloads = downloads + $1 WHERE id = $2"
+                )))
                 .bind(n)
-                .bind(version_id)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE plugins SET downloads = downloads + $1 WHERE id = $2")
-                .bind(n)
-                .bind(plugin_id)
-                .execute(&mut *tx)
-                .await?;
+            }
         }
         let mut distinct: HashMap<i64, i64> = HashMap::new();
         for ((day, query), (count, zero)) in searches {
