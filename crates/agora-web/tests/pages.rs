@@ -1932,6 +1932,16 @@ async fn analytics_pages_chart_what_was_counted_for_those_allowed() {
         page.body
             .contains(&format!("<title>1.1.0, {today}: 4</title>"))
     );
+    // Adoption: the one instance that installed 1.1.0 today runs it at the end of today.
+    let at = page
+        .body
+        .find("Instances running each version")
+        .unwrap_or(0);
+    let running = &page.body[at..];
+    assert!(
+        running.contains(&format!("<title>1.1.0, {today}: 1</title>")),
+        "{running}"
+    );
     let csv = site
         .get("/plugins/acme/notes/analytics.csv?table=errors", &alice)
         .await;

@@ -485,6 +485,31 @@ impl View {
         out
     }
 
+    /// Per version (the charted ones), the instances running it at the end of each day
+    /// since it came out: those running it now, less the installs and plus the removals
+    /// reported after that day (never below zero).
+    fn running(&self, report: &AnalyticsReport) -> Vec<Series> {
+        self.groups
+            .iter()
+            .filter_map(|g| {
+                let now = report.versions.iter().find(|v| v.version == g.name)?;
+                let mut net = vec![0i64; self.days.len()];
+                for row in report.daily.iter().filter(|r| r.version == g.name) {
+                    if let Some(i) = self.days.iter().position(|&d| format::date(d) == row.day) {
+                        net[i] += row.installs as i64 - row.removals as i64;
+                    }
+                }
+                let mut running = vec![0f64; self.days.len()];
+                let mut count = now.active_instances as i64;
+                for i in (0..self.days.len()).rev() {
+                    running[i] = count.max(0) as f64;
+                    count -= net[i];
+                }
+                Some(self.series(&g.name, g.start, |i| running[i]))
+            })
+            .collect()
+    }
+
     /// A series over every day of the period (from `start`), of `value`.
     fn series(&self, name: &str, start: i64, value: impl Fn(usize) -> f64) -> Series {
         Series {
@@ -571,6 +596,16 @@ impl View {
                 "",
                 &series,
             ));
+            if by == "version" {
+                charts.push(figure_time(
+                    "running",
+                    "Instances running each version",
+                    "How many instances ran each version at the end of each day: the number \
+                     running now, less the installs and plus the removals reported after that day.",
+                    "",
+                    &self.running(report),
+                ));
+            }
         }
         sections.push(Section {
             id: "downloads",
