@@ -11,6 +11,7 @@ mod auth;
 mod cache;
 mod error;
 mod extract;
+pub mod headers;
 mod listen;
 mod metrics;
 mod oci;
@@ -28,7 +29,9 @@ pub use state::{AppState, Downloads, REDIRECT_TTL_RANGE};
 
 /// The complete HTTP API: [`api_routes`] with a JSON problem for unknown paths.
 pub fn app(state: AppState) -> axum::Router {
-    api_routes(state).fallback(api::not_found)
+    api_routes(state)
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(headers::security_headers))
 }
 
 /// The API's routes without a fallback, for composing with other pages (the web UI).

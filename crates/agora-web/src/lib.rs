@@ -155,4 +155,7 @@ fn api_fallback_router() -> Router {
             "/api/{*rest}",
             axum::routing::any(agora_server::api_not_found),
         )
+        .layer(axum::middleware::from_fn(
+            agora_server::headers::security_headers,
+        ))
 }

@@ -540,6 +540,19 @@ async fn unknown_pages_are_html_and_unknown_api_paths_are_problems() {
     let api = site.get("/api/v1/nowhere", "").await;
     assert_eq!(api.status, StatusCode::NOT_FOUND);
     assert!(api.body.contains("urn:agora:problem:not-found"));
+    // The API's answers carry its own security headers, the pages theirs.
+    let csp = |got: &Answer| {
+        got.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    for got in [&api, &site.get("/api/v1/plugins", "").await] {
+        assert_eq!(csp(got), agora_server::headers::API_CSP);
+        assert_eq!(got.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    }
+    assert!(csp(&page).contains("script-src 'self'"), "{}", csp(&page));
+    assert!(csp(&site.get("/", "").await).contains("script-src 'self'"));
     let bad = site.get("/search?min_rating=lots", "").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("min_rating"));

@@ -10,6 +10,8 @@ mod convert;
 #[cfg(test)]
 mod docs_test;
 mod entitlements;
+#[cfg(test)]
+mod headers_test;
 mod health;
 mod keys;
 mod log;
@@ -197,6 +199,7 @@ pub fn router(state: AppState) -> Router {
     .layer(axum::middleware::from_fn(crate::error::catch_panics))
     .with_state(state.clone())
     .merge(crate::oci::router(state))
+    .layer(axum::middleware::from_fn(crate::headers::security_headers))
 }
 
 pub async fn not_found() -> ApiError {
