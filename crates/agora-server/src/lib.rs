@@ -9,6 +9,7 @@
 mod api;
 mod auth;
 mod cache;
+pub mod cors;
 mod error;
 mod extract;
 pub mod headers;

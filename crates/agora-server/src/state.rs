@@ -14,6 +14,8 @@ pub struct AppState {
     pub http: HttpLimits,
     pub(crate) cache: Arc<ResponseCache>,
     pub downloads: Downloads,
+    /// Cross-origin access for other sites' pages (`[cors]`); none by default.
+    pub cors: Option<crate::cors::Cors>,
 }
 
 /// How `GET /api/v1/blobs/{digest}` hands out the bytes.
@@ -38,11 +40,17 @@ impl AppState {
             http,
             cache: Arc::new(ResponseCache::new(cache)),
             downloads: Downloads::Stream,
+            cors: None,
         }
     }
 
     pub fn with_downloads(mut self, downloads: Downloads) -> AppState {
         self.downloads = downloads;
+        self
+    }
+
+    pub fn with_cors(mut self, cors: Option<crate::cors::Cors>) -> AppState {
+        self.cors = cors;
         self
     }
 }

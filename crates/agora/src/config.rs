@@ -107,6 +107,19 @@ every_hours = 24
 # or asked about it, for this many hours (at least 1), over two collections.
 grace_hours = 24
 
+[cors]
+# Origins (scheme://host[:port]) whose web pages may call the API from a browser, or
+# ["*"] for any site (then without credentials). Empty (the default): none; the CLI,
+# agents and servers need no CORS.
+allowed_origins = []
+# What those pages may do: reads only by default.
+allowed_methods = ["GET", "HEAD"]
+# Let them send cookies or HTTP authentication (the API's tokens go in the Authorization
+# header, which needs no credentials mode).
+allow_credentials = false
+# How long a browser may cache a preflight answer, 0 to 86400 seconds.
+max_age_secs = 600
+
 [analytics]
 # Downloads and searches are buffered in memory and written in batches this often
 # (milliseconds, 50 to 60000); a crash loses at most this long's events.
@@ -197,6 +210,7 @@ pub struct ServerConfig {
     pub advisories: AdvisorySettings,
     pub gc: GcSettings,
     pub analytics: AnalyticsConfig,
+    pub cors: CorsConfig,
     pub webhooks: WebhookConfig,
     pub oci: OciConfig,
     /// Name of the transparency log, used only when the log is created (first start).
@@ -354,6 +368,39 @@ impl GcSettings {
             self.grace_hours
         );
         Ok(())
+    }
+}
+
+/// `[cors]`: which other sites' pages may call the API from a browser.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CorsConfig {
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age_secs: u64,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            allowed_origins: Vec::new(),
+            allowed_methods: vec!["GET".into(), "HEAD".into()],
+            allow_credentials: false,
+            max_age_secs: 600,
+        }
+    }
+}
+
+impl CorsConfig {
+    /// The cross-origin access these settings allow (none without origins).
+    pub fn cors(&self) -> anyhow::Result<Option<agora_server::cors::Cors>> {
+        Ok(agora_server::cors::Cors::new(
+            &self.allowed_origins,
+            &self.allowed_methods,
+            self.allow_credentials,
+            self.max_age_secs,
+        )?)
     }
 }
 
@@ -640,6 +687,7 @@ impl Default for ServerConfig {
             advisories: AdvisorySettings::default(),
             gc: GcSettings::default(),
             analytics: AnalyticsConfig::default(),
+            cors: CorsConfig::default(),
             webhooks: WebhookConfig::default(),
             oci: OciConfig::default(),
             log_origin: None,
@@ -773,6 +821,7 @@ impl ServerConfig {
         self.advisories.validate()?;
         self.gc.validate()?;
         self.analytics.validate()?;
+        self.cors.cors()?;
         Ok(())
     }
 

@@ -8,6 +8,8 @@ mod audit;
 pub(crate) mod blobs;
 mod convert;
 #[cfg(test)]
+mod cors_test;
+#[cfg(test)]
 mod docs_test;
 mod entitlements;
 #[cfg(test)]
@@ -166,40 +168,48 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(state: AppState) -> Router {
+    let cors = state.cors.as_ref().map(crate::cors::Cors::layer);
     let metrics_handle = metrics::handle();
     let json_limit = state.http.max_json_bytes;
     let (api, doc) = routes_and_document();
     let doc = Arc::new(doc.to_json().unwrap_or_default());
-    api.route(
-        "/api/v1/openapi.json",
-        get(move || async move { json_response(doc.as_str().to_owned()) }),
-    )
-    .route("/metrics", {
-        let intake = state.registry.analytics.clone();
-        get(move || async move {
-            metrics::analytics(&intake.stats());
-            metrics_handle.render()
-        })
-    })
-    .method_not_allowed_fallback(|| async {
-        ApiError::of(
-            agora_core::ProblemKind::MethodNotAllowed,
-            "this endpoint does not accept that method",
+    let router = api
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { json_response(doc.as_str().to_owned()) }),
         )
-    })
-    .route_layer(axum::middleware::from_fn(metrics::track))
-    .layer(axum::middleware::from_fn(
-        crate::text::reject_control_characters,
-    ))
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        private_registry_gate,
-    ))
-    .layer(DefaultBodyLimit::max(json_limit))
-    .layer(axum::middleware::from_fn(crate::error::catch_panics))
-    .with_state(state.clone())
-    .merge(crate::oci::router(state))
-    .layer(axum::middleware::from_fn(crate::headers::security_headers))
+        .route("/metrics", {
+            let intake = state.registry.analytics.clone();
+            get(move || async move {
+                metrics::analytics(&intake.stats());
+                metrics_handle.render()
+            })
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::of(
+                agora_core::ProblemKind::MethodNotAllowed,
+                "this endpoint does not accept that method",
+            )
+        })
+        .route_layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(
+            crate::text::reject_control_characters,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            private_registry_gate,
+        ))
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(axum::middleware::from_fn(crate::error::catch_panics))
+        .with_state(state.clone())
+        .merge(crate::oci::router(state))
+        .layer(axum::middleware::from_fn(crate::headers::security_headers));
+    // Outermost: a preflight is answered before the private registry's gate (it carries
+    // no token), and every answer gets the headers.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 pub async fn not_found() -> ApiError {

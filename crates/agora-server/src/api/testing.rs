@@ -59,7 +59,19 @@ impl TestApp {
         TestApp::with(|registry| registry.with_sign_in_required(true)).await
     }
 
+    /// The API letting pages of `origins` call it cross-origin (with `methods`).
+    pub async fn with_cors(cors: Option<crate::cors::Cors>) -> TestApp {
+        TestApp::build(|registry| registry, cors).await
+    }
+
     async fn with(configure: impl FnOnce(Registry) -> Registry) -> TestApp {
+        TestApp::build(configure, None).await
+    }
+
+    async fn build(
+        configure: impl FnOnce(Registry) -> Registry,
+        cors: Option<crate::cors::Cors>,
+    ) -> TestApp {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("agora.db").display());
         let meta = SqlStore::connect(&url).await.expect("the test database");
@@ -83,7 +95,8 @@ impl TestApp {
             Arc::new(registry),
             HttpLimits::default(),
             CacheConfig::default(),
-        );
+        )
+        .with_cors(cors);
         TestApp {
             router: crate::app(state.clone()),
             state,

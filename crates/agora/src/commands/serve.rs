@@ -182,7 +182,9 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
     ));
     let flush_at_exit = registry.clone();
     let limits = cfg.http_limits(raise_open_file_limit());
-    let state = AppState::new(registry, limits, cfg.cache()).with_downloads(cfg.downloads());
+    let state = AppState::new(registry, limits, cfg.cache())
+        .with_downloads(cfg.downloads())
+        .with_cors(cfg.cors.cors()?);
     let app = agora_web::app(state, cfg.web.config());
     tracing::info!(
         max_connections = limits.max_connections,
