@@ -20,6 +20,64 @@ use crate::field::FieldError;
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
+/// `2026-12-05`: the UTC day holding `at_ms` (Unix milliseconds).
+pub fn day_name(at_ms: i64) -> String {
+    // The civil date of a day number (Howard Hinnant's civil_from_days).
+    let z = at_ms.div_euclid(DAY_MS) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The start (Unix milliseconds) of the UTC day written `YYYY-MM-DD`; `None` for
+/// anything else, or a day that does not exist.
+pub fn parse_day(day: &str) -> Option<i64> {
+    if day.len() != 10 || day.as_bytes()[4] != b'-' || day.as_bytes()[7] != b'-' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let text = day.get(range)?;
+        text.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| text.parse().ok())?
+    };
+    let (y, m, d) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    if y < 1970 || !(1..=12).contains(&m) {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if d < 1 || d > days_in[(m - 1) as usize] {
+        return None;
+    }
+    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * DAY_MS)
+}
+
 /// A rollup's granularity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Period {
@@ -592,6 +650,31 @@ mod tests {
         assert_eq!(Period::Hour.bucket(t), 1_764_892_800_000 + 5 * HOUR_MS);
         assert_eq!(Period::Day.bucket(t), 1_764_892_800_000);
         assert_eq!(Period::Day.bucket(-1), -DAY_MS, "before 1970 still floors");
+    }
+
+    #[test]
+    fn days_are_named_and_read_in_utc() {
+        assert_eq!(day_name(0), "1970-01-01");
+        assert_eq!(day_name(1_764_892_800_000), "2025-12-05");
+        assert_eq!(day_name(1_764_892_800_000 + DAY_MS - 1), "2025-12-05");
+        assert_eq!(day_name(951_782_400_000), "2000-02-29");
+        assert_eq!(parse_day("1970-01-01"), Some(0));
+        assert_eq!(parse_day("2025-12-05"), Some(1_764_892_800_000));
+        assert_eq!(parse_day("2000-02-29"), Some(951_782_400_000));
+        for bad in [
+            "2001-02-29",
+            "2025-13-01",
+            "2025-1-01",
+            "x",
+            "",
+            "2025-12-05T00",
+            "+025-12-05",
+        ] {
+            assert_eq!(parse_day(bad), None, "{bad}");
+        }
+        for ms in [0, 951_782_400_000, 1_764_892_800_000] {
+            assert_eq!(parse_day(&day_name(ms)), Some(ms));
+        }
     }
 
     #[test]

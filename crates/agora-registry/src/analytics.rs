@@ -236,7 +236,7 @@ pub async fn report(
         .await?;
     let mut daily: Vec<DayRow> = Vec::new();
     for c in counts {
-        let day = day_name(c.bucket);
+        let day = domain::day_name(c.bucket);
         let (plugin, version) = match grouping {
             AnalyticsGrouping::Total => ("*".to_owned(), "*".to_owned()),
             AnalyticsGrouping::Plugin => (c.plugin, "*".to_owned()),
@@ -277,7 +277,7 @@ pub async fn report(
     }
     let (searches, zero_searches) = if scope == Scope::Registry {
         for (bucket, n) in meta.analytics_search_days(from, to).await? {
-            let day = day_name(bucket);
+            let day = domain::day_name(bucket);
             match daily.iter_mut().find(|r| r.day == day) {
                 Some(row) => row.searches += n,
                 None => daily.push(DayRow {
@@ -403,21 +403,6 @@ fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
         (Ok(a), Ok(b)) => a.cmp(&b),
         _ => a.cmp(b),
     }
-}
-
-fn day_name(bucket: i64) -> String {
-    let days = bucket.div_euclid(DAY_MS);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// Who may read `scope`, and how it reads.
@@ -701,16 +686,4 @@ pub async fn run_prunes(registry: Arc<Registry>, worker: String, lease: Duration
         },
     )
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn days_are_named_in_utc() {
-        assert_eq!(day_name(0), "1970-01-01");
-        assert_eq!(day_name(1_764_892_800_000), "2025-12-05");
-        assert_eq!(day_name(951_782_400_000), "2000-02-29");
-    }
 }

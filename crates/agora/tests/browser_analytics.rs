@@ -31,28 +31,6 @@ const DOWNLOADS: [(&str, u8); 2] = [("1.0.0", 3), ("1.1.0", 2)];
 const CALLS: u64 = 120;
 const FAILURES: u64 = 3;
 
-/// `METHOD path` on the API with `token` and `body` (JSON): the answer's JSON (`null`
-/// when empty), which must come with `status`.
-fn api(
-    server: &Server,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<serde_json::Value>,
-    status: u16,
-) -> serde_json::Value {
-    let (got, _, answer) = http_with(
-        method,
-        &format!("{}{path}", server.url),
-        Some(token),
-        &[("content-type", "application/json")],
-        body.map(|b| b.to_string().into_bytes()),
-    );
-    let text = String::from_utf8_lossy(&answer);
-    assert_eq!(got, status, "{method} {path}: {text}");
-    serde_json::from_slice(&answer).unwrap_or_default()
-}
-
 /// `GET url` anonymously from the local address `from` (a client of its own): the status.
 fn get_from(from: IpAddr, url: &str) -> u16 {
     tokio::runtime::Builder::new_current_thread()

@@ -26,28 +26,6 @@ const CHANGELOG: &str = "# Changelog\n\n## 1.2.0\n\n- Greets through a remote se
      ## 1.1.0\n\n- Greets **faster**, keeping a scratch file.\n\
      - Its script is removed: <script>alert('changelog')</script>\n";
 
-/// `METHOD path` on the API with `token` and `body` (JSON): the answer's JSON (`null`
-/// when empty), which must come with `status`.
-fn api(
-    server: &Server,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<serde_json::Value>,
-    status: u16,
-) -> serde_json::Value {
-    let (got, _, answer) = http_with(
-        method,
-        &format!("{}{path}", server.url),
-        Some(token),
-        &[("content-type", "application/json")],
-        body.map(|b| b.to_string().into_bytes()),
-    );
-    let text = String::from_utf8_lossy(&answer);
-    assert_eq!(got, status, "{method} {path}: {text}");
-    serde_json::from_slice(&answer).unwrap_or_default()
-}
-
 /// The version `tenant` has approved of [`PLUGIN`], as the API says.
 fn approved_version(server: &Server, tenant: &str) -> String {
     let path = format!("/api/v1/tenants/{tenant}/plugins");

@@ -30,43 +30,6 @@ pub struct ReportQuery {
     pub table: Option<String>,
 }
 
-/// `YYYY-MM-DD` as the Unix milliseconds of that day's start (UTC).
-fn parse_day(day: &str) -> Option<i64> {
-    let mut parts = day.splitn(3, '-');
-    let y: i64 = parts.next()?.parse().ok()?;
-    let m: i64 = parts.next()?.parse().ok()?;
-    let d: i64 = parts.next()?.parse().ok()?;
-    if day.len() != 10 || !(1970..=9999).contains(&y) || !(1..=12).contains(&m) {
-        return None;
-    }
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if d < 1 || d > days_in[(m - 1) as usize] {
-        return None;
-    }
-    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some((era * 146_097 + doe - 719_468) * agora_core::analytics::DAY_MS)
-}
-
 /// Reads the query, runs the report and answers JSON or one table as CSV.
 async fn answer(
     state: &AppState,
@@ -76,7 +39,7 @@ async fn answer(
 ) -> Result<Response, ApiError> {
     let until = match query.until.as_deref() {
         None => None,
-        Some(day) => Some(parse_day(day).ok_or_else(|| {
+        Some(day) => Some(agora_core::analytics::parse_day(day).ok_or_else(|| {
             ApiError::field(
                 "until",
                 format!("{day:?} is not a date"),
@@ -199,26 +162,4 @@ pub async fn tenant(
     ApiQuery(query): ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
     answer(&state, &caller, Scope::Tenant(&tenant), query).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_day;
-
-    #[test]
-    fn days_parse_to_their_utc_midnight() {
-        assert_eq!(parse_day("1970-01-01"), Some(0));
-        assert_eq!(parse_day("2025-12-05"), Some(1_764_892_800_000));
-        assert_eq!(parse_day("2000-02-29"), Some(951_782_400_000));
-        for bad in [
-            "2001-02-29",
-            "2025-13-01",
-            "2025-1-01",
-            "x",
-            "",
-            "2025-12-05T00",
-        ] {
-            assert_eq!(parse_day(bad), None, "{bad}");
-        }
-    }
 }

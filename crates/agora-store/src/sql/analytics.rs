@@ -253,7 +253,9 @@ impl SqlStore {
             }
         }
         let mut batch = Batch::default();
-        let mut per_version: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+        // Downloads per version and per plugin, for their counters.
+        let mut per_version: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut per_plugin: BTreeMap<i64, i64> = BTreeMap::new();
         let mut searches: BTreeMap<(i64, String), (u64, u64)> = BTreeMap::new();
         for event in events {
             match event {
@@ -280,7 +282,8 @@ impl SqlStore {
                         detail: None,
                     });
                     batch.count(CountKind::Download, *at, (plugin_id, version_id, 0), one);
-                    *per_version.entry((plugin_id, version_id)).or_default() += 1;
+                    *per_version.entry(version_id).or_default() += 1;
+                    *per_plugin.entry(plugin_id).or_default() += 1;
                 }
                 AnalyticsEvent::Search { at, query, results } => {
                     let query = cut(query, agora_core::analytics::MAX_QUERY_CHARS);
@@ -309,13 +312,7 @@ impl SqlStore {
         batch.write(&mut tx, received_at).await?;
         // Every version row, then every plugin row, each in id order: two servers' batches
         // take their row locks in one order.
-        let mut per_plugin: BTreeMap<i64, i64> = BTreeMap::new();
-        let mut per_version_id: BTreeMap<i64, i64> = BTreeMap::new();
-        for ((plugin_id, version_id), n) in per_version {
-            *per_plugin.entry(plugin_id).or_default() += n;
-            *per_version_id.entry(version_id).or_default() += n;
-        }
-        for (table, counts) in [("versions", per_version_id), ("plugins", per_plugin)] {
+        for (table, counts) in [("versions", per_version), ("plugins", per_plugin)] {
             for (id, n) in counts {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE {table} SET downloads = downloads + $1 WHERE id = $2"

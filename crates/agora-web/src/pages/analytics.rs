@@ -374,6 +374,8 @@ struct Counts {
 struct View {
     /// Each day's start (Unix ms).
     days: Vec<i64>,
+    /// The position in `days` of each day, by the name the report's rows give it.
+    index: HashMap<String, usize>,
     totals: Vec<Counts>,
     /// Per plugin (publisher, tenant) or version (plugin): its day-by-day downloads and
     /// installs, and the day it starts from.
@@ -445,6 +447,7 @@ impl View {
         }
         View {
             days,
+            index,
             totals,
             groups,
         }
@@ -495,7 +498,7 @@ impl View {
                 let now = report.versions.iter().find(|v| v.version == g.name)?;
                 let mut net = vec![0i64; self.days.len()];
                 for row in report.daily.iter().filter(|r| r.version == g.name) {
-                    if let Some(i) = self.days.iter().position(|&d| format::date(d) == row.day) {
+                    if let Some(&i) = self.index.get(&row.day) {
                         net[i] += row.installs as i64 - row.removals as i64;
                     }
                 }

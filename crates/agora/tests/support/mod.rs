@@ -655,6 +655,28 @@ pub fn examples_publisher(server: &Server) -> (Cli, tempfile::TempDir) {
     (alice, tempfile::tempdir().unwrap())
 }
 
+/// `METHOD path` on the API with `token` and `body` (JSON): the answer's JSON (`null`
+/// when empty), which must come with `status`.
+pub fn api(
+    server: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+    status: u16,
+) -> serde_json::Value {
+    let (got, _, answer) = http_with(
+        method,
+        &format!("{}{path}", server.url),
+        Some(token),
+        &[("content-type", "application/json")],
+        body.map(|b| b.to_string().into_bytes()),
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert_eq!(got, status, "{method} {path}: {text}");
+    serde_json::from_slice(&answer).unwrap_or_default()
+}
+
 /// Polls `check` until it gives a value (for what the server writes in the background,
 /// such as analytics, flushed every second); fails after 15 s naming `what`.
 pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
