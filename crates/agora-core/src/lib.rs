@@ -19,6 +19,7 @@ pub mod net;
 pub mod oci;
 pub mod policy;
 pub mod problem;
+pub mod ratelimit;
 pub mod resolve;
 pub mod scope;
 pub mod search;

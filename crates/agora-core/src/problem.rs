@@ -76,6 +76,9 @@ problem_kinds! {
     UploadInterrupted = "upload-interrupted", 400, "Bad request";
     /// A `Range` no byte of the blob satisfies; `Content-Range` gives the size.
     RangeNotSatisfiable = "range-not-satisfiable", 416, "Range not satisfiable";
+    /// Too many requests of one class from one token or client address; `Retry-After`
+    /// says when to try again, `RateLimit` and `RateLimit-Policy` give the quota.
+    TooManyRequests = "too-many-requests", 429, "Too many requests";
     /// The server failed; its log has the details.
     Internal = "internal", 500, "Internal server error";
     /// A dependency (database, storage) is down, or the server is at its connection limit.

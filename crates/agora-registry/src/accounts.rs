@@ -137,11 +137,11 @@ pub async fn sign_in(
 ) -> Result<SignIn> {
     one_line("username", username)?;
     let client = client.unwrap_or(crate::throttle::UNKNOWN_CLIENT);
-    if let Some(wait) = registry.throttle.wait(username, client) {
+    if let Some(wait) = registry.throttle.wait(username, client).await? {
         return Ok(SignIn::Wait(wait));
     }
     // Counted before the password is checked, so concurrent guesses cannot all slip in.
-    registry.throttle.fail(username, client);
+    registry.throttle.fail(username, client).await?;
     let (user, stored) = match registry.meta.user_credentials(username).await? {
         Some((user, stored)) => (Some(user), stored),
         None => (None, None),
@@ -150,7 +150,7 @@ pub async fn sign_in(
     let ok = password::verify(password, stored).await;
     match user.filter(|_| ok) {
         Some(user) => {
-            registry.throttle.succeed(username, client);
+            registry.throttle.succeed(username, client).await?;
             Ok(SignIn::Accepted(user))
         }
         None => {

@@ -50,6 +50,7 @@ pub mod oci;
 pub mod password;
 pub mod publish;
 pub mod publishers;
+pub mod ratelimit;
 pub mod review_queue;
 pub mod reviews;
 pub mod sbom;
@@ -116,6 +117,8 @@ pub struct Registry {
     pub oci: oci::Oci,
     /// The analytics intake (`[analytics]`): events buffered off the hot path.
     pub analytics: Arc<analytics::Intake>,
+    /// Request rate limits (`[rate_limits]`), decided in memory, summed across replicas.
+    pub rate_limits: Arc<ratelimit::Limiter>,
     downloads: downloads::DownloadCounter,
     throttle: throttle::SignInThrottle,
 }
@@ -128,6 +131,7 @@ impl Registry {
         limits: Limits,
     ) -> Registry {
         Registry {
+            throttle: throttle::SignInThrottle::new(meta.clone()),
             meta,
             image_audit: image_audit::ImageAuditSettings::default(),
             blobs,
@@ -140,14 +144,20 @@ impl Registry {
             tenant_changed: tenants::Wakers::default(),
             oci: oci::Oci::default(),
             analytics: Arc::new(analytics::Intake::default()),
+            rate_limits: Arc::new(ratelimit::Limiter::default()),
             downloads: downloads::DownloadCounter::default(),
-            throttle: throttle::SignInThrottle::default(),
         }
     }
 
     /// Buffers and keeps analytics as `settings` say.
     pub fn with_analytics(mut self, settings: analytics::AnalyticsSettings) -> Registry {
         self.analytics = Arc::new(analytics::Intake::new(settings));
+        self
+    }
+
+    /// Limits request rates as `settings` say ([`ratelimit`]).
+    pub fn with_rate_limits(mut self, settings: ratelimit::RateLimitSettings) -> Registry {
+        self.rate_limits = Arc::new(ratelimit::Limiter::new(settings));
         self
     }
 

@@ -125,6 +125,7 @@ async fn release(
             artifacts,
             published_by: w.alice.id,
             actor: "alice".into(),
+            jobs: Vec::new(),
         })
         .await
 }
@@ -1489,6 +1490,123 @@ async fn sessions_and_passwords(store: &SqlStore) {
     assert!(store.session("h3").await.unwrap().is_none());
 }
 
+/// Rate-limit counts from concurrent replicas add up exactly per window, are read back
+/// with the previous window's, and old windows are pruned; sign-in failures count, start
+/// over once forgotten, and stay bounded with the busiest kept.
+async fn limit_counts_add_up_across_writers_and_stay_bounded(store: &SqlStore) {
+    let key = |i: usize| format!("reads:a:192.0.2.{i}");
+    assert!(
+        store
+            .add_request_counts(600, 540, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .add_request_counts(540, 480, &[(key(1), 4)])
+        .await
+        .unwrap();
+    let batch: Vec<(String, u64)> = (0..50).map(|i| (key(i), 1)).collect();
+    let (a, b) = tokio::join!(
+        store.add_request_counts(600, 540, &batch),
+        store.add_request_counts(600, 540, &batch)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len(), 50);
+    // Whichever committed second saw both.
+    let last = if a[1].current == 2 { &a } else { &b };
+    assert!(last.iter().all(|t| t.current == 2), "{last:?}");
+    assert_eq!(last[1].previous, 4);
+    assert_eq!(last[2].previous, 0);
+    // A zero count only reads.
+    let read = store
+        .add_request_counts(600, 540, &[(key(1), 0), ("searches:t:ab".into(), 0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        read,
+        vec![
+            WindowTotals {
+                previous: 4,
+                current: 2
+            },
+            WindowTotals::default()
+        ]
+    );
+    assert_eq!(store.prune_request_counts(600).await.unwrap(), 1);
+    let too_many: Vec<(String, u64)> = (0..MAX_COUNT_KEYS + 1)
+        .map(|i| (i.to_string(), 1))
+        .collect();
+    assert!(matches!(
+        store.add_request_counts(600, 540, &too_many).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let keys = |k: &str| vec![k.to_owned()];
+    for t in [1_000, 2_000, 3_000] {
+        store
+            .record_sign_in_failure(&["p:a".into(), "c:a".into()], t, 10_000, 100)
+            .await
+            .unwrap();
+    }
+    let found = store
+        .sign_in_failures(&["p:a".into(), "c:a".into(), "c:none".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        found[0],
+        Some(SignInFailures {
+            count: 3,
+            last_at: 3_000
+        })
+    );
+    assert_eq!(found[2], None);
+    // Forgotten after 10 s without a failure: the next one starts again from one.
+    store
+        .record_sign_in_failure(&keys("p:a"), 13_000, 10_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.sign_in_failures(&keys("p:a")).await.unwrap()[0],
+        Some(SignInFailures {
+            count: 1,
+            last_at: 13_000
+        })
+    );
+    // c:a (last failure at 3 s) was forgotten by that record.
+    assert_eq!(store.sign_in_failures(&keys("c:a")).await.unwrap()[0], None);
+    store.clear_sign_in_failure("p:a", "c:none").await.unwrap();
+    assert_eq!(store.sign_in_failures(&keys("p:a")).await.unwrap()[0], None);
+    // Bounded, the busiest kept.
+    for _ in 0..5 {
+        store
+            .record_sign_in_failure(&keys("c:busy"), 20_000, 10_000, 10)
+            .await
+            .unwrap();
+    }
+    for i in 0..30 {
+        store
+            .record_sign_in_failure(&keys(&format!("c:junk{i}")), 20_000, 10_000, 10)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.sign_in_failures(&keys("c:busy")).await.unwrap()[0].map(|f| f.count),
+        Some(5)
+    );
+    let junk: Vec<String> = (0..30).map(|i| format!("c:junk{i}")).collect();
+    assert_eq!(
+        store
+            .sign_in_failures(&junk)
+            .await
+            .unwrap()
+            .iter()
+            .flatten()
+            .count(),
+        9
+    );
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite { $( #[tokio::test] async fn $name() { let b = super::sqlite().await; super::$name(&b.store).await; b.finish().await; } )* }
@@ -1507,6 +1625,7 @@ on_every_backend!(
     removal_orphans_only_unshared_blobs,
     downloads_are_counted_per_version_and_plugin,
     event_rollups_add_up_exactly_late_and_concurrent,
+    limit_counts_add_up_across_writers_and_stay_bounded,
     instance_reports_count_installs_removals_and_runs_once,
     tokens_users_and_publishers,
     keys_are_added_listed_and_revoked_once,
@@ -2241,6 +2360,7 @@ async fn private_entries_are_sealed_and_name_their_plugin(store: &SqlStore) {
         artifacts: vec![],
         published_by: w.alice.id,
         actor: "alice".into(),
+        jobs: Vec::new(),
     };
     store.publish(publish("open", "", "1.0.0")).await.unwrap();
     store
@@ -2311,6 +2431,7 @@ async fn a_release_signed_by_a_key_revoked_meanwhile_is_refused(store: &SqlStore
         artifacts: vec![],
         published_by: w.alice.id,
         actor: "alice".into(),
+        jobs: Vec::new(),
     };
     store.publish(signed("1.0.0", "SHA256:k")).await.unwrap();
     store
@@ -2356,6 +2477,7 @@ async fn concurrent_publishes_with_mixed_visibility_all_succeed(store: &SqlStore
             artifacts: vec![],
             published_by: w.alice.id,
             actor: "alice".into(),
+            jobs: Vec::new(),
         };
         tasks.push(tokio::spawn(async move { store.publish(release).await }));
     }
@@ -2426,6 +2548,7 @@ async fn log_entries_are_appended_with_their_changes_and_dense(store: &SqlStore)
         artifacts: vec![],
         published_by: w.alice.id,
         actor: "alice".into(),
+        jobs: Vec::new(),
     };
     let v = store
         .publish(release(m.clone(), "release one"))

@@ -12,6 +12,7 @@ mod blobs;
 mod entitlements;
 mod gc;
 mod jobs;
+mod limits;
 mod log;
 mod oci;
 mod publishers;
@@ -34,6 +35,7 @@ pub use blobs::*;
 pub use entitlements::*;
 pub use gc::*;
 pub use jobs::*;
+pub use limits::*;
 pub use log::*;
 pub use oci::*;
 pub use publishers::*;
@@ -72,6 +74,7 @@ pub trait MetadataStore:
     + OciStore
     + GcStore
     + AnalyticsStore
+    + LimitStore
     + Send
     + Sync
     + 'static
@@ -84,7 +87,7 @@ pub trait MetadataStore:
 pub mod prelude {
     pub use super::{
         AccountStore, AdvisoryStore, AnalyticsStore, AuditStore, BlobIndex, CatalogStore,
-        EntitlementStore, GcStore, JobQueue, LogStore, MetadataStore, OciStore, PublisherStore,
-        ReleaseStore, ReviewStore, TenantStore, VerificationStore, WebhookStore,
+        EntitlementStore, GcStore, JobQueue, LimitStore, LogStore, MetadataStore, OciStore,
+        PublisherStore, ReleaseStore, ReviewStore, TenantStore, VerificationStore, WebhookStore,
     };
 }

@@ -13,6 +13,7 @@ mod blobs;
 mod entitlements;
 mod gc;
 mod jobs;
+mod limits;
 mod log;
 mod oci;
 mod publishers;
@@ -54,7 +55,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 16] = match self {
+        let files: [(i64, &'static str, &'static str); 17] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -135,6 +136,11 @@ impl Dialect {
                     16,
                     "analytics",
                     include_str!("../../migrations/sqlite/0016_analytics.sql"),
+                ),
+                (
+                    17,
+                    "limits",
+                    include_str!("../../migrations/sqlite/0017_limits.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -217,6 +223,11 @@ impl Dialect {
                     16,
                     "analytics",
                     include_str!("../../migrations/postgres/0016_analytics.sql"),
+                ),
+                (
+                    17,
+                    "limits",
+                    include_str!("../../migrations/postgres/0017_limits.sql"),
                 ),
             ],
         };
