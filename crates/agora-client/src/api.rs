@@ -132,6 +132,39 @@ pub(crate) fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error
     move |source| ClientError::Io { context, source }
 }
 
+/// The environment variable naming a PEM file of certificate authorities to trust beside
+/// the system's, for a registry whose certificate a private CA signed.
+pub const CA_FILE_ENV: &str = "AGORA_CA_FILE";
+
+/// The certificates of `AGORA_CA_FILE`, when it is set: every client trusts them beside
+/// the system's roots (the CLI, `agora agent`, the benchmarks: every program that talks to
+/// a registry through [`Client`]).
+fn extra_roots() -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let Some(path) = std::env::var_os(CA_FILE_ENV).filter(|p| !p.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    ca_file(Path::new(&path))
+}
+
+/// The certificates of the PEM file `path`; an error names it and `AGORA_CA_FILE`.
+fn ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let context = format!(
+        "cannot use {} (named by {CA_FILE_ENV}) as certificate authorities",
+        path.display()
+    );
+    let pem = std::fs::read(path).map_err(io_error(context.clone()))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem)
+        .ok()
+        .filter(|roots| !roots.is_empty());
+    roots.ok_or_else(|| ClientError::Io {
+        context,
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "it holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+        ),
+    })
+}
+
 #[derive(Clone)]
 pub struct Client {
     base: reqwest::Url,
@@ -152,6 +185,7 @@ impl Client {
         }
         let http = reqwest::Client::builder()
             .user_agent(concat!("agora/", env!("CARGO_PKG_VERSION")))
+            .tls_certs_merge(extra_roots()?)
             .build()
             .map_err(|source| ClientError::Transport {
                 url: registry.to_owned(),
@@ -1030,6 +1064,24 @@ async fn error_from(response: reqwest::Response) -> ClientError {
 mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
+
+    #[test]
+    fn a_ca_file_that_cannot_be_used_is_named_with_its_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let err = ca_file(&missing).unwrap_err().to_string();
+        assert!(
+            err.contains("missing.pem") && err.contains("AGORA_CA_FILE"),
+            "{err}"
+        );
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate\n").unwrap();
+        let err = ca_file(&garbage).unwrap_err().to_string();
+        assert!(
+            err.contains("garbage.pem") && err.contains("holds no PEM certificate"),
+            "{err}"
+        );
+    }
 
     fn problem(title: &str, detail: Option<&str>, errors: Vec<agora_core::FieldError>) -> Problem {
         Problem {

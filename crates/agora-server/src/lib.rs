@@ -1,7 +1,7 @@
 //! Agora's HTTP API: the REST API under `/api/v1` as thin adapters over the registry's use
 //! cases (`agora-registry`), authentication at the door, health and readiness probes,
 //! Prometheus metrics, the generated OpenAPI document, and the serve loop with its
-//! connection limits.
+//! connection limits, over plain HTTP or TLS.
 //!
 //! The server holds no state of its own beyond caches: everything lives in the stores the
 //! registry is given, so any number of replicas can run behind a load balancer.
@@ -13,11 +13,12 @@ pub mod cors;
 mod error;
 mod extract;
 pub mod headers;
-mod listen;
+pub mod listen;
 mod metrics;
 mod oci;
 mod state;
 pub mod text;
+pub mod tls;
 
 use tokio::net::TcpListener;
 
@@ -53,5 +54,17 @@ pub async fn serve(
     limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    listen::serve(listener, app, limits, shutdown).await
+    listen::serve(listener, app, limits, None, shutdown).await
+}
+
+/// [`serve`] over TLS: the certificate reloaded when its files change, HSTS, and the
+/// optional plain-HTTP listener that redirects to https ([`listen::Https`]).
+pub async fn serve_https(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: HttpLimits,
+    https: listen::Https,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    listen::serve(listener, app, limits, Some(https), shutdown).await
 }

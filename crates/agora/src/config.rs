@@ -37,6 +37,23 @@ data_dir = "./agora-data"
 # theirs with `PUT /api/v1/users/NAME/password` (or an administrator does).
 # admin_password = ""
 
+[tls]
+# Serve HTTPS: the certificate chain (PEM, the server's certificate first, then its
+# intermediates) and its private key (PEM: PKCS#8, RSA or SEC1, not encrypted). Both or
+# neither; without them the server speaks plain HTTP (put a TLS proxy in front). Replaced
+# files are picked up within seconds, without a restart; a pair that cannot be used is
+# refused with an error in the log and the previous one stays in use.
+# cert = "/etc/agora/tls/fullchain.pem"
+# key = "/etc/agora/tls/privkey.pem"
+# Strict-Transport-Security on every answer over TLS: how long browsers must use only
+# https for this host, in seconds (one year; 0 sends no HSTS), and whether its subdomains
+# too.
+hsts_max_age_secs = 31536000
+hsts_include_subdomains = false
+# A plain-HTTP address (such as "0.0.0.0:80") that answers every request with a 308 to
+# the same path on https, and serves nothing else.
+# redirect_from = "0.0.0.0:80"
+
 [web]
 # A private registry: every page and API request needs a sign-in or a token (only the
 # health probes and metrics stay open).
@@ -204,6 +221,7 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
     pub admin_token: Option<String>,
     pub admin_password: Option<String>,
+    pub tls: TlsConfig,
     pub web: WebSettings,
     pub worker: WorkerSettings,
     pub verification: VerificationSettings,
@@ -581,6 +599,122 @@ impl WebSettings {
     }
 }
 
+/// `[tls]`: HTTPS served by `agora serve` itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub hsts_max_age_secs: u64,
+    pub hsts_include_subdomains: bool,
+    pub redirect_from: Option<String>,
+}
+
+/// Longest HSTS max-age accepted: two years.
+const MAX_HSTS_SECS: u64 = 2 * 365 * 24 * 3600;
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            hsts_max_age_secs: 365 * 24 * 3600,
+            hsts_include_subdomains: false,
+            redirect_from: None,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// The certificate and key files when TLS is on (both set), none when it is off
+    /// (neither); one without the other is refused. Empty values count as unset.
+    pub fn files(&self) -> anyhow::Result<Option<agora_server::tls::TlsFiles>> {
+        let set = |p: &Option<PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
+        match (set(&self.cert), set(&self.key)) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(agora_server::tls::TlsFiles { cert, key })),
+            (Some(_), None) => anyhow::bail!(
+                "tls.cert (AGORA_TLS__CERT) is set but tls.key (AGORA_TLS__KEY) is not: TLS \
+                 needs the certificate and its private key (PEM files), or neither"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "tls.key (AGORA_TLS__KEY) is set but tls.cert (AGORA_TLS__CERT) is not: TLS \
+                 needs the certificate and its private key (PEM files), or neither"
+            ),
+        }
+    }
+
+    /// The plain-HTTP address that redirects to https, if any.
+    pub fn redirect_from(&self) -> Option<&str> {
+        self.redirect_from
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+    }
+
+    /// `Strict-Transport-Security` for answers over TLS, unless its max-age is 0.
+    pub fn hsts(&self) -> Option<agora_server::tls::Hsts> {
+        (self.hsts_max_age_secs > 0).then(|| agora_server::tls::Hsts {
+            max_age: std::time::Duration::from_secs(self.hsts_max_age_secs),
+            include_subdomains: self.hsts_include_subdomains,
+        })
+    }
+
+    /// The certificate and key read and checked (none when TLS is off); an error names
+    /// the setting, the file and what is wrong with it.
+    pub fn certificates(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<agora_server::tls::Certificates>>> {
+        use agora_server::tls::{Certificates, TlsError};
+        let Some(files) = self.files()? else {
+            return Ok(None);
+        };
+        let key_file = files.key.clone();
+        let certificates = Certificates::load(files).map_err(|e| {
+            let setting = match &e {
+                TlsError::Read { path, .. } if *path == key_file => "tls.key (AGORA_TLS__KEY)",
+                TlsError::Read { .. }
+                | TlsError::NoCertificate { .. }
+                | TlsError::BadCertificate { .. } => "tls.cert (AGORA_TLS__CERT)",
+                TlsError::NoKey { .. }
+                | TlsError::EncryptedKey { .. }
+                | TlsError::BadKey { .. } => "tls.key (AGORA_TLS__KEY)",
+                TlsError::Mismatch { .. } => {
+                    "tls.cert and tls.key (AGORA_TLS__CERT, AGORA_TLS__KEY)"
+                }
+            };
+            anyhow::Error::new(e).context(setting)
+        })?;
+        Ok(Some(std::sync::Arc::new(certificates)))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let on = self.files()?.is_some();
+        anyhow::ensure!(
+            self.hsts_max_age_secs <= MAX_HSTS_SECS,
+            "tls.hsts_max_age_secs (AGORA_TLS__HSTS_MAX_AGE_SECS) is {}: expected 0 (no HSTS) \
+             to {MAX_HSTS_SECS} seconds (two years)",
+            self.hsts_max_age_secs
+        );
+        if let Some(from) = self.redirect_from() {
+            anyhow::ensure!(
+                on,
+                "tls.redirect_from (AGORA_TLS__REDIRECT_FROM) is set but TLS is off: set \
+                 tls.cert and tls.key, or remove it"
+            );
+            let port = from
+                .rsplit_once(':')
+                .map(|(host, port)| (host, port.parse::<u16>()));
+            anyhow::ensure!(
+                matches!(port, Some((host, Ok(_))) if !host.is_empty()),
+                "tls.redirect_from (AGORA_TLS__REDIRECT_FROM) is {from:?}: expected HOST:PORT, \
+                 such as 0.0.0.0:80 or [::]:80"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// `[webhooks]`: how deliveries may reach their receivers.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -681,6 +815,7 @@ impl Default for ServerConfig {
             database_url: None,
             admin_token: None,
             admin_password: None,
+            tls: TlsConfig::default(),
             web: WebSettings::default(),
             worker: WorkerSettings::default(),
             verification: VerificationSettings::default(),
@@ -821,6 +956,7 @@ impl ServerConfig {
         self.advisories.validate()?;
         self.gc.validate()?;
         self.analytics.validate()?;
+        self.tls.validate()?;
         self.cors.cors()?;
         Ok(())
     }
@@ -948,6 +1084,59 @@ mod tests {
         let err = ServerConfig::load(Some(&file)).unwrap_err().to_string();
         assert!(
             err.contains("worker.idle_wait_ms") && err.contains("10 to 600000 milliseconds"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_names_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agora.toml");
+        let load = |toml: &str| {
+            std::fs::write(&file, toml).unwrap();
+            ServerConfig::load(Some(&file))
+        };
+        let cfg = load("").unwrap();
+        assert!(cfg.tls.files().unwrap().is_none(), "off by default");
+        assert_eq!(cfg.tls.hsts().unwrap().max_age.as_secs(), 31_536_000);
+        for (toml, expected) in [
+            (
+                "[tls]\ncert = \"c.pem\"\n",
+                "tls.cert (AGORA_TLS__CERT) is set but tls.key",
+            ),
+            (
+                "[tls]\nkey = \"k.pem\"\n",
+                "tls.key (AGORA_TLS__KEY) is set but tls.cert",
+            ),
+            (
+                "[tls]\nredirect_from = \"0.0.0.0:80\"\n",
+                "tls.redirect_from (AGORA_TLS__REDIRECT_FROM) is set but TLS is off",
+            ),
+            (
+                "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nredirect_from = \"0.0.0.0\"\n",
+                "expected HOST:PORT",
+            ),
+            (
+                "[tls]\nhsts_max_age_secs = 100000000\n",
+                "tls.hsts_max_age_secs",
+            ),
+        ] {
+            let err = format!("{:#}", load(toml).unwrap_err());
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
+        let cfg = load("[tls]\nhsts_max_age_secs = 0\n").unwrap();
+        assert!(cfg.tls.hsts().is_none(), "0 turns HSTS off");
+        // Files that cannot be used are refused at start, naming the setting and the file.
+        std::fs::write(dir.path().join("garbage.pem"), "garbage").unwrap();
+        let garbage = dir.path().join("garbage.pem").display().to_string();
+        let cfg = load(&format!(
+            "[tls]\ncert = \"{garbage}\"\nkey = \"{garbage}\"\n"
+        ))
+        .unwrap();
+        let err = format!("{:#}", cfg.tls.certificates().unwrap_err());
+        assert!(
+            err.starts_with("tls.cert (AGORA_TLS__CERT): ")
+                && err.contains("garbage.pem holds no certificate"),
             "{err}"
         );
     }

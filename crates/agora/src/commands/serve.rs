@@ -105,6 +105,13 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         cfg.listen = l;
     }
     init_logging(&cfg, verbose, quiet);
+    // A certificate or key that cannot be used stops the start before anything is opened.
+    let certificates = cfg.tls.certificates()?;
+    let scheme = if certificates.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -121,9 +128,19 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, database = ?meta.dialect(), "agora serving");
+    let redirect = match cfg.tls.redirect_from() {
+        Some(from) => {
+            let redirect = tokio::net::TcpListener::bind(from).await.with_context(|| {
+                format!("cannot listen on {from} (tls.redirect_from, AGORA_TLS__REDIRECT_FROM)")
+            })?;
+            tracing::info!(redirect = %redirect.local_addr()?, to = %addr, "plain HTTP redirected to https");
+            Some(redirect)
+        }
+        None => None,
+    };
+    tracing::info!(%addr, %scheme, database = ?meta.dialect(), "agora serving");
     println!(
-        "Agora {} listening on http://{addr}",
+        "Agora {} listening on {scheme}://{addr}",
         env!("CARGO_PKG_VERSION")
     );
     if let Some(token) = new_admin_token {
@@ -135,7 +152,7 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         } else {
             addr
         };
-        println!("  agora login --registry http://{reachable} --token {token}");
+        println!("  agora login --registry {scheme}://{reachable} --token {token}");
     }
     let log = agora_registry::TransparencyLog::open(&meta, &cfg.log_origin())
         .await
@@ -190,9 +207,18 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         max_connections = limits.max_connections,
         "connection limits"
     );
-    agora_server::serve(listener, app, limits, shutdown_signal())
-        .await
-        .context("the server stopped")?;
+    match certificates {
+        None => agora_server::serve(listener, app, limits, shutdown_signal()).await,
+        Some(certificates) => {
+            let https = agora_server::listen::Https {
+                certificates,
+                hsts: cfg.tls.hsts(),
+                redirect,
+            };
+            agora_server::serve_https(listener, app, limits, https, shutdown_signal()).await
+        }
+    }
+    .context("the server stopped")?;
     if let Some(worker) = worker {
         // A run cut here is claimed again once its lease expires.
         worker.abort();

@@ -253,7 +253,11 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         meanwhile(&self.data.path().join("data"));
-        let listen = self.url.trim_start_matches("http://").to_owned();
+        let listen = self
+            .url
+            .split_once("://")
+            .map_or(&*self.url, |(_, a)| a)
+            .to_owned();
         let (child, url) = spawn(self.data.path(), &listen, &self.env);
         self.child = child;
         self.url = url;
