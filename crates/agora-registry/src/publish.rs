@@ -161,6 +161,12 @@ pub async fn publish(
             artifacts: artifacts.clone(),
             published_by: caller.user.id,
             actor: caller.user.username.clone(),
+            // Queued with the release: a crash right after the commit (before, this was
+            // queued afterwards) would leave a release no worker ever verifies.
+            jobs: vec![crate::verification::job(
+                &wanted,
+                &manifest.version.to_string(),
+            )],
         })
         .await?;
     tracing::info!(release = %label, by = %caller.user.username, "published");
@@ -179,11 +185,6 @@ pub async fn publish(
         .log
         .prove_inclusion(registry.meta.as_ref(), log_index as u64, &caller.viewer())
         .await?;
-    // The release stands; its verification follows in the background. A queue that
-    // cannot be written is logged, not the publisher's failure.
-    if let Err(e) = crate::verification::enqueue(registry, &wanted, &version.version).await {
-        tracing::error!(release = %label, error = %e, "cannot queue the release's verification");
-    }
     crate::webhooks::release_published(registry, &wanted, &version.version).await;
     Ok(Published {
         version,

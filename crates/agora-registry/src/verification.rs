@@ -64,12 +64,14 @@ pub fn subject(plugin: &PluginRef, version: &str) -> String {
     format!("{plugin}@{version}")
 }
 
-/// Queues a verification run of a release (one open run per release).
-pub async fn enqueue(registry: &Registry, plugin: &PluginRef, version: &str) -> Result<i64> {
-    Ok(registry
-        .meta
-        .enqueue_job(JOB_KIND, &subject(plugin, version), MAX_ATTEMPTS)
-        .await?)
+/// A release's verification run, queued with the release in its transaction (one open
+/// run per release).
+pub fn job(plugin: &PluginRef, version: &str) -> agora_store::NewJob {
+    agora_store::NewJob {
+        kind: JOB_KIND.into(),
+        subject: subject(plugin, version),
+        max_attempts: MAX_ATTEMPTS,
+    }
 }
 
 /// The newest verification report of a release the caller may see; `None` until its

@@ -135,6 +135,7 @@ async fn publish_with_docs(
         actor: user.username.clone(),
     })
     .await
+        jobs: Vec::new(),
     .unwrap();
 }
 
@@ -618,6 +619,7 @@ async fn control_characters_in_paths_queries_and_forms_are_refused_by_name() {
     ] {
         let page = site.get(path, "").await;
         assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+            jobs: Vec::new(),
         assert!(
             page.body.contains(field) && page.body.contains("control character"),
             "{path}: {}",

@@ -47,6 +47,16 @@ pub struct JobRecord {
     pub finished_at: Option<i64>,
 }
 
+/// A job to queue as part of another change's transaction (a release's verification
+/// with the release), so no crash between the two can leave the change without its job.
+/// Queued unless an open (queued or running) job of its kind and subject exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub kind: String,
+    pub subject: String,
+    pub max_attempts: u32,
+}
+
 /// What became of a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {

@@ -4,7 +4,7 @@
 use agora_core::{Digest, Lifecycle, Manifest, Visibility, manifest::ArtifactRole};
 use async_trait::async_trait;
 
-use super::{LogWriter, Result};
+use super::{LogWriter, NewJob, Result};
 
 #[derive(Debug, Clone)]
 pub struct PluginRecord {
@@ -91,6 +91,9 @@ pub struct NewRelease {
     pub artifacts: Vec<ArtifactRecord>,
     pub published_by: i64,
     pub actor: String,
+    /// Jobs queued in the release's transaction (its verification): a release is never
+    /// stored without them, whenever the server dies.
+    pub jobs: Vec<NewJob>,
 }
 
 #[derive(Debug, Clone)]

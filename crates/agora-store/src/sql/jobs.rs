@@ -40,6 +40,31 @@ pub(super) fn complete_query(
     .bind(i64::from(job.attempt))
 }
 
+/// A new queued job ($1 kind, $2 subject, $3 attempts, $4 now), unless one is open.
+macro_rules! queue_job {
+    () => {
+        "INSERT INTO jobs (kind, subject, state, attempts, max_attempts, run_after, created_at) \
+         VALUES ($1, $2, 'queued', 0, $3, $4, $4) ON CONFLICT DO NOTHING"
+    };
+}
+
+/// Queues `job` unless an open job of its kind and subject exists, in `tx` (the change it
+/// belongs to); at `now`.
+pub(super) async fn queue_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    job: &NewJob,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(queue_job!())
+        .bind(&job.kind)
+        .bind(&job.subject)
+        .bind(i64::from(job.max_attempts.max(1)))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Most kinds one claim may name.
 const MAX_KINDS: usize = 16;
 
@@ -47,16 +72,13 @@ const MAX_KINDS: usize = 16;
 impl JobQueue for SqlStore {
     async fn enqueue_job(&self, kind: &str, subject: &str, max_attempts: u32) -> Result<i64> {
         let now = now_ms();
-        let inserted = sqlx::query(
-            "INSERT INTO jobs (kind, subject, state, attempts, max_attempts, run_after, created_at) \
-             VALUES ($1, $2, 'queued', 0, $3, $4, $4) ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .bind(kind)
-        .bind(subject)
-        .bind(i64::from(max_attempts.max(1)))
-        .bind(now)
-        .fetch_optional(&self.write)
-        .await?;
+        let inserted = sqlx::query(concat!(queue_job!(), " RETURNING id"))
+            .bind(kind)
+            .bind(subject)
+            .bind(i64::from(max_attempts.max(1)))
+            .bind(now)
+            .fetch_optional(&self.write)
+            .await?;
         if let Some(row) = inserted {
             return Ok(row.try_get("id")?);
         }

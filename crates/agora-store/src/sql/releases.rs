@@ -259,6 +259,9 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        for job in &release.jobs {
+            super::jobs::queue_in(&mut tx, job, now).await?;
+        }
         Self::refresh_plugin(&mut tx, plugin_id, now).await?;
         Self::audit(
             &mut tx,
