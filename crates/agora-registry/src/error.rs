@@ -146,7 +146,14 @@ impl From<StoreError> for RegistryError {
                 "the request holds a character that cannot be stored",
                 Some("text without control characters"),
             ),
-            other => RegistryError::internal("the metadata store failed", other),
+            other => match other.outage() {
+                // Not the server's fault nor the request's: 503, to be tried again.
+                Some(why) => {
+                    tracing::warn!(error = %other, "{why}");
+                    RegistryError::unavailable(format!("{why}; try again shortly"))
+                }
+                None => RegistryError::internal("the metadata store failed", other),
+            },
         }
     }
 }
@@ -172,6 +179,17 @@ impl From<BlobError> for RegistryError {
                 size: Some(size),
                 ..RegistryError::new(ProblemKind::RangeNotSatisfiable, err.to_string())
             },
+            BlobError::Io(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) =>
+            {
+                tracing::warn!(error = %e, "the blob storage is full");
+                RegistryError::unavailable(
+                    "the blob storage is full; nothing was stored, try again once space is freed",
+                )
+            }
             other => RegistryError::internal("the blob store failed", other),
         }
     }

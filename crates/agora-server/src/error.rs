@@ -109,6 +109,10 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"agora\""),
                 );
             }
+            // A dependency down or full (or the server at its limit): worth trying again.
+            ProblemKind::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             ProblemKind::RangeNotSatisfiable => {
                 if let Some(v) = self
                     .problem
@@ -154,6 +158,18 @@ mod tests {
 
     async fn boom() -> &'static str {
         panic!("handler bug")
+    }
+
+    #[test]
+    fn a_full_blob_store_is_unavailable_with_retry_after_not_internal() {
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let response = ApiError::from(BlobError::Io(full)).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let response = ApiError::from(BlobError::Io(other)).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!response.headers().contains_key(header::RETRY_AFTER));
     }
 
     #[tokio::test]

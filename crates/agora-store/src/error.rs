@@ -37,6 +37,37 @@ impl StoreError {
         matches!(self, StoreError::Database(sqlx::Error::Database(db))
             if matches!(db.code().as_deref(), Some("40001" | "40P01")))
     }
+
+    /// Why the database cannot serve at the moment, when that is the trouble rather than
+    /// the request or a bug: it is down or unreachable (connections refused or cut, none
+    /// free within the pool's wait, the server shutting down), or its storage is full
+    /// (SQLite's `SQLITE_FULL`, PostgreSQL's `disk_full`). The same request may succeed
+    /// later, unchanged. `None` for every other error.
+    pub fn outage(&self) -> Option<&'static str> {
+        const UNREACHABLE: &str = "the database is unreachable";
+        let StoreError::Database(err) = self else {
+            return None;
+        };
+        match err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => Some(UNREACHABLE),
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some("13" | "53100") => Some("the database's storage is full"),
+                // connection_exception (08xxx), admin_shutdown, crash_shutdown,
+                // cannot_connect_now, too_many_connections.
+                Some(code)
+                    if code.starts_with("08")
+                        || matches!(code, "57P01" | "57P02" | "57P03" | "53300") =>
+                {
+                    Some(UNREACHABLE)
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -71,4 +102,28 @@ pub enum BlobError {
     Object(#[from] object_store::Error),
     #[error("blob storage location `{location}`: {reason}")]
     BadLocation { location: String, reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_an_outage_and_a_bad_query_is_not() {
+        for err in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into()),
+        ] {
+            assert_eq!(
+                StoreError::Database(err).outage(),
+                Some("the database is unreachable")
+            );
+        }
+        assert_eq!(
+            StoreError::Database(sqlx::Error::RowNotFound).outage(),
+            None
+        );
+        assert_eq!(StoreError::Conflict("taken".into()).outage(), None);
+    }
 }

@@ -11,6 +11,9 @@ use super::openapi::PROBLEM;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// How long readiness waits for the database's answer.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A probe's answer.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Probe {
@@ -34,7 +37,14 @@ pub async fn health() -> Json<Probe> {
     (status = 503, description = "`unavailable`: the database or the blob storage is unreachable, or the server is at its connection limit", body = Problem, content_type = PROBLEM)
 ))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Probe>, ApiError> {
-    if let Err(e) = state.registry.meta.ping().await {
+    // A database that is down is retried for up to the pool's wait (10 s): the probe
+    // says so within `READY_WAIT` instead.
+    let unreachable = match tokio::time::timeout(READY_WAIT, state.registry.meta.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no answer within {} s", READY_WAIT.as_secs())),
+    };
+    if let Some(e) = unreachable {
         tracing::warn!(error = %e, "readiness: database unreachable");
         return Err(ApiError::of(
             agora_core::ProblemKind::Unavailable,

@@ -92,9 +92,13 @@ fn shared_responses() -> Vec<(&'static str, Response)> {
         ),
         (
             UNAVAILABLE,
-            problem("`unavailable`: the server is at its connection limit; try again shortly.")
-                .header("Retry-After", string_header("Seconds to wait: `1`."))
-                .build(),
+            problem(
+                "`unavailable`: the database is down or unreachable, its or the blob \
+                 storage's space is full, or the server is at its connection limit; try \
+                 again shortly.",
+            )
+            .header("Retry-After", string_header("Seconds to wait: `1`."))
+            .build(),
         ),
     ]
 }
