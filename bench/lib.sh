@@ -22,6 +22,7 @@ build_release() {
 start_agora() {
   TOKEN=agora_bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
   AGORA_ADMIN_TOKEN=$TOKEN AGORA_LOG__LEVEL=${AGORA_LOG__LEVEL:-warn} \
+    AGORA_RATE_LIMITS__ENABLED=${AGORA_RATE_LIMITS__ENABLED:-false} \
     "$AGORA" serve --data-dir "$1" --listen "127.0.0.1:$PORT" >"$2.out" 2>"$2.err" &
   PID=$!
   A=http://127.0.0.1:$PORT

@@ -77,7 +77,7 @@ SEED_START=$(date +%s.%N)
 SEED_S=$(awk -v a="$SEED_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
 
 TOKEN=agora_bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-AGORA_ADMIN_TOKEN=$TOKEN AGORA_LOG__LEVEL=warn $PRIO "$AGORA" serve --data-dir "$B/agora" --listen "127.0.0.1:$AGORA_PORT" \
+AGORA_ADMIN_TOKEN=$TOKEN AGORA_LOG__LEVEL=warn AGORA_RATE_LIMITS__ENABLED=false $PRIO "$AGORA" serve --data-dir "$B/agora" --listen "127.0.0.1:$AGORA_PORT" \
   >"$R/agora.out" 2>"$R/agora.err" &
 AGORA_PID=$!; PIDS+=("$AGORA_PID")
 A=http://127.0.0.1:$AGORA_PORT

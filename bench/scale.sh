@@ -52,7 +52,7 @@ export AWS_ACCESS_KEY_ID=agora-bench AWS_SECRET_ACCESS_KEY=agora-bench
 serve() {
   local name=$1 port=$2; shift 2
   mkdir -p "$B/$name"
-  env "$@" AGORA_ADMIN_TOKEN=$TOKEN AGORA_LOG__LEVEL=warn AGORA_WORKER__IN_PROCESS=false \
+  env "$@" AGORA_ADMIN_TOKEN=$TOKEN AGORA_LOG__LEVEL=warn AGORA_WORKER__IN_PROCESS=false AGORA_RATE_LIMITS__ENABLED=false \
     "$AGORA" serve --data-dir "$B/$name" --listen "127.0.0.1:$port" >"$R/$name.out" 2>"$R/$name.err" &
   PIDS+=("$!")
   wait_http "http://127.0.0.1:$port/ready"

@@ -26,7 +26,7 @@ log "building hello-wasm"
 cargo build --release --quiet --manifest-path examples/plugins/hello-wasm/Cargo.toml --target wasm32-wasip2
 MODULE=$CARGO_TARGET_DIR/wasm32-wasip2/release/hello-wasm.wasm
 rm -rf "$B" && mkdir -p "$B/data"
-export AGORA_WORKER__IN_PROCESS=false AGORA_LOG__LEVEL=warn
+export AGORA_WORKER__IN_PROCESS=false AGORA_LOG__LEVEL=warn AGORA_RATE_LIMITS__ENABLED=false
 if [[ $DB == postgres ]]; then
   psql "$DB_URL" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; CREATE SCHEMA $SCHEMA" 2>/dev/null
   sep='?'; [[ $DB_URL == *\?* ]] && sep='&'

@@ -152,20 +152,25 @@ impl<S: Send + Sync> FromRequestParts<S> for VersionPath {
     }
 }
 
-/// The address of the client the connection came from, when the server knows it (the
-/// real server does; routers driven directly by tests do not).
+/// The address of the client, when the server knows it (the real server does; routers
+/// driven directly by tests do not): as [`crate::client::resolve`] decided it (behind a
+/// trusted proxy, the forwarded one), else the connection's peer.
 pub struct ClientAddr(pub Option<std::net::IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
+        let resolved = parts
+            .extensions
+            .get::<crate::client::Client>()
+            .and_then(|c| c.addr);
+        Ok(ClientAddr(resolved.or_else(|| {
             parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+                .map(|c| c.0.ip())
+        })))
     }
 }
 

@@ -26,11 +26,17 @@ const HEADERS: [(HeaderName, &str); 4] = [
 
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
+    add_security_headers(&mut response);
+    response
+}
+
+/// Adds the headers a response does not set itself (for answers made outside the API's
+/// router, such as a rate limit's `429`).
+pub fn add_security_headers(response: &mut Response) {
     let headers = response.headers_mut();
     for (name, value) in HEADERS {
         if !headers.contains_key(&name) {
             headers.insert(name, HeaderValue::from_static(value));
         }
     }
-    response
 }

@@ -9,6 +9,7 @@
 mod api;
 mod auth;
 mod cache;
+pub mod client;
 pub mod cors;
 mod error;
 mod extract;
@@ -16,6 +17,7 @@ pub mod headers;
 pub mod listen;
 mod metrics;
 mod oci;
+pub mod ratelimit;
 mod state;
 pub mod text;
 pub mod tls;
@@ -23,6 +25,13 @@ pub mod tls;
 use tokio::net::TcpListener;
 
 pub use api::openapi;
+
+/// The parsers of request headers that are not a library's: public only so the fuzz
+/// targets (`fuzz/`) and their regression test can reach them.
+pub mod parsers {
+    pub use crate::api::blobs::{Wanted, parse_range};
+    pub use crate::oci::content_range;
+}
 pub use cache::CacheConfig;
 pub use error::ApiError;
 pub use extract::ClientAddr;
@@ -31,9 +40,25 @@ pub use state::{AppState, Downloads, REDIRECT_TTL_RANGE};
 
 /// The complete HTTP API: [`api_routes`] with a JSON problem for unknown paths.
 pub fn app(state: AppState) -> axum::Router {
-    api_routes(state)
+    let api = api_routes(state.clone())
         .fallback(api::not_found)
-        .layer(axum::middleware::from_fn(headers::security_headers))
+        .layer(axum::middleware::from_fn(headers::security_headers));
+    edge(api, state)
+}
+
+/// Wraps the whole application (the API and any pages beside it) in what every request
+/// meets first: its client's address and scheme, as the trusted proxies say
+/// ([`client`]), then the rate limits ([`ratelimit`]).
+pub fn edge(app: axum::Router, state: AppState) -> axum::Router {
+    let proxies = state.proxies.clone();
+    app.layer(axum::middleware::from_fn_with_state(
+        state,
+        ratelimit::limit,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        proxies,
+        client::resolve,
+    ))
 }
 
 /// The API's routes without a fallback, for composing with other pages (the web UI).

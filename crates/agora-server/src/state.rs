@@ -16,6 +16,8 @@ pub struct AppState {
     pub downloads: Downloads,
     /// Cross-origin access for other sites' pages (`[cors]`); none by default.
     pub cors: Option<crate::cors::Cors>,
+    /// Whose `X-Forwarded-For`/`-Proto` are believed (`[proxy] trusted`); none by default.
+    pub proxies: Arc<crate::client::TrustedProxies>,
 }
 
 /// How `GET /api/v1/blobs/{digest}` hands out the bytes.
@@ -41,11 +43,17 @@ impl AppState {
             cache: Arc::new(ResponseCache::new(cache)),
             downloads: Downloads::Stream,
             cors: None,
+            proxies: Arc::default(),
         }
     }
 
     pub fn with_downloads(mut self, downloads: Downloads) -> AppState {
         self.downloads = downloads;
+        self
+    }
+
+    pub fn with_trusted_proxies(mut self, proxies: crate::client::TrustedProxies) -> AppState {
+        self.proxies = Arc::new(proxies);
         self
     }
 

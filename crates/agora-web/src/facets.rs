@@ -8,10 +8,19 @@
 //! while revalidate). So small catalogs always show exact counts, and on large ones only
 //! the first visitor of a search waits for its count and counts trail a change by about
 //! one recount. Results themselves are never cached.
+//!
+//! Bounded against visitors who send endless distinct searches: at most [`MAX_ENTRIES`]
+//! counts are kept, and a full cache drops the count used least (fewest hits, then
+//! longest unused), so a flood of one-off searches evicts its own entries, never the
+//! popular ones; and at most [`MAX_CONCURRENT_COUNTS`] counts run at once per process
+//! (others wait their turn), so such a flood cannot occupy the database either. The rate
+//! limit on searches bounds how fast one client can send them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 use agora_store::{Facets, MetadataStore, SearchQuery, SearchSort, StoreError};
 
@@ -19,8 +28,10 @@ use agora_store::{Facets, MetadataStore, SearchQuery, SearchSort, StoreError};
 pub const TTL: Duration = Duration::from_secs(300);
 /// Counts that took less than this are recounted in the request that finds them stale.
 pub const INLINE_RECOUNT: Duration = Duration::from_millis(20);
-/// Most searches remembered; when full, the cache starts over.
-const MAX_ENTRIES: usize = 2048;
+/// Most searches remembered; when full, the least used goes.
+pub const MAX_ENTRIES: usize = 2048;
+/// Most facet counts running at once in one process.
+pub const MAX_CONCURRENT_COUNTS: usize = 2;
 
 struct Entry {
     at: Instant,
@@ -28,11 +39,23 @@ struct Entry {
     cost: Duration,
     facets: Arc<Facets>,
     refreshing: bool,
+    /// Times served (capped), and when last.
+    hits: u32,
+    used: Instant,
 }
 
-#[derive(Default)]
 pub struct FacetCache {
     entries: Mutex<HashMap<String, Entry>>,
+    counting: Semaphore,
+}
+
+impl Default for FacetCache {
+    fn default() -> Self {
+        FacetCache {
+            entries: Mutex::new(HashMap::new()),
+            counting: Semaphore::new(MAX_CONCURRENT_COUNTS),
+        }
+    }
 }
 
 /// What decides the counts: the filters and text and who is looking (not the page,
@@ -58,6 +81,8 @@ impl FacetCache {
         if let Ok(mut entries) = self.entries.lock()
             && let Some(entry) = entries.get_mut(&key)
         {
+            entry.hits = entry.hits.saturating_add(1).min(1_000_000);
+            entry.used = Instant::now();
             let fresh = entry.stamp == stamp && entry.at.elapsed() < TTL;
             if fresh || (entry.refreshing && entry.cost >= INLINE_RECOUNT) {
                 return Ok(entry.facets.clone());
@@ -67,9 +92,9 @@ impl FacetCache {
                 let (cache, meta, query, key) =
                     (self.clone(), meta.clone(), query.clone(), key.clone());
                 tokio::spawn(async move {
-                    let started = Instant::now();
-                    match meta.facets(&query).await {
-                        Ok(facets) => cache.put(key, stamp, started.elapsed(), Arc::new(facets)),
+                    let counted = cache.count(&meta, &query).await;
+                    match counted {
+                        Ok((facets, cost)) => cache.put(key, stamp, cost, Arc::new(facets)),
                         Err(e) => {
                             tracing::warn!(error = %e, "could not recount facets");
                             if let Ok(mut entries) = cache.entries.lock()
@@ -83,25 +108,48 @@ impl FacetCache {
                 return Ok(entry.facets.clone());
             }
         }
-        let started = Instant::now();
-        let facets = Arc::new(meta.facets(query).await?);
-        self.put(key, stamp, started.elapsed(), facets.clone());
+        let (facets, cost) = self.count(meta, query).await?;
+        let facets = Arc::new(facets);
+        self.put(key, stamp, cost, facets.clone());
         Ok(facets)
+    }
+
+    /// Counts, once a place among the [`MAX_CONCURRENT_COUNTS`] is free; with the time the
+    /// count itself took.
+    async fn count(
+        &self,
+        meta: &Arc<dyn MetadataStore>,
+        query: &SearchQuery,
+    ) -> Result<(Facets, Duration), StoreError> {
+        let _permit = self.counting.acquire().await;
+        let started = Instant::now();
+        let facets = meta.facets(query).await?;
+        Ok((facets, started.elapsed()))
     }
 
     fn put(&self, key: String, stamp: i64, cost: Duration, facets: Arc<Facets>) {
         if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+            let now = Instant::now();
+            let (hits, used) = entries.get(&key).map_or((1, now), |e| (e.hits, e.used));
+            if !entries.contains_key(&key)
+                && entries.len() >= MAX_ENTRIES
+                && let Some(least) = entries
+                    .iter()
+                    .min_by_key(|(_, e)| (e.hits, e.used))
+                    .map(|(k, _)| k.clone())
+            {
+                entries.remove(&least);
             }
             entries.insert(
                 key,
                 Entry {
-                    at: Instant::now(),
+                    at: now,
                     stamp,
                     cost,
                     facets,
                     refreshing: false,
+                    hits,
+                    used,
                 },
             );
         }
@@ -124,8 +172,32 @@ impl FacetCache {
 
 #[cfg(test)]
 mod tests {
-    use super::key;
-    use agora_store::{SearchCursor, SearchQuery, SearchSort};
+    use super::*;
+    use agora_store::SearchCursor;
+
+    #[test]
+    fn a_flood_of_one_off_searches_never_evicts_the_popular_counts() {
+        let cache = FacetCache::default();
+        let popular = Arc::new(Facets {
+            total: 42,
+            ..Facets::default()
+        });
+        cache.put("popular".into(), 1, Duration::from_millis(300), popular);
+        if let Some(e) = cache.entries.lock().unwrap().get_mut("popular") {
+            e.hits = 5;
+        }
+        for i in 0..MAX_ENTRIES * 3 {
+            cache.put(
+                format!("junk {i}"),
+                1,
+                Duration::from_millis(300),
+                Arc::new(Facets::default()),
+            );
+        }
+        let entries = cache.entries.lock().unwrap();
+        assert_eq!(entries.len(), MAX_ENTRIES);
+        assert_eq!(entries.get("popular").map(|e| e.facets.total), Some(42));
+    }
 
     #[test]
     fn pages_and_sorts_of_one_search_share_counts_but_viewers_do_not() {

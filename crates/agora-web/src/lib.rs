@@ -142,9 +142,10 @@ pub fn app(state: AppState, config: WebConfig) -> Router {
         .layer(axum::middleware::from_fn(session::security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(web);
-    agora_server::api_routes(state)
+    let app = agora_server::api_routes(state.clone())
         .merge(api_fallback_router())
-        .merge(pages)
+        .merge(pages);
+    agora_server::edge(app, state)
 }
 
 /// Unknown paths under `/api/` get the API's JSON problem, not an HTML page.

@@ -69,11 +69,13 @@ async fn site(sign_in_required: bool) -> Site {
         Registry::new(meta.clone(), blobs.clone(), log, Limits::default())
             .with_sign_in_required(sign_in_required),
     );
+    // The pages sit behind a proxy on 10.0.0.0/8 in the tests that send a peer address.
     let state = AppState::new(
         registry.clone(),
         HttpLimits::default(),
         CacheConfig::default(),
-    );
+    )
+    .with_trusted_proxies(agora_server::client::TrustedProxies::parse(&["10.0.0.0/8"]).unwrap());
     Site {
         app: agora_web::app(state, agora_web::WebConfig::default()),
         registry,
@@ -133,9 +135,9 @@ async fn publish_with_docs(
         artifacts,
         published_by: user.id,
         actor: user.username.clone(),
+        jobs: Vec::new(),
     })
     .await
-        jobs: Vec::new(),
     .unwrap();
 }
 
@@ -383,11 +385,26 @@ async fn sign_in_sets_a_safe_cookie_and_wrong_passwords_are_refused_then_throttl
     assert_eq!(tab.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(tab.body.contains("next"), "{}", tab.body);
 
-    // Behind a TLS proxy the cookie is Secure with the __Host- prefix.
-    let request = Request::get("/login")
+    // A client cannot claim HTTPS itself: from a peer that is not a trusted proxy the
+    // header is ignored.
+    let claimed = Request::get("/login")
         .header("x-forwarded-proto", "https")
         .body(Body::empty())
         .unwrap();
+    let claimed = site.request(claimed).await;
+    let set = claimed.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(!set.contains("Secure"), "{set}");
+    // Behind a trusted TLS proxy the cookie is Secure with the __Host- prefix.
+    let mut request = Request::get("/login")
+        .header("x-forwarded-proto", "https")
+        .body(Body::empty())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [10, 0, 0, 1],
+            4711,
+        ))));
     let over_tls = site.request(request).await;
     let set = over_tls.headers[header::SET_COOKIE].to_str().unwrap();
     assert!(
@@ -602,6 +619,7 @@ async fn facet_counts_follow_a_change_to_the_catalog_at_once() {
             }],
             published_by: alice.id,
             actor: "alice".into(),
+            jobs: Vec::new(),
         })
         .await
         .unwrap();
@@ -619,7 +637,6 @@ async fn control_characters_in_paths_queries_and_forms_are_refused_by_name() {
     ] {
         let page = site.get(path, "").await;
         assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
-            jobs: Vec::new(),
         assert!(
             page.body.contains(field) && page.body.contains("control character"),
             "{path}: {}",

@@ -137,6 +137,33 @@ allow_credentials = false
 # How long a browser may cache a preflight answer, 0 to 86400 seconds.
 max_age_secs = 600
 
+[rate_limits]
+# Requests one token may make per window, or one client address when a request carries
+# no token (IPv6 clients count by their /64), per class. Over a quota: 429 with
+# Retry-After; answers carry RateLimit and RateLimit-Policy. Replicas on one PostgreSQL
+# database sum their counts. Probes, /metrics and /static/ are never limited.
+enabled = true
+# The sliding window, in seconds (1 to 3600).
+window_secs = 60
+# Metadata, pages and downloads.
+reads = 1200
+# Catalog searches (the API with a query, the home and search pages, /v2/_catalog).
+searches = 300
+# Publishing, reviews, pushes, instance reports: every POST, PUT, PATCH and DELETE.
+writes = 120
+# Sign-in attempts per address, plus requests whose credentials turn out to be wrong.
+sign_in = 20
+# How often replicas sum their counts through the database, in milliseconds (100 to 10000).
+sync_ms = 500
+
+[proxy]
+# Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For and
+# X-Forwarded-Proto headers are believed, e.g. ["10.0.0.0/8"]. Empty (the default): the
+# client is the connection's peer and those headers are ignored. Set it when Agora runs
+# behind a proxy or load balancer, or every client shares the proxy's rate limits.
+# AGORA_PROXY__TRUSTED takes a comma-separated list.
+trusted = []
+
 [analytics]
 # Downloads and searches are buffered in memory and written in batches this often
 # (milliseconds, 50 to 60000); a crash loses at most this long's events.
@@ -229,6 +256,8 @@ pub struct ServerConfig {
     pub gc: GcSettings,
     pub analytics: AnalyticsConfig,
     pub cors: CorsConfig,
+    pub rate_limits: RateLimitConfig,
+    pub proxy: ProxyConfig,
     pub webhooks: WebhookConfig,
     pub oci: OciConfig,
     /// Name of the transparency log, used only when the log is created (first start).
@@ -419,6 +448,110 @@ impl CorsConfig {
             self.allow_credentials,
             self.max_age_secs,
         )?)
+    }
+}
+
+/// `[rate_limits]`: requests per window, per token or client address, per class.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    pub window_secs: u64,
+    pub reads: u32,
+    pub searches: u32,
+    pub writes: u32,
+    pub sign_in: u32,
+    pub sync_ms: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        let d = agora_registry::ratelimit::RateLimitSettings::default();
+        RateLimitConfig {
+            enabled: d.enabled,
+            window_secs: d.quotas.window.as_secs(),
+            reads: d.quotas.reads,
+            searches: d.quotas.searches,
+            writes: d.quotas.writes,
+            sign_in: d.quotas.sign_in,
+            sync_ms: d.sync.as_millis() as u64,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// The limiter's settings, each value checked.
+    pub fn settings(&self) -> anyhow::Result<agora_registry::ratelimit::RateLimitSettings> {
+        anyhow::ensure!(
+            (1..=3600).contains(&self.window_secs),
+            "rate_limits.window_secs (AGORA_RATE_LIMITS__WINDOW_SECS) is {}; expected 1 to 3600 seconds",
+            self.window_secs
+        );
+        for (name, value) in [
+            ("reads", self.reads),
+            ("searches", self.searches),
+            ("writes", self.writes),
+            ("sign_in", self.sign_in),
+        ] {
+            anyhow::ensure!(
+                (1..=1_000_000).contains(&value),
+                "rate_limits.{name} (AGORA_RATE_LIMITS__{}) is {value}; expected 1 to 1000000 requests per window (set rate_limits.enabled = false to turn limits off)",
+                name.to_uppercase()
+            );
+        }
+        anyhow::ensure!(
+            (100..=10_000).contains(&self.sync_ms),
+            "rate_limits.sync_ms (AGORA_RATE_LIMITS__SYNC_MS) is {}; expected 100 to 10000 milliseconds",
+            self.sync_ms
+        );
+        Ok(agora_registry::ratelimit::RateLimitSettings {
+            enabled: self.enabled,
+            quotas: agora_core::ratelimit::Quotas {
+                reads: self.reads,
+                searches: self.searches,
+                writes: self.writes,
+                sign_in: self.sign_in,
+                window: std::time::Duration::from_secs(self.window_secs),
+            },
+            sync: std::time::Duration::from_millis(self.sync_ms),
+        })
+    }
+}
+
+/// `[proxy]`: whose forwarding headers are believed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ProxyConfig {
+    /// A list in the file; a comma-separated string from `AGORA_PROXY__TRUSTED`.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub trusted: Vec<String>,
+}
+
+/// A list of strings, or one string of comma-separated items (as environment variables
+/// give lists).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Items {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match Items::deserialize(d)? {
+        Items::List(items) => items,
+        Items::Commas(s) => s.split(',').map(|i| i.trim().to_owned()).collect(),
+    })
+}
+
+impl ProxyConfig {
+    pub fn trusted(&self) -> anyhow::Result<agora_server::client::TrustedProxies> {
+        let entries: Vec<&str> = self
+            .trusted
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        agora_server::client::TrustedProxies::parse(&entries)
+            .context("AGORA_PROXY__TRUSTED or [proxy] trusted")
     }
 }
 
@@ -823,6 +956,8 @@ impl Default for ServerConfig {
             gc: GcSettings::default(),
             analytics: AnalyticsConfig::default(),
             cors: CorsConfig::default(),
+            rate_limits: RateLimitConfig::default(),
+            proxy: ProxyConfig::default(),
             webhooks: WebhookConfig::default(),
             oci: OciConfig::default(),
             log_origin: None,
@@ -958,6 +1093,8 @@ impl ServerConfig {
         self.analytics.validate()?;
         self.tls.validate()?;
         self.cors.cors()?;
+        self.rate_limits.settings()?;
+        self.proxy.trusted()?;
         Ok(())
     }
 

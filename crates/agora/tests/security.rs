@@ -882,47 +882,9 @@ fn each_field_keeps_its_own_text_rule_and_nothing_is_written(backend: Backend) {
 /// Posts the sign-in form as a browser would (with its session cookie and CSRF token),
 /// `username` already form-encoded; returns the status and the page.
 fn sign_in_form(w: &World, username: &str) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let page = client.get(w.url("/login")).send().await.unwrap();
-        let cookie = page
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let html = page.text().await.unwrap();
-        let csrf = html
-            .split("name=\"csrf\" value=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_owned();
-        let answer = client
-            .post(w.url("/login"))
-            .header("cookie", cookie)
-            .header("origin", &w.server.url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
-                "csrf={}&username={username}&password=whatever-it-is",
-                form_value(&csrf)
-            ))
-            .send()
-            .await
-            .unwrap();
-        let status = answer.status().as_u16();
-        (status, answer.text().await.unwrap())
-    })
+    let fields = format!("username={username}&password=whatever-it-is");
+    let (status, _, page) = sign_in_on_form(&w.server.url, None, None, &fields);
+    (status, page)
 }
 
 /// Item 16: `Range` on an empty blob (a release's empty README): no range is satisfiable
@@ -1210,49 +1172,8 @@ fn failed_sign_ins_never_lock_the_owner_out() {
         &[("AGORA_ADMIN_PASSWORD", "the admin's own passphrase")],
     );
     let sign_in = |from: &str, password: &str| -> u16 {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let client = reqwest::Client::builder()
-                .local_address(from.parse::<std::net::IpAddr>().unwrap())
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap();
-            let page = client.get(w.url("/login")).send().await.unwrap();
-            let cookie = page
-                .headers()
-                .get_all("set-cookie")
-                .iter()
-                .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-                .collect::<Vec<_>>()
-                .join("; ");
-            let html = page.text().await.unwrap();
-            let csrf = html
-                .split("name=\"csrf\" value=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap()
-                .to_owned();
-            client
-                .post(w.url("/login"))
-                .header("cookie", cookie)
-                .header("origin", &w.server.url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(format!(
-                    "csrf={}&username=admin&password={}",
-                    form_value(&csrf),
-                    form_value(password)
-                ))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
+        let fields = format!("username=admin&password={}", form_value(password));
+        sign_in_on_form(&w.server.url, Some(from), Some(from), &fields).0
     };
     for _ in 0..5 {
         assert_eq!(sign_in("127.0.0.2", "wrong guess here"), 401);
@@ -1267,17 +1188,6 @@ fn failed_sign_ins_never_lock_the_owner_out() {
         303,
         "the owner, from elsewhere, signs in"
     );
-}
-
-fn form_value(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Item 14: text from the registry cannot drive the user's terminal.

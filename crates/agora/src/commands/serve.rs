@@ -159,7 +159,8 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         .context("cannot open the transparency log")?;
     tracing::info!(origin = %log.origin(), key = %log.verifier_key(), "transparency log ready");
     let registry = agora_registry::Registry::new(Arc::new(meta.clone()), blobs, log, cfg.limits())
-        .with_sign_in_required(cfg.web.require_sign_in);
+        .with_sign_in_required(cfg.web.require_sign_in)
+        .with_rate_limits(cfg.rate_limits.settings()?);
     let registry = Arc::new(with_behaviour(registry, &cfg));
     if cfg.oci.enabled {
         // Releases published before `/v2/` existed (or whose artifact a failure left
@@ -197,11 +198,16 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
         format!("serve-{}-analytics", std::process::id()),
         cfg.worker.options().lease,
     ));
+    // Counts are summed across replicas through the database; one process on SQLite
+    // needs no such sum, its counts are exact.
+    let rate_limit_sync = (meta.dialect() == agora_store::Dialect::Postgres)
+        .then(|| tokio::spawn(registry.rate_limits.clone().run(registry.meta.clone())));
     let flush_at_exit = registry.clone();
     let limits = cfg.http_limits(raise_open_file_limit());
     let state = AppState::new(registry, limits, cfg.cache())
         .with_downloads(cfg.downloads())
-        .with_cors(cfg.cors.cors()?);
+        .with_cors(cfg.cors.cors()?)
+        .with_trusted_proxies(cfg.proxy.trusted()?);
     let app = agora_web::app(state, cfg.web.config());
     tracing::info!(
         max_connections = limits.max_connections,
@@ -231,6 +237,9 @@ pub async fn run(args: ServeArgs, verbose: u8, quiet: bool) -> anyhow::Result<()
     }
     webhook_sender.abort();
     prunes.abort();
+    if let Some(sync) = rate_limit_sync {
+        sync.abort();
+    }
     // What the intake still holds is written before the database closes.
     analytics.abort();
     if let Err(e) = flush_at_exit.analytics.flush(&flush_at_exit).await {

@@ -100,6 +100,8 @@ fn spawn(dir: &Path, listen: &str, env: &[(String, String)]) -> (Child, String) 
         .arg(dir.join("data"))
         .current_dir(dir)
         .env("AGORA_LOG__FORMAT", "json")
+        // Tests send many requests from one address; the rate-limit tests turn them on.
+        .env("AGORA_RATE_LIMITS__ENABLED", "false")
         .env_remove("AGORA_DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(
@@ -261,6 +263,19 @@ impl Server {
         let (child, url) = spawn(self.data.path(), &listen, &self.env);
         self.child = child;
         self.url = url;
+    }
+
+    /// The server process's id, to signal it (SIGSTOP freezes it mid-work).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server (SIGKILL) and starts it again on the same address and data with
+    /// `extra` environment on top of its own, from now on.
+    pub fn restart_with(&mut self, extra: &[(&str, &str)]) {
+        self.env
+            .extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.restart();
     }
 
     /// Runs SQL against the server's database behind its back (as an attacker with
@@ -717,4 +732,86 @@ pub fn proof_hashes(v: &serde_json::Value) -> Vec<agora_trust::log::Hash> {
                 .unwrap()
         })
         .collect()
+}
+
+/// Publishes the plugin directory `dir` signed with `key` through the client library, as
+/// `agora publish` does: the files the registry lacks uploaded, then the release
+/// submitted. The error says which step failed.
+pub async fn publish_signed(
+    client: &agora_client::Client,
+    key: &agora_trust::SigningKey,
+    dir: &Path,
+) -> Result<agora_core::api::PublishResponse, agora_client::publish::PublishError> {
+    let release = agora_client::ReleaseFiles::from_dir(dir).unwrap();
+    let signature = agora_client::publish::Signer::Key(key).sign(&release)?;
+    let missing = agora_client::publish::missing(client, &release).await?;
+    agora_client::publish::upload(client, &missing, |_| {}, |_| {}).await?;
+    agora_client::publish::submit(client, &release, &signature).await
+}
+
+/// `v` percent-encoded for a form body (every byte but unreserved ones).
+pub fn form_value(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Signs in on the web form at `server_url` as a browser would: fetches `/login` (from
+/// local address `page_from`, e.g. `127.0.0.9`, if given) for its CSRF cookie and token,
+/// then posts the form body `fields` (already encoded, e.g. `username=admin&password=...`)
+/// from `post_from`. Returns the status, the headers and the page.
+pub fn sign_in_on_form(
+    server_url: &str,
+    page_from: Option<&str>,
+    post_from: Option<&str>,
+    fields: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let client = |from: Option<&str>| {
+        let mut b = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if let Some(from) = from {
+            b = b.local_address(from.parse::<std::net::IpAddr>().unwrap());
+        }
+        b.build().unwrap()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let login = format!("{server_url}/login");
+        let page = client(page_from).get(&login).send().await.unwrap();
+        let cookie = page
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let html = page.text().await.unwrap();
+        let csrf = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned();
+        let answer = client(post_from)
+            .post(&login)
+            .header("cookie", cookie)
+            .header("origin", server_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={}&{fields}", form_value(&csrf)))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        let headers = answer.headers().clone();
+        (status, headers, answer.text().await.unwrap())
+    })
 }
