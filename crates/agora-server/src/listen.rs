@@ -430,9 +430,10 @@ fn app_service(
     })
 }
 
-/// Serves `connection` until it ends; when the server stops, or (with `idle`) when no
-/// request has been in flight for the timeout, it is asked to finish gracefully, and
-/// closed if it is still idle one timeout later.
+/// Serves `connection` until it ends. When the server stops, or (with `idle`) when no
+/// request has been in flight for the timeout, it is asked to finish gracefully; once
+/// asked, it is closed when no request has been in flight for the timeout (an HTTP/2
+/// client that neither sends its preface nor leaves, say).
 async fn drive<C>(
     connection: C,
     mut stop: watch::Receiver<bool>,
@@ -443,7 +444,6 @@ where
 {
     let mut connection = std::pin::pin!(connection);
     let mut stopping = false;
-    let mut idled = false;
     loop {
         tokio::select! {
             ended = connection.as_mut() => return ended,
@@ -452,13 +452,14 @@ where
                 connection.as_mut().graceful_shutdown();
             }
             () = idle_for(idle.as_ref()), if idle.is_some() => {
-                if idled {
+                if stopping {
                     return Ok(());
                 }
-                idled = true;
-                if !stopping {
-                    stopping = true;
-                    connection.as_mut().graceful_shutdown();
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+                // The client gets one more timeout to read the GOAWAY and go.
+                if let Some((activity, _)) = &idle {
+                    activity.touch();
                 }
             }
         }
@@ -496,6 +497,11 @@ impl Activity {
     fn begin(self: &Arc<Self>) -> Busy {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).0 += 1;
         Busy(self.clone())
+    }
+
+    /// Counts as activity now.
+    fn touch(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).1 = Instant::now();
     }
 
     /// Resolves once no request has been in flight for `timeout`.
