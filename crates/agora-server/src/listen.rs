@@ -415,6 +415,18 @@ fn app_service(
         if tls.is_some() {
             request.extensions_mut().insert(Tls);
         }
+        // HTTP/2 names the host in the `:authority` pseudo-header, not in `Host`: give
+        // every request a `Host`, so what reads it (the pages' cross-site check, the OCI
+        // token realm) sees the same over both protocols.
+        if !request.headers().contains_key(header::HOST)
+            && let Some(host) = request
+                .uri()
+                .authority()
+                .filter(|a| !a.as_str().contains('@'))
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            request.headers_mut().insert(header::HOST, host);
+        }
         let busy = activity.as_ref().map(Activity::begin);
         let hsts = tls.clone().flatten();
         let answer = app.clone().oneshot(request.map(Body::new));

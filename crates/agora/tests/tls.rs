@@ -282,6 +282,24 @@ fn https_answers_carry_hsts_over_http2_and_http1_and_plain_http_is_refused() {
         get(&pki, &h2, &format!("{}/health", server.url)).status,
         200
     );
+    // HTTP/2 names the host in `:authority`; what reads `Host` sees it all the same: the
+    // OCI challenge's token realm names this server, not a default.
+    for client in [&h2, &h1] {
+        let challenge = runtime().block_on(async {
+            let response = client
+                .post(format!("{}/v2/acme/tool/blobs/uploads/", server.url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 401);
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        });
+        let realm = format!("127.0.0.1:{}/v2/token", port(&server.url));
+        assert!(challenge.contains(&realm), "{challenge}");
+    }
 
     runtime().block_on(async {
         // Plain HTTP to the TLS port gets no answer.
