@@ -1,12 +1,3 @@
-//! A publisher's public key as registered (OpenSSH or armored OpenPGP): never a panic.
+//! A publisher's public key (OpenSSH or armored OpenPGP). The check is `agora_fuzz::checks::public_key`.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(key) = agora_trust::PublicKey::parse(text) {
-        let _ = key.id();
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| agora_fuzz::checks::public_key(data));

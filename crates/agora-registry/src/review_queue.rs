@@ -86,11 +86,13 @@ pub async fn queue(
     Ok(ReviewQueuePage { items, next_cursor })
 }
 
-fn encode_cursor(outcome: Outcome, run_id: i64) -> String {
+/// The cursor of the page after the run `run_id` (public for the fuzz targets).
+pub fn encode_cursor(outcome: Outcome, run_id: i64) -> String {
     hex::encode(format!("q|{}|{run_id}", outcome.as_str()))
 }
 
-fn decode_cursor(cursor: &str, outcome: Outcome) -> Result<i64> {
+/// The run id a cursor from [`encode_cursor`] carries, if it was issued for `outcome`.
+pub fn decode_cursor(cursor: &str, outcome: Outcome) -> Result<i64> {
     let bad = || {
         RegistryError::field(
             "cursor",

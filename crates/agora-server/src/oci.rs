@@ -707,7 +707,7 @@ async fn post_upload(
 }
 
 /// `Content-Range: FIRST-LAST` (the spec's form; `bytes FIRST-LAST/*` accepted too).
-fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, OciError> {
+pub fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, OciError> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };

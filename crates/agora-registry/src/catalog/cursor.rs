@@ -34,8 +34,14 @@ pub fn decode(cursor: &str, sort: SearchSort) -> Result<SearchCursor, RegistryEr
     let id: i64 = id.parse().map_err(|_| bad())?;
     let int = || key.parse::<i64>().map_err(|_| bad());
     let decoded = match (kind, sort) {
+        // The server's scores are finite: a NaN or infinite one was never issued (and NaN
+        // would not even equal itself when read back).
         ("r", SearchSort::Relevance) => SearchCursor::Relevance {
-            score: key.parse().map_err(|_| bad())?,
+            score: key
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite())
+                .ok_or_else(bad)?,
             id,
         },
         ("d", SearchSort::Downloads) => SearchCursor::Downloads {
@@ -89,6 +95,10 @@ mod tests {
             assert!(decode(&encode(&c), SearchSort::Recent).is_err());
         }
         assert!(decode("zz", SearchSort::Name).is_err());
+        for score in ["NaN", "inf", "-infinity"] {
+            let c = hex::encode(format!("r|{score}|7"));
+            assert!(decode(&c, SearchSort::Relevance).is_err(), "{score}");
+        }
         assert!(decode(&hex::encode("n|x"), SearchSort::Name).is_err());
     }
 }

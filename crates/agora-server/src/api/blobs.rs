@@ -80,7 +80,8 @@ pub async fn upload(
 }
 
 /// A requested byte range, resolved against the blob's size.
-pub(crate) enum Wanted {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
     All,
     Range { start: u64, len: u64 },
     Unsatisfiable,
@@ -127,7 +128,7 @@ fn parse_range_spec(value: Option<&HeaderValue>) -> Option<RangeSpec> {
 /// The `Range` header resolved against a blob of `size` bytes. A range is satisfiable
 /// when its first byte exists (a suffix when it is not empty and neither is the blob):
 /// on an empty blob no range is, so `bytes=-N` there is a 416, never an underflow.
-pub(crate) fn parse_range(value: Option<&HeaderValue>, size: u64) -> Wanted {
+pub fn parse_range(value: Option<&HeaderValue>, size: u64) -> Wanted {
     let Some(spec) = parse_range_spec(value) else {
         return Wanted::All;
     };

@@ -1,0 +1,1 @@
+//! Never built: only its dependency on a vulnerable release matters.
