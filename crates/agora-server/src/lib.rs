@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+mod body_rate;
 mod cache;
 pub mod client;
 pub mod cors;

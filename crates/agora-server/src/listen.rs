@@ -85,6 +85,9 @@ pub struct HttpLimits {
     pub max_connections_per_client: usize,
     /// How long a shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Slowest average rate a request body may arrive at once `header_timeout` has passed
+    /// (bytes per second; 0: no floor).
+    pub min_body_bytes_per_sec: u64,
 }
 
 impl Default for HttpLimits {
@@ -96,6 +99,7 @@ impl Default for HttpLimits {
             max_connections: 4096,
             max_connections_per_client: 256,
             shutdown_grace: Duration::from_secs(20),
+            min_body_bytes_per_sec: 1024,
         }
     }
 }
@@ -173,9 +177,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let body_timeout = limits.body_idle_timeout;
+    let floor = crate::body_rate::MinRate {
+        bytes_per_sec: limits.min_body_bytes_per_sec,
+        grace: limits.header_timeout,
+    };
     let app = app.layer(axum::middleware::map_request(
         move |request: Request| async move {
-            request.map(|body| Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body)))
+            request.map(|body| {
+                let body = Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body));
+                if floor.bytes_per_sec == 0 {
+                    body
+                } else {
+                    crate::body_rate::limited(body, floor)
+                }
+            })
         },
     ));
     let mut http1 = http1::Builder::new();

@@ -220,6 +220,9 @@ max_json_bytes = 1048576
 header_timeout_secs = 10
 # Longest pause, in seconds, while a request body is being received.
 body_idle_timeout_secs = 30
+# Slowest average rate, in bytes per second, at which a request body may arrive once
+# header_timeout_secs have passed (a body that trickles is cut; 0: no floor).
+min_body_bytes_per_sec = 1024
 # Most open connections (lowered to fit the process's open-file limit), and most from one
 # client address. Connections over either get a 503 and are closed.
 max_connections = 4096
@@ -929,6 +932,7 @@ pub struct LimitsConfig {
     pub max_json_bytes: usize,
     pub header_timeout_secs: u64,
     pub body_idle_timeout_secs: u64,
+    pub min_body_bytes_per_sec: u64,
     pub max_connections: usize,
     pub max_connections_per_client: usize,
 }
@@ -980,6 +984,7 @@ impl Default for LimitsConfig {
             max_json_bytes: c.max_json_bytes,
             header_timeout_secs: c.header_timeout.as_secs(),
             body_idle_timeout_secs: c.body_idle_timeout.as_secs(),
+            min_body_bytes_per_sec: c.min_body_bytes_per_sec,
             max_connections: c.max_connections,
             max_connections_per_client: c.max_connections_per_client,
         }
@@ -1059,6 +1064,11 @@ impl ServerConfig {
             (1..=3600).contains(&self.limits.header_timeout_secs)
                 && (1..=3600).contains(&self.limits.body_idle_timeout_secs),
             "limits.header_timeout_secs and limits.body_idle_timeout_secs must be 1 to 3600"
+        );
+        anyhow::ensure!(
+            self.limits.min_body_bytes_per_sec <= 100 * 1024 * 1024,
+            "limits.min_body_bytes_per_sec (AGORA_LIMITS__MIN_BODY_BYTES_PER_SEC) is {}; expected 0 (no floor) to 104857600 bytes per second",
+            self.limits.min_body_bytes_per_sec
         );
         anyhow::ensure!(
             self.limits.max_connections >= 1 && self.limits.max_connections_per_client >= 1,
@@ -1174,6 +1184,7 @@ impl ServerConfig {
             body_idle_timeout: std::time::Duration::from_secs(self.limits.body_idle_timeout_secs),
             max_connections: self.limits.max_connections.min(cap),
             max_connections_per_client: self.limits.max_connections_per_client,
+            min_body_bytes_per_sec: self.limits.min_body_bytes_per_sec,
             ..agora_server::HttpLimits::default()
         }
     }

@@ -269,3 +269,74 @@ fn replicas_share_rate_limit_counts_and_sign_in_failures() {
     let kept = a.query("SELECT key FROM sign_in_failures ORDER BY key");
     assert!(!kept.contains("admin"), "{kept}");
 }
+
+#[test]
+fn a_body_that_trickles_is_cut_while_a_fair_one_is_taken() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let server = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("AGORA_LIMITS__HEADER_TIMEOUT_SECS", "1"),
+            ("AGORA_LIMITS__MIN_BODY_BYTES_PER_SEC", "1000"),
+        ],
+    );
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let digest = format!("sha256:{}", "0".repeat(64));
+    let head = format!(
+        "PUT /api/v1/blobs/{digest} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n",
+        server.admin_token
+    );
+    // 10 bytes every 200 ms: 50 bytes/s, never idle for the 30 s idle timeout.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(head.as_bytes()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    while started.elapsed() < Duration::from_secs(15) {
+        if slow.write_all(&[b'x'; 10]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match slow.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let cut_after = started.elapsed();
+    let _ = slow.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        cut_after < Duration::from_secs(8),
+        "the trickle went on for {cut_after:?}: {answer}"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+    let (_, _, metrics) = http("GET", &format!("{}/metrics", server.url), None, None);
+    assert!(
+        String::from_utf8_lossy(&metrics).contains("agora_slow_bodies_cut_total 1"),
+        "the cut is counted"
+    );
+    // A body sent at once is taken (its digest does not match: a 400 naming that, not a
+    // cut).
+    let (status, _, body) = http(
+        "PUT",
+        &format!("{}/api/v1/blobs/{digest}", server.url),
+        Some(&server.admin_token),
+        Some(vec![b'x'; 100_000]),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        String::from_utf8_lossy(&body).contains("digest-mismatch"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+}
