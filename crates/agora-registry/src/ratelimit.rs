@@ -36,7 +36,7 @@ impl Default for RateLimitSettings {
         RateLimitSettings {
             enabled: true,
             quotas: Quotas::default(),
-            sync: Duration::from_millis(500),
+            sync: Duration::from_millis(100),
         }
     }
 }
@@ -68,6 +68,8 @@ pub struct Limiter {
     settings: RateLimitSettings,
     windows: Mutex<Windows>,
     refused: [AtomicU64; 4],
+    /// Windows starting before this are pruned from the store already.
+    pruned_before: std::sync::atomic::AtomicI64,
 }
 
 fn now_secs() -> f64 {
@@ -102,6 +104,7 @@ impl Limiter {
             settings,
             windows: Mutex::new(Windows::default()),
             refused: Default::default(),
+            pruned_before: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
 
@@ -240,7 +243,14 @@ impl Limiter {
                 }
             }
         }
-        meta.prune_request_counts(start - window).await?;
+        // Once per window: rows older than the previous window are no one's any more.
+        if self
+            .pruned_before
+            .fetch_max(start - window, Ordering::Relaxed)
+            < start - window
+        {
+            meta.prune_request_counts(start - window).await?;
+        }
         match failed {
             Some(e) => Err(e),
             None => Ok(()),

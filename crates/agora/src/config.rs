@@ -154,7 +154,7 @@ writes = 120
 # Sign-in attempts per address, plus requests whose credentials turn out to be wrong.
 sign_in = 20
 # How often replicas sum their counts through the database, in milliseconds (100 to 10000).
-sync_ms = 500
+sync_ms = 100
 
 [proxy]
 # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For and
