@@ -74,7 +74,7 @@ const TICKS_PER_SEC: f64 = 100.0;
 
 /// A process seen through `/proc`: CPU time, memory, open sockets.
 #[derive(Clone)]
-struct Proc(String);
+pub(crate) struct Proc(pub(crate) String);
 
 impl Proc {
     fn stat_ticks(&self) -> Option<u64> {
@@ -85,7 +85,7 @@ impl Proc {
         Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
     }
 
-    fn status_mib(&self, field: &str) -> Option<f64> {
+    pub(crate) fn status_mib(&self, field: &str) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.0)).ok()?;
         let line = status.lines().find(|l| l.starts_with(field))?;
         let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -126,14 +126,14 @@ impl Proc {
 }
 
 /// CPU use of a process over a window, in percent of one core.
-struct CpuWindow {
+pub(crate) struct CpuWindow {
     proc: Proc,
     ticks: u64,
     at: Instant,
 }
 
 impl CpuWindow {
-    fn start(proc: &Proc) -> Option<CpuWindow> {
+    pub(crate) fn start(proc: &Proc) -> Option<CpuWindow> {
         Some(CpuWindow {
             proc: proc.clone(),
             ticks: proc.stat_ticks()?,
@@ -141,7 +141,7 @@ impl CpuWindow {
         })
     }
 
-    fn percent(&self) -> Option<f64> {
+    pub(crate) fn percent(&self) -> Option<f64> {
         let used = self.proc.stat_ticks()?.saturating_sub(self.ticks) as f64 / TICKS_PER_SEC;
         Some(100.0 * used / self.at.elapsed().as_secs_f64())
     }

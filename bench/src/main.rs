@@ -5,9 +5,12 @@
 //! - `verify`: the verification pipeline (driven by `bench/verify.sh`): per-stage and
 //!   total times, releases audited per minute, publish latency beside a busy worker;
 //! - `control-plane`: simulated agents against the control plane (driven by
-//!   `bench/control.sh`): convergence after an approval, polling load, long polls held.
+//!   `bench/control.sh`): convergence after an approval, polling load, long polls held;
+//! - `load`: a mixed workload (publishes, downloads, searches, page views) from several
+//!   clients for a while (driven by `bench/load.sh`).
 
 mod control;
+mod load;
 
 use agora_store::prelude::*;
 use std::time::{Duration, Instant};
@@ -112,14 +115,9 @@ enum Command {
     /// after ROUNDS approvals; then K plain-polling agents for each K of LEVELS; then N
     /// long polls held for each N of LEVELS. Prints JSON.
     ControlPlane {
-        #[arg(long)]
-        registry: String,
-        /// A registry administrator's token (tenants are created).
-        #[arg(long)]
-        token: String,
-        /// The server's process id, for its CPU time, memory and sockets.
-        #[arg(long)]
-        server_pid: Option<u32>,
+        /// The registry; its administrator's token creates tenants.
+        #[command(flatten)]
+        server: Server,
         #[arg(long, default_value_t = 100)]
         instances: usize,
         #[arg(long, default_value_t = 5)]
@@ -142,6 +140,30 @@ enum Command {
         #[arg(long, default_value_t = 250.0)]
         stop_p99_ms: f64,
     },
+    /// A mixed workload against a running server for DURATION_SECS (see `bench/load.sh`
+    /// and the `load` module): CLIENTS tasks downloading, reading details, searching and
+    /// viewing pages, and signed publishes at PUBLISH_PER_SEC at most. Prints JSON.
+    Load {
+        /// The registry; its administrator's token creates the publisher `bench` and
+        /// registers a key.
+        #[command(flatten)]
+        server: Server,
+        #[arg(long, default_value_t = 12)]
+        clients: usize,
+        #[arg(long, default_value_t = 600)]
+        duration_secs: u64,
+        /// Plugins `seed` put in the catalog (0: none).
+        #[arg(long, default_value_t = 0)]
+        catalog: u32,
+        /// Plugins the load publishes new versions of.
+        #[arg(long, default_value_t = 8)]
+        plugins: u32,
+        #[arg(long, default_value_t = 2.0)]
+        publish_per_sec: f64,
+        /// Size of each release's module, KiB.
+        #[arg(long, default_value_t = 32)]
+        module_kib: usize,
+    },
     /// Publish a release with a module of SIZE_MIB random mebibytes; print timings as JSON.
     Publish {
         #[arg(long)]
@@ -153,6 +175,19 @@ enum Command {
         #[arg(long, default_value = "1.0.0")]
         version: String,
     },
+}
+
+/// The running server a scenario loads.
+#[derive(clap::Args)]
+struct Server {
+    #[arg(long)]
+    registry: String,
+    /// A registry administrator's token.
+    #[arg(long)]
+    token: String,
+    /// The server's process id, for its CPU time, memory and sockets (read from `/proc`).
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 /// Words every description draws two of, so a one-word query matches about 1/20 of the
@@ -304,6 +339,8 @@ async fn seed(database: &str, count: u32, reviews: bool) -> anyhow::Result<()> {
                 artifacts,
                 published_by: user.id,
                 actor: "bench".into(),
+                // Seeded releases are not verified (their files are not stored).
+                jobs: Vec::new(),
             })
             .await?;
         if reviews && i % 5 == 0 {
@@ -456,6 +493,33 @@ async fn main() -> anyhow::Result<()> {
             oci,
             runs,
         } => runner(&wasm, &native, oci.as_deref(), runs).await,
+        Command::Load {
+            server:
+                Server {
+                    registry,
+                    token,
+                    server_pid,
+                },
+            clients,
+            duration_secs,
+            catalog,
+            plugins,
+            publish_per_sec,
+            module_kib,
+        } => {
+            load::run(load::Options {
+                registry,
+                token,
+                server_pid,
+                clients,
+                duration: Duration::from_secs(duration_secs),
+                catalog,
+                plugins,
+                publish_per_sec,
+                module_kib,
+            })
+            .await
+        }
         Command::Publish {
             registry,
             token,
@@ -480,9 +544,12 @@ async fn main() -> anyhow::Result<()> {
             verify(&registry, &token, &worker, count, during, module.as_deref()).await
         }
         Command::ControlPlane {
-            registry,
-            token,
-            server_pid,
+            server:
+                Server {
+                    registry,
+                    token,
+                    server_pid,
+                },
             instances,
             rounds,
             wait,
