@@ -150,7 +150,7 @@ impl From<StoreError> for RegistryError {
                 // Not the server's fault nor the request's: 503, to be tried again.
                 Some(why) => {
                     tracing::warn!(error = %other, "{why}");
-                    RegistryError::unavailable(format!("{why}; try again shortly"))
+                    RegistryError::unavailable(format!("{why}; try again later"))
                 }
                 None => RegistryError::internal("the metadata store failed", other),
             },

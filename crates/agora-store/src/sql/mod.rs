@@ -285,6 +285,15 @@ impl SqlStore {
                                 Ok(())
                             })
                         })
+                        // A COMMIT that fails (the disk full) makes SQLite roll the
+                        // transaction back itself; sqlx's ROLLBACK then fails and the
+                        // connection still counts a transaction open. Used again, its next
+                        // transaction begins with a SAVEPOINT and, after one rollback,
+                        // stays open for good: every later write answered as committed
+                        // and never written. Such a connection is closed, not reused.
+                        .before_acquire(|conn, _| {
+                            Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+                        })
                 };
                 let write = options().max_connections(1).connect(&url).await?;
                 dialect.migrator().run(&write).await?;
