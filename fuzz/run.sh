@@ -52,12 +52,13 @@ run() {
         echo "| \`$t\` | ${runs:-?} | ${speed:-?} | ${cov:-?} | 0 |" >"$results/$t.row"
     else
         echo "$t: FOUND A CRASH (log below; the input is in fuzz/artifacts/$t/)" >&2
-        grep -E 'panicked|SUMMARY|ERROR|Test unit written' "$log" | head -8 >&2
+        grep -E -A1 'panicked' "$log" | head -4 >&2
+        grep -E 'SUMMARY|ERROR|Test unit written' "$log" | head -4 >&2
         local input
         input=$(sed -nE 's/.*Test unit written to (.*)$/\1/p' "$log" | tail -1)
         if [ -n "$input" ] && [ -f "$input" ]; then
             echo "replay: (cd fuzz && cargo +nightly fuzz run $t $input)" >&2
-            echo "keep it as a regression: cp fuzz/$input fuzz/regressions/$t/" >&2
+            echo "once fixed, keep it as a regression: cp $input fuzz/regressions/$t/" >&2
             if [ "$(stat -c %s "$input")" -le 65536 ]; then
                 echo "the input, base64 (base64 -d > input):" >&2
                 base64 "$input" >&2
