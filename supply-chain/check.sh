@@ -40,7 +40,7 @@ fi
 cargo fetch --locked --quiet
 # Yanked releases are read from cargo's cached crates.io index entries: refresh them all
 # (a resolution that writes nothing).
-cargo update --dry-run --quiet 2>/dev/null
+cargo update --dry-run --quiet
 cargo fetch --locked --quiet --manifest-path supply-chain/canary/Cargo.toml
 
 work="$(mktemp -d)"
