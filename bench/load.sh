@@ -157,9 +157,14 @@ if any_run:
           f"(every fifth with reviews) plus those. Searches (API and page) vary words (description words, prefixes, names, "
           f"words nothing matches), filters, sorts and page sizes; a quarter of API searches with a next page follow it. "
           f"Latency is to the last byte of the answer.\n")
+def listed(r):
+    if r["release_check_error"]:
+        return f"**not checked**: {r['release_check_error']}"
+    missing = r["releases_acknowledged_but_unlisted"]
+    return "yes" if not missing else "**NO**: " + ", ".join(missing[:10])
 for b in backends:
     r = runs[b]
-    print(f"#### {label[b]}\n")
+    print(f"**{label[b]}**\n")
     if not r:
         print("The load generator failed; see its log.\n")
         failed.append(f"{b}: load generator failed")
@@ -173,7 +178,7 @@ for b in backends:
           f"{f(r['bench_cpu_percent'], 0)}%. Machine load average (1 min) while it ran: mean {f(la.get('mean'), 1)}, "
           f"{f(la.get('min'), 1)}–{f(la.get('max'), 1)}. Releases published: {r['releases_published']} "
           f"(including the {r['plugins']} first ones before the window), each acknowledged one listed afterwards: "
-          f"{'yes' if not r['releases_acknowledged_but_unlisted'] else 'NO: ' + ', '.join(r['releases_acknowledged_but_unlisted'][:10])}.\n")
+          f"{listed(r)}.\n")
     print("| kind | requests | requests/s | p50 ms | p99 ms | max ms | answers outside 2xx/3xx | no answer |")
     print("|---|---|---|---|---|---|---|---|")
     for k in r["kinds"]:
@@ -181,9 +186,10 @@ for b in backends:
         print(f"| {k['kind']} | {k['count']:,} | {k['per_s']:.1f} | {f(k.get('p50_ms'), 1)} | {f(k.get('p99_ms'), 1)} "
               f"| {f(k.get('max_ms'), 0)} | {fails} | {k['errors']} |")
     print()
-    print("| minute | requests/s | p99 ms | failures | server RSS (max) MiB |\n|---|---|---|---|---|")
+    print("| minute | requests/s | p99 ms | failures | server RSS (max) MiB | load average (mean) |\n|---|---|---|---|---|---|")
     for m in r["minutes"]:
-        print(f"| {m['minute'] + 1} | {m['per_s']:.0f} | {m['p99_ms']:.1f} | {m['failed']} | {f(m['server_rss_max_mib'], 0)} |")
+        print(f"| {m['minute'] + 1} | {m['per_s']:.0f} | {m['p99_ms']:.1f} | {m['failed']} | {f(m['server_rss_max_mib'], 0)} "
+              f"| {f(m.get('load_average_mean'), 1)} |")
     print()
     samples = [(k["kind"], s, v["samples"]) for k in r["kinds"] for s, v in k["failures"].items()]
     samples += [(k["kind"], "no answer", k["error_samples"]) for k in r["kinds"] if k["errors"]]
@@ -215,8 +221,8 @@ for b in backends:
         failed.append(f"{b}: {t['server_errors_5xx']} answers 5xx")
     if t["connection_errors"]:
         failed.append(f"{b}: {t['connection_errors']} requests without an answer")
-    if r["releases_acknowledged_but_unlisted"]:
-        failed.append(f"{b}: acknowledged releases missing")
+    if r["releases_acknowledged_but_unlisted"] or r["release_check_error"]:
+        failed.append(f"{b}: acknowledged releases missing or not checked")
     if panics:
         failed.append(f"{b}: the server panicked")
     if open(f"{R}/{b}-alive").read().strip() != "alive":

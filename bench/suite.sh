@@ -15,10 +15,13 @@
 #                        filesystem, redirects to presigned URLs, two replicas vs one;
 #   8. bench/analytics.sh — analytics intake: 1,000,000 events (searches and instance
 #                        reports), download latency with and without them, rows stored.
+#   9. bench/load.sh   — only with LOAD=1 (20 more minutes): a mixed workload for 10
+#                        minutes on SQLite, then on PostgreSQL; fails the suite on any 5xx.
 # Each part runs its workloads round-robin or repeatedly and reports medians/percentiles;
 # the load average is recorded beside each part.
 #
 #   bash bench/suite.sh          # RUNS, DUR, COUNT pass through to the parts
+#   LOAD=1 bash bench/suite.sh   # and the load part (its own COUNT: 10,000 unless set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/agora-bench-suite}
@@ -34,6 +37,11 @@ log "5/8 control plane";      bash bench/control.sh >"$OUT/control.md"
 log "6/8 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
 log "7/8 scale-out";          bash bench/scale.sh >"$OUT/scale.md"
 log "8/8 analytics intake";   bash bench/analytics.sh >"$OUT/analytics.md"
+PARTS="registry web deps runner control oci scale analytics"
+if [[ ${LOAD:-0} == 1 ]]; then
+  log "9/9 load";             COUNT=${COUNT:-10000} bash bench/load.sh >"$OUT/load.md"
+  PARTS="$PARTS load"
+fi
 
 {
   echo "<!-- suite:begin (written by bench/suite.sh; edits here are replaced) -->"
@@ -41,7 +49,7 @@ log "8/8 analytics intake";   bash bench/analytics.sh >"$OUT/analytics.md"
   echo
   echo "\`bash bench/suite.sh\` (RUNS=${RUNS:-3} DUR=${DUR:-10s} COUNT=${COUNT:-100000}) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Servers and load generators share the two cores."
   echo
-  for part in registry web deps runner control oci scale analytics; do
+  for part in $PARTS; do
     sed 's/^### /#### /' "$OUT/$part.md"
     echo
   done

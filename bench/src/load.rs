@@ -80,6 +80,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Sample bodies kept per kind and status (and per kind for connection errors).
 const SAMPLES_KEPT: usize = 3;
 const SAMPLE_CHARS: usize = 400;
+/// A client's pause after a request without an answer (a server down is not hammered).
+const ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// How often the server's memory is read.
 const MONITOR_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -308,7 +310,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let readings = monitor.await?;
     let server_cpu = server_cpu.as_ref().and_then(CpuWindow::percent);
     let bench_cpu = bench_cpu.as_ref().and_then(CpuWindow::percent);
-    let missing = unlisted_releases(&admin, &shared).await?;
+    // A server that died leaves the check unanswered; the figures are still printed.
+    let (missing, check_error) = match unlisted_releases(&admin, &shared).await {
+        Ok(missing) => (Some(missing), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
     let published = shared
         .published
         .lock()
@@ -327,10 +333,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             "weights": KINDS.iter().map(|(k, w)| (k.to_string(), *w)).collect::<BTreeMap<_, _>>(),
             "kinds": kinds_report(&tally, window),
             "total": total_report(&tally, window),
-            "minutes": minutes_report(&tally, &readings.rss_mib, window),
+            "minutes": minutes_report(&tally, &readings, window),
             "load_average_1min": load_report(&readings),
             "releases_published": published,
             "releases_acknowledged_but_unlisted": missing,
+            "release_check_error": check_error,
             "server_cpu_percent": server_cpu,
             "bench_cpu_percent": bench_cpu,
             "server_peak_rss_mib": server.as_ref().and_then(|p| p.status_mib("VmHWM:")),
@@ -392,7 +399,7 @@ async fn client(id: usize, shared: Arc<Shared>) -> anyhow::Result<Tally> {
         };
         let body = get(&http, &shared.registry, kind, &path, &mut tally).await;
         // Paging: a quarter of the API searches with a next page ask for it.
-        if kind == SEARCH && rng.next().is_multiple_of(4) {
+        if kind == SEARCH && rng.next().is_multiple_of(4) && Instant::now() < shared.deadline {
             let next = body
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(b.as_ref()).ok())
                 .and_then(|page| page["next_cursor"].as_str().map(str::to_owned));
@@ -418,6 +425,7 @@ async fn get(
         Ok(a) => a,
         Err(e) => {
             tally.error(kind, sent, || format!("GET {path}: {}", chain(&e)));
+            tokio::time::sleep(ERROR_PAUSE).await;
             return None;
         }
     };
@@ -428,6 +436,7 @@ async fn get(
             tally.error(kind, sent, || {
                 format!("GET {path} ({status}), body: {}", chain(&e))
             });
+            tokio::time::sleep(ERROR_PAUSE).await;
             return None;
         }
     };
@@ -478,7 +487,8 @@ async fn publish_timed(shared: &Shared, client: &Client, tally: &mut Tally) {
             });
         }
         Err(PublishFailure::Other(text)) => {
-            tally.error(PUBLISH, sent, || format!("{name}@{version}: {text}"))
+            tally.error(PUBLISH, sent, || format!("{name}@{version}: {text}"));
+            tokio::time::sleep(ERROR_PAUSE).await;
         }
     }
 }
@@ -615,7 +625,7 @@ fn search_query(rng: &mut Rng) -> String {
 #[derive(Default)]
 struct Readings {
     rss_mib: Vec<(u32, f64)>,
-    load_average: Vec<f64>,
+    load_average: Vec<(u32, f64)>,
 }
 
 /// Reads the server's memory and the load average every few seconds until `until`.
@@ -629,7 +639,7 @@ async fn monitor(server: Option<Proc>, until: Instant) -> Readings {
         }
         let load = std::fs::read_to_string("/proc/loadavg").ok();
         if let Some(one) = load.and_then(|l| l.split_whitespace().next()?.parse().ok()) {
-            readings.load_average.push(one);
+            readings.load_average.push((at, one));
         }
         tokio::time::sleep(MONITOR_INTERVAL).await;
     }
@@ -638,7 +648,7 @@ async fn monitor(server: Option<Proc>, until: Instant) -> Readings {
 
 /// The mean, least and greatest of the load averages read.
 fn load_report(readings: &Readings) -> serde_json::Value {
-    let l = &readings.load_average;
+    let l: Vec<f64> = readings.load_average.iter().map(|(_, l)| *l).collect();
     if l.is_empty() {
         return serde_json::Value::Null;
     }
@@ -749,12 +759,9 @@ fn total_report(tally: &Tally, window: Duration) -> serde_json::Value {
     report
 }
 
-/// Per minute of the window: requests/s, p99, failures and errors, the server's memory.
-fn minutes_report(
-    tally: &Tally,
-    memory: &[(u32, f64)],
-    window: Duration,
-) -> Vec<serde_json::Value> {
+/// Per minute of the window: requests/s, p99, failures and errors, the server's memory,
+/// the machine's load average.
+fn minutes_report(tally: &Tally, readings: &Readings, window: Duration) -> Vec<serde_json::Value> {
     let mut minutes: BTreeMap<u32, Vec<Duration>> = BTreeMap::new();
     for s in &tally.samples {
         minutes
@@ -771,13 +778,15 @@ fn minutes_report(
                 .iter()
                 .filter(|at| **at / 60_000 == minute)
                 .count();
-            let rss = memory
-                .iter()
-                .filter(|(at, _)| *at / 60 == minute)
-                .map(|(_, rss)| *rss)
-                .fold(None, |max: Option<f64>, r| {
-                    Some(max.map_or(r, |m| m.max(r)))
-                });
+            let in_minute = |r: &[(u32, f64)]| -> Vec<f64> {
+                r.iter()
+                    .filter(|(at, _)| *at / 60 == minute)
+                    .map(|(_, v)| *v)
+                    .collect()
+            };
+            let rss = in_minute(&readings.rss_mib).into_iter().reduce(f64::max);
+            let load = in_minute(&readings.load_average);
+            let load = (!load.is_empty()).then(|| load.iter().sum::<f64>() / load.len() as f64);
             // The last minute may be partial (requests sent before the end, answered after).
             let span = (window.as_secs_f64() - f64::from(minute) * 60.0).clamp(1.0, 60.0);
             serde_json::json!({
@@ -786,6 +795,7 @@ fn minutes_report(
                 "p99_ms": percentile(&latencies, 0.99),
                 "failed": failed,
                 "server_rss_max_mib": rss,
+                "load_average_mean": load,
             })
         })
         .collect()
