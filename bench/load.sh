@@ -3,8 +3,9 @@
 # backend of BACKENDS one after the other (SQLite, the embedded default; PostgreSQL in a
 # fresh schema of PG). For each backend:
 #   1. COUNT plugins (every fifth with reviews) seeded into the catalog by
-#      `agora-bench seed`, then the server started (rate limits off, below) and left to
-#      write the OCI artifacts of those releases (its one-time catch-up at start);
+#      `agora-bench seed` (on PostgreSQL then ANALYZEd), then the server started (rate
+#      limits off, below) and left to write the OCI artifacts of those releases (its
+#      one-time catch-up at start);
 #   2. `agora-bench load` (bench/src/load.rs): CLIENTS tasks, each with its own
 #      connections, asking one request after another for DURATION seconds, each picking
 #      by weight: blob downloads of the releases it published, version and plugin details,
@@ -77,7 +78,7 @@ run_backend() {
   mkdir -p "$B/$backend"
   if [[ $backend == postgres ]]; then
     SCHEMA=agora_bench_load_$$
-    psql "$PG" -qAtc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; CREATE SCHEMA $SCHEMA" >/dev/null
+    PGOPTIONS=--client-min-messages=warning psql "$PG" -qAtc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; CREATE SCHEMA $SCHEMA" >/dev/null
     local sep='?'; [[ $PG == *\?* ]] && sep='&'
     db="$PG${sep}options=-c%20search_path%3D$SCHEMA"
     export AGORA_DATABASE_URL=$db
@@ -87,6 +88,9 @@ run_backend() {
   fi
   log "$backend: seeding $COUNT plugins"
   "$BENCH" seed --database "$db" --count "$COUNT" --reviews 2>"$R/$backend-seed.log"
+  # Planner statistics, as autovacuum gathers them soon after a bulk insert; test servers
+  # often run without it (a search's plan without them: 1.2 s under load instead of ms).
+  if [[ $backend == postgres ]]; then psql "$db" -qAtc "ANALYZE"; fi
   start_agora "$B/$backend" "$R/$backend-agora"
   curl -sf -o /dev/null "$A/ready" || { log "$backend: agora did not start"; cat "$R/$backend-agora.err" >&2; exit 1; }
   # Seeded releases have no OCI artifacts: the server writes them in the background at
