@@ -22,11 +22,15 @@ impl AccountStore for SqlStore {
         .bind(username)
         .bind(role.as_str())
         .bind(now)
-        .fetch_one(&self.write)
+        // To its end: a failed commit is an error (see the module's notes).
+        .fetch_all(&self.write)
         .await
         .map_err(|e| {
             StoreError::conflict_on_unique(e, || format!("user {username} already exists"))
-        })?;
+        })?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Corrupt("a new user's id was not returned".into()))?;
         Ok(UserRecord {
             id,
             username: username.to_owned(),
@@ -164,9 +168,13 @@ impl AccountStore for SqlStore {
         .bind(now)
         .bind(token.expires_at)
         .bind(token.parent_id)
-        .fetch_one(&self.write)
+        // To its end: a failed commit is an error (see the module's notes).
+        .fetch_all(&self.write)
         .await
-        .map_err(|e| StoreError::conflict_on_unique(e, || "token already exists".into()))?;
+        .map_err(|e| StoreError::conflict_on_unique(e, || "token already exists".into()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Corrupt("a new token's id was not returned".into()))?;
         let row = sqlx::query(token_select("t.id = $1"))
             .bind(id)
             .fetch_one(&self.write)

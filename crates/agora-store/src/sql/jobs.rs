@@ -77,8 +77,11 @@ impl JobQueue for SqlStore {
             .bind(subject)
             .bind(i64::from(max_attempts.max(1)))
             .bind(now)
-            .fetch_optional(&self.write)
-            .await?;
+            // To its end: a failed commit is an error (see the module's notes).
+            .fetch_all(&self.write)
+            .await?
+            .into_iter()
+            .next();
         if let Some(row) = inserted {
             return Ok(row.try_get("id")?);
         }
@@ -127,7 +130,9 @@ impl JobQueue for SqlStore {
         for kind in kinds {
             query = query.bind(*kind);
         }
-        let Some(row) = query.fetch_optional(&self.write).await? else {
+        // To its end: a claim whose commit failed (a full disk) is an error, not a job to
+        // run whose lease was never written (see the module's notes).
+        let Some(row) = query.fetch_all(&self.write).await?.into_iter().next() else {
             return Ok(None);
         };
         Ok(Some(ClaimedJob {

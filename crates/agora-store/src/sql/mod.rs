@@ -4,6 +4,13 @@
 //! CONFLICT`, `RETURNING`); what differs (schema DDL, full-text search) is chosen by
 //! [`Dialect`]. On SQLite all writes go through a pool of one connection, so writers queue
 //! instead of failing with "database is locked"; reads use their own pool (WAL mode).
+//!
+//! A data-changing statement with `RETURNING` run outside a transaction is read with
+//! `fetch_all`, never `fetch_one` or `fetch_optional`: sqlx stops a SQLite statement once
+//! it has the row asked for, and the reset that follows is what commits it, with that
+//! commit's error (a full disk) dropped. The row would describe a change never written (a
+//! job claimed on paper only, which a worker then claims again and again). Read to its end,
+//! the statement's failed commit is an error.
 
 mod accounts;
 mod advisories;
