@@ -3,7 +3,9 @@
 //! memory, catches up with entries other replicas appended, and signs checkpoints.
 
 use agora_core::api::{ConsistencyProofResponse, InclusionProofResponse};
-use agora_store::{LogContext, LogRecord, LogRow, LogWriter, MetadataStore, StoreError, Viewer};
+use agora_store::{
+    LogContext, LogLeaf, LogRecord, LogRow, LogWriter, MetadataStore, StoreError, Viewer,
+};
 use agora_trust::log::Hash;
 use agora_trust::{Checkpoint, EntryRef, LogEntry, MerkleLog};
 use tokio::sync::{Mutex, MutexGuard};
@@ -63,6 +65,73 @@ pub struct TransparencyLog {
     signer_key: String,
     verifier_key: String,
     tree: Mutex<MerkleLog>,
+    /// The last checkpoint signed, with its tree size.
+    signed: std::sync::Mutex<Option<(u64, String)>>,
+}
+
+/// Entries read from the store at a time.
+const BATCH: u32 = 10_000;
+
+/// Digests computed from bodies (entries stored before digests were), to store: index
+/// and hex digest.
+type Computed = Vec<(i64, String)>;
+
+/// The entry digests of a batch of leaves that must start at index `next`, and those
+/// computed from bodies.
+fn digests(next: u64, batch: Vec<(i64, LogLeaf)>) -> Result<(Vec<Hash>, Computed), StoreError> {
+    let mut digests = Vec::with_capacity(batch.len());
+    let mut computed = Vec::new();
+    for (index, leaf) in batch {
+        let expected = next + digests.len() as u64;
+        if index as u64 != expected {
+            return Err(StoreError::Corrupt(format!(
+                "log entry {index} follows entry {}",
+                expected as i64 - 1
+            )));
+        }
+        let digest = match leaf {
+            LogLeaf::Digest(hex_digest) => {
+                let mut digest = [0u8; 32];
+                hex::decode_to_slice(&hex_digest, &mut digest).map_err(|_| {
+                    StoreError::Corrupt(format!("log entry {index} has a malformed digest"))
+                })?;
+                digest
+            }
+            LogLeaf::Body(body) => {
+                let digest = LogEntry::leaf_of(&body);
+                computed.push((index, hex::encode(digest)));
+                digest
+            }
+        };
+        digests.push(digest);
+    }
+    Ok((digests, computed))
+}
+
+/// The tree of every entry in the store, built at once from their stored digests (no
+/// body read, `2n` hashes); digests missing from entries stored before they were kept are
+/// computed from the bodies and stored, once.
+async fn build(meta: &dyn MetadataStore) -> Result<MerkleLog, StoreError> {
+    let mut all: Vec<Hash> = Vec::new();
+    let mut filled = 0;
+    loop {
+        let batch = meta.log_leaves(all.len() as i64, BATCH).await?;
+        if batch.is_empty() {
+            break;
+        }
+        let (digests, computed) = digests(all.len() as u64, batch)?;
+        if !computed.is_empty() {
+            filled += meta.fill_log_leaves(&computed).await?;
+        }
+        all.extend(digests);
+    }
+    if filled > 0 {
+        tracing::info!(
+            entries = filled,
+            "stored the digests of earlier log entries"
+        );
+    }
+    Ok(MerkleLog::from_entries(all))
 }
 
 fn hex_all(hashes: &[Hash]) -> Vec<String> {
@@ -81,7 +150,8 @@ impl TransparencyLog {
             origin,
             signer_key,
             verifier_key,
-            tree: Mutex::new(MerkleLog::new()),
+            tree: Mutex::new(build(meta).await?),
+            signed: std::sync::Mutex::new(None),
         };
         drop(log.synced(meta).await?);
         Ok(log)
@@ -102,30 +172,35 @@ impl TransparencyLog {
     ) -> Result<MutexGuard<'_, MerkleLog>, StoreError> {
         let mut tree = self.tree.lock().await;
         loop {
-            let batch = meta.log_entries(tree.size() as i64, 10_000).await?;
+            let batch = meta.log_leaves(tree.size() as i64, BATCH).await?;
             if batch.is_empty() {
                 return Ok(tree);
             }
-            for row in batch {
-                if row.index as u64 != tree.size() {
-                    return Err(StoreError::Corrupt(format!(
-                        "log entry {} follows entry {}",
-                        row.index,
-                        tree.size() as i64 - 1
-                    )));
-                }
-                tree.append(LogEntry::leaf_of(&row.body));
+            let (digests, _) = digests(tree.size(), batch)?;
+            for digest in digests {
+                tree.append(digest);
             }
         }
     }
 
+    /// The checkpoint of the tree's head, signed once per head: Ed25519 signatures are
+    /// deterministic, so the one made for a size is the one every request for it gets.
     fn sign(&self, tree: &MerkleLog) -> Result<String, RegistryError> {
-        Checkpoint {
+        let head = tree.head();
+        let mut signed = self.signed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((size, note)) = signed.as_ref()
+            && *size == head.size
+        {
+            return Ok(note.clone());
+        }
+        let note = Checkpoint {
             origin: self.origin.clone(),
-            head: tree.head(),
+            head,
         }
         .sign(&self.signer_key)
-        .map_err(|e| RegistryError::internal("could not sign a checkpoint", e))
+        .map_err(|e| RegistryError::internal("could not sign a checkpoint", e))?;
+        *signed = Some((head.size, note.clone()));
+        Ok(note)
     }
 
     /// The tree's size and root, caught up with the store.
@@ -149,10 +224,14 @@ impl TransparencyLog {
         index: u64,
         viewer: &Viewer,
     ) -> Result<InclusionProofResponse, RegistryError> {
-        let tree = self.synced(meta).await?;
-        let hashes = tree
-            .prove_inclusion(index)
-            .map_err(|e| RegistryError::field("index", e.to_string(), None))?;
+        let (hashes, checkpoint, size) = {
+            let tree = self.synced(meta).await?;
+            let hashes = tree
+                .prove_inclusion(index)
+                .map_err(|e| RegistryError::field("index", e.to_string(), None))?;
+            (hashes, self.sign(&tree)?, tree.size())
+        };
+        // The tree is free again: the entry's row is read without holding it up.
         let row = meta
             .log_entries(index as i64, 1)
             .await?
@@ -163,9 +242,9 @@ impl TransparencyLog {
             })?;
         let opening = opening(meta, viewer, &row).await?;
         Ok(InclusionProofResponse {
-            checkpoint: self.sign(&tree)?,
+            checkpoint,
             index,
-            size: tree.size(),
+            size,
             entry: row.body,
             opening,
             hashes: hex_all(&hashes),

@@ -5,7 +5,6 @@
 //! An entry is identified by the sha256 of its canonical bytes; that 32-byte digest is
 //! the RFC 6962 leaf input, so the tree keeps 32 bytes per entry in memory.
 
-use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
 use sha2::{Digest as _, Sha256};
 
@@ -34,10 +33,21 @@ pub enum LogError {
     Malformed,
 }
 
-/// The whole tree, in memory (64 bytes per entry with the inner nodes).
+/// The whole tree, in memory: 64 bytes per entry (its leaf hash and, amortized, one inner
+/// node). `levels[0]` holds the leaf hashes (RFC 6962 `H(0x00 || entry)`); `levels[k][i]`
+/// is the root of the complete subtree of `2^k` leaves that starts at leaf `i * 2^k`.
+/// Only complete subtrees are kept, so an append hashes twice on average (a leaf, and the
+/// parents it completes) and a tree of `n` entries is built from their digests with `2n`
+/// hashes ([`MerkleLog::from_entries`]); a subtree that is not complete (the right edge)
+/// is computed from the complete ones when asked for, in `O(log n)`.
+///
+/// Proofs are RFC 6962's `PATH` and `PROOF`, checked by [`verify_inclusion`] and
+/// [`verify_consistency`] (the `ct-merkle` library, an independent implementation); the
+/// tests compare both proofs and roots with that library's tree for every size up to a few
+/// hundred.
 #[derive(Default)]
 pub struct MerkleLog {
-    tree: MemoryBackedTree<Sha256, Hash>,
+    levels: Vec<Vec<Hash>>,
 }
 
 impl MerkleLog {
@@ -45,31 +55,69 @@ impl MerkleLog {
         MerkleLog::default()
     }
 
-    /// Rebuilds the tree from every entry digest, in log order.
+    /// Builds the tree from every entry digest, in log order, level by level.
     pub fn from_entries(entries: impl IntoIterator<Item = Hash>) -> MerkleLog {
-        let mut log = MerkleLog::new();
-        for e in entries {
-            log.append(e);
+        let leaves: Vec<Hash> = entries.into_iter().map(|e| leaf_hash(&e)).collect();
+        let mut levels = vec![leaves];
+        while let Some(below) = levels.last().filter(|l| l.len() >= 2) {
+            let above: Vec<Hash> = below
+                .chunks_exact(2)
+                .map(|pair| node_hash(&pair[0], &pair[1]))
+                .collect();
+            levels.push(above);
         }
-        log
+        MerkleLog { levels }
     }
 
     /// Appends an entry; returns its index.
     pub fn append(&mut self, entry: Hash) -> u64 {
-        self.tree.push(entry);
-        self.tree.len() - 1
+        let index = self.size();
+        let mut node = leaf_hash(&entry);
+        let mut level = 0;
+        loop {
+            if self.levels.len() == level {
+                self.levels.push(Vec::new());
+            }
+            let nodes = &mut self.levels[level];
+            nodes.push(node);
+            if nodes.len() % 2 == 1 {
+                return index;
+            }
+            node = node_hash(&nodes[nodes.len() - 2], &nodes[nodes.len() - 1]);
+            level += 1;
+        }
     }
 
     pub fn size(&self) -> u64 {
-        self.tree.len()
+        self.levels.first().map_or(0, |l| l.len() as u64)
     }
 
     pub fn head(&self) -> TreeHead {
-        let root = self.tree.root();
-        TreeHead {
-            size: root.num_leaves(),
-            root: (*root.as_bytes()).into(),
+        let size = self.size();
+        let root = if size == 0 {
+            Sha256::digest(b"").into()
+        } else {
+            self.subtree(0, size)
+        };
+        TreeHead { size, root }
+    }
+
+    /// The root of the `n` leaves from `start` (`n > 0`). Called with the ranges RFC
+    /// 6962's recursion makes, whose start is a multiple of every power of two up to `n`:
+    /// a complete one is stored, any other splits at the largest power of two below `n`.
+    fn subtree(&self, start: u64, n: u64) -> Hash {
+        if n.is_power_of_two() {
+            let level = n.trailing_zeros() as usize;
+            if let Some(node) = self
+                .levels
+                .get(level)
+                .and_then(|l| l.get((start >> level) as usize))
+            {
+                return *node;
+            }
         }
+        let k = split_point(n);
+        node_hash(&self.subtree(start, k), &self.subtree(start + k, n - k))
     }
 
     /// The audit path proving entry `index` is in the current tree.
@@ -78,7 +126,26 @@ impl MerkleLog {
         if index >= size {
             return Err(LogError::OutOfRange { index, size });
         }
-        Ok(split(self.tree.prove_inclusion(index as usize).as_bytes()))
+        // RFC 6962 2.1.1 PATH(m, D[n]), siblings from the leaf up.
+        let mut path = Vec::new();
+        let (mut m, mut start, mut n) = (index, 0, size);
+        let mut siblings = Vec::new();
+        while n > 1 {
+            let k = split_point(n);
+            if m < k {
+                siblings.push((start + k, n - k));
+                n = k;
+            } else {
+                siblings.push((start, k));
+                m -= k;
+                start += k;
+                n -= k;
+            }
+        }
+        for (start, n) in siblings.into_iter().rev() {
+            path.push(self.subtree(start, n));
+        }
+        Ok(path)
     }
 
     /// The proof that the current tree extends the tree of its first `old_size` entries.
@@ -93,12 +160,36 @@ impl MerkleLog {
         if old_size == 0 || old_size == size {
             return Ok(Vec::new());
         }
-        Ok(split(
-            self.tree
-                .prove_consistency((size - old_size) as usize)
-                .as_bytes(),
-        ))
+        // RFC 6962 2.1.2 SUBPROOF(m, D[n], true), nodes from the bottom up.
+        let mut nodes = Vec::new();
+        let (mut m, mut start, mut n, mut whole) = (old_size, 0, size, true);
+        while m != n {
+            let k = split_point(n);
+            if m <= k {
+                nodes.push((start + k, n - k));
+                n = k;
+            } else {
+                nodes.push((start, k));
+                m -= k;
+                start += k;
+                n -= k;
+                whole = false;
+            }
+        }
+        if !whole {
+            nodes.push((start, n));
+        }
+        Ok(nodes
+            .into_iter()
+            .rev()
+            .map(|(start, n)| self.subtree(start, n))
+            .collect())
     }
+}
+
+/// The largest power of two smaller than `n` (`n >= 2`): where RFC 6962 splits a tree.
+fn split_point(n: u64) -> u64 {
+    1 << (63 - (n - 1).leading_zeros())
 }
 
 /// The right edge of a log's tree: the roots of its perfect subtrees, largest first. It
@@ -174,13 +265,6 @@ impl Frontier {
     }
 }
 
-fn split(bytes: &[u8]) -> Vec<Hash> {
-    bytes
-        .chunks_exact(32)
-        .map(|c| c.try_into().unwrap_or([0; 32]))
-        .collect()
-}
-
 fn join(hashes: &[Hash]) -> Vec<u8> {
     hashes.iter().flatten().copied().collect()
 }
@@ -243,9 +327,17 @@ pub fn verify_consistency(old: &TreeHead, new: &TreeHead, proof: &[Hash]) -> Res
 
 #[cfg(test)]
 mod tests {
+    use ct_merkle::mem_backed_tree::MemoryBackedTree;
     use sha2::Digest;
 
     use super::*;
+
+    fn split(bytes: &[u8]) -> Vec<Hash> {
+        bytes
+            .chunks_exact(32)
+            .map(|c| c.try_into().unwrap())
+            .collect()
+    }
 
     /// RFC 6962 §2.1, written straight from the formula: the independent implementation
     /// the library is checked against.
@@ -318,6 +410,70 @@ mod tests {
             log.append(entry(i));
             leaves.push(entry(i).to_vec());
             assert_eq!(log.head().root, mth(&leaves), "size {}", i + 1);
+        }
+    }
+
+    /// Roots and proofs, byte for byte, as the `ct-merkle` library's tree gives them: for
+    /// every size up to 130 every inclusion and consistency proof, and a sample beyond;
+    /// whether grown by appends or built at once.
+    #[test]
+    fn proofs_and_roots_match_an_independent_implementation() {
+        let mut theirs = MemoryBackedTree::<Sha256, Hash>::new();
+        let mut ours = MerkleLog::new();
+        for size in 1..=1100u64 {
+            theirs.push(entry(size - 1));
+            ours.append(entry(size - 1));
+            let built = MerkleLog::from_entries((0..size).map(entry));
+            let root: Hash = (*theirs.root().as_bytes()).into();
+            assert_eq!(ours.head().root, root, "size {size}");
+            assert_eq!(built.head(), ours.head(), "size {size}");
+            let every = size <= 130;
+            let sample =
+                |i: u64| every || i.is_multiple_of(97) || i + 1 == size || i.is_power_of_two();
+            if !every && !size.is_multiple_of(61) && !size.is_power_of_two() && size != 1100 {
+                continue;
+            }
+            for index in (0..size).filter(|&i| sample(i)) {
+                let expected = split(theirs.prove_inclusion(index as usize).as_bytes());
+                assert_eq!(
+                    ours.prove_inclusion(index).unwrap(),
+                    expected,
+                    "{index} in {size}"
+                );
+                assert_eq!(
+                    built.prove_inclusion(index).unwrap(),
+                    expected,
+                    "{index} in {size}"
+                );
+            }
+            for old in (1..size).filter(|&i| sample(i)) {
+                let expected = split(theirs.prove_consistency((size - old) as usize).as_bytes());
+                assert_eq!(
+                    ours.prove_consistency(old).unwrap(),
+                    expected,
+                    "{old} to {size}"
+                );
+                assert_eq!(
+                    built.prove_consistency(old).unwrap(),
+                    expected,
+                    "{old} to {size}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn split_points_are_the_largest_power_of_two_below() {
+        for (n, k) in [
+            (2, 1),
+            (3, 2),
+            (4, 2),
+            (5, 4),
+            (8, 4),
+            (9, 8),
+            (1 << 40, 1 << 39),
+        ] {
+            assert_eq!(split_point(n), k, "{n}");
         }
     }
 

@@ -277,11 +277,28 @@ fn a_forked_log_history_is_caught() {
             &["install", "acme/widget@=1.0.0", "--dir", "seen"],
         )
         .ok();
-    // History rewritten: an early entry changes and the server rebuilds its tree from it.
+    // History rewritten: an early entry and its stored digest change (cleared, the server
+    // computes it from the new body at start) and the server rebuilds its tree from them.
     // Entry 1 is release 1.0.0: no other check reads it, only consistency can notice.
-    w.db("UPDATE log_entries SET body = replace(body, 'widget', 'gadget') WHERE idx = 1");
+    w.db(
+        "UPDATE log_entries SET body = replace(body, 'widget', 'gadget'), leaf = NULL WHERE idx = 1",
+    );
     w.server.restart();
     w.install_refused("acme/widget", "history was rewritten");
+}
+
+#[test]
+fn an_entry_rewritten_under_its_stored_digest_is_caught_by_whoever_reads_it() {
+    let w = world();
+    // Only the body changes: the server's tree still commits to the original entry (it is
+    // built from the stored digests), so the rewritten body no longer proves included.
+    w.db("UPDATE log_entries SET body = replace(body, '1.0.0', '1.0.1') WHERE idx = 1");
+    let entry = w.server.query("SELECT body FROM log_entries WHERE idx = 1");
+    assert!(entry.contains("1.0.1"), "the entry was rewritten: {entry}");
+    // A monitor reading the log from its start computes a root from the bodies it is
+    // served that is not the one the server signs.
+    let err = w.anon.run(&["log", "monitor"]).fails();
+    assert!(err.contains("history was rewritten"), "{err}");
 }
 
 #[test]
@@ -491,7 +508,9 @@ fn the_monitor_catches_a_rewritten_history() {
     // The registry rewrites an entry the monitor has read (and restarts, so its tree and
     // checkpoints follow the rewritten log): what it serves from now on does not extend
     // what the monitor saw.
-    w.db("UPDATE log_entries SET body = replace(body, '1.0.0', '0.9.0') WHERE idx = 1");
+    w.db(
+        "UPDATE log_entries SET body = replace(body, '1.0.0', '0.9.0'), leaf = NULL WHERE idx = 1",
+    );
     w.server.restart();
     w.publish("1.2.0");
     let err = w.anon.run(&["log", "monitor"]).fails();

@@ -58,11 +58,26 @@ pub struct LogRow {
     pub plugin_id: Option<i64>,
 }
 
+/// What the Merkle tree needs of one entry: its digest (the leaf input, hex) as stored
+/// with it, or for an entry written before digests were stored, its body to hash.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogLeaf {
+    Digest(String),
+    Body(String),
+}
+
 /// The log's entries and key.
 #[async_trait]
 pub trait LogStore: Send + Sync {
     /// Transparency log entries from index `from`, in order, at most `limit`.
     async fn log_entries(&self, from: i64, limit: u32) -> Result<Vec<LogRow>>;
+    /// What the tree needs of the entries from index `from`, in order, at most `limit`
+    /// (index and leaf): the stored digest, so a server builds its tree without reading
+    /// the bodies.
+    async fn log_leaves(&self, from: i64, limit: u32) -> Result<Vec<(i64, LogLeaf)>>;
+    /// Stores the digests of entries written before digests were stored (index, hex
+    /// digest); an entry that has one keeps it. Returns how many were filled in.
+    async fn fill_log_leaves(&self, leaves: &[(i64, String)]) -> Result<u64>;
     /// The log's key: the stored one, or this candidate if none is stored yet (first
     /// writer wins). Returns (origin, signer key, verifier key).
     async fn ensure_log_key(

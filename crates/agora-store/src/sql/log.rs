@@ -28,6 +28,42 @@ impl LogStore for SqlStore {
             })
             .collect()
     }
+    async fn log_leaves(&self, from: i64, limit: u32) -> Result<Vec<(i64, LogLeaf)>> {
+        let rows = sqlx::query(
+            "SELECT idx, leaf, CASE WHEN leaf IS NULL THEN body END AS body FROM log_entries \
+             WHERE idx >= $1 ORDER BY idx LIMIT $2",
+        )
+        .bind(from)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let leaf = match r.try_get::<Option<String>, _>("leaf")? {
+                    Some(digest) => LogLeaf::Digest(digest),
+                    None => LogLeaf::Body(r.try_get("body")?),
+                };
+                Ok((r.try_get("idx")?, leaf))
+            })
+            .collect()
+    }
+
+    async fn fill_log_leaves(&self, leaves: &[(i64, String)]) -> Result<u64> {
+        let mut tx = self.write.begin().await?;
+        let mut filled = 0;
+        for (index, leaf) in leaves {
+            filled +=
+                sqlx::query("UPDATE log_entries SET leaf = $1 WHERE idx = $2 AND leaf IS NULL")
+                    .bind(leaf)
+                    .bind(index)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(filled)
+    }
+
     async fn ensure_log_key(
         &self,
         origin: &str,

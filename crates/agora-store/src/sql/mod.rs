@@ -62,7 +62,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 17] = match self {
+        let files: [(i64, &'static str, &'static str); 18] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -148,6 +148,11 @@ impl Dialect {
                     17,
                     "limits",
                     include_str!("../../migrations/sqlite/0017_limits.sql"),
+                ),
+                (
+                    18,
+                    "log_leaves",
+                    include_str!("../../migrations/sqlite/0018_log_leaves.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -235,6 +240,11 @@ impl Dialect {
                     17,
                     "limits",
                     include_str!("../../migrations/postgres/0017_limits.sql"),
+                ),
+                (
+                    18,
+                    "log_leaves",
+                    include_str!("../../migrations/postgres/0018_log_leaves.sql"),
                 ),
             ],
         };
@@ -487,13 +497,14 @@ impl SqlStore {
             private,
         });
         sqlx::query(
-            "INSERT INTO log_entries (idx, body, created_at, opening, plugin_id) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO log_entries (idx, body, created_at, opening, plugin_id, leaf) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(index)
         .bind(&record.body)
         .bind(now_ms())
         .bind(record.opening.as_deref())
         .bind(plugin_id)
+        .bind(&record.leaf)
         .execute(&mut **tx)
         .await?;
         Ok((index, record))
