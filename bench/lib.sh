@@ -15,6 +15,35 @@ build_release() {
   cargo build --release --quiet -p agora -p agora-bench
 }
 
+# choose_build: BUILD=release, debug, or auto (release when both release binaries exist,
+# else debug); sets AGORA and BENCH to those binaries and builds them unless SKIP_BUILD=1.
+choose_build() {
+  if [[ $BUILD == auto ]]; then
+    BUILD=debug
+    [[ -x $AGORA && -x $BENCH ]] && BUILD=release
+  fi
+  case $BUILD in
+    release) [[ ${SKIP_BUILD:-0} == 1 ]] || build_release ;;
+    debug)
+      AGORA=$CARGO_TARGET_DIR/debug/agora BENCH=$CARGO_TARGET_DIR/debug/agora-bench
+      [[ ${SKIP_BUILD:-0} == 1 ]] || { log "building debug binaries"; cargo build --quiet -p agora -p agora-bench; } ;;
+    *) log "BUILD: release, debug or auto, not $BUILD"; exit 1 ;;
+  esac
+}
+
+# check_backends: BACKENDS names only sqlite and postgres, and PostgreSQL answers at PG
+# when it is one of them (psql installed when missing).
+check_backends() {
+  local backend
+  for backend in $BACKENDS; do
+    [[ $backend == sqlite || $backend == postgres ]] || { log "BACKENDS: sqlite and/or postgres, not $backend"; exit 1; }
+  done
+  if [[ $BACKENDS == *postgres* ]]; then
+    command -v psql >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql-client >/dev/null; }
+    psql "$PG" -qAtc 'select 1' >/dev/null || { log "PostgreSQL at $PG does not answer"; exit 1; }
+  fi
+}
+
 # start_agora DATA_DIR OUTPUT: `agora serve` on 127.0.0.1:$PORT with a fresh administrator
 # token, standard output and error in OUTPUT.out and OUTPUT.err; AGORA_* variables of the
 # caller (or set before the call) reach it. Sets PID, TOKEN and A (its URL) and returns

@@ -48,24 +48,8 @@ CATCH_UP_WAIT=${CATCH_UP_WAIT:-1800}
 # Warnings and errors, and the start-up lines of `agora serve` (the OCI catch-up's end).
 export AGORA_RATE_LIMITS__ENABLED=false AGORA_LOG__LEVEL=warn,agora::commands::serve=info
 
-if [[ $BUILD == auto ]]; then
-  BUILD=debug
-  [[ -x $AGORA && -x $BENCH ]] && BUILD=release
-fi
-case $BUILD in
-  release) [[ ${SKIP_BUILD:-0} == 1 ]] || build_release ;;
-  debug)
-    AGORA=$CARGO_TARGET_DIR/debug/agora BENCH=$CARGO_TARGET_DIR/debug/agora-bench
-    [[ ${SKIP_BUILD:-0} == 1 ]] || { log "building debug binaries"; cargo build --quiet -p agora -p agora-bench; } ;;
-  *) log "BUILD: release, debug or auto, not $BUILD"; exit 1 ;;
-esac
-for backend in $BACKENDS; do
-  [[ $backend == sqlite || $backend == postgres ]] || { log "BACKENDS: sqlite and/or postgres, not $backend"; exit 1; }
-done
-if [[ $BACKENDS == *postgres* ]]; then
-  command -v psql >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql-client >/dev/null; }
-  psql "$PG" -qAtc 'select 1' >/dev/null || { log "PostgreSQL at $PG does not answer"; exit 1; }
-fi
+choose_build
+check_backends
 rm -rf "$B" && mkdir -p "$B" "$RESULTS"
 R=$RESULTS
 SCHEMA=

@@ -80,6 +80,12 @@ enum Command {
         requests: u32,
         #[arg(long)]
         vary: Option<u32>,
+        /// With --vary, fill `{n}` with n * STEP + OFFSET instead (to spread n over a
+        /// range larger than VARY, such as every index of a large log).
+        #[arg(long, default_value_t = 1)]
+        step: u64,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
     },
     /// The verification pipeline on a server that verifies nothing itself
     /// (`[worker] in_process = false`), whose publisher `bench` exists: publish COUNT
@@ -372,26 +378,39 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// `url` with its placeholders filled for request `k` (see `Command::Latency`).
-fn url_for(url: &str, k: u32, vary: Option<u32>) -> String {
+fn url_for(url: &str, k: u32, vary: Option<u32>, spread: Spread) -> String {
     match vary {
         Some(v) if v > 0 => {
             let n = k % v;
+            let spread_n = u64::from(n) * spread.step + spread.offset;
             url.replace("{n4}", &format!("{n:04}"))
                 .replace("{n50}", &(n % 50).to_string())
-                .replace("{n}", &n.to_string())
+                .replace("{n}", &spread_n.to_string())
         }
         _ => url.to_owned(),
     }
 }
 
-async fn latency(url: &str, requests: u32, vary: Option<u32>) -> anyhow::Result<()> {
+/// How `{n}` is spread: n * step + offset.
+#[derive(Clone, Copy)]
+struct Spread {
+    step: u64,
+    offset: u64,
+}
+
+async fn latency(
+    url: &str,
+    requests: u32,
+    vary: Option<u32>,
+    spread: Spread,
+) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let mut bytes = 0;
     // Warm the connection (and, without --vary, the page) with requests not measured;
     // with --vary they use n values the measured requests do not reach first.
     for w in 0..20 {
         client
-            .get(url_for(url, requests.saturating_add(w), vary))
+            .get(url_for(url, requests.saturating_add(w), vary, spread))
             .send()
             .await?
             .error_for_status()?
@@ -400,7 +419,7 @@ async fn latency(url: &str, requests: u32, vary: Option<u32>) -> anyhow::Result<
     }
     let mut samples = Vec::with_capacity(requests as usize);
     for k in 0..requests {
-        let target = url_for(url, k, vary);
+        let target = url_for(url, k, vary, spread);
         let t = Instant::now();
         let body = client
             .get(&target)
@@ -416,8 +435,11 @@ async fn latency(url: &str, requests: u32, vary: Option<u32>) -> anyhow::Result<
     let mean =
         samples.iter().map(Duration::as_secs_f64).sum::<f64>() / samples.len() as f64 * 1000.0;
     // JSON answers (the API) say how many results the page held; HTML pages do not.
-    let answer: Option<serde_json::Value> =
-        reqwest::get(url_for(url, 0, vary)).await?.json().await.ok();
+    let answer: Option<serde_json::Value> = reqwest::get(url_for(url, 0, vary, spread))
+        .await?
+        .json()
+        .await
+        .ok();
     let results = answer.and_then(|a| a["items"].as_array().map(Vec::len));
     println!(
         "{}",
@@ -486,7 +508,9 @@ async fn main() -> anyhow::Result<()> {
             url,
             requests,
             vary,
-        } => latency(&url, requests, vary).await,
+            step,
+            offset,
+        } => latency(&url, requests, vary, Spread { step, offset }).await,
         Command::Runner {
             wasm,
             native,
