@@ -13,7 +13,10 @@
 #   4. on the last start, REQUESTS inclusion proofs (`/api/v1/log/proof/inclusion`, an
 #      index spread over the whole log for each request) and REQUESTS consistency proofs
 #      (`/api/v1/log/proof/consistency`, a size spread likewise), one at a time: p50/p99
-#      (`agora-bench latency`), and the server's RSS afterwards.
+#      (`agora-bench latency`), and the server's RSS afterwards;
+#   5. then PUBLISH_SECS seconds of signed publishes (new versions of 8 plugins, 8 a
+#      second at most, beside one reading client: `agora-bench load`), each appending to
+#      the log with the in-process worker's verdicts: publish p50/p99 and releases/s.
 # Prints a Markdown report (also $RESULTS/report.md).
 #
 #   bash bench/log.sh                                   # 1,000,000 entries, both backends
@@ -23,6 +26,7 @@ cd "$(dirname "$0")/.."
 ENTRIES=${ENTRIES:-1000000}
 STARTS=${STARTS:-3}
 REQUESTS=${REQUESTS:-2000}
+PUBLISH_SECS=${PUBLISH_SECS:-60}
 BACKENDS=${BACKENDS:-sqlite postgres}
 PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
 B=${B:-/tmp/agora-bench-log}
@@ -106,6 +110,10 @@ run_backend() {
   "$BENCH" latency --url "$A/api/v1/log/proof/consistency?from={n}" --requests "$REQUESTS" --vary "$REQUESTS" \
     --step "$step" --offset 1 >"$R/$backend-consistency.json"
   awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$PID/status" >"$R/$backend-rss-after"
+  log "$backend: publishing for $PUBLISH_SECS s"
+  "$BENCH" load --registry "$A" --token "$TOKEN" --server-pid "$PID" --clients 1 \
+    --duration-secs "$PUBLISH_SECS" --catalog 0 --plugins 8 --publish-per-sec 8 --module-kib 4 \
+    >"$R/$backend-publish.json" 2>"$R/$backend-publish.err"
   echo "$size" >"$R/$backend-size"
   cleanup; PID=
   drop_schema; SCHEMA=
@@ -119,17 +127,20 @@ for backend in $BACKENDS; do run_backend; done
   echo
   echo "Agora $(git describe --always --dirty 2>/dev/null || echo '?'), **$BUILD build**; 2 cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
   echo
-  echo "| backend | log entries | bulk append | first start (stores digests) | later starts | RSS after start | inclusion proof p50 / p99 | consistency proof p50 / p99 | RSS after proofs |"
-  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| backend | log entries | bulk append | first start (stores digests) | later starts | RSS after start | inclusion proof p50 / p99 | consistency proof p50 / p99 | RSS after proofs | publishes (8 plugins) | publish p50 / p99 |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for backend in $BACKENDS; do
     later=$(awk -F'\t' '$1 > 1 {printf "%s%s ms", sep, $2; sep=", "}' "$R/$backend-starts.tsv")
-    printf '| %s | %s | %s ms | %s ms | %s | %s MiB | %s / %s ms | %s / %s ms | %s MiB |\n' \
+    printf '| %s | %s | %s ms | %s ms | %s | %s MiB | %s / %s ms | %s / %s ms | %s MiB | %s | %s / %s ms |\n' \
       "$backend" "$(cat "$R/$backend-size")" "$(cat "$R/$backend-seed-ms")" \
       "$(awk -F'\t' '$1 == 1 {print $2}' "$R/$backend-starts.tsv")" "${later:--}" \
       "$(awk -F'\t' 'END {print $3}' "$R/$backend-starts.tsv")" \
-      "$(jq -r .p50_ms "$R/$backend-inclusion.json")" "$(jq -r .p99_ms "$R/$backend-inclusion.json")" \
-      "$(jq -r .p50_ms "$R/$backend-consistency.json")" "$(jq -r .p99_ms "$R/$backend-consistency.json")" \
-      "$(cat "$R/$backend-rss-after")"
+      "$(jq -r ".p50_ms * 100 | round / 100" "$R/$backend-inclusion.json")" "$(jq -r ".p99_ms * 100 | round / 100" "$R/$backend-inclusion.json")" \
+      "$(jq -r ".p50_ms * 100 | round / 100" "$R/$backend-consistency.json")" "$(jq -r ".p99_ms * 100 | round / 100" "$R/$backend-consistency.json")" \
+      "$(cat "$R/$backend-rss-after")" \
+      "$(jq -r '.kinds[] | select(.kind == "publish") | "\(.count) in \(.count / .per_s | round) s, \(.errors) failed"' "$R/$backend-publish.json"), $(jq -r '.releases_acknowledged_but_unlisted | length' "$R/$backend-publish.json") lost" \
+      "$(jq -r '.kinds[] | select(.kind == "publish") | .p50_ms | round' "$R/$backend-publish.json")" \
+      "$(jq -r '.kinds[] | select(.kind == "publish") | .p99_ms | round' "$R/$backend-publish.json")"
   done
   echo
   echo "Start: from the process's launch to its first 200 from /ready. Proofs: one request at a time over HTTP, to the last byte."

@@ -3,9 +3,12 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::SqlStore;
+use super::{Dialect, SqlStore};
 use crate::metadata::*;
 use crate::now_ms;
+
+/// Characters of a stored entry digest: sha256 in hex.
+const DIGEST_HEX: usize = 64;
 
 #[async_trait]
 impl LogStore for SqlStore {
@@ -29,6 +32,40 @@ impl LogStore for SqlStore {
             .collect()
     }
     async fn log_leaves(&self, from: i64, limit: u32) -> Result<Vec<(i64, LogLeaf)>> {
+        // The usual case, every digest stored and the indexes dense: the batch's digests
+        // concatenated into one row (per-row decoding was most of the time a server took
+        // to read a log of 10^6 entries). Anything else is read row by row.
+        let concat = match self.dialect {
+            Dialect::Sqlite => "group_concat(leaf, '' ORDER BY idx)",
+            Dialect::Postgres => "string_agg(leaf, '' ORDER BY idx)",
+        };
+        let packed = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n, COUNT(leaf) AS stored, MIN(idx) AS first, MAX(idx) AS last, \
+             {concat} AS leaves FROM (SELECT idx, leaf FROM log_entries WHERE idx >= $1 \
+             ORDER BY idx LIMIT $2) AS batch"
+        )))
+        .bind(from)
+        .bind(i64::from(limit))
+        .fetch_one(&self.read)
+        .await?;
+        let n: i64 = packed.try_get("n")?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let stored: i64 = packed.try_get("stored")?;
+        let first: Option<i64> = packed.try_get("first")?;
+        let last: Option<i64> = packed.try_get("last")?;
+        if stored == n && first == Some(from) && last == Some(from + n - 1) {
+            let leaves: String = packed.try_get("leaves")?;
+            if leaves.len() == n as usize * DIGEST_HEX && leaves.is_ascii() {
+                return Ok((0..n as usize)
+                    .map(|i| {
+                        let digest = &leaves[i * DIGEST_HEX..(i + 1) * DIGEST_HEX];
+                        (from + i as i64, LogLeaf::Digest(digest.to_owned()))
+                    })
+                    .collect());
+            }
+        }
         let rows = sqlx::query(
             "SELECT idx, leaf, CASE WHEN leaf IS NULL THEN body END AS body FROM log_entries \
              WHERE idx >= $1 ORDER BY idx LIMIT $2",
@@ -49,16 +86,24 @@ impl LogStore for SqlStore {
     }
 
     async fn fill_log_leaves(&self, leaves: &[(i64, String)]) -> Result<u64> {
+        // Rows per statement: 1,000 parameters, under both engines' limits.
+        const ROWS: usize = 500;
         let mut tx = self.write.begin().await?;
         let mut filled = 0;
-        for (index, leaf) in leaves {
-            filled +=
-                sqlx::query("UPDATE log_entries SET leaf = $1 WHERE idx = $2 AND leaf IS NULL")
-                    .bind(leaf)
-                    .bind(index)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+        for chunk in leaves.chunks(ROWS) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!(
+                "WITH v (idx, leaf) AS (VALUES {}) UPDATE log_entries SET leaf = v.leaf FROM v \
+                 WHERE log_entries.idx = v.idx AND log_entries.leaf IS NULL",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (index, leaf) in chunk {
+                query = query.bind(*index).bind(leaf.as_str());
+            }
+            filled += query.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         Ok(filled)
