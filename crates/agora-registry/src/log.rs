@@ -72,6 +72,9 @@ pub struct TransparencyLog {
 /// Entries read from the store at a time.
 const BATCH: u32 = 10_000;
 
+/// Batches read at once when the tree is built at start.
+const READ_AHEAD: usize = 4;
+
 /// Digests computed from bodies (entries stored before digests were), to store: index
 /// and hex digest.
 type Computed = Vec<(i64, String)>;
@@ -112,18 +115,26 @@ fn digests(next: u64, batch: Vec<(i64, LogLeaf)>) -> Result<(Vec<Hash>, Computed
 /// body read, `2n` hashes); digests missing from entries stored before they were kept are
 /// computed from the bodies and stored, once.
 async fn build(meta: &dyn MetadataStore) -> Result<MerkleLog, StoreError> {
+    use futures_util::{StreamExt, TryStreamExt};
     let mut all: Vec<Hash> = Vec::new();
     let mut filled = 0;
-    loop {
-        let batch = meta.log_leaves(all.len() as i64, BATCH).await?;
-        if batch.is_empty() {
-            break;
-        }
+    // READ_AHEAD batches read at once, each on its own connection (on SQLite, its own
+    // thread), handed over in order. The first batch that is not full ends the build
+    // (later ones may hold entries appended meanwhile, after a gap): `synced` reads the
+    // rest.
+    let mut batches = futures_util::stream::iter(0..)
+        .map(|k: i64| meta.log_leaves(k * i64::from(BATCH), BATCH))
+        .buffered(READ_AHEAD);
+    while let Some(batch) = batches.try_next().await? {
+        let full = batch.len() == BATCH as usize;
         let (digests, computed) = digests(all.len() as u64, batch)?;
         if !computed.is_empty() {
             filled += meta.fill_log_leaves(&computed).await?;
         }
         all.extend(digests);
+        if !full {
+            break;
+        }
     }
     if filled > 0 {
         tracing::info!(
