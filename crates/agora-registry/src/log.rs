@@ -72,9 +72,6 @@ pub struct TransparencyLog {
 /// Entries read from the store at a time.
 const BATCH: u32 = 10_000;
 
-/// Batches read at once when the tree is built at start.
-const READ_AHEAD: usize = 4;
-
 /// Digests computed from bodies (entries stored before digests were), to store: index
 /// and hex digest.
 type Computed = Vec<(i64, String)>;
@@ -118,13 +115,12 @@ async fn build(meta: &dyn MetadataStore) -> Result<MerkleLog, StoreError> {
     use futures_util::{StreamExt, TryStreamExt};
     let mut all: Vec<Hash> = Vec::new();
     let mut filled = 0;
-    // READ_AHEAD batches read at once, each on its own connection (on SQLite, its own
-    // thread), handed over in order. The first batch that is not full ends the build
-    // (later ones may hold entries appended meanwhile, after a gap): `synced` reads the
-    // rest.
+    // Batches read at once as the store advises, each on its own connection, handed
+    // over in order. The first batch that is not full ends the build (later ones may
+    // hold entries appended meanwhile, after a gap): `synced` reads the rest.
     let mut batches = futures_util::stream::iter(0..)
         .map(|k: i64| meta.log_leaves(k * i64::from(BATCH), BATCH))
-        .buffered(READ_AHEAD);
+        .buffered(meta.log_read_ahead().max(1));
     while let Some(batch) = batches.try_next().await? {
         let full = batch.len() == BATCH as usize;
         let (digests, computed) = digests(all.len() as u64, batch)?;

@@ -78,6 +78,11 @@ pub trait LogStore: Send + Sync {
     /// Stores the digests of entries written before digests were stored (index, hex
     /// digest); an entry that has one keeps it. Returns how many were filled in.
     async fn fill_log_leaves(&self, leaves: &[(i64, String)]) -> Result<u64>;
+    /// How many `log_leaves` batches a reader of the whole log should ask for at once.
+    /// More pays where the database works in its own processes (PostgreSQL: 1.3 s instead
+    /// of 2.3–2.7 s for 10^6 entries on 2 cores); on SQLite it gains nothing and each
+    /// extra connection keeps the pages it read (140 MiB more at 10^6 entries).
+    fn log_read_ahead(&self) -> usize;
     /// The log's key: the stored one, or this candidate if none is stored yet (first
     /// writer wins). Returns (origin, signer key, verifier key).
     async fn ensure_log_key(

@@ -109,6 +109,13 @@ impl LogStore for SqlStore {
         Ok(filled)
     }
 
+    fn log_read_ahead(&self) -> usize {
+        match self.dialect {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres => 4,
+        }
+    }
+
     async fn ensure_log_key(
         &self,
         origin: &str,
