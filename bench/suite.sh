@@ -14,8 +14,10 @@
 #   7. bench/scale.sh  — scale-out: publishes and downloads with blobs on S3 (moto) vs the
 #                        filesystem, redirects to presigned URLs, two replicas vs one;
 #   8. bench/analytics.sh — analytics intake: 1,000,000 events (searches and instance
-#                        reports), download latency with and without them, rows stored.
-#   9. bench/load.sh   — only with LOAD=1 (20 more minutes): a mixed workload for 10
+#                        reports), download latency with and without them, rows stored;
+#   9. bench/log.sh    — a transparency log of 1,000,000 entries on SQLite and PostgreSQL:
+#                        server start, inclusion and consistency proofs, publishes;
+#  10. bench/load.sh   — only with LOAD=1 (20 more minutes): a mixed workload for 10
 #                        minutes on SQLite, then on PostgreSQL; fails the suite on any 5xx.
 # Each part runs its workloads round-robin or repeatedly and reports medians/percentiles;
 # the load average is recorded beside each part.
@@ -29,17 +31,18 @@ mkdir -p "$OUT"
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 START=$(date -u +%Y-%m-%dT%H:%MZ)
 
-log "1/8 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
-log "2/8 web pages";          bash bench/web.sh >"$OUT/web.md"
-log "3/8 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
-log "4/8 runner";             bash bench/runner.sh >"$OUT/runner.md"
-log "5/8 control plane";      bash bench/control.sh >"$OUT/control.md"
-log "6/8 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
-log "7/8 scale-out";          bash bench/scale.sh >"$OUT/scale.md"
-log "8/8 analytics intake";   bash bench/analytics.sh >"$OUT/analytics.md"
-PARTS="registry web deps runner control oci scale analytics"
+log "1/9 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
+log "2/9 web pages";          bash bench/web.sh >"$OUT/web.md"
+log "3/9 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
+log "4/9 runner";             bash bench/runner.sh >"$OUT/runner.md"
+log "5/9 control plane";      bash bench/control.sh >"$OUT/control.md"
+log "6/9 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
+log "7/9 scale-out";          bash bench/scale.sh >"$OUT/scale.md"
+log "8/9 analytics intake";   bash bench/analytics.sh >"$OUT/analytics.md"
+log "9/9 transparency log";   bash bench/log.sh >"$OUT/log.md"
+PARTS="registry web deps runner control oci scale analytics log"
 if [[ ${LOAD:-0} == 1 ]]; then
-  log "9/9 load";             COUNT=${COUNT:-10000} bash bench/load.sh >"$OUT/load.md"
+  log "10/10 load";             COUNT=${COUNT:-10000} bash bench/load.sh >"$OUT/load.md"
   PARTS="$PARTS load"
 fi
 
