@@ -99,3 +99,19 @@ row() {
   local a g; a=$(col "$2" "$4" | median); g=$(col "$3" "$4" | median)
   echo "| $1 | $a ($(spread "$2" "$4")) | $g ($(spread "$3" "$4")) | $(ratio "$a" "$g") |"
 }
+
+# pg_schema NAME: a fresh schema NAME in PG for one backend's run; sets SCHEMA, sets db to
+# a URL whose search_path is that schema and exports it as AGORA_DATABASE_URL.
+# drop_schema: drops it again (a no-op without one; safe in an EXIT trap).
+SCHEMA=
+pg_schema() {
+  SCHEMA=$1
+  PGOPTIONS=--client-min-messages=warning psql "$PG" -qAtc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; CREATE SCHEMA $SCHEMA" >/dev/null
+  local sep='?'; [[ $PG == *\?* ]] && sep='&'
+  db="$PG${sep}options=-c%20search_path%3D$SCHEMA"
+  export AGORA_DATABASE_URL=$db
+}
+drop_schema() {
+  [[ -n $SCHEMA ]] && psql "$PG" -qAtc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true
+  SCHEMA=
+}

@@ -52,8 +52,6 @@ choose_build
 check_backends
 rm -rf "$B" && mkdir -p "$B" "$RESULTS"
 R=$RESULTS
-SCHEMA=
-drop_schema() { [[ -n $SCHEMA ]] && psql "$PG" -qAtc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true; }
 trap 'cleanup; drop_schema' EXIT
 
 # run_backend NAME: seeds, serves and loads one backend; $R/NAME.json, NAME-agora.err.
@@ -61,11 +59,7 @@ run_backend() {
   local backend=$1 db
   mkdir -p "$B/$backend"
   if [[ $backend == postgres ]]; then
-    SCHEMA=agora_bench_load_$$
-    PGOPTIONS=--client-min-messages=warning psql "$PG" -qAtc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; CREATE SCHEMA $SCHEMA" >/dev/null
-    local sep='?'; [[ $PG == *\?* ]] && sep='&'
-    db="$PG${sep}options=-c%20search_path%3D$SCHEMA"
-    export AGORA_DATABASE_URL=$db
+    pg_schema agora_bench_load_$$
   else
     db="sqlite://$B/$backend/agora.db"
     unset AGORA_DATABASE_URL
@@ -97,7 +91,6 @@ run_backend() {
   cleanup
   PID=
   drop_schema
-  SCHEMA=
   unset AGORA_DATABASE_URL
   if (( status != 0 )); then
     log "$backend: agora-bench load failed"; cat "$R/$backend-load.err" >&2; echo '{}' >"$R/$backend.json"

@@ -40,8 +40,6 @@ check_backends
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends sqlite3 >/dev/null; }
 rm -rf "$B" && mkdir -p "$B" "$RESULTS"
 R=$RESULTS
-SCHEMA=
-drop_schema() { [[ -n $SCHEMA ]] && psql "$PG" -qAtc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true; }
 trap 'cleanup; drop_schema' EXIT
 
 # sql STATEMENT: runs it on the backend's database.
@@ -73,11 +71,7 @@ run_backend() {
   mkdir -p "$B/$backend/data"
   : >"$R/$backend-starts.tsv"
   if [[ $backend == postgres ]]; then
-    SCHEMA=agora_bench_log_$$
-    PGOPTIONS=--client-min-messages=warning psql "$PG" -qAtc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; CREATE SCHEMA $SCHEMA" >/dev/null
-    local sep='?'; [[ $PG == *\?* ]] && sep='&'
-    db="$PG${sep}options=-c%20search_path%3D$SCHEMA"
-    export AGORA_DATABASE_URL=$db
+    pg_schema agora_bench_log_$$
   else
     unset AGORA_DATABASE_URL
     db=
@@ -116,7 +110,7 @@ run_backend() {
     >"$R/$backend-publish.json" 2>"$R/$backend-publish.err"
   echo "$size" >"$R/$backend-size"
   cleanup; PID=
-  drop_schema; SCHEMA=
+  drop_schema
   unset AGORA_DATABASE_URL
 }
 
