@@ -3,9 +3,8 @@
 
 use std::net::IpAddr;
 
-use agora_core::{Digest, Sha256Hasher};
-use agora_store::{BlobError, ByteStream, PutOutcome, Viewer};
-use futures_util::StreamExt;
+use agora_core::Digest;
+use agora_store::{BlobError, ByteStream, Viewer};
 
 use crate::Registry;
 use crate::caller::Caller;
@@ -74,7 +73,7 @@ pub async fn upload(
             registry.meta.touch_blob(digest).await?;
         } else {
             // Same digest, same bytes: the size is the stored one.
-            prove_possession(body, digest, limit).await?;
+            agora_store::hash_only(body, digest, limit).await?;
             registry
                 .meta
                 .record_blob(digest, size, caller.user.id)
@@ -82,10 +81,11 @@ pub async fn upload(
         }
         return Ok(Uploaded::Known { size });
     }
-    let (outcome, size) = registry.blobs.put(digest, body, limit).await?;
+    // Stored bytes with no record (an upload a crash cut between the two) are read and
+    // hashed by `put` like any others: a digest alone claims nothing.
+    let (_, size) = registry.blobs.put(digest, body, limit).await?;
     if let Some(len) = declared
         && len != size
-        && outcome == PutOutcome::Created
     {
         return Err(BlobError::SizeMismatch {
             declared: len,
@@ -98,28 +98,6 @@ pub async fn upload(
         .record_blob(digest, size, caller.user.id)
         .await?;
     Ok(Uploaded::Stored { size })
-}
-
-/// Reads an upload of bytes that are stored already, only hashing them: the caller shows
-/// they have the content without anything being written.
-async fn prove_possession(mut body: ByteStream, digest: &Digest, limit: u64) -> Result<()> {
-    let mut hasher = Sha256Hasher::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(BlobError::Interrupted)?;
-        hasher.update(&chunk);
-        if hasher.len() > limit {
-            return Err(BlobError::TooLarge { limit }.into());
-        }
-    }
-    let actual = hasher.finish();
-    if actual != *digest {
-        return Err(BlobError::DigestMismatch {
-            expected: *digest,
-            actual,
-        }
-        .into());
-    }
-    Ok(())
 }
 
 /// What a caller may know of a blob.

@@ -22,6 +22,7 @@ pub mod ratelimit;
 mod state;
 pub mod text;
 pub mod tls;
+mod unread_body;
 
 use tokio::net::TcpListener;
 

@@ -181,18 +181,23 @@ pub async fn serve(
         bytes_per_sec: limits.min_body_bytes_per_sec,
         grace: limits.header_timeout,
     };
-    let app = app.layer(axum::middleware::map_request(
-        move |request: Request| async move {
-            request.map(|body| {
-                let body = Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body));
-                if floor.bytes_per_sec == 0 {
-                    body
-                } else {
-                    crate::body_rate::limited(body, floor)
-                }
-            })
-        },
-    ));
+    let app = app
+        .layer(axum::middleware::map_request(
+            move |request: Request| async move {
+                request.map(|body| {
+                    let body = Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body));
+                    if floor.bytes_per_sec == 0 {
+                        body
+                    } else {
+                        crate::body_rate::limited(body, floor)
+                    }
+                })
+            },
+        ))
+        // Outermost: it sees the body as it came off the connection.
+        .layer(axum::middleware::from_fn(
+            crate::unread_body::close_if_unread,
+        ));
     let mut http1 = http1::Builder::new();
     http1
         .timer(TokioTimer::new())

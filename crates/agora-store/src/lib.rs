@@ -18,7 +18,7 @@ mod sql;
 
 pub use blob::{
     BlobLocation, BlobStore, BlobStream, ByteStream, FsBlobStore, IMMUTABLE, ObjectBlobStore,
-    PutOutcome, S3_URL_KEYS, StoredBlob,
+    PutOutcome, S3_URL_KEYS, StoredBlob, hash_only,
 };
 pub use error::{BlobError, StoreError};
 pub use metadata::*;

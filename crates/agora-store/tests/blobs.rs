@@ -36,11 +36,31 @@ async fn stores_streams_and_dedups(store: &dyn BlobStore) {
         .await
         .unwrap();
     assert_eq!((outcome, size), (PutOutcome::Created, 11));
-    let (outcome, _) = store
-        .put(&digest, body(vec![b"ignored"]), 1024)
+    // Stored already: the body is still read to its end and must be the digest's bytes
+    // (a digest alone claims nothing); nothing is written either way.
+    let (outcome, size) = store
+        .put(&digest, body(vec![b"hello", b" world"]), 1024)
         .await
         .unwrap();
-    assert_eq!(outcome, PutOutcome::AlreadyPresent);
+    assert_eq!((outcome, size), (PutOutcome::AlreadyPresent, 11));
+    let read_to_end = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = read_to_end.clone();
+    let watched: ByteStream = Box::pin(body(vec![b"hello ", b"world"]).chain(
+        futures_util::stream::once(async move {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(Bytes::new())
+        }),
+    ));
+    store.put(&digest, watched, 1024).await.unwrap();
+    assert!(read_to_end.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(matches!(
+        store.put(&digest, body(vec![b"not the bytes"]), 1024).await,
+        Err(BlobError::DigestMismatch { .. })
+    ));
+    assert!(matches!(
+        store.put(&digest, body(vec![b"hello world"]), 4).await,
+        Err(BlobError::TooLarge { limit: 4 })
+    ));
     assert_eq!(store.size(&digest).await.unwrap(), Some(11));
     assert_eq!(read_all(store, &digest, 0, 11).await, b"hello world");
     let whole = store.get_whole(&digest).await.unwrap().unwrap();

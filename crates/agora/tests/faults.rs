@@ -111,7 +111,7 @@ impl Attempt {
             name: name.to_owned(),
             dir,
             at: Instant::now(),
-            outcome: outcome.map_err(|e| e.to_string()),
+            outcome: outcome.map_err(|e| chain(&e)),
             status,
         }
     }
@@ -119,6 +119,21 @@ impl Attempt {
     fn acked(&self) -> Option<&PublishResponse> {
         self.outcome.as_ref().ok()
     }
+}
+
+/// `e` and every error under it, as the CLI prints them (the transport's own words, such
+/// as "connection closed before message completed", are at the bottom).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The status of an answer a publish was refused with.
@@ -477,8 +492,10 @@ fn resend_cut(
             (Ok(_), _) => {}
             (Err(e), Some(_)) if status_of(e) == Some(409) => {}
             (Err(e), _) => problems.push(format!(
-                "{}: sent again after the fault, refused: {e}",
-                attempt.name
+                "{}: sent again after the fault, refused: {} (cut by the fault with: {:?})",
+                attempt.name,
+                chain(e),
+                attempt.outcome.as_ref().err()
             )),
         }
         match shown(server, vkey, &attempt.name) {
@@ -543,8 +560,22 @@ fn assert_none(what: &str, problems: &[String], server: &Server) {
         "{what} ({} problems):\n{}\n--- server log:\n{}",
         problems.len(),
         problems.join("\n"),
-        server.log()
+        unusual_lines(&server.log())
     );
+}
+
+/// A server log without its routine lines (one per publish and key), so what went wrong
+/// is not cut from a CI report by hundreds of them.
+fn unusual_lines(log: &str) -> String {
+    let routine = |line: &&str| {
+        line.contains(r#""level":"INFO""#)
+            && (line.contains(r#""message":"published""#)
+                || line.contains(r#""message":"key added""#))
+    };
+    let skipped = log.lines().filter(routine).count();
+    let mut kept: Vec<&str> = log.lines().filter(|l| !routine(l)).collect();
+    kept.push("");
+    format!("({skipped} routine lines left out)\n{}", kept.join("\n"))
 }
 
 /// Kill -9 mid-stream, twice, on `backend`: after each restart nothing acknowledged is

@@ -37,7 +37,7 @@ pub const DIGEST_HEADER: &str = "agora-digest";
     responses(
         (status = 201, description = "Stored", body = BlobInfo,
             headers(("Location" = String, description = "The blob's URL"))),
-        (status = 200, description = "Already stored (the body was hashed to prove possession, or not read if the caller had uploaded it or can read it)", body = BlobInfo),
+        (status = 200, description = "Already stored (the body was hashed to prove possession, or not read if the caller had uploaded it or can read it; an answer that leaves the body unread says `Connection: close`)", body = BlobInfo),
         (status = 400, description = "`digest-mismatch`: the bytes do not hash to the digest; `size-mismatch`: their length differs from `Content-Length`; `upload-interrupted`: the upload was cut off; `invalid-path`: the path cannot be read. Nothing was stored", body = Problem, content_type = PROBLEM),
         (status = 403, description = "`forbidden`: the token has no `publish:` scope for a publisher the user belongs to", body = Problem, content_type = PROBLEM),
         (status = 413, description = "`too-large`: larger than the server's limit (`limits.max_blob_bytes`); nothing was stored", body = Problem, content_type = PROBLEM)
@@ -512,5 +512,44 @@ mod through_the_router {
             )
             .await;
         assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    }
+
+    /// Bytes in the blob store with no record of who uploaded them (an upload a crash cut
+    /// between storing the file and recording it) are no free claim: an upload naming
+    /// their digest must still send them.
+    #[tokio::test]
+    async fn stored_bytes_with_no_record_are_claimed_only_by_sending_them() {
+        let app = TestApp::new().await;
+        let bytes = b"left behind by a crash";
+        let digest = Digest::of(bytes);
+        let body: agora_store::ByteStream = Box::pin(futures_util::stream::once(async {
+            Ok(bytes::Bytes::from_static(b"left behind by a crash"))
+        }));
+        app.state
+            .registry
+            .blobs
+            .put(&digest, body, 1024)
+            .await
+            .unwrap();
+        let put = |content: &'static [u8]| {
+            Request::put(format!("/api/v1/blobs/{digest}"))
+                .header(header::AUTHORIZATION, format!("Bearer {}", app.admin))
+                .body(Body::from(content))
+                .unwrap()
+        };
+        let guessed = app.send(put(b"a guess")).await;
+        assert_eq!(guessed.status, StatusCode::BAD_REQUEST, "{guessed:?}");
+        assert_eq!(guessed.body["type"], "urn:agora:problem:digest-mismatch");
+        let meta = &app.state.registry.meta;
+        assert!(
+            meta.blob_size(&digest).await.unwrap().is_none(),
+            "a guess recorded the blob"
+        );
+        let sent = app.send(put(bytes)).await;
+        assert_eq!(sent.status, StatusCode::CREATED, "{sent:?}");
+        assert_eq!(
+            meta.blob_size(&digest).await.unwrap(),
+            Some(bytes.len() as u64)
+        );
     }
 }

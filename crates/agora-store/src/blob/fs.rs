@@ -84,6 +84,7 @@ impl BlobStore for FsBlobStore {
     ) -> Result<(PutOutcome, u64), BlobError> {
         let target = self.path_of(digest);
         if let Ok(meta) = tokio::fs::metadata(&target).await {
+            super::hash_only(body, digest, limit).await?;
             return Ok((PutOutcome::AlreadyPresent, meta.len()));
         }
         let temp = self.temp_path();

@@ -42,8 +42,37 @@ pub struct BlobStream {
 pub enum PutOutcome {
     /// The bytes were written.
     Created,
-    /// A blob with this digest existed already; the upload was not read.
+    /// A blob with this digest existed already: the upload was read and hashed (it had to
+    /// be the digest's bytes) and nothing was written.
     AlreadyPresent,
+}
+
+/// Reads `body` to its end without keeping it, for a blob stored already: the bytes must
+/// hash to `digest` and be at most `limit` long (whoever sends them shows they have the
+/// content). Returns their length.
+pub async fn hash_only(
+    mut body: ByteStream,
+    digest: &Digest,
+    limit: u64,
+) -> Result<u64, BlobError> {
+    use futures_util::StreamExt;
+    let mut hasher = agora_core::Sha256Hasher::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(BlobError::Interrupted)?;
+        if hasher.len() + chunk.len() as u64 > limit {
+            return Err(BlobError::TooLarge { limit });
+        }
+        hasher.update(&chunk);
+    }
+    let len = hasher.len();
+    let actual = hasher.finish();
+    if actual != *digest {
+        return Err(BlobError::DigestMismatch {
+            expected: *digest,
+            actual,
+        });
+    }
+    Ok(len)
 }
 
 /// Content-addressed storage. Implementations verify the digest (and size limit) while
@@ -52,7 +81,10 @@ pub enum PutOutcome {
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Stores `body` under `digest`, refusing it if it is larger than `limit` bytes or its
-    /// content does not hash to `digest`. Returns the outcome and the blob's size.
+    /// content does not hash to `digest`. Returns the outcome and the blob's size. The body
+    /// is read to its end even when the blob is stored already (see [`hash_only`]): a
+    /// digest alone never stands in for the bytes, and a request whose body is left unread
+    /// costs its client the connection.
     async fn put(
         &self,
         digest: &Digest,

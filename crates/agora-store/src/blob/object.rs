@@ -168,6 +168,7 @@ impl BlobStore for ObjectBlobStore {
         limit: u64,
     ) -> Result<(PutOutcome, u64), BlobError> {
         if let Some(size) = self.size(digest).await? {
+            super::hash_only(body, digest, limit).await?;
             return Ok((PutOutcome::AlreadyPresent, size));
         }
         // The semaphore is never closed; a closed one would only lift the bound.
