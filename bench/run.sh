@@ -329,6 +329,7 @@ Against the peers, same machine, same run: docker-registry $(docker-registry --v
 | 50 MiB download, 4 connections (MiB/s, median; min–max) | $AB | $GB ($(spread registry_blob50m 4)) | $VB ($(spread verdaccio_blob50m 4)) | $NB | $(ratio "$AB" "$GB") | $(ratio "$AB" "$VB") | $(ratio "$AB" "$NB") |
 | publish 50 MiB (MiB/s, median of $PUBLISHES): Agora upload + signed release / registry monolithic push / Verdaccio publish PUT ($VPUB_MS ms) | $PUBT | $PUSH | $VPUB | | $(ratio "$PUBT" "$PUSH") | $(ratio "$PUBT" "$VPUB") | |
 | server peak RSS after the publishes and the load (VmHWM) | $(( $(awk '/VmHWM/ {print $2}' "/proc/$AGORA_PID/status") / 1024 )) MiB | $((REG_RSS_KB / 1024)) MiB | $((VERD_RSS_KB / 1024)) MiB | | | | |
+| Agora's RSS at the end: heap and stacks (RssAnon) / mapped files (RssFile) | $(( $(awk '/RssAnon/ {print $2}' "/proc/$AGORA_PID/status") / 1024 )) / $(( $(awk '/RssFile/ {print $2}' "/proc/$AGORA_PID/status") / 1024 )) MiB | | | | | | |
 
 Raw wrk output, per-run figures (\`wrk.tsv\`) and JSON from the latency and publish tools are in \`$R\`.
 REPORT

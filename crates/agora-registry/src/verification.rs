@@ -630,12 +630,19 @@ async fn audited_bytes(
             Some(path),
         )]);
     }
-    let Ok(Some(stream)) = registry.blobs.get(&a.digest, 0, size).await else {
+    let Ok(Some(mut stream)) = registry.blobs.get(&a.digest, 0, size).await else {
         return Err(Vec::new());
     };
-    let chunks: std::result::Result<Vec<bytes::Bytes>, _> =
-        stream.body.collect::<Vec<_>>().await.into_iter().collect();
-    chunks.map(|c| c.concat()).map_err(|_| Vec::new())
+    // Into one buffer of the file's size as the chunks arrive: the file is held once,
+    // not once in chunks and again joined.
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    while let Some(chunk) = stream.body.next().await {
+        match chunk {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(_) => return Err(Vec::new()),
+        }
+    }
+    Ok(bytes)
 }
 
 /// The component's imports and exports against the contract and the declared

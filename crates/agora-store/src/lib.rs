@@ -22,7 +22,7 @@ pub use blob::{
 };
 pub use error::{BlobError, StoreError};
 pub use metadata::*;
-pub use sql::{Dialect, SqlStore};
+pub use sql::{Dialect, SqlStore, StoreOptions};
 
 /// Milliseconds since the Unix epoch, the unit of every stored timestamp.
 pub fn now_ms() -> i64 {

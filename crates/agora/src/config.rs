@@ -235,6 +235,10 @@ max_connections_per_client = 256
 metadata_ttl_ms = 1000
 # Most cached responses.
 max_entries = 10000
+# SQLite's page cache for the whole embedded database, in MiB (1 to 4096), shared out
+# among its 9 connections (at least 1 MiB each). Pages beyond it come from the operating
+# system's page cache. Ignored on PostgreSQL.
+sqlite_page_cache_mib = 32
 
 [log]
 # "auto" (JSON when standard error is not a terminal), "json" or "text".
@@ -692,6 +696,7 @@ impl VerificationSettings {
 pub struct CacheSettings {
     pub metadata_ttl_ms: u64,
     pub max_entries: usize,
+    pub sqlite_page_cache_mib: u32,
 }
 
 impl Default for CacheSettings {
@@ -700,6 +705,7 @@ impl Default for CacheSettings {
         CacheSettings {
             metadata_ttl_ms: d.ttl.as_millis() as u64,
             max_entries: d.max_entries,
+            sqlite_page_cache_mib: agora_store::StoreOptions::DEFAULT_SQLITE_CACHE_KIB / 1024,
         }
     }
 }
@@ -1057,6 +1063,11 @@ impl ServerConfig {
             "limits.max_page_size must be at least 1"
         );
         anyhow::ensure!(
+            (1..=4096).contains(&self.cache.sqlite_page_cache_mib),
+            "cache.sqlite_page_cache_mib (AGORA_CACHE__SQLITE_PAGE_CACHE_MIB) is {}; expected 1 to 4096 MiB",
+            self.cache.sqlite_page_cache_mib
+        );
+        anyhow::ensure!(
             self.limits.max_blob_bytes >= 1,
             "limits.max_blob_bytes must be at least 1"
         );
@@ -1122,6 +1133,13 @@ impl ServerConfig {
                     .collect::<String>()
             )
         })
+    }
+
+    /// How the metadata store is opened.
+    pub fn store_options(&self) -> agora_store::StoreOptions {
+        agora_store::StoreOptions {
+            sqlite_cache_kib: self.cache.sqlite_page_cache_mib.saturating_mul(1024),
+        }
     }
 
     pub fn database_url(&self) -> String {
@@ -1212,6 +1230,23 @@ mod tests {
         assert_eq!((&cfg.listen, &cfg.data_dir), (&d.listen, &d.data_dir));
         assert_eq!(cfg.limits.max_blob_bytes, d.limits.max_blob_bytes);
         assert!(cfg.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn the_sqlite_page_cache_is_bounded_and_named_when_out_of_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agora.toml");
+        std::fs::write(&file, "[cache]\nsqlite_page_cache_mib = 18\n").unwrap();
+        let options = ServerConfig::load(Some(&file)).unwrap().store_options();
+        assert_eq!(options.sqlite_cache_kib, 18 * 1024);
+        for bad in ["0", "4097"] {
+            std::fs::write(&file, format!("[cache]\nsqlite_page_cache_mib = {bad}\n")).unwrap();
+            let err = ServerConfig::load(Some(&file)).unwrap_err().to_string();
+            assert!(
+                err.contains("cache.sqlite_page_cache_mib") && err.contains("1 to 4096 MiB"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

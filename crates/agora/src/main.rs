@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod config;
 mod credentials;
+mod memory;
 mod output;
 
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    memory::cap_malloc_arenas();
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -276,12 +276,48 @@ pub struct SqlStore {
 }
 
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32000;";
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+
+/// Connections to an SQLite database: one writer, and readers for everything else.
+const SQLITE_READERS: u32 = 8;
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// SQLite's page cache for the whole store, in KiB, shared out evenly among its
+    /// connections (each SQLite connection keeps a cache of its own; PostgreSQL has its
+    /// own shared buffers and ignores this). Pages beyond it are read again from the
+    /// operating system's page cache, which costs a copy, not a disk read.
+    pub sqlite_cache_kib: u32,
+}
+
+impl StoreOptions {
+    /// The default cache: 32 MiB for the whole store.
+    pub const DEFAULT_SQLITE_CACHE_KIB: u32 = 32 * 1024;
+
+    /// Each SQLite connection's `cache_size` (in KiB; at least 1 MiB each).
+    fn sqlite_cache_per_connection_kib(&self) -> u32 {
+        (self.sqlite_cache_kib / (SQLITE_READERS + 1)).max(1024)
+    }
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            sqlite_cache_kib: Self::DEFAULT_SQLITE_CACHE_KIB,
+        }
+    }
+}
 
 impl SqlStore {
     /// Connects to `sqlite://PATH` (created if missing) or `postgres://...` and applies
     /// pending migrations.
     pub async fn connect(url: &str) -> Result<SqlStore> {
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// [`SqlStore::connect`] with `options`.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<SqlStore> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::of_url(url)?;
         let store = match dialect {
@@ -293,12 +329,18 @@ impl SqlStore {
                 } else {
                     format!("{url}?mode=rwc")
                 };
+                let cache_kib = options.sqlite_cache_per_connection_kib();
                 let options = || {
                     AnyPoolOptions::new()
                         .acquire_timeout(Duration::from_secs(30))
-                        .after_connect(|conn, _| {
+                        .after_connect(move |conn, _| {
                             Box::pin(async move {
-                                sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
+                                sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
+                                // A negative size is in KiB.
+                                let cache = format!("PRAGMA cache_size = -{cache_kib}");
+                                sqlx::raw_sql(sqlx::AssertSqlSafe(cache))
+                                    .execute(conn)
+                                    .await?;
                                 Ok(())
                             })
                         })
@@ -314,7 +356,10 @@ impl SqlStore {
                 };
                 let write = options().max_connections(1).connect(&url).await?;
                 dialect.migrator().run(&write).await?;
-                let read = options().max_connections(8).connect(&url).await?;
+                let read = options()
+                    .max_connections(SQLITE_READERS)
+                    .connect(&url)
+                    .await?;
                 SqlStore {
                     read,
                     write,
@@ -568,5 +613,44 @@ impl MetadataStore for SqlStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection, readers and writer alike, holds its share of the store's page
+    /// cache and no more: the cache of the whole store is bounded by design.
+    #[tokio::test]
+    async fn each_sqlite_connection_holds_its_share_of_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("agora.db").display());
+        let options = StoreOptions {
+            sqlite_cache_kib: 9 * 2048,
+        };
+        let store = SqlStore::connect_with(&url, options).await.unwrap();
+        // The writer, then every reader at once (so each is a connection of its own).
+        let mut held = vec![store.write.acquire().await.unwrap()];
+        for _ in 0..SQLITE_READERS {
+            held.push(store.read.acquire().await.unwrap());
+        }
+        for conn in &mut held {
+            let size: i64 = sqlx::query_scalar("PRAGMA cache_size")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(size, -2048);
+        }
+        drop(held);
+        // A tiny total still leaves each connection 1 MiB.
+        assert_eq!(
+            StoreOptions {
+                sqlite_cache_kib: 1024
+            }
+            .sqlite_cache_per_connection_kib(),
+            1024
+        );
+        store.close().await;
     }
 }

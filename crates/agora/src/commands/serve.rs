@@ -82,11 +82,13 @@ fn raise_open_file_limit() -> Option<u64> {
 /// The metadata database and the blob store the configuration names.
 async fn open_stores(cfg: &ServerConfig) -> anyhow::Result<(SqlStore, Arc<dyn BlobStore>)> {
     let url = cfg.database_url();
-    let meta = SqlStore::connect(&url).await.with_context(|| {
-        // Never print a URL that may hold a password: only its scheme and host part.
-        let shown = url.split('@').next_back().unwrap_or("");
-        format!("cannot open the metadata database ({shown})")
-    })?;
+    let meta = SqlStore::connect_with(&url, cfg.store_options())
+        .await
+        .with_context(|| {
+            // Never print a URL that may hold a password: only its scheme and host part.
+            let shown = url.split('@').next_back().unwrap_or("");
+            format!("cannot open the metadata database ({shown})")
+        })?;
     let location = cfg.blob_location()?;
     let blobs = location
         .open()

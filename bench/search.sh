@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Search at scale, on each backend: COUNT generated plugins (every fifth with reviews)
+# seeded into SQLite and into PostgreSQL, then every search shape and page one request
+# at a time on loopback, as the client sees them. Prints a Markdown table per backend.
+#
+#   bash bench/search.sh                          # COUNT=100000 REQUESTS=1000, both backends
+#   BACKENDS=postgres COUNT=10000 bash bench/search.sh
+#   PG=postgres://postgres@127.0.0.1:5432/test   # where PostgreSQL runs (its own schema)
+#
+# Shapes (API): narrow text + two filters; a word ~10% of plugins hold; the same word
+# with two filters; two filters and no text; one filter sorted by downloads. Pages: the
+# home page, a different plugin page on every request, a different text search on every
+# request (nothing cached can answer it). Facets: the first count of 20 filter
+# combinations never asked before (what the first visitor of a filter waits), each
+# timed once. Server peak RSS at the end. Everything lives under $B.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+B=${B:-/tmp/agora-bench-search}
+COUNT=${COUNT:-100000}
+REQUESTS=${REQUESTS:-1000}
+PORT=${PORT:-18096}
+BACKENDS=${BACKENDS:-sqlite postgres}
+PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
+BUILD=${BUILD:-release}
+. bench/lib.sh
+trap 'cleanup; drop_schema' EXIT
+
+check_backends
+choose_build
+
+declare -a NAMES=(narrow word word_filters filters_only filter_downloads home plugin_page search_page)
+declare -A PATHS=(
+  [narrow]="/api/v1/plugins?q=network%20scanner&category=security&runtime=wasm"
+  [word]="/api/v1/plugins?q=network"
+  [word_filters]="/api/v1/plugins?q=network&category=security&tag=http"
+  [filters_only]="/api/v1/plugins?category=security&tag=http"
+  [filter_downloads]="/api/v1/plugins?runtime=wasm&sort=downloads"
+  [home]="/"
+  [plugin_page]="/plugins/pub-{n50}/plugin-{n}"
+  [search_page]="/search?q=w{n4}"
+)
+declare -A VARY=([plugin_page]=$COUNT [search_page]=1000)
+CATEGORIES=(ticketing monitoring security storage)
+TAGS=(http grpc json yaml cli)
+
+field() { python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))[sys.argv[2]], 2))" "$1" "$2"; }
+
+for backend in $BACKENDS; do
+  rm -rf "$B/$backend" && mkdir -p "$B/$backend/agora" "$B/$backend/results"
+  R=$B/$backend/results
+  if [[ $backend == postgres ]]; then
+    pg_schema agora_bench_search
+  else
+    unset AGORA_DATABASE_URL
+    db="sqlite://$B/$backend/agora/agora.db"
+  fi
+  log "$backend: seeding $COUNT plugins with reviews"
+  SEED_START=$(date +%s)
+  "$BENCH" seed --database "$db" --count "$COUNT" --reviews 2>"$R/seed.log"
+  SEED_S=$(($(date +%s) - SEED_START))
+  if [[ $backend == postgres ]]; then
+    # Fresh statistics, as autovacuum would gather them on a live catalog.
+    psql "$db" -qAtc "ANALYZE" >/dev/null
+  fi
+  start_agora "$B/$backend/agora" "$R/agora"
+  # The server counts the whole catalog's facets at boot; let that finish first.
+  curl -s -o /dev/null "$A/search"
+  for name in "${NAMES[@]}"; do
+    log "$backend: $name"
+    if [[ -n ${VARY[$name]:-} ]]; then
+      "$BENCH" latency --url "$A${PATHS[$name]}" --requests "$REQUESTS" --vary "${VARY[$name]}" >"$R/$name.json"
+    else
+      "$BENCH" latency --url "$A${PATHS[$name]}" --requests "$REQUESTS" >"$R/$name.json"
+    fi
+  done
+  : >"$R/facets_first.tsv"
+  for c in "${CATEGORIES[@]}"; do
+    for t in "${TAGS[@]}"; do
+      curl -s -o /dev/null -w '%{time_total}\n' "$A/search?category=$c&tag=$t" |
+        awk -v c="$c" -v t="$t" '{ printf "%s\t%s\t%.1f\n", c, t, 1000 * $1 }' >>"$R/facets_first.tsv"
+    done
+  done
+  RSS=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$PID/status")
+  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+
+  echo "#### $backend: $COUNT plugins — \`BACKENDS=$backend COUNT=$COUNT REQUESTS=$REQUESTS bash bench/search.sh\`, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "Seeded in ${SEED_S} s; $REQUESTS sequential requests per shape; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $BUILD build."
+  echo
+  echo "| request | p50 ms | p99 ms | max ms |"
+  echo "|---|---|---|---|"
+  for name in "${NAMES[@]}"; do
+    echo "| \`${PATHS[$name]}\` | $(field "$R/$name.json" p50_ms) | $(field "$R/$name.json" p99_ms) | $(field "$R/$name.json" max_ms) |"
+  done
+  echo
+  echo "First facet count of 20 filter combinations never asked before (\`/search?category=C&tag=T\`, each timed once): median $(cut -f3 "$R/facets_first.tsv" | median) ms, max $(cut -f3 "$R/facets_first.tsv" | sort -g | tail -1) ms. Server peak RSS ${RSS} MiB. Raw JSON in $R."
+  echo
+  drop_schema
+done
