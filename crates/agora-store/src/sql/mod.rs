@@ -653,4 +653,50 @@ mod tests {
         );
         store.close().await;
     }
+
+    /// The module's rule, enforced: a statement with `RETURNING` is never read with
+    /// `fetch_one`/`fetch_optional` straight from a pool (autocommit). sqlx stops such a
+    /// statement after the row asked for, and on SQLite the commit that follows fails
+    /// silently: a job claim on a full disk came back as claimed though it was never
+    /// written. Inside a transaction (`&mut *tx`) the commit is checked, so those are fine.
+    #[test]
+    fn returning_statements_outside_a_transaction_are_read_to_their_end() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sql");
+        let mut checked = 0;
+        let mut offenders = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (n, line) in lines.iter().enumerate() {
+                if !line.contains("RETURNING") || line.trim_start().starts_with("//") {
+                    continue;
+                }
+                // The first read of the statement, within the lines that follow it.
+                let Some(read) = lines[n..lines.len().min(n + 30)]
+                    .iter()
+                    .find(|l| l.contains(".fetch_") || l.contains(".execute("))
+                else {
+                    continue;
+                };
+                checked += 1;
+                let from_pool = read.contains("(&self.write)") || read.contains("(&self.read)");
+                let stops_early = read.contains("fetch_one(") || read.contains("fetch_optional(");
+                if from_pool && stops_early {
+                    offenders.push(format!("{}:{}: {}", path.display(), n + 1, read.trim()));
+                }
+            }
+        }
+        assert!(
+            checked >= 10,
+            "the scan found only {checked} RETURNING statements"
+        );
+        assert!(
+            offenders.is_empty(),
+            "read these with fetch_all (see the module's notes): {offenders:#?}"
+        );
+    }
 }
