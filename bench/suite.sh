@@ -17,7 +17,9 @@
 #                        reports), download latency with and without them, rows stored;
 #   9. bench/log.sh    — a transparency log of 1,000,000 entries on SQLite and PostgreSQL:
 #                        server start, inclusion and consistency proofs, publishes;
-#  10. bench/load.sh   — only with LOAD=1 (20 more minutes): a mixed workload for 10
+#  10. bench/search.sh — every search shape and page at COUNT plugins on SQLite and
+#                        PostgreSQL, the first facet counts of new filters, peak RSS;
+#  11. bench/load.sh   — only with LOAD=1 (20 more minutes): a mixed workload for 10
 #                        minutes on SQLite, then on PostgreSQL; fails the suite on any 5xx.
 # Each part runs its workloads round-robin or repeatedly and reports medians/percentiles;
 # the load average is recorded beside each part.
@@ -31,18 +33,19 @@ mkdir -p "$OUT"
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 START=$(date -u +%Y-%m-%dT%H:%MZ)
 
-log "1/9 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
-log "2/9 web pages";          bash bench/web.sh >"$OUT/web.md"
-log "3/9 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
-log "4/9 runner";             bash bench/runner.sh >"$OUT/runner.md"
-log "5/9 control plane";      bash bench/control.sh >"$OUT/control.md"
-log "6/9 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
-log "7/9 scale-out";          bash bench/scale.sh >"$OUT/scale.md"
-log "8/9 analytics intake";   bash bench/analytics.sh >"$OUT/analytics.md"
-log "9/9 transparency log";   bash bench/log.sh >"$OUT/log.md"
-PARTS="registry web deps runner control oci scale analytics log"
+log "1/10 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
+log "2/10 web pages";          bash bench/web.sh >"$OUT/web.md"
+log "3/10 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
+log "4/10 runner";             bash bench/runner.sh >"$OUT/runner.md"
+log "5/10 control plane";      bash bench/control.sh >"$OUT/control.md"
+log "6/10 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
+log "7/10 scale-out";          bash bench/scale.sh >"$OUT/scale.md"
+log "8/10 analytics intake";   bash bench/analytics.sh >"$OUT/analytics.md"
+log "9/10 transparency log";   bash bench/log.sh >"$OUT/log.md"
+log "10/10 search, both backends"; bash bench/search.sh >"$OUT/search.md"
+PARTS="registry web deps runner control oci scale analytics log search"
 if [[ ${LOAD:-0} == 1 ]]; then
-  log "10/10 load";             COUNT=${COUNT:-10000} bash bench/load.sh >"$OUT/load.md"
+  log "11/11 load";             COUNT=${COUNT:-10000} bash bench/load.sh >"$OUT/load.md"
   PARTS="$PARTS load"
 fi
 
