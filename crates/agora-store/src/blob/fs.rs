@@ -55,10 +55,7 @@ impl FsBlobStore {
         let mut hasher = Sha256Hasher::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(BlobError::Interrupted)?;
-            if hasher.len() + chunk.len() as u64 > limit {
-                return Err(BlobError::TooLarge { limit });
-            }
-            hasher.update(&chunk);
+            super::hash_within(&mut hasher, &chunk, limit)?;
             out.write_all(&chunk).await?;
         }
         out.flush().await?;

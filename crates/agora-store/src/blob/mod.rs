@@ -47,6 +47,20 @@ pub enum PutOutcome {
     AlreadyPresent,
 }
 
+/// Adds `chunk` to `hasher`, unless the bytes so far would then pass `limit`: the one
+/// step every upload path takes for each chunk it receives.
+fn hash_within(
+    hasher: &mut agora_core::Sha256Hasher,
+    chunk: &[u8],
+    limit: u64,
+) -> Result<(), BlobError> {
+    if hasher.len() + chunk.len() as u64 > limit {
+        return Err(BlobError::TooLarge { limit });
+    }
+    hasher.update(chunk);
+    Ok(())
+}
+
 /// Reads `body` to its end without keeping it, for a blob stored already: the bytes must
 /// hash to `digest` and be at most `limit` long (whoever sends them shows they have the
 /// content). Returns their length.
@@ -58,11 +72,7 @@ pub async fn hash_only(
     use futures_util::StreamExt;
     let mut hasher = agora_core::Sha256Hasher::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(BlobError::Interrupted)?;
-        if hasher.len() + chunk.len() as u64 > limit {
-            return Err(BlobError::TooLarge { limit });
-        }
-        hasher.update(&chunk);
+        hash_within(&mut hasher, &chunk.map_err(BlobError::Interrupted)?, limit)?;
     }
     let len = hasher.len();
     let actual = hasher.finish();

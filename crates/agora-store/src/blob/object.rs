@@ -119,10 +119,9 @@ impl ObjectBlobStore {
                 None => break Ok(()),
                 Some(Err(e)) => break Err(BlobError::Interrupted(e)),
                 Some(Ok(chunk)) => {
-                    if hasher.len() + chunk.len() as u64 > limit {
-                        break Err(BlobError::TooLarge { limit });
+                    if let Err(e) = super::hash_within(&mut hasher, &chunk, limit) {
+                        break Err(e);
                     }
-                    hasher.update(&chunk);
                     if let Err(e) = upload.wait_for_capacity(PARTS_IN_FLIGHT).await {
                         break Err(e.into());
                     }
@@ -181,10 +180,7 @@ impl BlobStore for ObjectBlobStore {
                 None => break,
                 Some(Err(e)) => return Err(BlobError::Interrupted(e)),
                 Some(Ok(chunk)) => {
-                    if hasher.len() + chunk.len() as u64 > limit {
-                        return Err(BlobError::TooLarge { limit });
-                    }
-                    hasher.update(&chunk);
+                    super::hash_within(&mut hasher, &chunk, limit)?;
                     first.extend_from_slice(&chunk);
                     if first.len() >= PART {
                         return self
