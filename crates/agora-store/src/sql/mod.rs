@@ -62,7 +62,7 @@ impl Dialect {
     }
 
     fn migrator(self) -> Migrator {
-        let files: [(i64, &'static str, &'static str); 18] = match self {
+        let files: [(i64, &'static str, &'static str); 19] = match self {
             Dialect::Sqlite => [
                 (
                     1,
@@ -153,6 +153,11 @@ impl Dialect {
                     18,
                     "log_leaves",
                     include_str!("../../migrations/sqlite/0018_log_leaves.sql"),
+                ),
+                (
+                    19,
+                    "plugin label array",
+                    include_str!("../../migrations/sqlite/0019_plugin_label_array.sql"),
                 ),
             ],
             Dialect::Postgres => [
@@ -245,6 +250,11 @@ impl Dialect {
                     18,
                     "log_leaves",
                     include_str!("../../migrations/postgres/0018_log_leaves.sql"),
+                ),
+                (
+                    19,
+                    "plugin label array",
+                    include_str!("../../migrations/postgres/0019_plugin_label_array.sql"),
                 ),
             ],
         };

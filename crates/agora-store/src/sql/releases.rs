@@ -14,6 +14,7 @@ use agora_core::audit::AuditAction;
 impl SqlStore {
     /// Recomputes a plugin's listing fields and labels from its latest resolvable version.
     pub(super) async fn refresh_plugin(
+        &self,
         tx: &mut Transaction<'static, Any>,
         plugin_id: i64,
         now: i64,
@@ -35,12 +36,16 @@ impl SqlStore {
             .and_then(|id| candidates.iter().find(|c| c.0 == id))
             .map(|c| c.1.to_string());
         let Some(source) = source else {
-            sqlx::query("UPDATE plugins SET latest_version = NULL, updated_at = $1 WHERE id = $2")
-                .bind(now)
+            sqlx::query("DELETE FROM plugin_labels WHERE plugin_id = $1")
                 .bind(plugin_id)
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query("DELETE FROM plugin_labels WHERE plugin_id = $1")
+            let update = format!(
+                "UPDATE plugins SET latest_version = NULL, updated_at = $1{} WHERE id = $2",
+                search::label_array_update(self.dialect, "$2")
+            );
+            sqlx::query(sqlx::AssertSqlSafe(update))
+                .bind(now)
                 .bind(plugin_id)
                 .execute(&mut **tx)
                 .await?;
@@ -55,21 +60,7 @@ impl SqlStore {
         let m: Manifest = serde_json::from_str(&manifest_json)
             .map_err(|e| StoreError::Corrupt(format!("manifest of version row {source}: {e}")))?;
         let listing = agora_core::listing::Listing::of(&m);
-        sqlx::query(
-            "UPDATE plugins SET display_name = $1, description = $2, provider = $3, runtime = $4, \
-             keywords = $5, latest_version = $6, updated_at = $7, min_core_key = $8 WHERE id = $9",
-        )
-        .bind(&listing.display_name)
-        .bind(&listing.description)
-        .bind(listing.provider.as_deref())
-        .bind(listing.runtime)
-        .bind(&listing.keywords)
-        .bind(latest_version)
-        .bind(now)
-        .bind(listing.min_core_key.as_deref())
-        .bind(plugin_id)
-        .execute(&mut **tx)
-        .await?;
+        // The labels first: on PostgreSQL the plugin row's label array is read from them.
         sqlx::query("DELETE FROM plugin_labels WHERE plugin_id = $1")
             .bind(plugin_id)
             .execute(&mut **tx)
@@ -82,6 +73,23 @@ impl SqlStore {
                 .execute(&mut **tx)
                 .await?;
         }
+        let update = format!(
+            "UPDATE plugins SET display_name = $1, description = $2, provider = $3, runtime = $4, \
+             keywords = $5, latest_version = $6, updated_at = $7, min_core_key = $8{} WHERE id = $9",
+            search::label_array_update(self.dialect, "$9")
+        );
+        sqlx::query(sqlx::AssertSqlSafe(update))
+            .bind(&listing.display_name)
+            .bind(&listing.description)
+            .bind(listing.provider.as_deref())
+            .bind(listing.runtime)
+            .bind(&listing.keywords)
+            .bind(latest_version)
+            .bind(now)
+            .bind(listing.min_core_key.as_deref())
+            .bind(plugin_id)
+            .execute(&mut **tx)
+            .await?;
         super::verifications::refresh_verdict(tx, plugin_id).await
     }
 
@@ -262,7 +270,7 @@ impl SqlStore {
         for job in &release.jobs {
             super::jobs::queue_in(&mut tx, job, now).await?;
         }
-        Self::refresh_plugin(&mut tx, plugin_id, now).await?;
+        self.refresh_plugin(&mut tx, plugin_id, now).await?;
         Self::audit(
             &mut tx,
             &release.actor,
@@ -327,7 +335,7 @@ impl SqlStore {
                 orphaned.push(parse_digest(&digest)?);
             }
         }
-        Self::refresh_plugin(&mut tx, plugin_id, now).await?;
+        self.refresh_plugin(&mut tx, plugin_id, now).await?;
         if let Some(writer) = &change.log_entry {
             let private = Self::is_private(&mut tx, plugin_id).await?;
             Self::append_log(&mut tx, writer, publisher_id, Some((plugin_id, private))).await?;

@@ -58,6 +58,26 @@ pub(super) fn visibility_condition(viewer: &Viewer, first: usize) -> String {
     format!(" AND ({})", any.join(" OR "))
 }
 
+/// A label as PostgreSQL's `plugins.labels` array holds it: `kind:value` (kinds hold no
+/// colon, so the first one splits it). The array is written from `plugin_labels` with the
+/// same concatenation ([`label_array_update`], migration 0019).
+fn label_key(kind: &str, value: &str) -> String {
+    format!("{kind}:{value}")
+}
+
+/// The `SET` item that rewrites a plugin's label array from its `plugin_labels` rows
+/// (`, labels = ...`, with `plugin` the placeholder of its id), or nothing on SQLite,
+/// which searches `plugin_labels` itself.
+pub(super) fn label_array_update(dialect: Dialect, plugin: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => String::new(),
+        Dialect::Postgres => format!(
+            ", labels = ARRAY(SELECT kind || ':' || value FROM plugin_labels \
+             WHERE plugin_id = {plugin} ORDER BY 1)"
+        ),
+    }
+}
+
 /// A search as SQL, ready to run or to explain.
 pub(super) struct Plan {
     pub sql: String,
@@ -165,27 +185,44 @@ fn filters(dialect: Dialect, q: &SearchQuery, b: &mut Builder) -> Source {
     };
 
     b.conditions.push("p.latest_version IS NOT NULL".into());
-    // All label filters in one pass over the labels: the plugins holding every wanted
-    // (kind, value). Written as one IN per label, a planner with stale statistics may
-    // join the label sets to each other (seen: 9 s at 100,000 plugins on PostgreSQL);
-    // this shape has no such plan.
-    let labels: Vec<String> = [
+    let wanted: Vec<(&str, &String)> = [
         ("tag", &q.tag),
         ("category", &q.category),
         ("capability", &q.capability),
     ]
     .into_iter()
-    .filter_map(|(kind, value)| {
-        let ph = b.arg(Arg::Text(value.clone()?));
-        Some(format!("(kind = '{kind}' AND value = {ph})"))
-    })
+    .filter_map(|(kind, value)| Some((kind, value.as_ref()?)))
     .collect();
-    if !labels.is_empty() {
-        b.conditions.push(format!(
-            "p.id IN (SELECT plugin_id FROM plugin_labels WHERE {} GROUP BY plugin_id HAVING COUNT(*) = {})",
-            labels.join(" OR "),
-            labels.len()
-        ));
+    if !wanted.is_empty() {
+        let condition = match dialect {
+            // One index condition on the plugin's label array, which PostgreSQL estimates
+            // from the array's statistics and ANDs with the full-text index in one bitmap.
+            Dialect::Postgres => {
+                let keys: Vec<String> = wanted
+                    .iter()
+                    .map(|(kind, value)| b.arg(Arg::Text(label_key(kind, value))))
+                    .collect();
+                format!("p.labels @> ARRAY[{}]::TEXT[]", keys.join(", "))
+            }
+            // All label filters in one pass over the labels: the plugins holding every
+            // wanted (kind, value). Written as one IN per label, a planner with stale
+            // statistics may join the label sets to each other; this shape has no such plan.
+            Dialect::Sqlite => {
+                let any: Vec<String> = wanted
+                    .iter()
+                    .map(|(kind, value)| {
+                        let ph = b.arg(Arg::Text((*value).clone()));
+                        format!("(kind = '{kind}' AND value = {ph})")
+                    })
+                    .collect();
+                format!(
+                    "p.id IN (SELECT plugin_id FROM plugin_labels WHERE {} GROUP BY plugin_id HAVING COUNT(*) = {})",
+                    any.join(" OR "),
+                    any.len()
+                )
+            }
+        };
+        b.conditions.push(condition);
     }
     if let Some(provider) = &q.provider {
         let ph = b.arg(Arg::Text(provider.clone()));
@@ -328,11 +365,25 @@ pub(super) fn plan(dialect: Dialect, q: &SearchQuery) -> Plan {
     }
 }
 
+/// A search statement, planned for its own arguments on PostgreSQL. A named (cached)
+/// statement gets PostgreSQL's generic plan from its sixth run on, made without knowing
+/// how many plugins the words or labels match: at 100,000 plugins a one-word search then
+/// read all ~10,000 matches through the full-text index (66 ms) where its own plan stops
+/// after the newest 1,000 (10 ms). An unnamed statement is planned with its arguments
+/// every time, and search SQL, built per filter combination, would only crowd the
+/// statement cache anyway. SQLite's plans do not depend on the arguments: it caches.
+fn statement(
+    dialect: Dialect,
+    sql: &str,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).persistent(dialect == Dialect::Sqlite)
+}
+
 pub(super) async fn run(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Result<SearchResult> {
     let plan = plan(dialect, q);
     let (sort, limit) = (plan.sort, plan.limit);
     let rows: Vec<AnyRow> = plan
-        .bind(sqlx::query(sqlx::AssertSqlSafe(plan.sql.clone())))
+        .bind(statement(dialect, &plan.sql))
         .fetch_all(pool)
         .await?;
     let has_more = rows.len() as i64 > limit;
@@ -378,14 +429,28 @@ const MAX_FACET_VALUES: usize = 12;
 pub(super) async fn facets(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) -> Result<Facets> {
     let mut b = Builder::default();
     let source = filters(dialect, q, &mut b);
+    // Label counts: from the hits' label arrays on PostgreSQL (no second table to join),
+    // from plugin_labels on SQLite.
+    let (label_column, label_counts) = match dialect {
+        Dialect::Postgres => (
+            ", p.labels",
+            "SELECT split_part(l, ':', 1), substr(l, strpos(l, ':') + 1), COUNT(*) \
+             FROM hits CROSS JOIN LATERAL unnest(hits.labels) AS l GROUP BY l",
+        ),
+        Dialect::Sqlite => (
+            "",
+            "SELECT l.kind, l.value, COUNT(*) FROM hits JOIN plugin_labels l ON l.plugin_id = hits.id \
+             GROUP BY l.kind, l.value",
+        ),
+    };
     let sql = format!(
         "WITH hits AS (SELECT p.id, p.provider, p.runtime, p.verified, p.latest_verification, \
-         p.rating_count, p.rating_sum \
+         p.rating_count, p.rating_sum{label_column} \
          FROM {from} WHERE {conditions}{cap}) \
          SELECT 'total' AS kind, '' AS value, COUNT(*) AS n FROM hits \
          UNION ALL SELECT 'provider', provider, COUNT(*) FROM hits WHERE provider IS NOT NULL GROUP BY provider \
          UNION ALL SELECT 'runtime', runtime, COUNT(*) FROM hits GROUP BY runtime \
-         UNION ALL SELECT l.kind, l.value, COUNT(*) FROM hits JOIN plugin_labels l ON l.plugin_id = hits.id GROUP BY l.kind, l.value \
+         UNION ALL {label_counts} \
          UNION ALL SELECT 'verified', '', COUNT(*) FROM hits WHERE verified = 1 \
          UNION ALL SELECT 'verified-release', '', COUNT(*) FROM hits WHERE latest_verification = 'verified' \
          UNION ALL SELECT 'rating', '4', COUNT(*) FROM hits WHERE rating_count > 0 AND rating_sum >= 4 * rating_count \
@@ -403,7 +468,7 @@ pub(super) async fn facets(pool: &AnyPool, dialect: Dialect, q: &SearchQuery) ->
         limit: 0,
     };
     let rows: Vec<AnyRow> = plan
-        .bind(sqlx::query(sqlx::AssertSqlSafe(plan.sql.clone())))
+        .bind(statement(dialect, &plan.sql))
         .fetch_all(pool)
         .await?;
     let mut facets = Facets::default();
