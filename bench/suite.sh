@@ -19,7 +19,10 @@
 #                        server start, inclusion and consistency proofs, publishes;
 #  10. bench/search.sh — every search shape and page at COUNT plugins on SQLite and
 #                        PostgreSQL, the first facet counts of new filters, peak RSS;
-#  11. bench/load.sh   — only with LOAD=1 (20 more minutes): a mixed workload for 10
+#  11. bench/callgrind.sh — instructions per request on the hot paths (version detail,
+#                        search, 1 MiB blob, home page), counted by callgrind: figures
+#                        the machine's load does not move;
+#  12. bench/load.sh   — only with LOAD=1 (20 more minutes): a mixed workload for 10
 #                        minutes on SQLite, then on PostgreSQL; fails the suite on any 5xx.
 # Each part runs its workloads round-robin or repeatedly and reports medians/percentiles;
 # the load average is recorded beside each part.
@@ -33,19 +36,20 @@ mkdir -p "$OUT"
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 START=$(date -u +%Y-%m-%dT%H:%MZ)
 
-log "1/10 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
-log "2/10 web pages";          bash bench/web.sh >"$OUT/web.md"
-log "3/10 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
-log "4/10 runner";             bash bench/runner.sh >"$OUT/runner.md"
-log "5/10 control plane";      bash bench/control.sh >"$OUT/control.md"
-log "6/10 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
-log "7/10 scale-out";          bash bench/scale.sh >"$OUT/scale.md"
-log "8/10 analytics intake";   bash bench/analytics.sh >"$OUT/analytics.md"
-log "9/10 transparency log";   bash bench/log.sh >"$OUT/log.md"
-log "10/10 search, both backends"; bash bench/search.sh >"$OUT/search.md"
-PARTS="registry web deps runner control oci scale analytics log search"
+log "1/11 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
+log "2/11 web pages";          bash bench/web.sh >"$OUT/web.md"
+log "3/11 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
+log "4/11 runner";             bash bench/runner.sh >"$OUT/runner.md"
+log "5/11 control plane";      bash bench/control.sh >"$OUT/control.md"
+log "6/11 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
+log "7/11 scale-out";          bash bench/scale.sh >"$OUT/scale.md"
+log "8/11 analytics intake";   bash bench/analytics.sh >"$OUT/analytics.md"
+log "9/11 transparency log";   bash bench/log.sh >"$OUT/log.md"
+log "10/11 search, both backends"; bash bench/search.sh >"$OUT/search.md"
+log "11/11 instruction counts"; bash bench/callgrind.sh >"$OUT/callgrind.md"
+PARTS="registry web deps runner control oci scale analytics log search callgrind"
 if [[ ${LOAD:-0} == 1 ]]; then
-  log "11/11 load";             COUNT=${COUNT:-10000} bash bench/load.sh >"$OUT/load.md"
+  log "12/12 load";             COUNT=${COUNT:-10000} bash bench/load.sh >"$OUT/load.md"
   PARTS="$PARTS load"
 fi
 
