@@ -2805,6 +2805,54 @@ async fn postgres_search_plans_hold_at_scale() {
     b.finish().await;
 }
 
+/// A runtime filter with a sort walks the sort order's index on SQLite. Taking the
+/// equality on `runtime` (a third of the catalog each) for a selective one, SQLite sorted
+/// 33,000 rows for the page at 100,000 plugins (17 ms) instead of reading the downloads
+/// index until the page was full (1 ms); it does so with statistics gathered too.
+#[tokio::test]
+async fn sqlite_runtime_filter_searches_walk_the_sort_index() {
+    let b = sqlite().await;
+    let w = world(&b.store).await;
+    let url = format!(
+        "sqlite://{}",
+        b._dir.as_ref().unwrap().path().join("agora.db").display()
+    );
+    let raw = sqlx::AnyPool::connect(&url).await.unwrap();
+    let seed = format!(
+        "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 30000) \
+         INSERT INTO plugins (publisher_id, publisher, name, visibility, display_name, description, \
+         runtime, keywords, latest_version, created_at, updated_at, downloads) \
+         SELECT {publisher}, 'acme', 'gen-' || n, 'public', 'gen-' || n, 'plugin ' || n, \
+         CASE n % 3 WHEN 0 THEN 'wasm' WHEN 1 THEN 'exec' ELSE 'oci' END, '', '1.0.0', n, n, \
+         (n * 7919) % 100000 FROM g",
+        publisher = w.acme.id
+    );
+    for statement in [seed.as_str(), "ANALYZE"] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&raw)
+            .await
+            .unwrap();
+    }
+    raw.close().await;
+    // Opened after ANALYZE: its connections plan with the statistics.
+    let store = SqlStore::connect(&url).await.unwrap();
+    for sort in [SearchSort::Downloads, SearchSort::Name, SearchSort::Recent] {
+        let mut q = query(None);
+        q.runtime = Some("wasm".into());
+        q.sort = sort;
+        let plan = store.explain_search(&q).await.unwrap();
+        assert!(
+            !plan.iter().any(|l| l.contains("TEMP B-TREE")),
+            "{sort:?}: {plan:#?}"
+        );
+        let page = store.search(&q).await.unwrap();
+        assert_eq!(page.plugins.len(), 20, "{sort:?}");
+        assert!(page.plugins.iter().all(|p| p.runtime == "wasm"));
+    }
+    store.close().await;
+    b.finish().await;
+}
+
 /// With a text query and filters, the full-text index must drive the query; if SQLite
 /// starts from a filter's index instead, it runs the full-text query once per row and a
 /// search over 100,000 plugins takes seconds (measured: 27 s instead of 5 ms).

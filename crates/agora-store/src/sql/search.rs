@@ -230,7 +230,15 @@ fn filters(dialect: Dialect, q: &SearchQuery, b: &mut Builder) -> Source {
     }
     if let Some(runtime) = &q.runtime {
         let ph = b.arg(Arg::Text(runtime.clone()));
-        b.conditions.push(format!("p.runtime = {ph}"));
+        // A third of the catalog holds each runtime: never worth its index. SQLite takes
+        // an equality on an indexed column for a selective one (with statistics too) and,
+        // at 100,000 plugins, sorted the 33,000 `runtime=wasm` rows for the page (17 ms)
+        // instead of walking the sort order's index (1 ms); `+` keeps it off the index.
+        let column = match dialect {
+            Dialect::Sqlite => "+p.runtime",
+            Dialect::Postgres => "p.runtime",
+        };
+        b.conditions.push(format!("{column} = {ph}"));
     }
     if let Some(publisher) = &q.publisher {
         let ph = b.arg(Arg::Text(publisher.clone()));
