@@ -9,6 +9,8 @@
 #
 #   bash bench/callgrind.sh                  # COUNT=10000 REQUESTS=200
 #   COUNT=100000 bash bench/callgrind.sh
+#   BUILD=profiling bash bench/callgrind.sh  # with symbols: where the instructions go,
+#       callgrind_annotate --inclusive=yes $B/results/callgrind.out.N (one dump per path)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,7 +75,7 @@ done
 cat <<REPORT
 ### Instructions per request, $(date -u +%Y-%m-%dT%H:%MZ) — \`COUNT=$COUNT REQUESTS=$REQUESTS bash bench/callgrind.sh\`
 
-$(valgrind --version), release build of $(git rev-parse --short HEAD), SQLite with $COUNT seeded plugins; $REQUESTS sequential requests per path, counters zeroed before and dumped after; every thread of the server counted.
+$(valgrind --version), $BUILD build of $(git rev-parse --short HEAD), SQLite with $COUNT seeded plugins; $REQUESTS sequential requests per path, counters zeroed before and dumped after; every thread of the server counted.
 
 | path | request | instructions per request |
 |---|---|---|

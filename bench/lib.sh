@@ -15,7 +15,8 @@ build_release() {
   cargo build --release --quiet -p agora -p agora-bench
 }
 
-# choose_build: BUILD=release, debug, or auto (release when both release binaries exist,
+# choose_build: BUILD=release, debug, profiling (release code with symbols and line
+# tables, for callgrind_annotate), or auto (release when both release binaries exist,
 # else debug); sets AGORA and BENCH to those binaries and builds them unless SKIP_BUILD=1.
 choose_build() {
   if [[ $BUILD == auto ]]; then
@@ -27,7 +28,10 @@ choose_build() {
     debug)
       AGORA=$CARGO_TARGET_DIR/debug/agora BENCH=$CARGO_TARGET_DIR/debug/agora-bench
       [[ ${SKIP_BUILD:-0} == 1 ]] || { log "building debug binaries"; cargo build --quiet -p agora -p agora-bench; } ;;
-    *) log "BUILD: release, debug or auto, not $BUILD"; exit 1 ;;
+    profiling)
+      AGORA=$CARGO_TARGET_DIR/profiling/agora BENCH=$CARGO_TARGET_DIR/profiling/agora-bench
+      [[ ${SKIP_BUILD:-0} == 1 ]] || { log "building profiling binaries"; cargo build --quiet --profile profiling -p agora -p agora-bench; } ;;
+    *) log "BUILD: release, debug, profiling or auto, not $BUILD"; exit 1 ;;
   esac
 }
 
