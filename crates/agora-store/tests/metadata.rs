@@ -57,6 +57,30 @@ async fn postgres() -> Backend {
 }
 
 impl Backend {
+    /// The store's database URL, for a second connection that writes behind its back.
+    fn url(&self) -> String {
+        match (&self.cleanup, &self._dir) {
+            (Some((base, schema)), _) => {
+                let sep = if base.contains('?') { '&' } else { '?' };
+                format!("{base}{sep}options=-c%20search_path%3D{schema}")
+            }
+            (None, Some(dir)) => format!("sqlite://{}", dir.path().join("agora.db").display()),
+            (None, None) => unreachable!("a backend has a schema or a directory"),
+        }
+    }
+
+    /// A second connection to the store's database, with `statements` run on it.
+    async fn raw(&self, statements: &[&str]) -> sqlx::AnyPool {
+        let raw = sqlx::AnyPool::connect(&self.url()).await.unwrap();
+        for statement in statements {
+            sqlx::query(sqlx::AssertSqlSafe(*statement))
+                .execute(&raw)
+                .await
+                .unwrap();
+        }
+        raw
+    }
+
     async fn finish(self) {
         self.store.close().await;
         if let Some((base, schema)) = self.cleanup {
@@ -2593,15 +2617,7 @@ async fn entries_stored_before_digests_give_their_bodies_until_filled() {
                 .await
                 .unwrap();
         }
-        let url = match (&b.cleanup, &b._dir) {
-            (Some((base, schema)), _) => {
-                let sep = if base.contains('?') { '&' } else { '?' };
-                format!("{base}{sep}options=-c%20search_path%3D{schema}")
-            }
-            (None, Some(dir)) => format!("sqlite://{}", dir.path().join("agora.db").display()),
-            (None, None) => unreachable!(),
-        };
-        let raw = sqlx::AnyPool::connect(&url).await.unwrap();
+        let raw = b.raw(&[]).await;
         let stored = b.store.log_leaves(0, 10).await.unwrap();
         sqlx::query("UPDATE log_entries SET leaf = NULL")
             .execute(&raw)
@@ -2686,11 +2702,6 @@ async fn entries_stored_before_digests_give_their_bodies_until_filled() {
 async fn postgres_search_plans_hold_at_scale() {
     let b = postgres().await;
     let w = world(&b.store).await;
-    let (base, schema) = b.cleanup.clone().unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let raw = sqlx::AnyPool::connect(&format!("{base}{sep}options=-c%20search_path%3D{schema}"))
-        .await
-        .unwrap();
     let words = "ARRAY['network','scanner','ticket','cloud','storage','metrics','alert','deploy','backup','secret']";
     let categories = "ARRAY['ticketing','monitoring','security','storage','messaging','ci','analytics','networking','data','testing']";
     let tags = "ARRAY['http','grpc','json','yaml','cli','sdk','webhook','oauth','rest','graphql','kafka','nats','redis','postgres','mysql','s3','gcs','blob','queue','cron','etl','pdf','csv','xml','ldap','saml','sso','vpn','dns','tls']";
@@ -2707,18 +2718,15 @@ async fn postgres_search_plans_hold_at_scale() {
          FROM generate_series(1, 20000) AS g",
         publisher = w.acme.id
     );
-    for statement in [
-        seed.as_str(),
-        "INSERT INTO plugin_labels (plugin_id, kind, value) \
-         SELECT DISTINCT id, split_part(l, ':', 1), substr(l, strpos(l, ':') + 1) \
-         FROM plugins CROSS JOIN LATERAL unnest(labels) AS l",
-        "ANALYZE",
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(statement))
-            .execute(&raw)
-            .await
-            .unwrap();
-    }
+    let raw = b
+        .raw(&[
+            seed.as_str(),
+            "INSERT INTO plugin_labels (plugin_id, kind, value) \
+             SELECT DISTINCT id, split_part(l, ':', 1), substr(l, strpos(l, ':') + 1) \
+             FROM plugins CROSS JOIN LATERAL unnest(labels) AS l",
+            "ANALYZE",
+        ])
+        .await;
     let count = |condition: &str| {
         let sql = format!(
             "SELECT COUNT(*) FROM plugins p WHERE latest_version IS NOT NULL AND {condition}"
@@ -2813,11 +2821,6 @@ async fn postgres_search_plans_hold_at_scale() {
 async fn sqlite_runtime_filter_searches_walk_the_sort_index() {
     let b = sqlite().await;
     let w = world(&b.store).await;
-    let url = format!(
-        "sqlite://{}",
-        b._dir.as_ref().unwrap().path().join("agora.db").display()
-    );
-    let raw = sqlx::AnyPool::connect(&url).await.unwrap();
     let seed = format!(
         "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 30000) \
          INSERT INTO plugins (publisher_id, publisher, name, visibility, display_name, description, \
@@ -2827,15 +2830,9 @@ async fn sqlite_runtime_filter_searches_walk_the_sort_index() {
          (n * 7919) % 100000 FROM g",
         publisher = w.acme.id
     );
-    for statement in [seed.as_str(), "ANALYZE"] {
-        sqlx::query(sqlx::AssertSqlSafe(statement))
-            .execute(&raw)
-            .await
-            .unwrap();
-    }
-    raw.close().await;
+    b.raw(&[seed.as_str(), "ANALYZE"]).await.close().await;
     // Opened after ANALYZE: its connections plan with the statistics.
-    let store = SqlStore::connect(&url).await.unwrap();
+    let store = SqlStore::connect(&b.url()).await.unwrap();
     for sort in [SearchSort::Downloads, SearchSort::Name, SearchSort::Recent] {
         let mut q = query(None);
         q.runtime = Some("wasm".into());
