@@ -23,12 +23,16 @@
 #                        search, 1 MiB blob, home page), counted by callgrind: figures
 #                        the machine's load does not move;
 #  12. bench/load.sh   — only with LOAD=1 (20 more minutes): a mixed workload for 10
-#                        minutes on SQLite, then on PostgreSQL; fails the suite on any 5xx.
+#                        minutes on SQLite, then on PostgreSQL; fails the suite on any 5xx;
+#  13. bench/growth.sh — only with GROWTH=1 (about an hour more): search.sh at 10,000,
+#                        100,000 and 1,000,000 plugins (bulk seeded) on both backends, and
+#                        its charts of search and page p99, RSS and start time in docs/charts/.
 # Each part runs its workloads round-robin or repeatedly and reports medians/percentiles;
 # the load average is recorded beside each part.
 #
 #   bash bench/suite.sh          # RUNS, DUR, COUNT pass through to the parts
 #   LOAD=1 bash bench/suite.sh   # and the load part (its own COUNT: 10,000 unless set)
+#   GROWTH=1 bash bench/suite.sh # and the growth part (its own SIZES)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/agora-bench-suite}
@@ -51,6 +55,10 @@ PARTS="registry web deps runner control oci scale analytics log search callgrind
 if [[ ${LOAD:-0} == 1 ]]; then
   log "12/12 load";             COUNT=${COUNT:-10000} bash bench/load.sh >"$OUT/load.md"
   PARTS="$PARTS load"
+fi
+if [[ ${GROWTH:-0} == 1 ]]; then
+  log "growth: 10k, 100k, 1M plugins"; env -u COUNT bash bench/growth.sh >"$OUT/growth.md"
+  PARTS="$PARTS growth"
 fi
 
 {

@@ -123,6 +123,11 @@ async fn release(
     m: Manifest,
     module: &[u8],
 ) -> Result<VersionRecord, StoreError> {
+    store.publish(new_release(w, m, module)).await
+}
+
+/// An unsigned, unlogged release of `m` by alice for acme, with a module of `module`.
+fn new_release(w: &World, m: Manifest, module: &[u8]) -> NewRelease {
     let manifest_digest = Digest::of(serde_json::to_string(&m).unwrap().as_bytes());
     let artifacts = vec![
         ArtifactRecord {
@@ -138,20 +143,18 @@ async fn release(
             size: module.len() as i64,
         },
     ];
-    store
-        .publish(NewRelease {
-            publisher_id: w.acme.id,
-            manifest: m,
-            manifest_digest,
-            signature: None,
-            signer_key: None,
-            log_entry: None,
-            artifacts,
-            published_by: w.alice.id,
-            actor: "alice".into(),
-            jobs: Vec::new(),
-        })
-        .await
+    NewRelease {
+        publisher_id: w.acme.id,
+        manifest: m,
+        manifest_digest,
+        signature: None,
+        signer_key: None,
+        log_entry: None,
+        artifacts,
+        published_by: w.alice.id,
+        actor: "alice".into(),
+        jobs: Vec::new(),
+    }
 }
 
 /// A log writer that records what the store told it, so tests can see the context: the
@@ -2848,6 +2851,146 @@ async fn sqlite_runtime_filter_searches_walk_the_sort_index() {
     }
     store.close().await;
     b.finish().await;
+}
+
+/// Every column of every table a publish writes (ids and timestamps aside), one line per
+/// row, sorted: what [`bulk_loads_store_what_publishes_store`] compares.
+async fn dump(b: &Backend, table: &str) -> Vec<String> {
+    let raw = b.raw(&[]).await;
+    let columns_sql = match b.cleanup {
+        Some(_) => format!(
+            "SELECT CAST(column_name AS TEXT) FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = '{table}'"
+        ),
+        None => format!("SELECT name FROM pragma_table_info('{table}')"),
+    };
+    let columns: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(columns_sql))
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+    let kept: Vec<String> = columns
+        .iter()
+        .filter(|c| !["id", "at", "created_at", "updated_at", "published_at"].contains(&c.as_str()))
+        .map(|c| format!("'{c}=' || COALESCE(CAST({c} AS TEXT), 'NULL')"))
+        .collect();
+    assert!(kept.len() > 1, "{table}: {columns:?}");
+    let sql = format!("SELECT {} FROM {table}", kept.join(" || ' ' || "));
+    let mut rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    rows.sort();
+    rows
+}
+
+/// Bulk loading (how `agora-bench seed --bulk` fills a catalog of a million plugins) must
+/// leave the database exactly as publishing the same releases one by one does, or the
+/// benchmarks measure another catalog; and it is all or nothing.
+async fn bulk_loads_store_what_publishes_store(one: Backend, bulk: Backend) {
+    let releases = |w: &World| {
+        (0..60)
+            .map(|i| {
+                let mut extra = format!(
+                    "tags: [t{}, t{}]\ncategories: [c{}]\n",
+                    i % 5,
+                    5 + i % 3,
+                    i % 4
+                );
+                if i % 5 == 0 {
+                    extra += "provider: aws\n";
+                }
+                if i % 7 == 0 {
+                    extra += "visibility: private\n";
+                }
+                if i % 6 == 0 {
+                    extra += "dependencies: { acme/gen-1: ^1.0 }\ncapabilities: [outbound_http]\n\
+                              network: { outbound_hosts: [a.example] }\n";
+                }
+                if i % 9 == 0 {
+                    extra += "compatibility: { min_core: 2.1.0 }\n";
+                }
+                let version = if i % 11 == 0 { "0.9.0-beta.1" } else { "1.0.0" };
+                let module = format!("module {i}");
+                new_release(
+                    w,
+                    manifest("acme", &format!("gen-{i}"), version, &extra),
+                    module.as_bytes(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut worlds = Vec::new();
+    for b in [&one, &bulk] {
+        let w = world(&b.store).await;
+        b.raw(&["UPDATE publishers SET verified_at = 1"])
+            .await
+            .close()
+            .await;
+        worlds.push(w);
+    }
+    for r in releases(&worlds[0]) {
+        one.store.publish(r).await.unwrap();
+    }
+    assert_eq!(
+        bulk.store
+            .publish_bulk(&releases(&worlds[1]))
+            .await
+            .unwrap(),
+        60
+    );
+    for table in [
+        "plugins",
+        "versions",
+        "artifacts",
+        "dependencies",
+        "plugin_labels",
+        "audit_events",
+    ] {
+        let (a, b) = (dump(&one, table).await, dump(&bulk, table).await);
+        assert!(!a.is_empty(), "{table}");
+        assert_eq!(a, b, "{table}");
+    }
+    for text in [Some("gen"), Some("aws"), Some("t1"), None] {
+        for category in [None, Some("c2")] {
+            let mut q = query(text);
+            q.category = category.map(str::to_owned);
+            q.viewer.admin = true;
+            assert_eq!(
+                names(&one.store.search(&q).await.unwrap()),
+                names(&bulk.store.search(&q).await.unwrap()),
+                "{text:?} {category:?}"
+            );
+        }
+    }
+    // All or nothing: a batch with a plugin that exists stores none of the new ones.
+    let w = &worlds[1];
+    let batch = [
+        new_release(w, manifest("acme", "fresh", "1.0.0", ""), b"f"),
+        new_release(w, manifest("acme", "gen-3", "2.0.0", ""), b"g"),
+    ];
+    let err = bulk.store.publish_bulk(&batch).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(ref m) if m.contains("first releases of new plugins")),
+        "{err}"
+    );
+    assert!(bulk.store.plugin("acme", "fresh").await.unwrap().is_none());
+    let mut logged = new_release(w, manifest("acme", "logged", "1.0.0", ""), b"l");
+    logged.log_entry = Some(noting("logged"));
+    let err = bulk.store.publish_bulk(&[logged]).await.unwrap_err();
+    assert!(err.to_string().contains("publish it on its own"), "{err}");
+    one.finish().await;
+    bulk.finish().await;
+}
+
+#[tokio::test]
+async fn bulk_loads_store_what_publishes_store_on_sqlite() {
+    bulk_loads_store_what_publishes_store(sqlite().await, sqlite().await).await;
+}
+
+#[tokio::test]
+async fn bulk_loads_store_what_publishes_store_on_postgres() {
+    bulk_loads_store_what_publishes_store(postgres().await, postgres().await).await;
 }
 
 /// With a text query and filters, the full-text index must drive the query; if SQLite

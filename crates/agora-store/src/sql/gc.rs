@@ -63,13 +63,18 @@ pub(super) async fn claim_blobs(
             .fetch_optional(&mut **tx)
             .await?;
         if deleting.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "blob {digest} is being deleted by garbage collection (nothing referred to it \
-                 for longer than the grace period); upload it again in a minute"
-            )));
+            return Err(being_deleted(digest));
         }
     }
     Ok(())
+}
+
+/// The refusal of a release whose blob garbage collection is deleting.
+pub(super) fn being_deleted(digest: impl std::fmt::Display) -> StoreError {
+    StoreError::Conflict(format!(
+        "blob {digest} is being deleted by garbage collection (nothing referred to it \
+         for longer than the grace period); upload it again in a minute"
+    ))
 }
 
 fn mark_from_row(r: &AnyRow) -> Result<GcMark> {

@@ -17,6 +17,7 @@ mod advisories;
 mod analytics;
 mod audit;
 mod blobs;
+mod bulk;
 mod entitlements;
 mod gc;
 mod jobs;
