@@ -37,6 +37,7 @@ pub(crate) struct Web {
     pub config: Arc<WebConfig>,
     pub docs: Arc<markdown::DocCache>,
     pub facets: Arc<facets::FacetCache>,
+    pub shelves: Arc<crate::pages::home::ShelfCache>,
 }
 
 /// How many bytes of rendered README and changelog HTML the pages keep in memory.
@@ -50,6 +51,7 @@ impl Web {
             config: Arc::new(config),
             docs: Arc::new(markdown::DocCache::new(DOC_CACHE_BYTES)),
             facets: Arc::new(facets::FacetCache::default()),
+            shelves: Arc::default(),
         };
         web.facets.warm(&web.registry.meta);
         web

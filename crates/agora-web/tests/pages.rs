@@ -293,6 +293,11 @@ async fn private_plugins_never_appear_to_outsiders() {
         site.get("/plugins/acme/secret-tool", &alice).await.status,
         StatusCode::OK
     );
+    // The home page's shelves are kept for public-only visitors: never handed to a
+    // member, and what a member sees never reaches the next outsider.
+    assert!(site.get("/", &alice).await.body.contains("secret-tool"));
+    assert!(!site.get("/", "").await.body.contains("secret-tool"));
+    assert!(site.get("/", &alice).await.body.contains("secret-tool"));
 }
 
 #[tokio::test]
@@ -597,6 +602,7 @@ async fn facet_counts_follow_a_change_to_the_catalog_at_once() {
             .to_owned()
     };
     assert_eq!(count(&site.get("/search", "").await.body), "1");
+    assert!(!site.get("/", "").await.body.contains("/plugins/acme/more"));
     let alice = site.meta.user_by_name("alice").await.unwrap().unwrap();
     let acme = site.meta.publisher_by_name("acme").await.unwrap().unwrap();
     let text = "api_version: agora/v1\npublisher: acme\nname: more\nversion: 1.0.0\n\
@@ -624,6 +630,8 @@ async fn facet_counts_follow_a_change_to_the_catalog_at_once() {
         .await
         .unwrap();
     assert_eq!(count(&site.get("/search", "").await.body), "2");
+    // The home page's shelves, kept for anonymous visitors, follow at once too.
+    assert!(site.get("/", "").await.body.contains("/plugins/acme/more"));
 }
 
 #[tokio::test]
