@@ -3,8 +3,10 @@
     python3 bench/charts.py SUMMARY.tsv OUT_DIR
 
 SUMMARY.tsv holds "backend count metric value" lines (bench/search.sh's summary.tsv of
-each size, concatenated). Writes four SVG charts into OUT_DIR, each against the number
-of plugins on a log scale, one line per backend (and per shape where there are several):
+each size, concatenated). Prints the figures as a Markdown table (a row per metric, a column per backend and
+size) and writes four SVG charts into OUT_DIR, each against the number
+of plugins, both axes on a log scale, one line per backend (solid SQLite, dashed
+PostgreSQL) and per shape where there are several:
 
     growth-search-p99.svg   p99 of every search shape through the API
     growth-pages-p99.svg    p99 of the home, plugin and search pages
@@ -44,18 +46,24 @@ def read(path):
 
 def chart(figures, out, title, ylabel, series, target=None):
     """One chart: a line per (backend, metric, label) of `series` that has figures."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    # One colour per metric, one line style per backend; both axes logarithmic, so a
+    # slope of one is cost growing as fast as the catalog.
+    colours = {}
     for backend, metric, label in series:
         points = sorted(figures.get((backend, metric), {}).items())
         if not points:
             continue
         xs, ys = zip(*points)
-        ax.plot(xs, ys, STYLE.get(backend, "-"), marker="o", label=f"{backend}: {label}")
+        colour = colours.setdefault(metric, f"C{len(colours)}")
+        ax.plot(xs, ys, STYLE.get(backend, "-"), color=colour, marker="o",
+                label=f"{backend}: {label}")
     if target is not None:
         ax.axhline(target[0], color="grey", linewidth=0.8, linestyle=":")
-        ax.annotate(target[1], (0.01, target[0]), xycoords=("axes fraction", "data"),
-                    fontsize=8, color="grey", va="bottom")
+        ax.annotate(target[1], (0.99, target[0]), xycoords=("axes fraction", "data"),
+                    fontsize=8, color="grey", va="bottom", ha="right")
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("plugins in the catalog")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -66,6 +74,21 @@ def chart(figures, out, title, ylabel, series, target=None):
     plt.close(fig)
 
 
+def table(figures, backends):
+    """The figures as Markdown: a row per metric, a column per backend and size."""
+    counts = sorted({c for points in figures.values() for c in points})
+    columns = [(b, c) for b in backends for c in counts]
+    names = {f"{s}_p99_ms": f"{label} p99 ms" for s, label in {**SEARCHES, **PAGES}.items()}
+    names.update({"facet_first_max_ms": "first facet count, max of 20, ms",
+                  "rss_mib": "server peak RSS MiB", "start_ms": "start to ready ms",
+                  "seed_s": "bulk seed s"})
+    print("| figure | " + " | ".join(f"{b} {c:,}" for b, c in columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for metric, name in names.items():
+        cells = [figures.get((b, metric), {}).get(c) for b, c in columns]
+        print(f"| {name} | " + " | ".join("" if v is None else f"{v:g}" for v in cells) + " |")
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
@@ -74,6 +97,8 @@ def main():
     backends = sorted({backend for backend, _ in figures})
     if not backends:
         sys.exit(f"{sys.argv[1]}: no figures")
+    table(figures, backends)
+    print()
     chart(figures, f"{out}/growth-search-p99.svg", "Search p99 through the API", "p99 (ms)",
           [(b, f"{s}_p99_ms", label) for b in backends for s, label in SEARCHES.items()],
           target=(5, "narrow target 5 ms"))
