@@ -2977,8 +2977,15 @@ async fn bulk_loads_store_what_publishes_store(one: Backend, bulk: Backend) {
     assert!(bulk.store.plugin("acme", "fresh").await.unwrap().is_none());
     let mut logged = new_release(w, manifest("acme", "logged", "1.0.0", ""), b"l");
     logged.log_entry = Some(noting("logged"));
-    let err = bulk.store.publish_bulk(&[logged]).await.unwrap_err();
-    assert!(err.to_string().contains("publish it on its own"), "{err}");
+    let mut signed = new_release(w, manifest("acme", "signed", "1.0.0", ""), b"s");
+    signed.signature = Some("sig".into());
+    signed.signer_key = Some("key".into());
+    for refused in [logged, signed] {
+        let name = refused.manifest.name.to_string();
+        let err = bulk.store.publish_bulk(&[refused]).await.unwrap_err();
+        assert!(err.to_string().contains("publish it on its own"), "{err}");
+        assert!(bulk.store.plugin("acme", &name).await.unwrap().is_none());
+    }
     one.finish().await;
     bulk.finish().await;
 }

@@ -11,6 +11,7 @@ use agora_core::audit::AuditAction;
 use agora_core::listing::{self, Listing};
 use sqlx::{Any, Row, Transaction};
 
+use super::releases::placeholders;
 use super::{Dialect, SqlStore, search};
 use crate::metadata::*;
 use crate::{StoreError, now_ms};
@@ -28,17 +29,18 @@ enum Value {
 
 impl SqlStore {
     /// Publishes `releases`, each the first version of a plugin not in the catalog yet,
-    /// in one transaction: all of them or, on any error, none. Releases that the
-    /// transparency log records or that queue jobs are refused (publish those one at a
-    /// time); so is a plugin that exists already or appears twice. Returns how many
-    /// versions were stored.
+    /// in one transaction: all of them or, on any error, none. Signed releases (whose key
+    /// must be checked against revocation), releases the transparency log records and
+    /// releases that queue jobs are refused: publish those one at a time. So is a plugin
+    /// that exists already or appears twice. Returns how many versions were stored.
     pub async fn publish_bulk(&self, releases: &[NewRelease]) -> Result<usize> {
         if let Some(r) = releases
             .iter()
-            .find(|r| r.log_entry.is_some() || !r.jobs.is_empty())
+            .find(|r| r.signer_key.is_some() || r.log_entry.is_some() || !r.jobs.is_empty())
         {
             return Err(StoreError::Conflict(format!(
-                "{}/{}@{} has a log entry or jobs; bulk loading takes neither, publish it on its own",
+                "{}/{}@{} is signed, logged or queues jobs; bulk loading takes unsigned, \
+                 unlogged releases only, publish it on its own",
                 r.manifest.publisher, r.manifest.name, r.manifest.version
             )));
         }
@@ -109,17 +111,20 @@ impl SqlStore {
         )
         .await?;
         if self.dialect == Dialect::Postgres {
-            // The label arrays, by the expression refresh_plugin uses.
-            let (low, high) = (ids.iter().min(), ids.iter().max());
-            let update = format!(
-                "UPDATE plugins SET updated_at = updated_at{} WHERE id BETWEEN $1 AND $2",
-                search::label_array_update(self.dialect, "plugins.id")
-            );
-            sqlx::query(sqlx::AssertSqlSafe(update))
-                .bind(low.copied())
-                .bind(high.copied())
-                .execute(&mut *tx)
-                .await?;
+            // The label arrays, by the expression refresh_plugin uses; these rows only (a
+            // concurrent publish's rows may sit between their ids).
+            for batch in ids.chunks(BINDS_PER_STATEMENT) {
+                let list = placeholders(batch.len());
+                let update = format!(
+                    "UPDATE plugins SET updated_at = updated_at{} WHERE id IN ({list})",
+                    search::label_array_update(self.dialect, "plugins.id")
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(update));
+                for id in batch {
+                    query = query.bind(id);
+                }
+                query.execute(&mut *tx).await?;
+            }
         }
         insert(
             &mut tx,
@@ -273,10 +278,7 @@ async fn claim_blobs(tx: &mut Transaction<'static, Any>, releases: &[NewRelease]
     digests.sort();
     digests.dedup();
     for batch in digests.chunks(BINDS_PER_STATEMENT) {
-        let list = (1..=batch.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = placeholders(batch.len());
         for sql in [
             format!("DELETE FROM gc_marks WHERE state = 'marked' AND digest IN ({list})"),
             format!("SELECT digest FROM gc_marks WHERE digest IN ({list})"),

@@ -538,7 +538,7 @@ impl ReleaseStore for SqlStore {
 }
 
 /// `$1, $2, ... $n`, for an `IN (...)` over `n` bound values.
-fn placeholders(n: usize) -> String {
+pub(super) fn placeholders(n: usize) -> String {
     (1..=n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
