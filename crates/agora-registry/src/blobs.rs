@@ -123,8 +123,7 @@ pub async fn access(
 ) -> Result<Access> {
     // Readable by anyone first: the common case costs one query, and the answer says
     // whether shared caches may keep the bytes.
-    let sees_only_public =
-        !viewer.admin && viewer.private_publishers.is_empty() && viewer.tenants.is_empty();
+    let sees_only_public = viewer.sees_only_public();
     if !registry.sign_in_required
         && registry
             .meta

@@ -2063,24 +2063,37 @@ async fn listings_carry_the_listed_state_and_insiders_see_unlisted_plugins(store
     }
 }
 
+/// acme/scanner at `version` with `labels` (manifest lines), published.
+async fn scanner(
+    store: &SqlStore,
+    w: &World,
+    version: &str,
+    labels: &str,
+    module: &[u8],
+) -> VersionRecord {
+    release(
+        store,
+        w,
+        manifest("acme", "scanner", version, labels),
+        module,
+    )
+    .await
+    .unwrap()
+}
+
 /// Two label filters as two subqueries let a planner with stale statistics join the label
 /// sets to each other (9 s at 100,000 plugins on PostgreSQL); they are read in one pass,
 /// whatever the statistics say.
 async fn label_filters_read_the_labels_in_one_pass(store: &SqlStore) {
     let w = world(store).await;
-    release(
+    scanner(
         store,
         &w,
-        manifest(
-            "acme",
-            "scanner",
-            "1.0.0",
-            "tags: [http]\ncategories: [security]\n",
-        ),
+        "1.0.0",
+        "tags: [http]\ncategories: [security]\n",
         b"s",
     )
-    .await
-    .unwrap();
+    .await;
     // The test database is new: no statistics at all, the planner's worst guess.
     let mut q = query(Some("scanner"));
     q.tag = Some("http".into());
@@ -2111,32 +2124,22 @@ async fn label_filters_read_the_labels_in_one_pass(store: &SqlStore) {
 /// old ones in filters and facet counts, and yanking it brings the old ones back.
 async fn label_filters_follow_the_listed_version(store: &SqlStore) {
     let w = world(store).await;
-    let v1 = release(
+    let v1 = scanner(
         store,
         &w,
-        manifest(
-            "acme",
-            "scanner",
-            "1.0.0",
-            "tags: [http]\ncategories: [security]\n",
-        ),
+        "1.0.0",
+        "tags: [http]\ncategories: [security]\n",
         b"s1",
     )
-    .await
-    .unwrap();
-    let v2 = release(
+    .await;
+    let v2 = scanner(
         store,
         &w,
-        manifest(
-            "acme",
-            "scanner",
-            "2.0.0",
-            "tags: [grpc, http-2]\ncategories: [security]\n",
-        ),
+        "2.0.0",
+        "tags: [grpc, http-2]\ncategories: [security]\n",
         b"s2",
     )
-    .await
-    .unwrap();
+    .await;
     let found = |tag: &str| {
         let mut q = query(None);
         q.tag = Some(tag.into());

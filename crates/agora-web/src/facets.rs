@@ -76,8 +76,18 @@ impl FacetCache {
         meta: &Arc<dyn MetadataStore>,
         query: &SearchQuery,
     ) -> Result<Arc<Facets>, StoreError> {
-        let key = key(query);
         let stamp = meta.catalog_stamp().await?;
+        self.get_at(meta, query, stamp).await
+    }
+
+    /// [`FacetCache::get`] with the catalog stamp the caller has read already.
+    pub async fn get_at(
+        self: &Arc<Self>,
+        meta: &Arc<dyn MetadataStore>,
+        query: &SearchQuery,
+        stamp: i64,
+    ) -> Result<Arc<Facets>, StoreError> {
+        let key = key(query);
         if let Ok(mut entries) = self.entries.lock()
             && let Some(entry) = entries.get_mut(&key)
         {

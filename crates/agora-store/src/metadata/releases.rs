@@ -124,6 +124,12 @@ impl Viewer {
         Viewer::default()
     }
 
+    /// Whether this viewer sees public plugins only (not an admin, no private publisher,
+    /// no tenant): what anyone at all sees, so answers for it may be shared.
+    pub fn sees_only_public(&self) -> bool {
+        !self.admin && self.private_publishers.is_empty() && self.tenants.is_empty()
+    }
+
     /// Whether this viewer sees the plugin without asking the store about entitlements
     /// (public, or its publisher's insider). A viewer holding tenants may see more:
     /// [`ReleaseStore::plugin_visible_to`] answers for them.

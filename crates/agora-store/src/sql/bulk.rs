@@ -12,13 +12,9 @@ use agora_core::listing::{self, Listing};
 use sqlx::{Any, Row, Transaction};
 
 use super::releases::placeholders;
-use super::{Dialect, SqlStore, search};
+use super::{BINDS_PER_STATEMENT, Dialect, SqlStore, search};
 use crate::metadata::*;
 use crate::{StoreError, now_ms};
-
-/// Values bound per statement at most: under SQLite's limit (32,766) and PostgreSQL's
-/// (65,535), large enough that a statement's overhead is spread over hundreds of rows.
-const BINDS_PER_STATEMENT: usize = 8_000;
 
 /// A bound value of a generated multi-row insert.
 enum Value {
@@ -88,7 +84,11 @@ impl SqlStore {
                 Value::Maybe(Some(r.manifest_digest.to_string())),
             ]);
         }
-        claim_blobs(&mut tx, releases).await?;
+        let digests: Vec<_> = releases
+            .iter()
+            .flat_map(|r| r.artifacts.iter().map(|a| a.digest))
+            .collect();
+        super::gc::claim_blobs(&mut tx, &digests).await?;
         insert(
             &mut tx,
             "artifacts (version_id, path, role, digest, size)",
@@ -145,17 +145,26 @@ impl SqlStore {
         releases: &[NewRelease],
         now: i64,
     ) -> Result<Vec<i64>> {
-        let verified: HashMap<i64, bool> = sqlx::query("SELECT id, verified_at FROM publishers")
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok((
-                    row.try_get::<i64, _>("id")?,
+        let mut publishers: Vec<i64> = releases.iter().map(|r| r.publisher_id).collect();
+        publishers.sort_unstable();
+        publishers.dedup();
+        let mut verified: HashMap<i64, bool> = HashMap::new();
+        for batch in publishers.chunks(BINDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id, verified_at FROM publishers WHERE id IN ({})",
+                placeholders(batch.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in batch {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                verified.insert(
+                    row.try_get("id")?,
                     row.try_get::<Option<i64>, _>("verified_at")?.is_some(),
-                ))
-            })
-            .collect::<Result<_>>()?;
+                );
+            }
+        }
         let mut rows = Vec::with_capacity(releases.len());
         for r in releases {
             let m = &r.manifest;
@@ -266,34 +275,6 @@ async fn insert_versions(
                 .ok_or_else(|| StoreError::Corrupt(format!("no version row for plugin {p}")))
         })
         .collect()
-}
-
-/// What `gc::claim_blobs` does for one release, for all of them: unmarks their blobs, and
-/// refuses when garbage collection is deleting one.
-async fn claim_blobs(tx: &mut Transaction<'static, Any>, releases: &[NewRelease]) -> Result<()> {
-    let mut digests: Vec<String> = releases
-        .iter()
-        .flat_map(|r| r.artifacts.iter().map(|a| a.digest.to_string()))
-        .collect();
-    digests.sort();
-    digests.dedup();
-    for batch in digests.chunks(BINDS_PER_STATEMENT) {
-        let list = placeholders(batch.len());
-        for sql in [
-            format!("DELETE FROM gc_marks WHERE state = 'marked' AND digest IN ({list})"),
-            format!("SELECT digest FROM gc_marks WHERE digest IN ({list})"),
-        ] {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for d in batch {
-                query = query.bind(d.as_str());
-            }
-            if let Some(row) = query.fetch_optional(&mut **tx).await? {
-                let digest: String = row.try_get("digest")?;
-                return Err(super::gc::being_deleted(digest));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `INSERT INTO {into} VALUES (...), (...) {returning}` for `rows` (each as long as the

@@ -52,25 +52,31 @@ pub(super) async fn claim_blobs(
     tx: &mut Transaction<'static, Any>,
     digests: &[Digest],
 ) -> Result<()> {
-    for digest in digests {
-        let d = digest.to_string();
-        sqlx::query("DELETE FROM gc_marks WHERE digest = $1 AND state = 'marked'")
-            .bind(&d)
-            .execute(&mut **tx)
-            .await?;
-        let deleting: Option<i64> = sqlx::query_scalar("SELECT 1 FROM gc_marks WHERE digest = $1")
-            .bind(&d)
-            .fetch_optional(&mut **tx)
-            .await?;
-        if deleting.is_some() {
-            return Err(being_deleted(digest));
+    let mut digests: Vec<String> = digests.iter().map(Digest::to_string).collect();
+    digests.sort();
+    digests.dedup();
+    // Two statements per batch, whatever the number of digests (a bulk load claims
+    // thousands at once).
+    for batch in digests.chunks(super::BINDS_PER_STATEMENT) {
+        let list = super::releases::placeholders(batch.len());
+        for sql in [
+            format!("DELETE FROM gc_marks WHERE state = 'marked' AND digest IN ({list})"),
+            format!("SELECT digest FROM gc_marks WHERE digest IN ({list})"),
+        ] {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for d in batch {
+                query = query.bind(d.as_str());
+            }
+            if let Some(row) = query.fetch_optional(&mut **tx).await? {
+                return Err(being_deleted(row.try_get::<String, _>("digest")?));
+            }
         }
     }
     Ok(())
 }
 
 /// The refusal of a release whose blob garbage collection is deleting.
-pub(super) fn being_deleted(digest: impl std::fmt::Display) -> StoreError {
+fn being_deleted(digest: impl std::fmt::Display) -> StoreError {
     StoreError::Conflict(format!(
         "blob {digest} is being deleted by garbage collection (nothing referred to it \
          for longer than the grace period); upload it again in a minute"

@@ -286,6 +286,11 @@ pub struct SqlStore {
     dialect: Dialect,
 }
 
+/// Values bound per generated statement at most (`IN` lists, multi-row inserts): under
+/// SQLite's limit (32,766) and PostgreSQL's (65,535), large enough that a statement's
+/// overhead is spread over hundreds of rows.
+const BINDS_PER_STATEMENT: usize = 8_000;
+
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
 

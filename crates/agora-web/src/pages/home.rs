@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agora_store::{SearchQuery, SearchSort, StoreError, Viewer};
+use agora_store::{SearchQuery, SearchSort, StoreError};
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
@@ -38,13 +38,16 @@ struct Kept {
 }
 
 impl ShelfCache {
-    async fn get(&self, web: &Web, base: &SearchQuery) -> Result<Arc<Vec<Shelf>>, StoreError> {
-        let public_only =
-            |v: &Viewer| !v.admin && v.private_publishers.is_empty() && v.tenants.is_empty();
-        if !public_only(&base.viewer) {
+    /// The shelves `base` sees, with the catalog at `stamp`.
+    async fn get(
+        &self,
+        web: &Web,
+        base: &SearchQuery,
+        stamp: i64,
+    ) -> Result<Arc<Vec<Shelf>>, StoreError> {
+        if !base.viewer.sees_only_public() {
             return Ok(Arc::new(shelves(web, base).await?));
         }
-        let stamp = web.registry.meta.catalog_stamp().await?;
         if let Some(kept) = &*self.lock()
             && kept.stamp == stamp
             && kept.at.elapsed() < SHELF_TTL
@@ -95,8 +98,10 @@ pub async fn home(State(web): State<Web>, visitor: Visitor) -> Result<Response, 
         viewer: viewer.clone(),
         ..SearchQuery::default()
     };
-    let shelves = web.shelves.get(&web, &base).await?;
-    let facets = web.facets.get(&web.registry.meta, &base).await?;
+    // One read of the catalog stamp for both caches.
+    let stamp = web.registry.meta.catalog_stamp().await?;
+    let shelves = web.shelves.get(&web, &base, stamp).await?;
+    let facets = web.facets.get_at(&web.registry.meta, &base, stamp).await?;
     let categories = facets
         .categories
         .iter()
