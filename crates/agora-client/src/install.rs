@@ -4,11 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use agora_core::api::VersionDetail;
 use agora_core::manifest::{ArtifactRole, relative_path_problem};
 use agora_core::resolve::Candidate;
 use agora_core::{Lifecycle, Manifest, PluginRef};
+use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use crate::api::{Client, ClientError, io_error};
 use crate::lockfile::{LockEntry, Lockfile, LockfileError};
@@ -321,42 +324,57 @@ async fn install_set(
         old.as_ref()
             .and_then(|l| l.plugins.iter().find(|p| p.name == name))
     };
-    let mut staging = Staging::create(dir).await?;
-    let mut staged = Vec::new();
-    let mut changes = Vec::new();
-    for (plugin, detail, requirement) in set {
-        let name = plugin.to_string();
-        let previous = installed(&name).cloned();
-        let requirement =
-            requirement.or_else(|| previous.as_ref().and_then(|p| p.requirement.clone()));
-        if let Some(prev) = &previous
-            && prev.version == detail.version
-            && prev.manifest_digest == detail.manifest_digest
-            && crate::verify::entry_intact(dir, prev)
-        {
-            // The verdict may have changed since (a review, a re-run): recorded afresh.
-            let verification = outcome_of(client, &plugin, &prev.version).await?;
-            changes.push(Changed {
-                entry: LockEntry {
-                    requirement,
-                    verification,
-                    ..prev.clone()
-                },
-                previous: Some(prev.version.clone()),
-                unchanged: true,
-            });
-            continue;
-        }
-        let release = staging
-            .stage(client, trust, plugin, &detail, requirement)
-            .await?;
-        changes.push(Changed {
-            entry: release.entry.clone(),
-            previous: previous.map(|p| p.version),
-            unchanged: false,
-        });
-        staged.push(release);
-    }
+    let staging = Staging::create(dir).await?;
+    let checks = Checks::open(client, trust).await?;
+    let (staging_ref, checks_ref) = (&staging, &checks);
+    // Every release is checked and downloaded concurrently, a few at a time, in the set's
+    // order; the first failure stops the rest and nothing is moved into place.
+    let results: Vec<(Changed, Option<Staged>)> =
+        futures_util::stream::iter(set.into_iter().map(|(plugin, detail, requirement)| {
+            let previous = installed(&plugin.to_string()).cloned();
+            async move {
+                let requirement =
+                    requirement.or_else(|| previous.as_ref().and_then(|p| p.requirement.clone()));
+                if let Some(prev) = &previous
+                    && prev.version == detail.version
+                    && prev.manifest_digest == detail.manifest_digest
+                    && crate::verify::entry_intact(dir, prev)
+                {
+                    // The verdict may have changed since (a review, a re-run): recorded
+                    // afresh.
+                    let verification = outcome_of(client, &plugin, &prev.version).await?;
+                    let entry = LockEntry {
+                        requirement,
+                        verification,
+                        ..prev.clone()
+                    };
+                    let previous = Some(prev.version.clone());
+                    return Ok::<_, InstallError>((
+                        Changed {
+                            entry,
+                            previous,
+                            unchanged: true,
+                        },
+                        None,
+                    ));
+                }
+                let release = staging_ref
+                    .stage_checked(checks_ref, trust, plugin, &detail, requirement)
+                    .await?;
+                let changed = Changed {
+                    entry: release.entry.clone(),
+                    previous: previous.map(|p| p.version),
+                    unchanged: false,
+                };
+                Ok((changed, Some(release)))
+            }
+        }))
+        .buffered(PARALLEL_RELEASES)
+        .try_collect()
+        .await?;
+    checks.finish().await?;
+    let (changes, staged): (Vec<Changed>, Vec<Option<Staged>>) = results.into_iter().unzip();
+    let staged: Vec<Staged> = staged.into_iter().flatten().collect();
     if changes.iter().all(|c| c.unchanged)
         && changes
             .iter()
@@ -380,7 +398,7 @@ async fn install_set(
 pub struct Staging {
     dir: PathBuf,
     area: PathBuf,
-    slots: usize,
+    slots: AtomicUsize,
 }
 
 /// A release downloaded and verified into a [`Staging`] area, with the `agora.lock` entry
@@ -401,31 +419,54 @@ impl Staging {
         Ok(Staging {
             dir: dir.to_owned(),
             area,
-            slots: 0,
+            slots: AtomicUsize::new(0),
         })
     }
 
-    /// Checks `detail` and downloads it into a directory of its own in the staging area
-    /// ([`fetch_verified`]), with the registry's verification outcome for its lock entry;
-    /// an `oci` release's image is pulled into the directory's image cache
-    /// ([`pull_image`]). Nothing else outside the staging area changes.
+    /// Checks `detail` and downloads it into a directory of its own in the staging area,
+    /// on its own: one release's [`Checks`], finished before it returns. Nothing outside
+    /// the staging area changes but the image cache ([`Staging::stage_checked`]).
     pub async fn stage(
-        &mut self,
+        &self,
         client: &Client,
         trust: &TrustConfig,
         plugin: PluginRef,
         detail: &VersionDetail,
         requirement: Option<String>,
     ) -> Result<Staged, InstallError> {
-        let path = self.area.join(format!("new-{}", self.slots));
-        self.slots += 1;
+        let checks = Checks::open(client, trust).await?;
+        let staged = self
+            .stage_checked(&checks, trust, plugin, detail, requirement)
+            .await?;
+        checks.finish().await?;
+        Ok(staged)
+    }
+
+    /// Checks `detail` and downloads it into a directory of its own in the staging area
+    /// ([`Checks::fetch_verified`]), with the registry's verification outcome for its lock
+    /// entry; an `oci` release's image is pulled into the directory's image cache
+    /// ([`pull_image`]). Nothing else outside the staging area changes. Several releases
+    /// may be staged at once; none may be committed before `checks` is finished.
+    pub async fn stage_checked(
+        &self,
+        checks: &Checks<'_>,
+        trust: &TrustConfig,
+        plugin: PluginRef,
+        detail: &VersionDetail,
+        requirement: Option<String>,
+    ) -> Result<Staged, InstallError> {
+        let slot = self.slots.fetch_add(1, Ordering::Relaxed);
+        let path = self.area.join(format!("new-{slot}"));
         tokio::fs::create_dir_all(&path)
             .await
             .map_err(io_error(format!("cannot create {}", path.display())))?;
-        let verified = fetch_verified(client, trust, detail, &path).await?;
+        let client = checks.client;
+        let (verified, verification) = futures_util::try_join!(
+            checks.fetch_verified(detail, &path),
+            outcome_of(client, &plugin, &detail.version)
+        )?;
         let label = format!("{plugin}@{}", detail.version);
         pull_image(&trust.oci, &self.dir, &detail.manifest, &label).await?;
-        let verification = outcome_of(client, &plugin, &detail.version).await?;
         let entry = LockEntry {
             name: plugin.to_string(),
             version: detail.version.clone(),
@@ -543,19 +584,29 @@ pub async fn install_locked(
             dir.display()
         ))
     })?;
-    let mut set = Vec::new();
-    for entry in &lock.plugins {
-        let plugin: PluginRef = entry
-            .name
-            .parse()
-            .map_err(|_| InstallError::UnsafePath(entry.name.clone()))?;
-        let detail = client
-            .version(
+    let plugins = lock
+        .plugins
+        .iter()
+        .map(|entry| {
+            entry
+                .name
+                .parse::<PluginRef>()
+                .map_err(|_| InstallError::UnsafePath(entry.name.clone()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let details =
+        futures_util::stream::iter(lock.plugins.iter().zip(&plugins).map(|(entry, plugin)| {
+            client.version(
                 plugin.publisher.as_str(),
                 plugin.name.as_str(),
                 &entry.version,
             )
-            .await?;
+        }))
+        .buffered(PARALLEL_RELEASES)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let mut set = Vec::new();
+    for ((entry, plugin), detail) in lock.plugins.iter().zip(plugins).zip(details) {
         let served: BTreeMap<&str, (agora_core::Digest, u64)> = detail
             .artifacts
             .iter()
@@ -601,42 +652,56 @@ async fn collect_candidates(
     let mut catalog: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     let mut details = BTreeMap::new();
     let mut excluded = Vec::new();
-    let mut queue = std::collections::VecDeque::from([root.to_string()]);
-    while let Some(name) = queue.pop_front() {
-        if catalog.contains_key(&name) || catalog.len() >= MAX_PLUGINS_IN_TREE {
-            continue;
+    let root_name = root.to_string();
+    // Breadth first, one level at a time: a level's version lists, then every listed
+    // version's details, are asked for concurrently, a few at a time, in order.
+    let mut level = vec![root_name.clone()];
+    while !level.is_empty() {
+        let room = MAX_PLUGINS_IN_TREE.saturating_sub(catalog.len());
+        let names: Vec<(String, PluginRef)> = level
+            .into_iter()
+            .filter_map(|name| Some((name.parse::<PluginRef>().ok()?, name)))
+            .map(|(plugin, name)| (name, plugin))
+            .take(room)
+            .collect();
+        let lists = futures_util::stream::iter(names.iter().map(|(_, plugin)| async move {
+            match client
+                .versions(plugin.publisher.as_str(), plugin.name.as_str())
+                .await
+            {
+                Ok(list) => Ok(Some(list)),
+                // A dependency that does not exist (or is private) simply has no
+                // candidates; the resolver explains the consequence.
+                Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => Ok(None),
+                Err(e) => Err(InstallError::from(e)),
+            }
+        }))
+        .buffered(PARALLEL_RELEASES)
+        .try_collect::<Vec<_>>()
+        .await?;
+        let mut wanted = Vec::new();
+        for ((name, plugin), list) in names.iter().zip(&lists) {
+            catalog.insert(name.clone(), Vec::new());
+            for v in list.iter().flat_map(|l| &l.versions) {
+                let pinned_here = *name == root_name && pinned == Some(v.version.as_str());
+                if v.state.resolvable() || pinned_here {
+                    wanted.push((name, plugin, v.version.as_str()));
+                }
+            }
         }
-        let Ok(plugin_ref) = name.parse::<PluginRef>() else {
-            continue;
-        };
-        let list = match client
-            .versions(plugin_ref.publisher.as_str(), plugin_ref.name.as_str())
-            .await
-        {
-            Ok(list) => list,
-            // A dependency that does not exist (or is private) simply has no candidates;
-            // the resolver explains the consequence.
-            Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => {
-                catalog.insert(name, Vec::new());
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let mut candidates = Vec::new();
-        for v in &list.versions {
-            let pinned_here = name == root.to_string() && pinned == Some(v.version.as_str());
-            if !(v.state.resolvable() || pinned_here) {
-                continue;
-            }
-            let detail = client
-                .version(
-                    plugin_ref.publisher.as_str(),
-                    plugin_ref.name.as_str(),
-                    &v.version,
-                )
-                .await?;
+        let fetched =
+            futures_util::stream::iter(wanted.iter().map(|(_, plugin, version)| async move {
+                client
+                    .version(plugin.publisher.as_str(), plugin.name.as_str(), version)
+                    .await
+            }))
+            .buffered(PARALLEL_RELEASES)
+            .try_collect::<Vec<_>>()
+            .await?;
+        let mut next = Vec::new();
+        for ((name, _, version), detail) in wanted.into_iter().zip(fetched) {
             if let Some(why) = host.incompatibility(&detail.manifest) {
-                excluded.push(format!("{name} {}: {why}", v.version));
+                excluded.push(format!("{name} {version}: {why}"));
                 continue;
             }
             let dependencies: Vec<(String, semver::VersionReq)> = detail
@@ -646,19 +711,21 @@ async fn collect_candidates(
                 .map(|(r, req)| (r.to_string(), req))
                 .collect();
             for (dep, _) in &dependencies {
-                if !catalog.contains_key(dep) {
-                    queue.push_back(dep.clone());
+                if !catalog.contains_key(dep) && !next.contains(dep) {
+                    next.push(dep.clone());
                 }
             }
-            if let Ok(version) = semver::Version::parse(&v.version) {
+            if let Ok(parsed) = semver::Version::parse(version)
+                && let Some(candidates) = catalog.get_mut(name.as_str())
+            {
                 candidates.push(Candidate {
-                    version,
+                    version: parsed,
                     dependencies,
                 });
             }
-            details.insert((name.clone(), v.version.clone()), detail);
+            details.insert((name.clone(), version.to_owned()), detail);
         }
-        catalog.insert(name, candidates);
+        level = next;
     }
     Ok((catalog, details, excluded))
 }
@@ -759,45 +826,116 @@ pub struct Verified {
     pub log_index: u64,
 }
 
-/// Checks a release and downloads it into `dest` (an empty directory): safe paths, the
-/// manifest digest, the signature by the publisher's key over exactly these files, every
-/// byte against its digest, and the served description against the signed plugin.yaml.
-/// Returns the signing key's id. On error, `dest` may hold partial files; the caller
-/// removes it.
+/// Checks a release and downloads it into `dest` (an empty directory), on its own: one
+/// release's [`Checks`]. On error, `dest` may hold partial files; the caller removes it.
 pub async fn fetch_verified(
     client: &Client,
     trust: &TrustConfig,
     detail: &VersionDetail,
     dest: &Path,
 ) -> Result<Verified, InstallError> {
-    let label = format!("{}/{}@{}", detail.publisher, detail.name, detail.version);
-    for a in &detail.artifacts {
-        if relative_path_problem(&a.path).is_some() {
-            return Err(InstallError::UnsafePath(a.path.clone()));
+    let checks = Checks::open(client, trust).await?;
+    let verified = checks.fetch_verified(detail, dest).await?;
+    checks.finish().await?;
+    Ok(verified)
+}
+
+/// Most publishers whose keys one set of checks keeps.
+const MAX_KEPT_PUBLISHERS: usize = MAX_PLUGINS_IN_TREE;
+
+/// Releases to check and download at once in one install.
+const PARALLEL_RELEASES: usize = 8;
+
+type KeyCell = Arc<tokio::sync::OnceCell<Vec<agora_core::api::PublisherKey>>>;
+
+/// What one install checks of a set of releases, asking the registry for each thing once:
+/// each publisher's keys, the log's key and checkpoint, the key events releases share
+/// ([`crate::logcheck::LogSession`]). Releases may be checked concurrently; nothing they
+/// bring may be moved into place before [`Checks::finish`] has proven the log consistent.
+pub struct Checks<'a> {
+    client: &'a Client,
+    log: crate::logcheck::LogSession,
+    keys: std::sync::Mutex<BTreeMap<String, KeyCell>>,
+}
+
+impl<'a> Checks<'a> {
+    pub async fn open(client: &'a Client, trust: &TrustConfig) -> Result<Checks<'a>, InstallError> {
+        Ok(Checks {
+            client,
+            log: crate::logcheck::LogSession::open(client, &trust.log_state, &trust.pinning)
+                .await?,
+            keys: std::sync::Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    async fn keys(
+        &self,
+        publisher: &str,
+    ) -> Result<Vec<agora_core::api::PublisherKey>, InstallError> {
+        let cell = {
+            let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+            match keys.get(publisher) {
+                Some(cell) => Arc::clone(cell),
+                None => {
+                    let cell = KeyCell::default();
+                    if keys.len() < MAX_KEPT_PUBLISHERS {
+                        keys.insert(publisher.to_owned(), Arc::clone(&cell));
+                    }
+                    cell
+                }
+            }
+        };
+        Ok(cell
+            .get_or_try_init(|| self.client.keys(publisher))
+            .await?
+            .clone())
+    }
+
+    /// Checks a release and downloads it into `dest` (an empty directory): safe paths,
+    /// the manifest digest, the signature by the publisher's key over exactly these files,
+    /// its log entry and the signer's key history, every byte against its digest, and the
+    /// served description against the signed plugin.yaml. On error, `dest` may hold
+    /// partial files; the caller removes it.
+    pub async fn fetch_verified(
+        &self,
+        detail: &VersionDetail,
+        dest: &Path,
+    ) -> Result<Verified, InstallError> {
+        let label = format!("{}/{}@{}", detail.publisher, detail.name, detail.version);
+        for a in &detail.artifacts {
+            if relative_path_problem(&a.path).is_some() {
+                return Err(InstallError::UnsafePath(a.path.clone()));
+            }
         }
+        let manifest_artifact = detail
+            .artifacts
+            .iter()
+            .find(|a| a.role == ArtifactRole::Manifest)
+            .ok_or_else(|| {
+                InstallError::ManifestMismatch(
+                    label.clone(),
+                    "the release has no plugin.yaml".into(),
+                )
+            })?;
+        if manifest_artifact.digest != detail.manifest_digest {
+            return Err(InstallError::ManifestMismatch(
+                label,
+                "plugin.yaml's digest differs from the release's manifest digest".into(),
+            ));
+        }
+        // The key list gives the key material for the signature; whether that key was
+        // registered and unrevoked at the release comes from the log's key history.
+        let keys = self.keys(&detail.publisher).await?;
+        let signer = crate::verify::verify_release_signature(detail, &keys)?;
+        let log_index = self.log.check_release(self.client, detail, &signer).await?;
+        download_all(self.client, detail, dest, &label).await?;
+        Ok(Verified { signer, log_index })
     }
-    let manifest_artifact = detail
-        .artifacts
-        .iter()
-        .find(|a| a.role == ArtifactRole::Manifest)
-        .ok_or_else(|| {
-            InstallError::ManifestMismatch(label.clone(), "the release has no plugin.yaml".into())
-        })?;
-    if manifest_artifact.digest != detail.manifest_digest {
-        return Err(InstallError::ManifestMismatch(
-            label,
-            "plugin.yaml's digest differs from the release's manifest digest".into(),
-        ));
+
+    /// Proves the log consistent with everything the checks saw, and records its head.
+    pub async fn finish(self) -> Result<(), InstallError> {
+        Ok(self.log.finish(self.client).await?)
     }
-    // The key list gives the key material for the signature; whether that key was
-    // registered and unrevoked at the release comes from the log's key history.
-    let keys = client.keys(&detail.publisher).await?;
-    let signer = crate::verify::verify_release_signature(detail, &keys)?;
-    let log_index =
-        crate::logcheck::verify_logged(client, &trust.log_state, &trust.pinning, detail, &signer)
-            .await?;
-    download_all(client, detail, dest, &label).await?;
-    Ok(Verified { signer, log_index })
 }
 
 async fn download_all(

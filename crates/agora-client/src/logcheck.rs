@@ -4,6 +4,7 @@
 //! can neither show different histories to different clients nor roll a plugin back.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use agora_core::Digest;
 use agora_core::api::{InclusionProofResponse, VersionDetail};
@@ -159,7 +160,7 @@ const CONSISTENCY_ATTEMPTS: u32 = 5;
 /// Checks that `detail` (whose signature was verified by `signer`) is in the registry's
 /// log, consistent with what this client saw before, and that `signer` was a registered,
 /// unrevoked key of the publisher by the log's own key history; updates the state at
-/// `state_path`. Returns the release's log index.
+/// `state_path`. Returns the release's log index. One release's [`LogSession`].
 pub async fn verify_logged(
     client: &Client,
     state_path: &Path,
@@ -167,89 +168,205 @@ pub async fn verify_logged(
     detail: &VersionDetail,
     signer: &str,
 ) -> Result<u64, LogCheckError> {
-    let label = format!("{}/{}@{}", detail.publisher, detail.name, detail.version);
-    let index = detail
-        .log_index
-        .ok_or_else(|| LogCheckError::NotLogged(label.clone()))?;
-    let stored = LogState::load(state_path)?;
-    let key = match (&pinning.configured_key, &stored) {
-        (Some(k), _) => k.clone(),
-        (None, Some(s)) if !pinning.repin => s.verifier_key.clone(),
-        _ => client.log_key().await?.verifier_key,
-    };
-    let open = |note: &str| {
-        Checkpoint::open(note, &key).map_err(|_| LogCheckError::KeyChanged {
-            pinned: key.clone(),
-        })
-    };
-    let proof_error = |source| LogCheckError::Proof {
-        label: label.clone(),
-        source,
-    };
-
-    let inclusion = client.log_inclusion(index).await?;
-    let included_in = open(&inclusion.checkpoint)?.head;
-    verify_inclusion(
-        &included_in,
-        &LogEntry::leaf_of(&inclusion.entry),
-        index,
-        &hashes(&inclusion.hashes)?,
-    )
-    .map_err(proof_error)?;
-    let entry = clear_entry(&inclusion, &label)?;
-    let key_head =
-        check_entry(&entry, detail, signer).map_err(|what| LogCheckError::EntryMismatch {
-            label: label.clone(),
-            what,
-        })?;
-
-    check_signer_history(client, &open, detail, signer, key_head, index, &label).await?;
-
-    // The current log must extend both what this client saw before and the head the
-    // inclusion proof led to, and those two answers must describe the same tree.
-    let mut newest = included_in;
-    if let Some(seen) = stored
-        .as_ref()
-        .filter(|s| s.verifier_key == key && !pinning.repin)
-    {
-        let seen = seen.head()?;
-        if seen.size > included_in.size {
-            return Err(proof_error(agora_trust::LogError::Shrank {
-                old: seen.size,
-                new: included_in.size,
-            }));
-        }
-        // Both proofs must lead to the same head. The log grows while it is read (every
-        // publish and every verification verdict appends), so two answers that name
-        // different heads are asked for again, a few times, before giving up.
-        let mut attempt = 0;
-        newest = loop {
-            let from_seen = client.log_consistency(seen.size).await?;
-            let now = open(&from_seen.checkpoint)?.head;
-            verify_consistency(&seen, &now, &hashes(&from_seen.hashes)?).map_err(proof_error)?;
-            let from_inclusion = client.log_consistency(included_in.size).await?;
-            let now_too = open(&from_inclusion.checkpoint)?.head;
-            verify_consistency(&included_in, &now_too, &hashes(&from_inclusion.hashes)?)
-                .map_err(proof_error)?;
-            if now == now_too {
-                break now;
-            }
-            attempt += 1;
-            if attempt == CONSISTENCY_ATTEMPTS {
-                return Err(LogCheckError::Malformed(
-                    "the log kept changing while it was being checked; try again".into(),
-                ));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-        };
-    }
-    LogState {
-        verifier_key: key,
-        size: newest.size,
-        root: hex::encode(newest.root),
-    }
-    .save(state_path)?;
+    let session = LogSession::open(client, state_path, pinning).await?;
+    let index = session.check_release(client, detail, signer).await?;
+    session.finish(client).await?;
     Ok(index)
+}
+
+/// Most inclusion proofs one session keeps to answer again (key events shared by the
+/// releases of one publisher); past it, proofs are fetched each time they are needed.
+const MAX_KEPT_PROOFS: usize = 4096;
+
+/// One install's checks against the registry's log, however many releases it holds: the
+/// pinned key and the checkpoint seen before are read once; each release's inclusion is
+/// proven ([`LogSession::check_release`], concurrently if the caller likes), the key events
+/// that releases of one publisher share are fetched once; and [`LogSession::finish`]
+/// proves once that the current log extends the checkpoint seen before and every tree head
+/// a proof led to, then records the newest. Until `finish` succeeds, nothing checked in
+/// the session may be installed.
+pub struct LogSession {
+    state_path: std::path::PathBuf,
+    key: String,
+    /// The head this client saw before under this key (none on first use or a re-pin).
+    seen: Option<TreeHead>,
+    /// Every distinct head an inclusion proof of this session led to.
+    heads: std::sync::Mutex<Vec<TreeHead>>,
+    proofs: std::sync::Mutex<
+        std::collections::HashMap<u64, Arc<tokio::sync::OnceCell<InclusionProofResponse>>>,
+    >,
+}
+
+impl LogSession {
+    /// Reads the state at `state_path` and settles the log key: configured, pinned, or
+    /// (on first use or a re-pin) the registry's own.
+    pub async fn open(
+        client: &Client,
+        state_path: &Path,
+        pinning: &Pinning,
+    ) -> Result<LogSession, LogCheckError> {
+        let stored = LogState::load(state_path)?;
+        let key = match (&pinning.configured_key, &stored) {
+            (Some(k), _) => k.clone(),
+            (None, Some(s)) if !pinning.repin => s.verifier_key.clone(),
+            _ => client.log_key().await?.verifier_key,
+        };
+        let seen = match stored.filter(|s| s.verifier_key == key && !pinning.repin) {
+            Some(s) => Some(s.head()?),
+            None => None,
+        };
+        Ok(LogSession {
+            state_path: state_path.to_owned(),
+            key,
+            seen,
+            heads: std::sync::Mutex::new(Vec::new()),
+            proofs: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    fn open_checkpoint(&self, note: &str) -> Result<Checkpoint, LogCheckError> {
+        Checkpoint::open(note, &self.key).map_err(|_| LogCheckError::KeyChanged {
+            pinned: self.key.clone(),
+        })
+    }
+
+    /// Entry `index` proven included in the head its checkpoint names; the head is
+    /// recorded for [`LogSession::finish`].
+    async fn proven(
+        &self,
+        client: &Client,
+        index: u64,
+        label: &str,
+    ) -> Result<InclusionProofResponse, LogCheckError> {
+        let cell = {
+            let mut proofs = self.proofs.lock().unwrap_or_else(|e| e.into_inner());
+            match proofs.get(&index) {
+                Some(cell) => Arc::clone(cell),
+                None => {
+                    let cell = Arc::new(tokio::sync::OnceCell::new());
+                    if proofs.len() < MAX_KEPT_PROOFS {
+                        proofs.insert(index, Arc::clone(&cell));
+                    }
+                    cell
+                }
+            }
+        };
+        let proof = cell
+            .get_or_try_init(|| async {
+                let proof = client.log_inclusion(index).await?;
+                let head = self.open_checkpoint(&proof.checkpoint)?.head;
+                verify_inclusion(
+                    &head,
+                    &LogEntry::leaf_of(&proof.entry),
+                    index,
+                    &hashes(&proof.hashes)?,
+                )
+                .map_err(|source| LogCheckError::Proof {
+                    label: label.to_owned(),
+                    source,
+                })?;
+                if let Some(seen) = self.seen
+                    && seen.size > head.size
+                {
+                    return Err(LogCheckError::Proof {
+                        label: label.to_owned(),
+                        source: agora_trust::LogError::Shrank {
+                            old: seen.size,
+                            new: head.size,
+                        },
+                    });
+                }
+                let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+                if !heads.contains(&head) {
+                    heads.push(head);
+                }
+                Ok::<_, LogCheckError>(proof)
+            })
+            .await?;
+        Ok(proof.clone())
+    }
+
+    /// Checks that `detail` (whose signature was verified by `signer`) is in the log, and
+    /// that `signer` was a registered, unrevoked key of the publisher by the log's own key
+    /// history. Returns the release's log index.
+    pub async fn check_release(
+        &self,
+        client: &Client,
+        detail: &VersionDetail,
+        signer: &str,
+    ) -> Result<u64, LogCheckError> {
+        let label = format!("{}/{}@{}", detail.publisher, detail.name, detail.version);
+        let index = detail
+            .log_index
+            .ok_or_else(|| LogCheckError::NotLogged(label.clone()))?;
+        let inclusion = self.proven(client, index, &label).await?;
+        let entry = clear_entry(&inclusion, &label)?;
+        let key_head =
+            check_entry(&entry, detail, signer).map_err(|what| LogCheckError::EntryMismatch {
+                label: label.clone(),
+                what,
+            })?;
+        check_signer_history(self, client, detail, signer, key_head, index, &label).await?;
+        Ok(index)
+    }
+
+    /// Proves that the current log extends the head seen before and every head this
+    /// session's proofs led to, and that those answers describe one tree; records it in the
+    /// state file. A session that checked nothing changes nothing.
+    pub async fn finish(self, client: &Client) -> Result<(), LogCheckError> {
+        let mut heads = std::mem::take(&mut *self.heads.lock().unwrap_or_else(|e| e.into_inner()));
+        if heads.is_empty() {
+            return Ok(());
+        }
+        if let Some(seen) = self.seen
+            && !heads.contains(&seen)
+        {
+            heads.push(seen);
+        }
+        let proof_error = |source| LogCheckError::Proof {
+            label: "the registry's log".into(),
+            source,
+        };
+        let newest = match heads.as_slice() {
+            // First use, one head: nothing to be consistent with yet.
+            [only] if self.seen.is_none() => *only,
+            _ => {
+                // The log grows while it is read (every publish and every verification
+                // verdict appends), so answers that name different current heads are
+                // asked for again, a few times, before giving up.
+                let mut attempt = 0;
+                loop {
+                    let answers = futures_util::future::try_join_all(
+                        heads.iter().map(|head| client.log_consistency(head.size)),
+                    )
+                    .await?;
+                    let mut now = Vec::with_capacity(answers.len());
+                    for (head, answer) in heads.iter().zip(&answers) {
+                        let current = self.open_checkpoint(&answer.checkpoint)?.head;
+                        verify_consistency(head, &current, &hashes(&answer.hashes)?)
+                            .map_err(proof_error)?;
+                        now.push(current);
+                    }
+                    if now.windows(2).all(|w| w[0] == w[1]) {
+                        break now[0];
+                    }
+                    attempt += 1;
+                    if attempt == CONSISTENCY_ATTEMPTS {
+                        return Err(LogCheckError::Malformed(
+                            "the log kept changing while it was being checked; try again".into(),
+                        ));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+            }
+        };
+        LogState {
+            verifier_key: self.key,
+            size: newest.size,
+            root: hex::encode(newest.root),
+        }
+        .save(&self.state_path)
+    }
 }
 
 /// The entry must be the release entry of exactly this release and signature; returns
@@ -304,8 +421,8 @@ fn check_entry(
 /// by hash) yields every key event before the release, whatever the registry's key list
 /// says: the signer must be registered there with this very key, and not revoked.
 async fn check_signer_history(
+    session: &LogSession,
     client: &Client,
-    open: &impl Fn(&str) -> Result<Checkpoint, LogCheckError>,
     detail: &VersionDetail,
     signer: &str,
     key_head: Option<EntryRef>,
@@ -333,18 +450,7 @@ async fn check_signer_history(
                 next.index
             )));
         }
-        let proof = client.log_inclusion(next.index).await?;
-        let head = open(&proof.checkpoint)?.head;
-        verify_inclusion(
-            &head,
-            &LogEntry::leaf_of(&proof.entry),
-            next.index,
-            &hashes(&proof.hashes)?,
-        )
-        .map_err(|source| LogCheckError::Proof {
-            label: label.to_owned(),
-            source,
-        })?;
+        let proof = session.proven(client, next.index, label).await?;
         if !next.matches(&proof.entry) {
             return Err(history(format!(
                 "log entry {} is not the key event the history names",

@@ -267,3 +267,78 @@ fn releases_the_host_cannot_run_are_not_chosen_and_the_reason_is_given() {
     )
     .ok();
 }
+
+/// How many requests the server has answered on routes whose template ends with `suffix`
+/// (its `/metrics`, every status).
+fn answered(server: &Server, suffix: &str) -> u64 {
+    let (_, _, body) = http("GET", &format!("{}/metrics", server.url), None, None);
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| l.starts_with("agora_http_requests_total{"))
+        .filter(|l| l.contains(&format!("{suffix}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[test]
+fn an_install_asks_for_each_thing_once_and_one_bad_dependency_stops_it_all() {
+    // No verification worker: the log holds only the key and the releases, so every proof
+    // leads to one head and the counts below are exact.
+    let server = Server::start_with(Backend::Sqlite, &[("AGORA_WORKER__IN_PROCESS", "false")]);
+    let mut alice = server.admin();
+    alice.run(&["publisher", "create", "acme"]).ok();
+    alice.sign_for("acme");
+    let work = tempfile::tempdir().unwrap();
+    let leaves: Vec<String> = (0..6).map(|i| format!("leaf-{i}")).collect();
+    for leaf in &leaves {
+        publish_acme(&alice, work.path(), leaf, "1.0.0", &[]);
+    }
+    let deps: Vec<(String, &str)> = leaves.iter().map(|l| (format!("acme/{l}"), "^1")).collect();
+    let deps: Vec<(&str, &str)> = deps.iter().map(|(d, r)| (d.as_str(), *r)).collect();
+    publish_acme(&alice, work.path(), "app", "1.0.0", &deps);
+    let anon = server.cli(None);
+
+    let routes = ["/keys", "/log/proof/inclusion", "/log/proof/consistency"];
+    let count = || routes.map(|r| answered(&server, r));
+    for (dir, consistency) in [("first", 0), ("second", 1)] {
+        let before = count();
+        anon.run_in(work.path(), &["install", "acme/app", "--dir", dir])
+            .ok();
+        let after = count();
+        let asked: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+        // Seven releases of one publisher: its keys once; seven inclusion proofs and one
+        // for the key event they share; the first install pins the log (nothing to be
+        // consistent with), the second proves the log extends what the first saw, once.
+        assert_eq!(
+            asked,
+            vec![1, 8, consistency],
+            "{dir}: keys, inclusion, consistency"
+        );
+        assert_eq!(lock_versions(&work.path().join(dir)).len(), 7);
+    }
+
+    // One leaf's module is damaged on the server: the whole install stops, and nothing of
+    // the releases checked and downloaded beside it is left.
+    let digest = anon.module_digest("acme/leaf-3@1.0.0");
+    let blob = server.blob_path(&digest);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+    let err = anon
+        .run_in(work.path(), &["install", "acme/app", "--dir", "third"])
+        .fails();
+    assert!(
+        err.contains(digest.trim_start_matches("sha256:")),
+        "the damaged blob is named: {err}"
+    );
+    let third = work.path().join("third");
+    assert!(
+        !third.join("agora.lock").exists(),
+        "the lockfile was written"
+    );
+    assert!(!third.join("acme").exists(), "something was installed");
+    assert!(
+        !third.join(".agora-tmp").exists(),
+        "staging files were left"
+    );
+}

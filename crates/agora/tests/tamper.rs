@@ -49,28 +49,11 @@ impl World {
     }
 
     fn blob_path(&self, digest: &str) -> PathBuf {
-        let hex = digest.trim_start_matches("sha256:");
-        self.server
-            .blob_dir()
-            .join("sha256")
-            .join(&hex[..2])
-            .join(hex)
+        self.server.blob_path(digest)
     }
 
     fn module_digest(&self, version: &str) -> String {
-        let v = self
-            .anon
-            .run(&["--json", "info", &format!("acme/widget@{version}")])
-            .json();
-        v["artifacts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["role"] == "module")
-            .unwrap()["digest"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.anon.module_digest(&format!("acme/widget@{version}"))
     }
 
     /// Installing fails with `expected` in the error and leaves the plugin directory empty.

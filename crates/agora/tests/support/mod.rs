@@ -362,6 +362,12 @@ impl Server {
         self.data.path().join("data").join("blobs")
     }
 
+    /// Where the filesystem blob store keeps the blob `sha256:HEX`.
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.blob_dir().join("sha256").join(&hex[..2]).join(hex)
+    }
+
     /// Flips one bit of the stored blob holding exactly `content` (as the storage going
     /// bad would); calling it again restores it.
     pub fn flip_stored_blob(&self, content: &[u8]) {
@@ -466,6 +472,19 @@ impl Run {
 }
 
 impl Cli {
+    /// The digest (`sha256:HEX`) of the module of `release` (`PUBLISHER/NAME@VERSION`).
+    pub fn module_digest(&self, release: &str) -> String {
+        self.run(&["--json", "info", release]).json()["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["role"] == "module")
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// A new token for `user` with `scopes`, made with this (administrator's) CLI.
     pub fn token_for(&self, user: &str, scopes: &[&str]) -> String {
         let mut args = vec!["--json", "token", "create", "--user", user, "--name", "e2e"];
