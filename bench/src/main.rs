@@ -185,6 +185,32 @@ enum Command {
         #[arg(long, default_value = "1.0.0")]
         version: String,
     },
+    /// Small-release publish throughput: PUBLISHERS concurrent publishers, each with its
+    /// own connections, each publishing RELEASES new plugins (a plugin.yaml and a module of
+    /// SIZE_KIB random KiB, signed) one after another; with `--verdaccio`, the same count
+    /// of new npm packages (one publish PUT each, as `npm publish` sends it, a tarball of
+    /// SIZE_KIB) into Verdaccio the same way. Prints releases/s and per-publish p50/p99 as
+    /// JSON lines. Give `--registry`, `--verdaccio` or both.
+    PublishRate {
+        /// Agora's URL, to publish there.
+        #[arg(long, requires = "token", required_unless_present = "verdaccio")]
+        registry: Option<String>,
+        /// A registry administrator's token.
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long, default_value_t = 8)]
+        publishers: u32,
+        #[arg(long, default_value_t = 25)]
+        releases: u32,
+        #[arg(long, default_value_t = 4)]
+        size_kib: usize,
+        /// Verdaccio's URL, to publish there too.
+        #[arg(long, requires = "verdaccio_token")]
+        verdaccio: Option<String>,
+        /// A Verdaccio user's token.
+        #[arg(long)]
+        verdaccio_token: Option<String>,
+    },
 }
 
 /// The running server a scenario loads.
@@ -505,6 +531,113 @@ async fn publish(registry: &str, token: &str, size_mib: u64, version: &str) -> a
     Ok(())
 }
 
+/// How many publishers publish how many releases of what size ([`Command::PublishRate`]).
+struct RateLoad {
+    publishers: u32,
+    releases: u32,
+    size: usize,
+}
+
+/// Prints one JSON line: releases per second over the wall time, per-publish p50/p99.
+fn print_rate(server: &str, load: &RateLoad, wall: Duration, mut samples: Vec<Duration>) {
+    samples.sort();
+    let count = samples.len();
+    println!(
+        "{}",
+        serde_json::json!({
+            "server": server, "publishers": load.publishers, "releases": count,
+            "size_kib": load.size / 1024, "seconds": wall.as_secs_f64(),
+            "per_s": count as f64 / wall.as_secs_f64(),
+            "p50_ms": percentile(&samples, 0.5), "p99_ms": percentile(&samples, 0.99),
+        })
+    );
+}
+
+async fn publish_rate_agora(registry: &str, token: &str, load: &RateLoad) -> anyhow::Result<()> {
+    let key = std::sync::Arc::new(agora_trust::SigningKey::generate("bench")?);
+    Client::new(registry, Some(token.to_owned()))?
+        .add_key("bench", &key.public().to_openssh())
+        .await?;
+    let work = tempfile::tempdir()?;
+    let run = format!("{:x}", std::process::id());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..load.publishers)
+        .map(|t| {
+            let (key, dir) = (std::sync::Arc::clone(&key), work.path().to_owned());
+            let (registry, token, prefix) = (
+                registry.to_owned(),
+                token.to_owned(),
+                format!("rate-{run}-{t}-"),
+            );
+            let (count, size) = (load.releases, load.size);
+            tokio::spawn(async move {
+                // Each publisher its own client: its own connections.
+                let client = Client::new(&registry, Some(token))?;
+                let mut module = vec![0u8; size];
+                getrandom::fill(&mut module)?;
+                publish_many(&client, &key, &dir, &prefix, count, &module).await
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await??);
+    }
+    print_rate("agora", load, started.elapsed(), samples);
+    Ok(())
+}
+
+async fn publish_rate_verdaccio(url: &str, token: &str, load: &RateLoad) -> anyhow::Result<()> {
+    use base64ct::Encoding as _;
+    use sha2::Digest as _;
+    let url = url.trim_end_matches('/').to_owned();
+    let run = format!("{:x}", std::process::id());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..load.publishers)
+        .map(|t| {
+            let (url, token, prefix) = (url.clone(), token.to_owned(), format!("rate-{run}-{t}-"));
+            let (count, size) = (load.releases, load.size);
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut samples = Vec::with_capacity(count as usize);
+                for i in 0..count {
+                    let mut tarball = vec![0u8; size];
+                    getrandom::fill(&mut tarball)?;
+                    let started = Instant::now();
+                    // What `npm publish` PUTs: the package document with the tarball in it.
+                    let name = format!("{prefix}{i}");
+                    let file = format!("{name}-1.0.0.tgz");
+                    let integrity =
+                        base64ct::Base64::encode_string(&sha2::Sha512::digest(&tarball));
+                    let doc = serde_json::json!({
+                        "_id": name, "name": name, "dist-tags": {"latest": "1.0.0"},
+                        "versions": {"1.0.0": {"name": name, "version": "1.0.0",
+                            "description": "A release of the publish benchmark",
+                            "dist": {"tarball": format!("{url}/{name}/-/{file}"),
+                                     "integrity": format!("sha512-{integrity}")}}},
+                        "_attachments": {file: {"content_type": "application/octet-stream",
+                            "data": base64ct::Base64::encode_string(&tarball), "length": size}},
+                    });
+                    http.put(format!("{url}/{name}"))
+                        .bearer_auth(&token)
+                        .json(&doc)
+                        .send()
+                        .await?
+                        .error_for_status()?;
+                    samples.push(started.elapsed());
+                }
+                Ok::<_, anyhow::Error>(samples)
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await??);
+    }
+    print_rate("verdaccio", load, started.elapsed(), samples);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -566,6 +699,28 @@ async fn main() -> anyhow::Result<()> {
             size_mib,
             version,
         } => publish(&registry, &token, size_mib, &version).await,
+        Command::PublishRate {
+            registry,
+            token,
+            publishers,
+            releases,
+            size_kib,
+            verdaccio,
+            verdaccio_token,
+        } => {
+            let load = RateLoad {
+                publishers,
+                releases,
+                size: size_kib * 1024,
+            };
+            if let (Some(registry), Some(token)) = (registry, token) {
+                publish_rate_agora(&registry, &token, &load).await?;
+            }
+            if let (Some(url), Some(token)) = (verdaccio, verdaccio_token) {
+                publish_rate_verdaccio(&url, &token, &load).await?;
+            }
+            Ok(())
+        }
         Command::Verify {
             registry,
             token,
