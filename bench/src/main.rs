@@ -2,6 +2,8 @@
 //! - `seed`: fills a catalog with generated plugins through the real store code;
 //! - `latency`: sequential GETs of one URL, reporting p50/p99;
 //! - `publish`: uploads and publishes a release of a given size, reporting MiB/s;
+//! - `publish-rate`: small-release publishes from concurrent publishers, into Agora and
+//!   Verdaccio, reporting releases/s (driven by `bench/publish.sh`);
 //! - `verify`: the verification pipeline (driven by `bench/verify.sh`): per-stage and
 //!   total times, releases audited per minute, publish latency beside a busy worker;
 //! - `control-plane`: simulated agents against the control plane (driven by

@@ -76,6 +76,15 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
     is_tar_header(bytes).then_some(Format::Tar)
 }
 
+/// Whether a file whose first bytes are `head` (at least [`HEAD_BYTES`] of them, or the
+/// whole file) may be an archive: [`sniff`] of the whole file finds one only then.
+pub fn may_be_archive(head: &[u8]) -> bool {
+    head.starts_with(&GZIP_MAGIC) || head.starts_with(&ZIP_MAGIC) || is_tar_header(head)
+}
+
+/// How many first bytes [`may_be_archive`] needs.
+pub const HEAD_BYTES: usize = BLOCK;
+
 /// A first block with the ustar magic, or an old-style header whose checksum holds.
 fn is_tar_header(bytes: &[u8]) -> bool {
     let Some(block) = bytes.get(..BLOCK) else {
@@ -562,6 +571,32 @@ mod tests {
             rules(&audit(b"PK\x03\x04rest", "a.zip")),
             [("archive.not-audited", Severity::Info)]
         );
+    }
+
+    #[test]
+    fn the_first_bytes_tell_whether_a_file_may_be_an_archive() {
+        let tar = tar_of(&[file("plugin.yaml", b"name: x\n"), file("bin/x", b"\x7fELF")]);
+        // Bytes like a module's: no gzip, zip or tar start.
+        let module: Vec<u8> = (0..4096u32).map(|i| (i * 37 % 251) as u8 + 1).collect();
+        let files: [&[u8]; 8] = [
+            &tar,
+            &gzip(&tar),
+            &gzip(b"just text"),
+            b"PK\x03\x04rest",
+            b"# README\n",
+            &[0u8; 2048],
+            b"\0asm\x0d\0\x01\0",
+            &module,
+        ];
+        for bytes in files {
+            let head = &bytes[..bytes.len().min(HEAD_BYTES)];
+            assert_eq!(
+                may_be_archive(head),
+                sniff(bytes).is_some(),
+                "{:?}",
+                &bytes[..bytes.len().min(8)]
+            );
+        }
     }
 
     #[test]

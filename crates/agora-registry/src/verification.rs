@@ -613,6 +613,27 @@ async fn audited_bytes(
     path: &str,
     field: &str,
 ) -> std::result::Result<Vec<u8>, Vec<Finding>> {
+    let (size, mut body) = audited_stream(registry, artifacts, path, field).await?;
+    // Into one buffer of the file's size as the chunks arrive: the file is held once,
+    // not once in chunks and again joined.
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(_) => return Err(Vec::new()),
+        }
+    }
+    Ok(bytes)
+}
+
+/// The size and byte stream of a release's file for an audit, or the finding that says
+/// why not (none when the integrity stage already reports it missing or unreadable).
+async fn audited_stream(
+    registry: &Registry,
+    artifacts: &[ArtifactRecord],
+    path: &str,
+    field: &str,
+) -> std::result::Result<(u64, agora_store::ByteStream), Vec<Finding>> {
     let Some(a) = artifacts.iter().find(|a| a.path == path) else {
         return Err(vec![finding(
             Severity::Critical,
@@ -630,19 +651,10 @@ async fn audited_bytes(
             Some(path),
         )]);
     }
-    let Ok(Some(mut stream)) = registry.blobs.get(&a.digest, 0, size).await else {
-        return Err(Vec::new());
-    };
-    // Into one buffer of the file's size as the chunks arrive: the file is held once,
-    // not once in chunks and again joined.
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    while let Some(chunk) = stream.body.next().await {
-        match chunk {
-            Ok(chunk) => bytes.extend_from_slice(&chunk),
-            Err(_) => return Err(Vec::new()),
-        }
+    match registry.blobs.get(&a.digest, 0, size).await {
+        Ok(Some(stream)) => Ok((size, stream.body)),
+        _ => Err(Vec::new()),
     }
-    Ok(bytes)
 }
 
 /// The component's imports and exports against the contract and the declared
@@ -653,10 +665,23 @@ async fn wasm_stage(
     artifacts: &[ArtifactRecord],
 ) -> Vec<Finding> {
     let module = manifest.runtime.module.as_deref().unwrap_or_default();
-    match audited_bytes(registry, artifacts, module, "runtime.module").await {
-        Ok(bytes) => crate::wasm_audit::audit(&bytes, &manifest.capabilities, module),
-        Err(findings) => findings,
+    let mut body = match audited_stream(registry, artifacts, module, "runtime.module").await {
+        Ok((_, body)) => body,
+        Err(findings) => return findings,
+    };
+    // Read as it arrives: only the section being parsed is held, not the module.
+    let mut scan = crate::wasm_audit::Scan::default();
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => scan.feed(&chunk, false),
+            Err(_) => return Vec::new(),
+        }
+        if scan.finished() {
+            break;
+        }
     }
+    scan.feed(&[], true);
+    scan.findings(&manifest.capabilities, module)
 }
 
 /// Each platform's executable against what the sandbox relies on
@@ -682,6 +707,13 @@ async fn native_stage(
 async fn files_stage(registry: &Registry, artifacts: &[ArtifactRecord]) -> Vec<Finding> {
     let mut findings = Vec::new();
     for a in artifacts {
+        // A module or executable (the large files) is read whole only when its first bytes
+        // may begin an archive: otherwise it has nothing the files stage looks at.
+        if matches!(a.role, ArtifactRole::Module | ArtifactRole::Binary)
+            && !may_be_archive(registry, artifacts, a).await
+        {
+            continue;
+        }
         match audited_bytes(registry, artifacts, &a.path, &a.path).await {
             Ok(bytes) => findings.extend(file_findings(a.role, &a.path, &bytes)),
             Err(more) if !matches!(a.role, ArtifactRole::Module | ArtifactRole::Binary) => {
@@ -691,6 +723,27 @@ async fn files_stage(registry: &Registry, artifacts: &[ArtifactRecord]) -> Vec<F
         }
     }
     findings
+}
+
+/// Whether the file's first bytes may begin an archive ([`crate::archive_audit::may_be_archive`]);
+/// true when they cannot be read, so the whole read reports why.
+async fn may_be_archive(
+    registry: &Registry,
+    artifacts: &[ArtifactRecord],
+    a: &ArtifactRecord,
+) -> bool {
+    let Ok((_, mut body)) = audited_stream(registry, artifacts, &a.path, &a.path).await else {
+        return true;
+    };
+    let mut head = Vec::new();
+    while head.len() < crate::archive_audit::HEAD_BYTES {
+        match body.next().await {
+            Some(Ok(chunk)) => head.extend_from_slice(&chunk),
+            Some(Err(_)) => return true,
+            None => break,
+        }
+    }
+    crate::archive_audit::may_be_archive(&head)
 }
 
 /// What the `files` stage holds against one file of a release, in the registry and in
