@@ -3,6 +3,7 @@
 #
 #   bash bench/run.sh                  # defaults below; prints a Markdown report
 #   RUNS=5 DUR=10s bash bench/run.sh   # knobs
+#   SERVER=/path/to/agora bash bench/run.sh   # another build of agora, same run otherwise
 #
 # Workloads (each wrk workload runs RUNS times, round-robin between servers; medians and
 # min-max are reported):
@@ -57,7 +58,7 @@ command -v wrk >/dev/null && command -v nginx >/dev/null && command -v docker-re
 }
 log "building release binaries"
 cargo build --release --quiet -p agora -p agora-bench
-AGORA=$CARGO_TARGET_DIR/release/agora
+AGORA=${SERVER:-$CARGO_TARGET_DIR/release/agora}
 BENCH=$CARGO_TARGET_DIR/release/agora-bench
 
 rm -rf "$B" && mkdir -p "$B/agora" "$B/www" "$B/nginx/tmp" "$B/results" "$B/registry/data"
