@@ -540,8 +540,19 @@ struct RateLoad {
     size: usize,
 }
 
-/// Prints one JSON line: releases per second over the wall time, per-publish p50/p99.
-fn print_rate(server: &str, load: &RateLoad, wall: Duration, mut samples: Vec<Duration>) {
+/// Waits for every publisher's task, then prints one JSON line: releases per second over
+/// the wall time since `started`, per-publish p50/p99.
+async fn report_rate(
+    server: &str,
+    load: &RateLoad,
+    started: Instant,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Vec<Duration>>>>,
+) -> anyhow::Result<()> {
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await??);
+    }
+    let wall = started.elapsed();
     samples.sort();
     let count = samples.len();
     println!(
@@ -553,6 +564,7 @@ fn print_rate(server: &str, load: &RateLoad, wall: Duration, mut samples: Vec<Du
             "p50_ms": percentile(&samples, 0.5), "p99_ms": percentile(&samples, 0.99),
         })
     );
+    Ok(())
 }
 
 async fn publish_rate_agora(registry: &str, token: &str, load: &RateLoad) -> anyhow::Result<()> {
@@ -581,12 +593,7 @@ async fn publish_rate_agora(registry: &str, token: &str, load: &RateLoad) -> any
             })
         })
         .collect();
-    let mut samples = Vec::new();
-    for task in tasks {
-        samples.extend(task.await??);
-    }
-    print_rate("agora", load, started.elapsed(), samples);
-    Ok(())
+    report_rate("agora", load, started, tasks).await
 }
 
 async fn publish_rate_verdaccio(url: &str, token: &str, load: &RateLoad) -> anyhow::Result<()> {
@@ -632,12 +639,7 @@ async fn publish_rate_verdaccio(url: &str, token: &str, load: &RateLoad) -> anyh
             })
         })
         .collect();
-    let mut samples = Vec::new();
-    for task in tasks {
-        samples.extend(task.await??);
-    }
-    print_rate("verdaccio", load, started.elapsed(), samples);
-    Ok(())
+    report_rate("verdaccio", load, started, tasks).await
 }
 
 #[tokio::main]
