@@ -55,7 +55,6 @@ for r in $(seq 1 "$RUNS"); do
 done
 PER_INSTALL=$(( ($(answered) - BEFORE) / RUNS ))
 N=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['plugins']))" "$B/install-1/agora.lock")
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 MED=$(median <"$B/times")
 
 if [[ $NPM == 1 ]]; then

@@ -236,7 +236,6 @@ SEARCH_BROAD="$A/api/v1/plugins?q=network&category=security&tag=http"
 "$BENCH" install-cost --registry "$A" --plugin bench/small --version 1.0.0 --runs 50 >"$R/install_cost_small.json"
 
 # ------------------------------------------------------------------ report
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 col() { awk -F'\t' -v n="$1" -v c="$2" '$1 == n {print $c}' "$R/wrk.tsv"; }
 spread() { col "$1" "$2" | sort -g | awk 'NR==1{min=$1} {max=$1} END {printf "%s–%s", min, max}'; }
 jf() { sed -n "s/.*\"$2\":\([0-9.e+-]*\).*/\1/p" "$1"; }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use agora_core::api::VersionDetail;
@@ -660,8 +659,10 @@ async fn collect_candidates(
         let room = MAX_PLUGINS_IN_TREE.saturating_sub(catalog.len());
         let names: Vec<(String, PluginRef)> = level
             .into_iter()
-            .filter_map(|name| Some((name.parse::<PluginRef>().ok()?, name)))
-            .map(|(plugin, name)| (name, plugin))
+            .filter_map(|name| {
+                let plugin = name.parse::<PluginRef>().ok()?;
+                Some((name, plugin))
+            })
             .take(room)
             .collect();
         let lists = futures_util::stream::iter(names.iter().map(|(_, plugin)| async move {
@@ -846,8 +847,6 @@ const MAX_KEPT_PUBLISHERS: usize = MAX_PLUGINS_IN_TREE;
 /// Releases to check and download at once in one install.
 const PARALLEL_RELEASES: usize = 8;
 
-type KeyCell = Arc<tokio::sync::OnceCell<Vec<agora_core::api::PublisherKey>>>;
-
 /// What one install checks of a set of releases, asking the registry for each thing once:
 /// each publisher's keys, the log's key and checkpoint, the key events releases share
 /// ([`crate::logcheck::LogSession`]). Releases may be checked concurrently; nothing they
@@ -855,7 +854,7 @@ type KeyCell = Arc<tokio::sync::OnceCell<Vec<agora_core::api::PublisherKey>>>;
 pub struct Checks<'a> {
     client: &'a Client,
     log: crate::logcheck::LogSession,
-    keys: std::sync::Mutex<BTreeMap<String, KeyCell>>,
+    keys: crate::once_map::OnceMap<String, Vec<agora_core::api::PublisherKey>>,
 }
 
 impl<'a> Checks<'a> {
@@ -864,7 +863,7 @@ impl<'a> Checks<'a> {
             client,
             log: crate::logcheck::LogSession::open(client, &trust.log_state, &trust.pinning)
                 .await?,
-            keys: std::sync::Mutex::new(BTreeMap::new()),
+            keys: crate::once_map::OnceMap::new(MAX_KEPT_PUBLISHERS),
         })
     }
 
@@ -872,23 +871,10 @@ impl<'a> Checks<'a> {
         &self,
         publisher: &str,
     ) -> Result<Vec<agora_core::api::PublisherKey>, InstallError> {
-        let cell = {
-            let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-            match keys.get(publisher) {
-                Some(cell) => Arc::clone(cell),
-                None => {
-                    let cell = KeyCell::default();
-                    if keys.len() < MAX_KEPT_PUBLISHERS {
-                        keys.insert(publisher.to_owned(), Arc::clone(&cell));
-                    }
-                    cell
-                }
-            }
-        };
-        Ok(cell
-            .get_or_try_init(|| self.client.keys(publisher))
-            .await?
-            .clone())
+        Ok(self
+            .keys
+            .get_or_try_init(publisher.to_owned(), || self.client.keys(publisher))
+            .await?)
     }
 
     /// Checks a release and downloads it into `dest` (an empty directory): safe paths,

@@ -11,6 +11,7 @@ pub mod install;
 pub mod lockfile;
 pub mod logcheck;
 pub mod monitor;
+mod once_map;
 pub mod publish;
 pub mod scaffold;
 pub mod verify;

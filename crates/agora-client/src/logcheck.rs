@@ -4,7 +4,8 @@
 //! can neither show different histories to different clients nor roll a plugin back.
 
 use std::path::Path;
-use std::sync::Arc;
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use agora_core::Digest;
 use agora_core::api::{InclusionProofResponse, VersionDetail};
@@ -174,6 +175,13 @@ pub async fn verify_logged(
     Ok(index)
 }
 
+/// Most distinct tree heads one session's proofs may lead to (the log grows while an
+/// install reads it, so a few differ; each costs a consistency proof at the end).
+const MAX_HEADS: usize = 64;
+
+/// Consistency proofs asked for at once.
+const PARALLEL_PROOFS: usize = 8;
+
 /// Most inclusion proofs one session keeps to answer again (key events shared by the
 /// releases of one publisher); past it, proofs are fetched each time they are needed.
 const MAX_KEPT_PROOFS: usize = 4096;
@@ -192,9 +200,7 @@ pub struct LogSession {
     seen: Option<TreeHead>,
     /// Every distinct head an inclusion proof of this session led to.
     heads: std::sync::Mutex<Vec<TreeHead>>,
-    proofs: std::sync::Mutex<
-        std::collections::HashMap<u64, Arc<tokio::sync::OnceCell<InclusionProofResponse>>>,
-    >,
+    proofs: crate::once_map::OnceMap<u64, InclusionProofResponse>,
 }
 
 impl LogSession {
@@ -220,7 +226,7 @@ impl LogSession {
             key,
             seen,
             heads: std::sync::Mutex::new(Vec::new()),
-            proofs: std::sync::Mutex::new(std::collections::HashMap::new()),
+            proofs: crate::once_map::OnceMap::new(MAX_KEPT_PROOFS),
         })
     }
 
@@ -238,21 +244,8 @@ impl LogSession {
         index: u64,
         label: &str,
     ) -> Result<InclusionProofResponse, LogCheckError> {
-        let cell = {
-            let mut proofs = self.proofs.lock().unwrap_or_else(|e| e.into_inner());
-            match proofs.get(&index) {
-                Some(cell) => Arc::clone(cell),
-                None => {
-                    let cell = Arc::new(tokio::sync::OnceCell::new());
-                    if proofs.len() < MAX_KEPT_PROOFS {
-                        proofs.insert(index, Arc::clone(&cell));
-                    }
-                    cell
-                }
-            }
-        };
-        let proof = cell
-            .get_or_try_init(|| async {
+        self.proofs
+            .get_or_try_init(index, || async {
                 let proof = client.log_inclusion(index).await?;
                 let head = self.open_checkpoint(&proof.checkpoint)?.head;
                 verify_inclusion(
@@ -278,12 +271,16 @@ impl LogSession {
                 }
                 let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
                 if !heads.contains(&head) {
+                    if heads.len() == MAX_HEADS {
+                        return Err(LogCheckError::Malformed(format!(
+                            "the registry's proofs named more than {MAX_HEADS} different log heads in one install; try again"
+                        )));
+                    }
                     heads.push(head);
                 }
                 Ok::<_, LogCheckError>(proof)
             })
-            .await?;
-        Ok(proof.clone())
+            .await
     }
 
     /// Checks that `detail` (whose signature was verified by `signer`) is in the log, and
@@ -336,9 +333,11 @@ impl LogSession {
                 // asked for again, a few times, before giving up.
                 let mut attempt = 0;
                 loop {
-                    let answers = futures_util::future::try_join_all(
+                    let answers: Vec<_> = futures_util::stream::iter(
                         heads.iter().map(|head| client.log_consistency(head.size)),
                     )
+                    .buffered(PARALLEL_PROOFS)
+                    .try_collect()
                     .await?;
                     let mut now = Vec::with_capacity(answers.len());
                     for (head, answer) in heads.iter().zip(&answers) {
